@@ -1,0 +1,330 @@
+//! The one internal model every dialect decodes into and encodes out of
+//! (PROTOCOLS.md §2). It is deliberately neither OpenAI- nor
+//! Anthropic-shaped: tool results are parts, system text is kept apart from
+//! the conversation, reasoning carries its origin, usage is split into the
+//! buckets every dialect's formulas can be derived from.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    /// The model name as the client asked for it.
+    pub model: String,
+    /// Leading system / developer text, one part per source block (keeps
+    /// cache breakpoints where a dialect has them).
+    pub system: Vec<TextPart>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    pub parallel_tool_calls: Option<bool>,
+    pub sampling: Sampling,
+    pub reasoning: Option<ReasoningConfig>,
+    pub output_format: Option<OutputFormat>,
+    pub user: Option<String>,
+    pub stream: bool,
+    /// The client asked for usage in the stream (OpenAI
+    /// `stream_options.include_usage`); Anthropic streams always carry it.
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextPart {
+    pub text: String,
+    /// The client marked a cache breakpoint here.
+    pub cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+    /// A system message in the middle of the conversation.
+    System,
+    /// Results of tool calls; every part is a `Part::ToolResult`.
+    Tool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text(TextPart),
+    Image(Media),
+    Document(Media),
+    ToolCall(ToolCall),
+    ToolResult(ToolResult),
+    Reasoning(Reasoning),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Media {
+    Base64 {
+        mime: String,
+        data: String,
+    },
+    Url(String),
+    /// A document given as plain text.
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as a JSON object text (never empty: `{}` at least).
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    pub call_id: String,
+    pub content: Vec<Part>,
+    pub is_error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reasoning {
+    pub text: String,
+    /// Opaque, provider-minted; replayed byte-exact or dropped.
+    pub signature: Option<String>,
+    /// Anthropic `redacted_thinking.data`.
+    pub redacted: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    pub schema: Value,
+    pub strict: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Named(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    pub max_output_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<u64>,
+    pub stop: Vec<String>,
+    pub n: Option<u64>,
+    pub seed: Option<i64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    None,
+    Minimal,
+    Low,
+    Medium,
+    High,
+    XHigh,
+    Max,
+}
+
+impl Effort {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "minimal" => Self::Minimal,
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            "xhigh" => Self::XHigh,
+            "max" => Self::Max,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::XHigh => "xhigh",
+            Self::Max => "max",
+        }
+    }
+
+    /// A thinking budget for dialects that only speak in tokens.
+    pub fn budget_tokens(self) -> Option<u64> {
+        match self {
+            Self::None => None,
+            Self::Minimal | Self::Low => Some(2048),
+            Self::Medium => Some(8192),
+            Self::High => Some(16384),
+            Self::XHigh | Self::Max => Some(32768),
+        }
+    }
+
+    /// The effort bucket a token budget falls into (§3.5).
+    pub fn from_budget(budget: u64) -> Self {
+        match budget {
+            0 => Self::None,
+            1..=2048 => Self::Low,
+            2049..=8192 => Self::Medium,
+            _ => Self::High,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReasoningConfig {
+    pub effort: Option<Effort>,
+    pub budget_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputFormat {
+    Text,
+    JsonObject,
+    JsonSchema {
+        name: String,
+        schema: Value,
+        strict: Option<bool>,
+    },
+}
+
+// ---------------------------------------------------------------- responses
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    StopSequence,
+    Length,
+    ToolCalls,
+    ContentFilter,
+    /// Anthropic `pause_turn`: a server tool wants the turn continued.
+    Pause,
+}
+
+/// Token usage in the canonical buckets of PROTOCOLS.md §4.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub input_uncached: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    /// Visible output plus reasoning.
+    pub output_total: u64,
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// Everything that went in, cached or not (OpenAI's `prompt_tokens`).
+    pub fn input_total(&self) -> u64 {
+        self.input_uncached + self.cache_read + self.cache_write
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub id: String,
+    pub model: String,
+    /// In dialect-neutral order: reasoning, text, tool calls.
+    pub parts: Vec<Part>,
+    pub finish: FinishReason,
+    pub stop_sequence: Option<String>,
+    pub usage: Usage,
+}
+
+impl Response {
+    pub fn has_tool_calls(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::ToolCall(_)))
+    }
+}
+
+// ------------------------------------------------------------ stream events
+
+/// What an upstream stream decoder hands to a client stream encoder. The
+/// decoder has already normalised the upstream's quirks: tool calls are
+/// numbered 0.. in order of appearance, a call's start (with id and name)
+/// precedes its argument fragments, empty deltas are gone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The upstream acknowledged the request; input usage if it said so.
+    Start {
+        usage: Option<Usage>,
+    },
+    Text(String),
+    Reasoning(String),
+    ReasoningSignature(String),
+    ToolCallStart {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    ToolCallArgs {
+        index: usize,
+        fragment: String,
+    },
+    /// Cumulative usage so far; later values replace earlier ones.
+    Usage(Usage),
+    Finish {
+        reason: FinishReason,
+        stop_sequence: Option<String>,
+    },
+    /// The upstream finished the stream properly.
+    Done,
+    /// The upstream reported an error inside the stream.
+    Error(crate::error::ApiError),
+}
+
+impl StreamEvent {
+    /// Events that prove the upstream is really answering: commit to a
+    /// stream only after one of these (or its clean end) is in hand.
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self,
+            Self::Text(_)
+                | Self::Reasoning(_)
+                | Self::ReasoningSignature(_)
+                | Self::ToolCallStart { .. }
+                | Self::ToolCallArgs { .. }
+                | Self::Finish { .. }
+                | Self::Done
+        )
+    }
+}
+
+/// Ids in a client's dialect.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut s = String::with_capacity(prefix.len() + 24);
+    s.push_str(prefix);
+    for _ in 0..24 {
+        s.push(ALPHABET[fastrand::usize(..ALPHABET.len())] as char);
+    }
+    s
+}
+
+/// Marks a reasoning signature the gateway made up because the upstream
+/// gave none (Anthropic clients drop unsigned thinking). It must never reach
+/// a real Anthropic upstream (§3.7 rule a).
+pub const SYNTHETIC_SIGNATURE_PREFIX: &str = "modelswitch-unsigned:";
+
+pub fn is_synthetic_signature(sig: &str) -> bool {
+    sig.starts_with(SYNTHETIC_SIGNATURE_PREFIX)
+}
+
+/// Text length → token estimate, for places where a dialect needs a number
+/// before the upstream gave one (Anthropic `message_start`, count_tokens).
+/// About four bytes per token for English and code; never 0.
+pub fn estimate_tokens_from_bytes(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4).max(1)
+}

@@ -1,0 +1,778 @@
+//! OpenAI Chat Completions requests ⇄ the canonical request (PROTOCOLS.md §3.1).
+
+use crate::canonical::*;
+use crate::error::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+#[derive(Deserialize)]
+struct WireRequest {
+    model: String,
+    messages: Vec<WireMessage>,
+    tools: Option<Vec<WireTool>>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    stop: Option<Value>,
+    n: Option<u64>,
+    seed: Option<i64>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
+    reasoning_effort: Option<String>,
+    response_format: Option<Value>,
+    user: Option<String>,
+    stream: Option<bool>,
+    stream_options: Option<WireStreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct WireStreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    role: String,
+    #[serde(default)]
+    content: Value,
+    tool_calls: Option<Vec<WireToolCall>>,
+    tool_call_id: Option<String>,
+    reasoning_content: Option<String>,
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    id: Option<String>,
+    function: WireFunctionCall,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionCall {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+struct WireTool {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    function: Option<WireFunction>,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    description: Option<String>,
+    parameters: Option<Value>,
+    strict: Option<bool>,
+}
+
+/// Decodes a client's Chat Completions body.
+pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
+    let w: WireRequest = crate::error::parse_body(body)?;
+    let mut req = Request {
+        model: w.model,
+        stream: w.stream.unwrap_or(false),
+        include_usage: w
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+        parallel_tool_calls: w.parallel_tool_calls,
+        user: w.user,
+        ..Request::default()
+    };
+    let mut leading = true;
+    for (i, m) in w.messages.into_iter().enumerate() {
+        let at = |field: &str| format!("messages[{i}].{field}");
+        match m.role.as_str() {
+            "system" | "developer" => {
+                let parts = text_parts(&m.content, &at("content"))?;
+                if leading {
+                    req.system.extend(parts);
+                } else {
+                    req.messages.push(Message {
+                        role: Role::System,
+                        parts: parts.into_iter().map(Part::Text).collect(),
+                    });
+                }
+            }
+            "user" => {
+                leading = false;
+                let parts = user_parts(&m.content, &at("content"))?;
+                req.messages.push(Message {
+                    role: Role::User,
+                    parts,
+                });
+            }
+            "assistant" => {
+                leading = false;
+                let mut parts = Vec::new();
+                if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+                    parts.push(Part::Reasoning(Reasoning {
+                        text: r,
+                        signature: None,
+                        redacted: None,
+                    }));
+                }
+                parts.extend(
+                    text_parts(&m.content, &at("content"))?
+                        .into_iter()
+                        .map(Part::Text),
+                );
+                if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
+                    parts.push(Part::Text(TextPart {
+                        text: r,
+                        cache: false,
+                    }));
+                }
+                for (j, tc) in m.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                    parts.push(Part::ToolCall(ToolCall {
+                        id: tc
+                            .id
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| new_id("call_")),
+                        name: tc.function.name,
+                        arguments: arguments_text(&tc.function.arguments).map_err(|e| {
+                            e.with_param(at(&format!("tool_calls[{j}].function.arguments")))
+                        })?,
+                    }));
+                }
+                req.messages.push(Message {
+                    role: Role::Assistant,
+                    parts,
+                });
+            }
+            "tool" | "function" => {
+                leading = false;
+                let call_id = m.tool_call_id.ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "{} is required for tool messages",
+                        at("tool_call_id")
+                    ))
+                })?;
+                let content = text_parts(&m.content, &at("content"))?
+                    .into_iter()
+                    .map(Part::Text)
+                    .collect();
+                req.messages.push(Message {
+                    role: Role::Tool,
+                    parts: vec![Part::ToolResult(ToolResult {
+                        call_id,
+                        content,
+                        is_error: false,
+                    })],
+                });
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "{}: unsupported role '{other}'",
+                    at("role")
+                )))
+            }
+        }
+    }
+    if req.messages.is_empty() && req.system.is_empty() {
+        return Err(
+            ApiError::invalid("messages: at least one message is required").with_param("messages"),
+        );
+    }
+    for (i, t) in w.tools.unwrap_or_default().into_iter().enumerate() {
+        match (t.kind.as_deref(), t.function) {
+            (None | Some("function"), Some(f)) => req.tools.push(Tool {
+                name: f.name,
+                description: f.description,
+                schema: f
+                    .parameters
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                strict: f.strict,
+            }),
+            (kind, _) => {
+                return Err(ApiError::invalid(format!(
+                    "tools[{i}]: tool type '{}' is not supported by this route",
+                    kind.unwrap_or("?")
+                ))
+                .with_param(format!("tools[{i}]")))
+            }
+        }
+    }
+    req.tool_choice = match w.tool_choice {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            _ => {
+                return Err(
+                    ApiError::invalid(format!("tool_choice: unknown value '{s}'"))
+                        .with_param("tool_choice"),
+                )
+            }
+        }),
+        Some(v) => Some(ToolChoice::Named(
+            v.pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::invalid("tool_choice.function.name is required")
+                        .with_param("tool_choice")
+                })?
+                .to_owned(),
+        )),
+    };
+    req.sampling = Sampling {
+        max_output_tokens: w.max_completion_tokens.or(w.max_tokens),
+        temperature: w.temperature,
+        top_p: w.top_p,
+        top_k: None,
+        stop: match w.stop {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(_) => {
+                return Err(
+                    ApiError::invalid("stop: expected a string or an array of strings")
+                        .with_param("stop"),
+                )
+            }
+        },
+        n: w.n,
+        seed: w.seed,
+        presence_penalty: w.presence_penalty,
+        frequency_penalty: w.frequency_penalty,
+    };
+    req.reasoning = match w.reasoning_effort {
+        None => None,
+        Some(e) => Some(ReasoningConfig {
+            effort: Some(Effort::parse(&e).ok_or_else(|| {
+                ApiError::invalid(format!("reasoning_effort: unknown value '{e}'"))
+                    .with_param("reasoning_effort")
+            })?),
+            budget_tokens: None,
+        }),
+    };
+    req.output_format =
+        w.response_format
+            .and_then(|f| match f.get("type").and_then(Value::as_str)? {
+                "json_object" => Some(OutputFormat::JsonObject),
+                "json_schema" => {
+                    let s = f.get("json_schema")?;
+                    Some(OutputFormat::JsonSchema {
+                        name: s
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("output")
+                            .to_owned(),
+                        schema: s.get("schema").cloned().unwrap_or_else(|| json!({})),
+                        strict: s.get("strict").and_then(Value::as_bool),
+                    })
+                }
+                _ => Some(OutputFormat::Text),
+            });
+    Ok(req)
+}
+
+/// Tool-call arguments as JSON object text: `""` → `{}`, an object given
+/// as JSON (not a string) is serialised, anything unparseable is a 400 —
+/// never silently `{}`.
+pub(crate) fn arguments_text(v: &Value) -> Result<String, ApiError> {
+    match v {
+        Value::Null => Ok("{}".into()),
+        Value::String(s) if s.trim().is_empty() => Ok("{}".into()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(_)) => Ok(s.clone()),
+            _ => Err(ApiError::invalid(format!(
+                "tool call arguments must be a JSON object, got: {}",
+                truncate(s, 120)
+            ))),
+        },
+        Value::Object(_) => Ok(v.to_string()),
+        _ => Err(ApiError::invalid(
+            "tool call arguments must be a JSON object",
+        )),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn text_parts(content: &Value, at: &str) -> Result<Vec<TextPart>, ApiError> {
+    match content {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![TextPart {
+            text: s.clone(),
+            cache: false,
+        }]),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.get("type").and_then(Value::as_str) {
+                Some("text") | Some("input_text") | Some("output_text") => Some(
+                    p.get("text")
+                        .and_then(Value::as_str)
+                        .map(|t| TextPart {
+                            text: t.to_owned(),
+                            cache: false,
+                        })
+                        .ok_or_else(|| {
+                            ApiError::invalid(format!("{at}[{i}].text must be a string"))
+                        }),
+                ),
+                Some("refusal") => p.get("refusal").and_then(Value::as_str).map(|t| {
+                    Ok(TextPart {
+                        text: t.to_owned(),
+                        cache: false,
+                    })
+                }),
+                _ => Some(Err(ApiError::invalid(format!(
+                    "{at}[{i}]: only text parts are allowed here"
+                )))),
+            })
+            .collect(),
+        _ => Err(ApiError::invalid(format!(
+            "{at}: expected a string or an array of parts"
+        ))),
+    }
+}
+
+fn user_parts(content: &Value, at: &str) -> Result<Vec<Part>, ApiError> {
+    let Value::Array(items) = content else {
+        return Ok(text_parts(content, at)?
+            .into_iter()
+            .map(Part::Text)
+            .collect());
+    };
+    let mut parts = Vec::with_capacity(items.len());
+    for (i, p) in items.iter().enumerate() {
+        let field = |f: &str| p.pointer(f).and_then(Value::as_str);
+        let part = match p.get("type").and_then(Value::as_str) {
+            Some("text") => Part::Text(TextPart {
+                text: field("/text")
+                    .ok_or_else(|| ApiError::invalid(format!("{at}[{i}].text must be a string")))?
+                    .to_owned(),
+                cache: false,
+            }),
+            Some("image_url") => {
+                let url = field("/image_url/url")
+                    .or_else(|| field("/image_url"))
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!("{at}[{i}].image_url.url is required"))
+                    })?;
+                Part::Image(media_from_url(url))
+            }
+            Some("file") => {
+                let data = field("/file/file_data").ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "{at}[{i}].file.file_data is required (file ids are not supported)"
+                    ))
+                })?;
+                Part::Document(media_from_url(data))
+            }
+            Some("input_audio") => {
+                return Err(ApiError::invalid(format!(
+                    "{at}[{i}]: audio input is not supported by this route"
+                )))
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "{at}[{i}]: unknown content part type '{}'",
+                    other.unwrap_or("?")
+                )))
+            }
+        };
+        parts.push(part);
+    }
+    Ok(parts)
+}
+
+/// `data:<mime>;base64,<data>` → inline bytes; anything else → a URL.
+pub(crate) fn media_from_url(url: &str) -> Media {
+    if let Some(rest) = url.strip_prefix("data:") {
+        if let Some((mime, data)) = rest.split_once(";base64,") {
+            return Media::Base64 {
+                mime: mime.to_owned(),
+                data: data.to_owned(),
+            };
+        }
+    }
+    Media::Url(url.to_owned())
+}
+
+fn media_url(m: &Media) -> String {
+    match m {
+        Media::Base64 { mime, data } => format!("data:{mime};base64,{data}"),
+        Media::Url(u) => u.clone(),
+        Media::Text(t) => t.clone(),
+    }
+}
+
+/// What differs between OpenAI-compatible upstreams, from provider config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Send the limit as `max_completion_tokens` (OpenAI reasoning models
+    /// reject `max_tokens`) rather than `max_tokens` (older compatibles).
+    pub max_completion_tokens_field: bool,
+    /// Forward `reasoning_effort` (non-reasoning models reject it).
+    pub reasoning_effort: bool,
+    pub mid_system: MidSystem,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            max_completion_tokens_field: false,
+            reasoning_effort: false,
+            mid_system: MidSystem::Keep,
+        }
+    }
+}
+
+/// What to do with a system message in the middle of a conversation, for
+/// backends whose chat templates reject it (§3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MidSystem {
+    Keep,
+    DemoteToUser,
+    MergeIntoLeading,
+    Drop,
+}
+
+/// Claude Code puts a per-request billing line in the first system block;
+/// it destroys prefix caching anywhere but at Anthropic.
+fn strip_billing_header(text: &str) -> Option<String> {
+    if !text.contains("x-anthropic-billing-header:") {
+        return None;
+    }
+    Some(
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("x-anthropic-billing-header:"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// Encodes the canonical request as a Chat Completions body for `model`.
+pub fn encode(
+    req: &Request,
+    model: &str,
+    opts: &EncodeOptions,
+    max_output_cap: Option<u64>,
+) -> Value {
+    let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len() + 1);
+    let mut leading: Vec<String> = req
+        .system
+        .iter()
+        .map(|p| strip_billing_header(&p.text).unwrap_or_else(|| p.text.clone()))
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    let mut body_msgs: Vec<Value> = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        match m.role {
+            Role::System => {
+                let text = join_text(&m.parts);
+                match opts.mid_system {
+                    MidSystem::Keep => body_msgs.push(json!({"role": "system", "content": text})),
+                    MidSystem::DemoteToUser => {
+                        body_msgs.push(json!({"role": "user", "content": text}))
+                    }
+                    MidSystem::MergeIntoLeading => leading.push(text),
+                    MidSystem::Drop => {}
+                }
+            }
+            Role::User => {
+                body_msgs.push(json!({"role": "user", "content": user_content(&m.parts)}))
+            }
+            Role::Assistant => {
+                let text = join_text(&m.parts);
+                let calls: Vec<Value> = m
+                    .parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::ToolCall(c) => Some(json!({
+                            "id": c.id, "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        })),
+                        _ => None,
+                    })
+                    .collect();
+                let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+                if !calls.is_empty() {
+                    msg["tool_calls"] = Value::Array(calls);
+                }
+                body_msgs.push(msg);
+            }
+            Role::Tool => {
+                // OpenAI tool messages are text-only: media inside a result
+                // follows as a user message.
+                let mut media = Vec::new();
+                for p in &m.parts {
+                    if let Part::ToolResult(r) = p {
+                        let mut text = join_text(&r.content);
+                        if r.is_error {
+                            text = format!("[tool error] {text}");
+                        }
+                        body_msgs.push(
+                            json!({"role": "tool", "tool_call_id": r.call_id, "content": text}),
+                        );
+                        media.extend(
+                            r.content
+                                .iter()
+                                .filter(|p| matches!(p, Part::Image(_) | Part::Document(_)))
+                                .cloned(),
+                        );
+                    }
+                }
+                if !media.is_empty() {
+                    body_msgs.push(json!({"role": "user", "content": user_content(&media)}));
+                }
+            }
+        }
+    }
+    if !leading.is_empty() {
+        messages.push(json!({"role": "system", "content": leading.join("\n\n")}));
+    }
+    messages.extend(body_msgs);
+
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert("messages".into(), Value::Array(messages));
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let mut f = json!({"name": t.name, "parameters": t.schema});
+                if let Some(d) = &t.description {
+                    f["description"] = json!(d);
+                }
+                if let Some(s) = t.strict {
+                    f["strict"] = json!(s);
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+        out.insert("tools".into(), Value::Array(tools));
+        if let Some(p) = req.parallel_tool_calls {
+            out.insert("parallel_tool_calls".into(), json!(p));
+        }
+    }
+    if let Some(tc) = &req.tool_choice {
+        out.insert(
+            "tool_choice".into(),
+            match tc {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Named(n) => json!({"type": "function", "function": {"name": n}}),
+            },
+        );
+    }
+    let s = &req.sampling;
+    if let Some(max) = s.max_output_tokens {
+        let max = max_output_cap.map_or(max, |cap| max.min(cap));
+        let field = if opts.max_completion_tokens_field {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        out.insert(field.into(), json!(max));
+    }
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            out.insert(k.into(), v);
+        }
+    };
+    put("temperature", s.temperature.map(|t| json!(t)));
+    put("top_p", s.top_p.map(|t| json!(t)));
+    put("n", s.n.map(|t| json!(t)));
+    put("seed", s.seed.map(|t| json!(t)));
+    put("presence_penalty", s.presence_penalty.map(|t| json!(t)));
+    put("frequency_penalty", s.frequency_penalty.map(|t| json!(t)));
+    if !s.stop.is_empty() {
+        put(
+            "stop",
+            Some(json!(s.stop.iter().take(4).collect::<Vec<_>>())),
+        );
+    }
+    if opts.reasoning_effort {
+        let effort = req.reasoning.and_then(|r| {
+            r.effort
+                .or_else(|| r.budget_tokens.map(Effort::from_budget))
+        });
+        put("reasoning_effort", effort.map(|e| json!(e.as_str())));
+    }
+    put(
+        "response_format",
+        req.output_format.as_ref().map(|f| match f {
+            OutputFormat::Text => json!({"type": "text"}),
+            OutputFormat::JsonObject => json!({"type": "json_object"}),
+            OutputFormat::JsonSchema { name, schema, strict } => {
+                json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}})
+            }
+        }),
+    );
+    if req.stream {
+        put("stream", Some(json!(true)));
+        // Anthropic clients need usage; OpenAI upstreams send it only if asked.
+        put("stream_options", Some(json!({"include_usage": true})));
+    }
+    Value::Object(out)
+}
+
+fn join_text(parts: &[Part]) -> String {
+    let mut out = String::new();
+    for p in parts {
+        if let Part::Text(t) = p {
+            out.push_str(&t.text);
+        } else if let Part::Document(Media::Text(t)) = p {
+            out.push_str(t);
+        }
+    }
+    out
+}
+
+fn user_content(parts: &[Part]) -> Value {
+    if parts.iter().all(|p| matches!(p, Part::Text(_))) {
+        let texts: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text(t) => Some(t.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        return json!(texts.join("\n\n"));
+    }
+    Value::Array(
+        parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text(t) => Some(json!({"type": "text", "text": t.text})),
+                Part::Image(m) => Some(json!({"type": "image_url", "image_url": {"url": media_url(m)}})),
+                Part::Document(Media::Text(t)) => Some(json!({"type": "text", "text": t})),
+                Part::Document(m) => Some(json!({"type": "file", "file": {"file_data": media_url(m), "filename": "document.pdf"}})),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_json(v: Value) -> Result<Request, ApiError> {
+        decode(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn decodes_system_tools_images_and_tool_results() {
+        let req = decode_json(json!({
+            "model": "m", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "developer", "content": [{"type": "text", "text": "and kind"}]},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}}]},
+                {"role": "assistant", "content": null, "reasoning_content": "hmm",
+                 "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "look", "arguments": ""}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "a cat"},
+                {"role": "system", "content": "mid"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "look"}}],
+            "tool_choice": {"type": "function", "function": {"name": "look"}},
+            "max_tokens": 100, "stop": "END", "reasoning_effort": "high", "unknown_field": 1
+        }))
+        .unwrap();
+        assert_eq!(req.system.len(), 2);
+        assert!(req.stream && req.include_usage);
+        assert_eq!(req.messages.len(), 4);
+        assert_eq!(
+            req.messages[0].parts[1],
+            Part::Image(Media::Base64 {
+                mime: "image/png".into(),
+                data: "AAAA".into()
+            })
+        );
+        assert!(matches!(&req.messages[1].parts[0], Part::Reasoning(r) if r.text == "hmm"));
+        assert!(matches!(&req.messages[1].parts[1], Part::ToolCall(c) if c.arguments == "{}"));
+        assert_eq!(req.messages[2].role, Role::Tool);
+        assert_eq!(req.messages[3].role, Role::System);
+        assert_eq!(
+            req.tools[0].schema,
+            json!({"type":"object","properties":{}})
+        );
+        assert_eq!(req.tool_choice, Some(ToolChoice::Named("look".into())));
+        assert_eq!(req.sampling.max_output_tokens, Some(100));
+        assert_eq!(req.sampling.stop, vec!["END".to_string()]);
+        assert_eq!(req.reasoning.unwrap().effort, Some(Effort::High));
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_400() {
+        for (body, needle) in [
+            (json!({"model": "m"}), "messages"),
+            (json!({"model": "m", "messages": "hi"}), "messages"),
+            (json!({"model": 5, "messages": []}), "model"),
+            (json!({"model": "m", "messages": []}), "at least one"),
+            (
+                json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}),
+                "unsupported role",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{oops"}}]}]}),
+                "JSON object",
+            ),
+        ] {
+            let e = decode_json(body).unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::InvalidRequest);
+            assert!(e.message.contains(needle), "{} !~ {needle}", e.message);
+        }
+        assert!(decode(b"{not json").is_err());
+    }
+
+    #[test]
+    fn encodes_for_openai_compatible_upstreams() {
+        let mut req = decode_json(json!({
+            "model": "client-name",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 99999, "stream": true
+        }))
+        .unwrap();
+        req.system.push(TextPart {
+            text: "x-anthropic-billing-header: cc_version=1; cch=2;\nreal".into(),
+            cache: true,
+        });
+        req.messages.push(Message {
+            role: Role::System,
+            parts: vec![Part::Text(TextPart {
+                text: "note".into(),
+                cache: false,
+            })],
+        });
+        let opts = EncodeOptions {
+            max_completion_tokens_field: true,
+            mid_system: MidSystem::DemoteToUser,
+            ..Default::default()
+        };
+        let v = encode(&req, "up-model", &opts, Some(4096));
+        assert_eq!(v["model"], "up-model");
+        assert_eq!(
+            v["messages"][0],
+            json!({"role": "system", "content": "real"})
+        );
+        assert_eq!(v["messages"][2], json!({"role": "user", "content": "note"}));
+        assert_eq!(v["max_completion_tokens"], 4096);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+    }
+}

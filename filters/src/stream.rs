@@ -1,0 +1,482 @@
+//! One upstream stream on its way to one client: SSE framing, the upstream
+//! dialect's decoder, the client dialect's encoder, and the facts the
+//! commit-late loop needs (has a real event arrived, did the stream finish
+//! or fail, what usage did it report). Sans-IO: bytes in, bytes out.
+
+use crate::canonical::{StreamEvent, Usage};
+use crate::error::{ApiError, ErrorKind};
+use crate::sse::{encode_event, SseDecoder, SseEvent, OPENAI_DONE};
+use crate::{anthropic, json_peek, openai_chat, Dialect};
+use bytes::BytesMut;
+use serde_json::Value;
+
+/// Where a stream stands after the latest bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// Nothing that proves a real answer yet (headers, `message_start`,
+    /// an empty preamble chunk): safe to fall over to another target.
+    Pending,
+    /// A real event arrived: commit and keep streaming.
+    Streaming,
+    /// The upstream finished properly.
+    Done,
+    /// The upstream failed; before commit, fall over, after it, `out`
+    /// already holds the client's in-stream error event.
+    Failed(ApiError),
+}
+
+enum Decoder {
+    OpenAi(openai_chat::stream::StreamDecoder),
+    Anthropic(anthropic::stream::StreamDecoder),
+}
+
+enum Encoder {
+    OpenAi(openai_chat::stream::StreamEncoder),
+    Anthropic(anthropic::stream::StreamEncoder),
+}
+
+impl Encoder {
+    fn encode(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        match self {
+            Self::OpenAi(e) => e.encode(ev, out),
+            Self::Anthropic(e) => e.encode(ev, out),
+        }
+    }
+}
+
+/// Same-dialect streams are forwarded event by event; only `model` is
+/// rewritten and only usage, terminators and errors are looked at.
+struct PassThrough {
+    dialect: Dialect,
+    /// The client's model name, when it differs from the upstream's.
+    rename: Option<String>,
+    finish_seen: bool,
+}
+
+enum Mode {
+    Translate { decoder: Decoder, encoder: Encoder },
+    PassThrough(PassThrough),
+}
+
+pub struct StreamTranscoder {
+    client: Dialect,
+    sse: SseDecoder,
+    raw: Vec<SseEvent>,
+    events: Vec<StreamEvent>,
+    mode: Mode,
+    progress: Progress,
+    usage: Option<Usage>,
+}
+
+impl StreamTranscoder {
+    /// A cross-dialect stream. `model` is what the client asked for;
+    /// `estimated_input` feeds Anthropic's `message_start`.
+    pub fn translate(
+        upstream: Dialect,
+        client: Dialect,
+        model: &str,
+        include_usage: bool,
+        estimated_input: u64,
+    ) -> Self {
+        let decoder = match upstream {
+            Dialect::OpenAiChat => Decoder::OpenAi(openai_chat::stream::StreamDecoder::new()),
+            Dialect::Anthropic => Decoder::Anthropic(anthropic::stream::StreamDecoder::new()),
+        };
+        let encoder = match client {
+            Dialect::OpenAiChat => Encoder::OpenAi(openai_chat::stream::StreamEncoder::new(
+                model,
+                include_usage,
+            )),
+            Dialect::Anthropic => Encoder::Anthropic(anthropic::stream::StreamEncoder::new(
+                model,
+                estimated_input,
+            )),
+        };
+        Self::with_mode(client, Mode::Translate { decoder, encoder })
+    }
+
+    /// A same-dialect stream; `rename` replaces the upstream's model name.
+    pub fn pass_through(dialect: Dialect, rename: Option<String>) -> Self {
+        Self::with_mode(
+            dialect,
+            Mode::PassThrough(PassThrough {
+                dialect,
+                rename,
+                finish_seen: false,
+            }),
+        )
+    }
+
+    fn with_mode(client: Dialect, mode: Mode) -> Self {
+        Self {
+            client,
+            sse: SseDecoder::new(),
+            raw: Vec::new(),
+            events: Vec::new(),
+            mode,
+            progress: Progress::Pending,
+            usage: None,
+        }
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The latest usage the upstream reported, if any.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// Feeds one upstream read; appends what the client should get.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> &Progress {
+        if self.is_over() {
+            return &self.progress;
+        }
+        self.sse.feed(chunk, &mut self.raw);
+        self.drain(out);
+        &self.progress
+    }
+
+    /// The upstream closed the body.
+    pub fn finish(&mut self, out: &mut BytesMut) -> &Progress {
+        if self.is_over() {
+            return &self.progress;
+        }
+        self.sse.finish(&mut self.raw);
+        self.drain(out);
+        if self.is_over() {
+            return &self.progress;
+        }
+        match &mut self.mode {
+            Mode::Translate { decoder, .. } => {
+                match decoder {
+                    Decoder::OpenAi(d) => d.finish(&mut self.events),
+                    Decoder::Anthropic(d) => d.finish(&mut self.events),
+                }
+                self.apply_events(out);
+            }
+            Mode::PassThrough(p) => {
+                if p.dialect == Dialect::OpenAiChat && p.finish_seen {
+                    out.extend_from_slice(OPENAI_DONE);
+                    self.progress = Progress::Done;
+                } else {
+                    let e = ApiError::new(
+                        ErrorKind::Api,
+                        "upstream closed the stream before it finished",
+                    );
+                    self.fail(&e, out);
+                }
+            }
+        }
+        &self.progress
+    }
+
+    /// Ends the stream with the client dialect's in-stream error (a timeout
+    /// or read error after commit). Never a clean-looking finish.
+    pub fn fail(&mut self, e: &ApiError, out: &mut BytesMut) {
+        match &mut self.mode {
+            Mode::Translate {
+                encoder: Encoder::OpenAi(enc),
+                ..
+            } => enc.fail(e, out),
+            Mode::Translate {
+                encoder: Encoder::Anthropic(enc),
+                ..
+            } => enc.fail(e, out),
+            Mode::PassThrough(_) => write_error(self.client, e, out),
+        }
+        self.progress = Progress::Failed(e.clone());
+    }
+
+    /// A dialect-correct keep-alive for long upstream silences.
+    pub fn keepalive(&self, out: &mut BytesMut) {
+        match self.client {
+            Dialect::OpenAiChat => openai_chat::stream::StreamEncoder::keepalive(out),
+            Dialect::Anthropic => anthropic::stream::StreamEncoder::keepalive(out),
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        matches!(self.progress, Progress::Done | Progress::Failed(_))
+    }
+
+    fn drain(&mut self, out: &mut BytesMut) {
+        let raw = std::mem::take(&mut self.raw);
+        for ev in &raw {
+            if self.is_over() {
+                break;
+            }
+            match &mut self.mode {
+                Mode::Translate { decoder, .. } => {
+                    match decoder {
+                        Decoder::OpenAi(d) => d.feed(ev, &mut self.events),
+                        Decoder::Anthropic(d) => d.feed(ev, &mut self.events),
+                    }
+                    self.apply_events(out);
+                }
+                Mode::PassThrough(_) => self.pass_event(ev, out),
+            }
+        }
+        self.raw = raw;
+        self.raw.clear();
+    }
+
+    fn apply_events(&mut self, out: &mut BytesMut) {
+        let Mode::Translate { encoder, .. } = &mut self.mode else {
+            return;
+        };
+        for ev in self.events.drain(..) {
+            match &ev {
+                StreamEvent::Start { usage: Some(u) } | StreamEvent::Usage(u) => {
+                    self.usage = Some(*u)
+                }
+                StreamEvent::Error(e) => self.progress = Progress::Failed(e.clone()),
+                StreamEvent::Done => self.progress = Progress::Done,
+                e if e.is_content() && self.progress == Progress::Pending => {
+                    self.progress = Progress::Streaming
+                }
+                _ => {}
+            }
+            encoder.encode(&ev, out);
+            if matches!(self.progress, Progress::Failed(_)) {
+                break;
+            }
+        }
+        self.events.clear();
+    }
+
+    fn pass_event(&mut self, ev: &SseEvent, out: &mut BytesMut) {
+        let Mode::PassThrough(p) = &mut self.mode else {
+            return;
+        };
+        let outcome = match p.dialect {
+            Dialect::OpenAiChat => pass_openai(p, ev, out),
+            Dialect::Anthropic => pass_anthropic(p, ev, out),
+        };
+        match outcome {
+            Seen::Nothing => {}
+            Seen::Content => {
+                if self.progress == Progress::Pending {
+                    self.progress = Progress::Streaming;
+                }
+            }
+            Seen::Usage(u) => self.usage = Some(u),
+            Seen::Done => self.progress = Progress::Done,
+            Seen::Error(e) => {
+                write_error(self.client, &e, out);
+                self.progress = Progress::Failed(e);
+            }
+        }
+    }
+}
+
+enum Seen {
+    Nothing,
+    Content,
+    Usage(Usage),
+    Done,
+    Error(ApiError),
+}
+
+fn write_error(dialect: Dialect, e: &ApiError, out: &mut BytesMut) {
+    let body = e.body_bytes(dialect);
+    let name = (dialect == Dialect::Anthropic).then_some("error");
+    encode_event(out, name, &body);
+}
+
+fn malformed(e: impl std::fmt::Display) -> Seen {
+    Seen::Error(ApiError::new(
+        ErrorKind::Api,
+        format!("upstream sent a malformed stream event: {e}"),
+    ))
+}
+
+fn pass_openai(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
+    let data = ev.data.trim();
+    if data == "[DONE]" {
+        out.extend_from_slice(OPENAI_DONE);
+        return Seen::Done;
+    }
+    let m = match json_peek::members(data.as_bytes()) {
+        Ok(m) => m,
+        Err(e) => return malformed(e),
+    };
+    if m.raw("error").is_some_and(|e| e != b"null") {
+        let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+        return Seen::Error(ApiError::from_stream_payload(&v));
+    }
+    let renamed = p.rename.as_ref().and_then(|name| {
+        let quoted = serde_json::to_vec(name).ok()?;
+        m.replace("model", &quoted)
+    });
+    encode_event(out, None, renamed.as_deref().unwrap_or(data.as_bytes()));
+    if data.contains("\"finish_reason\"") {
+        let choices: Value = m
+            .raw("choices")
+            .and_then(|c| serde_json::from_slice(c).ok())
+            .unwrap_or(Value::Null);
+        if choices.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|c| c.get("finish_reason").is_some_and(|f| f.is_string()))
+        }) {
+            p.finish_seen = true;
+        }
+    }
+    if let Some(u) = m.raw("usage").filter(|u| u.first() == Some(&b'{')) {
+        if let Ok(v) = serde_json::from_slice::<Value>(u) {
+            return Seen::Usage(openai_chat::response::usage_from_wire(&v));
+        }
+    }
+    match m.raw("choices") {
+        Some(c) if c.len() > 2 && c != b"[]" => Seen::Content,
+        _ => Seen::Nothing,
+    }
+}
+
+fn pass_anthropic(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
+    let peeked;
+    let name: &str = if ev.event.is_empty() {
+        peeked = json_peek::members(ev.data.as_bytes())
+            .ok()
+            .and_then(|m| m.str("type"));
+        peeked.as_deref().unwrap_or_default()
+    } else {
+        &ev.event
+    };
+    match name {
+        "message_start" | "message_delta" | "error" => {
+            let mut v: Value = match serde_json::from_str(&ev.data) {
+                Ok(v) => v,
+                Err(e) => return malformed(e),
+            };
+            if name == "error" {
+                return Seen::Error(ApiError::from_stream_payload(&v));
+            }
+            let usage = if name == "message_start" {
+                if let (Some(model), Some(slot)) = (&p.rename, v.pointer_mut("/message/model")) {
+                    *slot = Value::String(model.clone());
+                }
+                v.pointer("/message/usage")
+            } else {
+                v.get("usage")
+            }
+            .map(|u| anthropic::response::usage_from_wire(u, Usage::default()));
+            let data = serde_json::to_vec(&v).unwrap_or_default();
+            encode_event(out, Some(name), &data);
+            usage.map_or(Seen::Nothing, Seen::Usage)
+        }
+        "message_stop" => {
+            encode_event(out, Some(name), ev.data.as_bytes());
+            Seen::Done
+        }
+        "" => Seen::Nothing,
+        _ => {
+            encode_event(out, Some(name), ev.data.as_bytes());
+            if name.starts_with("content_block") {
+                Seen::Content
+            } else {
+                Seen::Nothing
+            }
+        }
+    }
+}
+
+/// Usage from a same-dialect non-streaming body, without decoding the rest.
+pub fn usage_of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
+    let m = json_peek::members(body).ok()?;
+    let v: Value = serde_json::from_slice(m.raw("usage")?).ok()?;
+    Some(match dialect {
+        Dialect::OpenAiChat => openai_chat::response::usage_from_wire(&v),
+        Dialect::Anthropic => anthropic::response::usage_from_wire(&v, Usage::default()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(t: &mut StreamTranscoder, input: &[u8], piece: usize) -> (String, Progress) {
+        let mut out = BytesMut::new();
+        for c in input.chunks(piece) {
+            t.feed(c, &mut out);
+        }
+        let p = t.finish(&mut out).clone();
+        (String::from_utf8(out.to_vec()).unwrap(), p)
+    }
+
+    const OPENAI_STREAM: &str = concat!(
+        "data: {\"id\":\"x\",\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        "data: {\"id\":\"x\",\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hé\"}}]}\n\n",
+        "data: {\"id\":\"x\",\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"id\":\"x\",\"model\":\"up\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    #[test]
+    fn commit_point_is_the_first_real_event() {
+        let mut t =
+            StreamTranscoder::translate(Dialect::OpenAiChat, Dialect::Anthropic, "c", false, 10);
+        let mut out = BytesMut::new();
+        let first = OPENAI_STREAM.split("\n\n").next().unwrap();
+        assert_eq!(
+            t.feed(format!("{first}\n\n").as_bytes(), &mut out),
+            &Progress::Pending
+        );
+        let rest = &OPENAI_STREAM[first.len() + 2..];
+        assert_eq!(t.feed(rest.as_bytes(), &mut out), &Progress::Done);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(text.contains("\"text\":\"Hé\""));
+        assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+        assert_eq!(t.usage().map(|u| u.output_total), Some(2));
+    }
+
+    #[test]
+    fn pass_through_renames_and_tracks_usage_at_any_split() {
+        for piece in [1, 7, 64, 4096] {
+            let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, Some("client".into()));
+            let (text, p) = run(&mut t, OPENAI_STREAM.as_bytes(), piece);
+            assert_eq!(p, Progress::Done);
+            assert_eq!(text.matches("\"model\":\"client\"").count(), 4);
+            assert!(!text.contains("\"up\""));
+            assert_eq!(t.usage().map(|u| u.input_uncached), Some(3));
+        }
+    }
+
+    #[test]
+    fn pass_through_eof_before_finish_is_an_error_event() {
+        let cut: String = OPENAI_STREAM.split_inclusive("\n\n").take(2).collect();
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None);
+        let (text, p) = run(&mut t, cut.as_bytes(), 5);
+        assert!(matches!(p, Progress::Failed(_)));
+        assert!(text.trim_end().ends_with("}}"), "{text}");
+        assert!(text.contains("\"error\""));
+        assert!(!text.contains("[DONE]"));
+
+        let anth = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"up\",\"usage\":{\"input_tokens\":4}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+        let mut t = StreamTranscoder::pass_through(Dialect::Anthropic, Some("client".into()));
+        let (text, p) = run(&mut t, anth.as_bytes(), 3);
+        assert!(matches!(p, Progress::Failed(_)));
+        assert!(text.contains("\"model\":\"client\""));
+        assert!(text.ends_with("\n\n") && text.contains("event: error\n"));
+    }
+
+    #[test]
+    fn error_before_content_fails_without_commit() {
+        let mut t =
+            StreamTranscoder::translate(Dialect::Anthropic, Dialect::OpenAiChat, "c", true, 1);
+        let mut out = BytesMut::new();
+        let p = t.feed(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n", &mut out);
+        assert!(matches!(p, Progress::Failed(e) if e.kind == ErrorKind::Overloaded));
+    }
+
+    #[test]
+    fn usage_of_a_body() {
+        let u = usage_of_body(
+            Dialect::Anthropic,
+            br#"{"id":"m","usage":{"input_tokens":3,"output_tokens":4}}"#,
+        )
+        .unwrap();
+        assert_eq!((u.input_uncached, u.output_total), (3, 4));
+    }
+}
