@@ -1,1 +1,90 @@
-fn main() {}
+//! ModelSwitch: an LLM gateway on Pingora.
+//!
+//! `modelswitch --config FILE` runs the gateway; `modelswitch check --config
+//! FILE` validates a config and names the TOML path of every error.
+
+mod config;
+mod exchange;
+mod gateway;
+mod secret;
+mod upstream;
+
+use clap::{Parser, Subcommand};
+use pingora::proxy::http_proxy_service;
+use pingora::server::Server;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "modelswitch", version, about = "One endpoint for every LLM dialect and provider")]
+struct Cli {
+    /// The TOML config file.
+    #[arg(short, long, global = true, default_value = "conf/modelswitch.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the config file and exit.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("modelswitch=info,warn"))
+        .format_timestamp_millis()
+        .init();
+    let snapshot = match config::load(&cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: invalid configuration:\n{e}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => {
+            println!(
+                "{}: ok ({} providers, {} models, {} api keys)",
+                cli.config.display(),
+                snapshot.providers.len(),
+                snapshot.routes.len(),
+                snapshot.keys.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Run => run(snapshot),
+    }
+}
+
+fn run(snapshot: config::Snapshot) -> ExitCode {
+    let threads = match snapshot.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let listen = snapshot.listen.clone();
+    let mut server = match Server::new(None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot start the server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    server.bootstrap();
+    let gateway = gateway::Gateway {
+        config: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot)),
+        upstream: Arc::new(upstream::UpstreamClient::new()),
+    };
+    let mut service = http_proxy_service(&server.configuration, gateway);
+    service.threads = Some(threads);
+    for addr in &listen {
+        service.add_tcp(addr);
+    }
+    server.add_service(service);
+    log::info!("modelswitch listening on {}", listen.join(", "));
+    server.run_forever()
+}

@@ -328,3 +328,29 @@ pub fn is_synthetic_signature(sig: &str) -> bool {
 pub fn estimate_tokens_from_bytes(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4).max(1)
 }
+
+/// Bytes of everything a model reads from `req`: system text, message
+/// text, tool arguments and results, tool definitions. Images count as a
+/// flat allowance, since their cost depends on the provider.
+pub fn text_bytes(req: &Request) -> usize {
+    fn part_bytes(p: &Part) -> usize {
+        match p {
+            Part::Text(t) => t.text.len(),
+            Part::Image(_) => 6000,
+            Part::Document(Media::Text(t)) => t.len(),
+            Part::Document(Media::Base64 { data, .. }) => data.len() / 2,
+            Part::Document(Media::Url(_)) => 6000,
+            Part::ToolCall(c) => c.name.len() + c.arguments.len(),
+            Part::ToolResult(r) => r.content.iter().map(part_bytes).sum::<usize>() + 8,
+            Part::Reasoning(r) => r.text.len(),
+        }
+    }
+    let system: usize = req.system.iter().map(|t| t.text.len()).sum();
+    let messages: usize = req.messages.iter().flat_map(|m| &m.parts).map(part_bytes).sum::<usize>() + 4 * req.messages.len();
+    let tools: usize = req
+        .tools
+        .iter()
+        .map(|t| t.name.len() + t.description.as_ref().map_or(0, String::len) + t.schema.to_string().len())
+        .sum();
+    system + messages + tools
+}

@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod auth;
 pub mod canonical;
 pub mod error;
+pub mod ingress;
 pub mod json_peek;
 pub mod openai_chat;
 pub mod sse;

@@ -1,0 +1,395 @@
+//! The commit-late loop: try each target of the route in order; fall over
+//! while nothing has reached the client; commit only with a real first
+//! event (or a complete body) in hand; after commit, stream translated
+//! events and turn any upstream failure into the dialect's in-stream error.
+
+use crate::config::{Provider, Route, Target};
+use crate::gateway::{respond, RequestCtx};
+use crate::upstream::{Failure, UpstreamCall, UpstreamClient};
+use bytes::{Bytes, BytesMut};
+use filters::canonical::{estimate_tokens_from_bytes, Request, SYNTHETIC_SIGNATURE_PREFIX};
+use filters::error::{ApiError, ErrorKind};
+use filters::json_peek::Members;
+use filters::stream::{Progress, StreamTranscoder};
+use filters::{anthropic, openai_chat, Dialect};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use std::time::{Duration, Instant};
+
+/// Largest non-streaming upstream body we accept.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// After the terminator, how long to wait for the body's end before
+/// giving up on reusing the connection.
+const DRAIN_BUDGET: Duration = Duration::from_millis(500);
+
+/// Client headers that matter upstream on same-dialect routes.
+#[derive(Debug, Default)]
+pub struct ClientHeaders {
+    anthropic_version: Option<http::HeaderValue>,
+    anthropic_beta: Option<http::HeaderValue>,
+}
+
+impl ClientHeaders {
+    pub fn from_request(req: &RequestHeader) -> Self {
+        Self {
+            anthropic_version: req.headers.get("anthropic-version").cloned(),
+            anthropic_beta: req.headers.get("anthropic-beta").cloned(),
+        }
+    }
+}
+
+pub struct ClientRequest<'a> {
+    pub dialect: Dialect,
+    pub body: &'a Bytes,
+    pub members: &'a Members<'a>,
+    pub model: &'a str,
+    pub stream: bool,
+    pub headers: ClientHeaders,
+}
+
+/// The body for one target, and how its answer must be handled.
+struct Prepared {
+    body: Bytes,
+    pass_through: bool,
+    include_usage: bool,
+}
+
+struct Attempts<'a> {
+    req: &'a ClientRequest<'a>,
+    canonical: Option<Request>,
+}
+
+impl Attempts<'_> {
+    fn canonical(&mut self) -> Result<&Request, ApiError> {
+        if self.canonical.is_none() {
+            let decoded = match self.req.dialect {
+                Dialect::OpenAiChat => openai_chat::request::decode(self.req.body)?,
+                Dialect::Anthropic => anthropic::request::decode(self.req.body)?,
+            };
+            self.canonical = Some(decoded);
+        }
+        self.canonical.as_ref().ok_or_else(|| ApiError::new(ErrorKind::Api, "request decode failed"))
+    }
+
+    /// Same dialect: the client's bytes with only `model` replaced — unless
+    /// reasoning history carries a signature we minted, which must never
+    /// reach Anthropic (full decode drops it).
+    fn prepare(&mut self, target: &Target, route: &Route) -> Result<Prepared, ApiError> {
+        let provider = &target.provider;
+        let req = self.req;
+        let can_pass = provider.dialect == req.dialect
+            && !(req.dialect == Dialect::Anthropic && memchr_str(req.body, SYNTHETIC_SIGNATURE_PREFIX));
+        if can_pass {
+            let quoted = serde_json::to_vec(&target.model).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+            let body = req.members.replace("model", &quoted).unwrap_or_else(|| req.body.to_vec());
+            return Ok(Prepared { body: Bytes::from(body), pass_through: true, include_usage: false });
+        }
+        let canonical = self.canonical()?;
+        let value = match provider.dialect {
+            Dialect::OpenAiChat => openai_chat::request::encode(canonical, &target.model, &provider.openai, route.max_output_tokens),
+            Dialect::Anthropic => anthropic::request::encode(canonical, &target.model, &provider.anthropic, route.max_output_tokens)?,
+        };
+        let body = serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+        Ok(Prepared { body: Bytes::from(body), pass_through: false, include_usage: canonical.include_usage })
+    }
+}
+
+fn memchr_str(haystack: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    haystack.windows(n.len()).any(|w| w == n)
+}
+
+fn upstream_headers(provider: &Provider, client: &ClientRequest<'_>, pass_through: bool) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let mut h = Vec::with_capacity(4);
+    let accept = if client.stream { "text/event-stream" } else { "application/json" };
+    h.push((http::header::ACCEPT, http::HeaderValue::from_static(accept)));
+    let key = provider.api_key.as_ref().and_then(|k| http::HeaderValue::from_str(k.expose()).ok());
+    match provider.dialect {
+        Dialect::OpenAiChat => {
+            if let Some(k) = provider.api_key.as_ref().and_then(|k| http::HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok()) {
+                h.push((http::header::AUTHORIZATION, k));
+            }
+        }
+        Dialect::Anthropic => {
+            if let Some(k) = key {
+                h.push((http::HeaderName::from_static("x-api-key"), k));
+            }
+            let version = client
+                .headers
+                .anthropic_version
+                .clone()
+                .filter(|_| pass_through)
+                .unwrap_or(http::HeaderValue::from_static("2023-06-01"));
+            h.push((http::HeaderName::from_static("anthropic-version"), version));
+            // Betas describe the client's request; they mean nothing to a
+            // translated one.
+            if let Some(beta) = client.headers.anthropic_beta.clone().filter(|_| pass_through) {
+                h.push((http::HeaderName::from_static("anthropic-beta"), beta));
+            }
+        }
+    }
+    h
+}
+
+/// Runs the route. Returns `Err` only for errors that have not been
+/// written yet (the caller renders them in the client's dialect).
+pub async fn run(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    route: &Route,
+    req: &ClientRequest<'_>,
+) -> Result<(), ApiError> {
+    let mut attempts = Attempts { req, canonical: None };
+    let mut failures: Vec<(String, Failure)> = Vec::new();
+    for target in &route.targets {
+        let provider = &target.provider;
+        let label = format!("{}/{}", provider.name, target.model);
+        let prepared = attempts.prepare(target, route)?;
+        let headers = upstream_headers(provider, req, prepared.pass_through);
+        let deadline = Instant::now() + provider.timeouts.first_event;
+        let call = upstream.send(provider, &provider.generate_path(), &headers, prepared.body.clone(), deadline).await;
+        let call = match call {
+            Ok(c) => c,
+            Err(f) => {
+                log::warn!("{} {label}: {f:?}", ctx.id);
+                ctx.attempts.push(format!("{label}={}", f.label()));
+                failures.push((provider.name.clone(), f));
+                continue;
+            }
+        };
+        if !(200..300).contains(&call.status) {
+            let f = call.into_failure(deadline).await;
+            ctx.attempts.push(format!("{label}={}", f.label()));
+            if !f.falls_over() {
+                // The client's own mistake: another target would say the same.
+                return Err(f.to_api_error(&provider.name));
+            }
+            log::warn!("{} {label}: {f:?}", ctx.id);
+            failures.push((provider.name.clone(), f));
+            continue;
+        }
+        let result = if req.stream {
+            stream_target(upstream, session, ctx, req, target, &prepared, call, deadline).await
+        } else {
+            unary_target(upstream, session, ctx, req, target, &prepared, call, deadline).await
+        };
+        match result {
+            Ok(()) => {
+                ctx.attempts.push(format!("{label}=ok"));
+                ctx.served_by = Some(label);
+                return Ok(());
+            }
+            Err(f) => {
+                log::warn!("{} {label}: {f:?}", ctx.id);
+                ctx.attempts.push(format!("{label}={}", f.label()));
+                failures.push((provider.name.clone(), f));
+            }
+        }
+    }
+    Err(final_error(&failures))
+}
+
+/// The most meaningful failure: a rate limit (its `Retry-After` tells the
+/// client when to come back), else the last one.
+fn final_error(failures: &[(String, Failure)]) -> ApiError {
+    let chosen = failures
+        .iter()
+        .find(|(_, f)| matches!(f, Failure::Status(429, _)))
+        .or(failures.last());
+    match chosen {
+        Some((provider, f)) => {
+            let mut e = f.to_api_error(provider);
+            if failures.len() > 1 {
+                e.message = format!("all {} targets failed; last: {}", failures.len(), e.message);
+            }
+            e
+        }
+        None => ApiError::new(ErrorKind::Api, "the model has no usable targets"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn unary_target(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    req: &ClientRequest<'_>,
+    target: &Target,
+    prepared: &Prepared,
+    mut call: UpstreamCall,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let body = call.read_all(deadline, MAX_UPSTREAM_BODY).await?;
+    upstream.release(call).await;
+    let upstream_dialect = target.provider.dialect;
+    let out: Bytes = if prepared.pass_through {
+        ctx.usage = filters::stream::usage_of_body(upstream_dialect, &body);
+        let members = filters::json_peek::members(&body).map_err(|e| Failure::BadResponse(e.to_string()))?;
+        let quoted = serde_json::to_vec(req.model).map_err(|e| Failure::BadResponse(e.to_string()))?;
+        match members.str("model") {
+            Some(m) if m != req.model => members.replace("model", &quoted).map(Bytes::from).unwrap_or(body.clone()),
+            _ => body.clone(),
+        }
+    } else {
+        let decoded = match upstream_dialect {
+            Dialect::OpenAiChat => openai_chat::response::decode(&body),
+            Dialect::Anthropic => anthropic::response::decode(&body),
+        }
+        .map_err(|e| Failure::BadResponse(e.message))?;
+        ctx.usage = Some(decoded.usage);
+        let v = match req.dialect {
+            Dialect::OpenAiChat => openai_chat::response::encode(&decoded, req.model),
+            Dialect::Anthropic => anthropic::response::encode(&decoded, req.model),
+        };
+        Bytes::from(serde_json::to_vec(&v).map_err(|e| Failure::BadResponse(e.to_string()))?)
+    };
+    let extra = target_headers(ctx, target);
+    let _ = respond(session, ctx, 200, "application/json", out, &extra, false).await;
+    Ok(())
+}
+
+fn target_headers(ctx: &RequestCtx, target: &Target) -> Vec<(&'static str, String)> {
+    let mut extra = vec![("x-modelswitch-target", format!("{}/{}", target.provider.name, target.model))];
+    if !ctx.attempts.is_empty() {
+        extra.push(("x-modelswitch-attempts", ctx.attempts.join(", ")));
+    }
+    extra
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_target(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    req: &ClientRequest<'_>,
+    target: &Target,
+    prepared: &Prepared,
+    mut call: UpstreamCall,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    if !call.is_event_stream() {
+        return Err(Failure::BadResponse(format!("expected an event stream, got '{}'", call.content_type)));
+    }
+    let provider = &target.provider;
+    let mut t = if prepared.pass_through {
+        let rename = Some(req.model.to_owned()).filter(|m| *m != target.model);
+        StreamTranscoder::pass_through(req.dialect, rename)
+    } else {
+        let estimate = estimate_tokens_from_bytes(req.body.len());
+        StreamTranscoder::translate(provider.dialect, req.dialect, req.model, prepared.include_usage, estimate)
+    };
+    let mut out = BytesMut::with_capacity(4096);
+    // Before commit: everything stays here, so a failure can still fall over.
+    let mut upstream_ended = false;
+    while *t.progress() == Progress::Pending {
+        match call.read(deadline, "first-event").await? {
+            Some(chunk) => {
+                t.feed(&chunk, &mut out);
+            }
+            None => {
+                upstream_ended = true;
+                t.finish(&mut out);
+            }
+        }
+    }
+    if let Progress::Failed(e) = t.progress() {
+        return Err(Failure::Status(e.status_for(provider.dialect), e.clone()));
+    }
+
+    // Commit.
+    ctx.status = 200;
+    let mut resp = ResponseHeader::build(200, Some(8)).map_err(|e| Failure::Io(e.to_string()))?;
+    let _ = resp.insert_header("content-type", "text/event-stream; charset=utf-8");
+    let _ = resp.insert_header("cache-control", "no-cache");
+    let _ = resp.insert_header("x-accel-buffering", "no");
+    let _ = resp.insert_header("transfer-encoding", "chunked");
+    let _ = resp.insert_header("x-request-id", ctx.id.as_str());
+    for (k, v) in target_headers(ctx, target) {
+        let _ = resp.insert_header(k, v);
+    }
+    if session.write_response_header(Box::new(resp), false).await.is_err() {
+        ctx.error = Some("client went away".into());
+        return Ok(()); // dropping `call` aborts the upstream request
+    }
+    if !write(session, &mut out).await {
+        ctx.error = Some("client went away".into());
+        return Ok(());
+    }
+
+    let idle = provider.timeouts.idle;
+    let keepalive = provider.timeouts.keepalive;
+    let mut idle_deadline = Instant::now() + idle;
+    let mut next_keepalive = Instant::now() + keepalive;
+    while *t.progress() == Progress::Streaming && !upstream_ended {
+        match call.read(idle_deadline.min(next_keepalive), "idle").await {
+            Ok(Some(chunk)) => {
+                t.feed(&chunk, &mut out);
+                idle_deadline = Instant::now() + idle;
+                next_keepalive = Instant::now() + keepalive;
+            }
+            Ok(None) => {
+                upstream_ended = true;
+                t.finish(&mut out);
+            }
+            Err(Failure::Timeout(_)) if Instant::now() < idle_deadline => {
+                t.keepalive(&mut out);
+                next_keepalive = Instant::now() + keepalive;
+            }
+            Err(f) => {
+                let e = match f {
+                    Failure::Timeout(_) => ApiError::new(ErrorKind::Timeout, format!("upstream {} stalled for {idle:?}", provider.name)),
+                    other => other.to_api_error(&provider.name),
+                };
+                t.fail(&e, &mut out);
+            }
+        }
+        if !out.is_empty() && !write(session, &mut out).await {
+            ctx.error = Some("client went away".into());
+            ctx.usage = t.usage();
+            return Ok(());
+        }
+    }
+    if let Progress::Failed(e) = t.progress() {
+        ctx.error = Some(format!("after commit: {}", e.message));
+    }
+    ctx.usage = t.usage();
+    let _ = session.write_response_body(None, true).await;
+    if *t.progress() == Progress::Done {
+        // Reuse the connection only if its body really ended.
+        let drained = upstream_ended
+            || matches!(call.read(Instant::now() + DRAIN_BUDGET, "drain").await, Ok(None));
+        if drained {
+            upstream.release(call).await;
+        }
+    }
+    Ok(())
+}
+
+/// Writes and empties `out`; false when the client is gone.
+async fn write(session: &mut Session, out: &mut BytesMut) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let bytes = out.split().freeze();
+    session.write_response_body(Some(bytes), false).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_error_prefers_rate_limits() {
+        let failures = vec![
+            ("a".to_string(), Failure::Status(429, ApiError::from_upstream(429, b"{}", Some("3".into())))),
+            ("b".to_string(), Failure::Connect("refused".into())),
+        ];
+        let e = final_error(&failures);
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        assert_eq!(e.retry_after.as_deref(), Some("3"));
+        assert!(e.message.starts_with("all 2 targets failed"));
+        let e = final_error(&failures[1..]);
+        assert_eq!(e.status_for(Dialect::OpenAiChat), 502);
+    }
+}
