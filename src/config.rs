@@ -229,7 +229,8 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 }
 
 pub fn parse(text: &str) -> Result<Snapshot, ConfigErrors> {
-    let file: FileConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![describe_toml_error(text, &e)]))?;
+    let file: FileConfig =
+        toml::from_str(text).map_err(|e| ConfigErrors(vec![describe_toml_error(text, &e)]))?;
     validate(file)
 }
 
@@ -243,7 +244,8 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         .rev()
         .find_map(|l| {
             let l = l.trim();
-            l.starts_with('[').then(|| l.trim_matches(|c| c == '[' || c == ']').to_owned())
+            l.starts_with('[')
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').to_owned())
         })
         .unwrap_or_default();
     let key = text[span.clone()].trim();
@@ -267,12 +269,16 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     }
     for (i, a) in listen.iter().enumerate() {
         if a.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(format!("server.listen[{i}]: '{a}' is not an address like 127.0.0.1:8000"));
+            errs.push(format!(
+                "server.listen[{i}]: '{a}' is not an address like 127.0.0.1:8000"
+            ));
         }
     }
     let base = Timeouts {
         connect: server.connect_timeout.unwrap_or(Duration::from_secs(10)),
-        first_event: server.first_event_timeout.unwrap_or(Duration::from_secs(120)),
+        first_event: server
+            .first_event_timeout
+            .unwrap_or(Duration::from_secs(120)),
         idle: server.idle_timeout.unwrap_or(Duration::from_secs(300)),
         keepalive: server.keepalive_interval.unwrap_or(Duration::from_secs(15)),
     };
@@ -296,7 +302,9 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
             (None, Some(var)) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Some(Secret::new(v)),
                 _ => {
-                    errs.push(format!("{at}.api_key_env: environment variable {var} is not set"));
+                    errs.push(format!(
+                        "{at}.api_key_env: environment variable {var} is not set"
+                    ));
                     None
                 }
             },
@@ -311,7 +319,10 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         };
         let mut headers = Vec::new();
         for (k, v) in &p.headers {
-            match (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.as_str())) {
+            match (
+                http::HeaderName::try_from(k.as_str()),
+                http::HeaderValue::try_from(v.as_str()),
+            ) {
                 (Ok(k), Ok(v)) => headers.push((k, v)),
                 _ => errs.push(format!("{at}.headers.{k}: not a valid HTTP header")),
             }
@@ -331,8 +342,12 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
                 false
             }
         };
-        if dialect == Dialect::Anthropic && (p.max_tokens_field.is_some() || p.reasoning_effort.is_some()) {
-            errs.push(format!("{at}: max_tokens_field and reasoning_effort apply to type = \"openai\" only"));
+        if dialect == Dialect::Anthropic
+            && (p.max_tokens_field.is_some() || p.reasoning_effort.is_some())
+        {
+            errs.push(format!(
+                "{at}: max_tokens_field and reasoning_effort apply to type = \"openai\" only"
+            ));
         }
         let mid = p.mid_conversation_system.unwrap_or(match dialect {
             Dialect::OpenAiChat => FileMidSystem::Keep,
@@ -389,7 +404,10 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         let mut targets = Vec::new();
         for (j, t) in m.targets.iter().enumerate() {
             match by_name.get(t.provider.as_str()) {
-                Some(p) => targets.push(Target { provider: p.clone(), model: t.model.clone() }),
+                Some(p) => targets.push(Target {
+                    provider: p.clone(),
+                    model: t.model.clone(),
+                }),
                 None => errs.push(format!(
                     "{at}.targets[{j}].provider: no provider named '{}'",
                     t.provider
@@ -399,7 +417,10 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         model_names.push(m.name.clone());
         routes.insert(
             m.name.clone(),
-            Arc::new(Route { targets, max_output_tokens: m.max_output_tokens }),
+            Arc::new(Route {
+                targets,
+                max_output_tokens: m.max_output_tokens,
+            }),
         );
     }
 
@@ -423,7 +444,10 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
             Arc::new(ClientKey {
                 name: k.name.clone(),
                 roles: k.roles.clone(),
-                allowed_models: k.allowed_models.as_ref().map(|v| v.iter().cloned().collect()),
+                allowed_models: k
+                    .allowed_models
+                    .as_ref()
+                    .map(|v| v.iter().cloned().collect()),
             }),
         );
     }
@@ -453,7 +477,11 @@ fn parse_base_url(url: &str) -> Option<(bool, String, u16, String)> {
         "http" => false,
         _ => return None,
     };
-    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     if host.is_empty() || uri.query().is_some() {
         return None;
     }
@@ -499,13 +527,22 @@ mod tests {
         let s = parse(GOOD).unwrap();
         assert_eq!(s.listen.len(), 2);
         let route = &s.routes["glm-5"];
-        assert_eq!(route.targets[0].provider.generate_path(), "/v1/chat/completions");
+        assert_eq!(
+            route.targets[0].provider.generate_path(),
+            "/v1/chat/completions"
+        );
         assert_eq!(route.targets[0].provider.host_header(), "api.openai.com");
         assert!(route.targets[0].provider.openai.max_completion_tokens_field);
         assert_eq!(route.targets[1].provider.generate_path(), "/v1/messages");
         assert_eq!(route.targets[1].provider.host_header(), "127.0.0.1:9000");
-        assert_eq!(route.targets[1].provider.timeouts.idle, Duration::from_secs(120));
-        assert_eq!(route.targets[1].provider.timeouts.first_event, Duration::from_secs(30));
+        assert_eq!(
+            route.targets[1].provider.timeouts.idle,
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            route.targets[1].provider.timeouts.first_event,
+            Duration::from_secs(30)
+        );
         assert!(s.keys["sk-gateway-admin"].allows_model("glm-5"));
         assert!(format!("{:?}", route.targets[0].provider.api_key).contains("***"));
     }
@@ -514,25 +551,54 @@ mod tests {
     fn every_error_names_its_path() {
         let bad = GOOD
             .replace("provider = \"claude\"", "provider = \"nobody\"")
-            .replace("base_url = \"http://127.0.0.1:9000\"", "base_url = \"ftp://x\"")
-            .replace("allowed_models = [\"glm-5\"]", "allowed_models = [\"nope\"]");
+            .replace(
+                "base_url = \"http://127.0.0.1:9000\"",
+                "base_url = \"ftp://x\"",
+            )
+            .replace(
+                "allowed_models = [\"glm-5\"]",
+                "allowed_models = [\"nope\"]",
+            );
         let e = parse(&bad).unwrap_err().0;
-        assert!(e.iter().any(|m| m.starts_with("providers[1].base_url")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("models[0].targets[1].provider")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("api_keys[0].allowed_models[0]")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("providers[1].base_url")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("models[0].targets[1].provider")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("api_keys[0].allowed_models[0]")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors_with_their_table() {
-        let e = parse(&GOOD.replace("first_event_timeout", "first_evnt_timeout")).unwrap_err().0;
-        assert!(e[0].contains("server.first_evnt_timeout") && e[0].contains("unknown field"), "{e:?}");
-        let e = parse(&GOOD.replace("api_key = \"sk-upstream\"", "api_key = \"sk\"\nbogus = 1")).unwrap_err().0;
+        let e = parse(&GOOD.replace("first_event_timeout", "first_evnt_timeout"))
+            .unwrap_err()
+            .0;
+        assert!(
+            e[0].contains("server.first_evnt_timeout") && e[0].contains("unknown field"),
+            "{e:?}"
+        );
+        let e = parse(&GOOD.replace("api_key = \"sk-upstream\"", "api_key = \"sk\"\nbogus = 1"))
+            .unwrap_err()
+            .0;
         assert!(e[0].contains("providers.bogus"), "{e:?}");
     }
 
     #[test]
     fn missing_env_key_is_reported() {
-        let e = parse(&GOOD.replace("api_key = \"sk-upstream\"", "api_key_env = \"MODELSWITCH_TEST_UNSET_VAR\"")).unwrap_err().0;
+        let e = parse(&GOOD.replace(
+            "api_key = \"sk-upstream\"",
+            "api_key_env = \"MODELSWITCH_TEST_UNSET_VAR\"",
+        ))
+        .unwrap_err()
+        .0;
         assert_eq!(e, vec!["providers[0].api_key_env: environment variable MODELSWITCH_TEST_UNSET_VAR is not set"]);
     }
 }

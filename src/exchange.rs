@@ -68,7 +68,9 @@ impl Attempts<'_> {
             };
             self.canonical = Some(decoded);
         }
-        self.canonical.as_ref().ok_or_else(|| ApiError::new(ErrorKind::Api, "request decode failed"))
+        self.canonical
+            .as_ref()
+            .ok_or_else(|| ApiError::new(ErrorKind::Api, "request decode failed"))
     }
 
     /// Same dialect: the client's bytes with only `model` replaced — unless
@@ -78,19 +80,43 @@ impl Attempts<'_> {
         let provider = &target.provider;
         let req = self.req;
         let can_pass = provider.dialect == req.dialect
-            && !(req.dialect == Dialect::Anthropic && memchr_str(req.body, SYNTHETIC_SIGNATURE_PREFIX));
+            && !(req.dialect == Dialect::Anthropic
+                && memchr_str(req.body, SYNTHETIC_SIGNATURE_PREFIX));
         if can_pass {
-            let quoted = serde_json::to_vec(&target.model).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
-            let body = req.members.replace("model", &quoted).unwrap_or_else(|| req.body.to_vec());
-            return Ok(Prepared { body: Bytes::from(body), pass_through: true, include_usage: false });
+            let quoted = serde_json::to_vec(&target.model)
+                .map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+            let body = req
+                .members
+                .replace("model", &quoted)
+                .unwrap_or_else(|| req.body.to_vec());
+            return Ok(Prepared {
+                body: Bytes::from(body),
+                pass_through: true,
+                include_usage: false,
+            });
         }
         let canonical = self.canonical()?;
         let value = match provider.dialect {
-            Dialect::OpenAiChat => openai_chat::request::encode(canonical, &target.model, &provider.openai, route.max_output_tokens),
-            Dialect::Anthropic => anthropic::request::encode(canonical, &target.model, &provider.anthropic, route.max_output_tokens)?,
+            Dialect::OpenAiChat => openai_chat::request::encode(
+                canonical,
+                &target.model,
+                &provider.openai,
+                route.max_output_tokens,
+            ),
+            Dialect::Anthropic => anthropic::request::encode(
+                canonical,
+                &target.model,
+                &provider.anthropic,
+                route.max_output_tokens,
+            )?,
         };
-        let body = serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
-        Ok(Prepared { body: Bytes::from(body), pass_through: false, include_usage: canonical.include_usage })
+        let body =
+            serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+        Ok(Prepared {
+            body: Bytes::from(body),
+            pass_through: false,
+            include_usage: canonical.include_usage,
+        })
     }
 }
 
@@ -99,14 +125,29 @@ fn memchr_str(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(n.len()).any(|w| w == n)
 }
 
-fn upstream_headers(provider: &Provider, client: &ClientRequest<'_>, pass_through: bool) -> Vec<(http::HeaderName, http::HeaderValue)> {
+fn upstream_headers(
+    provider: &Provider,
+    client: &ClientRequest<'_>,
+    pass_through: bool,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
     let mut h = Vec::with_capacity(4);
-    let accept = if client.stream { "text/event-stream" } else { "application/json" };
+    let accept = if client.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
     h.push((http::header::ACCEPT, http::HeaderValue::from_static(accept)));
-    let key = provider.api_key.as_ref().and_then(|k| http::HeaderValue::from_str(k.expose()).ok());
+    let key = provider
+        .api_key
+        .as_ref()
+        .and_then(|k| http::HeaderValue::from_str(k.expose()).ok());
     match provider.dialect {
         Dialect::OpenAiChat => {
-            if let Some(k) = provider.api_key.as_ref().and_then(|k| http::HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok()) {
+            if let Some(k) = provider
+                .api_key
+                .as_ref()
+                .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
+            {
                 h.push((http::header::AUTHORIZATION, k));
             }
         }
@@ -123,7 +164,12 @@ fn upstream_headers(provider: &Provider, client: &ClientRequest<'_>, pass_throug
             h.push((http::HeaderName::from_static("anthropic-version"), version));
             // Betas describe the client's request; they mean nothing to a
             // translated one.
-            if let Some(beta) = client.headers.anthropic_beta.clone().filter(|_| pass_through) {
+            if let Some(beta) = client
+                .headers
+                .anthropic_beta
+                .clone()
+                .filter(|_| pass_through)
+            {
                 h.push((http::HeaderName::from_static("anthropic-beta"), beta));
             }
         }
@@ -140,7 +186,10 @@ pub async fn run(
     route: &Route,
     req: &ClientRequest<'_>,
 ) -> Result<(), ApiError> {
-    let mut attempts = Attempts { req, canonical: None };
+    let mut attempts = Attempts {
+        req,
+        canonical: None,
+    };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     for target in &route.targets {
         let provider = &target.provider;
@@ -148,7 +197,15 @@ pub async fn run(
         let prepared = attempts.prepare(target, route)?;
         let headers = upstream_headers(provider, req, prepared.pass_through);
         let deadline = Instant::now() + provider.timeouts.first_event;
-        let call = upstream.send(provider, &provider.generate_path(), &headers, prepared.body.clone(), deadline).await;
+        let call = upstream
+            .send(
+                provider,
+                &provider.generate_path(),
+                &headers,
+                prepared.body.clone(),
+                deadline,
+            )
+            .await;
         let call = match call {
             Ok(c) => c,
             Err(f) => {
@@ -170,9 +227,15 @@ pub async fn run(
             continue;
         }
         let result = if req.stream {
-            stream_target(upstream, session, ctx, req, target, &prepared, call, deadline).await
+            stream_target(
+                upstream, session, ctx, req, target, &prepared, call, deadline,
+            )
+            .await
         } else {
-            unary_target(upstream, session, ctx, req, target, &prepared, call, deadline).await
+            unary_target(
+                upstream, session, ctx, req, target, &prepared, call, deadline,
+            )
+            .await
         };
         match result {
             Ok(()) => {
@@ -225,10 +288,15 @@ async fn unary_target(
     let upstream_dialect = target.provider.dialect;
     let out: Bytes = if prepared.pass_through {
         ctx.usage = filters::stream::usage_of_body(upstream_dialect, &body);
-        let members = filters::json_peek::members(&body).map_err(|e| Failure::BadResponse(e.to_string()))?;
-        let quoted = serde_json::to_vec(req.model).map_err(|e| Failure::BadResponse(e.to_string()))?;
+        let members =
+            filters::json_peek::members(&body).map_err(|e| Failure::BadResponse(e.to_string()))?;
+        let quoted =
+            serde_json::to_vec(req.model).map_err(|e| Failure::BadResponse(e.to_string()))?;
         match members.str("model") {
-            Some(m) if m != req.model => members.replace("model", &quoted).map(Bytes::from).unwrap_or(body.clone()),
+            Some(m) if m != req.model => members
+                .replace("model", &quoted)
+                .map(Bytes::from)
+                .unwrap_or(body.clone()),
             _ => body.clone(),
         }
     } else {
@@ -250,7 +318,10 @@ async fn unary_target(
 }
 
 fn target_headers(ctx: &RequestCtx, target: &Target) -> Vec<(&'static str, String)> {
-    let mut extra = vec![("x-modelswitch-target", format!("{}/{}", target.provider.name, target.model))];
+    let mut extra = vec![(
+        "x-modelswitch-target",
+        format!("{}/{}", target.provider.name, target.model),
+    )];
     if !ctx.attempts.is_empty() {
         extra.push(("x-modelswitch-attempts", ctx.attempts.join(", ")));
     }
@@ -269,7 +340,10 @@ async fn stream_target(
     deadline: Instant,
 ) -> Result<(), Failure> {
     if !call.is_event_stream() {
-        return Err(Failure::BadResponse(format!("expected an event stream, got '{}'", call.content_type)));
+        return Err(Failure::BadResponse(format!(
+            "expected an event stream, got '{}'",
+            call.content_type
+        )));
     }
     let provider = &target.provider;
     let mut t = if prepared.pass_through {
@@ -277,7 +351,13 @@ async fn stream_target(
         StreamTranscoder::pass_through(req.dialect, rename)
     } else {
         let estimate = estimate_tokens_from_bytes(req.body.len());
-        StreamTranscoder::translate(provider.dialect, req.dialect, req.model, prepared.include_usage, estimate)
+        StreamTranscoder::translate(
+            provider.dialect,
+            req.dialect,
+            req.model,
+            prepared.include_usage,
+            estimate,
+        )
     };
     let mut out = BytesMut::with_capacity(4096);
     // Before commit: everything stays here, so a failure can still fall over.
@@ -308,7 +388,11 @@ async fn stream_target(
     for (k, v) in target_headers(ctx, target) {
         let _ = resp.insert_header(k, v);
     }
-    if session.write_response_header(Box::new(resp), false).await.is_err() {
+    if session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .is_err()
+    {
         ctx.error = Some("client went away".into());
         return Ok(()); // dropping `call` aborts the upstream request
     }
@@ -338,7 +422,10 @@ async fn stream_target(
             }
             Err(f) => {
                 let e = match f {
-                    Failure::Timeout(_) => ApiError::new(ErrorKind::Timeout, format!("upstream {} stalled for {idle:?}", provider.name)),
+                    Failure::Timeout(_) => ApiError::new(
+                        ErrorKind::Timeout,
+                        format!("upstream {} stalled for {idle:?}", provider.name),
+                    ),
                     other => other.to_api_error(&provider.name),
                 };
                 t.fail(&e, &mut out);
@@ -358,7 +445,10 @@ async fn stream_target(
     if *t.progress() == Progress::Done {
         // Reuse the connection only if its body really ended.
         let drained = upstream_ended
-            || matches!(call.read(Instant::now() + DRAIN_BUDGET, "drain").await, Ok(None));
+            || matches!(
+                call.read(Instant::now() + DRAIN_BUDGET, "drain").await,
+                Ok(None)
+            );
         if drained {
             upstream.release(call).await;
         }
@@ -372,7 +462,10 @@ async fn write(session: &mut Session, out: &mut BytesMut) -> bool {
         return true;
     }
     let bytes = out.split().freeze();
-    session.write_response_body(Some(bytes), false).await.is_ok()
+    session
+        .write_response_body(Some(bytes), false)
+        .await
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -382,7 +475,10 @@ mod tests {
     #[test]
     fn final_error_prefers_rate_limits() {
         let failures = vec![
-            ("a".to_string(), Failure::Status(429, ApiError::from_upstream(429, b"{}", Some("3".into())))),
+            (
+                "a".to_string(),
+                Failure::Status(429, ApiError::from_upstream(429, b"{}", Some("3".into()))),
+            ),
             ("b".to_string(), Failure::Connect("refused".into())),
         ];
         let e = final_error(&failures);

@@ -46,7 +46,11 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx { id: filters::canonical::new_id("req_"), started: Some(Instant::now()), ..RequestCtx::default() }
+        RequestCtx {
+            id: filters::canonical::new_id("req_"),
+            started: Some(Instant::now()),
+            ..RequestCtx::default()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -58,11 +62,26 @@ impl ProxyHttp for Gateway {
         let outcome = match endpoint {
             Endpoint::Health => {
                 let head = session.req_header().method == http::Method::HEAD;
-                respond(session, ctx, 200, "application/json", Bytes::from_static(b"{\"status\":\"ok\"}"), &[], head).await
+                respond(
+                    session,
+                    ctx,
+                    200,
+                    "application/json",
+                    Bytes::from_static(b"{\"status\":\"ok\"}"),
+                    &[],
+                    head,
+                )
+                .await
             }
-            Endpoint::NotFound => Err(ApiError::new(ErrorKind::NotFound, format!("no route for {path}"))),
+            Endpoint::NotFound => Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no route for {path}"),
+            )),
             Endpoint::MethodNotAllowed => {
-                let mut e = ApiError::invalid(format!("method {} is not allowed on {path}", session.req_header().method));
+                let mut e = ApiError::invalid(format!(
+                    "method {} is not allowed on {path}",
+                    session.req_header().method
+                ));
                 e.status = Some(405);
                 Err(e)
             }
@@ -88,16 +107,38 @@ impl ProxyHttp for Gateway {
 
     /// Every request is answered in `request_filter`; reaching the stock
     /// proxy flow is a bug, reported rather than proxied anywhere.
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        Err(pingora::Error::explain(pingora::ErrorType::InternalError, "no stock proxy routes are configured"))
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Err(pingora::Error::explain(
+            pingora::ErrorType::InternalError,
+            "no stock proxy routes are configured",
+        ))
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&pingora::Error>, ctx: &mut RequestCtx) {
+    async fn logging(
+        &self,
+        session: &mut Session,
+        _e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
         let req = session.req_header();
-        let elapsed = ctx.started.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or_default();
+        let elapsed = ctx
+            .started
+            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+            .unwrap_or_default();
         let usage = ctx
             .usage
-            .map(|u| format!("in={} cached={} out={}", u.input_total(), u.cache_read, u.output_total))
+            .map(|u| {
+                format!(
+                    "in={} cached={} out={}",
+                    u.input_total(),
+                    u.cache_read,
+                    u.output_total
+                )
+            })
             .unwrap_or_else(|| "-".into());
         log::info!(
             "{} {} {} {} status={} dialect={} key={} model={} stream={} target={} attempts=[{}] usage={} ms={:.1}{}",
@@ -120,31 +161,58 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    async fn generate(&self, session: &mut Session, ctx: &mut RequestCtx, snap: &Arc<Snapshot>, dialect: Dialect) -> Result<(), ApiError> {
+    async fn generate(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snap: &Arc<Snapshot>,
+        dialect: Dialect,
+    ) -> Result<(), ApiError> {
         let key = authenticate(snap, session)?;
         ctx.key_name = Some(key.name.clone());
         let body = read_body(session, snap.max_request_body_bytes).await?;
         if let Err(e) = std::str::from_utf8(&body) {
-            return Err(ApiError::invalid(format!("request body is not valid UTF-8 (byte {})", e.valid_up_to())));
+            return Err(ApiError::invalid(format!(
+                "request body is not valid UTF-8 (byte {})",
+                e.valid_up_to()
+            )));
         }
-        let members = filters::json_peek::members(&body)
-            .map_err(|e| ApiError::invalid(format!("request body is not a valid JSON object: {e}")))?;
+        let members = filters::json_peek::members(&body).map_err(|e| {
+            ApiError::invalid(format!("request body is not a valid JSON object: {e}"))
+        })?;
         let model = members
             .str("model")
             .ok_or_else(|| ApiError::invalid("model: a string is required").with_param("model"))?;
-        if !members.raw("messages").is_some_and(|m| m.first() == Some(&b'[')) {
+        if !members
+            .raw("messages")
+            .is_some_and(|m| m.first() == Some(&b'['))
+        {
             return Err(ApiError::invalid("messages: an array is required").with_param("messages"));
         }
         ctx.model = Some(model.clone());
         ctx.stream = members.bool("stream").unwrap_or(false);
         let route = snap.routes.get(&model).cloned().ok_or_else(|| {
-            let mut known: Vec<&str> = snap.model_names.iter().map(String::as_str).filter(|m| key.allows_model(m)).collect();
+            let mut known: Vec<&str> = snap
+                .model_names
+                .iter()
+                .map(String::as_str)
+                .filter(|m| key.allows_model(m))
+                .collect();
             known.truncate(20);
-            ApiError::new(ErrorKind::NotFound, format!("model '{model}' is not configured; available: {}", known.join(", ")))
-                .with_param("model")
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "model '{model}' is not configured; available: {}",
+                    known.join(", ")
+                ),
+            )
+            .with_param("model")
         })?;
         if !key.allows_model(&model) {
-            return Err(ApiError::new(ErrorKind::PermissionDenied, format!("this API key may not use model '{model}'")));
+            return Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                format!("this API key may not use model '{model}'"),
+            ));
         }
         let anthropic_headers = exchange::ClientHeaders::from_request(session.req_header());
         let request = exchange::ClientRequest {
@@ -166,7 +234,10 @@ fn authenticate(snap: &Snapshot, session: &Session) -> Result<Arc<ClientKey>, Ap
         h.get("x-api-key").map(|v| v.as_bytes()),
     )
     .ok_or_else(|| {
-        ApiError::new(ErrorKind::Authentication, "missing API key: send Authorization: Bearer <key> or x-api-key: <key>")
+        ApiError::new(
+            ErrorKind::Authentication,
+            "missing API key: send Authorization: Bearer <key> or x-api-key: <key>",
+        )
     })?;
     snap.keys
         .get(cred)
@@ -175,7 +246,12 @@ fn authenticate(snap: &Snapshot, session: &Session) -> Result<Arc<ClientKey>, Ap
 }
 
 async fn read_body(session: &mut Session, cap: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::new(ErrorKind::RequestTooLarge, format!("request body exceeds the {cap}-byte limit"));
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::RequestTooLarge,
+            format!("request body exceeds the {cap}-byte limit"),
+        )
+    };
     let declared = session
         .req_header()
         .headers
@@ -195,13 +271,27 @@ async fn read_body(session: &mut Session, cap: usize) -> Result<Bytes, ApiError>
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(buf.freeze()),
-            Err(e) => return Err(ApiError::invalid(format!("could not read the request body: {e}"))),
+            Err(e) => {
+                return Err(ApiError::invalid(format!(
+                    "could not read the request body: {e}"
+                )))
+            }
         }
     }
 }
 
-async fn models(session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot, key: &ClientKey, dialect: Dialect) -> Result<(), ApiError> {
-    let names: Vec<&String> = snap.model_names.iter().filter(|m| key.allows_model(m)).collect();
+async fn models(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    key: &ClientKey,
+    dialect: Dialect,
+) -> Result<(), ApiError> {
+    let names: Vec<&String> = snap
+        .model_names
+        .iter()
+        .filter(|m| key.allows_model(m))
+        .collect();
     let body = match dialect {
         Dialect::OpenAiChat => json!({"object": "list", "data": names.iter().map(|n| json!({
             "id": n, "object": "model", "created": 0, "owned_by": "modelswitch"})).collect::<Vec<_>>()}),
@@ -210,13 +300,26 @@ async fn models(session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot, ke
                 "created_at": "2025-01-01T00:00:00Z"})).collect::<Vec<_>>(),
             "has_more": false, "first_id": names.first(), "last_id": names.last()}),
     };
-    respond(session, ctx, 200, "application/json", Bytes::from(body.to_string()), &[], false).await
+    respond(
+        session,
+        ctx,
+        200,
+        "application/json",
+        Bytes::from(body.to_string()),
+        &[],
+        false,
+    )
+    .await
 }
 
 /// An honest estimate: the tokenizer of whatever model serves the request
 /// is not known here, so count the text the model will read (system,
 /// messages, tool definitions) at about four bytes a token.
-async fn count_tokens(session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot) -> Result<(), ApiError> {
+async fn count_tokens(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+) -> Result<(), ApiError> {
     ctx.dialect = Some(Dialect::Anthropic);
     let key = authenticate(snap, session)?;
     ctx.key_name = Some(key.name.clone());
@@ -224,7 +327,16 @@ async fn count_tokens(session: &mut Session, ctx: &mut RequestCtx, snap: &Snapsh
     let req = filters::anthropic::request::decode(&body)?;
     let bytes = filters::canonical::text_bytes(&req);
     let tokens = estimate_tokens_from_bytes(bytes);
-    respond(session, ctx, 200, "application/json", Bytes::from(json!({"input_tokens": tokens}).to_string()), &[], false).await
+    respond(
+        session,
+        ctx,
+        200,
+        "application/json",
+        Bytes::from(json!({"input_tokens": tokens}).to_string()),
+        &[],
+        false,
+    )
+    .await
 }
 
 /// Writes a complete response. A failed write means the client left:
@@ -239,20 +351,32 @@ pub async fn respond(
     head_only: bool,
 ) -> Result<(), ApiError> {
     ctx.status = status;
-    let Ok(mut resp) = ResponseHeader::build(status, Some(4 + extra.len())) else { return Ok(()) };
+    let Ok(mut resp) = ResponseHeader::build(status, Some(4 + extra.len())) else {
+        return Ok(());
+    };
     let _ = resp.insert_header("content-type", content_type);
     let _ = resp.insert_header("content-length", body.len().to_string());
     let _ = resp.insert_header("x-request-id", ctx.id.as_str());
     for (k, v) in extra {
         let _ = resp.append_header(k.to_string(), v.as_str());
     }
-    if session.write_response_header(Box::new(resp), head_only).await.is_ok() && !head_only {
+    if session
+        .write_response_header(Box::new(resp), head_only)
+        .await
+        .is_ok()
+        && !head_only
+    {
         let _ = session.write_response_body(Some(body), true).await;
     }
     Ok(())
 }
 
-pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, dialect: Dialect, e: &ApiError) {
+pub async fn respond_error(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    dialect: Dialect,
+    e: &ApiError,
+) {
     let status = e.status_for(dialect);
     ctx.error = Some(e.message.clone());
     let mut extra = Vec::new();
@@ -265,5 +389,14 @@ pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, dialect:
     if !ctx.attempts.is_empty() {
         extra.push(("x-modelswitch-attempts", ctx.attempts.join(", ")));
     }
-    let _ = respond(session, ctx, status, "application/json", Bytes::from(e.body_bytes(dialect)), &extra, false).await;
+    let _ = respond(
+        session,
+        ctx,
+        status,
+        "application/json",
+        Bytes::from(e.body_bytes(dialect)),
+        &extra,
+        false,
+    )
+    .await;
 }

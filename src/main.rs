@@ -17,7 +17,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "modelswitch", version, about = "One endpoint for every LLM dialect and provider")]
+#[command(
+    name = "modelswitch",
+    version,
+    about = "One endpoint for every LLM dialect and provider"
+)]
 struct Cli {
     /// The TOML config file.
     #[arg(short, long, global = true, default_value = "conf/modelswitch.toml")]
@@ -36,9 +40,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("modelswitch=info,warn"))
-        .format_timestamp_millis()
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("modelswitch=info,warn"),
+    )
+    .format_timestamp_millis()
+    .init();
     let snapshot = match config::load(&cli.config) {
         Ok(s) => s,
         Err(e) => {

@@ -17,7 +17,15 @@ impl Secret {
 
     /// A mask that still tells two keys apart in logs and stats.
     pub fn masked(&self) -> String {
-        let tail: String = self.0.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = self
+            .0
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         if self.0.chars().count() <= 8 {
             "***".to_owned()
         } else {

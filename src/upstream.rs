@@ -55,15 +55,28 @@ impl Failure {
     /// The error a client sees if this is the failure we report.
     pub fn to_api_error(&self, provider: &str) -> ApiError {
         match self {
-            Self::Connect(m) => ApiError::new(ErrorKind::Api, format!("upstream {provider} unreachable: {m}")),
-            Self::Timeout(phase) => {
-                ApiError::new(ErrorKind::Timeout, format!("upstream {provider} timed out ({phase})"))
-            }
-            Self::Io(m) => ApiError::new(ErrorKind::Api, format!("upstream {provider} connection failed: {m}")),
-            Self::BadResponse(m) => ApiError::new(ErrorKind::Api, format!("upstream {provider} sent a bad response: {m}")),
+            Self::Connect(m) => ApiError::new(
+                ErrorKind::Api,
+                format!("upstream {provider} unreachable: {m}"),
+            ),
+            Self::Timeout(phase) => ApiError::new(
+                ErrorKind::Timeout,
+                format!("upstream {provider} timed out ({phase})"),
+            ),
+            Self::Io(m) => ApiError::new(
+                ErrorKind::Api,
+                format!("upstream {provider} connection failed: {m}"),
+            ),
+            Self::BadResponse(m) => ApiError::new(
+                ErrorKind::Api,
+                format!("upstream {provider} sent a bad response: {m}"),
+            ),
             Self::Status(401 | 403, e) => ApiError::new(
                 ErrorKind::Api,
-                format!("upstream {provider} rejected the gateway's credentials: {}", e.message),
+                format!(
+                    "upstream {provider} rejected the gateway's credentials: {}",
+                    e.message
+                ),
             ),
             Self::Status(_, e) => e.clone(),
         }
@@ -97,7 +110,10 @@ pub struct UpstreamCall {
 
 impl UpstreamClient {
     pub fn new() -> Self {
-        Self { connector: Connector::new(None), dns: Mutex::new(HashMap::new()) }
+        Self {
+            connector: Connector::new(None),
+            dns: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, Failure> {
@@ -116,9 +132,17 @@ impl UpstreamClient {
             .await
             .map_err(|e| Failure::Connect(format!("DNS lookup of {host} failed: {e}")))?
             .collect();
-        let first = *addrs.first().ok_or_else(|| Failure::Connect(format!("{host} has no addresses")))?;
+        let first = *addrs
+            .first()
+            .ok_or_else(|| Failure::Connect(format!("{host} has no addresses")))?;
         if let Ok(mut cache) = self.dns.lock() {
-            cache.insert(key, DnsEntry { addrs, expires: Instant::now() + DNS_TTL });
+            cache.insert(
+                key,
+                DnsEntry {
+                    addrs,
+                    expires: Instant::now() + DNS_TTL,
+                },
+            );
         }
         Ok(first)
     }
@@ -133,7 +157,11 @@ impl UpstreamClient {
         deadline: Instant,
     ) -> Result<UpstreamCall, Failure> {
         let addr = self.resolve(&provider.host, provider.port).await?;
-        let sni = if provider.tls { provider.host.clone() } else { String::new() };
+        let sni = if provider.tls {
+            provider.host.clone()
+        } else {
+            String::new()
+        };
         let mut peer = HttpPeer::new(addr, provider.tls, sni);
         peer.options.connection_timeout = Some(provider.timeouts.connect);
         peer.options.total_connection_timeout = Some(provider.timeouts.connect * 2);
@@ -147,11 +175,23 @@ impl UpstreamClient {
 
         let mut req = RequestHeader::build("POST", path.as_bytes(), Some(headers.len() + 8))
             .map_err(|e| Failure::Io(e.to_string()))?;
-        let mut put = |k: http::HeaderName, v: http::HeaderValue| req.insert_header(k, v).map_err(|e| Failure::Io(e.to_string()));
+        let mut put = |k: http::HeaderName, v: http::HeaderValue| {
+            req.insert_header(k, v)
+                .map_err(|e| Failure::Io(e.to_string()))
+        };
         put(http::header::HOST, hv(&provider.host_header()))?;
-        put(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"))?;
-        put(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()))?;
-        put(http::header::USER_AGENT, http::HeaderValue::from_static(concat!("modelswitch/", env!("CARGO_PKG_VERSION"))))?;
+        put(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )?;
+        put(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(body.len()),
+        )?;
+        put(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(concat!("modelswitch/", env!("CARGO_PKG_VERSION"))),
+        )?;
         for (k, v) in headers {
             put(k.clone(), v.clone())?;
         }
@@ -170,8 +210,15 @@ impl UpstreamClient {
             Ok(Err(e)) => return Err(Failure::Io(e.to_string())),
             Ok(Ok(())) => {}
         }
-        let resp = session.response_header().ok_or_else(|| Failure::Io("no response header".into()))?;
-        let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let resp = session
+            .response_header()
+            .ok_or_else(|| Failure::Io("no response header".into()))?;
+        let header = |name: &str| {
+            resp.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         Ok(UpstreamCall {
             status: resp.status.as_u16(),
             content_type: header("content-type").unwrap_or_default(),
@@ -183,7 +230,9 @@ impl UpstreamClient {
 
     /// Returns a fully read connection to the pool.
     pub async fn release(&self, call: UpstreamCall) {
-        self.connector.release_http_session(call.session, &call.peer, Some(POOL_IDLE)).await;
+        self.connector
+            .release_http_session(call.session, &call.peer, Some(POOL_IDLE))
+            .await;
     }
 }
 
@@ -197,7 +246,11 @@ impl UpstreamCall {
     }
 
     /// The next body chunk, or `None` at the end; waits until `deadline`.
-    pub async fn read(&mut self, deadline: Instant, phase: &'static str) -> Result<Option<Bytes>, Failure> {
+    pub async fn read(
+        &mut self,
+        deadline: Instant,
+        phase: &'static str,
+    ) -> Result<Option<Bytes>, Failure> {
         match tokio::time::timeout_at(deadline.into(), self.session.read_response_body()).await {
             Err(_) => Err(Failure::Timeout(phase)),
             Ok(Err(e)) => Err(Failure::Io(e.to_string())),
@@ -210,7 +263,9 @@ impl UpstreamCall {
         let mut buf = bytes::BytesMut::new();
         while let Some(chunk) = self.read(deadline, "body").await? {
             if buf.len() + chunk.len() > limit {
-                return Err(Failure::BadResponse(format!("response body over {limit} bytes")));
+                return Err(Failure::BadResponse(format!(
+                    "response body over {limit} bytes"
+                )));
             }
             buf.extend_from_slice(&chunk);
         }
@@ -219,7 +274,13 @@ impl UpstreamCall {
 
     /// Reads an error response into the client-facing error.
     pub async fn into_failure(mut self, deadline: Instant) -> Failure {
-        let body = self.read_all(deadline, MAX_ERROR_BODY).await.unwrap_or_default();
-        Failure::Status(self.status, ApiError::from_upstream(self.status, &body, self.retry_after.clone()))
+        let body = self
+            .read_all(deadline, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        Failure::Status(
+            self.status,
+            ApiError::from_upstream(self.status, &body, self.retry_after.clone()),
+        )
     }
 }

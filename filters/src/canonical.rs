@@ -346,11 +346,21 @@ pub fn text_bytes(req: &Request) -> usize {
         }
     }
     let system: usize = req.system.iter().map(|t| t.text.len()).sum();
-    let messages: usize = req.messages.iter().flat_map(|m| &m.parts).map(part_bytes).sum::<usize>() + 4 * req.messages.len();
+    let messages: usize = req
+        .messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .map(part_bytes)
+        .sum::<usize>()
+        + 4 * req.messages.len();
     let tools: usize = req
         .tools
         .iter()
-        .map(|t| t.name.len() + t.description.as_ref().map_or(0, String::len) + t.schema.to_string().len())
+        .map(|t| {
+            t.name.len()
+                + t.description.as_ref().map_or(0, String::len)
+                + t.schema.to_string().len()
+        })
         .sum();
     system + messages + tools
 }

@@ -20,19 +20,30 @@ pub enum Endpoint {
 
 pub fn classify(method: &str, path: &str) -> Endpoint {
     let path = path.split('?').next().unwrap_or(path);
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     let is_get = method == "GET" || method == "HEAD";
     let is_post = method == "POST";
     let (want_post, endpoint) = match path {
         "/" | "/health" | "/api/hello" => (false, Endpoint::Health),
-        "/v1/chat/completions" | "/openai/chat/completions" | "/openai/v1/chat/completions" | "/chat/completions" => {
-            (true, Endpoint::Generate(Dialect::OpenAiChat))
+        "/v1/chat/completions"
+        | "/openai/chat/completions"
+        | "/openai/v1/chat/completions"
+        | "/chat/completions" => (true, Endpoint::Generate(Dialect::OpenAiChat)),
+        "/v1/messages" | "/anthropic/messages" | "/anthropic/v1/messages" => {
+            (true, Endpoint::Generate(Dialect::Anthropic))
         }
-        "/v1/messages" | "/anthropic/messages" | "/anthropic/v1/messages" => (true, Endpoint::Generate(Dialect::Anthropic)),
-        "/v1/messages/count_tokens" | "/anthropic/messages/count_tokens" | "/anthropic/v1/messages/count_tokens" => {
-            (true, Endpoint::CountTokens)
-        }
-        "/v1/models" | "/openai/models" | "/openai/v1/models" | "/anthropic/v1/models" | "/models" => (false, Endpoint::Models),
+        "/v1/messages/count_tokens"
+        | "/anthropic/messages/count_tokens"
+        | "/anthropic/v1/messages/count_tokens" => (true, Endpoint::CountTokens),
+        "/v1/models"
+        | "/openai/models"
+        | "/openai/v1/models"
+        | "/anthropic/v1/models"
+        | "/models" => (false, Endpoint::Models),
         _ => return Endpoint::NotFound,
     };
     match (want_post, is_post, is_get) {
@@ -58,14 +69,29 @@ mod tests {
 
     #[test]
     fn routes_on_path_only() {
-        assert_eq!(classify("POST", "/v1/messages?beta=true"), Endpoint::Generate(Dialect::Anthropic));
-        assert_eq!(classify("POST", "/anthropic/messages"), Endpoint::Generate(Dialect::Anthropic));
-        assert_eq!(classify("POST", "/openai/chat/completions/"), Endpoint::Generate(Dialect::OpenAiChat));
-        assert_eq!(classify("POST", "/v1/messages/count_tokens?beta=true"), Endpoint::CountTokens);
+        assert_eq!(
+            classify("POST", "/v1/messages?beta=true"),
+            Endpoint::Generate(Dialect::Anthropic)
+        );
+        assert_eq!(
+            classify("POST", "/anthropic/messages"),
+            Endpoint::Generate(Dialect::Anthropic)
+        );
+        assert_eq!(
+            classify("POST", "/openai/chat/completions/"),
+            Endpoint::Generate(Dialect::OpenAiChat)
+        );
+        assert_eq!(
+            classify("POST", "/v1/messages/count_tokens?beta=true"),
+            Endpoint::CountTokens
+        );
         assert_eq!(classify("GET", "/v1/models"), Endpoint::Models);
         assert_eq!(classify("HEAD", "/"), Endpoint::Health);
         assert_eq!(classify("GET", "/health"), Endpoint::Health);
-        assert_eq!(classify("GET", "/v1/chat/completions"), Endpoint::MethodNotAllowed);
+        assert_eq!(
+            classify("GET", "/v1/chat/completions"),
+            Endpoint::MethodNotAllowed
+        );
         assert_eq!(classify("POST", "/v2/whatever"), Endpoint::NotFound);
     }
 
