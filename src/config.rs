@@ -35,7 +35,7 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileServer {
     listen: Option<OneOrMany>,
@@ -50,20 +50,6 @@ struct FileServer {
     idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     keepalive_interval: Option<Duration>,
-}
-
-impl Default for FileServer {
-    fn default() -> Self {
-        Self {
-            listen: None,
-            threads: None,
-            max_request_body_bytes: None,
-            connect_timeout: None,
-            first_event_timeout: None,
-            idle_timeout: None,
-            keepalive_interval: None,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

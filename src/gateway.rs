@@ -183,9 +183,9 @@ impl Gateway {
         let model = members
             .str("model")
             .ok_or_else(|| ApiError::invalid("model: a string is required").with_param("model"))?;
-        if !members
+        if members
             .raw("messages")
-            .is_some_and(|m| m.first() == Some(&b'['))
+            .is_none_or(|m| m.first() != Some(&b'['))
         {
             return Err(ApiError::invalid("messages: an array is required").with_param("messages"));
         }

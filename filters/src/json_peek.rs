@@ -167,7 +167,7 @@ impl Scanner<'_> {
     fn value(&mut self) -> Result<Range<usize>, PeekError> {
         let start = self.i;
         match self.peek() {
-            Some(b'"') => return self.string(),
+            Some(b'"') => self.string(),
             Some(b'{' | b'[') => {
                 let mut depth = 0usize;
                 loop {

@@ -13,6 +13,7 @@
 //! "mock;fault=error_event;after=2"      an in-stream error event after 2 events (after=0: first)
 //! "mock;fault=malformed"                invalid JSON (stream event or body)
 //! "mock;fault=hang"                     never answers
+//! "mock;fault=stall;after=4"            goes silent after 4 events
 //! "mock;chunks=64;delay_ms=5;first_ms=20"  stream shape and timing
 //! "mock;calls=3;interleave=1"           parallel tool calls (when tools are offered), args interleaved
 //! "mock;reasoning=1;cached=40"          reasoning first; 40 cached prompt tokens in usage
@@ -141,8 +142,11 @@ async fn serve(mut sock: TcpStream, stats: Shared, defaults: Defaults) -> std::i
             buf.extend_from_slice(&tmp[..n]);
         }
         let body: Vec<u8> = buf.drain(..len).collect();
+        let close = hdrs
+            .get("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let keep_open = respond(&mut sock, &method, &path, &hdrs, &body, &stats, defaults).await?;
-        if !keep_open {
+        if !keep_open || close {
             return Ok(());
         }
     }
@@ -318,6 +322,10 @@ async fn respond(
         if i == after {
             match fault {
                 "close_mid" => return Ok(false),
+                "stall" => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    return Ok(false);
+                }
                 "error_event" => {
                     let e = match dialect {
                         Dialect::OpenAi => "data: {\"error\":{\"message\":\"mock: overloaded mid-stream\",\"type\":\"overloaded_error\"}}\n\n".to_owned(),

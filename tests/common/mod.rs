@@ -1,0 +1,321 @@
+//! Test harness: the real `mock-upstream` and `modelswitch` binaries on
+//! ephemeral loopback ports, and a small HTTP/1.1 client. Every wait is
+//! bounded so a hang fails fast.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const KEY: &str = "sk-test-admin-key";
+pub const LIMITED_KEY: &str = "sk-test-limited-key";
+pub const UPSTREAM_OPENAI_KEY: &str = "sk-upstream-openai-secret";
+pub const UPSTREAM_ANTHROPIC_KEY: &str = "sk-upstream-anthropic-secret";
+
+pub struct Proc {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn mock() -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
+        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mock-upstream");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("mock-upstream did not start");
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("mock address");
+    Proc { child, addr }
+}
+
+/// Providers `openai` and `anthropic` on the mock; every model name in
+/// `models` routes through the given chain of (provider, upstream model).
+pub fn config(mock: SocketAddr, models: &[(&str, &[(&str, &str)])], extra_server: &str) -> String {
+    let mut c = format!(
+        r#"
+[server]
+listen = "LISTEN"
+threads = 2
+first_event_timeout = "3s"
+idle_timeout = "2s"
+connect_timeout = "1s"
+{extra_server}
+
+[[providers]]
+name = "openai"
+type = "openai"
+base_url = "http://{mock}/v1"
+api_key = "{UPSTREAM_OPENAI_KEY}"
+
+[[providers]]
+name = "anthropic"
+type = "anthropic"
+base_url = "http://{mock}"
+api_key = "{UPSTREAM_ANTHROPIC_KEY}"
+
+[[providers]]
+name = "dead"
+type = "openai"
+base_url = "http://127.0.0.1:9/v1"
+
+[[api_keys]]
+key = "{KEY}"
+name = "admin"
+roles = ["admin"]
+
+[[api_keys]]
+key = "{LIMITED_KEY}"
+name = "limited"
+allowed_models = ["oa"]
+"#
+    );
+    for (name, targets) in models {
+        let t: Vec<String> = targets
+            .iter()
+            .map(|(p, m)| format!("{{ provider = \"{p}\", model = \"{m}\" }}"))
+            .collect();
+        c.push_str(&format!(
+            "\n[[models]]\nname = \"{name}\"\ntargets = [{}]\n",
+            t.join(", ")
+        ));
+    }
+    if !models.iter().any(|(n, _)| *n == "oa") {
+        c.push_str("\n[[models]]\nname = \"oa\"\ntargets = [{ provider = \"openai\", model = \"mock\" }]\n");
+    }
+    c
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn gateway(config_text: &str) -> Proc {
+    let dir = std::env::temp_dir().join(format!(
+        "modelswitch-test-{}-{}",
+        std::process::id(),
+        fastrand_u64()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The port is free when picked; another process may grab it before the
+    // gateway binds, so retry a few times.
+    for _ in 0..5 {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let path = dir.join("gateway.toml");
+        std::fs::write(&path, config_text.replace("LISTEN", &addr.to_string())).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modelswitch"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn modelswitch");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Proc { child, addr };
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("gateway did not start");
+}
+
+fn fastrand_u64() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// SSE events as (event name, parsed data); `[DONE]` appears as ("", "[DONE]").
+    pub fn events(&self) -> Vec<(String, Value)> {
+        let text = self.text();
+        text.split("\n\n")
+            .filter(|block| !block.trim().is_empty())
+            .filter_map(|block| {
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = v.to_owned();
+                    }
+                }
+                if data.is_empty() {
+                    return None;
+                }
+                let v = if data == "[DONE]" {
+                    Value::String(data)
+                } else {
+                    serde_json::from_str(&data).unwrap()
+                };
+                Some((name, v))
+            })
+            .collect()
+    }
+}
+
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading a huge body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw, method == "HEAD")
+}
+
+fn parse_response(raw: &[u8], head_only: bool) -> Response {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        })
+        .collect();
+    let rest = &raw[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if head_only {
+        Vec::new()
+    } else if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(p) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..p]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = p + 2;
+        let end = (start + size).min(b.len());
+        out.extend_from_slice(&b[start..end]);
+        if end + 2 > b.len() {
+            return out;
+        }
+        b = &b[end + 2..];
+    }
+}
+
+pub fn post_json(addr: SocketAddr, path: &str, key: &str, body: &Value) -> Response {
+    let auth = format!("Bearer {key}");
+    request(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+pub fn mock_stats(mock: SocketAddr) -> Value {
+    request(mock, "GET", "/_mock/stats", &[], b"").json()
+}
