@@ -1,0 +1,125 @@
+"""Starts the real mock-upstream and modelswitch binaries on ephemeral
+loopback ports for the official-SDK tests. Every wait is bounded."""
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("MODELSWITCH_BIN_DIR", ROOT / "target" / "debug"))
+KEY = "sk-sdk-test-key"
+
+# model name -> ordered (provider, upstream model) chain
+MODELS = {
+    "oa": [("openai", "mock")],
+    "an": [("anthropic", "mock")],
+    "oa-3calls": [("openai", "mock;calls=3;interleave=1")],
+    "an-3calls": [("anthropic", "mock;calls=3")],
+    "oa-429": [("openai", "mock;status=429")],
+    "an-429": [("anthropic", "mock;status=429")],
+    "oa-500": [("openai", "mock;status=500")],
+    "an-529": [("anthropic", "mock;status=529")],
+    "oa-400": [("openai", "mock;status=400")],
+    "an-400": [("anthropic", "mock;status=400")],
+    "oa-mid": [("openai", "mock;fault=close_mid;after=4")],
+    "an-mid": [("anthropic", "mock;fault=error_event;after=5")],
+    "fallback": [("openai", "mock;status=503"), ("anthropic", "mock;fault=close_before_first"), ("anthropic", "mock")],
+}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(mock_port, port):
+    lines = [
+        "[server]",
+        f'listen = "127.0.0.1:{port}"',
+        "threads = 2",
+        'first_event_timeout = "5s"',
+        'idle_timeout = "5s"',
+        "",
+        "[[providers]]",
+        'name = "openai"',
+        'type = "openai"',
+        f'base_url = "http://127.0.0.1:{mock_port}/v1"',
+        'api_key = "sk-upstream-openai"',
+        "",
+        "[[providers]]",
+        'name = "anthropic"',
+        'type = "anthropic"',
+        f'base_url = "http://127.0.0.1:{mock_port}"',
+        'api_key = "sk-upstream-anthropic"',
+        "",
+        "[[api_keys]]",
+        f'key = "{KEY}"',
+        'name = "sdk"',
+    ]
+    for name, chain in MODELS.items():
+        targets = ", ".join(f'{{ provider = "{p}", model = "{m}" }}' for p, m in chain)
+        lines += ["", "[[models]]", f'name = "{name}"', f"targets = [{targets}]"]
+    return "\n".join(lines) + "\n"
+
+
+class Stack:
+    def __init__(self, gateway, mock):
+        self.gateway = gateway
+        self.mock = mock
+
+    def stats(self):
+        with urllib.request.urlopen(f"{self.mock}/_mock/stats", timeout=5) as r:
+            return json.load(r)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    mock = subprocess.Popen(
+        [str(BIN / "mock-upstream"), "--listen", "127.0.0.1:0", "--threads", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    procs = [mock]
+    try:
+        line = mock.stdout.readline()  # bounded: the mock prints at once or dies
+        mock_port = int(line.strip().rsplit(":", 1)[1])
+        tmp = tempfile.mkdtemp(prefix="modelswitch-sdk-")
+        for _ in range(5):
+            port = _free_port()
+            cfg = Path(tmp) / "gateway.toml"
+            cfg.write_text(_config(mock_port, port))
+            gw = subprocess.Popen(
+                [str(BIN / "modelswitch"), "--config", str(cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "RUST_LOG": "warn"},
+            )
+            deadline = time.time() + 10
+            up = False
+            while time.time() < deadline and gw.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    up = True
+                    break
+                except OSError:
+                    time.sleep(0.03)
+            if up:
+                procs.append(gw)
+                yield Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mock_port}")
+                return
+            gw.kill()
+            gw.wait(timeout=5)
+        raise RuntimeError("gateway did not start")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=5)
