@@ -49,7 +49,11 @@ fn sse(c: &mut Criterion) {
     g.bench_function("baseline_split_whole_body", |b| {
         b.iter(|| {
             let text = std::str::from_utf8(&input).unwrap();
-            black_box(text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).count())
+            black_box(
+                text.split("\n\n")
+                    .filter_map(|e| e.strip_prefix("data: "))
+                    .count(),
+            )
         })
     });
     g.finish();
@@ -62,7 +66,13 @@ fn transcode(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(input.len() as u64));
     g.bench_function("openai_to_anthropic", |b| {
         b.iter(|| {
-            let mut t = StreamTranscoder::translate(Dialect::OpenAiChat, Dialect::Anthropic, "client", false, 10);
+            let mut t = StreamTranscoder::translate(
+                Dialect::OpenAiChat,
+                Dialect::Anthropic,
+                "client",
+                false,
+                10,
+            );
             let mut out = BytesMut::with_capacity(64 * 1024);
             for r in &reads {
                 t.feed(r, &mut out);

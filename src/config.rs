@@ -147,10 +147,15 @@ impl Provider {
     /// `Host` header value (port only when not the scheme's default).
     pub fn host_header(&self) -> String {
         let default = if self.tls { 443 } else { 80 };
-        if self.port == default {
-            self.host.clone()
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.host.clone()
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         }
     }
 }
@@ -521,6 +526,11 @@ mod tests {
         assert!(route.targets[0].provider.openai.max_completion_tokens_field);
         assert_eq!(route.targets[1].provider.generate_path(), "/v1/messages");
         assert_eq!(route.targets[1].provider.host_header(), "127.0.0.1:9000");
+        let (tls, host, port, prefix) = parse_base_url("http://[::1]:8001/v1/").unwrap();
+        assert_eq!(
+            (tls, host.as_str(), port, prefix.as_str()),
+            (false, "::1", 8001, "/v1")
+        );
         assert_eq!(
             route.targets[1].provider.timeouts.idle,
             Duration::from_secs(120)
