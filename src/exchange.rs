@@ -54,6 +54,16 @@ struct Prepared {
     include_usage: bool,
 }
 
+/// One target's attempt, after the upstream answered with a 2xx status.
+struct Answer<'a> {
+    upstream: &'a UpstreamClient,
+    req: &'a ClientRequest<'a>,
+    target: &'a Target,
+    prepared: &'a Prepared,
+    call: UpstreamCall,
+    deadline: Instant,
+}
+
 struct Attempts<'a> {
     req: &'a ClientRequest<'a>,
     canonical: Option<Request>,
@@ -206,48 +216,48 @@ pub async fn run(
                 deadline,
             )
             .await;
+        let mut record = |ctx: &mut RequestCtx, f: Failure| {
+            log::warn!("{} {label}: {f:?}", ctx.id);
+            ctx.attempts.push(format!("{label}={}", f.label()));
+            failures.push((provider.name.clone(), f));
+        };
         let call = match call {
             Ok(c) => c,
             Err(f) => {
-                log::warn!("{} {label}: {f:?}", ctx.id);
-                ctx.attempts.push(format!("{label}={}", f.label()));
-                failures.push((provider.name.clone(), f));
+                record(ctx, f);
                 continue;
             }
         };
         if !(200..300).contains(&call.status) {
             let f = call.into_failure(deadline).await;
-            ctx.attempts.push(format!("{label}={}", f.label()));
             if !f.falls_over() {
                 // The client's own mistake: another target would say the same.
+                ctx.attempts.push(format!("{label}={}", f.label()));
                 return Err(f.to_api_error(&provider.name));
             }
-            log::warn!("{} {label}: {f:?}", ctx.id);
-            failures.push((provider.name.clone(), f));
+            record(ctx, f);
             continue;
         }
+        let answer = Answer {
+            upstream,
+            req,
+            target,
+            prepared: &prepared,
+            call,
+            deadline,
+        };
         let result = if req.stream {
-            stream_target(
-                upstream, session, ctx, req, target, &prepared, call, deadline,
-            )
-            .await
+            stream_target(session, ctx, answer).await
         } else {
-            unary_target(
-                upstream, session, ctx, req, target, &prepared, call, deadline,
-            )
-            .await
+            unary_target(session, ctx, answer).await
         };
         match result {
             Ok(()) => {
                 ctx.attempts.push(format!("{label}=ok"));
-                ctx.served_by = Some(label);
+                ctx.served_by = Some(label.clone());
                 return Ok(());
             }
-            Err(f) => {
-                log::warn!("{} {label}: {f:?}", ctx.id);
-                ctx.attempts.push(format!("{label}={}", f.label()));
-                failures.push((provider.name.clone(), f));
-            }
+            Err(f) => record(ctx, f),
         }
     }
     Err(final_error(&failures))
@@ -264,7 +274,7 @@ fn final_error(failures: &[(String, Failure)]) -> ApiError {
         Some((provider, f)) => {
             let mut e = f.to_api_error(provider);
             if failures.len() > 1 {
-                e.message = format!("all {} targets failed; last: {}", failures.len(), e.message);
+                e.message = format!("all {} targets failed: {}", failures.len(), e.message);
             }
             e
         }
@@ -272,17 +282,19 @@ fn final_error(failures: &[(String, Failure)]) -> ApiError {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn unary_target(
-    upstream: &UpstreamClient,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    req: &ClientRequest<'_>,
-    target: &Target,
-    prepared: &Prepared,
-    mut call: UpstreamCall,
-    deadline: Instant,
+    a: Answer<'_>,
 ) -> Result<(), Failure> {
+    let Answer {
+        upstream,
+        req,
+        target,
+        prepared,
+        mut call,
+        deadline,
+    } = a;
     let body = call.read_all(deadline, MAX_UPSTREAM_BODY).await?;
     upstream.release(call).await;
     let upstream_dialect = target.provider.dialect;
@@ -328,17 +340,19 @@ fn target_headers(ctx: &RequestCtx, target: &Target) -> Vec<(&'static str, Strin
     extra
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn stream_target(
-    upstream: &UpstreamClient,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    req: &ClientRequest<'_>,
-    target: &Target,
-    prepared: &Prepared,
-    mut call: UpstreamCall,
-    deadline: Instant,
+    a: Answer<'_>,
 ) -> Result<(), Failure> {
+    let Answer {
+        upstream,
+        req,
+        target,
+        prepared,
+        mut call,
+        deadline,
+    } = a;
     if !call.is_event_stream() {
         return Err(Failure::BadResponse(format!(
             "expected an event stream, got '{}'",

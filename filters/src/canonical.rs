@@ -364,3 +364,18 @@ pub fn text_bytes(req: &Request) -> usize {
         .sum();
     system + messages + tools
 }
+
+/// `v[key]` as text, `""` when absent or not a string: wire decoders are
+/// lenient about optional fields.
+pub(crate) fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}
+
+/// `v[key]` as an owned string, if it is one.
+pub(crate) fn opt_str(v: &serde_json::Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+}

@@ -173,33 +173,18 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
                     &at,
                 )?)),
                 Some("thinking") => parts.push(Part::Reasoning(Reasoning {
-                    text: b
-                        .get("thinking")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    signature: b
-                        .get("signature")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    text: str_at(b, "thinking").to_owned(),
+                    signature: opt_str(b, "signature"),
                     redacted: None,
                 })),
                 Some("redacted_thinking") => parts.push(Part::Reasoning(Reasoning {
                     text: String::new(),
                     signature: None,
-                    redacted: b.get("data").and_then(Value::as_str).map(str::to_owned),
+                    redacted: opt_str(b, "data"),
                 })),
                 Some("tool_use") => parts.push(Part::ToolCall(ToolCall {
-                    id: b
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    name: b
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
+                    id: str_at(b, "id").to_owned(),
+                    name: str_at(b, "name").to_owned(),
                     arguments: arguments_text(b.get("input").unwrap_or(&Value::Null))
                         .map_err(|e| e.with_param(format!("{at}.input")))?,
                 })),
@@ -249,10 +234,7 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
         }
         req.tools.push(Tool {
             name: name.to_owned(),
-            description: t
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            description: opt_str(&t, "description"),
             schema: t
                 .get("input_schema")
                 .cloned()

@@ -70,36 +70,17 @@ pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
     for b in content {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => parts.push(Part::Text(TextPart {
-                text: b
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                text: str_at(b, "text").to_owned(),
                 cache: false,
             })),
             Some("thinking") => parts.push(Part::Reasoning(Reasoning {
-                text: b
-                    .get("thinking")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                signature: b
-                    .get("signature")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+                text: str_at(b, "thinking").to_owned(),
+                signature: opt_str(b, "signature"),
                 redacted: None,
             })),
             Some("tool_use") => parts.push(Part::ToolCall(ToolCall {
-                id: b
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                name: b
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                id: str_at(b, "id").to_owned(),
+                name: str_at(b, "name").to_owned(),
                 arguments: match b.get("input") {
                     Some(i @ Value::Object(_)) => i.to_string(),
                     _ => "{}".to_owned(),
@@ -116,22 +97,11 @@ pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
         finish = FinishReason::ToolCalls;
     }
     Ok(Response {
-        id: v
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        model: v
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: str_at(&v, "id").to_owned(),
+        model: str_at(&v, "model").to_owned(),
         parts,
         finish,
-        stop_sequence: v
-            .get("stop_sequence")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        stop_sequence: opt_str(&v, "stop_sequence"),
         usage: v
             .get("usage")
             .map(|u| usage_from_wire(u, Usage::default()))

@@ -100,11 +100,7 @@ impl StreamDecoder {
                         out.push(StreamEvent::ToolCallStart {
                             index,
                             id: id.map_or_else(|| new_id("toolu_"), str::to_owned),
-                            name: block
-                                .get("name")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned(),
+                            name: str_at(block, "name").to_owned(),
                         });
                         // Some "compatible" upstreams put the arguments here.
                         if let Some(input) = block

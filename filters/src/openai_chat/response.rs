@@ -125,16 +125,8 @@ pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
         finish = FinishReason::ToolCalls; // §4.2 rule 1
     }
     Ok(Response {
-        id: v
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        model: v
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: str_at(&v, "id").to_owned(),
+        model: str_at(&v, "model").to_owned(),
         parts,
         finish,
         stop_sequence: None,
