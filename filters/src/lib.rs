@@ -4,10 +4,12 @@
 
 pub mod anthropic;
 pub mod auth;
+pub mod breaker;
 pub mod canonical;
 pub mod error;
 pub mod ingress;
 pub mod json_peek;
+pub mod key_pool;
 pub mod openai_chat;
 pub mod sse;
 pub mod stream;
