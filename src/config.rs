@@ -6,11 +6,13 @@
 use crate::secret::Secret;
 use arc_swap::ArcSwap;
 use filters::auth::ClientKey;
+use filters::breaker::{Breaker, BreakerConfig};
+use filters::key_pool::KeyPool;
 use filters::Dialect;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // ------------------------------------------------------------- file mirror
@@ -77,6 +79,16 @@ struct FileProvider {
     base_url: String,
     api_key: Option<String>,
     api_key_env: Option<String>,
+    /// Several keys, used in rotation.
+    #[serde(default)]
+    api_keys: Vec<String>,
+    #[serde(default)]
+    api_keys_env: Vec<String>,
+    /// How long a key rests after a 429 without `Retry-After`.
+    #[serde(default, with = "humantime_serde")]
+    key_cooldown: Option<Duration>,
+    #[serde(default)]
+    breaker: FileBreaker,
     #[serde(default)]
     headers: HashMap<String, String>,
     max_tokens_field: Option<String>,
@@ -89,6 +101,20 @@ struct FileProvider {
     first_event_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBreaker {
+    consecutive_failures: Option<u32>,
+    error_rate: Option<f64>,
+    min_requests: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    cooldown: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max_cooldown: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,7 +154,10 @@ pub struct Provider {
     pub port: u16,
     /// Path prefix from `base_url` (`/v1` for OpenAI, empty for Anthropic).
     pub path_prefix: String,
-    pub api_key: Option<Secret>,
+    /// Upstream keys, in rotation through `key_pool` (indices into this).
+    pub keys: Vec<Secret>,
+    pub key_pool: Mutex<KeyPool>,
+    pub breaker: BreakerConfig,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub openai: filters::openai_chat::request::EncodeOptions,
     pub anthropic: filters::anthropic::request::EncodeOptions,
@@ -175,6 +204,8 @@ pub struct Timeouts {
 pub struct Target {
     pub provider: Arc<Provider>,
     pub model: String,
+    /// Shared by every route that uses this provider + model.
+    pub breaker: Arc<Mutex<Breaker>>,
 }
 
 #[derive(Debug)]
@@ -284,23 +315,44 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         if by_name.contains_key(p.name.as_str()) {
             errs.push(format!("{at}.name: provider '{}' is defined twice", p.name));
         }
-        let api_key = match (&p.api_key, &p.api_key_env) {
-            (Some(_), Some(_)) => {
-                errs.push(format!("{at}: set api_key or api_key_env, not both"));
-                None
+        let mut keys: Vec<Secret> = p
+            .api_key
+            .iter()
+            .chain(&p.api_keys)
+            .map(|k| Secret::new(k.clone()))
+            .collect();
+        let env_vars = p
+            .api_key_env
+            .iter()
+            .map(|v| (format!("{at}.api_key_env"), v));
+        let env_list = p
+            .api_keys_env
+            .iter()
+            .enumerate()
+            .map(|(j, v)| (format!("{at}.api_keys_env[{j}]"), v));
+        for (path, var) in env_vars.chain(env_list) {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => keys.push(Secret::new(v)),
+                _ => errs.push(format!("{path}: environment variable {var} is not set")),
             }
-            (Some(k), None) => Some(Secret::new(k.clone())),
-            (None, Some(var)) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-                _ => {
-                    errs.push(format!(
-                        "{at}.api_key_env: environment variable {var} is not set"
-                    ));
-                    None
-                }
-            },
-            (None, None) => None, // local servers (Ollama, vLLM) often need none
+        }
+        // No key at all is fine: local servers (Ollama, vLLM) often need none.
+        let b = &p.breaker;
+        let d = BreakerConfig::default();
+        let breaker = BreakerConfig {
+            consecutive_failures: b
+                .consecutive_failures
+                .unwrap_or(d.consecutive_failures)
+                .max(1),
+            error_rate: b.error_rate.unwrap_or(d.error_rate),
+            min_requests: b.min_requests.unwrap_or(d.min_requests).max(1),
+            window: b.window.unwrap_or(d.window),
+            cooldown: b.cooldown.unwrap_or(d.cooldown),
+            max_cooldown: b.max_cooldown.unwrap_or(d.max_cooldown),
         };
+        if !(0.0..=1.0).contains(&breaker.error_rate) || breaker.error_rate == 0.0 {
+            errs.push(format!("{at}.breaker.error_rate: must be in (0, 1]"));
+        }
         let Some((tls, host, port, path_prefix)) = parse_base_url(&p.base_url) else {
             errs.push(format!(
                 "{at}.base_url: '{}' is not an http(s) URL like https://api.openai.com/v1",
@@ -352,7 +404,12 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
             host,
             port,
             path_prefix,
-            api_key,
+            key_pool: Mutex::new(KeyPool::new(
+                keys.len(),
+                p.key_cooldown.unwrap_or(Duration::from_secs(30)),
+            )),
+            keys,
+            breaker,
             headers,
             openai: filters::openai_chat::request::EncodeOptions {
                 max_completion_tokens_field,
@@ -381,6 +438,7 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
 
     let mut routes = HashMap::new();
     let mut model_names = Vec::new();
+    let mut breakers: HashMap<(String, String), Arc<Mutex<Breaker>>> = HashMap::new();
     for (i, m) in f.models.iter().enumerate() {
         let at = format!("models[{i}]");
         if m.name.trim().is_empty() {
@@ -395,10 +453,17 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         let mut targets = Vec::new();
         for (j, t) in m.targets.iter().enumerate() {
             match by_name.get(t.provider.as_str()) {
-                Some(p) => targets.push(Target {
-                    provider: p.clone(),
-                    model: t.model.clone(),
-                }),
+                Some(p) => {
+                    let breaker = breakers
+                        .entry((p.name.clone(), t.model.clone()))
+                        .or_insert_with(|| Arc::new(Mutex::new(Breaker::new(p.breaker))))
+                        .clone();
+                    targets.push(Target {
+                        provider: p.clone(),
+                        model: t.model.clone(),
+                        breaker,
+                    });
+                }
                 None => errs.push(format!(
                     "{at}.targets[{j}].provider: no provider named '{}'",
                     t.provider
@@ -540,7 +605,8 @@ mod tests {
             Duration::from_secs(30)
         );
         assert!(s.keys["sk-gateway-admin"].allows_model("glm-5"));
-        assert!(format!("{:?}", route.targets[0].provider.api_key).contains("***"));
+        assert!(format!("{:?}", route.targets[0].provider.keys).contains("***"));
+        assert!(!format!("{:?}", route.targets[0].provider).contains("sk-upstream"));
     }
 
     #[test]

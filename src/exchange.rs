@@ -5,15 +5,20 @@
 
 use crate::config::{Provider, Route, Target};
 use crate::gateway::{respond, RequestCtx};
+use crate::secret::Secret;
 use crate::upstream::{Failure, UpstreamCall, UpstreamClient};
 use bytes::{Bytes, BytesMut};
+use filters::breaker::Admission;
 use filters::canonical::{estimate_tokens_from_bytes, Request, SYNTHETIC_SIGNATURE_PREFIX};
 use filters::error::{ApiError, ErrorKind};
 use filters::json_peek::Members;
+use filters::key_pool::{parse_retry_after, KeyOutcome, Pick};
 use filters::stream::{Progress, StreamTranscoder};
 use filters::{anthropic, openai_chat, Dialect};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
+use std::sync::Mutex;
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 /// Largest non-streaming upstream body we accept.
@@ -137,6 +142,7 @@ fn memchr_str(haystack: &[u8], needle: &str) -> bool {
 
 fn upstream_headers(
     provider: &Provider,
+    key: Option<&Secret>,
     client: &ClientRequest<'_>,
     pass_through: bool,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
@@ -147,22 +153,16 @@ fn upstream_headers(
         "application/json"
     };
     h.push((http::header::ACCEPT, http::HeaderValue::from_static(accept)));
-    let key = provider
-        .api_key
-        .as_ref()
-        .and_then(|k| http::HeaderValue::from_str(k.expose()).ok());
     match provider.dialect {
         Dialect::OpenAiChat => {
-            if let Some(k) = provider
-                .api_key
-                .as_ref()
+            if let Some(k) = key
                 .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
             {
                 h.push((http::header::AUTHORIZATION, k));
             }
         }
         Dialect::Anthropic => {
-            if let Some(k) = key {
+            if let Some(k) = key.and_then(|k| http::HeaderValue::from_str(k.expose()).ok()) {
                 h.push((http::HeaderName::from_static("x-api-key"), k));
             }
             let version = client
@@ -187,6 +187,21 @@ fn upstream_headers(
     h
 }
 
+/// What one target did with the request.
+enum Tried {
+    /// Answered; the client has its response (`clean`: no failure after commit).
+    Served {
+        clean: bool,
+    },
+    /// Not sent: breaker open, or every key cooling after 429s
+    /// (`rate_limited`), until `retry_at`.
+    Skipped {
+        retry_at: Option<Instant>,
+        rate_limited: bool,
+    },
+    Failed(Failure),
+}
+
 /// Runs the route. Returns `Err` only for errors that have not been
 /// written yet (the caller renders them in the client's dialect).
 pub async fn run(
@@ -201,66 +216,249 @@ pub async fn run(
         canonical: None,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
+    let mut skipped: Vec<(&Target, Option<Instant>, bool)> = Vec::new();
     for target in &route.targets {
-        let provider = &target.provider;
-        let label = format!("{}/{}", provider.name, target.model);
-        let prepared = attempts.prepare(target, route)?;
-        let headers = upstream_headers(provider, req, prepared.pass_through);
-        let deadline = Instant::now() + provider.timeouts.first_event;
-        let call = upstream
-            .send(
-                provider,
-                &provider.generate_path(),
-                &headers,
-                prepared.body.clone(),
-                deadline,
-            )
-            .await;
-        let mut record = |ctx: &mut RequestCtx, f: Failure| {
-            log::warn!("{} {label}: {f:?}", ctx.id);
-            ctx.attempts.push(format!("{label}={}", f.label()));
-            failures.push((provider.name.clone(), f));
-        };
-        let call = match call {
-            Ok(c) => c,
-            Err(f) => {
-                record(ctx, f);
-                continue;
-            }
-        };
-        if !(200..300).contains(&call.status) {
-            let f = call.into_failure(deadline).await;
-            if !f.falls_over() {
-                // The client's own mistake: another target would say the same.
-                ctx.attempts.push(format!("{label}={}", f.label()));
-                return Err(f.to_api_error(&provider.name));
-            }
-            record(ctx, f);
-            continue;
-        }
-        let answer = Answer {
-            upstream,
-            req,
-            target,
-            prepared: &prepared,
-            call,
-            deadline,
-        };
-        let result = if req.stream {
-            stream_target(session, ctx, answer).await
-        } else {
-            unary_target(session, ctx, answer).await
-        };
-        match result {
-            Ok(()) => {
-                ctx.attempts.push(format!("{label}=ok"));
-                ctx.served_by = Some(label.clone());
-                return Ok(());
-            }
-            Err(f) => record(ctx, f),
+        match attempt(upstream, session, ctx, route, &mut attempts, target, false).await? {
+            Tried::Served { .. } => return Ok(()),
+            Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
+            Tried::Skipped {
+                retry_at,
+                rate_limited,
+            } => skipped.push((target, retry_at, rate_limited)),
         }
     }
+    // Every breaker open: rather than fail without trying, probe the target
+    // whose cooldown ends first.
+    if failures.is_empty() {
+        if let Some(&(target, ..)) = skipped
+            .iter()
+            .filter(|(_, at, _)| at.is_some())
+            .min_by_key(|(_, at, _)| *at)
+        {
+            match attempt(upstream, session, ctx, route, &mut attempts, target, true).await? {
+                Tried::Served { .. } => return Ok(()),
+                Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
+                Tried::Skipped { .. } => {}
+            }
+        }
+    }
+    // Keys resting after 429s make this a rate limit for the client too,
+    // unless an upstream 429 already says so.
+    let cooling = skipped
+        .iter()
+        .filter(|(_, _, rl)| *rl)
+        .filter_map(|(_, at, _)| *at)
+        .min();
+    let upstream_429 = failures
+        .iter()
+        .any(|(_, f)| matches!(f, Failure::Status(429, _)));
+    if failures.is_empty() || (cooling.is_some() && !upstream_429) {
+        let retry_at = cooling.or_else(|| skipped.iter().filter_map(|(_, at, _)| *at).min());
+        let mut e = if cooling.is_some() {
+            ApiError::new(
+                ErrorKind::RateLimited,
+                "upstream keys for this model are rate limited",
+            )
+        } else {
+            ApiError::new(
+                ErrorKind::Overloaded,
+                "every target of this model is unavailable (circuit open)",
+            )
+        };
+        e.retry_after = retry_at.map(|at| {
+            at.saturating_duration_since(Instant::now())
+                .as_secs()
+                .max(1)
+                .to_string()
+        });
+        return Err(e);
+    }
     Err(final_error(&failures))
+}
+
+/// One target: breaker, key, call, and the outcome recorded where it
+/// belongs (breaker for the target's health, pool for the key's).
+async fn attempt(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    route: &Route,
+    attempts: &mut Attempts<'_>,
+    target: &Target,
+    forced: bool,
+) -> Result<Tried, ApiError> {
+    let provider = &target.provider;
+    let label = format!("{}/{}", provider.name, target.model);
+    let now = Instant::now();
+    let admission = if forced {
+        Admission::Probe
+    } else {
+        lock(&target.breaker).admit(now)
+    };
+    if let Admission::Rejected { retry_at } = admission {
+        ctx.attempts.push(format!("{label}=circuit-open"));
+        return Ok(Tried::Skipped {
+            retry_at: Some(retry_at),
+            rate_limited: false,
+        });
+    }
+    let prepared = match attempts.prepare(target, route) {
+        Ok(p) => p,
+        Err(e) => {
+            lock(&target.breaker).release_probe();
+            return Err(e);
+        }
+    };
+    let path = provider.generate_path();
+    // A key that is rate limited or rejected hands over to the next key of
+    // the same target; any other failure moves on to the next target.
+    let mut key_failure: Option<Failure> = None;
+    for _ in 0..provider.keys.len().max(1) {
+        let now = Instant::now();
+        let key = match lock(&provider.key_pool).pick(now) {
+            Pick::NoKey => None,
+            Pick::Key(i) => Some(i),
+            Pick::Unavailable { retry_at } => {
+                if let Some(f) = key_failure {
+                    return Ok(Tried::Failed(f));
+                }
+                lock(&target.breaker).release_probe();
+                ctx.attempts.push(format!("{label}=keys-cooling"));
+                return Ok(Tried::Skipped {
+                    retry_at,
+                    rate_limited: true,
+                });
+            }
+        };
+        let secret = key.and_then(|i| provider.keys.get(i));
+        let headers = upstream_headers(provider, secret, attempts.req, prepared.pass_through);
+        let deadline = now + provider.timeouts.first_event;
+        let outcome = match upstream
+            .send(provider, &path, &headers, prepared.body.clone(), deadline)
+            .await
+        {
+            Err(f) => Tried::Failed(f),
+            Ok(call) if !(200..300).contains(&call.status) => {
+                Tried::Failed(call.into_failure(deadline).await)
+            }
+            Ok(call) => {
+                let answer = Answer {
+                    upstream,
+                    req: attempts.req,
+                    target,
+                    prepared: &prepared,
+                    call,
+                    deadline,
+                };
+                let result = if attempts.req.stream {
+                    stream_target(session, ctx, answer).await
+                } else {
+                    unary_target(session, ctx, answer).await.map(|()| true)
+                };
+                match result {
+                    Ok(clean) => Tried::Served { clean },
+                    Err(f) => Tried::Failed(f),
+                }
+            }
+        };
+        record_outcome(target, key, &outcome);
+        let key_label = secret
+            .map(|s| format!(" key={}", s.masked()))
+            .unwrap_or_default();
+        match outcome {
+            Tried::Served { .. } => {
+                ctx.attempts.push(format!("{label}=ok{key_label}"));
+                ctx.served_by = Some(label);
+                return Ok(outcome);
+            }
+            Tried::Failed(f) => {
+                ctx.attempts
+                    .push(format!("{label}={}{key_label}", f.label()));
+                if !f.falls_over() {
+                    // The client's own mistake: another target would say the same.
+                    return Err(f.to_api_error(&provider.name));
+                }
+                log::warn!("{} {label}{key_label}: {f:?}", ctx.id);
+                if key.is_none() || !matches!(f, Failure::Status(401 | 403 | 429, _)) {
+                    return Ok(Tried::Failed(f));
+                }
+                key_failure = Some(f);
+            }
+            Tried::Skipped { .. } => return Ok(outcome),
+        }
+    }
+    Ok(key_failure.map_or(
+        Tried::Skipped {
+            retry_at: None,
+            rate_limited: true,
+        },
+        Tried::Failed,
+    ))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them inconsistent
+    // (plain counters and states), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Failure classification, applied: what each outcome means for the
+/// target's breaker and for the key that was used.
+fn record_outcome(target: &Target, key: Option<usize>, outcome: &Tried) {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mut breaker = lock(&target.breaker);
+    let key_outcome = match outcome {
+        Tried::Skipped { .. } => return,
+        Tried::Served { clean } => {
+            if *clean {
+                breaker.on_success(now);
+            } else {
+                breaker.on_failure(now);
+            }
+            KeyOutcome::Success(200)
+        }
+        Tried::Failed(f) => {
+            let retry_after = match f {
+                Failure::Status(_, e) => e
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, wall)),
+                _ => None,
+            };
+            let key_outcome = match f {
+                Failure::Status(429, _) => KeyOutcome::RateLimited { retry_after },
+                Failure::Status(s @ (401 | 403), _) => KeyOutcome::Rejected(*s),
+                Failure::Status(s, _) => KeyOutcome::Failed(Some(*s)),
+                _ => KeyOutcome::Failed(None),
+            };
+            match f {
+                // The key's problem, not the target's health.
+                Failure::Status(401 | 403, _) => breaker.release_probe(),
+                Failure::Status(429, _) => {
+                    breaker.release_probe();
+                    // One key (or none): the whole target must rest.
+                    if target.provider.keys.len() <= 1 {
+                        let rest = retry_after.unwrap_or(Duration::from_secs(1));
+                        breaker.hold_until(now + rest);
+                    }
+                }
+                // The upstream answered sanely: the client erred.
+                f if !f.falls_over() => breaker.on_success(now),
+                _ => {
+                    breaker.on_failure(now);
+                    if let Some(rest) = retry_after {
+                        breaker.hold_until(now + rest);
+                    }
+                }
+            }
+            key_outcome
+        }
+    };
+    drop(breaker);
+    if let Some(i) = key {
+        lock(&target.provider.key_pool).record(i, now, wall, key_outcome);
+    }
 }
 
 /// The most meaningful failure: a rate limit (its `Retry-After` tells the
@@ -344,7 +542,7 @@ async fn stream_target(
     session: &mut Session,
     ctx: &mut RequestCtx,
     a: Answer<'_>,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let Answer {
         upstream,
         req,
@@ -408,11 +606,11 @@ async fn stream_target(
         .is_err()
     {
         ctx.error = Some("client went away".into());
-        return Ok(()); // dropping `call` aborts the upstream request
+        return Ok(true); // dropping `call` aborts the upstream request
     }
     if !write(session, &mut out).await {
         ctx.error = Some("client went away".into());
-        return Ok(());
+        return Ok(true);
     }
 
     let idle = provider.timeouts.idle;
@@ -448,9 +646,10 @@ async fn stream_target(
         if !out.is_empty() && !write(session, &mut out).await {
             ctx.error = Some("client went away".into());
             ctx.usage = t.usage();
-            return Ok(());
+            return Ok(true);
         }
     }
+    let clean = !matches!(t.progress(), Progress::Failed(_));
     if let Progress::Failed(e) = t.progress() {
         ctx.error = Some(format!("after commit: {}", e.message));
     }
@@ -467,7 +666,7 @@ async fn stream_target(
             upstream.release(call).await;
         }
     }
-    Ok(())
+    Ok(clean)
 }
 
 /// Writes and empties `out`; false when the client is gone.

@@ -90,6 +90,17 @@ impl ProxyHttp for Gateway {
                 Err(e) => Err(e),
             },
             Endpoint::CountTokens => count_tokens(session, ctx, &snap).await,
+            Endpoint::UpstreamKeyStats => match authenticate(&snap, session) {
+                Ok(key) if key.has_role("admin") => {
+                    let body = Bytes::from(key_stats(&snap).to_string());
+                    respond(session, ctx, 200, "application/json", body, &[], false).await
+                }
+                Ok(_) => Err(ApiError::new(
+                    ErrorKind::PermissionDenied,
+                    "the admin role is required",
+                )),
+                Err(e) => Err(e),
+            },
             Endpoint::Generate(dialect) => {
                 ctx.dialect = Some(dialect);
                 self.generate(session, ctx, &snap, dialect).await
@@ -310,6 +321,40 @@ async fn models(
         false,
     )
     .await
+}
+
+/// Every upstream key's state and counters; values appear only masked.
+fn key_stats(snap: &Snapshot) -> serde_json::Value {
+    let now = Instant::now();
+    let providers: Vec<serde_json::Value> = snap
+        .providers
+        .iter()
+        .map(|p| {
+            let report = p.key_pool.lock().map(|pool| pool.report(now)).unwrap_or_default();
+            let keys: Vec<serde_json::Value> = p
+                .keys
+                .iter()
+                .zip(report)
+                .map(|(secret, (state, st))| {
+                    let last_used = st
+                        .last_used
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs());
+                    let cooling_for = match state {
+                        filters::key_pool::KeyState::Cooling { until } => Some(until.saturating_duration_since(now).as_secs_f64()),
+                        _ => None,
+                    };
+                    json!({
+                        "key": secret.masked(), "state": state.name(), "cooling_seconds": cooling_for,
+                        "requests": st.requests, "successes": st.successes, "failures": st.failures,
+                        "status_counts": st.status_counts, "last_used": last_used,
+                    })
+                })
+                .collect();
+            json!({"provider": p.name, "keys": keys})
+        })
+        .collect();
+    json!({"providers": providers})
 }
 
 /// An honest estimate: the tokenizer of whatever model serves the request

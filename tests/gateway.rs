@@ -791,7 +791,7 @@ fn falls_over_before_commit_and_never_after() {
         m.addr,
         &[
             ("f-503", &[("openai", "a;status=503"), ("anthropic", "b")]),
-            ("f-429", &[("anthropic", "a;status=429"), ("openai", "b")]),
+            ("f-429", &[("anthropic-2", "a;status=429"), ("openai", "b")]),
             ("f-dead", &[("dead", "x"), ("openai", "b")]),
             (
                 "f-close",
@@ -811,7 +811,7 @@ fn falls_over_before_commit_and_never_after() {
             ("f-400", &[("openai", "a;status=400"), ("anthropic", "b")]),
             (
                 "f-all",
-                &[("openai", "a;status=503"), ("anthropic", "b;status=429")],
+                &[("openai", "a;status=503"), ("anthropic-2", "b;status=429")],
             ),
             (
                 "f-mid",

@@ -13,6 +13,8 @@ pub enum Endpoint {
     CountTokens,
     /// `GET /v1/models`; the listing's shape follows the client.
     Models,
+    /// `GET /api/upstream-keys/stats`: per-key statistics (admin role).
+    UpstreamKeyStats,
     /// Known path, wrong method.
     MethodNotAllowed,
     NotFound,
@@ -39,6 +41,7 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
         "/v1/messages/count_tokens"
         | "/anthropic/messages/count_tokens"
         | "/anthropic/v1/messages/count_tokens" => (true, Endpoint::CountTokens),
+        "/api/upstream-keys/stats" => (false, Endpoint::UpstreamKeyStats),
         "/v1/models"
         | "/openai/models"
         | "/openai/v1/models"
@@ -87,6 +90,10 @@ mod tests {
         );
         assert_eq!(classify("GET", "/v1/models"), Endpoint::Models);
         assert_eq!(classify("HEAD", "/"), Endpoint::Health);
+        assert_eq!(
+            classify("GET", "/api/upstream-keys/stats"),
+            Endpoint::UpstreamKeyStats
+        );
         assert_eq!(classify("GET", "/health"), Endpoint::Health);
         assert_eq!(
             classify("GET", "/v1/chat/completions"),

@@ -12,6 +12,7 @@
 //! "mock;fault=close_mid;after=3"        closes after 3 events, no terminator
 //! "mock;fault=error_event;after=2"      an in-stream error event after 2 events (after=0: first)
 //! "mock;fault=malformed"                invalid JSON (stream event or body)
+//! "mock;fail_key=sk-a;fail_status=401"  that status for requests carrying key sk-a
 //! "mock;fault=hang"                     never answers
 //! "mock;fault=stall;after=4"            goes silent after 4 events
 //! "mock;chunks=64;delay_ms=5;first_ms=20"  stream shape and timing
@@ -256,7 +257,23 @@ async fn respond(
     let opts = options(&model);
     record(stats, &model, path, hdrs, body, &req);
 
-    if let Some(status) = opts.get("status").and_then(|s| s.parse::<u16>().ok()) {
+    // `fail_key=K;fail_status=S`: answer S to requests carrying key K.
+    let key_sent = hdrs
+        .get("authorization")
+        .or(hdrs.get("x-api-key"))
+        .cloned()
+        .unwrap_or_default();
+    let key_status = opts
+        .get("fail_key")
+        .filter(|k| key_sent.ends_with(k.as_str()))
+        .map(|_| {
+            opts.get("fail_status")
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(429)
+        });
+    if let Some(status) =
+        key_status.or_else(|| opts.get("status").and_then(|s| s.parse::<u16>().ok()))
+    {
         let (msg, kind) = match status {
             429 => ("mock: rate limited", "rate_limit_error"),
             401 => ("mock: invalid x-api-key", "authentication_error"),

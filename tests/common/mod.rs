@@ -80,6 +80,14 @@ type = "anthropic"
 base_url = "http://{mock}"
 api_key = "{UPSTREAM_ANTHROPIC_KEY}"
 
+# A second Anthropic account: its key cools down on 429 without
+# benching the main one.
+[[providers]]
+name = "anthropic-2"
+type = "anthropic"
+base_url = "http://{mock}"
+api_key = "sk-upstream-anthropic-second"
+
 [[providers]]
 name = "dead"
 type = "openai"
