@@ -238,7 +238,10 @@ pub async fn run(
             match attempt(upstream, session, ctx, route, &mut attempts, target, true).await? {
                 Tried::Served { .. } => return Ok(()),
                 Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
-                Tried::Skipped { .. } => {}
+                Tried::Skipped {
+                    retry_at,
+                    rate_limited,
+                } => skipped.push((target, retry_at, rate_limited)),
             }
         }
     }
@@ -315,7 +318,7 @@ async fn attempt(
     let mut key_failure: Option<Failure> = None;
     for _ in 0..provider.keys.len().max(1) {
         let now = Instant::now();
-        let key = match lock(&provider.key_pool).pick(now) {
+        let key = match lock(&provider.key_pool).pick(now, &target.model) {
             Pick::NoKey => None,
             Pick::Key(i) => Some(i),
             Pick::Unavailable { retry_at } => {
@@ -437,8 +440,9 @@ fn record_outcome(target: &Target, key: Option<usize>, outcome: &Tried) {
                 Failure::Status(401 | 403, _) => breaker.release_probe(),
                 Failure::Status(429, _) => {
                     breaker.release_probe();
-                    // One key (or none): the whole target must rest.
-                    if target.provider.keys.len() <= 1 {
+                    // Keys rest per model in the pool; without keys the
+                    // target itself must rest.
+                    if target.provider.keys.is_empty() {
                         let rest = retry_after.unwrap_or(Duration::from_secs(1));
                         breaker.hold_until(now + rest);
                     }
@@ -457,7 +461,7 @@ fn record_outcome(target: &Target, key: Option<usize>, outcome: &Tried) {
     };
     drop(breaker);
     if let Some(i) = key {
-        lock(&target.provider.key_pool).record(i, now, wall, key_outcome);
+        lock(&target.provider.key_pool).record(i, &target.model, now, wall, key_outcome);
     }
 }
 

@@ -1,8 +1,10 @@
 //! Rotation over a provider's upstream API keys. Sans-IO like the breaker:
-//! the caller passes the time. A key that gets 429 cools down (for the
-//! upstream's `Retry-After`, else a default); one that gets 401/403 is
-//! disabled until the config is reloaded. Keys are indices here: the
-//! values stay with the shell, which never prints them.
+//! the caller passes the time. A key that gets 429 cools down for the model
+//! it was used for (providers limit per model: one model's 429 must not
+//! bench the key for the others) until the upstream's `Retry-After`, else a
+//! default; a key that gets 401/403 is disabled for every model until the
+//! config is reloaded. Keys are indices here: the values stay with the
+//! shell, which never prints them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,9 +61,42 @@ pub enum Pick {
     },
 }
 
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    disabled: bool,
+    /// (upstream model, resting until)
+    cooling: Vec<(String, Instant)>,
+    stats: KeyStats,
+}
+
+impl Slot {
+    fn cooling_until(&self, model: &str, now: Instant) -> Option<Instant> {
+        self.cooling
+            .iter()
+            .find(|(m, until)| m == model && *until > now)
+            .map(|(_, u)| *u)
+    }
+
+    fn state(&self, now: Instant) -> KeyState {
+        if self.disabled {
+            return KeyState::Disabled;
+        }
+        match self
+            .cooling
+            .iter()
+            .map(|(_, u)| *u)
+            .filter(|u| *u > now)
+            .max()
+        {
+            Some(until) => KeyState::Cooling { until },
+            None => KeyState::Active,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct KeyPool {
-    slots: Vec<(KeyState, KeyStats)>,
+    slots: Vec<Slot>,
     cursor: usize,
     default_cooldown: Duration,
 }
@@ -69,7 +104,7 @@ pub struct KeyPool {
 impl KeyPool {
     pub fn new(keys: usize, default_cooldown: Duration) -> Self {
         Self {
-            slots: vec![(KeyState::Active, KeyStats::default()); keys],
+            slots: vec![Slot::default(); keys],
             cursor: 0,
             default_cooldown,
         }
@@ -83,21 +118,17 @@ impl KeyPool {
         self.slots.is_empty()
     }
 
-    /// The next usable key, round-robin.
-    pub fn pick(&mut self, now: Instant) -> Pick {
+    /// The next usable key for `model`, round-robin.
+    pub fn pick(&mut self, now: Instant, model: &str) -> Pick {
         if self.slots.is_empty() {
             return Pick::NoKey;
         }
         let n = self.slots.len();
         for step in 0..n {
             let i = (self.cursor + step) % n;
-            let state = &mut self.slots[i].0;
-            if let KeyState::Cooling { until } = *state {
-                if now >= until {
-                    *state = KeyState::Active;
-                }
-            }
-            if *state == KeyState::Active {
+            let slot = &mut self.slots[i];
+            slot.cooling.retain(|(_, until)| *until > now);
+            if !slot.disabled && slot.cooling_until(model, now).is_none() {
                 self.cursor = (i + 1) % n;
                 return Pick::Key(i);
             }
@@ -105,19 +136,25 @@ impl KeyPool {
         let retry_at = self
             .slots
             .iter()
-            .filter_map(|(s, _)| match s {
-                KeyState::Cooling { until } => Some(*until),
-                _ => None,
-            })
+            .filter(|s| !s.disabled)
+            .filter_map(|s| s.cooling_until(model, now))
             .min();
         Pick::Unavailable { retry_at }
     }
 
-    pub fn record(&mut self, key: usize, now: Instant, wall: SystemTime, outcome: KeyOutcome) {
+    pub fn record(
+        &mut self,
+        key: usize,
+        model: &str,
+        now: Instant,
+        wall: SystemTime,
+        outcome: KeyOutcome,
+    ) {
         let default_cooldown = self.default_cooldown;
-        let Some((state, stats)) = self.slots.get_mut(key) else {
+        let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
+        let stats = &mut slot.stats;
         stats.requests += 1;
         stats.last_used = Some(wall);
         let status = match outcome {
@@ -127,14 +164,14 @@ impl KeyPool {
             }
             KeyOutcome::RateLimited { retry_after } => {
                 stats.failures += 1;
-                *state = KeyState::Cooling {
-                    until: now + retry_after.unwrap_or(default_cooldown),
-                };
+                let until = now + retry_after.unwrap_or(default_cooldown);
+                slot.cooling.retain(|(m, _)| m != model);
+                slot.cooling.push((model.to_owned(), until));
                 Some(429)
             }
             KeyOutcome::Rejected(s) => {
                 stats.failures += 1;
-                *state = KeyState::Disabled;
+                slot.disabled = true;
                 Some(s)
             }
             KeyOutcome::Failed(s) => {
@@ -143,21 +180,16 @@ impl KeyPool {
             }
         };
         if let Some(s) = status {
-            *stats.status_counts.entry(s).or_default() += 1;
+            *slot.stats.status_counts.entry(s).or_default() += 1;
         }
     }
 
-    /// State and statistics of every key, in configuration order.
+    /// State and statistics of every key, in configuration order. A key
+    /// resting for any model reports `Cooling` until its last rest ends.
     pub fn report(&self, now: Instant) -> Vec<(KeyState, KeyStats)> {
         self.slots
             .iter()
-            .map(|(s, st)| {
-                let state = match s {
-                    KeyState::Cooling { until } if now >= *until => KeyState::Active,
-                    other => *other,
-                };
-                (state, st.clone())
-            })
+            .map(|s| (s.state(now), s.stats.clone()))
             .collect()
     }
 }
@@ -211,54 +243,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rotates_cools_down_and_disables() {
+    fn rotates_cools_down_per_model_and_disables() {
         let t0 = Instant::now();
         let wall = SystemTime::now();
+        let m = "gpt-x";
         let mut p = KeyPool::new(3, Duration::from_secs(30));
+        let picks: Vec<Pick> = (0..4).map(|_| p.pick(t0, m)).collect();
         assert_eq!(
-            [p.pick(t0), p.pick(t0), p.pick(t0), p.pick(t0)],
+            picks,
             [Pick::Key(0), Pick::Key(1), Pick::Key(2), Pick::Key(0)]
         );
         p.record(
             1,
+            m,
             t0,
             wall,
             KeyOutcome::RateLimited {
                 retry_after: Some(Duration::from_secs(5)),
             },
         );
-        p.record(2, t0, wall, KeyOutcome::Rejected(401));
+        p.record(2, m, t0, wall, KeyOutcome::Rejected(401));
         assert_eq!(
-            [p.pick(t0), p.pick(t0)],
+            [p.pick(t0, m), p.pick(t0, m)],
             [Pick::Key(0), Pick::Key(0)],
             "cooling and disabled keys are skipped"
         );
-        p.record(0, t0, wall, KeyOutcome::RateLimited { retry_after: None });
         assert_eq!(
-            p.pick(t0),
+            [p.pick(t0, "other"), p.pick(t0, "other")],
+            [Pick::Key(1), Pick::Key(0)],
+            "a 429 rests the key for its model only; a 401 disables it for all"
+        );
+        p.record(
+            0,
+            m,
+            t0,
+            wall,
+            KeyOutcome::RateLimited { retry_after: None },
+        );
+        assert_eq!(
+            p.pick(t0, m),
             Pick::Unavailable {
                 retry_at: Some(t0 + Duration::from_secs(5))
             }
         );
         assert_eq!(
-            p.pick(t0 + Duration::from_secs(5)),
+            p.pick(t0 + Duration::from_secs(5), m),
             Pick::Key(1),
             "back after Retry-After"
         );
         let report = p.report(t0 + Duration::from_secs(5));
         assert_eq!(report[2].0, KeyState::Disabled);
         assert_eq!(report[0].0.name(), "cooling");
+        assert_eq!(report[1].0, KeyState::Active);
         assert_eq!(report[1].1.status_counts.get(&429), Some(&1));
         assert_eq!(report[1].1.failures, 1);
-        assert_eq!(KeyPool::new(0, Duration::ZERO).pick(t0), Pick::NoKey);
+        assert_eq!(KeyPool::new(0, Duration::ZERO).pick(t0, m), Pick::NoKey);
     }
 
     #[test]
     fn all_disabled_has_no_retry_time() {
         let t0 = Instant::now();
         let mut p = KeyPool::new(1, Duration::from_secs(1));
-        p.record(0, t0, SystemTime::now(), KeyOutcome::Rejected(403));
-        assert_eq!(p.pick(t0), Pick::Unavailable { retry_at: None });
+        p.record(0, "m", t0, SystemTime::now(), KeyOutcome::Rejected(403));
+        assert_eq!(p.pick(t0, "m"), Pick::Unavailable { retry_at: None });
     }
 
     #[test]

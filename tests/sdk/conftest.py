@@ -23,6 +23,7 @@ MODELS = {
     "oa-3calls": [("openai", "mock;calls=3;interleave=1")],
     "an-3calls": [("anthropic", "mock;calls=3")],
     "oa-429": [("openai", "mock;status=429")],
+    "oa-429-solo": [("openai", "mock;status=429;solo=1")],
     "an-429": [("anthropic", "mock;status=429")],
     "oa-500": [("openai", "mock;status=500")],
     "an-529": [("anthropic", "mock;status=529")],

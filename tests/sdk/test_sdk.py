@@ -212,8 +212,16 @@ def test_anthropic_count_tokens(an):
     assert 250 <= r.input_tokens <= 400
 
 
-def test_nothing_is_retried_behind_the_clients_back(oa, stack):
-    before = stack.stats()["by_model"].get("mock;status=429", 0)
-    with pytest.raises(openai.RateLimitError):
-        oa.chat.completions.create(model="oa-429", messages=[{"role": "user", "content": "x"}])
-    assert stack.stats()["by_model"]["mock;status=429"] == before + 1
+def test_nothing_is_retried_behind_the_clients_back_and_retry_after_is_honoured(oa, stack):
+    model = "mock;status=429;solo=1"
+    before = stack.stats()["by_model"].get(model, 0)
+    with pytest.raises(openai.RateLimitError) as first:
+        oa.chat.completions.create(model="oa-429-solo", messages=[{"role": "user", "content": "x"}])
+    assert first.value.response.headers.get("retry-after") == "1"
+    assert stack.stats()["by_model"][model] == before + 1, "one upstream call, no hidden retries"
+    # The upstream asked for a pause: the key rests for this model, so the
+    # next call is answered 429 without bothering the upstream.
+    with pytest.raises(openai.RateLimitError) as second:
+        oa.chat.completions.create(model="oa-429-solo", messages=[{"role": "user", "content": "x"}])
+    assert second.value.response.headers.get("retry-after") is not None
+    assert stack.stats()["by_model"][model] == before + 1
