@@ -23,7 +23,10 @@ fn pool_config(mock: std::net::SocketAddr) -> String {
         &[
             (
                 "rl",
-                &[("pool", "m-rl;fail_key=sk-pool-key-one;fail_status=429")],
+                &[(
+                    "pool",
+                    "m-rl;fail_key=sk-pool-key-one;fail_status=429;retry_after=60",
+                )],
             ),
             (
                 "bad",
@@ -93,7 +96,7 @@ fn a_rate_limited_key_cools_down_and_the_next_key_answers() {
     let attempts = r.header("x-modelswitch-attempts").unwrap();
     assert!(attempts.contains("=429 key=***-one"), "{attempts}");
     assert_eq!(
-        mock_stats(m.addr)["last"]["m-rl;fail_key=sk-pool-key-one;fail_status=429"]
+        mock_stats(m.addr)["last"]["m-rl;fail_key=sk-pool-key-one;fail_status=429;retry_after=60"]
             ["authorization"],
         "Bearer sk-pool-key-two"
     );

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! "mock"                                plain answer echoing the last user text
-//! "mock;status=503"                     error status in the dialect's error shape (429 adds retry-after)
+//! "mock;status=503"                     error status in the dialect's error shape (429 adds
+//!                                       retry-after: 1, or `retry_after=N`)
 //! "mock;fault=close_before_first"       200 + SSE headers, then the connection closes
 //! "mock;fault=close_mid;after=3"        closes after 3 events, no terminator
 //! "mock;fault=error_event;after=2"      an in-stream error event after 2 events (after=0: first)
@@ -287,12 +288,13 @@ async fn respond(
             }
             Dialect::Anthropic => json!({"type": "error", "error": {"type": kind, "message": msg}}),
         };
+        let retry_after = opts.get("retry_after").map_or("1", String::as_str);
         let extra = if status == 429 {
-            "retry-after: 1\r\n"
+            format!("retry-after: {retry_after}\r\n")
         } else {
-            ""
+            String::new()
         };
-        return write_plain(sock, status, &body.to_string(), extra).await;
+        return write_plain(sock, status, &body.to_string(), &extra).await;
     }
     let fault = opts.get("fault").map(String::as_str).unwrap_or("");
     if fault == "hang" {
