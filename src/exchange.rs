@@ -6,13 +6,14 @@
 use crate::config::{Provider, Route, Target};
 use crate::gateway::{respond, RequestCtx};
 use crate::secret::Secret;
-use crate::upstream::{Failure, UpstreamCall, UpstreamClient};
+use crate::upstream::{Failure, Phase, UpstreamCall, UpstreamClient};
 use bytes::{Bytes, BytesMut};
 use filters::breaker::Admission;
 use filters::canonical::{estimate_tokens_from_bytes, Request, SYNTHETIC_SIGNATURE_PREFIX};
 use filters::error::{ApiError, ErrorKind};
+use filters::failure::{Health, Next};
 use filters::json_peek::Members;
-use filters::key_pool::{parse_retry_after, KeyOutcome, Pick};
+use filters::key_pool::{KeyOutcome, Pick};
 use filters::stream::{Progress, StreamTranscoder};
 use filters::{anthropic, openai_chat, Dialect};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -382,7 +383,7 @@ async fn attempt(
                     return Err(f.to_api_error(&provider.name));
                 }
                 log::warn!("{} {label}{key_label}: {f:?}", ctx.id);
-                if key.is_none() || !matches!(f, Failure::Status(401 | 403 | 429, _)) {
+                if key.is_none() || f.next() != Next::NextKey {
                     return Ok(Tried::Failed(f));
                 }
                 key_failure = Some(f);
@@ -405,61 +406,40 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Failure classification, applied: what each outcome means for the
-/// target's breaker and for the key that was used.
+/// The classification (`filters::failure`), applied: what an outcome means
+/// for the target's breaker and for the key that carried the request.
 fn record_outcome(target: &Target, key: Option<usize>, outcome: &Tried) {
     let now = Instant::now();
     let wall = SystemTime::now();
-    let mut breaker = lock(&target.breaker);
-    let key_outcome = match outcome {
-        Tried::Skipped { .. } => return,
-        Tried::Served { clean } => {
-            if *clean {
+    let key_outcome = {
+        let mut breaker = lock(&target.breaker);
+        match outcome {
+            Tried::Skipped { .. } => return,
+            Tried::Served { clean: true } => {
                 breaker.on_success(now);
-            } else {
+                KeyOutcome::Success(200)
+            }
+            Tried::Served { clean: false } => {
                 breaker.on_failure(now);
+                KeyOutcome::Success(200)
             }
-            KeyOutcome::Success(200)
-        }
-        Tried::Failed(f) => {
-            let retry_after = match f {
-                Failure::Status(_, e) => e
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| parse_retry_after(v, wall)),
-                _ => None,
-            };
-            let key_outcome = match f {
-                Failure::Status(429, _) => KeyOutcome::RateLimited { retry_after },
-                Failure::Status(s @ (401 | 403), _) => KeyOutcome::Rejected(*s),
-                Failure::Status(s, _) => KeyOutcome::Failed(Some(*s)),
-                _ => KeyOutcome::Failed(None),
-            };
-            match f {
-                // The key's problem, not the target's health.
-                Failure::Status(401 | 403, _) => breaker.release_probe(),
-                Failure::Status(429, _) => {
-                    breaker.release_probe();
-                    // Keys rest per model in the pool; without keys the
-                    // target itself must rest.
-                    if target.provider.keys.is_empty() {
-                        let rest = retry_after.unwrap_or(Duration::from_secs(1));
-                        breaker.hold_until(now + rest);
-                    }
+            Tried::Failed(f) => {
+                let rest = f.retry_after(wall);
+                match f.health() {
+                    Health::Healthy => breaker.on_success(now),
+                    Health::Sick => breaker.on_failure(now),
+                    Health::Neutral => breaker.release_probe(),
                 }
-                // The upstream answered sanely: the client erred.
-                f if !f.falls_over() => breaker.on_success(now),
-                _ => {
-                    breaker.on_failure(now);
-                    if let Some(rest) = retry_after {
-                        breaker.hold_until(now + rest);
-                    }
+                // Keys rest per model in their pool; a keyless target (a
+                // local server) rests itself.
+                let keyless = target.provider.keys.is_empty();
+                if let Some(rest) = rest.filter(|_| keyless || f.health() == Health::Sick) {
+                    breaker.hold_until(now + rest);
                 }
+                f.key_outcome(wall)
             }
-            key_outcome
         }
     };
-    drop(breaker);
     if let Some(i) = key {
         lock(&target.provider.key_pool).record(i, &target.model, now, wall, key_outcome);
     }
@@ -579,7 +559,7 @@ async fn stream_target(
     // Before commit: everything stays here, so a failure can still fall over.
     let mut upstream_ended = false;
     while *t.progress() == Progress::Pending {
-        match call.read(deadline, "first-event").await? {
+        match call.read(deadline, Phase::FirstEvent).await? {
             Some(chunk) => {
                 t.feed(&chunk, &mut out);
             }
@@ -622,7 +602,10 @@ async fn stream_target(
     let mut idle_deadline = Instant::now() + idle;
     let mut next_keepalive = Instant::now() + keepalive;
     while *t.progress() == Progress::Streaming && !upstream_ended {
-        match call.read(idle_deadline.min(next_keepalive), "idle").await {
+        match call
+            .read(idle_deadline.min(next_keepalive), Phase::Idle)
+            .await
+        {
             Ok(Some(chunk)) => {
                 t.feed(&chunk, &mut out);
                 idle_deadline = Instant::now() + idle;
@@ -663,7 +646,7 @@ async fn stream_target(
         // Reuse the connection only if its body really ended.
         let drained = upstream_ended
             || matches!(
-                call.read(Instant::now() + DRAIN_BUDGET, "drain").await,
+                call.read(Instant::now() + DRAIN_BUDGET, Phase::Body).await,
                 Ok(None)
             );
         if drained {

@@ -5,7 +5,8 @@
 
 use crate::config::Provider;
 use bytes::Bytes;
-use filters::error::{ApiError, ErrorKind};
+use filters::error::ApiError;
+pub use filters::failure::{Failure, Phase};
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
@@ -14,74 +15,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// How an attempt at one target failed, classified once (PROTOCOLS.md §6,
-/// issue #3's table): the routing loop, logs and the final error use it.
-#[derive(Debug, Clone)]
-pub enum Failure {
-    /// DNS, connect refused/reset, TLS, connect timeout.
-    Connect(String),
-    /// No answer (or no first event) within the budget.
-    Timeout(&'static str),
-    /// The connection broke while talking.
-    Io(String),
-    /// The upstream answered with an error status.
-    Status(u16, ApiError),
-    /// A 2xx whose body is not what its dialect promises.
-    BadResponse(String),
-}
-
-impl Failure {
-    /// May the next target be tried? Client mistakes (most 4xx) stop the
-    /// chain: another provider would refuse the same request.
-    pub fn falls_over(&self) -> bool {
-        match self {
-            Self::Status(s, _) => matches!(s, 401 | 403 | 404 | 408 | 409 | 429) || *s >= 500,
-            _ => true,
-        }
-    }
-
-    /// Short label for logs and the attempts header.
-    pub fn label(&self) -> String {
-        match self {
-            Self::Connect(_) => "connect".into(),
-            Self::Timeout(phase) => format!("timeout-{phase}"),
-            Self::Io(_) => "io".into(),
-            Self::Status(s, _) => s.to_string(),
-            Self::BadResponse(_) => "bad-response".into(),
-        }
-    }
-
-    /// The error a client sees if this is the failure we report.
-    pub fn to_api_error(&self, provider: &str) -> ApiError {
-        match self {
-            Self::Connect(m) => ApiError::new(
-                ErrorKind::Api,
-                format!("upstream {provider} unreachable: {m}"),
-            ),
-            Self::Timeout(phase) => ApiError::new(
-                ErrorKind::Timeout,
-                format!("upstream {provider} timed out ({phase})"),
-            ),
-            Self::Io(m) => ApiError::new(
-                ErrorKind::Api,
-                format!("upstream {provider} connection failed: {m}"),
-            ),
-            Self::BadResponse(m) => ApiError::new(
-                ErrorKind::Api,
-                format!("upstream {provider} sent a bad response: {m}"),
-            ),
-            Self::Status(401 | 403, e) => ApiError::new(
-                ErrorKind::Api,
-                format!(
-                    "upstream {provider} rejected the gateway's credentials: {}",
-                    e.message
-                ),
-            ),
-            Self::Status(_, e) => e.clone(),
-        }
-    }
-}
 
 struct DnsEntry {
     addrs: Vec<SocketAddr>,
@@ -206,7 +139,7 @@ impl UpstreamClient {
             session.read_response_header().await
         };
         match tokio::time::timeout_at(deadline.into(), exchange).await {
-            Err(_) => return Err(Failure::Timeout("first-byte")),
+            Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
             Ok(Err(e)) => return Err(Failure::Io(e.to_string())),
             Ok(Ok(())) => {}
         }
@@ -249,7 +182,7 @@ impl UpstreamCall {
     pub async fn read(
         &mut self,
         deadline: Instant,
-        phase: &'static str,
+        phase: Phase,
     ) -> Result<Option<Bytes>, Failure> {
         match tokio::time::timeout_at(deadline.into(), self.session.read_response_body()).await {
             Err(_) => Err(Failure::Timeout(phase)),
@@ -261,7 +194,7 @@ impl UpstreamCall {
     /// The whole body, refusing more than `limit` bytes.
     pub async fn read_all(&mut self, deadline: Instant, limit: usize) -> Result<Bytes, Failure> {
         let mut buf = bytes::BytesMut::new();
-        while let Some(chunk) = self.read(deadline, "body").await? {
+        while let Some(chunk) = self.read(deadline, Phase::Body).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(Failure::BadResponse(format!(
                     "response body over {limit} bytes"

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod breaker;
 pub mod canonical;
 pub mod error;
+pub mod failure;
 pub mod ingress;
 pub mod json_peek;
 pub mod key_pool;

@@ -1,0 +1,241 @@
+//! How an attempt at one upstream target failed, and what that means —
+//! classified once, here, for routing, breakers, key pools, logs and the
+//! error the client finally sees.
+//!
+//! | upstream outcome | next | target health | key |
+//! | --- | --- | --- | --- |
+//! | connect refused/reset, DNS, TLS, connect timeout | next target | failure | — |
+//! | no first byte / first event in time, stream died or errored before its first real event, bad 2xx body | next target | failure | — |
+//! | 408, 500, 502, 503, 504, 529, other 5xx (`overloaded_error`) | next target | failure (+ rest for `Retry-After`) | — |
+//! | 429 | next key, then next target | rest for `Retry-After` if keyless | rest for `Retry-After` (this model) |
+//! | 401, 403 | next key, then next target | neutral | disabled |
+//! | 404 (the target's model does not exist there: a config error) | next target | failure | — |
+//! | other 4xx (400, 413, 422…) | stop: the client's own mistake | healthy | — |
+
+use crate::error::{ApiError, ErrorKind};
+use crate::key_pool::{parse_retry_after, KeyOutcome};
+use std::time::{Duration, SystemTime};
+
+/// Which budget ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    FirstByte,
+    FirstEvent,
+    Body,
+    Idle,
+    Total,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FirstByte => "first-byte",
+            Self::FirstEvent => "first-event",
+            Self::Body => "body",
+            Self::Idle => "idle",
+            Self::Total => "total",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// DNS, connect refused/reset, TLS, connect timeout.
+    Connect(String),
+    /// A budget ran out.
+    Timeout(Phase),
+    /// The connection broke while talking.
+    Io(String),
+    /// The upstream answered with an error status (or, before commit, an
+    /// error event carrying one).
+    Status(u16, ApiError),
+    /// A 2xx whose body is not what its dialect promises.
+    BadResponse(String),
+}
+
+/// What to try after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The same target with another key (if the pool has one), else the next target.
+    NextKey,
+    NextTarget,
+    /// The client's own mistake: every target would refuse it.
+    Stop,
+}
+
+/// What a failure says about the target's health, for its breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The upstream works; the request was at fault.
+    Healthy,
+    Sick,
+    /// Says nothing about the target (a bad key).
+    Neutral,
+}
+
+impl Failure {
+    pub fn next(&self) -> Next {
+        match self {
+            Self::Status(401 | 403 | 429, _) => Next::NextKey,
+            Self::Status(s, _) if matches!(s, 404 | 408) || *s >= 500 => Next::NextTarget,
+            Self::Status(..) => Next::Stop,
+            _ => Next::NextTarget,
+        }
+    }
+
+    /// May the chain go on after this failure?
+    pub fn falls_over(&self) -> bool {
+        self.next() != Next::Stop
+    }
+
+    pub fn health(&self) -> Health {
+        match self {
+            Self::Status(401 | 403 | 429, _) => Health::Neutral,
+            _ if self.next() == Next::Stop => Health::Healthy,
+            _ => Health::Sick,
+        }
+    }
+
+    /// The pause the upstream asked for (`Retry-After`).
+    pub fn retry_after(&self, wall: SystemTime) -> Option<Duration> {
+        match self {
+            Self::Status(_, e) => e
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, wall)),
+            _ => None,
+        }
+    }
+
+    /// What the key that carried the request should record.
+    pub fn key_outcome(&self, wall: SystemTime) -> KeyOutcome {
+        match self {
+            Self::Status(429, _) => KeyOutcome::RateLimited {
+                retry_after: self.retry_after(wall),
+            },
+            Self::Status(s @ (401 | 403), _) => KeyOutcome::Rejected(*s),
+            Self::Status(s, _) => KeyOutcome::Failed(Some(*s)),
+            _ => KeyOutcome::Failed(None),
+        }
+    }
+
+    /// Short label for logs and the attempts header.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Connect(_) => "connect".into(),
+            Self::Timeout(phase) => format!("timeout-{}", phase.name()),
+            Self::Io(_) => "io".into(),
+            Self::Status(s, _) => s.to_string(),
+            Self::BadResponse(_) => "bad-response".into(),
+        }
+    }
+
+    /// The error a client sees if this is the failure reported.
+    pub fn to_api_error(&self, provider: &str) -> ApiError {
+        match self {
+            Self::Connect(m) => ApiError::new(
+                ErrorKind::Api,
+                format!("upstream {provider} unreachable: {m}"),
+            ),
+            Self::Timeout(phase) => ApiError::new(
+                ErrorKind::Timeout,
+                format!("upstream {provider} timed out ({})", phase.name()),
+            ),
+            Self::Io(m) => ApiError::new(
+                ErrorKind::Api,
+                format!("upstream {provider} connection failed: {m}"),
+            ),
+            Self::BadResponse(m) => ApiError::new(
+                ErrorKind::Api,
+                format!("upstream {provider} sent a bad response: {m}"),
+            ),
+            Self::Status(401 | 403, e) => ApiError::new(
+                ErrorKind::Api,
+                format!(
+                    "upstream {provider} rejected the gateway's credentials: {}",
+                    e.message
+                ),
+            ),
+            Self::Status(_, e) => e.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(s: u16) -> Failure {
+        Failure::Status(s, ApiError::from_upstream(s, b"{}", Some("7".into())))
+    }
+
+    /// Every row of the module's table.
+    #[test]
+    fn the_outcome_table() {
+        let wall = SystemTime::now();
+        let rows: Vec<(Failure, Next, Health)> = vec![
+            (
+                Failure::Connect("refused".into()),
+                Next::NextTarget,
+                Health::Sick,
+            ),
+            (
+                Failure::Timeout(Phase::FirstEvent),
+                Next::NextTarget,
+                Health::Sick,
+            ),
+            (Failure::Io("reset".into()), Next::NextTarget, Health::Sick),
+            (
+                Failure::BadResponse("not JSON".into()),
+                Next::NextTarget,
+                Health::Sick,
+            ),
+            (status(408), Next::NextTarget, Health::Sick),
+            (status(500), Next::NextTarget, Health::Sick),
+            (status(502), Next::NextTarget, Health::Sick),
+            (status(503), Next::NextTarget, Health::Sick),
+            (status(504), Next::NextTarget, Health::Sick),
+            (status(529), Next::NextTarget, Health::Sick),
+            (status(429), Next::NextKey, Health::Neutral),
+            (status(401), Next::NextKey, Health::Neutral),
+            (status(403), Next::NextKey, Health::Neutral),
+            (status(400), Next::Stop, Health::Healthy),
+            (status(404), Next::NextTarget, Health::Sick),
+            (status(413), Next::Stop, Health::Healthy),
+            (status(422), Next::Stop, Health::Healthy),
+        ];
+        for (f, next, health) in rows {
+            assert_eq!((f.next(), f.health()), (next, health), "{}", f.label());
+            assert_eq!(f.falls_over(), next != Next::Stop);
+        }
+        assert_eq!(
+            status(429).key_outcome(wall),
+            KeyOutcome::RateLimited {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(status(401).key_outcome(wall), KeyOutcome::Rejected(401));
+        assert_eq!(status(503).key_outcome(wall), KeyOutcome::Failed(Some(503)));
+        assert_eq!(status(503).retry_after(wall), Some(Duration::from_secs(7)));
+        assert_eq!(Failure::Timeout(Phase::Idle).label(), "timeout-idle");
+    }
+
+    #[test]
+    fn client_facing_errors() {
+        let e = status(401).to_api_error("openai");
+        assert_eq!(
+            e.kind,
+            ErrorKind::Api,
+            "a bad upstream key is the gateway's problem, not the client's"
+        );
+        assert!(e.message.contains("rejected the gateway's credentials"));
+        assert_eq!(
+            Failure::Timeout(Phase::Total).to_api_error("x").kind,
+            ErrorKind::Timeout
+        );
+        assert_eq!(
+            status(429).to_api_error("x").retry_after.as_deref(),
+            Some("7")
+        );
+    }
+}
