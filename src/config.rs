@@ -52,6 +52,9 @@ struct FileServer {
     idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     keepalive_interval: Option<Duration>,
+    /// Whole request, every attempt and the stream included.
+    #[serde(default, with = "humantime_serde")]
+    total_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +133,15 @@ struct FileModel {
     name: String,
     targets: Vec<FileTarget>,
     max_output_tokens: Option<u64>,
+    /// Overrides of the provider's (or server's) budgets for this model.
+    #[serde(default, with = "humantime_serde")]
+    connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    first_event_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    total_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,10 +218,14 @@ pub struct Target {
     pub model: String,
     /// Shared by every route that uses this provider + model.
     pub breaker: Arc<Mutex<Breaker>>,
+    /// The provider's budgets with the model's overrides applied.
+    pub timeouts: Timeouts,
 }
 
 #[derive(Debug)]
 pub struct Route {
+    /// Budget for the whole request: every attempt and the stream.
+    pub total_timeout: Duration,
     pub targets: Vec<Target>,
     pub max_output_tokens: Option<u64>,
 }
@@ -458,10 +474,18 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
                         .entry((p.name.clone(), t.model.clone()))
                         .or_insert_with(|| Arc::new(Mutex::new(Breaker::new(p.breaker))))
                         .clone();
+                    let base = p.timeouts;
+                    let timeouts = Timeouts {
+                        connect: m.connect_timeout.unwrap_or(base.connect),
+                        first_event: m.first_event_timeout.unwrap_or(base.first_event),
+                        idle: m.idle_timeout.unwrap_or(base.idle),
+                        keepalive: base.keepalive,
+                    };
                     targets.push(Target {
                         provider: p.clone(),
                         model: t.model.clone(),
                         breaker,
+                        timeouts,
                     });
                 }
                 None => errs.push(format!(
@@ -474,6 +498,10 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         routes.insert(
             m.name.clone(),
             Arc::new(Route {
+                total_timeout: m
+                    .total_timeout
+                    .or(server.total_timeout)
+                    .unwrap_or(Duration::from_secs(900)),
                 targets,
                 max_output_tokens: m.max_output_tokens,
             }),

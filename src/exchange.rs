@@ -67,11 +67,16 @@ struct Answer<'a> {
     target: &'a Target,
     prepared: &'a Prepared,
     call: UpstreamCall,
+    /// For the first event (or the whole body).
     deadline: Instant,
+    /// For the whole request.
+    total_deadline: Instant,
 }
 
 struct Attempts<'a> {
     req: &'a ClientRequest<'a>,
+    /// The whole request's budget (`total_timeout`), from its arrival.
+    total_deadline: Instant,
     canonical: Option<Request>,
 }
 
@@ -190,10 +195,10 @@ fn upstream_headers(
 
 /// What one target did with the request.
 enum Tried {
-    /// Answered; the client has its response (`clean`: no failure after commit).
-    Served {
-        clean: bool,
-    },
+    /// The client has its response (or left while it streamed).
+    Served(Served),
+    /// The client left before anything was sent; the upstream call was dropped.
+    ClientLeft,
     /// Not sent: breaker open, or every key cooling after 429s
     /// (`rate_limited`), until `retry_at`.
     Skipped {
@@ -201,6 +206,37 @@ enum Tried {
         rate_limited: bool,
     },
     Failed(Failure),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Clean,
+    /// The upstream failed after commit; the client got an in-stream error.
+    FailedAfterCommit,
+    /// The client left mid-stream; the upstream call was dropped.
+    ClientLeft,
+}
+
+/// `fut`, unless the client leaves first (`None`): a call nobody waits for
+/// is dropped at once, which closes the upstream connection and stops the
+/// provider generating (and billing) tokens for nobody.
+async fn or_client_left<F: std::future::Future>(
+    session: &mut Session,
+    fut: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        out = fut => Some(out),
+        () = client_left(session) => None,
+    }
+}
+
+async fn client_left(session: &mut Session) {
+    // The request body was read whole: what comes now is EOF or a reset.
+    if session.read_body_or_idle(true).await.is_err() {
+        return;
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Runs the route. Returns `Err` only for errors that have not been
@@ -212,15 +248,17 @@ pub async fn run(
     route: &Route,
     req: &ClientRequest<'_>,
 ) -> Result<(), ApiError> {
+    let started = ctx.started.unwrap_or_else(Instant::now);
     let mut attempts = Attempts {
         req,
+        total_deadline: started + route.total_timeout,
         canonical: None,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let mut skipped: Vec<(&Target, Option<Instant>, bool)> = Vec::new();
     for target in &route.targets {
         match attempt(upstream, session, ctx, route, &mut attempts, target, false).await? {
-            Tried::Served { .. } => return Ok(()),
+            Tried::Served(_) | Tried::ClientLeft => return Ok(()),
             Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
             Tried::Skipped {
                 retry_at,
@@ -231,13 +269,13 @@ pub async fn run(
     // Every breaker open: rather than fail without trying, probe the target
     // whose cooldown ends first.
     if failures.is_empty() {
-        if let Some(&(target, ..)) = skipped
+        let earliest = skipped
             .iter()
             .filter(|(_, at, _)| at.is_some())
-            .min_by_key(|(_, at, _)| *at)
-        {
+            .min_by_key(|(_, at, _)| *at);
+        if let Some(&(target, ..)) = earliest {
             match attempt(upstream, session, ctx, route, &mut attempts, target, true).await? {
-                Tried::Served { .. } => return Ok(()),
+                Tried::Served(_) | Tried::ClientLeft => return Ok(()),
                 Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
                 Tried::Skipped {
                     retry_at,
@@ -293,11 +331,10 @@ async fn attempt(
 ) -> Result<Tried, ApiError> {
     let provider = &target.provider;
     let label = format!("{}/{}", provider.name, target.model);
-    let now = Instant::now();
     let admission = if forced {
         Admission::Probe
     } else {
-        lock(&target.breaker).admit(now)
+        lock(&target.breaker).admit(Instant::now())
     };
     if let Admission::Rejected { retry_at } = admission {
         ctx.attempts.push(format!("{label}=circuit-open"));
@@ -319,6 +356,12 @@ async fn attempt(
     let mut key_failure: Option<Failure> = None;
     for _ in 0..provider.keys.len().max(1) {
         let now = Instant::now();
+        if now >= attempts.total_deadline {
+            lock(&target.breaker).release_probe();
+            return Ok(Tried::Failed(
+                key_failure.unwrap_or(Failure::Timeout(Phase::Total)),
+            ));
+        }
         let key = match lock(&provider.key_pool).pick(now, &target.model) {
             Pick::NoKey => None,
             Pick::Key(i) => Some(i),
@@ -336,16 +379,23 @@ async fn attempt(
         };
         let secret = key.and_then(|i| provider.keys.get(i));
         let headers = upstream_headers(provider, secret, attempts.req, prepared.pass_through);
-        let deadline = now + provider.timeouts.first_event;
-        let outcome = match upstream
-            .send(provider, &path, &headers, prepared.body.clone(), deadline)
-            .await
-        {
-            Err(f) => Tried::Failed(f),
-            Ok(call) if !(200..300).contains(&call.status) => {
+        let total_deadline = attempts.total_deadline;
+        let deadline = (now + target.timeouts.first_event).min(total_deadline);
+        let send = upstream.send(
+            provider,
+            &target.timeouts,
+            &path,
+            &headers,
+            prepared.body.clone(),
+            deadline,
+        );
+        let outcome = match or_client_left(session, send).await {
+            None => Tried::ClientLeft,
+            Some(Err(f)) => Tried::Failed(f),
+            Some(Ok(call)) if !(200..300).contains(&call.status) => {
                 Tried::Failed(call.into_failure(deadline).await)
             }
-            Ok(call) => {
+            Some(Ok(call)) => {
                 let answer = Answer {
                     upstream,
                     req: attempts.req,
@@ -353,14 +403,17 @@ async fn attempt(
                     prepared: &prepared,
                     call,
                     deadline,
+                    total_deadline,
                 };
                 let result = if attempts.req.stream {
                     stream_target(session, ctx, answer).await
                 } else {
-                    unary_target(session, ctx, answer).await.map(|()| true)
+                    unary_target(session, ctx, answer).await
                 };
                 match result {
-                    Ok(clean) => Tried::Served { clean },
+                    // Left before the commit: nothing was sent.
+                    Ok(Served::ClientLeft) if ctx.status == 0 => Tried::ClientLeft,
+                    Ok(served) => Tried::Served(served),
                     Err(f) => Tried::Failed(f),
                 }
             }
@@ -370,7 +423,13 @@ async fn attempt(
             .map(|s| format!(" key={}", s.masked()))
             .unwrap_or_default();
         match outcome {
-            Tried::Served { .. } => {
+            Tried::ClientLeft => {
+                ctx.attempts.push(format!("{label}=client-left"));
+                ctx.status = 499;
+                ctx.error = Some("client went away before the answer".into());
+                return Ok(outcome);
+            }
+            Tried::Served(_) => {
                 ctx.attempts.push(format!("{label}=ok{key_label}"));
                 ctx.served_by = Some(label);
                 return Ok(outcome);
@@ -415,16 +474,20 @@ fn record_outcome(target: &Target, key: Option<usize>, outcome: &Tried) {
         let mut breaker = lock(&target.breaker);
         match outcome {
             Tried::Skipped { .. } => return,
-            Tried::Served { clean: true } => {
+            // Says nothing about the upstream.
+            Tried::ClientLeft | Tried::Served(Served::ClientLeft) => {
+                breaker.release_probe();
+                KeyOutcome::Success(200)
+            }
+            Tried::Served(Served::Clean) => {
                 breaker.on_success(now);
                 KeyOutcome::Success(200)
             }
-            Tried::Served { clean: false } => {
+            Tried::Served(Served::FailedAfterCommit) => {
                 breaker.on_failure(now);
                 KeyOutcome::Success(200)
             }
             Tried::Failed(f) => {
-                let rest = f.retry_after(wall);
                 match f.health() {
                     Health::Healthy => breaker.on_success(now),
                     Health::Sick => breaker.on_failure(now),
@@ -433,7 +496,10 @@ fn record_outcome(target: &Target, key: Option<usize>, outcome: &Tried) {
                 // Keys rest per model in their pool; a keyless target (a
                 // local server) rests itself.
                 let keyless = target.provider.keys.is_empty();
-                if let Some(rest) = rest.filter(|_| keyless || f.health() == Health::Sick) {
+                if let Some(rest) = f
+                    .retry_after(wall)
+                    .filter(|_| keyless || f.health() == Health::Sick)
+                {
                     breaker.hold_until(now + rest);
                 }
                 f.key_outcome(wall)
@@ -468,7 +534,7 @@ async fn unary_target(
     session: &mut Session,
     ctx: &mut RequestCtx,
     a: Answer<'_>,
-) -> Result<(), Failure> {
+) -> Result<Served, Failure> {
     let Answer {
         upstream,
         req,
@@ -476,8 +542,13 @@ async fn unary_target(
         prepared,
         mut call,
         deadline,
+        ..
     } = a;
-    let body = call.read_all(deadline, MAX_UPSTREAM_BODY).await?;
+    let Some(body) = or_client_left(session, call.read_all(deadline, MAX_UPSTREAM_BODY)).await
+    else {
+        return Ok(Served::ClientLeft);
+    };
+    let body = body?;
     upstream.release(call).await;
     let upstream_dialect = target.provider.dialect;
     let out: Bytes = if prepared.pass_through {
@@ -508,7 +579,7 @@ async fn unary_target(
     };
     let extra = target_headers(ctx, target);
     let _ = respond(session, ctx, 200, "application/json", out, &extra, false).await;
-    Ok(())
+    Ok(Served::Clean)
 }
 
 fn target_headers(ctx: &RequestCtx, target: &Target) -> Vec<(&'static str, String)> {
@@ -526,7 +597,7 @@ async fn stream_target(
     session: &mut Session,
     ctx: &mut RequestCtx,
     a: Answer<'_>,
-) -> Result<bool, Failure> {
+) -> Result<Served, Failure> {
     let Answer {
         upstream,
         req,
@@ -534,6 +605,7 @@ async fn stream_target(
         prepared,
         mut call,
         deadline,
+        total_deadline,
     } = a;
     if !call.is_event_stream() {
         return Err(Failure::BadResponse(format!(
@@ -559,7 +631,11 @@ async fn stream_target(
     // Before commit: everything stays here, so a failure can still fall over.
     let mut upstream_ended = false;
     while *t.progress() == Progress::Pending {
-        match call.read(deadline, Phase::FirstEvent).await? {
+        let Some(read) = or_client_left(session, call.read(deadline, Phase::FirstEvent)).await
+        else {
+            return Ok(Served::ClientLeft);
+        };
+        match read? {
             Some(chunk) => {
                 t.feed(&chunk, &mut out);
             }
@@ -588,24 +664,24 @@ async fn stream_target(
         .write_response_header(Box::new(resp), false)
         .await
         .is_err()
+        || !write(session, &mut out).await
     {
         ctx.error = Some("client went away".into());
-        return Ok(true); // dropping `call` aborts the upstream request
-    }
-    if !write(session, &mut out).await {
-        ctx.error = Some("client went away".into());
-        return Ok(true);
+        return Ok(Served::ClientLeft); // dropping `call` aborts the upstream request
     }
 
-    let idle = provider.timeouts.idle;
-    let keepalive = provider.timeouts.keepalive;
+    let idle = target.timeouts.idle;
+    let keepalive = target.timeouts.keepalive;
     let mut idle_deadline = Instant::now() + idle;
     let mut next_keepalive = Instant::now() + keepalive;
     while *t.progress() == Progress::Streaming && !upstream_ended {
-        match call
-            .read(idle_deadline.min(next_keepalive), Phase::Idle)
-            .await
-        {
+        let wake = idle_deadline.min(next_keepalive).min(total_deadline);
+        let Some(read) = or_client_left(session, call.read(wake, Phase::Idle)).await else {
+            ctx.error = Some("client went away mid-stream".into());
+            ctx.usage = t.usage();
+            return Ok(Served::ClientLeft);
+        };
+        match read {
             Ok(Some(chunk)) => {
                 t.feed(&chunk, &mut out);
                 idle_deadline = Instant::now() + idle;
@@ -615,31 +691,35 @@ async fn stream_target(
                 upstream_ended = true;
                 t.finish(&mut out);
             }
-            Err(Failure::Timeout(_)) if Instant::now() < idle_deadline => {
+            Err(Failure::Timeout(_)) if Instant::now() < idle_deadline.min(total_deadline) => {
                 t.keepalive(&mut out);
                 next_keepalive = Instant::now() + keepalive;
             }
-            Err(f) => {
-                let e = match f {
-                    Failure::Timeout(_) => ApiError::new(
+            Err(Failure::Timeout(_)) => {
+                let e = if Instant::now() >= total_deadline {
+                    ApiError::new(ErrorKind::Timeout, "the request exceeded its total_timeout")
+                } else {
+                    ApiError::new(
                         ErrorKind::Timeout,
                         format!("upstream {} stalled for {idle:?}", provider.name),
-                    ),
-                    other => other.to_api_error(&provider.name),
+                    )
                 };
                 t.fail(&e, &mut out);
             }
+            Err(f) => t.fail(&f.to_api_error(&provider.name), &mut out),
         }
-        if !out.is_empty() && !write(session, &mut out).await {
-            ctx.error = Some("client went away".into());
+        if !write(session, &mut out).await {
+            ctx.error = Some("client went away mid-stream".into());
             ctx.usage = t.usage();
-            return Ok(true);
+            return Ok(Served::ClientLeft);
         }
     }
-    let clean = !matches!(t.progress(), Progress::Failed(_));
-    if let Progress::Failed(e) = t.progress() {
+    let served = if let Progress::Failed(e) = t.progress() {
         ctx.error = Some(format!("after commit: {}", e.message));
-    }
+        Served::FailedAfterCommit
+    } else {
+        Served::Clean
+    };
     ctx.usage = t.usage();
     let _ = session.write_response_body(None, true).await;
     if *t.progress() == Progress::Done {
@@ -653,7 +733,7 @@ async fn stream_target(
             upstream.release(call).await;
         }
     }
-    Ok(clean)
+    Ok(served)
 }
 
 /// Writes and empties `out`; false when the client is gone.

@@ -3,7 +3,7 @@
 //! would resolve synchronously and panic on failure), TLS with SNI, an exact
 //! `Content-Length`, and every wait bounded.
 
-use crate::config::Provider;
+use crate::config::{Provider, Timeouts};
 use bytes::Bytes;
 use filters::error::ApiError;
 pub use filters::failure::{Failure, Phase};
@@ -84,6 +84,7 @@ impl UpstreamClient {
     pub async fn send(
         &self,
         provider: &Provider,
+        timeouts: &Timeouts,
         path: &str,
         headers: &[(http::HeaderName, http::HeaderValue)],
         body: Bytes,
@@ -96,15 +97,15 @@ impl UpstreamClient {
             String::new()
         };
         let mut peer = HttpPeer::new(addr, provider.tls, sni);
-        peer.options.connection_timeout = Some(provider.timeouts.connect);
-        peer.options.total_connection_timeout = Some(provider.timeouts.connect * 2);
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.total_connection_timeout = Some(timeouts.connect * 2);
         peer.options.idle_timeout = Some(POOL_IDLE);
         let (mut session, _reused) = self
             .connector
             .get_http_session(&peer)
             .await
             .map_err(|e| Failure::Connect(e.to_string()))?;
-        session.set_write_timeout(Some(provider.timeouts.first_event));
+        session.set_write_timeout(Some(timeouts.first_event));
 
         let mut req = RequestHeader::build("POST", path.as_bytes(), Some(headers.len() + 8))
             .map_err(|e| Failure::Io(e.to_string()))?;

@@ -178,3 +178,135 @@ fn the_breaker_opens_probes_after_cooldown_and_stays_open_on_failure() {
     }
     assert_eq!(hits(&m), 3, "one half-open probe");
 }
+
+/// Reads a streaming response's first bytes, then hangs up.
+fn read_a_little_then_leave(gw: std::net::SocketAddr, body: &Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(gw).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = body.to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        n > 0 && buf.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// Polls for up to 1.5 s: well under every budget of the test config, so
+/// only a gateway that drops the upstream call at once passes.
+fn wait_for_abort(m: &Proc, model: &str) -> u64 {
+    for _ in 0..30 {
+        let n = mock_stats(m.addr)["aborted"][model].as_u64().unwrap_or(0);
+        if n > 0 {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    0
+}
+
+#[test]
+fn a_client_that_leaves_mid_stream_cancels_the_upstream_call() {
+    let m = mock();
+    // The mock goes silent after its fourth event: only the client's
+    // departure can end this stream early.
+    let slow = "m-slow;fault=stall;after=4";
+    let gw = gateway(&config(m.addr, &[("slow", &[("openai", slow)])], ""));
+    read_a_little_then_leave(
+        gw.addr,
+        &json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(wait_for_abort(&m, slow), 1);
+    assert_eq!(
+        mock_stats(m.addr)["by_model"][slow],
+        1,
+        "and nothing is retried"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_before_the_first_token_cancels_the_upstream_call() {
+    use std::io::Write;
+    let m = mock();
+    let slow = "m-slow-start;first_ms=2500";
+    let gw = gateway(&config(m.addr, &[("slow", &[("openai", slow)])], ""));
+    let body =
+        json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+            .to_string();
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    let head = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\nContent-Length: {}\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    assert_eq!(wait_for_abort(&m, slow), 1);
+}
+
+#[test]
+fn the_total_timeout_ends_a_long_stream_with_an_error_event() {
+    let m = mock();
+    let mut c = config(m.addr, &[], "");
+    c.push_str("\n[[models]]\nname = \"long\"\ntargets = [{ provider = \"openai\", model = \"m-long;chunks=100;delay_ms=30\" }]\ntotal_timeout = \"1s\"\n");
+    let gw = gateway(&c);
+    let r = post_json(
+        gw.addr,
+        "/v1/messages",
+        KEY,
+        &json!({"model": "long", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let evs = r.events();
+    let last = &evs.last().unwrap().1;
+    assert_eq!(last["type"], "error", "{}", r.text());
+    assert_eq!(last["error"]["type"], "timeout_error");
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("total_timeout"));
+    assert!(
+        evs.iter().any(|(n, _)| n == "content_block_delta"),
+        "it streamed before the budget ran out"
+    );
+}
+
+#[test]
+fn a_large_request_falls_over_twice_and_arrives_whole_at_the_third_target() {
+    let m = mock();
+    let gw = gateway(&config(
+        m.addr,
+        &[(
+            "three",
+            &[
+                ("openai", "big-a;status=503"),
+                ("dead", "big-b"),
+                ("anthropic", "big-c"),
+            ],
+        )],
+        "",
+    ));
+    let big = "y".repeat(1024 * 1024 + 17);
+    let body = json!({"model": "three", "messages": [{"role": "user", "content": big}]});
+    let r = post_json(gw.addr, "/v1/chat/completions", KEY, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let attempts = r.header("x-modelswitch-attempts").unwrap();
+    assert!(
+        attempts.contains("big-a;status=503=503") && attempts.contains("dead/big-b=connect"),
+        "{attempts}"
+    );
+    let s = mock_stats(m.addr);
+    assert!(s["last"]["big-a;status=503"]["body_len"].as_u64().unwrap() > 1024 * 1024);
+    assert!(s["last"]["big-c"]["body_len"].as_u64().unwrap() > 1024 * 1024);
+    assert_eq!(s["by_model"]["big-a;status=503"], 1);
+    assert_eq!(s["by_model"]["big-c"], 1, "each target called once");
+    assert!(r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("Hello from the mock upstream! You said: yyy"));
+}

@@ -21,8 +21,9 @@
 //! "mock;reasoning=1;cached=40"          reasoning first; 40 cached prompt tokens in usage
 //! ```
 //!
-//! `GET /_mock/stats` returns request counts and what the last request to
-//! each model carried (headers of interest, body size, decoded body).
+//! `GET /_mock/stats` returns request counts, what the last request to each
+//! model carried (headers of interest, body size, decoded body), and how
+//! many streams were abandoned by their reader (`aborted`).
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -43,6 +44,9 @@ struct Stats {
     total: u64,
     by_model: HashMap<String, u64>,
     last: HashMap<String, Value>,
+    /// Streams whose reader went away before the end (the gateway dropped
+    /// the upstream call).
+    aborted: HashMap<String, u64>,
 }
 
 type Shared = Arc<Mutex<Stats>>;
@@ -217,7 +221,7 @@ async fn respond(
             let s = stats
                 .lock()
                 .map_err(|_| std::io::Error::other("poisoned"))?;
-            json!({"total": s.total, "by_model": s.by_model, "last": s.last})
+            json!({"total": s.total, "by_model": s.by_model, "last": s.last, "aborted": s.aborted})
         };
         return write_plain(sock, 200, &v.to_string(), "").await;
     }
@@ -332,17 +336,26 @@ async fn respond(
         tokio::time::sleep(Duration::from_millis(20)).await;
         return Ok(false);
     }
-    tokio::time::sleep(Duration::from_millis(plan.first_ms)).await;
+    if reader_left(sock, Duration::from_millis(plan.first_ms)).await {
+        note_abort(stats, &model);
+        return Ok(false);
+    }
     let after: usize = opts.get("after").and_then(|v| v.parse().ok()).unwrap_or(2);
     for (i, ev) in events.iter().enumerate() {
-        if i > 0 && plan.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(plan.delay_ms)).await;
+        if i > 0
+            && plan.delay_ms > 0
+            && reader_left(sock, Duration::from_millis(plan.delay_ms)).await
+        {
+            note_abort(stats, &model);
+            return Ok(false);
         }
         if i == after {
             match fault {
                 "close_mid" => return Ok(false),
                 "stall" => {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    if reader_left(sock, Duration::from_secs(3600)).await {
+                        note_abort(stats, &model);
+                    }
                     return Ok(false);
                 }
                 "error_event" => {
@@ -362,10 +375,29 @@ async fn respond(
                 _ => {}
             }
         }
-        write_chunk(sock, ev.as_bytes()).await?;
+        if let Err(e) = write_chunk(sock, ev.as_bytes()).await {
+            note_abort(stats, &model);
+            return Err(e);
+        }
     }
     sock.write_all(b"0\r\n\r\n").await?;
     Ok(true)
+}
+
+/// Waits `d`, unless the reader closes the connection first (true): a
+/// streaming mock notices an abandoned stream while it is silent.
+async fn reader_left(sock: &mut TcpStream, d: Duration) -> bool {
+    let mut probe = [0u8; 1];
+    tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        r = sock.read(&mut probe) => matches!(r, Ok(0) | Err(_)),
+    }
+}
+
+fn note_abort(stats: &Shared, model: &str) {
+    if let Ok(mut s) = stats.lock() {
+        *s.aborted.entry(model.to_owned()).or_default() += 1;
+    }
 }
 
 async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
