@@ -3,6 +3,7 @@
 //! path reads through one `ArcSwap`. A file that fails validation never
 //! replaces a good snapshot; every message names the TOML path at fault.
 
+use crate::replicas::{Balance, HealthCheck, ReplicaPool, ReplicaSpec};
 use crate::secret::Secret;
 use arc_swap::ArcSwap;
 use filters::auth::ClientKey;
@@ -79,7 +80,12 @@ struct FileProvider {
     name: String,
     #[serde(rename = "type")]
     kind: ProviderType,
-    base_url: String,
+    /// One URL, or several replicas of the same service.
+    base_url: OneOrMany,
+    /// Replica weights for round-robin, in `base_url` order.
+    weights: Option<Vec<usize>>,
+    balance: Option<FileBalance>,
+    health_check: Option<FileHealthCheck>,
     api_key: Option<String>,
     api_key_env: Option<String>,
     /// Several keys, used in rotation.
@@ -104,6 +110,25 @@ struct FileProvider {
     first_event_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum FileBalance {
+    RoundRobin,
+    LeastInflight,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHealthCheck {
+    path: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    healthy_threshold: Option<usize>,
+    unhealthy_threshold: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,6 +199,35 @@ pub struct Provider {
     pub openai: filters::openai_chat::request::EncodeOptions,
     pub anthropic: filters::anthropic::request::EncodeOptions,
     pub timeouts: Timeouts,
+    /// Several replicas, or one with an active health check.
+    pub replicas: Option<ReplicaPool>,
+}
+
+/// How a request (or a health check) authenticates to a provider.
+pub fn credential_headers(
+    dialect: Dialect,
+    key: Option<&Secret>,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let mut h = Vec::new();
+    match dialect {
+        Dialect::OpenAiChat => {
+            if let Some(v) = key
+                .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
+            {
+                h.push((http::header::AUTHORIZATION, v));
+            }
+        }
+        Dialect::Anthropic => {
+            if let Some(v) = key.and_then(|k| http::HeaderValue::from_str(k.expose()).ok()) {
+                h.push((http::HeaderName::from_static("x-api-key"), v));
+            }
+            h.push((
+                http::HeaderName::from_static("anthropic-version"),
+                http::HeaderValue::from_static("2023-06-01"),
+            ));
+        }
+    }
+    h
 }
 
 impl Provider {
@@ -369,13 +423,42 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         if !(0.0..=1.0).contains(&breaker.error_rate) || breaker.error_rate == 0.0 {
             errs.push(format!("{at}.breaker.error_rate: must be in (0, 1]"));
         }
-        let Some((tls, host, port, path_prefix)) = parse_base_url(&p.base_url) else {
-            errs.push(format!(
-                "{at}.base_url: '{}' is not an http(s) URL like https://api.openai.com/v1",
-                p.base_url
-            ));
+        let urls: Vec<String> = match &p.base_url {
+            OneOrMany::One(u) => vec![u.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        };
+        let mut parsed = Vec::new();
+        for (j, u) in urls.iter().enumerate() {
+            let path = if urls.len() == 1 {
+                format!("{at}.base_url")
+            } else {
+                format!("{at}.base_url[{j}]")
+            };
+            match parse_base_url(u) {
+                Some(x) => parsed.push(x),
+                None => errs.push(format!(
+                    "{path}: '{u}' is not an http(s) URL like https://api.openai.com/v1"
+                )),
+            }
+        }
+        let Some((tls, host, port, path_prefix)) = parsed.first().cloned() else {
+            if urls.is_empty() {
+                errs.push(format!("{at}.base_url: at least one URL is required"));
+            }
             continue;
         };
+        if parsed
+            .iter()
+            .any(|(t, _, _, pre)| *t != tls || *pre != path_prefix)
+        {
+            errs.push(format!(
+                "{at}.base_url: replicas must share the scheme and the path"
+            ));
+        }
+        let weights = p.weights.clone().unwrap_or_else(|| vec![1; parsed.len()]);
+        if weights.len() != parsed.len() || weights.contains(&0) {
+            errs.push(format!("{at}.weights: one positive weight per base_url"));
+        }
         let mut headers = Vec::new();
         for (k, v) in &p.headers {
             match (
@@ -413,7 +496,46 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
             Dialect::Anthropic => FileMidSystem::Demote,
         });
         use filters::openai_chat::request::MidSystem;
+        let replicas = if parsed.len() > 1 || p.health_check.is_some() {
+            let specs: Vec<ReplicaSpec> = parsed
+                .iter()
+                .zip(weights.iter().chain(std::iter::repeat(&1)))
+                .map(|((_, h, port, _), w)| ReplicaSpec {
+                    host: h.clone(),
+                    port: *port,
+                    weight: *w,
+                })
+                .collect();
+            let health = p.health_check.as_ref().map(|h| HealthCheck {
+                path: h.path.clone().unwrap_or_else(|| match dialect {
+                    Dialect::OpenAiChat => format!("{path_prefix}/models"),
+                    Dialect::Anthropic => format!("{path_prefix}/v1/models"),
+                }),
+                interval: h.interval.unwrap_or(Duration::from_secs(10)),
+                timeout: h.timeout.unwrap_or(Duration::from_secs(2)),
+                healthy_threshold: h.healthy_threshold.unwrap_or(1),
+                unhealthy_threshold: h.unhealthy_threshold.unwrap_or(2),
+                headers: credential_headers(dialect, keys.first()),
+            });
+            let balance = match p.balance.unwrap_or(FileBalance::RoundRobin) {
+                FileBalance::RoundRobin => Balance::RoundRobin,
+                FileBalance::LeastInflight => Balance::LeastInFlight,
+            };
+            match ReplicaPool::build(&specs, tls, balance, health.as_ref()) {
+                Ok(pool) => Some(pool),
+                Err(e) => {
+                    errs.push(format!("{at}.base_url: {e}"));
+                    None
+                }
+            }
+        } else {
+            if p.balance.is_some() {
+                errs.push(format!("{at}.balance: needs several base_url replicas"));
+            }
+            None
+        };
         let provider = Arc::new(Provider {
+            replicas,
             name: p.name.clone(),
             dialect,
             tls,

@@ -3,7 +3,7 @@
 //! event (or a complete body) in hand; after commit, stream translated
 //! events and turn any upstream failure into the dialect's in-stream error.
 
-use crate::config::{Provider, Route, Target};
+use crate::config::{credential_headers, Provider, Route, Target};
 use crate::gateway::{respond, RequestCtx};
 use crate::secret::Secret;
 use crate::upstream::{Failure, Phase, UpstreamCall, UpstreamClient};
@@ -152,42 +152,23 @@ fn upstream_headers(
     client: &ClientRequest<'_>,
     pass_through: bool,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    let mut h = Vec::with_capacity(4);
+    let mut h = credential_headers(provider.dialect, key);
     let accept = if client.stream {
         "text/event-stream"
     } else {
         "application/json"
     };
     h.push((http::header::ACCEPT, http::HeaderValue::from_static(accept)));
-    match provider.dialect {
-        Dialect::OpenAiChat => {
-            if let Some(k) = key
-                .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
-            {
-                h.push((http::header::AUTHORIZATION, k));
+    // Same dialect: the client's API version and betas describe its own
+    // request; a translated request has neither.
+    if provider.dialect == Dialect::Anthropic && pass_through {
+        if let Some(v) = client.headers.anthropic_version.clone() {
+            if let Some(slot) = h.iter_mut().find(|(k, _)| k == "anthropic-version") {
+                slot.1 = v;
             }
         }
-        Dialect::Anthropic => {
-            if let Some(k) = key.and_then(|k| http::HeaderValue::from_str(k.expose()).ok()) {
-                h.push((http::HeaderName::from_static("x-api-key"), k));
-            }
-            let version = client
-                .headers
-                .anthropic_version
-                .clone()
-                .filter(|_| pass_through)
-                .unwrap_or(http::HeaderValue::from_static("2023-06-01"));
-            h.push((http::HeaderName::from_static("anthropic-version"), version));
-            // Betas describe the client's request; they mean nothing to a
-            // translated one.
-            if let Some(beta) = client
-                .headers
-                .anthropic_beta
-                .clone()
-                .filter(|_| pass_through)
-            {
-                h.push((http::HeaderName::from_static("anthropic-beta"), beta));
-            }
+        if let Some(beta) = client.headers.anthropic_beta.clone() {
+            h.push((http::HeaderName::from_static("anthropic-beta"), beta));
         }
     }
     h
@@ -340,6 +321,15 @@ async fn attempt(
         ctx.attempts.push(format!("{label}=circuit-open"));
         return Ok(Tried::Skipped {
             retry_at: Some(retry_at),
+            rate_limited: false,
+        });
+    }
+    // Active health checks found no live replica: skip as if open.
+    if let Some(pool) = provider.replicas.as_ref().filter(|p| !p.any_healthy()) {
+        lock(&target.breaker).release_probe();
+        ctx.attempts.push(format!("{label}=unhealthy"));
+        return Ok(Tried::Skipped {
+            retry_at: Some(Instant::now() + pool.recheck),
             rate_limited: false,
         });
     }

@@ -6,12 +6,14 @@
 mod config;
 mod exchange;
 mod gateway;
+mod replicas;
 mod secret;
 mod upstream;
 
 use clap::{Parser, Subcommand};
 use pingora::proxy::http_proxy_service;
 use pingora::server::Server;
+use pingora::services::background::GenBackgroundService;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -73,6 +75,16 @@ fn run(snapshot: config::Snapshot) -> ExitCode {
         n => n,
     };
     let listen = snapshot.listen.clone();
+    let health_checks: Vec<_> = snapshot
+        .providers
+        .iter()
+        .filter_map(|p| {
+            p.replicas
+                .as_ref()
+                .and_then(|r| r.health_service())
+                .map(|lb| (p.name.clone(), lb))
+        })
+        .collect();
     let mut server = match Server::new(None) {
         Ok(s) => s,
         Err(e) => {
@@ -91,6 +103,12 @@ fn run(snapshot: config::Snapshot) -> ExitCode {
         service.add_tcp(addr);
     }
     server.add_service(service);
+    for (name, lb) in health_checks {
+        server.add_service(GenBackgroundService::new(
+            format!("health check {name}"),
+            lb,
+        ));
+    }
     log::info!("modelswitch listening on {}", listen.join(", "));
     server.run_forever()
 }

@@ -39,6 +39,8 @@ pub struct UpstreamCall {
     pub status: u16,
     pub content_type: String,
     pub retry_after: Option<String>,
+    /// Counts this call against its replica until it ends.
+    _inflight: Option<crate::replicas::InFlight>,
 }
 
 impl UpstreamClient {
@@ -90,12 +92,20 @@ impl UpstreamClient {
         body: Bytes,
         deadline: Instant,
     ) -> Result<UpstreamCall, Failure> {
-        let addr = self.resolve(&provider.host, provider.port).await?;
-        let sni = if provider.tls {
-            provider.host.clone()
-        } else {
-            String::new()
+        let (addr, host, host_header, inflight) = match &provider.replicas {
+            Some(pool) => {
+                let c = pool
+                    .select()
+                    .ok_or_else(|| Failure::Connect("no healthy replica".into()))?;
+                (c.addr, c.host, c.host_header, Some(c.guard))
+            }
+            None => {
+                let addr = self.resolve(&provider.host, provider.port).await?;
+                (addr, provider.host.clone(), provider.host_header(), None)
+            }
         };
+        // An empty SNI would disable certificate verification.
+        let sni = if provider.tls { host } else { String::new() };
         let mut peer = HttpPeer::new(addr, provider.tls, sni);
         peer.options.connection_timeout = Some(timeouts.connect);
         peer.options.total_connection_timeout = Some(timeouts.connect * 2);
@@ -113,7 +123,7 @@ impl UpstreamClient {
             req.insert_header(k, v)
                 .map_err(|e| Failure::Io(e.to_string()))
         };
-        put(http::header::HOST, hv(&provider.host_header()))?;
+        put(http::header::HOST, hv(&host_header))?;
         put(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
@@ -159,6 +169,7 @@ impl UpstreamClient {
             retry_after: header("retry-after"),
             session,
             peer,
+            _inflight: inflight,
         })
     }
 

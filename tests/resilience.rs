@@ -310,3 +310,120 @@ fn a_large_request_falls_over_twice_and_arrives_whole_at_the_third_target() {
         .unwrap()
         .starts_with("Hello from the mock upstream! You said: yyy"));
 }
+
+fn replica_config(a: std::net::SocketAddr, b: std::net::SocketAddr, extra: &str) -> String {
+    let mut c = config(
+        a,
+        &[
+            ("rep", &[("replicated", "m-rep")]),
+            ("rep-slow", &[("replicated", "m-rep;first_ms=1500")]),
+            (
+                "rep-chain",
+                &[("replicated", "m-rep"), ("openai", "m-backup")],
+            ),
+        ],
+        "",
+    );
+    c.push_str(&format!(
+        r#"
+[[providers]]
+name = "replicated"
+type = "openai"
+base_url = ["http://{a}/v1", "http://{b}/v1"]
+{extra}
+"#
+    ));
+    c
+}
+
+fn served(m: &Proc, model: &str) -> u64 {
+    mock_stats(m.addr)["by_model"][model].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn replicas_share_the_load_round_robin() {
+    let (a, b) = (mock(), mock());
+    let gw = gateway(&replica_config(a.addr, b.addr, "weights = [3, 1]"));
+    for _ in 0..8 {
+        assert_eq!(
+            post_json(gw.addr, "/v1/chat/completions", KEY, &chat("rep")).status,
+            200
+        );
+    }
+    assert_eq!(
+        (served(&a, "m-rep"), served(&b, "m-rep")),
+        (6, 2),
+        "weighted 3:1"
+    );
+}
+
+#[test]
+fn a_dead_replica_is_found_by_health_checks_and_skipped() {
+    let (a, b) = (mock(), mock());
+    let gw = gateway(&replica_config(
+        a.addr,
+        b.addr,
+        r#"health_check = { path = "/health", interval = "100ms", timeout = "200ms", unhealthy_threshold = 1 }"#,
+    ));
+    assert_eq!(
+        post_json(gw.addr, "/v1/chat/completions", KEY, &chat("rep")).status,
+        200
+    );
+    drop(b);
+    std::thread::sleep(Duration::from_millis(600));
+    for _ in 0..6 {
+        let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("rep"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(served(&a, "m-rep") >= 6);
+    // With no replica alive the target is skipped, not tried.
+    drop(a);
+    std::thread::sleep(Duration::from_millis(600));
+    let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("rep-chain"));
+    assert_eq!(
+        r.status,
+        502,
+        "the backup shares the dead mock: {}",
+        r.text()
+    );
+    assert!(r
+        .header("x-modelswitch-attempts")
+        .unwrap()
+        .contains("replicated/m-rep=unhealthy"));
+}
+
+#[test]
+fn least_in_flight_sends_work_to_the_idle_replica() {
+    let (a, b) = (mock(), mock());
+    let gw = gateway(&replica_config(
+        a.addr,
+        b.addr,
+        r#"balance = "least_inflight""#,
+    ));
+    let gw_addr = gw.addr;
+    // One slow request holds a replica busy…
+    let slow = std::thread::spawn(move || {
+        post_json(
+            gw_addr,
+            "/v1/chat/completions",
+            KEY,
+            &json!({"model": "rep-slow", "messages": [{"role": "user", "content": "x"}]}),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // …so every quick one goes to the other.
+    for _ in 0..4 {
+        assert_eq!(
+            post_json(gw.addr, "/v1/chat/completions", KEY, &chat("rep")).status,
+            200
+        );
+    }
+    let (qa, qb) = (served(&a, "m-rep"), served(&b, "m-rep"));
+    let busy_is_a = served(&a, "m-rep;first_ms=1500") == 1;
+    assert_eq!(slow.join().unwrap().status, 200);
+    assert_eq!(
+        if busy_is_a { (qa, qb) } else { (qb, qa) },
+        (0, 4),
+        "a={qa} b={qb}"
+    );
+}

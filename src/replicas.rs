@@ -1,0 +1,278 @@
+//! Several base URLs behind one provider (self-hosted vLLM, Ollama or
+//! LM Studio replicas), or one URL with an active health check: selection and
+//! health through `pingora-load-balancing`. Unhealthy replicas are skipped;
+//! a provider with none healthy is skipped like an open breaker.
+
+use pingora::lb::discovery::Static;
+use pingora::lb::health_check::HttpHealthCheck;
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::protocols::l4::socket::SocketAddr as LbAddr;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Weighted round-robin (weights default to 1).
+    RoundRobin,
+    /// The healthy replica with the fewest requests in flight; ties rotate.
+    LeastInFlight,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// Request path, e.g. `/health` (vLLM) or `/v1/models`.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: usize,
+    pub unhealthy_threshold: usize,
+    /// Credentials and the like the check must send.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+/// One replica as configuration names it.
+pub struct ReplicaSpec {
+    pub host: String,
+    pub port: u16,
+    pub weight: usize,
+}
+
+pub struct ReplicaPool {
+    lb: Arc<LoadBalancer<RoundRobin>>,
+    balance: Balance,
+    /// (host name, `Host` header) per replica address.
+    hosts: HashMap<SocketAddr, (String, String)>,
+    inflight: Arc<HashMap<SocketAddr, AtomicUsize>>,
+    /// How long an all-unhealthy pool waits before it is worth a new look.
+    pub recheck: Duration,
+    tie_break: AtomicUsize,
+    checked: bool,
+}
+
+impl std::fmt::Debug for ReplicaPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaPool")
+            .field("replicas", &self.hosts)
+            .field("balance", &self.balance)
+            .field("health_checked", &self.checked)
+            .finish()
+    }
+}
+
+/// Decrements a replica's in-flight count when the call ends.
+pub struct InFlight {
+    counts: Arc<HashMap<SocketAddr, AtomicUsize>>,
+    addr: SocketAddr,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(c) = self.counts.get(&self.addr) {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub struct Chosen {
+    pub addr: SocketAddr,
+    /// For TLS SNI.
+    pub host: String,
+    pub host_header: String,
+    pub guard: InFlight,
+}
+
+fn std_addr(a: &LbAddr) -> Option<SocketAddr> {
+    match a {
+        LbAddr::Inet(a) => Some(*a),
+        _ => None,
+    }
+}
+
+impl ReplicaPool {
+    /// Resolves each replica once (replicas are usually fixed addresses)
+    /// and prepares selection; `health` adds an active check.
+    pub fn build(
+        specs: &[ReplicaSpec],
+        tls: bool,
+        balance: Balance,
+        health: Option<&HealthCheck>,
+    ) -> Result<Self, String> {
+        let mut backends = BTreeSet::new();
+        let mut hosts = HashMap::new();
+        for s in specs {
+            let addr = resolve_once(&s.host, s.port)?;
+            backends.insert(
+                Backend::new_with_weight(&addr.to_string(), s.weight.max(1))
+                    .map_err(|e| e.to_string())?,
+            );
+            let default_port = if tls { 443 } else { 80 };
+            let host = if s.host.contains(':') {
+                format!("[{}]", s.host)
+            } else {
+                s.host.clone()
+            };
+            let header = if s.port == default_port {
+                host
+            } else {
+                format!("{host}:{}", s.port)
+            };
+            hosts.insert(addr, (s.host.clone(), header));
+        }
+        let mut lb =
+            LoadBalancer::<RoundRobin>::from_backends(Backends::new(Static::new(backends)));
+        if let Some(h) = health {
+            let first = specs.first().map(|s| s.host.as_str()).unwrap_or_default();
+            let mut hc = HttpHealthCheck::new(first, tls);
+            let mut req = pingora::http::RequestHeader::build("GET", h.path.as_bytes(), None)
+                .map_err(|e| e.to_string())?;
+            for (k, v) in &h.headers {
+                req.insert_header(k.clone(), v.clone())
+                    .map_err(|e| e.to_string())?;
+            }
+            req.insert_header("Host", first)
+                .map_err(|e| e.to_string())?;
+            hc.req = req;
+            hc.consecutive_success = h.healthy_threshold.max(1);
+            hc.consecutive_failure = h.unhealthy_threshold.max(1);
+            hc.peer_template.options.connection_timeout = Some(h.timeout);
+            hc.peer_template.options.read_timeout = Some(h.timeout);
+            lb.set_health_check(Box::new(hc));
+            lb.health_check_frequency = Some(h.interval);
+        }
+        // Fill the selector now, so the first request finds the replicas
+        // before the background service's first round.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(lb.update()).map_err(|e| e.to_string())?;
+        let inflight = hosts.keys().map(|a| (*a, AtomicUsize::new(0))).collect();
+        Ok(Self {
+            lb: Arc::new(lb),
+            balance,
+            hosts,
+            inflight: Arc::new(inflight),
+            recheck: health.map_or(Duration::from_secs(1), |h| h.interval),
+            tie_break: AtomicUsize::new(0),
+            checked: health.is_some(),
+        })
+    }
+
+    /// The load balancer, for the background service that runs its checks.
+    pub fn health_service(&self) -> Option<Arc<LoadBalancer<RoundRobin>>> {
+        self.checked.then(|| self.lb.clone())
+    }
+
+    pub fn any_healthy(&self) -> bool {
+        let backends = self.lb.backends();
+        backends.get_backend().iter().any(|b| backends.ready(b))
+    }
+
+    pub fn select(&self) -> Option<Chosen> {
+        let addr = match self.balance {
+            Balance::RoundRobin => self.lb.select(b"", 256).and_then(|b| std_addr(&b.addr))?,
+            Balance::LeastInFlight => {
+                let backends = self.lb.backends();
+                let healthy: Vec<SocketAddr> = backends
+                    .get_backend()
+                    .iter()
+                    .filter(|b| backends.ready(b))
+                    .filter_map(|b| std_addr(&b.addr))
+                    .collect();
+                let load = |a: &SocketAddr| {
+                    self.inflight
+                        .get(a)
+                        .map_or(0, |c| c.load(Ordering::Relaxed))
+                };
+                let least = healthy.iter().map(load).min()?;
+                let tied: Vec<SocketAddr> =
+                    healthy.into_iter().filter(|a| load(a) == least).collect();
+                let turn = self.tie_break.fetch_add(1, Ordering::Relaxed);
+                *tied.get(turn % tied.len().max(1))?
+            }
+        };
+        if let Some(c) = self.inflight.get(&addr) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let (host, host_header) = self.hosts.get(&addr).cloned().unwrap_or_default();
+        Some(Chosen {
+            addr,
+            host,
+            host_header,
+            guard: InFlight {
+                counts: self.inflight.clone(),
+                addr,
+            },
+        })
+    }
+}
+
+fn resolve_once(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no addresses"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(ports: &[(u16, usize)]) -> Vec<ReplicaSpec> {
+        ports
+            .iter()
+            .map(|&(port, weight)| ReplicaSpec {
+                host: "127.0.0.1".into(),
+                port,
+                weight,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn weighted_round_robin_follows_the_weights() {
+        let pool = ReplicaPool::build(
+            &specs(&[(7001, 3), (7002, 1)]),
+            false,
+            Balance::RoundRobin,
+            None,
+        )
+        .unwrap();
+        let mut counts: HashMap<u16, usize> = HashMap::new();
+        for _ in 0..400 {
+            let c = pool.select().unwrap();
+            *counts.entry(c.addr.port()).or_default() += 1;
+        }
+        assert_eq!(counts[&7001], 300);
+        assert_eq!(counts[&7002], 100);
+        assert!(pool.any_healthy());
+    }
+
+    #[test]
+    fn least_in_flight_prefers_the_idle_replica_and_rotates_ties() {
+        let pool = ReplicaPool::build(
+            &specs(&[(7001, 1), (7002, 1)]),
+            false,
+            Balance::LeastInFlight,
+            None,
+        )
+        .unwrap();
+        let busy = pool.select().unwrap();
+        for _ in 0..5 {
+            let c = pool.select().unwrap();
+            assert_ne!(c.addr, busy.addr, "the busy replica is avoided");
+            assert_eq!(c.host_header, format!("127.0.0.1:{}", c.addr.port()));
+        }
+        drop(busy);
+        let a = pool.select().unwrap().addr;
+        let b = pool.select().unwrap().addr;
+        assert_ne!(a, b, "idle ties rotate");
+    }
+}
