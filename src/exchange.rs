@@ -28,6 +28,12 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// giving up on reusing the connection.
 const DRAIN_BUDGET: Duration = Duration::from_millis(500);
 
+/// The request path's clock: tokio's, so breaker and key-pool timing can be
+/// tested under paused time; a std `Instant` for everything downstream.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Client headers that matter upstream on same-dialect routes.
 #[derive(Debug, Default)]
 pub struct ClientHeaders {
@@ -289,7 +295,7 @@ pub async fn run(
             )
         };
         e.retry_after = retry_at.map(|at| {
-            at.saturating_duration_since(Instant::now())
+            at.saturating_duration_since(now())
                 .as_secs()
                 .max(1)
                 .to_string()
@@ -315,7 +321,7 @@ async fn attempt(
     let admission = if forced {
         Admission::Probe
     } else {
-        lock(&target.breaker).admit(Instant::now())
+        lock(&target.breaker).admit(now())
     };
     if let Admission::Rejected { retry_at } = admission {
         ctx.attempts.push(format!("{label}=circuit-open"));
@@ -329,7 +335,7 @@ async fn attempt(
         lock(&target.breaker).release_probe();
         ctx.attempts.push(format!("{label}=unhealthy"));
         return Ok(Tried::Skipped {
-            retry_at: Some(Instant::now() + pool.recheck),
+            retry_at: Some(now() + pool.recheck),
             rate_limited: false,
         });
     }
@@ -345,7 +351,7 @@ async fn attempt(
     // the same target; any other failure moves on to the next target.
     let mut key_failure: Option<Failure> = None;
     for _ in 0..provider.keys.len().max(1) {
-        let now = Instant::now();
+        let now = now();
         if now >= attempts.total_deadline {
             lock(&target.breaker).release_probe();
             return Ok(Tried::Failed(
@@ -458,7 +464,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The classification (`filters::failure`), applied: what an outcome means
 /// for the target's breaker and for the key that carried the request.
 fn record_outcome(target: &Target, key: Option<usize>, outcome: &Tried) {
-    let now = Instant::now();
+    let now = now();
     let wall = SystemTime::now();
     let key_outcome = {
         let mut breaker = lock(&target.breaker);
@@ -662,8 +668,8 @@ async fn stream_target(
 
     let idle = target.timeouts.idle;
     let keepalive = target.timeouts.keepalive;
-    let mut idle_deadline = Instant::now() + idle;
-    let mut next_keepalive = Instant::now() + keepalive;
+    let mut idle_deadline = now() + idle;
+    let mut next_keepalive = now() + keepalive;
     while *t.progress() == Progress::Streaming && !upstream_ended {
         let wake = idle_deadline.min(next_keepalive).min(total_deadline);
         let Some(read) = or_client_left(session, call.read(wake, Phase::Idle)).await else {
@@ -674,19 +680,19 @@ async fn stream_target(
         match read {
             Ok(Some(chunk)) => {
                 t.feed(&chunk, &mut out);
-                idle_deadline = Instant::now() + idle;
-                next_keepalive = Instant::now() + keepalive;
+                idle_deadline = now() + idle;
+                next_keepalive = now() + keepalive;
             }
             Ok(None) => {
                 upstream_ended = true;
                 t.finish(&mut out);
             }
-            Err(Failure::Timeout(_)) if Instant::now() < idle_deadline.min(total_deadline) => {
+            Err(Failure::Timeout(_)) if now() < idle_deadline.min(total_deadline) => {
                 t.keepalive(&mut out);
-                next_keepalive = Instant::now() + keepalive;
+                next_keepalive = now() + keepalive;
             }
             Err(Failure::Timeout(_)) => {
-                let e = if Instant::now() >= total_deadline {
+                let e = if now() >= total_deadline {
                     ApiError::new(ErrorKind::Timeout, "the request exceeded its total_timeout")
                 } else {
                     ApiError::new(
@@ -715,10 +721,7 @@ async fn stream_target(
     if *t.progress() == Progress::Done {
         // Reuse the connection only if its body really ended.
         let drained = upstream_ended
-            || matches!(
-                call.read(Instant::now() + DRAIN_BUDGET, Phase::Body).await,
-                Ok(None)
-            );
+            || matches!(call.read(now() + DRAIN_BUDGET, Phase::Body).await, Ok(None));
         if drained {
             upstream.release(call).await;
         }
@@ -741,6 +744,72 @@ async fn write(session: &mut Session, out: &mut BytesMut) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CONFIG: &str = r#"
+        [[providers]]
+        name = "p"
+        type = "openai"
+        base_url = "http://127.0.0.1:9/v1"
+        api_keys = ["sk-key-number-one", "sk-key-number-two"]
+        breaker = { consecutive_failures = 2, cooldown = "30s" }
+
+        [[models]]
+        name = "m"
+        targets = [{ provider = "p", model = "up" }]
+
+        [[api_keys]]
+        key = "sk-client-key"
+        name = "c"
+    "#;
+
+    fn failed(status: u16, retry_after: Option<&str>) -> Tried {
+        Tried::Failed(Failure::Status(
+            status,
+            ApiError::from_upstream(status, b"{}", retry_after.map(str::to_owned)),
+        ))
+    }
+
+    /// The shell's wiring of breaker and key pool, driven by tokio's paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn outcomes_drive_breakers_and_keys_under_paused_time() {
+        let snap = crate::config::parse(CONFIG).unwrap();
+        let target = &snap.routes["m"].targets[0];
+        let admit = || lock(&target.breaker).admit(now());
+
+        record_outcome(target, Some(0), &failed(503, None));
+        record_outcome(target, Some(0), &failed(502, None));
+        assert!(
+            matches!(admit(), Admission::Rejected { .. }),
+            "two failures open it"
+        );
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(matches!(admit(), Admission::Rejected { .. }));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(admit(), Admission::Probe, "half-open after the cooldown");
+        record_outcome(target, Some(0), &Tried::Served(Served::Clean));
+        assert_eq!(admit(), Admission::Allowed, "a good probe closes it");
+
+        // A 429 rests the key for this model (Retry-After), not the target.
+        record_outcome(target, Some(0), &failed(429, Some("20")));
+        assert_eq!(admit(), Admission::Allowed);
+        let pick = || lock(&target.provider.key_pool).pick(now(), "up");
+        assert_eq!([pick(), pick()], [Pick::Key(1), Pick::Key(1)]);
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(
+            [pick(), pick()],
+            [Pick::Key(0), Pick::Key(1)],
+            "back in rotation"
+        );
+
+        // A 503 with Retry-After rests the target that long.
+        record_outcome(target, Some(1), &failed(503, Some("60")));
+        assert!(matches!(admit(), Admission::Rejected { .. }));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(admit(), Admission::Probe);
+        // A client left: says nothing about the target; the probe is free again.
+        record_outcome(target, None, &Tried::ClientLeft);
+        assert_eq!(admit(), Admission::Probe);
+    }
 
     #[test]
     fn final_error_prefers_rate_limits() {
