@@ -36,6 +36,7 @@ fn pool_config(mock: std::net::SocketAddr) -> String {
                 "flaky",
                 &[("flaky", "m-flaky;status=500"), ("openai", "m-ok")],
             ),
+            ("flaky-only", &[("flaky", "m-flaky;status=500")]),
         ],
         "",
     );
@@ -426,4 +427,48 @@ fn least_in_flight_sends_work_to_the_idle_replica() {
         (0, 4),
         "a={qa} b={qb}"
     );
+}
+
+#[test]
+fn a_target_silent_past_its_first_event_budget_falls_over() {
+    let m = mock();
+    let mut c = config(m.addr, &[], "");
+    c.push_str("\n[[models]]\nname = \"sleepy\"\ntargets = [{ provider = \"openai\", model = \"m-sleepy;first_ms=2000\" }, { provider = \"anthropic\", model = \"m-awake\" }]\nfirst_event_timeout = \"300ms\"\n");
+    let gw = gateway(&c);
+    for stream in [false, true] {
+        let r = post_json(
+            gw.addr,
+            "/v1/chat/completions",
+            KEY,
+            &json!({"model": "sleepy", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-modelswitch-target"), Some("anthropic/m-awake"));
+        let attempts = r.header("x-modelswitch-attempts").unwrap();
+        let want = if stream {
+            "=timeout-first-event"
+        } else {
+            "=timeout-"
+        };
+        assert!(attempts.contains(want), "{attempts}");
+    }
+}
+
+#[test]
+fn when_every_breaker_is_open_the_earliest_is_probed_rather_than_nothing_tried() {
+    let m = mock();
+    let gw = gateway(&pool_config(m.addr));
+    let mut c_only = |n: u64| {
+        let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("flaky-only"));
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert_eq!(mock_stats(m.addr)["by_model"]["m-flaky;status=500"], n);
+        r
+    };
+    c_only(1);
+    c_only(2); // now open
+    let r = c_only(3); // all open: probed anyway, and the client gets the real error
+    assert!(r
+        .header("x-modelswitch-attempts")
+        .unwrap()
+        .contains("=circuit-open"));
 }
