@@ -458,7 +458,7 @@ fn a_target_silent_past_its_first_event_budget_falls_over() {
 fn when_every_breaker_is_open_the_earliest_is_probed_rather_than_nothing_tried() {
     let m = mock();
     let gw = gateway(&pool_config(m.addr));
-    let mut c_only = |n: u64| {
+    let c_only = |n: u64| {
         let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("flaky-only"));
         assert_eq!(r.status, 500, "{}", r.text());
         assert_eq!(mock_stats(m.addr)["by_model"]["m-flaky;status=500"], n);
