@@ -145,11 +145,9 @@ impl ReplicaPool {
         }
         // Fill the selector now, so the first request finds the replicas
         // before the background service's first round.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(lb.update()).map_err(|e| e.to_string())?;
+        // Static discovery completes at once, so this blocks for nothing, and
+        // unlike a nested tokio runtime it is safe inside one (config reloads).
+        futures::executor::block_on(lb.update()).map_err(|e| e.to_string())?;
         let inflight = hosts.keys().map(|a| (*a, AtomicUsize::new(0))).collect();
         Ok(Self {
             lb: Arc::new(lb),
@@ -234,6 +232,13 @@ mod tests {
                 weight,
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn builds_inside_a_runtime_too() {
+        let pool =
+            ReplicaPool::build(&specs(&[(7001, 1)]), false, Balance::RoundRobin, None).unwrap();
+        assert_eq!(pool.select().unwrap().addr.port(), 7001);
     }
 
     #[test]
