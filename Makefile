@@ -10,7 +10,7 @@ EXAMPLE_ENV := OPENAI_API_KEY=sk-example ANTHROPIC_API_KEY=sk-example DEEPSEEK_A
                DASHSCOPE_API_KEY=sk-example ZHIPU_API_KEY=sk-example MOONSHOT_API_KEY=sk-example \
                OPENROUTER_API_KEY=sk-example SILICONFLOW_API_KEY=sk-example
 
-.PHONY: all deps build release run test test-rust test-sdk check-config lint fmt clean
+.PHONY: all deps build release run test test-rust test-sdk check-config lint fmt clean bench bench-load
 
 all: build
 
@@ -63,6 +63,15 @@ check-config: build
 	  [ -f "$$f" ] || continue; \
 	  env $(EXAMPLE_ENV) target/debug/modelswitch check --config "$$f" || exit 1; \
 	done
+
+## Micro-benchmarks (criterion), each against a baseline.
+bench: deps
+	$(CARGO) bench --bench transcode
+
+## Direct vs nginx vs ModelSwitch under wrk, TTFB and a 10k-stream soak;
+## records benches/README.md. Not part of `make test` (CI time).
+bench-load: deps
+	bash benches/load.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,6 +1,8 @@
-//! Stream hot paths against baselines: SSE framing vs a naive split,
-//! cross-dialect transcoding vs same-dialect pass-through.
-//! Run: `cargo bench --bench transcode`.
+//! Request-path hot spots against baselines: SSE framing vs a naive split,
+//! cross-dialect stream transcoding vs pass-through vs a plain copy, request
+//! and response translation, the pass-through model splice vs a full JSON
+//! round trip, and key / route lookups vs a linear scan.
+//! Run: `cargo bench --bench transcode`; numbers in benches/README.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -105,5 +107,135 @@ fn transcode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sse, transcode);
+/// A Claude Code-sized request: system prompt, tools, a few turns.
+fn anthropic_request() -> Vec<u8> {
+    let tools: Vec<serde_json::Value> = (0..12)
+        .map(|i| serde_json::json!({"name": format!("Tool{i}"), "description": "x".repeat(400),
+            "input_schema": {"type": "object", "properties": {"command": {"type": "string"}, "timeout": {"type": "integer"}}, "required": ["command"]}}))
+        .collect();
+    let mut messages = Vec::new();
+    for i in 0..6 {
+        messages.push(serde_json::json!({"role": "user", "content": [{"type": "text", "text": "please ".repeat(200)}]}));
+        messages.push(serde_json::json!({"role": "assistant", "content": [
+            {"type": "text", "text": "sure ".repeat(100)},
+            {"type": "tool_use", "id": format!("toolu_{i}"), "name": "Tool1", "input": {"command": "ls -la"}}]}));
+        messages.push(serde_json::json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": format!("toolu_{i}"), "content": "file ".repeat(300)}]}));
+    }
+    serde_json::to_vec(&serde_json::json!({"model": "claude-x", "max_tokens": 32000, "stream": true,
+        "system": [{"type": "text", "text": "You are Claude Code. ".repeat(300), "cache_control": {"type": "ephemeral"}}],
+        "tools": tools, "messages": messages}))
+    .unwrap()
+}
+
+fn requests(c: &mut Criterion) {
+    let body = anthropic_request();
+    let mut g = c.benchmark_group("request_40KB");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("anthropic_to_openai", |b| {
+        b.iter(|| {
+            let req = filters::anthropic::request::decode(&body).unwrap();
+            let v = filters::openai_chat::request::encode(&req, "up", &Default::default(), None);
+            black_box(serde_json::to_vec(&v).unwrap().len())
+        })
+    });
+    let oa = serde_json::to_vec(&filters::openai_chat::request::encode(
+        &filters::anthropic::request::decode(&body).unwrap(),
+        "client",
+        &Default::default(),
+        None,
+    ))
+    .unwrap();
+    g.bench_function("openai_to_anthropic", |b| {
+        b.iter(|| {
+            let req = filters::openai_chat::request::decode(&oa).unwrap();
+            let v =
+                filters::anthropic::request::encode(&req, "up", &Default::default(), None).unwrap();
+            black_box(serde_json::to_vec(&v).unwrap().len())
+        })
+    });
+    // Same dialect: splice the model name in place…
+    g.bench_function("pass_through_splice", |b| {
+        b.iter(|| {
+            let m = filters::json_peek::members(&body).unwrap();
+            black_box(m.replace("model", b"\"up\"").unwrap().len())
+        })
+    });
+    // …against the baseline a naive gateway pays: parse, set, serialise.
+    g.bench_function("baseline_parse_and_reserialize", |b| {
+        b.iter(|| {
+            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            v["model"] = serde_json::Value::String("up".into());
+            black_box(serde_json::to_vec(&v).unwrap().len())
+        })
+    });
+    g.finish();
+}
+
+fn responses(c: &mut Criterion) {
+    let body = serde_json::to_vec(&serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "up",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "word ".repeat(200),
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}))
+    .unwrap();
+    c.bench_function("response_openai_to_anthropic", |b| {
+        b.iter(|| {
+            let r = filters::openai_chat::response::decode(&body).unwrap();
+            black_box(
+                serde_json::to_vec(&filters::anthropic::response::encode(&r, "client"))
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+}
+
+fn lookups(c: &mut Criterion) {
+    let keys: Vec<String> = (0..500)
+        .map(|i| format!("sk-team-member-{i:04}-0123456789abcdef"))
+        .collect();
+    let map: std::collections::HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let header = format!("Bearer {}", keys[371]);
+    let mut g = c.benchmark_group("auth_lookup_500_keys");
+    g.bench_function("credential_then_hashmap", |b| {
+        b.iter(|| {
+            let cred = filters::auth::credential(Some(black_box(header.as_bytes())), None).unwrap();
+            black_box(map.get(cred).copied())
+        })
+    });
+    g.bench_function("baseline_linear_scan", |b| {
+        b.iter(|| {
+            let cred = filters::auth::credential(Some(black_box(header.as_bytes())), None).unwrap();
+            black_box(keys.iter().position(|k| k == cred))
+        })
+    });
+    g.finish();
+    let models: Vec<String> = (0..200)
+        .map(|i| format!("vendor/model-family-{i}"))
+        .collect();
+    let routes: std::collections::HashMap<&str, usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
+    let mut g = c.benchmark_group("route_lookup_200_models");
+    g.bench_function("hashmap", |b| {
+        b.iter(|| black_box(routes.get(black_box("vendor/model-family-150")).copied()))
+    });
+    g.bench_function("baseline_linear_scan", |b| {
+        b.iter(|| {
+            black_box(
+                models
+                    .iter()
+                    .position(|m| m == black_box("vendor/model-family-150")),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, sse, transcode, requests, responses, lookups);
 criterion_main!(benches);

@@ -377,14 +377,17 @@ async fn attempt(
         let headers = upstream_headers(provider, secret, attempts.req, prepared.pass_through);
         let total_deadline = attempts.total_deadline;
         let deadline = (now + target.timeouts.first_event).min(total_deadline);
-        let send = upstream.send(
+        // Boxed, like the stream and unary halves below: these futures are
+        // large, and every level that held them inline would copy them
+        // (measured: a third of the gateway's instructions were memcpy).
+        let send = Box::pin(upstream.send(
             provider,
             &target.timeouts,
             &path,
             &headers,
             prepared.body.clone(),
             deadline,
-        );
+        ));
         let outcome = match or_client_left(session, send).await {
             None => Tried::ClientLeft,
             Some(Err(f)) => Tried::Failed(f),
@@ -402,9 +405,9 @@ async fn attempt(
                     total_deadline,
                 };
                 let result = if attempts.req.stream {
-                    stream_target(session, ctx, answer).await
+                    Box::pin(stream_target(session, ctx, answer)).await
                 } else {
-                    unary_target(session, ctx, answer).await
+                    Box::pin(unary_target(session, ctx, answer)).await
                 };
                 match result {
                     // Left before the commit: nothing was sent.
@@ -548,9 +551,9 @@ async fn unary_target(
     upstream.release(call).await;
     let upstream_dialect = target.provider.dialect;
     let out: Bytes = if prepared.pass_through {
-        ctx.usage = filters::stream::usage_of_body(upstream_dialect, &body);
         let members =
             filters::json_peek::members(&body).map_err(|e| Failure::BadResponse(e.to_string()))?;
+        ctx.usage = filters::stream::usage_of_members(upstream_dialect, &members);
         let quoted =
             serde_json::to_vec(req.model).map_err(|e| Failure::BadResponse(e.to_string()))?;
         match members.str("model") {

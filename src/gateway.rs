@@ -103,7 +103,8 @@ impl ProxyHttp for Gateway {
             },
             Endpoint::Generate(dialect) => {
                 ctx.dialect = Some(dialect);
-                self.generate(session, ctx, &snap, dialect).await
+                // Boxed: a small `request_filter` future is cheap for Pingora to move.
+                Box::pin(self.generate(session, ctx, &snap, dialect)).await
             }
         };
         if let Err(e) = outcome {
@@ -234,7 +235,14 @@ impl Gateway {
             stream: ctx.stream,
             headers: anthropic_headers,
         };
-        exchange::run(&self.upstream, session, ctx, &route, &request).await
+        Box::pin(exchange::run(
+            &self.upstream,
+            session,
+            ctx,
+            &route,
+            &request,
+        ))
+        .await
     }
 }
 

@@ -150,7 +150,8 @@ impl Scanner<'_> {
         self.i += 1;
         loop {
             let rest = &self.b[self.i.min(self.b.len())..];
-            match rest.iter().position(|&c| c == b'"' || c == b'\\') {
+            // SIMD search: prompts are mostly string content.
+            match memchr::memchr2(b'"', b'\\', rest) {
                 None => {
                     self.i = self.b.len();
                     return Err(self.err("unterminated string"));

@@ -388,7 +388,11 @@ fn pass_anthropic(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> See
 
 /// Usage from a same-dialect non-streaming body, without decoding the rest.
 pub fn usage_of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
-    let m = json_peek::members(body).ok()?;
+    usage_of_members(dialect, &json_peek::members(body).ok()?)
+}
+
+/// The same, for a body already scanned.
+pub fn usage_of_members(dialect: Dialect, m: &json_peek::Members<'_>) -> Option<Usage> {
     let v: Value = serde_json::from_slice(m.raw("usage")?).ok()?;
     Some(match dialect {
         Dialect::OpenAiChat => openai_chat::response::usage_from_wire(&v),

@@ -1,0 +1,142 @@
+//! Streaming measurements wrk cannot make, for `make bench-load`:
+//!
+//!   ttfb  ADDR PATH BODY_FILE N   sequential streaming requests on one
+//!                                 keep-alive connection: time to the first
+//!                                 SSE byte and to the end of the stream
+//!   soak  ADDR PATH BODY_FILE N   N concurrent streams held to their end;
+//!                                 prints how many completed and failed
+//!
+//! Run through cargo so it is built like the benches:
+//! `cargo bench --bench stream_probe -- ttfb 127.0.0.1:8000 /v1/chat/completions body.json 500`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const AUTH: &str = "Authorization: Bearer sk-bench-key-0001\r\n";
+
+fn request(addr: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{AUTH}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// Reads one chunked response; returns (time to first body byte, total).
+async fn one(
+    s: &mut TcpStream,
+    req: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<(Duration, Duration)> {
+    let start = Instant::now();
+    s.write_all(req).await?;
+    buf.clear();
+    let mut first = None;
+    let mut tmp = [0u8; 16 * 1024];
+    loop {
+        let n = s.read(&mut tmp).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed",
+            ));
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if first.is_none() {
+            if let Some(h) = find(buf, b"\r\n\r\n") {
+                if find(&buf[h..], b"data:").is_some() {
+                    first = Some(start.elapsed());
+                }
+            }
+        }
+        if buf.ends_with(b"\r\n0\r\n\r\n") {
+            return Ok((first.unwrap_or_else(|| start.elapsed()), start.elapsed()));
+        }
+    }
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    v[i].as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.len() < 5 {
+        eprintln!("usage: stream_probe ttfb|soak ADDR PATH BODY_FILE N");
+        return;
+    }
+    let (mode, addr, path, body_file, n) = (
+        &args[0],
+        &args[1],
+        &args[2],
+        &args[3],
+        args[4].parse::<usize>().unwrap(),
+    );
+    let body = std::fs::read(body_file).unwrap();
+    let req = request(addr, path, &body);
+    match mode.as_str() {
+        "ttfb" => {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut buf = Vec::new();
+            for _ in 0..(n / 10).max(5) {
+                one(&mut s, &req, &mut buf).await.unwrap(); // warm-up
+            }
+            let (mut first, mut total) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                let (f, t) = one(&mut s, &req, &mut buf).await.unwrap();
+                first.push(f);
+                total.push(t);
+            }
+            println!(
+                "RESULT ttfb_p50_ms={:.3} ttfb_p99_ms={:.3} full_p50_ms={:.3} full_p99_ms={:.3}",
+                pct(&mut first, 50.0),
+                pct(&mut first, 99.0),
+                pct(&mut total, 50.0),
+                pct(&mut total, 99.0)
+            );
+        }
+        "soak" => {
+            let started = Instant::now();
+            let mut tasks = Vec::with_capacity(n);
+            for _ in 0..n {
+                let req = req.clone();
+                let addr = addr.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut s = TcpStream::connect(&addr).await?;
+                    let mut buf = Vec::new();
+                    one(&mut s, &req, &mut buf)
+                        .await
+                        .map(|_| buf.windows(6).any(|w| w == b"[DONE]" || w == b"e_stop"))
+                }));
+            }
+            let (mut ok, mut failed) = (0, 0);
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(true)) => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            println!(
+                "RESULT soak_streams={n} completed={ok} errors={failed} seconds={:.1}",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        other => eprintln!("unknown mode {other}"),
+    }
+}
