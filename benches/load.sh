@@ -167,7 +167,7 @@ import json; json.dump({'model': 'bench;chunks=20;delay_ms=500', 'stream': True,
 sed -i 's/^\[\[api_keys\]\]/[[models]]\nname = "bench;chunks=20;delay_ms=500"\ntargets = [{ provider = "mock-openai", model = "bench;chunks=20;delay_ms=500" }]\n\n[[api_keys]]/' "$OUT/gateway.toml"
 load_rss=$(awk '/VmHWM/ {print $2}' /proc/$GW_PID/status)
 load_cpu=$(awk '{printf "%.1f", ($14 + $15) / 100}' /proc/$GW_PID/stat)
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
+kill -INT $GW_PID; wait $GW_PID 2>/dev/null || true  # SIGINT: fast shutdown (SIGTERM waits out a grace period)
 RUST_LOG=error target/release/modelswitch --config "$OUT/gateway.toml" > "$OUT/gateway-soak.log" 2>&1 & GW_PID=$!; pids+=($GW_PID)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/${GW%:*}/${GW#*:}) 2>/dev/null && break; sleep 0.05; done
 peak_fds=0

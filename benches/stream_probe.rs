@@ -27,12 +27,13 @@ fn request(addr: &str, path: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
-/// Reads one chunked response; returns (time to first body byte, total).
+/// Reads one response (chunked or with a Content-Length); returns its
+/// status, the time to the first SSE byte and the total time.
 async fn one(
     s: &mut TcpStream,
     req: &[u8],
     buf: &mut Vec<u8>,
-) -> std::io::Result<(Duration, Duration)> {
+) -> std::io::Result<(u16, Duration, Duration)> {
     let start = Instant::now();
     s.write_all(req).await?;
     buf.clear();
@@ -47,15 +48,32 @@ async fn one(
             ));
         }
         buf.extend_from_slice(&tmp[..n]);
-        if first.is_none() {
-            if let Some(h) = find(buf, b"\r\n\r\n") {
-                if find(&buf[h..], b"data:").is_some() {
-                    first = Some(start.elapsed());
-                }
-            }
+        let Some(h) = find(buf, b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..h]).to_ascii_lowercase();
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if first.is_none() && find(&buf[h..], b"data:").is_some() {
+            first = Some(start.elapsed());
         }
-        if buf.ends_with(b"\r\n0\r\n\r\n") {
-            return Ok((first.unwrap_or_else(|| start.elapsed()), start.elapsed()));
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let done = match length {
+            Some(len) => buf.len() >= h + 4 + len,
+            None => buf.ends_with(b"\r\n0\r\n\r\n"),
+        };
+        if done {
+            return Ok((
+                status,
+                first.unwrap_or_else(|| start.elapsed()),
+                start.elapsed(),
+            ));
         }
     }
 }
@@ -70,7 +88,7 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1000.0
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -99,7 +117,7 @@ async fn main() {
             }
             let (mut first, mut total) = (Vec::new(), Vec::new());
             for _ in 0..n {
-                let (f, t) = one(&mut s, &req, &mut buf).await.unwrap();
+                let (_, f, t) = one(&mut s, &req, &mut buf).await.unwrap();
                 first.push(f);
                 total.push(t);
             }
@@ -118,17 +136,22 @@ async fn main() {
                 let req = req.clone();
                 let addr = addr.clone();
                 tasks.push(tokio::spawn(async move {
-                    let mut s = TcpStream::connect(&addr).await?;
-                    let mut buf = Vec::new();
-                    one(&mut s, &req, &mut buf)
-                        .await
-                        .map(|_| buf.windows(6).any(|w| w == b"[DONE]" || w == b"e_stop"))
+                    let stream = async {
+                        let mut s = TcpStream::connect(&addr).await?;
+                        let mut buf = Vec::new();
+                        let (status, ..) = one(&mut s, &req, &mut buf).await?;
+                        Ok::<bool, std::io::Error>(
+                            status == 200 && buf.windows(6).any(|w| w == b"[DONE]"),
+                        )
+                    };
+                    // Bounded: a stream that never ends is an error, not a hang.
+                    tokio::time::timeout(Duration::from_secs(180), stream).await
                 }));
             }
             let (mut ok, mut failed) = (0, 0);
             for t in tasks {
                 match t.await {
-                    Ok(Ok(true)) => ok += 1,
+                    Ok(Ok(Ok(true))) => ok += 1,
                     _ => failed += 1,
                 }
             }
