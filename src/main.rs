@@ -75,6 +75,14 @@ fn run(snapshot: config::Snapshot) -> ExitCode {
         n => n,
     };
     let listen = snapshot.listen.clone();
+    // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a
+    // taken address would start and silently split the traffic. Refuse.
+    for addr in &listen {
+        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+            eprintln!("cannot listen on {addr}: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let health_checks: Vec<_> = snapshot
         .providers
         .iter()

@@ -953,3 +953,49 @@ fn a_stalled_stream_after_commit_ends_with_an_error_event() {
     assert_eq!(evs.last().unwrap().0, "error");
     assert_eq!(evs.last().unwrap().1["error"]["type"], "timeout_error");
 }
+
+#[test]
+fn a_second_gateway_on_a_taken_address_refuses_to_start() {
+    let m = mock();
+    let first = gateway(&config(m.addr, &[], ""));
+    let dir = std::env::temp_dir().join(format!("modelswitch-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.toml");
+    std::fs::write(
+        &path,
+        config(m.addr, &[], "").replace("LISTEN", &first.addr.to_string()),
+    )
+    .unwrap();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_modelswitch"))
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a gateway that wrongly starts would run forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("the second gateway started on a taken address");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        stderr.contains(&format!("cannot listen on {}", first.addr)),
+        "{stderr}"
+    );
+    assert_eq!(
+        request(first.addr, "GET", "/health", &[], b"").status,
+        200,
+        "the first one is unaffected"
+    );
+}
