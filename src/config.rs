@@ -203,6 +203,21 @@ pub struct Provider {
     pub replicas: Option<ReplicaPool>,
 }
 
+/// `Host` header value: IPv6 literals bracketed, the port only when it is
+/// not the scheme's default.
+pub fn host_header(host: &str, port: u16, tls: bool) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    if port == if tls { 443 } else { 80 } {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// How a request (or a health check) authenticates to a provider.
 pub fn credential_headers(
     dialect: Dialect,
@@ -241,17 +256,7 @@ impl Provider {
 
     /// `Host` header value (port only when not the scheme's default).
     pub fn host_header(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        host_header(&self.host, self.port, self.tls)
     }
 }
 

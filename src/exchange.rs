@@ -83,6 +83,9 @@ struct Attempts<'a> {
     req: &'a ClientRequest<'a>,
     /// The whole request's budget (`total_timeout`), from its arrival.
     total_deadline: Instant,
+    /// Anthropic history with a signature we minted: it must be decoded
+    /// (which drops it) rather than passed through. Scanned once.
+    carries_synthetic_signature: bool,
     canonical: Option<Request>,
 }
 
@@ -106,9 +109,7 @@ impl Attempts<'_> {
     fn prepare(&mut self, target: &Target, route: &Route) -> Result<Prepared, ApiError> {
         let provider = &target.provider;
         let req = self.req;
-        let can_pass = provider.dialect == req.dialect
-            && !(req.dialect == Dialect::Anthropic
-                && memchr_str(req.body, SYNTHETIC_SIGNATURE_PREFIX));
+        let can_pass = provider.dialect == req.dialect && !self.carries_synthetic_signature;
         if can_pass {
             let quoted = serde_json::to_vec(&target.model)
                 .map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
@@ -145,11 +146,6 @@ impl Attempts<'_> {
             include_usage: canonical.include_usage,
         })
     }
-}
-
-fn memchr_str(haystack: &[u8], needle: &str) -> bool {
-    let n = needle.as_bytes();
-    haystack.windows(n.len()).any(|w| w == n)
 }
 
 fn upstream_headers(
@@ -236,9 +232,12 @@ pub async fn run(
     req: &ClientRequest<'_>,
 ) -> Result<(), ApiError> {
     let started = ctx.started.unwrap_or_else(Instant::now);
+    let carries_synthetic_signature = req.dialect == Dialect::Anthropic
+        && memchr::memmem::find(req.body, SYNTHETIC_SIGNATURE_PREFIX.as_bytes()).is_some();
     let mut attempts = Attempts {
         req,
         total_deadline: started + route.total_timeout,
+        carries_synthetic_signature,
         canonical: None,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();

@@ -109,17 +109,7 @@ impl ReplicaPool {
                 Backend::new_with_weight(&addr.to_string(), s.weight.max(1))
                     .map_err(|e| e.to_string())?,
             );
-            let default_port = if tls { 443 } else { 80 };
-            let host = if s.host.contains(':') {
-                format!("[{}]", s.host)
-            } else {
-                s.host.clone()
-            };
-            let header = if s.port == default_port {
-                host
-            } else {
-                format!("{host}:{}", s.port)
-            };
+            let header = crate::config::host_header(&s.host, s.port, tls);
             hosts.insert(addr, (s.host.clone(), header));
         }
         let mut lb =

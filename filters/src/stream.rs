@@ -50,6 +50,8 @@ struct PassThrough {
     dialect: Dialect,
     /// The client's model name, when it differs from the upstream's.
     rename: Option<String>,
+    /// The same as a JSON string, quoted once for every chunk to reuse.
+    rename_json: Option<Vec<u8>>,
     finish_seen: bool,
 }
 
@@ -105,6 +107,7 @@ impl StreamTranscoder {
             dialect,
             Mode::PassThrough(PassThrough {
                 dialect,
+                rename_json: rename.as_ref().and_then(|r| serde_json::to_vec(r).ok()),
                 rename,
                 finish_seen: false,
             }),
@@ -310,10 +313,10 @@ fn pass_openai(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
         let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
         return Seen::Error(ApiError::from_stream_payload(&v));
     }
-    let renamed = p.rename.as_ref().and_then(|name| {
-        let quoted = serde_json::to_vec(name).ok()?;
-        m.replace("model", &quoted)
-    });
+    let renamed = p
+        .rename_json
+        .as_ref()
+        .and_then(|quoted| m.replace("model", quoted));
     encode_event(out, None, renamed.as_deref().unwrap_or(data.as_bytes()));
     if data.contains("\"finish_reason\"") {
         let choices: Value = m
