@@ -43,6 +43,7 @@ enum OneOrMany {
 struct FileServer {
     listen: Option<OneOrMany>,
     threads: Option<usize>,
+    upstream_pool_size: Option<usize>,
     max_request_body_bytes: Option<usize>,
     /// Gateway-wide upstream defaults; a provider may override each.
     #[serde(default, with = "humantime_serde")]
@@ -293,6 +294,8 @@ pub struct Route {
 pub struct Snapshot {
     pub listen: Vec<String>,
     pub threads: usize,
+    /// Idle upstream connections kept per worker thread.
+    pub upstream_pool_size: usize,
     pub max_request_body_bytes: usize,
     pub providers: Vec<Arc<Provider>>,
     pub routes: HashMap<String, Arc<Route>>,
@@ -317,6 +320,9 @@ impl std::fmt::Display for ConfigErrors {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// Enough idle connections for a few thousand requests in flight; each
+/// idle one costs a socket and a small watcher task.
+const DEFAULT_UPSTREAM_POOL: usize = 1024;
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
@@ -470,6 +476,15 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
                 http::HeaderName::try_from(k.as_str()),
                 http::HeaderValue::try_from(v.as_str()),
             ) {
+                (Ok(k), _)
+                    if k == http::header::CONTENT_LENGTH
+                        || k == http::header::TRANSFER_ENCODING
+                        || k == http::header::CONNECTION =>
+                {
+                    errs.push(format!(
+                        "{at}.headers.{k}: framing headers are the gateway's to set"
+                    ))
+                }
                 (Ok(k), Ok(v)) => headers.push((k, v)),
                 _ => errs.push(format!("{at}.headers.{k}: not a valid HTTP header")),
             }
@@ -671,6 +686,7 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     Ok(Snapshot {
         listen,
         threads: server.threads.unwrap_or(0),
+        upstream_pool_size: server.upstream_pool_size.unwrap_or(DEFAULT_UPSTREAM_POOL),
         max_request_body_bytes: server.max_request_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         providers,
         routes,
@@ -762,6 +778,24 @@ mod tests {
         assert!(s.keys["sk-gateway-admin"].allows_model("glm-5"));
         assert!(format!("{:?}", route.targets[0].provider.keys).contains("***"));
         assert!(!format!("{:?}", route.targets[0].provider).contains("sk-upstream"));
+    }
+
+    #[test]
+    fn framing_headers_cannot_be_configured() {
+        let bad = GOOD.replace(
+            "idle_timeout = \"2m\"",
+            "idle_timeout = \"2m\"\nheaders = { \"Content-Length\" = \"1\", \"x-tenant\" = \"a\" }",
+        );
+        let e = parse(&bad).unwrap_err().0;
+        assert_eq!(
+            e,
+            vec!["providers[1].headers.content-length: framing headers are the gateway's to set"]
+        );
+        let ok = GOOD.replace(
+            "idle_timeout = \"2m\"",
+            "idle_timeout = \"2m\"\nheaders = { \"user-agent\" = \"team-proxy\" }",
+        );
+        assert_eq!(parse(&ok).unwrap().providers[1].headers.len(), 1);
     }
 
     #[test]

@@ -1,20 +1,28 @@
-//! Calls to upstream providers through Pingora's pooled `Connector`:
-//! asynchronous DNS with a small TTL cache (`HttpPeer::new` with a host name
-//! would resolve synchronously and panic on failure), TLS with SNI, an exact
-//! `Content-Length`, and every wait bounded.
+//! Calls to upstream providers: asynchronous DNS with a small TTL cache
+//! (`HttpPeer::new` with a host name would resolve synchronously and panic
+//! on failure), connections from Pingora's `TransportConnector` (TCP, TLS
+//! with SNI) kept in a per-worker idle pool (`upstream_pool.rs`), the
+//! request written in one go with an exact `Content-Length`, the response
+//! read by Pingora's HTTP/1 client, and every wait bounded.
 
 use crate::config::{Provider, Timeouts};
-use bytes::Bytes;
+use crate::upstream_pool::IdlePool;
+use bytes::{BufMut, Bytes, BytesMut};
 use filters::error::ApiError;
 pub use filters::failure::{Failure, Phase};
-use pingora::connectors::http::Connector;
-use pingora::http::RequestHeader;
-use pingora::protocols::http::client::HttpSession;
+use futures::FutureExt;
+use http::{HeaderName, HeaderValue};
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::protocols::http::v1::client::HttpSession;
+use pingora::protocols::Stream;
 use pingora::upstreams::peer::HttpPeer;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct DnsEntry {
     addrs: Vec<SocketAddr>,
@@ -22,20 +30,34 @@ struct DnsEntry {
 }
 
 pub struct UpstreamClient {
-    connector: Connector,
+    transport: TransportConnector,
     dns: Mutex<HashMap<(String, u16), DnsEntry>>,
+    /// Idle connections kept per worker thread.
+    pool_size: usize,
 }
 
 const DNS_TTL: Duration = Duration::from_secs(60);
-/// Idle pooled upstream connections live this long.
-const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle pooled upstream connections live this long (providers close theirs
+/// after a minute or more; reusing one they just closed costs a retry).
+const POOL_IDLE: Duration = Duration::from_secs(50);
+/// How often a worker closes its expired and upstream-closed connections.
+const POOL_SWEEP: Duration = Duration::from_secs(10);
 /// Error bodies are read for their message, never without bound.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Bodies up to this size go out in the same write as the header.
+const COALESCE_BODY: usize = 16 * 1024;
+
+thread_local! {
+    /// This worker's idle connections. Each worker is a single-threaded
+    /// runtime (main.rs), so a connection is reused by the thread whose
+    /// I/O driver it is registered with.
+    static IDLE: RefCell<Option<IdlePool<u64, Stream>>> = const { RefCell::new(None) };
+}
 
 /// One in-flight upstream exchange.
 pub struct UpstreamCall {
     session: HttpSession,
-    peer: HttpPeer,
+    pool_key: u64,
     pub status: u16,
     pub content_type: String,
     pub retry_after: Option<String>,
@@ -44,10 +66,13 @@ pub struct UpstreamCall {
 }
 
 impl UpstreamClient {
-    pub fn new() -> Self {
+    /// `pool_size`: idle connections kept by each worker thread.
+    pub fn new(pool_size: usize) -> Self {
         Self {
-            connector: Connector::new(None),
+            // Used to open connections only; its own pool stays empty.
+            transport: TransportConnector::new(Some(ConnectorOptions::new(1))),
             dns: Mutex::new(HashMap::new()),
+            pool_size,
         }
     }
 
@@ -88,7 +113,7 @@ impl UpstreamClient {
         provider: &Provider,
         timeouts: &Timeouts,
         path: &str,
-        headers: &[(http::HeaderName, http::HeaderValue)],
+        headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
         deadline: Instant,
     ) -> Result<UpstreamCall, Failure> {
@@ -106,56 +131,43 @@ impl UpstreamClient {
         };
         // An empty SNI would disable certificate verification.
         let sni = if provider.tls { host } else { String::new() };
-        let mut peer = HttpPeer::new(addr, provider.tls, sni);
-        peer.options.connection_timeout = Some(timeouts.connect);
-        peer.options.total_connection_timeout = Some(timeouts.connect * 2);
-        peer.options.idle_timeout = Some(POOL_IDLE);
-        let (mut session, _reused) = self
-            .connector
-            .get_http_session(&peer)
-            .await
-            .map_err(|e| Failure::Connect(e.to_string()))?;
-        session.set_write_timeout(Some(timeouts.first_event));
-
-        let mut req = RequestHeader::build("POST", path.as_bytes(), Some(headers.len() + 8))
-            .map_err(|e| Failure::Io(e.to_string()))?;
-        let mut put = |k: http::HeaderName, v: http::HeaderValue| {
-            req.insert_header(k, v)
-                .map_err(|e| Failure::Io(e.to_string()))
+        let pool_key = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (addr, provider.tls, &sni).hash(&mut h);
+            h.finish()
         };
-        put(http::header::HOST, hv(&host_header))?;
-        put(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        )?;
-        put(
-            http::header::CONTENT_LENGTH,
-            http::HeaderValue::from(body.len()),
-        )?;
-        put(
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static(concat!("modelswitch/", env!("CARGO_PKG_VERSION"))),
-        )?;
-        for (k, v) in headers {
-            put(k.clone(), v.clone())?;
-        }
-        for (k, v) in &provider.headers {
-            put(k.clone(), v.clone())?;
-        }
-
-        let exchange = async {
-            session.write_request_header(Box::new(req)).await?;
-            session.write_request_body(body, true).await?;
-            session.finish_request_body().await?;
-            session.read_response_header().await
+        let head = request_head(path, &host_header, body.len(), headers, &provider.headers);
+        let mut parked = take_idle(pool_key);
+        let session = loop {
+            let reused = parked.is_some();
+            let stream = match parked.take() {
+                Some(s) => s,
+                None => {
+                    let mut peer = HttpPeer::new(addr, provider.tls, sni.clone());
+                    peer.options.connection_timeout = Some(timeouts.connect);
+                    peer.options.total_connection_timeout = Some(timeouts.connect * 2);
+                    let connect = self.transport.new_stream(&peer);
+                    match tokio::time::timeout_at(deadline.into(), connect).await {
+                        Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
+                        Ok(Err(e)) => return Err(Failure::Connect(e.to_string())),
+                        Ok(Ok(s)) => s,
+                    }
+                }
+            };
+            match tokio::time::timeout_at(deadline.into(), exchange(stream, &head, &body)).await {
+                Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
+                Ok(Ok(session)) => break session,
+                // A parked connection the upstream closed as we picked it
+                // up: nothing was answered, so once more on a fresh one
+                // (what browsers and hyper do with a reused connection).
+                Ok(Err(e)) if reused => {
+                    log::debug!("reused upstream connection failed ({e}); reconnecting");
+                }
+                Ok(Err(e)) => return Err(Failure::Io(e)),
+            }
         };
-        match tokio::time::timeout_at(deadline.into(), exchange).await {
-            Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
-            Ok(Err(e)) => return Err(Failure::Io(e.to_string())),
-            Ok(Ok(())) => {}
-        }
         let resp = session
-            .response_header()
+            .resp_header()
             .ok_or_else(|| Failure::Io("no response header".into()))?;
         let header = |name: &str| {
             resp.headers
@@ -168,21 +180,132 @@ impl UpstreamClient {
             content_type: header("content-type").unwrap_or_default(),
             retry_after: header("retry-after"),
             session,
-            peer,
+            pool_key,
             _inflight: inflight,
         })
     }
 
-    /// Returns a fully read connection to the pool.
-    pub async fn release(&self, call: UpstreamCall) {
-        self.connector
-            .release_http_session(call.session, &call.peer, Some(POOL_IDLE))
-            .await;
+    /// Parks a fully read connection for the next request of this worker.
+    pub async fn release(&self, mut call: UpstreamCall) {
+        // Keep-alive only when the response allows it (HTTP/1.1 without
+        // `Connection: close`, a body read to its exact end).
+        call.session.respect_keepalive();
+        if let Some(stream) = call.session.reuse().await {
+            park(call.pool_key, stream, self.pool_size);
+        }
     }
 }
 
-fn hv(s: &str) -> http::HeaderValue {
-    http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
+/// Writes the request and reads the response header.
+async fn exchange(mut stream: Stream, head: &[u8], body: &[u8]) -> Result<HttpSession, String> {
+    let io = |e: std::io::Error| e.to_string();
+    if body.len() <= COALESCE_BODY {
+        // One write, one packet: header and a typical prompt together.
+        let mut buf = Vec::with_capacity(head.len() + body.len());
+        buf.extend_from_slice(head);
+        buf.extend_from_slice(body);
+        stream.write_all(&buf).await.map_err(io)?;
+    } else {
+        stream.write_all(head).await.map_err(io)?;
+        stream.write_all(body).await.map_err(io)?;
+    }
+    stream.flush().await.map_err(io)?;
+    let mut session = HttpSession::new(stream);
+    session.read_response().await.map_err(|e| e.to_string())?;
+    Ok(session)
+}
+
+/// The request line and headers: the gateway's own first, then the route's
+/// (credentials, versions), then the provider's configured ones; a later
+/// header of the same name replaces an earlier one.
+fn request_head(
+    path: &str,
+    host: &str,
+    body_len: usize,
+    headers: &[(HeaderName, HeaderValue)],
+    provider_headers: &[(HeaderName, HeaderValue)],
+) -> Vec<u8> {
+    let own = [
+        (http::header::HOST, hv(host)),
+        (
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (http::header::CONTENT_LENGTH, HeaderValue::from(body_len)),
+        (
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("modelswitch/", env!("CARGO_PKG_VERSION"))),
+        ),
+    ];
+    let all: Vec<&(HeaderName, HeaderValue)> =
+        own.iter().chain(headers).chain(provider_headers).collect();
+    let mut buf = BytesMut::with_capacity(256 + path.len());
+    buf.put_slice(b"POST ");
+    buf.put_slice(path.as_bytes());
+    buf.put_slice(b" HTTP/1.1\r\n");
+    for (i, (name, value)) in all.iter().enumerate() {
+        if all[i + 1..].iter().any(|(later, _)| later == name) {
+            continue;
+        }
+        buf.put_slice(name.as_str().as_bytes());
+        buf.put_slice(b": ");
+        buf.put_slice(value.as_bytes());
+        buf.put_slice(b"\r\n");
+    }
+    buf.put_slice(b"\r\n");
+    buf.to_vec()
+}
+
+/// A parked connection for `key`, if this worker has a live one.
+fn take_idle(key: u64) -> Option<Stream> {
+    IDLE.with(|idle| {
+        idle.borrow_mut()
+            .as_mut()
+            .and_then(|pool| pool.take(&key, Instant::now(), still_open))
+    })
+}
+
+fn park(key: u64, stream: Stream, pool_size: usize) {
+    let first = IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let first = idle.is_none();
+        let pool = idle.get_or_insert_with(|| IdlePool::new(pool_size, POOL_IDLE));
+        // An evicted or refused connection is closed here, by dropping it.
+        drop(pool.put(key, stream, Instant::now()));
+        first
+    });
+    if first {
+        tokio::spawn(sweep_idle());
+    }
+}
+
+/// Closes this worker's expired connections and those the upstream closed,
+/// so an idle gateway does not sit on dead sockets.
+async fn sweep_idle() {
+    let mut tick = tokio::time::interval(POOL_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        IDLE.with(|idle| {
+            if let Some(pool) = idle.borrow_mut().as_mut() {
+                pool.sweep(Instant::now(), still_open);
+            }
+        });
+    }
+}
+
+/// An idle HTTP/1 connection has nothing to say: readable means the
+/// upstream closed it (or broke the protocol), either way it is done.
+fn still_open(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 1];
+    // Unconstrained: the cooperative budget must not turn "ready" into "pending".
+    tokio::task::unconstrained(stream.read(&mut byte))
+        .now_or_never()
+        .is_none()
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 impl UpstreamCall {
@@ -196,7 +319,7 @@ impl UpstreamCall {
         deadline: Instant,
         phase: Phase,
     ) -> Result<Option<Bytes>, Failure> {
-        match tokio::time::timeout_at(deadline.into(), self.session.read_response_body()).await {
+        match tokio::time::timeout_at(deadline.into(), self.session.read_body_bytes()).await {
             Err(_) => Err(Failure::Timeout(phase)),
             Ok(Err(e)) => Err(Failure::Io(e.to_string())),
             Ok(Ok(b)) => Ok(b),
@@ -227,5 +350,36 @@ impl UpstreamCall {
             self.status,
             ApiError::from_upstream(self.status, &body, self.retry_after.clone()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_head_is_one_block_and_later_headers_win() {
+        let h = |k: &'static str, v: &'static str| {
+            (HeaderName::from_static(k), HeaderValue::from_static(v))
+        };
+        let route = [h("authorization", "Bearer sk-up"), h("x-tenant", "a")];
+        let provider = [h("user-agent", "team-proxy"), h("x-tenant", "b")];
+        let head = request_head(
+            "/v1/chat/completions",
+            "api.example.com",
+            42,
+            &route,
+            &provider,
+        );
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "POST /v1/chat/completions HTTP/1.1\r\n\
+             host: api.example.com\r\n\
+             content-type: application/json\r\n\
+             content-length: 42\r\n\
+             authorization: Bearer sk-up\r\n\
+             user-agent: team-proxy\r\n\
+             x-tenant: b\r\n\r\n"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Resilience over real sockets: upstream key pools (rotation on 429,
 //! disabling on 401), circuit breakers (open → half-open probe → closed),
-//! and the admin statistics endpoint.
+//! the admin statistics endpoint, and upstream connection reuse.
 
 #![allow(
     clippy::unwrap_used,
@@ -471,4 +471,52 @@ fn when_every_breaker_is_open_the_earliest_is_probed_rather_than_nothing_tried()
         .header("x-modelswitch-attempts")
         .unwrap()
         .contains("=circuit-open"));
+}
+
+#[test]
+fn upstream_connections_are_reused_across_requests() {
+    let m = mock();
+    let gw = gateway(&config(m.addr, &[], ""));
+    for stream in [false, true, false, true] {
+        for _ in 0..5 {
+            let mut body = chat("oa");
+            body["stream"] = json!(stream);
+            let r = post_json(gw.addr, "/v1/chat/completions", KEY, &body);
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    }
+    // 20 sequential requests, each on a new client connection that lands on
+    // one of the two workers: at most one upstream connection per worker.
+    let s = mock_stats(m.addr);
+    assert_eq!(s["by_model"]["mock"], 20);
+    let opened = s["connections"].as_u64().unwrap() - 1; // minus the stats call
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} upstream connections for 20 requests"
+    );
+}
+
+#[test]
+fn a_connection_the_upstream_closed_while_parked_is_not_reused() {
+    let m = mock();
+    let gw = gateway(&config(
+        m.addr,
+        &[("hangup", &[("openai", "mock;hangup=1")])],
+        "",
+    ));
+    for i in 0..6 {
+        let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("hangup"));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.header("x-modelswitch-attempts"), None, "request {i}");
+        // Let the mock's close arrive before the next request, sometimes.
+        if i % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let s = mock_stats(m.addr);
+    assert_eq!(
+        s["by_model"]["mock;hangup=1"], 6,
+        "each request answered once"
+    );
+    assert_eq!(s["connections"].as_u64().unwrap() - 1, 6);
 }

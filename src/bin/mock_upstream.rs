@@ -19,11 +19,14 @@
 //! "mock;chunks=64;delay_ms=5;first_ms=20"  stream shape and timing
 //! "mock;calls=3;interleave=1"           parallel tool calls (when tools are offered), args interleaved
 //! "mock;reasoning=1;cached=40"          reasoning first; 40 cached prompt tokens in usage
+//! "mock;hangup=1"                       answers, then closes the connection without
+//!                                       `connection: close` (an idle-timeout race)
 //! ```
 //!
-//! `GET /_mock/stats` returns request counts, what the last request to each
-//! model carried (headers of interest, body size, decoded body), and how
-//! many streams were abandoned by their reader (`aborted`).
+//! `GET /_mock/stats` returns request counts, connections accepted, what the
+//! last request to each model carried (headers of interest, body size,
+//! decoded body), and how many streams were abandoned by their reader
+//! (`aborted`).
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -42,6 +45,7 @@ struct Defaults {
 #[derive(Default)]
 struct Stats {
     total: u64,
+    connections: u64,
     by_model: HashMap<String, u64>,
     last: HashMap<String, Value>,
     /// Streams whose reader went away before the end (the gateway dropped
@@ -90,6 +94,9 @@ fn main() -> std::io::Result<()> {
         loop {
             let (sock, _) = listener.accept().await?;
             let _ = sock.set_nodelay(true);
+            if let Ok(mut s) = stats.lock() {
+                s.connections += 1;
+            }
             let stats = stats.clone();
             tokio::spawn(async move {
                 let _ = serve(sock, stats, defaults).await;
@@ -151,8 +158,9 @@ async fn serve(mut sock: TcpStream, stats: Shared, defaults: Defaults) -> std::i
         let close = hdrs
             .get("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let hangup = find(&body, b";hangup=1").is_some();
         let keep_open = respond(&mut sock, &method, &path, &hdrs, &body, &stats, defaults).await?;
-        if !keep_open || close {
+        if !keep_open || close || hangup {
             return Ok(());
         }
     }
@@ -221,7 +229,7 @@ async fn respond(
             let s = stats
                 .lock()
                 .map_err(|_| std::io::Error::other("poisoned"))?;
-            json!({"total": s.total, "by_model": s.by_model, "last": s.last, "aborted": s.aborted})
+            json!({"total": s.total, "connections": s.connections, "by_model": s.by_model, "last": s.last, "aborted": s.aborted})
         };
         return write_plain(sock, 200, &v.to_string(), "").await;
     }
