@@ -232,6 +232,109 @@ impl Usage {
     }
 }
 
+/// A token count as a usage object carries it: an unsigned integer, or
+/// absent. Like `Value::as_u64`, anything else (null, negative, float,
+/// string, object) reads as absent rather than failing the whole object,
+/// so usage is parsed straight from the wire bytes without building a
+/// `Value` tree (the pass-through path reads usage from every response).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count(pub Option<u64>);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(Some(n)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(n).ok()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_none<E>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Count(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Count(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A nested object of a usage object (`prompt_tokens_details`): anything
+/// but an object reads as absent, as `Value::pointer` would see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Nested<T>(pub Option<T>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Nested<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Nested<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<Nested<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(a))
+                    .map(|t| Nested(Some(t)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Nested<T>, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Nested(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Nested<T>, E> {
+                Ok(Nested(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Nested<T>, E> {
+                Ok(Nested(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Nested<T>, E> {
+                Ok(Nested(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Nested<T>, E> {
+                Ok(Nested(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Nested<T>, E> {
+                Ok(Nested(None))
+            }
+            fn visit_unit<E>(self) -> Result<Nested<T>, E> {
+                Ok(Nested(None))
+            }
+            fn visit_none<E>(self) -> Result<Nested<T>, E> {
+                Ok(Nested(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     pub id: String,

@@ -331,8 +331,8 @@ fn pass_openai(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
         }
     }
     if let Some(u) = m.raw("usage").filter(|u| u.first() == Some(&b'{')) {
-        if let Ok(v) = serde_json::from_slice::<Value>(u) {
-            return Seen::Usage(openai_chat::response::usage_from_wire(&v));
+        if let Some(usage) = openai_chat::response::usage_from_raw(u) {
+            return Seen::Usage(usage);
         }
     }
     match m.raw("choices") {
@@ -396,11 +396,11 @@ pub fn usage_of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
 
 /// The same, for a body already scanned.
 pub fn usage_of_members(dialect: Dialect, m: &json_peek::Members<'_>) -> Option<Usage> {
-    let v: Value = serde_json::from_slice(m.raw("usage")?).ok()?;
-    Some(match dialect {
-        Dialect::OpenAiChat => openai_chat::response::usage_from_wire(&v),
-        Dialect::Anthropic => anthropic::response::usage_from_wire(&v, Usage::default()),
-    })
+    let raw = m.raw("usage")?;
+    match dialect {
+        Dialect::OpenAiChat => openai_chat::response::usage_from_raw(raw),
+        Dialect::Anthropic => anthropic::response::usage_from_raw(raw, Usage::default()),
+    }
 }
 
 #[cfg(test)]

@@ -3,23 +3,64 @@
 use super::request::sanitize_tool_id;
 use crate::canonical::*;
 use crate::error::{ApiError, ErrorKind};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Anthropic usage → canonical buckets (§4.3: `input_tokens` excludes cache).
 /// Fields absent from `u` keep their value in `base` (a `message_delta` may
 /// restate only some of them).
-pub fn usage_from_wire(u: &Value, base: Usage) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64);
-    Usage {
-        input_uncached: n("input_tokens").unwrap_or(base.input_uncached),
-        cache_read: n("cache_read_input_tokens").unwrap_or(base.cache_read),
-        cache_write: n("cache_creation_input_tokens").unwrap_or(base.cache_write),
-        output_total: n("output_tokens").unwrap_or(base.output_total),
-        reasoning: u
-            .pointer("/output_tokens_details/thinking_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(base.reasoning),
+/// An Anthropic `usage` object; unknown fields are ignored.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct WireUsage {
+    input_tokens: Count,
+    cache_read_input_tokens: Count,
+    cache_creation_input_tokens: Count,
+    output_tokens: Count,
+    output_tokens_details: Nested<OutputDetails>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct OutputDetails {
+    thinking_tokens: Count,
+}
+
+impl WireUsage {
+    /// Fields absent here keep `base` (a `message_delta` carries only what
+    /// changed since `message_start`).
+    fn over(self, base: Usage) -> Usage {
+        Usage {
+            input_uncached: self.input_tokens.0.unwrap_or(base.input_uncached),
+            cache_read: self.cache_read_input_tokens.0.unwrap_or(base.cache_read),
+            cache_write: self
+                .cache_creation_input_tokens
+                .0
+                .unwrap_or(base.cache_write),
+            output_total: self.output_tokens.0.unwrap_or(base.output_total),
+            reasoning: self
+                .output_tokens_details
+                .0
+                .and_then(|d| d.thinking_tokens.0)
+                .unwrap_or(base.reasoning),
+        }
     }
+}
+
+pub fn usage_from_wire(u: &Value, base: Usage) -> Usage {
+    Nested::<WireUsage>::deserialize(u)
+        .ok()
+        .and_then(|n| n.0)
+        .unwrap_or_default()
+        .over(base)
+}
+
+/// The same, straight from the bytes of the `usage` member.
+pub fn usage_from_raw(raw: &[u8], base: Usage) -> Option<Usage> {
+    serde_json::from_slice::<Nested<WireUsage>>(raw)
+        .ok()?
+        .0
+        .map(|w| w.over(base))
 }
 
 pub fn usage_to_wire(u: &Usage) -> Value {
@@ -160,6 +201,27 @@ pub fn encode(r: &Response, model: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_fields_absent_or_odd_keep_the_base() {
+        let base = Usage {
+            input_uncached: 10,
+            cache_read: 4,
+            cache_write: 2,
+            output_total: 1,
+            reasoning: 0,
+        };
+        let raw = br#"{"output_tokens": 40, "input_tokens": null, "cache_read_input_tokens": "x",
+            "output_tokens_details": {"thinking_tokens": 12}, "server_tool_use": {"web_search_requests": 1}}"#;
+        let expected = Usage {
+            output_total: 40,
+            reasoning: 12,
+            ..base
+        };
+        assert_eq!(usage_from_raw(raw, base), Some(expected));
+        let v: Value = serde_json::from_slice(raw).unwrap();
+        assert_eq!(usage_from_wire(&v, base), expected);
+    }
 
     #[test]
     fn decodes_and_reencodes_with_cache_buckets() {

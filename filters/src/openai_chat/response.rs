@@ -2,20 +2,66 @@
 
 use crate::canonical::*;
 use crate::error::ApiError;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// OpenAI usage → canonical buckets (§4.3: `prompt_tokens` includes cache).
-pub fn usage_from_wire(u: &Value) -> Usage {
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    let cached = n("/prompt_tokens_details/cached_tokens");
-    let cache_write = n("/prompt_tokens_details/cache_write_tokens");
-    Usage {
-        input_uncached: n("/prompt_tokens").saturating_sub(cached + cache_write),
-        cache_read: cached,
-        cache_write,
-        output_total: n("/completion_tokens"),
-        reasoning: n("/completion_tokens_details/reasoning_tokens"),
+/// An OpenAI `usage` object; unknown fields are ignored.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct WireUsage {
+    prompt_tokens: Count,
+    completion_tokens: Count,
+    prompt_tokens_details: Nested<PromptDetails>,
+    completion_tokens_details: Nested<CompletionDetails>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct PromptDetails {
+    cached_tokens: Count,
+    cache_write_tokens: Count,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct CompletionDetails {
+    reasoning_tokens: Count,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(w: WireUsage) -> Usage {
+        let n = |c: Count| c.0.unwrap_or(0);
+        let prompt = w.prompt_tokens_details.0.unwrap_or_default();
+        let (cached, cache_write) = (n(prompt.cached_tokens), n(prompt.cache_write_tokens));
+        Usage {
+            input_uncached: n(w.prompt_tokens).saturating_sub(cached + cache_write),
+            cache_read: cached,
+            cache_write,
+            output_total: n(w.completion_tokens),
+            reasoning: n(w
+                .completion_tokens_details
+                .0
+                .unwrap_or_default()
+                .reasoning_tokens),
+        }
     }
+}
+
+pub fn usage_from_wire(u: &Value) -> Usage {
+    Nested::<WireUsage>::deserialize(u)
+        .ok()
+        .and_then(|n| n.0)
+        .unwrap_or_default()
+        .into()
+}
+
+/// The same, straight from the bytes of the `usage` member.
+pub fn usage_from_raw(raw: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<Nested<WireUsage>>(raw)
+        .ok()?
+        .0
+        .map(Usage::from)
 }
 
 pub fn usage_to_wire(u: &Usage) -> Value {
@@ -187,6 +233,33 @@ pub(crate) fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_from_bytes_tolerates_odd_shapes_field_by_field() {
+        let raw = br#"{"prompt_tokens": 50, "completion_tokens": 7.5, "total_tokens": null,
+            "prompt_tokens_details": "n/a", "completion_tokens_details": {"reasoning_tokens": -1,
+            "audio_tokens": [1, {"x": 2}]}, "extra": {"deep": [true, null]}}"#;
+        let expected = Usage {
+            input_uncached: 50,
+            ..Usage::default()
+        };
+        assert_eq!(usage_from_raw(raw), Some(expected));
+        let v: Value = serde_json::from_slice(raw).unwrap();
+        assert_eq!(usage_from_wire(&v), expected);
+        let cached = br#"{"prompt_tokens": 50, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 20, "cache_write_tokens": null}}"#;
+        assert_eq!(
+            usage_from_raw(cached),
+            Some(Usage {
+                input_uncached: 30,
+                cache_read: 20,
+                output_total: 5,
+                ..Usage::default()
+            })
+        );
+        assert_eq!(usage_from_raw(b"[1, 2]"), None);
+        assert_eq!(usage_from_raw(b"{\"prompt_tokens\": "), None);
+    }
 
     #[test]
     fn usage_formulas_round_trip() {
