@@ -547,7 +547,7 @@ async fn unary_target(
         return Ok(Served::ClientLeft);
     };
     let body = body?;
-    upstream.release(call).await;
+    upstream.release(call);
     let upstream_dialect = target.provider.dialect;
     let out: Bytes = if prepared.pass_through {
         let members =
@@ -725,7 +725,7 @@ async fn stream_target(
         let drained = upstream_ended
             || matches!(call.read(now() + DRAIN_BUDGET, Phase::Body).await, Ok(None));
         if drained {
-            upstream.release(call).await;
+            upstream.release(call);
         }
     }
     Ok(served)

@@ -3,9 +3,10 @@
 //! on failure), connections from Pingora's `TransportConnector` (TCP, TLS
 //! with SNI) kept in a per-worker idle pool (`upstream_pool.rs`), the
 //! request written in one go with an exact `Content-Length`, the response
-//! read by Pingora's HTTP/1 client, and every wait bounded.
+//! read by `upstream_http1.rs`, and every wait bounded.
 
 use crate::config::{Provider, Timeouts};
+use crate::upstream_http1::Response;
 use crate::upstream_pool::IdlePool;
 use bytes::{BufMut, Bytes, BytesMut};
 use filters::error::ApiError;
@@ -13,7 +14,6 @@ pub use filters::failure::{Failure, Phase};
 use futures::FutureExt;
 use http::{HeaderName, HeaderValue};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
-use pingora::protocols::http::v1::client::HttpSession;
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::HttpPeer;
 use std::cell::RefCell;
@@ -56,7 +56,7 @@ thread_local! {
 
 /// One in-flight upstream exchange.
 pub struct UpstreamCall {
-    session: HttpSession,
+    response: Response<Stream>,
     pool_key: u64,
     pub status: u16,
     pub content_type: String,
@@ -138,7 +138,7 @@ impl UpstreamClient {
         };
         let head = request_head(path, &host_header, body.len(), headers, &provider.headers);
         let mut parked = take_idle(pool_key);
-        let session = loop {
+        let response = loop {
             let reused = parked.is_some();
             let stream = match parked.take() {
                 Some(s) => s,
@@ -146,7 +146,7 @@ impl UpstreamClient {
                     let mut peer = HttpPeer::new(addr, provider.tls, sni.clone());
                     peer.options.connection_timeout = Some(timeouts.connect);
                     peer.options.total_connection_timeout = Some(timeouts.connect * 2);
-                    let connect = self.transport.new_stream(&peer);
+                    let connect = self.connect(&peer);
                     match tokio::time::timeout_at(deadline.into(), connect).await {
                         Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
                         Ok(Err(e)) => return Err(Failure::Connect(e.to_string())),
@@ -156,7 +156,7 @@ impl UpstreamClient {
             };
             match tokio::time::timeout_at(deadline.into(), exchange(stream, &head, &body)).await {
                 Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
-                Ok(Ok(session)) => break session,
+                Ok(Ok(response)) => break response,
                 // A parked connection the upstream closed as we picked it
                 // up: nothing was answered, so once more on a fresh one
                 // (what browsers and hyper do with a reused connection).
@@ -166,38 +166,50 @@ impl UpstreamClient {
                 Ok(Err(e)) => return Err(Failure::Io(e)),
             }
         };
-        let resp = session
-            .resp_header()
-            .ok_or_else(|| Failure::Io("no response header".into()))?;
-        let header = |name: &str| {
-            resp.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
         Ok(UpstreamCall {
-            status: resp.status.as_u16(),
-            content_type: header("content-type").unwrap_or_default(),
-            retry_after: header("retry-after"),
-            session,
+            status: response.head.status,
+            content_type: response.head.content_type.clone(),
+            retry_after: response.head.retry_after.clone(),
+            response,
             pool_key,
             _inflight: inflight,
         })
     }
 
-    /// Parks a fully read connection for the next request of this worker.
-    pub async fn release(&self, mut call: UpstreamCall) {
-        // Keep-alive only when the response allows it (HTTP/1.1 without
-        // `Connection: close`, a body read to its exact end).
-        call.session.respect_keepalive();
-        if let Some(stream) = call.session.reuse().await {
+    /// A new connection. Out of file descriptors, it waits for one to be
+    /// freed (by a stream ending) rather than failing the request: every
+    /// accepted request needs one more socket, and the caller's deadline
+    /// bounds the wait.
+    async fn connect(&self, peer: &HttpPeer) -> pingora::Result<Stream> {
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.transport.new_stream(peer).await {
+                Err(e) if out_of_descriptors(&e) => {
+                    warn_out_of_descriptors();
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Parks a fully read connection for the next request of this worker:
+    /// only when the response allows it (keep-alive, a body read to its
+    /// exact end).
+    pub fn release(&self, call: UpstreamCall) {
+        if let Some(stream) = call.response.into_reusable() {
             park(call.pool_key, stream, self.pool_size);
         }
     }
 }
 
-/// Writes the request and reads the response header.
-async fn exchange(mut stream: Stream, head: &[u8], body: &[u8]) -> Result<HttpSession, String> {
+/// Writes the request and reads the response head.
+async fn exchange(
+    mut stream: Stream,
+    head: &[u8],
+    body: &[u8],
+) -> Result<Response<Stream>, String> {
     let io = |e: std::io::Error| e.to_string();
     if body.len() <= COALESCE_BODY {
         // One write, one packet: header and a typical prompt together.
@@ -210,9 +222,7 @@ async fn exchange(mut stream: Stream, head: &[u8], body: &[u8]) -> Result<HttpSe
         stream.write_all(body).await.map_err(io)?;
     }
     stream.flush().await.map_err(io)?;
-    let mut session = HttpSession::new(stream);
-    session.read_response().await.map_err(|e| e.to_string())?;
-    Ok(session)
+    Response::read_head(stream).await
 }
 
 /// The request line and headers: the gateway's own first, then the route's
@@ -254,6 +264,36 @@ fn request_head(
     }
     buf.put_slice(b"\r\n");
     buf.to_vec()
+}
+
+fn out_of_descriptors(e: &pingora::Error) -> bool {
+    // EMFILE (process) and ENFILE (system), the same numbers on Linux and
+    // the BSDs.
+    e.root_cause()
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
+        .is_some_and(|code| code == 24 || code == 23)
+}
+
+/// At most one warning every ten seconds: under exhaustion every request
+/// would log one.
+fn warn_out_of_descriptors() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        log::warn!(
+            "out of file descriptors: upstream connections wait for one to be freed \
+             (raise the open-files limit, `ulimit -n`)"
+        );
+    }
 }
 
 /// A parked connection for `key`, if this worker has a live one.
@@ -319,9 +359,9 @@ impl UpstreamCall {
         deadline: Instant,
         phase: Phase,
     ) -> Result<Option<Bytes>, Failure> {
-        match tokio::time::timeout_at(deadline.into(), self.session.read_body_bytes()).await {
+        match tokio::time::timeout_at(deadline.into(), self.response.read_body()).await {
             Err(_) => Err(Failure::Timeout(phase)),
-            Ok(Err(e)) => Err(Failure::Io(e.to_string())),
+            Ok(Err(e)) => Err(Failure::Io(e)),
             Ok(Ok(b)) => Ok(b),
         }
     }

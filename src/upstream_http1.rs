@@ -1,0 +1,423 @@
+//! Reading an upstream's HTTP/1.1 response: the head (status, the headers
+//! the gateway uses, body framing, keep-alive) and the body, decoded from
+//! `Content-Length`, `chunked` or close-delimited framing.
+//!
+//! Our own rather than Pingora's client session for one measured reason:
+//! Pingora gives every upstream response a 64 KiB body buffer, and with
+//! thousands of slow streams held open (the many-developers Claude Code
+//! case) those buffers were most of the gateway's memory. Here a stream
+//! holds only what has arrived and not yet been handed on, in a buffer
+//! that grows in small steps. The framing logic is sans-IO (`BodyDecoder`)
+//! and tested on its own; `Response` adds the reads.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Room made before each read of a head, or of a body of unknown length
+/// (SSE events are small; a held stream keeps only this much).
+const READ_STEP: usize = 4 * 1024;
+/// Largest single read of a body whose length is known.
+const READ_MAX: usize = 64 * 1024;
+/// Largest trailer section accepted after the last chunk.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub status: u16,
+    pub content_type: String,
+    pub retry_after: Option<String>,
+    pub keep_alive: bool,
+    framing: Framing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// Parses a complete response head from the front of `buf`, consuming it.
+/// `Ok(None)`: more bytes are needed. Informational (1xx) heads are skipped.
+pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, String> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                return Err(format!("response head over {MAX_HEAD} bytes"))
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(format!("invalid response head: {e}")),
+        };
+        let status = resp.code.unwrap_or(0);
+        if (100..200).contains(&status) {
+            buf.advance(len);
+            continue;
+        }
+        let value = |name: &str| {
+            resp.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let connection = value("connection").join(",").to_ascii_lowercase();
+        let has_token = |t: &str| connection.split(',').any(|c| c.trim() == t);
+        let http11 = resp.version == Some(1);
+        let mut keep_alive = if http11 {
+            !has_token("close")
+        } else {
+            has_token("keep-alive")
+        };
+        let encodings = value("transfer-encoding");
+        let framing = if status == 204 || status == 304 {
+            Framing::Length(0)
+        } else if !encodings.is_empty() {
+            // RFC 9112 §6.3: chunked must be the final coding, else the body
+            // runs to the close; Content-Length is ignored either way.
+            let last = encodings.join(",");
+            let last = last.rsplit(',').next().unwrap_or("").trim();
+            if last.eq_ignore_ascii_case("chunked") {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else {
+            let lengths = value("content-length");
+            match lengths.first() {
+                None => Framing::Close,
+                Some(first) => {
+                    if lengths.iter().any(|l| l != first) {
+                        return Err("conflicting content-length headers".into());
+                    }
+                    Framing::Length(
+                        first
+                            .parse()
+                            .map_err(|_| format!("invalid content-length {first:?}"))?,
+                    )
+                }
+            }
+        };
+        if framing == Framing::Close {
+            keep_alive = false;
+        }
+        let head = Head {
+            status,
+            content_type: value("content-type").into_iter().next().unwrap_or_default(),
+            retry_after: value("retry-after").into_iter().next(),
+            keep_alive,
+            framing,
+        };
+        buf.advance(len);
+        return Ok(Some(head));
+    }
+}
+
+/// Where a body decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Body bytes still expected (`Content-Length` or inside a chunk).
+    Remaining(u64),
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Expecting the CRLF that ends a chunk's data.
+    ChunkEnd,
+    /// After the last (zero) chunk: optional trailers, then an empty line.
+    Trailers,
+    /// Everything until the connection closes.
+    UntilClose,
+    Done,
+}
+
+/// Sans-IO body decoding: takes framed bytes from the front of a buffer and
+/// returns body bytes.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    state: State,
+    chunked: bool,
+}
+
+impl BodyDecoder {
+    fn new(framing: Framing) -> Self {
+        let (state, chunked) = match framing {
+            Framing::Length(0) => (State::Done, false),
+            Framing::Length(n) => (State::Remaining(n), false),
+            Framing::Chunked => (State::ChunkSize, true),
+            Framing::Close => (State::UntilClose, false),
+        };
+        Self { state, chunked }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The next piece of body from the front of `buf`; `Ok(None)` when
+    /// `buf` holds no complete piece (read more) or the body is done.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
+        loop {
+            match self.state {
+                State::Done => return Ok(None),
+                State::UntilClose => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    return Ok(Some(buf.split().freeze()));
+                }
+                State::Remaining(n) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
+                    let left = n - take as u64;
+                    self.state = match (left, self.chunked) {
+                        (0, true) => State::ChunkEnd,
+                        (0, false) => State::Done,
+                        (left, _) => State::Remaining(left),
+                    };
+                    return Ok(Some(buf.split_to(take).freeze()));
+                }
+                State::ChunkSize => match httparse::parse_chunk_size(buf) {
+                    Ok(httparse::Status::Complete((len, 0))) => {
+                        buf.advance(len);
+                        self.state = State::Trailers;
+                    }
+                    Ok(httparse::Status::Complete((len, size))) => {
+                        buf.advance(len);
+                        self.state = State::Remaining(size);
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() > 1024 => {
+                        return Err("chunk-size line too long".into())
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(_) => return Err("invalid chunk size".into()),
+                },
+                State::ChunkEnd => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err("chunk data not followed by CRLF".into());
+                    }
+                    buf.advance(2);
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    if buf.starts_with(b"\r\n") {
+                        buf.advance(2);
+                        self.state = State::Done;
+                    } else if let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") {
+                        buf.advance(end + 4);
+                        self.state = State::Done;
+                    } else if buf.len() > MAX_TRAILERS {
+                        return Err("trailers too long".into());
+                    } else {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One response being read from `io`.
+pub struct Response<S> {
+    io: S,
+    buf: BytesMut,
+    pub head: Head,
+    body: BodyDecoder,
+}
+
+impl<S: AsyncRead + Unpin> Response<S> {
+    /// Reads the head (skipping 1xx).
+    pub async fn read_head(mut io: S) -> Result<Self, String> {
+        let mut buf = BytesMut::new();
+        loop {
+            if let Some(head) = parse_head(&mut buf)? {
+                let body = BodyDecoder::new(head.framing);
+                return Ok(Self {
+                    io,
+                    buf,
+                    head,
+                    body,
+                });
+            }
+            buf.reserve(READ_STEP);
+            let n = io.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(if buf.is_empty() {
+                    "connection closed before a response".into()
+                } else {
+                    "connection closed inside the response head".into()
+                });
+            }
+        }
+    }
+
+    /// The next piece of the body as it arrives; `None` at its end.
+    pub async fn read_body(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            if let Some(piece) = self.body.decode(&mut self.buf)? {
+                return Ok(Some(piece));
+            }
+            if self.body.is_done() {
+                return Ok(None);
+            }
+            let room = match self.body.state {
+                State::Remaining(n) if !self.body.chunked => usize::try_from(n)
+                    .unwrap_or(READ_MAX)
+                    .clamp(READ_STEP, READ_MAX),
+                _ => READ_STEP,
+            };
+            self.buf.reserve(room);
+            let n = self
+                .io
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                if self.body.state == State::UntilClose {
+                    self.body.state = State::Done;
+                    return Ok(None);
+                }
+                return Err("connection closed inside the response body".into());
+            }
+        }
+    }
+
+    /// The connection, when the response was read to its exact end and
+    /// the upstream keeps it open.
+    pub fn into_reusable(self) -> Option<S> {
+        (self.head.keep_alive && self.body.is_done() && self.buf.is_empty()).then_some(self.io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Serves `data` at most `step` bytes per read.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            out: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let end = (self.at + self.step)
+                .min(self.data.len())
+                .min(self.at + out.remaining());
+            let piece = self.data[self.at..end].to_vec();
+            out.put_slice(&piece);
+            self.at = end;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn read_all(raw: &[u8], step: usize) -> Result<(Head, Vec<u8>, bool), String> {
+        let io = Trickle {
+            data: raw.to_vec(),
+            at: 0,
+            step,
+        };
+        let mut r = Response::read_head(io).await?;
+        let mut body = Vec::new();
+        while let Some(piece) = r.read_body().await? {
+            body.extend_from_slice(&piece);
+        }
+        let head = r.head.clone();
+        Ok((head, body, r.into_reusable().is_some()))
+    }
+
+    #[tokio::test]
+    async fn content_length_bodies_at_every_read_size() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\":\"bcd\"}";
+        for step in [1, 2, 7, 64, 4096] {
+            let (head, body, reusable) = read_all(raw, step).await.unwrap();
+            assert_eq!(head.status, 200);
+            assert_eq!(head.content_type, "application/json");
+            assert_eq!(body, b"{\"a\":\"bcd\"}", "step {step}");
+            assert!(reusable);
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_with_extensions_and_trailers() {
+        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n\
+            5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: yes\r\n\r\n";
+        for step in [1, 3, 5, 4096] {
+            let (_, body, reusable) = read_all(raw, step).await.unwrap();
+            assert_eq!(body, b"hello, world", "step {step}");
+            assert!(reusable, "step {step}");
+        }
+        let plain_end =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        assert_eq!(read_all(plain_end, 1).await.unwrap().1, b"ok");
+    }
+
+    #[tokio::test]
+    async fn informational_heads_are_skipped() {
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\ncontent-length: 2\r\n\r\n{}";
+        let (head, body, _) = read_all(raw, 4).await.unwrap();
+        assert_eq!(head.status, 429);
+        assert_eq!(head.retry_after.as_deref(), Some("7"));
+        assert_eq!(body, b"{}");
+    }
+
+    #[tokio::test]
+    async fn close_delimited_and_connection_close_are_not_reused() {
+        let raw = b"HTTP/1.1 200 OK\r\n\r\nuntil the end";
+        let (_, body, reusable) = read_all(raw, 3).await.unwrap();
+        assert_eq!(body, b"until the end");
+        assert!(!reusable);
+        let raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+        assert!(!read_all(raw, 64).await.unwrap().2);
+        let raw = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        assert!(!read_all(raw, 64).await.unwrap().2);
+        let raw = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
+        assert!(read_all(raw, 64).await.unwrap().2);
+        let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let (head, body, reusable) = read_all(raw, 64).await.unwrap();
+        assert_eq!((head.status, body.len(), reusable), (204, 0, true));
+    }
+
+    #[tokio::test]
+    async fn bytes_past_the_body_make_the_connection_unusable() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA";
+        let (_, body, reusable) = read_all(raw, 4096).await.unwrap();
+        assert_eq!(body, b"ok");
+        assert!(!reusable);
+    }
+
+    #[tokio::test]
+    async fn broken_responses_are_errors_not_bodies() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"HTTP/1.1 200 OK\r\nContent-Le",
+            b"NOT HTTP\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n",
+        ];
+        for raw in cases {
+            assert!(
+                read_all(raw, 3).await.is_err(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+}
