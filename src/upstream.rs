@@ -6,7 +6,7 @@
 //! read by `upstream_http1.rs`, and every wait bounded.
 
 use crate::config::{Provider, Timeouts};
-use crate::upstream_http1::Response;
+use crate::upstream_http1::{HeadError, Response};
 use crate::upstream_pool::IdlePool;
 use bytes::{BufMut, Bytes, BytesMut};
 use filters::error::ApiError;
@@ -158,12 +158,13 @@ impl UpstreamClient {
                 Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
                 Ok(Ok(response)) => break response,
                 // A parked connection the upstream closed as we picked it
-                // up: nothing was answered, so once more on a fresh one
-                // (what browsers and hyper do with a reused connection).
-                Ok(Err(e)) if reused => {
+                // up: it took the request without a byte of answer, so once
+                // more on a fresh connection (what browsers do with a
+                // reused one). A partial answer is never retried here.
+                Ok(Err(e)) if reused && e.silent => {
                     log::debug!("reused upstream connection failed ({e}); reconnecting");
                 }
-                Ok(Err(e)) => return Err(Failure::Io(e)),
+                Ok(Err(e)) => return Err(Failure::Io(e.message)),
             }
         };
         Ok(UpstreamCall {
@@ -209,8 +210,11 @@ async fn exchange(
     mut stream: Stream,
     head: &[u8],
     body: &[u8],
-) -> Result<Response<Stream>, String> {
-    let io = |e: std::io::Error| e.to_string();
+) -> Result<Response<Stream>, HeadError> {
+    let io = |e: std::io::Error| HeadError {
+        silent: true,
+        message: e.to_string(),
+    };
     if body.len() <= COALESCE_BODY {
         // One write, one packet: header and a typical prompt together.
         let mut buf = Vec::with_capacity(head.len() + body.len());

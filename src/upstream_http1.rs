@@ -225,6 +225,21 @@ impl BodyDecoder {
     }
 }
 
+/// A response head that could not be read.
+#[derive(Debug)]
+pub struct HeadError {
+    /// Nothing of a response arrived: the upstream closed or reset the
+    /// connection without answering.
+    pub silent: bool,
+    pub message: String,
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// One response being read from `io`.
 pub struct Response<S> {
     io: S,
@@ -234,11 +249,16 @@ pub struct Response<S> {
 }
 
 impl<S: AsyncRead + Unpin> Response<S> {
-    /// Reads the head (skipping 1xx).
-    pub async fn read_head(mut io: S) -> Result<Self, String> {
+    /// Reads the head (skipping 1xx). An error says whether any byte of a
+    /// response had arrived (`HeadError::silent` when none had).
+    pub async fn read_head(mut io: S) -> Result<Self, HeadError> {
         let mut buf = BytesMut::new();
         loop {
-            if let Some(head) = parse_head(&mut buf)? {
+            let parsed = parse_head(&mut buf).map_err(|message| HeadError {
+                silent: false,
+                message,
+            })?;
+            if let Some(head) = parsed {
                 let body = BodyDecoder::new(head.framing);
                 return Ok(Self {
                     io,
@@ -248,12 +268,19 @@ impl<S: AsyncRead + Unpin> Response<S> {
                 });
             }
             buf.reserve(READ_STEP);
-            let n = io.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+            let silent = buf.is_empty();
+            let n = io.read_buf(&mut buf).await.map_err(|e| HeadError {
+                silent,
+                message: e.to_string(),
+            })?;
             if n == 0 {
-                return Err(if buf.is_empty() {
-                    "connection closed before a response".into()
-                } else {
-                    "connection closed inside the response head".into()
+                return Err(HeadError {
+                    silent,
+                    message: if silent {
+                        "connection closed before a response".into()
+                    } else {
+                        "connection closed inside the response head".into()
+                    },
                 });
             }
         }
@@ -332,7 +359,7 @@ mod tests {
             at: 0,
             step,
         };
-        let mut r = Response::read_head(io).await?;
+        let mut r = Response::read_head(io).await.map_err(|e| e.message)?;
         let mut body = Vec::new();
         while let Some(piece) = r.read_body().await? {
             body.extend_from_slice(&piece);
@@ -419,5 +446,20 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_silent_close_is_told_apart_from_a_broken_head() {
+        let silent = |raw: &'static [u8]| async move {
+            let io = Trickle {
+                data: raw.to_vec(),
+                at: 0,
+                step: 4,
+            };
+            Response::read_head(io).await.err().map(|e| e.silent)
+        };
+        assert_eq!(silent(b"").await, Some(true));
+        assert_eq!(silent(b"HTTP/1.1 200").await, Some(false));
+        assert_eq!(silent(b"garbage\r\n\r\n").await, Some(false));
     }
 }
