@@ -644,7 +644,12 @@ async fn stream_target(
         }
     }
     if let Progress::Failed(e) = t.progress() {
-        return Err(Failure::Status(e.status_for(provider.dialect), e.clone()));
+        // Nothing real yet: fall over. Content and then a failure in the
+        // same read is past the commit point: the client gets the content
+        // and the in-stream error already in `out`.
+        if !t.has_content() {
+            return Err(Failure::Status(e.status_for(provider.dialect), e.clone()));
+        }
     }
 
     // Commit.

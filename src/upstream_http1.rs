@@ -286,11 +286,23 @@ impl<S: AsyncRead + Unpin> Response<S> {
         }
     }
 
-    /// The next piece of the body as it arrives; `None` at its end.
+    /// The body as it arrives: everything decodable from what has been
+    /// read (a burst of chunks is one piece, so one write to the client);
+    /// `None` at its end.
     pub async fn read_body(&mut self) -> Result<Option<Bytes>, String> {
         loop {
-            if let Some(piece) = self.body.decode(&mut self.buf)? {
-                return Ok(Some(piece));
+            if let Some(first) = self.body.decode(&mut self.buf)? {
+                let Some(second) = self.body.decode(&mut self.buf)? else {
+                    return Ok(Some(first));
+                };
+                let mut burst =
+                    BytesMut::with_capacity(first.len() + second.len() + self.buf.len());
+                burst.extend_from_slice(&first);
+                burst.extend_from_slice(&second);
+                while let Some(more) = self.body.decode(&mut self.buf)? {
+                    burst.extend_from_slice(&more);
+                }
+                return Ok(Some(burst.freeze()));
             }
             if self.body.is_done() {
                 return Ok(None);
@@ -392,6 +404,21 @@ mod tests {
         let plain_end =
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
         assert_eq!(read_all(plain_end, 1).await.unwrap().1, b"ok");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_chunks_is_one_piece() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+            3\r\nab\n\r\n3\r\ncd\n\r\n3\r\nef\n\r\n0\r\n\r\n";
+        let io = Trickle {
+            data: raw.to_vec(),
+            at: 0,
+            step: 4096,
+        };
+        let mut r = Response::read_head(io).await.unwrap();
+        assert_eq!(r.read_body().await.unwrap().unwrap(), &b"ab\ncd\nef\n"[..]);
+        assert_eq!(r.read_body().await.unwrap(), None);
+        assert!(r.into_reusable().is_some());
     }
 
     #[tokio::test]

@@ -928,7 +928,12 @@ fn falls_over_before_commit_and_never_after() {
         &openai_req("f-mid-an", true, false),
     );
     let last = r.events().last().unwrap().1.clone();
-    assert_eq!(last["error"]["message"], "mock: overloaded mid-stream");
+    assert_eq!(
+        last["error"]["message"],
+        "mock: overloaded mid-stream",
+        "{}",
+        r.text()
+    );
     // …and nothing was retried after the commit.
     let s = mock_stats(m.addr);
     assert_eq!(s["by_model"]["a;fault=close_mid;after=3"], 2);

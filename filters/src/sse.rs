@@ -30,6 +30,15 @@ pub struct SseDecoder {
     has_data: bool,
 }
 
+/// Appends `bytes`, replacing invalid UTF-8 (the fast validator first:
+/// `from_utf8_lossy` walks byte by byte even when all is well).
+fn push_lossy(to: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => to.push_str(s),
+        Err(_) => to.push_str(&String::from_utf8_lossy(bytes)),
+    }
+}
+
 impl SseDecoder {
     pub fn new() -> Self {
         Self::default()
@@ -46,10 +55,7 @@ impl SseDecoder {
         }
         self.buf.extend_from_slice(chunk);
         loop {
-            let Some(rel) = self.buf[self.scanned..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            else {
+            let Some(rel) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]) else {
                 self.scanned = self.buf.len();
                 return;
             };
@@ -109,12 +115,12 @@ impl SseDecoder {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.data, value);
                 self.has_data = true;
             }
             b"event" => {
                 self.event.clear();
-                self.event.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.event, value);
             }
             _ => {} // id:, retry:, unknown fields
         }

@@ -71,6 +71,9 @@ pub struct StreamTranscoder {
     events: Vec<StreamEvent>,
     mode: Mode,
     progress: Progress,
+    /// A real event reached `out` (the commit point), even if the same
+    /// read then failed.
+    content_seen: bool,
     usage: Option<Usage>,
 }
 
@@ -122,6 +125,7 @@ impl StreamTranscoder {
             events: Vec::new(),
             mode,
             progress: Progress::Pending,
+            content_seen: false,
             usage: None,
         }
     }
@@ -131,6 +135,12 @@ impl StreamTranscoder {
     }
 
     /// The latest usage the upstream reported, if any.
+    /// Whether a real event was produced: past the commit point, even when
+    /// the upstream failed later in the same read.
+    pub fn has_content(&self) -> bool {
+        self.content_seen
+    }
+
     pub fn usage(&self) -> Option<Usage> {
         self.usage
     }
@@ -241,7 +251,8 @@ impl StreamTranscoder {
                 StreamEvent::Error(e) => self.progress = Progress::Failed(e.clone()),
                 StreamEvent::Done => self.progress = Progress::Done,
                 e if e.is_content() && self.progress == Progress::Pending => {
-                    self.progress = Progress::Streaming
+                    self.progress = Progress::Streaming;
+                    self.content_seen = true;
                 }
                 _ => {}
             }
@@ -266,6 +277,7 @@ impl StreamTranscoder {
             Seen::Content => {
                 if self.progress == Progress::Pending {
                     self.progress = Progress::Streaming;
+                    self.content_seen = true;
                 }
             }
             Seen::Usage(u) => self.usage = Some(u),
@@ -318,17 +330,14 @@ fn pass_openai(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
         .as_ref()
         .and_then(|quoted| m.replace("model", quoted));
     encode_event(out, None, renamed.as_deref().unwrap_or(data.as_bytes()));
-    if data.contains("\"finish_reason\"") {
-        let choices: Value = m
-            .raw("choices")
-            .and_then(|c| serde_json::from_slice(c).ok())
-            .unwrap_or(Value::Null);
-        if choices.as_array().is_some_and(|a| {
-            a.iter()
-                .any(|c| c.get("finish_reason").is_some_and(|f| f.is_string()))
-        }) {
-            p.finish_seen = true;
-        }
+    // Every OpenAI chunk carries `"finish_reason": null`; only a string ends
+    // a choice. Read just that field of each choice, without a JSON tree.
+    if data.contains("\"finish_reason\"")
+        && m.raw("choices")
+            .and_then(|c| serde_json::from_slice::<Vec<FinishOnly>>(c).ok())
+            .is_some_and(|choices| choices.iter().any(|c| c.finish_reason.0))
+    {
+        p.finish_seen = true;
     }
     if let Some(u) = m.raw("usage").filter(|u| u.first() == Some(&b'{')) {
         if let Some(usage) = openai_chat::response::usage_from_raw(u) {
@@ -338,6 +347,65 @@ fn pass_openai(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
     match m.raw("choices") {
         Some(c) if c.len() > 2 && c != b"[]" => Seen::Content,
         _ => Seen::Nothing,
+    }
+}
+
+/// A choice, as far as its end is concerned.
+#[derive(serde::Deserialize)]
+struct FinishOnly {
+    #[serde(default)]
+    finish_reason: IsString,
+}
+
+/// Whether a JSON value is a string; any other value is read past.
+#[derive(Default)]
+struct IsString(bool);
+
+impl<'de> serde::Deserialize<'de> for IsString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IsString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<IsString, E> {
+                Ok(IsString(true))
+            }
+            fn visit_unit<E>(self) -> Result<IsString, E> {
+                Ok(IsString(false))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<IsString, E> {
+                Ok(IsString(false))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<IsString, E> {
+                Ok(IsString(false))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<IsString, E> {
+                Ok(IsString(false))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<IsString, E> {
+                Ok(IsString(false))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<IsString, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(IsString(false))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<IsString, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(IsString(false))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -452,6 +520,53 @@ mod tests {
             assert!(!text.contains("\"up\""));
             assert_eq!(t.usage().map(|u| u.input_uncached), Some(3));
         }
+    }
+
+    #[test]
+    fn pass_through_eof_after_a_finish_reason_completes_the_stream() {
+        let chunk = |finish: &str| {
+            format!("data: {{\"id\":\"x\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}},\"logprobs\":{{\"content\":[{{\"x\":[1]}}]}},\"finish_reason\":{finish}}}]}}\n\n")
+        };
+        // Only nulls (every OpenAI chunk carries the key): not finished.
+        let open = chunk("null") + &chunk("null");
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None);
+        assert!(matches!(
+            run(&mut t, open.as_bytes(), 7).1,
+            Progress::Failed(_)
+        ));
+        // A string finish_reason, then EOF without [DONE]: a complete stream.
+        let done = open + &chunk("\"stop\"");
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None);
+        let (text, p) = run(&mut t, done.as_bytes(), 7);
+        assert_eq!(p, Progress::Done);
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+
+    #[test]
+    fn content_then_an_error_in_one_read_is_past_the_commit_point() {
+        let burst = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+        );
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None);
+        let mut out = BytesMut::new();
+        assert!(matches!(
+            t.feed(burst.as_bytes(), &mut out),
+            Progress::Failed(_)
+        ));
+        assert!(t.has_content());
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            text.contains("\"Hi\"") && text.contains("overloaded"),
+            "{text}"
+        );
+        let error_only = &burst[burst.find("data: {\"error").unwrap()..];
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None);
+        assert!(matches!(
+            t.feed(error_only.as_bytes(), &mut out),
+            Progress::Failed(_)
+        ));
+        assert!(!t.has_content());
     }
 
     #[test]
