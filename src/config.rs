@@ -197,6 +197,11 @@ pub struct Provider {
     pub key_pool: Mutex<KeyPool>,
     pub breaker: BreakerConfig,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `Host` for requests without replicas, built once.
+    pub host_header: String,
+    /// Credential headers for each key of `keys` (one set without keys),
+    /// built once rather than per request.
+    pub credentials: Vec<Vec<(http::HeaderName, http::HeaderValue)>>,
     pub openai: filters::openai_chat::request::EncodeOptions,
     pub anthropic: filters::anthropic::request::EncodeOptions,
     pub timeouts: Timeouts,
@@ -227,14 +232,17 @@ pub fn credential_headers(
     let mut h = Vec::new();
     match dialect {
         Dialect::OpenAiChat => {
-            if let Some(v) = key
+            if let Some(mut v) = key
                 .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
             {
+                // Debug output (and so any log of the provider) shows "Sensitive".
+                v.set_sensitive(true);
                 h.push((http::header::AUTHORIZATION, v));
             }
         }
         Dialect::Anthropic => {
-            if let Some(v) = key.and_then(|k| http::HeaderValue::from_str(k.expose()).ok()) {
+            if let Some(mut v) = key.and_then(|k| http::HeaderValue::from_str(k.expose()).ok()) {
+                v.set_sensitive(true);
                 h.push((http::HeaderName::from_static("x-api-key"), v));
             }
             h.push((
@@ -256,8 +264,12 @@ impl Provider {
     }
 
     /// `Host` header value (port only when not the scheme's default).
-    pub fn host_header(&self) -> String {
-        host_header(&self.host, self.port, self.tls)
+    /// The credential headers for key `index` (none: the keyless set).
+    pub fn credentials(&self, index: Option<usize>) -> &[(http::HeaderName, http::HeaderValue)] {
+        index
+            .and_then(|i| self.credentials.get(i))
+            .or(self.credentials.first())
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -554,6 +566,7 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
             }
             None
         };
+        let host_header = host_header(&host, port, tls);
         let provider = Arc::new(Provider {
             replicas,
             name: p.name.clone(),
@@ -566,6 +579,14 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
                 keys.len(),
                 p.key_cooldown.unwrap_or(Duration::from_secs(30)),
             )),
+            host_header,
+            credentials: if keys.is_empty() {
+                vec![credential_headers(dialect, None)]
+            } else {
+                keys.iter()
+                    .map(|k| credential_headers(dialect, Some(k)))
+                    .collect()
+            },
             keys,
             breaker,
             headers,
@@ -758,10 +779,10 @@ mod tests {
             route.targets[0].provider.generate_path(),
             "/v1/chat/completions"
         );
-        assert_eq!(route.targets[0].provider.host_header(), "api.openai.com");
+        assert_eq!(route.targets[0].provider.host_header, "api.openai.com");
         assert!(route.targets[0].provider.openai.max_completion_tokens_field);
         assert_eq!(route.targets[1].provider.generate_path(), "/v1/messages");
-        assert_eq!(route.targets[1].provider.host_header(), "127.0.0.1:9000");
+        assert_eq!(route.targets[1].provider.host_header, "127.0.0.1:9000");
         let (tls, host, port, prefix) = parse_base_url("http://[::1]:8001/v1/").unwrap();
         assert_eq!(
             (tls, host.as_str(), port, prefix.as_str()),

@@ -3,9 +3,8 @@
 //! event (or a complete body) in hand; after commit, stream translated
 //! events and turn any upstream failure into the dialect's in-stream error.
 
-use crate::config::{credential_headers, Provider, Route, Target};
+use crate::config::{Provider, Route, Target};
 use crate::gateway::{respond, RequestCtx};
-use crate::secret::Secret;
 use crate::upstream::{Failure, Phase, UpstreamCall, UpstreamClient};
 use bytes::{Bytes, BytesMut};
 use filters::breaker::Admission;
@@ -150,11 +149,12 @@ impl Attempts<'_> {
 
 fn upstream_headers(
     provider: &Provider,
-    key: Option<&Secret>,
+    key: Option<usize>,
     client: &ClientRequest<'_>,
     pass_through: bool,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    let mut h = credential_headers(provider.dialect, key);
+    let mut h = Vec::with_capacity(4);
+    h.extend_from_slice(provider.credentials(key));
     let accept = if client.stream {
         "text/event-stream"
     } else {
@@ -373,7 +373,7 @@ async fn attempt(
             }
         };
         let secret = key.and_then(|i| provider.keys.get(i));
-        let headers = upstream_headers(provider, secret, attempts.req, prepared.pass_through);
+        let headers = upstream_headers(provider, key, attempts.req, prepared.pass_through);
         let total_deadline = attempts.total_deadline;
         let deadline = (now + target.timeouts.first_event).min(total_deadline);
         // Boxed, like the stream and unary halves below: these futures are

@@ -136,6 +136,9 @@ impl ProxyHttp for Gateway {
         _e: Option<&pingora::Error>,
         ctx: &mut RequestCtx,
     ) {
+        if !log::log_enabled!(log::Level::Info) {
+            return;
+        }
         let req = session.req_header();
         let elapsed = ctx
             .started

@@ -126,7 +126,12 @@ impl UpstreamClient {
             }
             None => {
                 let addr = self.resolve(&provider.host, provider.port).await?;
-                (addr, provider.host.clone(), provider.host_header(), None)
+                (
+                    addr,
+                    provider.host.clone(),
+                    provider.host_header.clone(),
+                    None,
+                )
             }
         };
         // An empty SNI would disable certificate verification.
