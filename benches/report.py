@@ -23,8 +23,10 @@ try:
     model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
 except (OSError, StopIteration):
     model = cpu
-w(f"Measured {datetime.date.today()} on {os.cpu_count()} cores ({model}), `make bench-load`; "
-  "load generator (wrk -t2), mock upstream (1 thread), nginx (2 workers) and ModelSwitch (2 threads) share the machine.\n")
+workers = os.environ.get("WORKERS", "1")
+w(f"Measured {datetime.date.today()} on {os.cpu_count()} cores ({model}), `make bench-load` (WORKERS={workers}); "
+  f"load generator (wrk -t2), mock upstream (1 thread), nginx ({workers} worker{'s' if workers != '1' else ''}) "
+  f"and ModelSwitch ({workers} thread{'s' if workers != '1' else ''}) share the machine.\n")
 w("| scenario | conns | target | RPS | p50 ms | p99 ms | p99.9 ms | errors | added p50 ms | added p99 ms | RPS vs nginx |")
 w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for (scen, target, conns), r in rows.items():
