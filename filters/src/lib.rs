@@ -11,6 +11,7 @@ pub mod failure;
 pub mod ingress;
 pub mod json_peek;
 pub mod key_pool;
+pub mod lenient;
 pub mod openai_chat;
 pub mod sse;
 pub mod stream;

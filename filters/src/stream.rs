@@ -4,6 +4,7 @@
 //! or fail, what usage did it report). Sans-IO: bytes in, bytes out.
 
 use crate::canonical::{StreamEvent, Usage};
+use crate::lenient::IsString;
 use crate::error::{ApiError, ErrorKind};
 use crate::sse::{encode_event, SseDecoder, SseEvent, OPENAI_DONE};
 use crate::{anthropic, json_peek, openai_chat, Dialect};
@@ -355,58 +356,6 @@ fn pass_openai(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
 struct FinishOnly {
     #[serde(default)]
     finish_reason: IsString,
-}
-
-/// Whether a JSON value is a string; any other value is read past.
-#[derive(Default)]
-struct IsString(bool);
-
-impl<'de> serde::Deserialize<'de> for IsString {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = IsString;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E>(self, _: &str) -> Result<IsString, E> {
-                Ok(IsString(true))
-            }
-            fn visit_unit<E>(self) -> Result<IsString, E> {
-                Ok(IsString(false))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<IsString, E> {
-                Ok(IsString(false))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<IsString, E> {
-                Ok(IsString(false))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<IsString, E> {
-                Ok(IsString(false))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<IsString, E> {
-                Ok(IsString(false))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<IsString, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(IsString(false))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<IsString, A::Error> {
-                while a
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(IsString(false))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 fn pass_anthropic(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {

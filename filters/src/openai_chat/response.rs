@@ -1,6 +1,7 @@
 //! OpenAI Chat Completions responses ⇄ the canonical response (§4).
 
 use crate::canonical::*;
+use crate::lenient::{Count, Nested};
 use crate::error::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
