@@ -4,8 +4,8 @@
 //! or fail, what usage did it report). Sans-IO: bytes in, bytes out.
 
 use crate::canonical::{StreamEvent, Usage};
-use crate::lenient::IsString;
 use crate::error::{ApiError, ErrorKind};
+use crate::lenient::IsString;
 use crate::sse::{encode_event, SseDecoder, SseEvent, OPENAI_DONE};
 use crate::{anthropic, json_peek, openai_chat, Dialect};
 use bytes::BytesMut;

@@ -2,8 +2,8 @@
 
 use super::request::sanitize_tool_id;
 use crate::canonical::*;
-use crate::lenient::{Count, Nested};
 use crate::error::{ApiError, ErrorKind};
+use crate::lenient::{Count, Nested};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -1,8 +1,8 @@
 //! OpenAI Chat Completions responses ⇄ the canonical response (§4).
 
 use crate::canonical::*;
-use crate::lenient::{Count, Nested};
 use crate::error::ApiError;
+use crate::lenient::{Count, Nested};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
