@@ -192,6 +192,8 @@ impl UpstreamClient {
             match self.transport.new_stream(peer).await {
                 Err(e) if out_of_descriptors(&e) => {
                     warn_out_of_descriptors();
+                    // Parked connections hold descriptors too: give them back.
+                    close_idle();
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
@@ -312,6 +314,15 @@ fn take_idle(key: u64) -> Option<Stream> {
             .as_mut()
             .and_then(|pool| pool.take(&key, Instant::now(), still_open))
     })
+}
+
+/// Closes every connection this worker has parked.
+fn close_idle() {
+    IDLE.with(|idle| {
+        if let Some(pool) = idle.borrow_mut().as_mut() {
+            pool.sweep(Instant::now(), |_| false);
+        }
+    });
 }
 
 fn park(key: u64, stream: Stream, pool_size: usize) {

@@ -520,3 +520,37 @@ fn a_connection_the_upstream_closed_while_parked_is_not_reused() {
     );
     assert_eq!(s["connections"].as_u64().unwrap() - 1, 6);
 }
+
+#[test]
+fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
+    let m = mock();
+    // ~20 descriptors are the gateway's own; 20 more are fewer than 12
+    // held streams need (a client socket and an upstream socket each).
+    let gw = gateway_with_open_files(
+        &config(
+            m.addr,
+            &[("slow", &[("openai", "slow;chunks=4;delay_ms=100")])],
+            "",
+        ),
+        40,
+    );
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let addr = gw.addr;
+            std::thread::spawn(move || {
+                let mut body = chat("slow");
+                body["stream"] = json!(true);
+                post_json(addr, "/v1/chat/completions", KEY, &body)
+            })
+        })
+        .collect();
+    for c in clients {
+        let r = c.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
+    }
+    assert_eq!(
+        mock_stats(m.addr)["by_model"]["slow;chunks=4;delay_ms=100"],
+        12
+    );
+}

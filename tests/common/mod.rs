@@ -129,6 +129,15 @@ fn free_port() -> u16 {
 }
 
 pub fn gateway(config_text: &str) -> Proc {
+    spawn_gateway(config_text, None)
+}
+
+/// The gateway under an open-files limit of `open_files`.
+pub fn gateway_with_open_files(config_text: &str, open_files: u32) -> Proc {
+    spawn_gateway(config_text, Some(open_files))
+}
+
+fn spawn_gateway(config_text: &str, open_files: Option<u32>) -> Proc {
     let dir = std::env::temp_dir().join(format!(
         "modelswitch-test-{}-{}",
         std::process::id(),
@@ -141,7 +150,16 @@ pub fn gateway(config_text: &str) -> Proc {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let path = dir.join("gateway.toml");
         std::fs::write(&path, config_text.replace("LISTEN", &addr.to_string())).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modelswitch"))
+        let bin = env!("CARGO_BIN_EXE_modelswitch");
+        let mut command = match open_files {
+            None => Command::new(bin),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), bin]);
+                c
+            }
+        };
+        let mut child = command
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "warn")
