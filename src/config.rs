@@ -202,6 +202,9 @@ pub struct Provider {
     /// Credential headers for each key of `keys` (one set without keys),
     /// built once rather than per request.
     pub credentials: Vec<Vec<(http::HeaderName, http::HeaderValue)>>,
+    /// How each key is named in `x-modelswitch-attempts` and the logs
+    /// (` key=***abcd`), built once.
+    pub key_labels: Vec<String>,
     pub openai: filters::openai_chat::request::EncodeOptions,
     pub anthropic: filters::anthropic::request::EncodeOptions,
     pub timeouts: Timeouts,
@@ -587,6 +590,10 @@ fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
                     .map(|k| credential_headers(dialect, Some(k)))
                     .collect()
             },
+            key_labels: keys
+                .iter()
+                .map(|k| format!(" key={}", k.masked()))
+                .collect(),
             keys,
             breaker,
             headers,

@@ -372,7 +372,6 @@ async fn attempt(
                 });
             }
         };
-        let secret = key.and_then(|i| provider.keys.get(i));
         let headers = upstream_headers(provider, key, attempts.req, prepared.pass_through);
         let total_deadline = attempts.total_deadline;
         let deadline = (now + target.timeouts.first_event).min(total_deadline);
@@ -417,9 +416,9 @@ async fn attempt(
             }
         };
         record_outcome(target, key, &outcome);
-        let key_label = secret
-            .map(|s| format!(" key={}", s.masked()))
-            .unwrap_or_default();
+        let key_label = key
+            .and_then(|i| provider.key_labels.get(i))
+            .map_or("", String::as_str);
         match outcome {
             Tried::ClientLeft => {
                 ctx.attempts.push(format!("{label}=client-left"));

@@ -8,7 +8,7 @@
 use crate::config::{Provider, Timeouts};
 use crate::upstream_http1::{HeadError, Response};
 use crate::upstream_pool::IdlePool;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use filters::error::ApiError;
 pub use filters::failure::{Failure, Phase};
 use futures::FutureExt;
@@ -141,7 +141,15 @@ impl UpstreamClient {
             (addr, provider.tls, &sni).hash(&mut h);
             h.finish()
         };
-        let head = request_head(path, &host_header, body.len(), headers, &provider.headers);
+        let mut wire = request_head(path, &host_header, body.len(), headers, &provider.headers);
+        // One write, one packet: the head and a typical prompt together;
+        // a large body follows the head as it is, uncopied.
+        let rest: &[u8] = if body.len() <= COALESCE_BODY {
+            wire.extend_from_slice(&body);
+            &[]
+        } else {
+            &body
+        };
         let mut parked = take_idle(pool_key);
         let response = loop {
             let reused = parked.is_some();
@@ -159,7 +167,7 @@ impl UpstreamClient {
                     }
                 }
             };
-            match tokio::time::timeout_at(deadline.into(), exchange(stream, &head, &body)).await {
+            match tokio::time::timeout_at(deadline.into(), exchange(stream, &wire, rest)).await {
                 Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
                 Ok(Ok(response)) => break response,
                 // A parked connection the upstream closed as we picked it
@@ -212,25 +220,20 @@ impl UpstreamClient {
     }
 }
 
-/// Writes the request and reads the response head.
+/// Writes the request (`wire`, then `rest` when the body did not fit in
+/// with the head) and reads the response head.
 async fn exchange(
     mut stream: Stream,
-    head: &[u8],
-    body: &[u8],
+    wire: &[u8],
+    rest: &[u8],
 ) -> Result<Response<Stream>, HeadError> {
     let io = |e: std::io::Error| HeadError {
         silent: true,
         message: e.to_string(),
     };
-    if body.len() <= COALESCE_BODY {
-        // One write, one packet: header and a typical prompt together.
-        let mut buf = Vec::with_capacity(head.len() + body.len());
-        buf.extend_from_slice(head);
-        buf.extend_from_slice(body);
-        stream.write_all(&buf).await.map_err(io)?;
-    } else {
-        stream.write_all(head).await.map_err(io)?;
-        stream.write_all(body).await.map_err(io)?;
+    stream.write_all(wire).await.map_err(io)?;
+    if !rest.is_empty() {
+        stream.write_all(rest).await.map_err(io)?;
     }
     stream.flush().await.map_err(io)?;
     Response::read_head(stream).await
@@ -258,23 +261,33 @@ fn request_head(
             HeaderValue::from_static(concat!("modelswitch/", env!("CARGO_PKG_VERSION"))),
         ),
     ];
-    let all: Vec<&(HeaderName, HeaderValue)> =
-        own.iter().chain(headers).chain(provider_headers).collect();
-    let mut buf = BytesMut::with_capacity(256 + path.len());
-    buf.put_slice(b"POST ");
-    buf.put_slice(path.as_bytes());
-    buf.put_slice(b" HTTP/1.1\r\n");
-    for (i, (name, value)) in all.iter().enumerate() {
-        if all[i + 1..].iter().any(|(later, _)| later == name) {
+    let later = |i: usize, name: &HeaderName| {
+        own.iter()
+            .chain(headers)
+            .chain(provider_headers)
+            .skip(i + 1)
+            .any(|(n, _)| n == name)
+    };
+    let mut buf = Vec::with_capacity(512 + path.len() + body_len.min(COALESCE_BODY));
+    buf.extend_from_slice(b"POST ");
+    buf.extend_from_slice(path.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    for (i, (name, value)) in own
+        .iter()
+        .chain(headers)
+        .chain(provider_headers)
+        .enumerate()
+    {
+        if later(i, name) {
             continue;
         }
-        buf.put_slice(name.as_str().as_bytes());
-        buf.put_slice(b": ");
-        buf.put_slice(value.as_bytes());
-        buf.put_slice(b"\r\n");
+        buf.extend_from_slice(name.as_str().as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(b"\r\n");
     }
-    buf.put_slice(b"\r\n");
-    buf.to_vec()
+    buf.extend_from_slice(b"\r\n");
+    buf
 }
 
 fn out_of_descriptors(e: &pingora::Error) -> bool {

@@ -59,57 +59,63 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, String> {
             buf.advance(len);
             continue;
         }
-        let value = |name: &str| {
-            resp.headers
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
-                .collect::<Vec<_>>()
-        };
-        let connection = value("connection").join(",").to_ascii_lowercase();
-        let has_token = |t: &str| connection.split(',').any(|c| c.trim() == t);
-        let http11 = resp.version == Some(1);
-        let mut keep_alive = if http11 {
-            !has_token("close")
-        } else {
-            has_token("keep-alive")
-        };
-        let encodings = value("transfer-encoding");
+        // One pass over the headers; only the ones the gateway acts on.
+        let (mut close, mut keep_alive_token, mut chunked_last) = (false, false, None);
+        let (mut length, mut content_type, mut retry_after) = (None::<&[u8]>, None, None);
+        for h in resp.headers.iter() {
+            let name = h.name.as_bytes();
+            let value = h.value.trim_ascii();
+            if name.eq_ignore_ascii_case(b"connection") {
+                for token in value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                // RFC 9112 §6.3: chunked must be the final coding, else the
+                // body runs to the close.
+                if let Some(last) = value.rsplit(|&b| b == b',').next() {
+                    chunked_last = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                }
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                if length.is_some_and(|l| l != value) {
+                    return Err("conflicting content-length headers".into());
+                }
+                length = Some(value);
+            } else if name.eq_ignore_ascii_case(b"content-type") {
+                content_type.get_or_insert(value);
+            } else if name.eq_ignore_ascii_case(b"retry-after") {
+                retry_after.get_or_insert(value);
+            }
+        }
         let framing = if status == 204 || status == 304 {
             Framing::Length(0)
-        } else if !encodings.is_empty() {
-            // RFC 9112 §6.3: chunked must be the final coding, else the body
-            // runs to the close; Content-Length is ignored either way.
-            let last = encodings.join(",");
-            let last = last.rsplit(',').next().unwrap_or("").trim();
-            if last.eq_ignore_ascii_case("chunked") {
-                Framing::Chunked
-            } else {
-                Framing::Close
-            }
         } else {
-            let lengths = value("content-length");
-            match lengths.first() {
-                None => Framing::Close,
-                Some(first) => {
-                    if lengths.iter().any(|l| l != first) {
-                        return Err("conflicting content-length headers".into());
-                    }
-                    Framing::Length(
-                        first
-                            .parse()
-                            .map_err(|_| format!("invalid content-length {first:?}"))?,
-                    )
-                }
+            match (chunked_last, length) {
+                // Content-Length is ignored beside Transfer-Encoding.
+                (Some(true), _) => Framing::Chunked,
+                (Some(false), _) | (None, None) => Framing::Close,
+                (None, Some(l)) => Framing::Length(
+                    std::str::from_utf8(l)
+                        .ok()
+                        .and_then(|l| l.parse().ok())
+                        .ok_or_else(|| {
+                            format!("invalid content-length {:?}", String::from_utf8_lossy(l))
+                        })?,
+                ),
             }
         };
-        if framing == Framing::Close {
-            keep_alive = false;
-        }
+        let keep_alive = framing != Framing::Close
+            && if resp.version == Some(1) {
+                !close
+            } else {
+                keep_alive_token && !close
+            };
+        let text = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).into_owned());
         let head = Head {
             status,
-            content_type: value("content-type").into_iter().next().unwrap_or_default(),
-            retry_after: value("retry-after").into_iter().next(),
+            content_type: text(content_type).unwrap_or_default(),
+            retry_after: text(retry_after),
             keep_alive,
             framing,
         };
