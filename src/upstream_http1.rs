@@ -13,6 +13,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// Most response headers accepted (API gateways and CDNs add a few dozen).
+const MAX_HEADERS: usize = 128;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Room made before each read of a head, or of a body of unknown length
@@ -44,7 +46,8 @@ enum Framing {
 /// `Ok(None)`: more bytes are needed. Informational (1xx) heads are skipped.
 pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, String> {
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
+        // Headers past this many are an error, not silently dropped.
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         let len = match resp.parse(buf) {
             Ok(httparse::Status::Complete(len)) => len,
@@ -425,6 +428,19 @@ mod tests {
         assert_eq!(r.read_body().await.unwrap().unwrap(), &b"ab\ncd\nef\n"[..]);
         assert_eq!(r.read_body().await.unwrap(), None);
         assert!(r.into_reusable().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_head_with_many_headers_parses_and_too_many_is_an_error() {
+        let head = |n: usize| {
+            let mut raw = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+            for i in 0..n {
+                raw.push_str(&format!("x-cdn-{i}: v\r\n"));
+            }
+            raw + "\r\nok"
+        };
+        assert_eq!(read_all(head(100).as_bytes(), 512).await.unwrap().1, b"ok");
+        assert!(read_all(head(200).as_bytes(), 512).await.is_err());
     }
 
     #[tokio::test]
