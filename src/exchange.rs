@@ -5,7 +5,7 @@
 
 use crate::config::{Provider, Route, Target};
 use crate::gateway::{respond, RequestCtx};
-use crate::upstream::{Failure, Phase, UpstreamCall, UpstreamClient};
+use crate::upstream::{Failure, Outgoing, Phase, UpstreamCall, UpstreamClient};
 use bytes::{Bytes, BytesMut};
 use filters::breaker::Admission;
 use filters::canonical::{estimate_tokens_from_bytes, Request, SYNTHETIC_SIGNATURE_PREFIX};
@@ -147,14 +147,15 @@ impl Attempts<'_> {
     }
 }
 
+/// The request's own upstream headers. They go after the provider's
+/// credentials (`UpstreamClient::send`), and a later header replaces an
+/// earlier one of the same name: the client's `anthropic-version` wins.
 fn upstream_headers(
     provider: &Provider,
-    key: Option<usize>,
     client: &ClientRequest<'_>,
     pass_through: bool,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    let mut h = Vec::with_capacity(4);
-    h.extend_from_slice(provider.credentials(key));
+    let mut h = Vec::with_capacity(3);
     let accept = if client.stream {
         "text/event-stream"
     } else {
@@ -165,9 +166,7 @@ fn upstream_headers(
     // request; a translated request has neither.
     if provider.dialect == Dialect::Anthropic && pass_through {
         if let Some(v) = client.headers.anthropic_version.clone() {
-            if let Some(slot) = h.iter_mut().find(|(k, _)| k == "anthropic-version") {
-                slot.1 = v;
-            }
+            h.push((http::HeaderName::from_static("anthropic-version"), v));
         }
         if let Some(beta) = client.headers.anthropic_beta.clone() {
             h.push((http::HeaderName::from_static("anthropic-beta"), beta));
@@ -372,20 +371,19 @@ async fn attempt(
                 });
             }
         };
-        let headers = upstream_headers(provider, key, attempts.req, prepared.pass_through);
+        let headers = upstream_headers(provider, attempts.req, prepared.pass_through);
         let total_deadline = attempts.total_deadline;
         let deadline = (now + target.timeouts.first_event).min(total_deadline);
         // Boxed, like the stream and unary halves below: these futures are
         // large, and every level that held them inline would copy them
         // (measured: a third of the gateway's instructions were memcpy).
-        let send = Box::pin(upstream.send(
-            provider,
-            &target.timeouts,
-            &path,
-            &headers,
-            prepared.body.clone(),
-            deadline,
-        ));
+        let outgoing = Outgoing {
+            path: &path,
+            key,
+            headers: &headers,
+            body: prepared.body.clone(),
+        };
+        let send = Box::pin(upstream.send(provider, &target.timeouts, outgoing, deadline));
         let outcome = match or_client_left(session, send).await {
             None => Tried::ClientLeft,
             Some(Err(f)) => Tried::Failed(f),

@@ -16,6 +16,7 @@ use http::{HeaderName, HeaderValue};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::HttpPeer;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -52,6 +53,16 @@ thread_local! {
     /// runtime (main.rs), so a connection is reused by the thread whose
     /// I/O driver it is registered with.
     static IDLE: RefCell<Option<IdlePool<u64, Stream>>> = const { RefCell::new(None) };
+}
+
+/// What to send to one target.
+pub struct Outgoing<'a> {
+    pub path: &'a str,
+    /// Which of the provider's keys (and so credential headers) to use.
+    pub key: Option<usize>,
+    /// The request's own headers; they follow the credentials.
+    pub headers: &'a [(HeaderName, HeaderValue)],
+    pub body: Bytes,
 }
 
 /// One in-flight upstream exchange.
@@ -112,36 +123,42 @@ impl UpstreamClient {
         &self,
         provider: &Provider,
         timeouts: &Timeouts,
-        path: &str,
-        headers: &[(HeaderName, HeaderValue)],
-        body: Bytes,
+        request: Outgoing<'_>,
         deadline: Instant,
     ) -> Result<UpstreamCall, Failure> {
-        let (addr, host, host_header, inflight) = match &provider.replicas {
-            Some(pool) => {
-                let c = pool
-                    .select()
-                    .ok_or_else(|| Failure::Connect("no healthy replica".into()))?;
-                (c.addr, c.host, c.host_header, Some(c.guard))
-            }
-            None => {
-                let addr = self.resolve(&provider.host, provider.port).await?;
-                (
-                    addr,
-                    provider.host.clone(),
-                    provider.host_header.clone(),
-                    None,
-                )
-            }
-        };
+        let Outgoing {
+            path,
+            key,
+            headers,
+            body,
+        } = request;
+        let (addr, host, host_header, inflight): (_, Cow<str>, Cow<str>, _) =
+            match &provider.replicas {
+                Some(pool) => {
+                    let c = pool
+                        .select()
+                        .ok_or_else(|| Failure::Connect("no healthy replica".into()))?;
+                    (c.addr, c.host.into(), c.host_header.into(), Some(c.guard))
+                }
+                None => {
+                    let addr = self.resolve(&provider.host, provider.port).await?;
+                    let host = provider.host.as_str().into();
+                    (addr, host, provider.host_header.as_str().into(), None)
+                }
+            };
         // An empty SNI would disable certificate verification.
-        let sni = if provider.tls { host } else { String::new() };
+        let sni = if provider.tls { &*host } else { "" };
         let pool_key = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (addr, provider.tls, &sni).hash(&mut h);
+            (addr, provider.tls, sni).hash(&mut h);
             h.finish()
         };
-        let mut wire = request_head(path, &host_header, body.len(), headers, &provider.headers);
+        let mut wire = request_head(
+            path,
+            &host_header,
+            body.len(),
+            &[provider.credentials(key), headers, &provider.headers],
+        );
         // One write, one packet: the head and a typical prompt together;
         // a large body follows the head as it is, uncopied.
         let rest: &[u8] = if body.len() <= COALESCE_BODY {
@@ -156,7 +173,7 @@ impl UpstreamClient {
             let stream = match parked.take() {
                 Some(s) => s,
                 None => {
-                    let mut peer = HttpPeer::new(addr, provider.tls, sni.clone());
+                    let mut peer = HttpPeer::new(addr, provider.tls, sni.to_owned());
                     peer.options.connection_timeout = Some(timeouts.connect);
                     peer.options.total_connection_timeout = Some(timeouts.connect * 2);
                     let connect = self.connect(&peer);
@@ -239,15 +256,14 @@ async fn exchange(
     Response::read_head(stream).await
 }
 
-/// The request line and headers: the gateway's own first, then the route's
-/// (credentials, versions), then the provider's configured ones; a later
-/// header of the same name replaces an earlier one.
+/// The request line and headers: the gateway's own first, then each group
+/// in order (credentials, the request's own, the provider's configured
+/// ones); a later header of the same name replaces an earlier one.
 fn request_head(
     path: &str,
     host: &str,
     body_len: usize,
-    headers: &[(HeaderName, HeaderValue)],
-    provider_headers: &[(HeaderName, HeaderValue)],
+    groups: &[&[(HeaderName, HeaderValue)]],
 ) -> Vec<u8> {
     let own = [
         (http::header::HOST, hv(host)),
@@ -261,23 +277,13 @@ fn request_head(
             HeaderValue::from_static(concat!("modelswitch/", env!("CARGO_PKG_VERSION"))),
         ),
     ];
-    let later = |i: usize, name: &HeaderName| {
-        own.iter()
-            .chain(headers)
-            .chain(provider_headers)
-            .skip(i + 1)
-            .any(|(n, _)| n == name)
-    };
+    let all = || own.iter().chain(groups.iter().flat_map(|g| g.iter()));
+    let later = |i: usize, name: &HeaderName| all().skip(i + 1).any(|(n, _)| n == name);
     let mut buf = Vec::with_capacity(512 + path.len() + body_len.min(COALESCE_BODY));
     buf.extend_from_slice(b"POST ");
     buf.extend_from_slice(path.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
-    for (i, (name, value)) in own
-        .iter()
-        .chain(headers)
-        .chain(provider_headers)
-        .enumerate()
-    {
+    for (i, (name, value)) in all().enumerate() {
         if later(i, name) {
             continue;
         }
@@ -441,8 +447,7 @@ mod tests {
             "/v1/chat/completions",
             "api.example.com",
             42,
-            &route,
-            &provider,
+            &[&route, &provider],
         );
         assert_eq!(
             String::from_utf8(head).unwrap(),
