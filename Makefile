@@ -68,8 +68,10 @@ check-config: build
 bench: deps
 	$(CARGO) bench --bench transcode
 
-## Direct vs nginx vs ModelSwitch under wrk, TTFB and a 10k-stream soak;
-## records benches/README.md. Not part of `make test` (CI time).
+## Direct vs nginx vs ModelSwitch under wrk, TTFB and a 10k-stream soak, at
+## WORKERS="1 2" (WORKERS=1 for one quicker run), with CPU per request of
+## both proxies; records benches/README.md. GW_BIN=path benchmarks another
+## ModelSwitch binary, SKIP_BUILD=1 skips cargo. Not part of `make test`.
 bench-load: deps
 	bash benches/load.sh
 

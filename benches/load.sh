@@ -3,24 +3,53 @@
 # through nginx (the reference proxy hop) and through ModelSwitch, in one
 # run, interleaved, at 1/16/64/256 connections; then streaming time to
 # first byte and a 10,000-stream soak. Loopback only; every run is bounded.
+# Every phase also records the CPU time nginx (master + workers) and
+# ModelSwitch spent, from /proc/PID/stat, per request wrk completed.
 #
-#   DURATION=5 CONNS="1 16 64 256" SOAK=10000 WORKERS=1 benches/load.sh
+#   DURATION=5 CONNS="1 16 64 256" SOAK=10000 WORKERS="1 2" benches/load.sh
 #
-# WORKERS is nginx's worker_processes and ModelSwitch's threads, the same
-# for both. One each is the default: on 2 cores shared with the load
-# generator and the mock, both proxies serve more with one worker than two
-# (measured: nginx 29k vs 26k RPS at 64 connections).
+# WORKERS is a list: the whole matrix (wrk runs and TTFB probe) runs once per
+# entry, each with nginx's worker_processes and ModelSwitch's threads set to
+# it, the same for both. "1 2" is the default: one worker is what serves most
+# on 2 cores shared with wrk and the mock, two is closer to what users run
+# (ModelSwitch's default thread count). `WORKERS=1 make bench-load` is a
+# single, quicker run.
+#
+# The soak is long and is run only at the first worker count; SOAK_ALL=1
+# runs it at every count, SOAK=0 skips it.
+#
+# GW_BIN=/path/to/modelswitch benchmarks another ModelSwitch binary (e.g. one
+# built from an older commit, for before/after) against the same nginx, mock
+# and probe; the default is target/release/modelswitch. SKIP_BUILD=1 skips the
+# cargo builds (the mock, probe and gateway binaries must already exist).
+# RECORD=0 leaves benches/README.md alone (the report is still printed and
+# written to $OUT/report.md).
+#
+# Output: $OUT (target/bench-load) holds the mock's log, the request bodies
+# and report.md; $OUT/w<N>/ holds one worker count's nginx.conf,
+# gateway.toml, logs, results.txt, ttfb.txt and meta.txt.
+# `python3 benches/report.py $OUT` rebuilds the report from them.
 set -euo pipefail
+if [ -n "${GW_BIN:-}" ]; then GW_BIN=$(readlink -m "$GW_BIN"); fi
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-"1 16 64 256"}
 SOAK=${SOAK:-10000}
-export WORKERS=${WORKERS:-1}
+WORKERS=${WORKERS:-"1 2"}
+SOAK_ALL=${SOAK_ALL:-0}
+SKIP_BUILD=${SKIP_BUILD:-0}
+GW_BIN=${GW_BIN:-$PWD/target/release/modelswitch}
 OUT=${OUT:-target/bench-load}
+TTFB_N=500
 MOCK=127.0.0.1:19100
 NGINX=127.0.0.1:19101
 GW=127.0.0.1:19102
+CLK_TCK=$(getconf CLK_TCK)
+
+for w in $WORKERS; do
+  case $w in '' | *[!0-9]* | 0) echo "WORKERS must be a list of positive integers, got '$WORKERS'"; exit 1 ;; esac
+done
 
 need() {
   command -v "$1" >/dev/null 2>&1 && return
@@ -35,72 +64,45 @@ need wrk wrk
 need nginx nginx-light
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --bins
-cargo bench --no-run --bench stream_probe >/dev/null 2>&1
-PROBE=$(ls -t target/release/deps/stream_probe-* | grep -v '\.d$' | head -1)
+if [ "$SKIP_BUILD" != 1 ]; then
+  cargo build --release --bins
+  cargo bench --no-run --bench stream_probe >/dev/null 2>&1
+fi
+PROBE=$(ls -t target/release/deps/stream_probe-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+for bin in target/release/mock-upstream "$PROBE" "$GW_BIN"; do
+  [ -n "$bin" ] && [ -x "$bin" ] || { echo "missing or not executable: ${bin:-the stream_probe bench binary} (check GW_BIN, or unset SKIP_BUILD)"; exit 1; }
+done
 
 rm -rf "$OUT" && mkdir -p "$OUT"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
+stop() { # pid signal: stop one of our processes and wait for it
+  kill "-$2" "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  local p kept=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+  pids=("${kept[@]}")
+}
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/${1%:*}/${1#*:}) 2>/dev/null && return; sleep 0.05; done
+}
+# utime + stime in microseconds of the given processes and their children
+# (nginx: the master and its workers), from /proc/PID/stat. Resolution: one
+# clock tick (10 ms) per process per sample.
+cpu_us() {
+  local roots=" $* " f line pid ticks=0
+  for f in /proc/[0-9]*/stat; do
+    read -r line 2>/dev/null < "$f" || continue
+    pid=${line%% *}
+    set -- ${line##*) }  # fields from the 3rd (state) on: $2 ppid, $12 utime, $13 stime
+    case "$roots" in *" $pid "* | *" $2 "*) ticks=$((ticks + ${12} + ${13})) ;; esac
+  done
+  echo $((ticks * 1000000 / CLK_TCK))
+}
+cpu_s() { cpu_us "$@" | awk '{printf "%.1f", $1 / 1e6}'; }
 
 target/release/mock-upstream --listen $MOCK --threads 1 > "$OUT/mock.log" 2>&1 & pids+=($!)
-
-cat > "$OUT/nginx.conf" <<EOF
-worker_processes $WORKERS;
-pid $PWD/$OUT/nginx.pid;
-error_log $PWD/$OUT/nginx-error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$OUT/nginx-body;
-  proxy_temp_path $PWD/$OUT/nginx-proxy;
-  client_max_body_size 64m;
-  client_body_buffer_size 2m;
-  upstream mock { server $MOCK; keepalive 256; }
-  server {
-    listen $NGINX;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-EOF
-nginx -c "$PWD/$OUT/nginx.conf" -g 'daemon off;' & pids+=($!)
-
-cat > "$OUT/gateway.toml" <<EOF
-[server]
-listen = "$GW"
-threads = $WORKERS
-[[providers]]
-name = "mock-openai"
-type = "openai"
-base_url = "http://$MOCK/v1"
-api_key = "sk-bench-upstream"
-[[providers]]
-name = "mock-anthropic"
-type = "anthropic"
-base_url = "http://$MOCK"
-api_key = "sk-bench-upstream"
-[[models]]
-name = "bench"
-targets = [{ provider = "mock-openai", model = "bench" }]
-[[models]]
-name = "bench;chunks=64"
-targets = [{ provider = "mock-openai", model = "bench;chunks=64" }]
-[[api_keys]]
-key = "sk-bench-key-0001"
-name = "bench"
-EOF
-RUST_LOG=error target/release/modelswitch --config "$OUT/gateway.toml" > "$OUT/gateway.log" 2>&1 & GW_PID=$!; pids+=($GW_PID)
-
-for addr in $MOCK $NGINX $GW; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/${addr%:*}/${addr#*:}) 2>/dev/null && break; sleep 0.05; done
-done
-idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$GW_PID/status)
 
 python3 - "$OUT" <<'EOF'
 import json, sys
@@ -112,6 +114,8 @@ bodies = {
   "stream": {"model": "bench;chunks=64", "stream": True, "messages": msgs},
   "stream-anthropic": {"model": "bench;chunks=64", "max_tokens": 64, "stream": True, "messages": msgs},
   "big": {"model": "bench", "messages": [{"role": "user", "content": "x" * (1024 * 1024)}]},
+  # The many-developers case: slow streams held open at once.
+  "soak": {"model": "bench;chunks=20;delay_ms=500", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
 }
 for name, b in bodies.items():
     open(f"{out}/{name}.json", "w").write(json.dumps(b))
@@ -132,54 +136,159 @@ done = function(summary, latency, requests)
 end
 EOF
 
-results="$OUT/results.txt"
-: > "$results"
-run() { # scenario target addr path body conns
-  local line
-  local threads=2
-  [ "$6" -lt 2 ] && threads=1
-  line=$(BODY_FILE="$OUT/$5.json" wrk -t"$threads" -c"$6" -d"${DURATION}s" --timeout 10s -s "$OUT/post.lua" "http://$3$4" | grep '^RESULT' || echo "RESULT 0 1 1 0 0 0")
-  echo "$1 $2 $6 ${line#RESULT }" | tee -a "$results"
+start_gateway() { # log file
+  RUST_LOG=error "$GW_BIN" --config "$DIR/gateway.toml" > "$DIR/$1" 2>&1 & GW_PID=$!; pids+=($GW_PID)
+  wait_port $GW
 }
-# Interleaved: direct, nginx, gateway back to back at every level.
-for c in $CONNS; do
-  run passthrough direct  $MOCK  /v1/chat/completions chat "$c"
-  run passthrough nginx   $NGINX /v1/chat/completions chat "$c"
-  run passthrough gateway $GW    /v1/chat/completions chat "$c"
-  run translated  gateway $GW    /v1/messages          chat-anthropic "$c"
-  run stream      direct  $MOCK  /v1/chat/completions stream "$c"
-  run stream      nginx   $NGINX /v1/chat/completions stream "$c"
-  run stream      gateway $GW    /v1/chat/completions stream "$c"
-  run stream-translated gateway $GW /v1/messages       stream-anthropic "$c"
-done
-for c in 1 16; do
-  run big direct  $MOCK  /v1/chat/completions big "$c"
-  run big nginx   $NGINX /v1/chat/completions big "$c"
-  run big gateway $GW    /v1/chat/completions big "$c"
+
+run() { # scenario target addr path body conns
+  local line threads=2 procs="" before cpu=-
+  [ "$6" -lt 2 ] && threads=1
+  case $2 in nginx) procs=$NGINX_PID ;; gateway) procs=$GW_PID ;; esac
+  [ -n "$procs" ] && before=$(cpu_us $procs)
+  line=$(BODY_FILE="$OUT/$5.json" wrk -t"$threads" -c"$6" -d"${DURATION}s" --timeout 10s -s "$OUT/post.lua" "http://$3$4" | grep '^RESULT' || echo "RESULT 0 1 1 0 0 0")
+  if [ -n "$procs" ]; then
+    sleep 0.2  # let the proxy finish closing wrk's connections
+    cpu=$(( $(cpu_us $procs) - before ))
+  fi
+  # scenario target conns requests seconds errors p50 p99 p99.9 (µs) cpu_us
+  echo "$1 $2 $6 ${line#RESULT } $cpu" | tee -a "$results"
+}
+
+probe_ttfb() { # target addr [pids]
+  local line before=""
+  [ -n "${3:-}" ] && before=$(cpu_us $3)
+  line=$("$PROBE" ttfb "$2" /v1/chat/completions "$OUT/stream.json" $TTFB_N | grep RESULT)
+  # The probe runs max(N/10, 5) warm-up streams before the N it times.
+  [ -n "$before" ] && line="$line cpu_us=$(( $(cpu_us $3) - before )) streams=$(( TTFB_N + (TTFB_N / 10 > 5 ? TTFB_N / 10 : 5) ))"
+  echo "$1 $line" | tee -a "$ttfb"
+}
+
+first=1
+for W in $WORKERS; do
+  DIR=$OUT/w$W
+  mkdir -p "$DIR"
+  echo "== WORKERS=$W: nginx $W worker(s), ModelSwitch $W thread(s), $GW_BIN"
+
+  cat > "$DIR/nginx.conf" <<EOF
+worker_processes $W;
+pid $PWD/$DIR/nginx.pid;
+error_log $PWD/$DIR/nginx-error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$DIR/nginx-body;
+  proxy_temp_path $PWD/$DIR/nginx-proxy;
+  client_max_body_size 64m;
+  client_body_buffer_size 2m;
+  upstream mock { server $MOCK; keepalive 256; }
+  server {
+    listen $NGINX;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+  nginx -c "$PWD/$DIR/nginx.conf" -g 'daemon off;' & NGINX_PID=$!; pids+=($NGINX_PID)
+
+  cat > "$DIR/gateway.toml" <<EOF
+[server]
+listen = "$GW"
+threads = $W
+[[providers]]
+name = "mock-openai"
+type = "openai"
+base_url = "http://$MOCK/v1"
+api_key = "sk-bench-upstream"
+[[providers]]
+name = "mock-anthropic"
+type = "anthropic"
+base_url = "http://$MOCK"
+api_key = "sk-bench-upstream"
+[[models]]
+name = "bench"
+targets = [{ provider = "mock-openai", model = "bench" }]
+[[models]]
+name = "bench;chunks=64"
+targets = [{ provider = "mock-openai", model = "bench;chunks=64" }]
+[[models]]
+name = "bench;chunks=20;delay_ms=500"
+targets = [{ provider = "mock-openai", model = "bench;chunks=20;delay_ms=500" }]
+[[api_keys]]
+key = "sk-bench-key-0001"
+name = "bench"
+EOF
+  start_gateway gateway.log
+  wait_port $MOCK
+  wait_port $NGINX
+  sleep 0.2  # nginx forks its workers after it listens
+  idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$GW_PID/status)
+
+  results="$DIR/results.txt"
+  : > "$results"
+  # Interleaved: direct, nginx, gateway back to back at every level.
+  for c in $CONNS; do
+    run passthrough direct  $MOCK  /v1/chat/completions chat "$c"
+    run passthrough nginx   $NGINX /v1/chat/completions chat "$c"
+    run passthrough gateway $GW    /v1/chat/completions chat "$c"
+    run translated  gateway $GW    /v1/messages          chat-anthropic "$c"
+    run stream      direct  $MOCK  /v1/chat/completions stream "$c"
+    run stream      nginx   $NGINX /v1/chat/completions stream "$c"
+    run stream      gateway $GW    /v1/chat/completions stream "$c"
+    run stream-translated gateway $GW /v1/messages       stream-anthropic "$c"
+  done
+  for c in 1 16; do
+    run big direct  $MOCK  /v1/chat/completions big "$c"
+    run big nginx   $NGINX /v1/chat/completions big "$c"
+    run big gateway $GW    /v1/chat/completions big "$c"
+  done
+
+  ttfb="$DIR/ttfb.txt"
+  : > "$ttfb"
+  for i in 1 2; do
+    probe_ttfb direct $MOCK
+    probe_ttfb nginx $NGINX "$NGINX_PID"
+    probe_ttfb gateway $GW "$GW_PID"
+  done
+
+  load_rss=$(awk '/VmHWM/ {print $2}' /proc/$GW_PID/status)
+  load_cpu=$(cpu_s $GW_PID)
+  nginx_load_cpu=$(cpu_s $NGINX_PID)
+  stop $NGINX_PID TERM
+  stop $GW_PID INT  # SIGINT: fast shutdown (SIGTERM waits out a grace period)
+
+  soak="" soak_rss="" peak_fds="" soak_cpu=""
+  if [ "$SOAK" -gt 0 ] && { [ $first = 1 ] || [ "$SOAK_ALL" = 1 ]; }; then
+    start_gateway gateway-soak.log
+    ( while kill -0 $GW_PID 2>/dev/null; do ls /proc/$GW_PID/fd 2>/dev/null | wc -l; sleep 0.5; done ) > "$DIR/fds.txt" &
+    before=$(cpu_us $GW_PID)
+    soak=$("$PROBE" soak $GW /v1/chat/completions "$OUT/soak.json" "$SOAK" | grep RESULT || echo "RESULT soak failed")
+    soak_cpu=$(( $(cpu_us $GW_PID) - before ))
+    peak_fds=$(sort -n "$DIR/fds.txt" | tail -1)
+    soak_rss=$(awk '/VmHWM/ {print $2}' /proc/$GW_PID/status)
+    echo "soak: $soak"
+    stop $GW_PID INT
+  fi
+
+  cat > "$DIR/meta.txt" <<EOF
+workers=$W
+gw_bin=$GW_BIN
+duration=$DURATION
+idle_rss=$idle_rss
+load_rss=$load_rss
+load_cpu=$load_cpu
+nginx_load_cpu=$nginx_load_cpu
+soak=$soak
+soak_streams=$SOAK
+soak_rss=$soak_rss
+peak_fds=$peak_fds
+soak_cpu_us=$soak_cpu
+EOF
+  first=0
 done
 
-ttfb="$OUT/ttfb.txt"
-: > "$ttfb"
-for i in 1 2; do
-  echo "direct $("$PROBE" ttfb $MOCK /v1/chat/completions "$OUT/stream.json" 500 | grep RESULT)" >> "$ttfb"
-  echo "nginx $("$PROBE" ttfb $NGINX /v1/chat/completions "$OUT/stream.json" 500 | grep RESULT)" >> "$ttfb"
-  echo "gateway $("$PROBE" ttfb $GW /v1/chat/completions "$OUT/stream.json" 500 | grep RESULT)" >> "$ttfb"
-done
-
-# The many-developers case: SOAK slow streams held open at once.
-python3 -c "
-import json; json.dump({'model': 'bench;chunks=20;delay_ms=500', 'stream': True,
-  'messages': [{'role': 'user', 'content': 'hi'}]}, open('$OUT/soak.json', 'w'))"
-sed -i 's/^\[\[api_keys\]\]/[[models]]\nname = "bench;chunks=20;delay_ms=500"\ntargets = [{ provider = "mock-openai", model = "bench;chunks=20;delay_ms=500" }]\n\n[[api_keys]]/' "$OUT/gateway.toml"
-load_rss=$(awk '/VmHWM/ {print $2}' /proc/$GW_PID/status)
-load_cpu=$(awk '{printf "%.1f", ($14 + $15) / 100}' /proc/$GW_PID/stat)
-kill -INT $GW_PID; wait $GW_PID 2>/dev/null || true  # SIGINT: fast shutdown (SIGTERM waits out a grace period)
-RUST_LOG=error target/release/modelswitch --config "$OUT/gateway.toml" > "$OUT/gateway-soak.log" 2>&1 & GW_PID=$!; pids+=($GW_PID)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/${GW%:*}/${GW#*:}) 2>/dev/null && break; sleep 0.05; done
-peak_fds=0
-( while kill -0 $GW_PID 2>/dev/null; do ls /proc/$GW_PID/fd 2>/dev/null | wc -l; sleep 0.5; done ) > "$OUT/fds.txt" &
-soak=$("$PROBE" soak $GW /v1/chat/completions "$OUT/soak.json" "$SOAK" | grep RESULT || echo "RESULT soak failed")
-peak_fds=$(sort -n "$OUT/fds.txt" | tail -1)
-soak_rss=$(awk '/VmHWM/ {print $2}' /proc/$GW_PID/status)
-
-python3 benches/report.py "$OUT" "$idle_rss" "$load_rss" "$load_cpu" "$soak_rss" "$peak_fds" "$soak"
+python3 benches/report.py "$OUT"

@@ -8,8 +8,8 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use filters::sse::SseDecoder;
 use filters::stream::StreamTranscoder;
+use filters::wire::sse::SseDecoder;
 use filters::Dialect;
 
 /// A 200-chunk OpenAI stream, as an upstream sends it.
@@ -85,7 +85,7 @@ fn transcode(c: &mut Criterion) {
     });
     g.bench_function("openai_pass_through_renamed", |b| {
         b.iter(|| {
-            let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, Some("client".into()));
+            let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, Some("client"));
             let mut out = BytesMut::with_capacity(64 * 1024);
             for r in &reads {
                 t.feed(r, &mut out);
@@ -156,7 +156,7 @@ fn requests(c: &mut Criterion) {
     // Same dialect: splice the model name in place…
     g.bench_function("pass_through_splice", |b| {
         b.iter(|| {
-            let m = filters::json_peek::members(&body).unwrap();
+            let m = filters::wire::json_peek::members(&body).unwrap();
             black_box(m.replace("model", b"\"up\"").unwrap().len())
         })
     });

@@ -4,23 +4,23 @@
 //! FILE` validates a config and names the TOML path of every error.
 
 mod config;
+mod downstream;
 mod exchange;
-mod gateway;
-mod replicas;
-mod secret;
+mod proxy;
+mod record;
+mod state;
 mod upstream;
-mod upstream_http1;
-mod upstream_pool;
 
 use clap::{Parser, Subcommand};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
-use pingora::services::background::GenBackgroundService;
-use std::path::PathBuf;
+use pingora::services::background::background_service;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
 
 // mimalloc: glibc's malloc and free were ~15% of a pass-through request's
 // instructions (callgrind); mimalloc cut CPU per request by ~10-30%.
@@ -63,27 +63,38 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let summary = format!(
+        "{} providers, {} models, {} api keys",
+        snapshot.providers.len(),
+        snapshot.routes.len(),
+        snapshot.keys.len()
+    );
+    // Binding builds replica pools, which resolves their hosts: `check`
+    // reports a host that does not resolve as the running gateway would.
+    let registry = Arc::new(state::Registry::default());
+    let live = match registry.bind(snapshot) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{}: invalid configuration:\n{e}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
-            println!(
-                "{}: ok ({} providers, {} models, {} api keys)",
-                cli.config.display(),
-                snapshot.providers.len(),
-                snapshot.routes.len(),
-                snapshot.keys.len()
-            );
+            println!("{}: ok ({summary})", cli.config.display());
             ExitCode::SUCCESS
         }
-        Command::Run => run(snapshot),
+        Command::Run => run(&cli.config, live, registry),
     }
 }
 
-fn run(snapshot: config::Snapshot) -> ExitCode {
-    let threads = match snapshot.threads {
+fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCode {
+    let process = live.config.process.clone();
+    let threads = match process.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let listen = snapshot.listen.clone();
+    let listen = process.listen.clone();
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a
     // taken address would start and silently split the traffic. Refuse.
     for addr in &listen {
@@ -92,16 +103,6 @@ fn run(snapshot: config::Snapshot) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let health_checks: Vec<_> = snapshot
-        .providers
-        .iter()
-        .filter_map(|p| {
-            p.replicas
-                .as_ref()
-                .and_then(|r| r.health_service())
-                .map(|lb| (p.name.clone(), lb))
-        })
-        .collect();
     // One single-threaded runtime per worker, as nginx runs one event loop
     // per worker: a request and its upstream connections stay on one thread
     // (work stealing measured more CPU per pass-through request, in futex
@@ -113,11 +114,29 @@ fn run(snapshot: config::Snapshot) -> ExitCode {
         work_stealing: false,
         ..ServerConf::default()
     };
+    let store: state::LiveStore = Arc::new(arc_swap::ArcSwap::from_pointee(live));
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let gateway = gateway::Gateway {
-        upstream: Arc::new(upstream::UpstreamClient::new(snapshot.upstream_pool_size)),
-        config: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot)),
+    // SIGHUP's default action ends the process: take it over before the
+    // reload service listens for it (a registration outlives its runtime).
+    if let Err(e) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| rt.block_on(async { signal(SignalKind::hangup()).map(drop) }))
+    {
+        log::warn!("cannot handle SIGHUP: {e}");
+    }
+    let reloader = config::reload::Reloader::new(path, &store.load().config, {
+        let registry = registry.clone();
+        let store = store.clone();
+        Box::new(move |snap| {
+            store.store(Arc::new(registry.bind(snap)?));
+            Ok(())
+        })
+    });
+    let gateway = proxy::Gateway {
+        upstream: Arc::new(upstream::UpstreamClient::new(process.upstream_pool_size)),
+        store: store.clone(),
     };
     let mut service = http_proxy_service(&server.configuration, gateway);
     service.threads = Some(threads);
@@ -130,12 +149,11 @@ fn run(snapshot: config::Snapshot) -> ExitCode {
         );
     }
     server.add_service(service);
-    for (name, lb) in health_checks {
-        server.add_service(GenBackgroundService::new(
-            format!("health check {name}"),
-            lb,
-        ));
-    }
+    server.add_service(background_service("config reload", reloader));
+    server.add_service(background_service(
+        "health checks",
+        state::health::HealthChecks { store },
+    ));
     log::info!("modelswitch listening on {}", listen.join(", "));
     server.run_forever()
 }

@@ -81,8 +81,10 @@ fn openai_unary(r: &Response, model: &str) -> Outcome {
     }
 }
 
-/// Accumulates an OpenAI stream the way the strict SDKs do, asserting
-/// §0 rules 5–7 on the way.
+/// Accumulates an OpenAI stream the way the strict SDKs do, asserting what
+/// they require on the way: `role` on the first chunk, 0-based tool indices
+/// with id and name only on a call's first delta, `choices` on every chunk,
+/// a `finish_reason`, then `[DONE]`.
 fn openai_stream(r: &Response, model: &str) -> Outcome {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r
@@ -174,7 +176,10 @@ fn anthropic_unary(r: &Response, model: &str) -> Outcome {
     }
 }
 
-/// Accumulates an Anthropic stream, asserting §0 rules 1, 3, 4, 5.
+/// Accumulates an Anthropic stream, asserting what the Anthropic SDKs and
+/// Claude Code require: `event:` lines, contiguous 0-based blocks, deltas
+/// only to open blocks of their type, tool input only via
+/// `input_json_delta`, every block stopped and the stream finished.
 fn anthropic_stream(r: &Response, model: &str) -> Outcome {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r

@@ -97,6 +97,15 @@ impl Breaker {
         self.state
     }
 
+    /// New thresholds from a config reload; the state (open, counts, the
+    /// cooldown in force) is kept.
+    pub fn reconfigure(&mut self, cfg: BreakerConfig) {
+        if self.cfg.cooldown != cfg.cooldown && self.state == BreakerState::Closed {
+            self.next_cooldown = cfg.cooldown;
+        }
+        self.cfg = cfg;
+    }
+
     pub fn admit(&mut self, now: Instant) -> Admission {
         match self.state {
             BreakerState::Closed => Admission::Allowed,

@@ -1,9 +1,11 @@
-//! The one internal model every dialect decodes into and encodes out of
-//! (PROTOCOLS.md §2). It is deliberately neither OpenAI- nor
+//! The one internal model every dialect decodes into and encodes out of,
+//! so each dialect needs one decoder and one encoder rather than a converter
+//! per pair of dialects. It is deliberately neither OpenAI- nor
 //! Anthropic-shaped: tool results are parts, system text is kept apart from
 //! the conversation, reasoning carries its origin, usage is split into the
 //! buckets every dialect's formulas can be derived from.
 
+use crate::error::ApiError;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -173,7 +175,8 @@ impl Effort {
         }
     }
 
-    /// The effort bucket a token budget falls into (§3.5).
+    /// The effort bucket a token budget falls into: up to 2k tokens is low,
+    /// up to 8k medium, anything larger high.
     pub fn from_budget(budget: u64) -> Self {
         match budget {
             0 => Self::None,
@@ -214,7 +217,9 @@ pub enum FinishReason {
     Pause,
 }
 
-/// Token usage in the canonical buckets of PROTOCOLS.md §4.3.
+/// Token usage in buckets every dialect's fields can be computed from:
+/// input without cache reads and writes, each cache bucket, and output
+/// including reasoning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub input_uncached: u64,
@@ -315,7 +320,7 @@ pub fn new_id(prefix: &str) -> String {
 
 /// Marks a reasoning signature the gateway made up because the upstream
 /// gave none (Anthropic clients drop unsigned thinking). It must never reach
-/// a real Anthropic upstream (§3.7 rule a).
+/// a real Anthropic upstream, which rejects any signature it did not mint.
 pub const SYNTHETIC_SIGNATURE_PREFIX: &str = "modelswitch-unsigned:";
 
 pub fn is_synthetic_signature(sig: &str) -> bool {
@@ -378,4 +383,45 @@ pub(crate) fn opt_str(v: &serde_json::Value, key: &str) -> Option<String> {
     v.get(key)
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
+}
+
+/// What a same-dialect stream event tells the gateway; the event itself is
+/// forwarded as it came, with only the model name rewritten.
+#[derive(Debug)]
+pub enum Observed {
+    Nothing,
+    /// A real event: past it, the stream is committed.
+    Content,
+    Usage(Usage),
+    Done,
+    /// The upstream's own error; the caller writes it in the client dialect.
+    Error(ApiError),
+}
+
+/// Tool-call arguments as JSON object text: `""` → `{}`, an object given
+/// as JSON (not a string) is serialised, anything unparseable is a 400 —
+/// never silently `{}`.
+pub fn arguments_text(v: &Value) -> Result<String, ApiError> {
+    match v {
+        Value::Null => Ok("{}".into()),
+        Value::String(s) if s.trim().is_empty() => Ok("{}".into()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(_)) => Ok(s.clone()),
+            _ => Err(ApiError::invalid(format!(
+                "tool call arguments must be a JSON object, got: {}",
+                truncate(s, 120)
+            ))),
+        },
+        Value::Object(_) => Ok(v.to_string()),
+        _ => Err(ApiError::invalid(
+            "tool call arguments must be a JSON object",
+        )),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }

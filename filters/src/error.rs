@@ -1,8 +1,8 @@
 //! Errors a client can see, classified once and rendered at one edge in the
-//! caller's dialect (PROTOCOLS.md §6).
+//! caller's dialect with a matching HTTP status, because SDKs and Claude Code
+//! decide whether and how to retry from that dialect's error shape and text.
 
-use crate::Dialect;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// What went wrong, in the terms every dialect has a word for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl ErrorKind {
         }
     }
 
-    fn anthropic_type(self) -> &'static str {
+    pub fn anthropic_type(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request_error",
             Self::Authentication => "authentication_error",
@@ -85,7 +85,7 @@ impl ErrorKind {
     }
 
     /// OpenAI `(type, code)`.
-    fn openai_type_code(self) -> (&'static str, Option<&'static str>) {
+    pub fn openai_type_code(self) -> (&'static str, Option<&'static str>) {
         match self {
             Self::InvalidRequest | Self::RequestTooLarge => ("invalid_request_error", None),
             Self::Authentication => ("invalid_request_error", Some("invalid_api_key")),
@@ -139,15 +139,6 @@ impl ApiError {
         self
     }
 
-    /// The status to send a client of `dialect`.
-    pub fn status_for(&self, dialect: Dialect) -> u16 {
-        match (self.kind, dialect) {
-            (ErrorKind::Overloaded, Dialect::Anthropic) => 529,
-            (ErrorKind::Overloaded, Dialect::OpenAiChat) => 503,
-            _ => self.status.unwrap_or_else(|| self.kind.status()),
-        }
-    }
-
     /// Errors the gateway itself decided on, which a retry cannot fix: the
     /// SDKs should not retry them (`x-should-retry: false`).
     pub fn is_deterministic(&self) -> bool {
@@ -159,29 +150,6 @@ impl ApiError {
                 | ErrorKind::NotFound
                 | ErrorKind::RequestTooLarge
         )
-    }
-
-    /// The JSON body of an HTTP error response in `dialect`.
-    pub fn body(&self, dialect: Dialect) -> Value {
-        match dialect {
-            Dialect::OpenAiChat => {
-                let (ty, code) = self.kind.openai_type_code();
-                json!({"error": {
-                    "message": self.message,
-                    "type": ty,
-                    "param": self.param,
-                    "code": self.code.as_deref().or(code),
-                }})
-            }
-            Dialect::Anthropic => json!({
-                "type": "error",
-                "error": {"type": self.kind.anthropic_type(), "message": self.message},
-            }),
-        }
-    }
-
-    pub fn body_bytes(&self, dialect: Dialect) -> Vec<u8> {
-        self.body(dialect).to_string().into_bytes()
     }
 
     /// Reads an upstream's error response (either dialect's shape, or any
@@ -274,8 +242,8 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
-/// Rewrites OpenAI's context-length message into the text Claude Code acts
-/// on: `prompt is too long: N tokens > M maximum` (§6.3).
+/// Rewrites OpenAI's context-length message into the exact text Claude Code
+/// matches to start auto-compaction: `prompt is too long: N tokens > M maximum`.
 fn claude_prompt_too_long(openai_message: &str) -> Option<String> {
     let max = number_after(openai_message, "maximum context length is ")?;
     let got = number_after(openai_message, "resulted in ")
@@ -295,19 +263,21 @@ fn number_after(haystack: &str, needle: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Dialect;
+    use serde_json::json;
 
     #[test]
     fn renders_each_dialect_shape() {
         let e = ApiError::invalid("messages: missing field").with_param("messages");
         assert_eq!(
-            e.body(Dialect::OpenAiChat),
+            crate::dialect::error_body(Dialect::OpenAiChat, &e),
             json!({"error":{"message":"messages: missing field","type":"invalid_request_error","param":"messages","code":null}})
         );
         assert_eq!(
-            e.body(Dialect::Anthropic),
+            crate::dialect::error_body(Dialect::Anthropic, &e),
             json!({"type":"error","error":{"type":"invalid_request_error","message":"messages: missing field"}})
         );
-        assert_eq!(e.status_for(Dialect::Anthropic), 400);
+        assert_eq!(crate::dialect::error_status(Dialect::Anthropic, &e), 400);
     }
 
     #[test]
@@ -318,8 +288,8 @@ mod tests {
             None,
         );
         assert_eq!(e.kind, ErrorKind::Overloaded);
-        assert_eq!(e.status_for(Dialect::Anthropic), 529);
-        assert_eq!(e.status_for(Dialect::OpenAiChat), 503);
+        assert_eq!(crate::dialect::error_status(Dialect::Anthropic, &e), 529);
+        assert_eq!(crate::dialect::error_status(Dialect::OpenAiChat, &e), 503);
         assert_eq!(e.message, "Overloaded");
     }
 
@@ -331,10 +301,10 @@ mod tests {
             Some("7".into()),
         );
         assert_eq!(e.kind, ErrorKind::RateLimited);
-        assert_eq!(e.status_for(Dialect::Anthropic), 429);
+        assert_eq!(crate::dialect::error_status(Dialect::Anthropic, &e), 429);
         assert_eq!(e.retry_after.as_deref(), Some("7"));
         assert_eq!(
-            e.body(Dialect::Anthropic)["error"]["type"],
+            crate::dialect::error_body(Dialect::Anthropic, &e)["error"]["type"],
             "rate_limit_error"
         );
     }
@@ -350,14 +320,14 @@ mod tests {
             e.message,
             "prompt is too long: 130512 tokens > 128000 maximum"
         );
-        assert_eq!(e.status_for(Dialect::Anthropic), 400);
+        assert_eq!(crate::dialect::error_status(Dialect::Anthropic, &e), 400);
     }
 
     #[test]
     fn non_json_error_body_is_quoted() {
         let e = ApiError::from_upstream(500, b"boom", None);
         assert_eq!(e.kind, ErrorKind::Api);
-        assert_eq!(e.status_for(Dialect::OpenAiChat), 500);
+        assert_eq!(crate::dialect::error_status(Dialect::OpenAiChat, &e), 500);
         assert!(e.message.contains("boom"));
     }
 }

@@ -38,6 +38,29 @@ impl Phase {
     }
 }
 
+/// What kind of failure, for records and labels (`503`, `connect`,
+/// `timeout-first-event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Connect,
+    Timeout(Phase),
+    Io,
+    Status(u16),
+    BadResponse,
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect => f.write_str("connect"),
+            Self::Timeout(phase) => write!(f, "timeout-{}", phase.name()),
+            Self::Io => f.write_str("io"),
+            Self::Status(s) => write!(f, "{s}"),
+            Self::BadResponse => f.write_str("bad-response"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
     /// DNS, connect refused/reset, TLS, connect timeout.
@@ -121,12 +144,17 @@ impl Failure {
 
     /// Short label for logs and the attempts header.
     pub fn label(&self) -> String {
+        self.kind().to_string()
+    }
+
+    /// The failure without its details: small, `Copy`, a metric label.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Self::Connect(_) => "connect".into(),
-            Self::Timeout(phase) => format!("timeout-{}", phase.name()),
-            Self::Io(_) => "io".into(),
-            Self::Status(s, _) => s.to_string(),
-            Self::BadResponse(_) => "bad-response".into(),
+            Self::Connect(_) => FailureKind::Connect,
+            Self::Timeout(phase) => FailureKind::Timeout(*phase),
+            Self::Io(_) => FailureKind::Io,
+            Self::Status(s, _) => FailureKind::Status(*s),
+            Self::BadResponse(_) => FailureKind::BadResponse,
         }
     }
 

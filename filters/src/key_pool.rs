@@ -114,6 +114,11 @@ impl KeyPool {
         self.slots.len()
     }
 
+    /// A reloaded `key_cooldown`; resting keys keep their current rest.
+    pub fn set_default_cooldown(&mut self, cooldown: Duration) {
+        self.default_cooldown = cooldown;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }

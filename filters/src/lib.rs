@@ -1,33 +1,23 @@
 //! ModelSwitch's request-path stages that need no socket: client auth,
 //! the canonical model and every dialect's codec, SSE framing, stream state
-//! machines and usage. `src/` wires them to Pingora.
+//! machines, failure classification, breakers and key pools. `src/` wires
+//! them to Pingora.
+//!
+//! Layout: `dialect` is the one place that dispatches on the dialect; each
+//! dialect folder (`openai_chat/`, `anthropic/`) imports only `canonical`,
+//! `error` and the shared `wire` helpers, never another dialect.
 
 pub mod anthropic;
 pub mod auth;
 pub mod breaker;
 pub mod canonical;
+pub mod dialect;
 pub mod error;
 pub mod failure;
 pub mod ingress;
-pub mod json_peek;
 pub mod key_pool;
-pub mod lenient;
 pub mod openai_chat;
-pub mod sse;
 pub mod stream;
+pub mod wire;
 
-/// The wire dialects ModelSwitch speaks, to clients and to upstreams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    OpenAiChat,
-    Anthropic,
-}
-
-impl Dialect {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::OpenAiChat => "openai",
-            Self::Anthropic => "anthropic",
-        }
-    }
-}
+pub use dialect::Dialect;

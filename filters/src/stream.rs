@@ -3,13 +3,12 @@
 //! commit-late loop needs (has a real event arrived, did the stream finish
 //! or fail, what usage did it report). Sans-IO: bytes in, bytes out.
 
-use crate::canonical::{StreamEvent, Usage};
+use crate::canonical::{Observed, StreamEvent, Usage};
+use crate::dialect::{self, Dialect, PassThrough, StreamDecoder, StreamEncoder};
 use crate::error::{ApiError, ErrorKind};
-use crate::lenient::IsString;
-use crate::sse::{encode_event, SseDecoder, SseEvent, OPENAI_DONE};
-use crate::{anthropic, json_peek, openai_chat, Dialect};
+use crate::wire::json_peek;
+use crate::wire::sse::{SseDecoder, SseEvent};
 use bytes::BytesMut;
-use serde_json::Value;
 
 /// Where a stream stands after the latest bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,42 +25,17 @@ pub enum Progress {
     Failed(ApiError),
 }
 
-enum Decoder {
-    OpenAi(openai_chat::stream::StreamDecoder),
-    Anthropic(anthropic::stream::StreamDecoder),
-}
-
-enum Encoder {
-    OpenAi(openai_chat::stream::StreamEncoder),
-    Anthropic(anthropic::stream::StreamEncoder),
-}
-
-impl Encoder {
-    fn encode(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
-        match self {
-            Self::OpenAi(e) => e.encode(ev, out),
-            Self::Anthropic(e) => e.encode(ev, out),
-        }
-    }
-}
-
-/// Same-dialect streams are forwarded event by event; only `model` is
-/// rewritten and only usage, terminators and errors are looked at.
-struct PassThrough {
-    dialect: Dialect,
-    /// The client's model name, when it differs from the upstream's.
-    rename: Option<String>,
-    /// The same as a JSON string, quoted once for every chunk to reuse.
-    rename_json: Option<Vec<u8>>,
-    finish_seen: bool,
-}
-
 #[expect(
     clippy::large_enum_variant,
     reason = "one per request, never moved on the hot path"
 )]
 enum Mode {
-    Translate { decoder: Decoder, encoder: Encoder },
+    Translate {
+        decoder: StreamDecoder,
+        encoder: StreamEncoder,
+    },
+    /// Same-dialect streams are forwarded event by event; only `model` is
+    /// rewritten and only usage, terminators and errors are looked at.
     PassThrough(PassThrough),
 }
 
@@ -88,33 +62,16 @@ impl StreamTranscoder {
         include_usage: bool,
         estimated_input: u64,
     ) -> Self {
-        let decoder = match upstream {
-            Dialect::OpenAiChat => Decoder::OpenAi(openai_chat::stream::StreamDecoder::new()),
-            Dialect::Anthropic => Decoder::Anthropic(anthropic::stream::StreamDecoder::new()),
-        };
-        let encoder = match client {
-            Dialect::OpenAiChat => Encoder::OpenAi(openai_chat::stream::StreamEncoder::new(
-                model,
-                include_usage,
-            )),
-            Dialect::Anthropic => Encoder::Anthropic(anthropic::stream::StreamEncoder::new(
-                model,
-                estimated_input,
-            )),
-        };
+        let decoder = StreamDecoder::new(upstream);
+        let encoder = StreamEncoder::new(client, model, include_usage, estimated_input);
         Self::with_mode(client, Mode::Translate { decoder, encoder })
     }
 
     /// A same-dialect stream; `rename` replaces the upstream's model name.
-    pub fn pass_through(dialect: Dialect, rename: Option<String>) -> Self {
+    pub fn pass_through(dialect: Dialect, rename: Option<&str>) -> Self {
         Self::with_mode(
             dialect,
-            Mode::PassThrough(PassThrough {
-                dialect,
-                rename_json: rename.as_ref().and_then(|r| serde_json::to_vec(r).ok()),
-                rename,
-                finish_seen: false,
-            }),
+            Mode::PassThrough(PassThrough::new(dialect, rename)),
         )
     }
 
@@ -135,13 +92,13 @@ impl StreamTranscoder {
         &self.progress
     }
 
-    /// The latest usage the upstream reported, if any.
     /// Whether a real event was produced: past the commit point, even when
     /// the upstream failed later in the same read.
     pub fn has_content(&self) -> bool {
         self.content_seen
     }
 
+    /// The latest usage the upstream reported, if any.
     pub fn usage(&self) -> Option<Usage> {
         self.usage
     }
@@ -168,15 +125,11 @@ impl StreamTranscoder {
         }
         match &mut self.mode {
             Mode::Translate { decoder, .. } => {
-                match decoder {
-                    Decoder::OpenAi(d) => d.finish(&mut self.events),
-                    Decoder::Anthropic(d) => d.finish(&mut self.events),
-                }
+                decoder.finish(&mut self.events);
                 self.apply_events(out);
             }
             Mode::PassThrough(p) => {
-                if p.dialect == Dialect::OpenAiChat && p.finish_seen {
-                    out.extend_from_slice(OPENAI_DONE);
+                if p.finish(out) {
                     self.progress = Progress::Done;
                 } else {
                     let e = ApiError::new(
@@ -194,25 +147,15 @@ impl StreamTranscoder {
     /// or read error after commit). Never a clean-looking finish.
     pub fn fail(&mut self, e: &ApiError, out: &mut BytesMut) {
         match &mut self.mode {
-            Mode::Translate {
-                encoder: Encoder::OpenAi(enc),
-                ..
-            } => enc.fail(e, out),
-            Mode::Translate {
-                encoder: Encoder::Anthropic(enc),
-                ..
-            } => enc.fail(e, out),
-            Mode::PassThrough(_) => write_error(self.client, e, out),
+            Mode::Translate { encoder, .. } => encoder.fail(e, out),
+            Mode::PassThrough(_) => dialect::stream_error(self.client, e, out),
         }
         self.progress = Progress::Failed(e.clone());
     }
 
     /// A dialect-correct keep-alive for long upstream silences.
     pub fn keepalive(&self, out: &mut BytesMut) {
-        match self.client {
-            Dialect::OpenAiChat => openai_chat::stream::StreamEncoder::keepalive(out),
-            Dialect::Anthropic => anthropic::stream::StreamEncoder::keepalive(out),
-        }
+        dialect::keepalive(self.client, out);
     }
 
     fn is_over(&self) -> bool {
@@ -227,10 +170,7 @@ impl StreamTranscoder {
             }
             match &mut self.mode {
                 Mode::Translate { decoder, .. } => {
-                    match decoder {
-                        Decoder::OpenAi(d) => d.feed(ev, &mut self.events),
-                        Decoder::Anthropic(d) => d.feed(ev, &mut self.events),
-                    }
+                    decoder.feed(ev, &mut self.events);
                     self.apply_events(out);
                 }
                 Mode::PassThrough(_) => self.pass_event(ev, out),
@@ -269,138 +209,20 @@ impl StreamTranscoder {
         let Mode::PassThrough(p) = &mut self.mode else {
             return;
         };
-        let outcome = match p.dialect {
-            Dialect::OpenAiChat => pass_openai(p, ev, out),
-            Dialect::Anthropic => pass_anthropic(p, ev, out),
-        };
+        let outcome = p.event(ev, out);
         match outcome {
-            Seen::Nothing => {}
-            Seen::Content => {
+            Observed::Nothing => {}
+            Observed::Content => {
                 if self.progress == Progress::Pending {
                     self.progress = Progress::Streaming;
                     self.content_seen = true;
                 }
             }
-            Seen::Usage(u) => self.usage = Some(u),
-            Seen::Done => self.progress = Progress::Done,
-            Seen::Error(e) => {
-                write_error(self.client, &e, out);
+            Observed::Usage(u) => self.usage = Some(u),
+            Observed::Done => self.progress = Progress::Done,
+            Observed::Error(e) => {
+                dialect::stream_error(self.client, &e, out);
                 self.progress = Progress::Failed(e);
-            }
-        }
-    }
-}
-
-enum Seen {
-    Nothing,
-    Content,
-    Usage(Usage),
-    Done,
-    Error(ApiError),
-}
-
-fn write_error(dialect: Dialect, e: &ApiError, out: &mut BytesMut) {
-    let body = e.body_bytes(dialect);
-    let name = (dialect == Dialect::Anthropic).then_some("error");
-    encode_event(out, name, &body);
-}
-
-fn malformed(e: impl std::fmt::Display) -> Seen {
-    Seen::Error(ApiError::new(
-        ErrorKind::Api,
-        format!("upstream sent a malformed stream event: {e}"),
-    ))
-}
-
-fn pass_openai(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
-    let data = ev.data.trim();
-    if data == "[DONE]" {
-        out.extend_from_slice(OPENAI_DONE);
-        return Seen::Done;
-    }
-    let m = match json_peek::members(data.as_bytes()) {
-        Ok(m) => m,
-        Err(e) => return malformed(e),
-    };
-    if m.raw("error").is_some_and(|e| e != b"null") {
-        let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-        return Seen::Error(ApiError::from_stream_payload(&v));
-    }
-    let renamed = p
-        .rename_json
-        .as_ref()
-        .and_then(|quoted| m.replace("model", quoted));
-    encode_event(out, None, renamed.as_deref().unwrap_or(data.as_bytes()));
-    // Every OpenAI chunk carries `"finish_reason": null`; only a string ends
-    // a choice. Read just that field of each choice, without a JSON tree.
-    if data.contains("\"finish_reason\"")
-        && m.raw("choices")
-            .and_then(|c| serde_json::from_slice::<Vec<FinishOnly>>(c).ok())
-            .is_some_and(|choices| choices.iter().any(|c| c.finish_reason.0))
-    {
-        p.finish_seen = true;
-    }
-    if let Some(u) = m.raw("usage").filter(|u| u.first() == Some(&b'{')) {
-        if let Some(usage) = openai_chat::response::usage_from_raw(u) {
-            return Seen::Usage(usage);
-        }
-    }
-    match m.raw("choices") {
-        Some(c) if c.len() > 2 && c != b"[]" => Seen::Content,
-        _ => Seen::Nothing,
-    }
-}
-
-/// A choice, as far as its end is concerned.
-#[derive(serde::Deserialize)]
-struct FinishOnly {
-    #[serde(default)]
-    finish_reason: IsString,
-}
-
-fn pass_anthropic(p: &mut PassThrough, ev: &SseEvent, out: &mut BytesMut) -> Seen {
-    let peeked;
-    let name: &str = if ev.event.is_empty() {
-        peeked = json_peek::members(ev.data.as_bytes())
-            .ok()
-            .and_then(|m| m.str("type"));
-        peeked.as_deref().unwrap_or_default()
-    } else {
-        &ev.event
-    };
-    match name {
-        "message_start" | "message_delta" | "error" => {
-            let mut v: Value = match serde_json::from_str(&ev.data) {
-                Ok(v) => v,
-                Err(e) => return malformed(e),
-            };
-            if name == "error" {
-                return Seen::Error(ApiError::from_stream_payload(&v));
-            }
-            let usage = if name == "message_start" {
-                if let (Some(model), Some(slot)) = (&p.rename, v.pointer_mut("/message/model")) {
-                    *slot = Value::String(model.clone());
-                }
-                v.pointer("/message/usage")
-            } else {
-                v.get("usage")
-            }
-            .map(|u| anthropic::response::usage_from_wire(u, Usage::default()));
-            let data = serde_json::to_vec(&v).unwrap_or_default();
-            encode_event(out, Some(name), &data);
-            usage.map_or(Seen::Nothing, Seen::Usage)
-        }
-        "message_stop" => {
-            encode_event(out, Some(name), ev.data.as_bytes());
-            Seen::Done
-        }
-        "" => Seen::Nothing,
-        _ => {
-            encode_event(out, Some(name), ev.data.as_bytes());
-            if name.starts_with("content_block") {
-                Seen::Content
-            } else {
-                Seen::Nothing
             }
         }
     }
@@ -413,11 +235,7 @@ pub fn usage_of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
 
 /// The same, for a body already scanned.
 pub fn usage_of_members(dialect: Dialect, m: &json_peek::Members<'_>) -> Option<Usage> {
-    let raw = m.raw("usage")?;
-    match dialect {
-        Dialect::OpenAiChat => openai_chat::response::usage_from_raw(raw),
-        Dialect::Anthropic => anthropic::response::usage_from_raw(raw, Usage::default()),
-    }
+    dialect::usage_from_raw(dialect, m.raw("usage")?)
 }
 
 #[cfg(test)]
@@ -462,7 +280,7 @@ mod tests {
     #[test]
     fn pass_through_renames_and_tracks_usage_at_any_split() {
         for piece in [1, 7, 64, 4096] {
-            let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, Some("client".into()));
+            let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, Some("client"));
             let (text, p) = run(&mut t, OPENAI_STREAM.as_bytes(), piece);
             assert_eq!(p, Progress::Done);
             assert_eq!(text.matches("\"model\":\"client\"").count(), 4);
@@ -529,7 +347,7 @@ mod tests {
         assert!(!text.contains("[DONE]"));
 
         let anth = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"up\",\"usage\":{\"input_tokens\":4}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
-        let mut t = StreamTranscoder::pass_through(Dialect::Anthropic, Some("client".into()));
+        let mut t = StreamTranscoder::pass_through(Dialect::Anthropic, Some("client"));
         let (text, p) = run(&mut t, anth.as_bytes(), 3);
         assert!(matches!(p, Progress::Failed(_)));
         assert!(text.contains("\"model\":\"client\""));

@@ -7,8 +7,10 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const KEY: &str = "sk-test-admin-key";
@@ -25,6 +27,12 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -138,17 +146,41 @@ pub fn gateway_with_open_files(config_text: &str, open_files: u32) -> Proc {
 }
 
 fn spawn_gateway(config_text: &str, open_files: Option<u32>) -> Proc {
+    launch(config_text, open_files, None).proc
+}
+
+/// A fresh, empty directory under the system temp dir.
+fn fresh_dir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "modelswitch-test-{}-{}",
+        "modelswitch-test-{}-{}-{}",
         std::process::id(),
-        fastrand_u64()
+        fastrand_u64(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Launched {
+    proc: Proc,
+    dir: PathBuf,
+    path: PathBuf,
+    log: Option<Arc<Mutex<String>>>,
+}
+
+/// Starts the gateway from `config_text`, its `LISTEN` replaced by a free
+/// loopback address, written to `gateway.toml` in a fresh temp dir.
+/// `capture`: the `RUST_LOG` filter, and stderr is captured; `None`:
+/// `RUST_LOG=warn` and stderr discarded.
+fn launch(config_text: &str, open_files: Option<u32>, capture: Option<&str>) -> Launched {
+    let dir = fresh_dir();
+    let path = dir.join("gateway.toml");
+    let mut last_log = String::new();
     // The port is free when picked; another process may grab it before the
     // gateway binds, so retry a few times.
     for _ in 0..5 {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let path = dir.join("gateway.toml");
         std::fs::write(&path, config_text.replace("LISTEN", &addr.to_string())).unwrap();
         let bin = env!("CARGO_BIN_EXE_modelswitch");
         let mut command = match open_files {
@@ -159,28 +191,210 @@ fn spawn_gateway(config_text: &str, open_files: Option<u32>) -> Proc {
                 c
             }
         };
-        let mut child = command
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn modelswitch");
+        command.arg("--config").arg(&path).stdout(Stdio::null());
+        match capture {
+            None => {
+                command.env("RUST_LOG", "warn").stderr(Stdio::null());
+            }
+            Some(filter) => {
+                command.env("RUST_LOG", filter).stderr(Stdio::piped());
+            }
+        }
+        let mut child = command.spawn().expect("spawn modelswitch");
+        let log = child.stderr.take().map(capture_pipe);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Proc { child, addr };
+                return Launched {
+                    proc: Proc { child, addr },
+                    dir,
+                    path,
+                    log,
+                };
             }
             std::thread::sleep(Duration::from_millis(30));
         }
         let _ = child.kill();
         let _ = child.wait();
+        if let Some(log) = &log {
+            // The reader sees EOF once the child is gone.
+            std::thread::sleep(Duration::from_millis(50));
+            last_log = lock(log).clone();
+        }
     }
-    panic!("gateway did not start");
+    panic!("gateway did not start\n{last_log}");
+}
+
+fn lock(log: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A thread that appends everything read from `pipe` to the buffer.
+fn capture_pipe(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    let sink = buf.clone();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => lock(&sink).push_str(&String::from_utf8_lossy(&line)),
+            }
+        }
+    });
+    buf
+}
+
+/// A loopback address with no listener (free when picked).
+pub fn free_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+/// Polls `f` every 25 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The log filter of a [`LiveGateway`]: the gateway's own info lines (such
+/// as `config reloaded`), warnings from everything else.
+pub const LIVE_LOG: &str = "modelswitch=info,warn";
+
+/// A gateway run from a config file the test can rewrite, with its stderr
+/// captured for the test to search.
+pub struct LiveGateway {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    /// The file given to `--config`.
+    pub path: PathBuf,
+    log: Arc<Mutex<String>>,
+    writes: AtomicU64,
+}
+
+/// The gateway on a free port, run with `--config <dir>/gateway.toml` holding
+/// `config_text` (`LISTEN` replaced by its address).
+pub fn live_gateway(config_text: &str) -> LiveGateway {
+    let l = launch(config_text, None, Some(LIVE_LOG));
+    LiveGateway {
+        proc: l.proc,
+        dir: l.dir,
+        path: l.path,
+        log: l.log.expect("stderr captured"),
+        writes: AtomicU64::new(0),
+    }
+}
+
+impl LiveGateway {
+    pub fn addr(&self) -> SocketAddr {
+        self.proc.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// `text` as it is written to the file: `LISTEN` is the running address.
+    pub fn render(&self, text: &str) -> String {
+        text.replace("LISTEN", &self.proc.addr.to_string())
+    }
+
+    /// Writes a temp file in the same directory and renames it over the
+    /// config, as editors and config-management tools do.
+    pub fn replace_file(&self, text: &str) {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!(".gateway.toml.{n}.tmp"));
+        std::fs::write(&tmp, self.render(text)).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+
+    /// Truncates the config file and writes `text` into it, same inode.
+    pub fn overwrite_file(&self, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&self.path)
+            .unwrap();
+        f.write_all(self.render(text).as_bytes()).unwrap();
+    }
+
+    /// `kill -HUP <pid>`.
+    pub fn sighup(&self) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP {pid} failed");
+    }
+
+    /// Everything the gateway wrote to stderr so far.
+    pub fn log(&self) -> String {
+        lock(&self.log).clone()
+    }
+
+    /// A position in the log, for [`Self::log_since`].
+    pub fn log_mark(&self) -> usize {
+        lock(&self.log).len()
+    }
+
+    pub fn log_since(&self, mark: usize) -> String {
+        lock(&self.log).get(mark..).unwrap_or("").to_owned()
+    }
+
+    /// Waits up to `timeout` for `needle` to appear in the log after `mark`.
+    pub fn wait_for_log(&self, mark: usize, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log_since(mark).contains(needle))
+    }
+}
+
+impl Drop for LiveGateway {
+    fn drop(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What `modelswitch check` says of `config_text` (written as is): Ok, or
+/// the error lines it prints after its `…: invalid configuration:` line,
+/// trimmed.
+pub fn check_config(config_text: &str) -> Result<(), Vec<String>> {
+    let dir = fresh_dir();
+    let path = dir.join("check.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_modelswitch"))
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run modelswitch check");
+    let _ = std::fs::remove_dir_all(&dir);
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(stderr
+        .lines()
+        .skip_while(|l| !l.contains("invalid configuration"))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 fn fastrand_u64() -> u64 {
@@ -269,7 +483,7 @@ pub fn request(
     parse_response(&raw, method == "HEAD")
 }
 
-fn parse_response(raw: &[u8], head_only: bool) -> Response {
+pub fn parse_response(raw: &[u8], head_only: bool) -> Response {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -1,8 +1,9 @@
-//! Anthropic Messages requests ⇄ the canonical request (PROTOCOLS.md §3.1).
+//! Anthropic Messages requests ⇄ the canonical request. What only Anthropic
+//! understands (server tools, deferred placeholders) is dropped on the way in;
+//! what it cannot take (`n > 1`) is a 400 on the way out.
 
 use crate::canonical::*;
 use crate::error::ApiError;
-use crate::openai_chat::request::arguments_text;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -398,7 +399,8 @@ fn content_block(p: &Part) -> Result<Option<Value>, ApiError> {
             }
             b
         }
-        // Only signatures minted by Anthropic may go back (§0 rule 9).
+        // Only signatures minted by Anthropic may go back: it rejects any
+        // other with a 400.
         Part::Reasoning(r) => match (&r.signature, &r.redacted) {
             (_, Some(data)) => json!({"type": "redacted_thinking", "data": data}),
             (Some(sig), None) if !is_synthetic_signature(sig) => {
@@ -483,7 +485,8 @@ pub fn encode(
         Some(ToolChoice::Required | ToolChoice::Named(_))
     );
     // Thinking needs the open tool loop to start with a signed thinking
-    // block; history from another provider cannot have one (§3.5).
+    // block; history from another provider cannot have one, so thinking is
+    // left off for it (Anthropic would answer 400).
     let unsigned_tool_history = req.messages.iter().any(|m| {
         m.role == Role::Assistant
             && m.parts.iter().any(|p| matches!(p, Part::ToolCall(_)))

@@ -1,13 +1,16 @@
-//! Anthropic Messages responses ⇄ the canonical response (§4).
+//! Anthropic Messages responses ⇄ the canonical response. The client gets
+//! the model name it asked for, a `msg_` id, and `tool_use` as the stop
+//! reason whenever the answer calls a tool.
 
 use super::request::sanitize_tool_id;
 use crate::canonical::*;
 use crate::error::{ApiError, ErrorKind};
-use crate::lenient::{Count, Nested};
+use crate::wire::lenient::{Count, Nested};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Anthropic usage → canonical buckets (§4.3: `input_tokens` excludes cache).
+/// Anthropic usage → canonical buckets (`input_tokens` already excludes
+/// cache reads and writes, which have fields of their own).
 /// Fields absent from `u` keep their value in `base` (a `message_delta` may
 /// restate only some of them).
 /// An Anthropic `usage` object; unknown fields are ignored.

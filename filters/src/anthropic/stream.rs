@@ -1,7 +1,11 @@
 //! Anthropic Messages streams: the upstream side (events → canonical) and
 //! the client side (canonical → events with `event:` lines, 0-based
-//! contiguous block indices, every block stopped, always finished: §0 rules
-//! 1, 3, 4, 5; state machine A of §5.4).
+//! contiguous block indices, tool arguments only in `input_json_delta`,
+//! every block stopped, always finished), because the Anthropic SDKs and
+//! Claude Code lose output, crash or retry on a stream that breaks any of
+//! these. A text or thinking block closes before a tool block opens, tool
+//! blocks stay open until the end, and `message_delta` waits for the final
+//! usage.
 
 use super::request::sanitize_tool_id;
 use super::response::{
@@ -9,7 +13,7 @@ use super::response::{
 };
 use crate::canonical::*;
 use crate::error::{ApiError, ErrorKind};
-use crate::sse::{encode_event, SseEvent};
+use crate::wire::sse::{encode_event, SseEvent};
 use bytes::BytesMut;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -184,7 +188,8 @@ impl StreamDecoder {
         out.push(StreamEvent::Done);
     }
 
-    /// EOF: without `message_stop` the upstream died (§6.4 rule 3).
+    /// EOF: without `message_stop` the upstream died, which must reach the
+    /// client as an error, never as a clean-looking end.
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if !self.done {
             self.done = true;
@@ -390,7 +395,7 @@ impl StreamEncoder {
     /// The in-stream error for a failure after commit; no `message_stop`
     /// follows, so no client mistakes the cut for a finished answer.
     pub fn fail(&mut self, e: &ApiError, out: &mut BytesMut) {
-        let v = e.body(crate::Dialect::Anthropic);
+        let v = super::error::body(e);
         self.emit(out, "error", &v);
     }
 
@@ -402,9 +407,12 @@ impl StreamEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseDecoder;
+    use crate::wire::sse::SseDecoder;
 
-    /// Checks §0 rules 1, 3, 4, 5 on an encoded stream; returns the events.
+    /// Checks an encoded stream the way strict clients read it: `event:`
+    /// lines, contiguous 0-based blocks, deltas only to open blocks of their
+    /// type, tool input only via `input_json_delta`, every block stopped
+    /// before the finish; returns the events.
     pub(crate) fn check_anthropic_stream(bytes: &[u8]) -> Vec<(String, Value)> {
         let mut d = SseDecoder::new();
         let mut evs = Vec::new();

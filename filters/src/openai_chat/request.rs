@@ -1,4 +1,7 @@
-//! OpenAI Chat Completions requests ⇄ the canonical request (PROTOCOLS.md §3.1).
+//! OpenAI Chat Completions requests ⇄ the canonical request. Where an
+//! OpenAI-compatible backend differs from OpenAI (token limit field,
+//! `reasoning_effort`, mid-conversation system messages), its provider
+//! config decides.
 
 use crate::canonical::*;
 use crate::error::ApiError;
@@ -278,34 +281,6 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
     Ok(req)
 }
 
-/// Tool-call arguments as JSON object text: `""` → `{}`, an object given
-/// as JSON (not a string) is serialised, anything unparseable is a 400 —
-/// never silently `{}`.
-pub(crate) fn arguments_text(v: &Value) -> Result<String, ApiError> {
-    match v {
-        Value::Null => Ok("{}".into()),
-        Value::String(s) if s.trim().is_empty() => Ok("{}".into()),
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(_)) => Ok(s.clone()),
-            _ => Err(ApiError::invalid(format!(
-                "tool call arguments must be a JSON object, got: {}",
-                truncate(s, 120)
-            ))),
-        },
-        Value::Object(_) => Ok(v.to_string()),
-        _ => Err(ApiError::invalid(
-            "tool call arguments must be a JSON object",
-        )),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 fn text_parts(content: &Value, at: &str) -> Result<Vec<TextPart>, ApiError> {
     match content {
         Value::Null => Ok(Vec::new()),
@@ -438,7 +413,8 @@ impl Default for EncodeOptions {
 }
 
 /// What to do with a system message in the middle of a conversation, for
-/// backends whose chat templates reject it (§3.1).
+/// backends whose chat templates reject it (vLLM/Qwen templates want system
+/// messages only at the start; Claude Code sends one on nearly every request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MidSystem {
     Keep,

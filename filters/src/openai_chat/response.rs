@@ -1,12 +1,15 @@
-//! OpenAI Chat Completions responses ⇄ the canonical response (§4).
+//! OpenAI Chat Completions responses ⇄ the canonical response. The client
+//! gets the model name it asked for, a `chatcmpl-` id, and `content: null`
+//! when the turn is tool calls only.
 
 use crate::canonical::*;
 use crate::error::ApiError;
-use crate::lenient::{Count, Nested};
+use crate::wire::lenient::{Count, Nested};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// OpenAI usage → canonical buckets (§4.3: `prompt_tokens` includes cache).
+/// OpenAI usage → canonical buckets (`prompt_tokens` includes cached
+/// tokens, so they are subtracted to get the uncached input).
 /// An OpenAI `usage` object; unknown fields are ignored.
 #[derive(Default, serde::Deserialize)]
 #[serde(default)]
@@ -168,8 +171,10 @@ pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
         .get("finish_reason")
         .and_then(Value::as_str)
         .map_or(FinishReason::Stop, finish_from_wire);
+    // Tool calls mean `tool_calls` whatever the upstream said (some say
+    // `stop`); otherwise agent loops end after the first call.
     if parts.iter().any(|p| matches!(p, Part::ToolCall(_))) {
-        finish = FinishReason::ToolCalls; // §4.2 rule 1
+        finish = FinishReason::ToolCalls;
     }
     Ok(Response {
         id: str_at(&v, "id").to_owned(),

@@ -1,11 +1,16 @@
-//! OpenAI Chat streams: the upstream side (chunks → canonical events, with
-//! every tolerance of §5.1 item 9) and the client side (canonical events →
-//! chunks that strict SDKs accept, §0 rules 5–7).
+//! OpenAI Chat streams: the upstream side (chunks → canonical events,
+//! tolerating what OpenAI-compatible upstreams really send: missing, gapped
+//! or reused tool indices, ids and names repeated on every delta, arguments
+//! as objects or cumulative strings, usage chunks without choices) and the
+//! client side (canonical events → chunks that strict SDKs accept: `role` on
+//! the first chunk, 0-based tool indices with id and name only on a call's
+//! first delta, `choices: []` on the usage chunk, a `finish_reason`, then
+//! `[DONE]`).
 
 use super::response::{finish_from_wire, finish_to_wire, unix_now, usage_from_wire, usage_to_wire};
 use crate::canonical::*;
 use crate::error::{ApiError, ErrorKind};
-use crate::sse::{encode_event, SseEvent, OPENAI_DONE};
+use crate::wire::sse::{encode_event, SseEvent, OPENAI_DONE};
 use bytes::BytesMut;
 use serde_json::{json, Value};
 
@@ -226,7 +231,8 @@ impl StreamDecoder {
 
     /// The upstream closed the connection. A stream that said how it
     /// finished is complete even without `[DONE]`; one that did not is a
-    /// failure (§6.4 rule 3), never a clean-looking end.
+    /// failure, never a clean-looking end (a client would take the cut
+    /// output for the whole answer).
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if self.done {
             return;
@@ -358,7 +364,7 @@ impl StreamEncoder {
     /// The in-stream error for a failure after commit: openai-python raises
     /// `APIError` on it; no `[DONE]` follows.
     pub fn fail(&mut self, e: &ApiError, out: &mut BytesMut) {
-        let v = e.body(crate::Dialect::OpenAiChat);
+        let v = super::error::body(e);
         self.emit(out, &v);
     }
 
@@ -370,7 +376,7 @@ impl StreamEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseDecoder;
+    use crate::wire::sse::SseDecoder;
 
     fn events(sse: &str) -> Vec<StreamEvent> {
         let mut d = SseDecoder::new();

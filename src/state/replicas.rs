@@ -3,6 +3,8 @@
 //! health through `pingora-load-balancing`. Unhealthy replicas are skipped;
 //! a provider with none healthy is skipped like an open breaker.
 
+use crate::config::{Balance, Replicas};
+use http::{HeaderName, HeaderValue};
 use pingora::lb::discovery::Static;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
@@ -13,33 +15,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    /// Weighted round-robin (weights default to 1).
-    RoundRobin,
-    /// The healthy replica with the fewest requests in flight; ties rotate.
-    LeastInFlight,
-}
-
-#[derive(Debug, Clone)]
-pub struct HealthCheck {
-    /// Request path, e.g. `/health` (vLLM) or `/v1/models`.
-    pub path: String,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub healthy_threshold: usize,
-    pub unhealthy_threshold: usize,
-    /// Credentials and the like the check must send.
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-}
-
-/// One replica as configuration names it.
-pub struct ReplicaSpec {
-    pub host: String,
-    pub port: u16,
-    pub weight: usize,
-}
 
 pub struct ReplicaPool {
     lb: Arc<LoadBalancer<RoundRobin>>,
@@ -95,12 +70,16 @@ fn std_addr(a: &LbAddr) -> Option<SocketAddr> {
 impl ReplicaPool {
     /// Resolves each replica once (replicas are usually fixed addresses)
     /// and prepares selection; `health` adds an active check.
+    /// `auth`: the headers a health check sends (the provider's first
+    /// key), so a check of an authenticated endpoint is not a 401.
     pub fn build(
-        specs: &[ReplicaSpec],
+        replicas: &Replicas,
         tls: bool,
-        balance: Balance,
-        health: Option<&HealthCheck>,
+        auth: &[(HeaderName, HeaderValue)],
     ) -> Result<Self, String> {
+        let specs = &replicas.specs;
+        let balance = replicas.balance;
+        let health = replicas.health.as_ref();
         let mut backends = BTreeSet::new();
         let mut hosts = HashMap::new();
         for s in specs {
@@ -109,7 +88,7 @@ impl ReplicaPool {
                 Backend::new_with_weight(&addr.to_string(), s.weight.max(1))
                     .map_err(|e| e.to_string())?,
             );
-            let header = crate::config::host_header(&s.host, s.port, tls);
+            let header = filters::wire::http::host_header(&s.host, s.port, tls);
             hosts.insert(addr, (s.host.clone(), header));
         }
         let mut lb =
@@ -119,7 +98,7 @@ impl ReplicaPool {
             let mut hc = HttpHealthCheck::new(first, tls);
             let mut req = pingora::http::RequestHeader::build("GET", h.path.as_bytes(), None)
                 .map_err(|e| e.to_string())?;
-            for (k, v) in &h.headers {
+            for (k, v) in auth {
                 req.insert_header(k.clone(), v.clone())
                     .map_err(|e| e.to_string())?;
             }
@@ -150,7 +129,7 @@ impl ReplicaPool {
         })
     }
 
-    /// The load balancer, for the background service that runs its checks.
+    /// The load balancer, for the service that runs its health checks.
     pub fn health_service(&self) -> Option<Arc<LoadBalancer<RoundRobin>>> {
         self.checked.then(|| self.lb.clone())
     }
@@ -213,31 +192,36 @@ fn resolve_once(host: &str, port: u16) -> Result<SocketAddr, String> {
 mod tests {
     use super::*;
 
-    fn specs(ports: &[(u16, usize)]) -> Vec<ReplicaSpec> {
-        ports
-            .iter()
-            .map(|&(port, weight)| ReplicaSpec {
-                host: "127.0.0.1".into(),
-                port,
-                weight,
-            })
-            .collect()
+    use crate::config::ReplicaSpec;
+
+    fn specs(ports: &[(u16, usize)], balance: Balance) -> Replicas {
+        Replicas {
+            specs: ports
+                .iter()
+                .map(|&(port, weight)| ReplicaSpec {
+                    host: "127.0.0.1".into(),
+                    port,
+                    weight,
+                })
+                .collect(),
+            balance,
+            health: None,
+        }
     }
 
     #[tokio::test]
     async fn builds_inside_a_runtime_too() {
         let pool =
-            ReplicaPool::build(&specs(&[(7001, 1)]), false, Balance::RoundRobin, None).unwrap();
+            ReplicaPool::build(&specs(&[(7001, 1)], Balance::RoundRobin), false, &[]).unwrap();
         assert_eq!(pool.select().unwrap().addr.port(), 7001);
     }
 
     #[test]
     fn weighted_round_robin_follows_the_weights() {
         let pool = ReplicaPool::build(
-            &specs(&[(7001, 3), (7002, 1)]),
+            &specs(&[(7001, 3), (7002, 1)], Balance::RoundRobin),
             false,
-            Balance::RoundRobin,
-            None,
+            &[],
         )
         .unwrap();
         let mut counts: HashMap<u16, usize> = HashMap::new();
@@ -253,10 +237,9 @@ mod tests {
     #[test]
     fn least_in_flight_prefers_the_idle_replica_and_rotates_ties() {
         let pool = ReplicaPool::build(
-            &specs(&[(7001, 1), (7002, 1)]),
+            &specs(&[(7001, 1), (7002, 1)], Balance::LeastInFlight),
             false,
-            Balance::LeastInFlight,
-            None,
+            &[],
         )
         .unwrap();
         let busy = pool.select().unwrap();

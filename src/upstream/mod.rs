@@ -1,21 +1,25 @@
 //! Calls to upstream providers: asynchronous DNS with a small TTL cache
 //! (`HttpPeer::new` with a host name would resolve synchronously and panic
 //! on failure), connections from Pingora's `TransportConnector` (TCP, TLS
-//! with SNI) kept in a per-worker idle pool (`upstream_pool.rs`), the
-//! request written in one go with an exact `Content-Length`, the response
-//! read by `upstream_http1.rs`, and every wait bounded.
+//! with SNI) kept in a per-worker idle pool (`pool.rs`), the request
+//! written in one go with an exact `Content-Length`, the response read by
+//! `http1.rs`, and every wait bounded.
+
+mod http1;
+mod pool;
 
 use crate::config::{Provider, Timeouts};
-use crate::upstream_http1::{HeadError, Response};
-use crate::upstream_pool::IdlePool;
+use crate::state::replicas::{InFlight, ReplicaPool};
 use bytes::Bytes;
 use filters::error::ApiError;
 pub use filters::failure::{Failure, Phase};
 use futures::FutureExt;
 use http::{HeaderName, HeaderValue};
+use http1::{HeadError, Response};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::HttpPeer;
+use pool::IdlePool;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -73,7 +77,7 @@ pub struct UpstreamCall {
     pub content_type: String,
     pub retry_after: Option<String>,
     /// Counts this call against its replica until it ends.
-    _inflight: Option<crate::replicas::InFlight>,
+    _inflight: Option<InFlight>,
 }
 
 impl UpstreamClient {
@@ -119,9 +123,11 @@ impl UpstreamClient {
     }
 
     /// Sends one request and waits (within `deadline`) for the status line.
+    /// `replicas`: the provider's replica pool, when it has one.
     pub async fn send(
         &self,
         provider: &Provider,
+        replicas: Option<&ReplicaPool>,
         timeouts: &Timeouts,
         request: Outgoing<'_>,
         deadline: Instant,
@@ -132,20 +138,19 @@ impl UpstreamClient {
             headers,
             body,
         } = request;
-        let (addr, host, host_header, inflight): (_, Cow<str>, Cow<str>, _) =
-            match &provider.replicas {
-                Some(pool) => {
-                    let c = pool
-                        .select()
-                        .ok_or_else(|| Failure::Connect("no healthy replica".into()))?;
-                    (c.addr, c.host.into(), c.host_header.into(), Some(c.guard))
-                }
-                None => {
-                    let addr = self.resolve(&provider.host, provider.port).await?;
-                    let host = provider.host.as_str().into();
-                    (addr, host, provider.host_header.as_str().into(), None)
-                }
-            };
+        let (addr, host, host_header, inflight): (_, Cow<str>, Cow<str>, _) = match replicas {
+            Some(pool) => {
+                let c = pool
+                    .select()
+                    .ok_or_else(|| Failure::Connect("no healthy replica".into()))?;
+                (c.addr, c.host.into(), c.host_header.into(), Some(c.guard))
+            }
+            None => {
+                let addr = self.resolve(&provider.host, provider.port).await?;
+                let host = provider.host.as_str().into();
+                (addr, host, provider.host_header.as_str().into(), None)
+            }
+        };
         // An empty SNI would disable certificate verification.
         let sni = if provider.tls { &*host } else { "" };
         let pool_key = {

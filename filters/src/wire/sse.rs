@@ -1,5 +1,9 @@
 //! Server-sent events: a lenient, byte-fed decoder for upstream streams and a
-//! strict encoder for what we send to clients (PROTOCOLS.md §5.1, §5.2).
+//! strict encoder for what we send to clients. Upstreams frame loosely (any
+//! line ending, comments, `data:` without a space), so the decoder accepts
+//! it all; client SDKs break on loose framing, so the encoder sends only
+//! single-line JSON in `data: ` lines, with `event:` only where the dialect
+//! needs it.
 //!
 //! The decoder never assumes reads align with events, lines or even UTF-8
 //! characters: bytes are buffered until a blank line ends an event, and only

@@ -1,0 +1,85 @@
+//! A same-dialect Anthropic stream, forwarded event by event: only the
+//! model name in `message_start` is rewritten; usage, the end and errors
+//! are read on the way.
+
+use crate::canonical::{Observed, Usage};
+use crate::error::{ApiError, ErrorKind};
+use crate::wire::json_peek;
+use crate::wire::sse::{encode_event, SseEvent};
+use bytes::BytesMut;
+use serde_json::Value;
+
+pub struct PassThrough {
+    /// The client's model name, when it differs from the upstream's.
+    rename: Option<String>,
+}
+
+fn malformed(e: impl std::fmt::Display) -> Observed {
+    Observed::Error(ApiError::new(
+        ErrorKind::Api,
+        format!("upstream sent a malformed stream event: {e}"),
+    ))
+}
+
+impl PassThrough {
+    pub fn new(rename: Option<&str>) -> Self {
+        Self {
+            rename: rename.map(str::to_owned),
+        }
+    }
+
+    pub fn event(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Observed {
+        let peeked;
+        let name: &str = if ev.event.is_empty() {
+            peeked = json_peek::members(ev.data.as_bytes())
+                .ok()
+                .and_then(|m| m.str("type"));
+            peeked.as_deref().unwrap_or_default()
+        } else {
+            &ev.event
+        };
+        match name {
+            "message_start" | "message_delta" | "error" => {
+                let mut v: Value = match serde_json::from_str(&ev.data) {
+                    Ok(v) => v,
+                    Err(e) => return malformed(e),
+                };
+                if name == "error" {
+                    return Observed::Error(ApiError::from_stream_payload(&v));
+                }
+                let usage = if name == "message_start" {
+                    if let (Some(model), Some(slot)) =
+                        (&self.rename, v.pointer_mut("/message/model"))
+                    {
+                        *slot = Value::String(model.clone());
+                    }
+                    v.pointer("/message/usage")
+                } else {
+                    v.get("usage")
+                }
+                .map(|u| super::response::usage_from_wire(u, Usage::default()));
+                let data = serde_json::to_vec(&v).unwrap_or_default();
+                encode_event(out, Some(name), &data);
+                usage.map_or(Observed::Nothing, Observed::Usage)
+            }
+            "message_stop" => {
+                encode_event(out, Some(name), ev.data.as_bytes());
+                Observed::Done
+            }
+            "" => Observed::Nothing,
+            _ => {
+                encode_event(out, Some(name), ev.data.as_bytes());
+                if name.starts_with("content_block") {
+                    Observed::Content
+                } else {
+                    Observed::Nothing
+                }
+            }
+        }
+    }
+
+    /// The upstream closed the body without `message_stop`: never complete.
+    pub fn finish(&self, _out: &mut BytesMut) -> bool {
+        false
+    }
+}

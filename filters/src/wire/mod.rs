@@ -1,0 +1,7 @@
+//! Wire helpers every dialect shares: SSE framing, a top-level JSON member
+//! scanner, lenient field readers, and HTTP details.
+
+pub mod http;
+pub mod json_peek;
+pub mod lenient;
+pub mod sse;

@@ -1,0 +1,171 @@
+//! The serde mirror of the TOML file: every table and key a config may
+//! hold, unknown keys refused, durations in humantime (`30s`, `2m`).
+//! Nothing here is checked beyond its type; `validate` does the rest.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub(super) server: FileServer,
+    #[serde(default)]
+    pub(super) providers: Vec<FileProvider>,
+    #[serde(default)]
+    pub(super) models: Vec<FileModel>,
+    #[serde(default)]
+    pub(super) api_keys: Vec<FileApiKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileServer {
+    pub(super) listen: Option<OneOrMany>,
+    pub(super) threads: Option<usize>,
+    pub(super) upstream_pool_size: Option<usize>,
+    pub(super) max_request_body_bytes: Option<usize>,
+    /// Gateway-wide upstream defaults; a provider may override each.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) first_event_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) keepalive_interval: Option<Duration>,
+    /// Whole request, every attempt and the stream included.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) total_timeout: Option<Duration>,
+    /// Watch the file and publish each valid change (SIGHUP always does).
+    pub(super) reload: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ProviderType {
+    OpenAi,
+    Anthropic,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum FileMidSystem {
+    Keep,
+    Demote,
+    Merge,
+    Drop,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileProvider {
+    pub(super) name: String,
+    #[serde(rename = "type")]
+    pub(super) kind: ProviderType,
+    /// One URL, or several replicas of the same service.
+    pub(super) base_url: OneOrMany,
+    /// Replica weights for round-robin, in `base_url` order.
+    pub(super) weights: Option<Vec<usize>>,
+    pub(super) balance: Option<FileBalance>,
+    pub(super) health_check: Option<FileHealthCheck>,
+    pub(super) api_key: Option<String>,
+    pub(super) api_key_env: Option<String>,
+    /// Several keys, used in rotation.
+    #[serde(default)]
+    pub(super) api_keys: Vec<String>,
+    #[serde(default)]
+    pub(super) api_keys_env: Vec<String>,
+    /// How long a key rests after a 429 without `Retry-After`.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) key_cooldown: Option<Duration>,
+    #[serde(default)]
+    pub(super) breaker: FileBreaker,
+    #[serde(default)]
+    pub(super) headers: HashMap<String, String>,
+    pub(super) max_tokens_field: Option<String>,
+    pub(super) reasoning_effort: Option<bool>,
+    pub(super) mid_conversation_system: Option<FileMidSystem>,
+    pub(super) default_max_tokens: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) first_event_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum FileBalance {
+    RoundRobin,
+    LeastInflight,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileHealthCheck {
+    pub(super) path: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) timeout: Option<Duration>,
+    pub(super) healthy_threshold: Option<usize>,
+    pub(super) unhealthy_threshold: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileBreaker {
+    pub(super) consecutive_failures: Option<u32>,
+    pub(super) error_rate: Option<f64>,
+    pub(super) min_requests: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) cooldown: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) max_cooldown: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTarget {
+    pub(super) provider: String,
+    pub(super) model: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileModel {
+    pub(super) name: String,
+    pub(super) targets: Vec<FileTarget>,
+    pub(super) max_output_tokens: Option<u64>,
+    /// Overrides of the provider's (or server's) budgets for this model.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) first_event_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) total_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileApiKey {
+    pub(super) key: String,
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) roles: Vec<String>,
+    pub(super) allowed_models: Option<Vec<String>>,
+}

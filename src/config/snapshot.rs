@@ -1,0 +1,171 @@
+//! The validated runtime configuration: plain, immutable data. Nothing in
+//! here changes while it serves; breakers, key pools and replica health
+//! live in `state`, keyed by the identities defined here, so a reload that
+//! swaps the snapshot keeps them.
+
+use super::secret::Secret;
+use filters::auth::ClientKey;
+use filters::breaker::BreakerConfig;
+use filters::Dialect;
+use http::{HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where and how to reach one upstream provider.
+#[derive(Debug)]
+pub struct Provider {
+    pub name: Arc<str>,
+    /// Position in `Snapshot::providers`: the provider's runtime state is
+    /// found by it without a lookup.
+    pub index: usize,
+    pub dialect: Dialect,
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix from `base_url` (`/v1` for OpenAI, empty for Anthropic).
+    pub path_prefix: String,
+    /// The generation endpoint, built once.
+    pub generate_path: String,
+    /// Upstream keys, used in rotation (the key pool holds indices).
+    pub keys: Vec<Secret>,
+    /// How long a key rests after a 429 without `Retry-After`.
+    pub key_cooldown: Duration,
+    pub breaker: BreakerConfig,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `Host` for requests without replicas, built once.
+    pub host_header: String,
+    /// Credential headers for each key of `keys` (one set without keys),
+    /// built once rather than per request.
+    pub credentials: Vec<Vec<(HeaderName, HeaderValue)>>,
+    /// How each key is named in `x-modelswitch-attempts` and the logs
+    /// (` key=***abcd`), built once.
+    pub key_labels: Vec<String>,
+    /// How requests are encoded for this provider's dialect.
+    pub encode: filters::dialect::EncodeOptions,
+    pub timeouts: Timeouts,
+    /// Several replicas, or one with an active health check.
+    pub replicas: Option<Replicas>,
+}
+
+impl Provider {
+    /// The credential headers for key `index` (none: the keyless set).
+    pub fn credentials(&self, index: Option<usize>) -> &[(HeaderName, HeaderValue)] {
+        index
+            .and_then(|i| self.credentials.get(i))
+            .or(self.credentials.first())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// What a breaker is kept by: the provider's name and where it points.
+    /// Repointing a provider (another URL or dialect) starts its targets
+    /// afresh; an unrelated edit keeps their state.
+    pub fn endpoint(&self) -> String {
+        let urls: Vec<String> = match &self.replicas {
+            Some(r) => r
+                .specs
+                .iter()
+                .map(|s| format!("{}:{}", s.host, s.port))
+                .collect(),
+            None => vec![format!("{}:{}", self.host, self.port)],
+        };
+        format!(
+            "{}|{}|{}|{}{}",
+            self.name,
+            self.dialect.name(),
+            if self.tls { "https" } else { "http" },
+            urls.join(","),
+            self.path_prefix
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Weighted round-robin (weights default to 1).
+    RoundRobin,
+    /// The healthy replica with the fewest requests in flight; ties rotate.
+    LeastInFlight,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Request path, e.g. `/health` (vLLM) or `/v1/models`.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: usize,
+    pub unhealthy_threshold: usize,
+}
+
+/// One replica as configuration names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSpec {
+    pub host: String,
+    pub port: u16,
+    pub weight: usize,
+}
+
+/// A provider's replicas and how they are chosen and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replicas {
+    pub specs: Vec<ReplicaSpec>,
+    pub balance: Balance,
+    pub health: Option<HealthCheck>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// From sending the request to the first real event (or the full body).
+    pub first_event: Duration,
+    /// Longest silence between two reads once streaming.
+    pub idle: Duration,
+    /// Keep-alive cadence towards the client during upstream silence.
+    pub keepalive: Duration,
+}
+
+/// One provider + upstream model in a route's chain.
+#[derive(Debug)]
+pub struct Target {
+    pub provider: Arc<Provider>,
+    pub model: Arc<str>,
+    /// Index of this provider + model's breaker among the snapshot's
+    /// targets; routes that share a target share the slot.
+    pub slot: usize,
+    /// The provider's budgets with the model's overrides applied.
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    /// Budget for the whole request: every attempt and the stream.
+    pub total_timeout: Duration,
+    pub targets: Vec<Target>,
+    pub max_output_tokens: Option<u64>,
+}
+
+/// Settings read once at startup; a reload that changes them is reported
+/// as needing a restart and keeps the running value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub listen: Vec<String>,
+    pub threads: usize,
+    /// Idle upstream connections kept per worker thread.
+    pub upstream_pool_size: usize,
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub process: Process,
+    /// Watch the config file for changes.
+    pub reload: bool,
+    pub max_request_body_bytes: usize,
+    pub providers: Vec<Arc<Provider>>,
+    pub routes: HashMap<String, Arc<Route>>,
+    /// Model names in config order, for `/v1/models`.
+    pub model_names: Vec<String>,
+    pub keys: HashMap<String, Arc<ClientKey>>,
+    /// The distinct provider + model pairs, by `Target::slot`.
+    pub target_slots: Vec<(Arc<Provider>, Arc<str>)>,
+}

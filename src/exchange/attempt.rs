@@ -1,0 +1,389 @@
+//! One target's try: its breaker, a key from its pool, the call, and the
+//! outcome recorded where it belongs (the breaker for the target's health,
+//! the pool for the key's, the request record for the log and metrics).
+
+use super::stream::stream_target;
+use super::unary::unary_target;
+use super::{now, or_client_left, ClientRequest};
+use crate::config::{Provider, Route, Target};
+use crate::record::{Attempt, AttemptOutcome, RequestRecord};
+use crate::state::Live;
+use crate::upstream::{Failure, Outgoing, Phase, UpstreamCall, UpstreamClient};
+use bytes::Bytes;
+use filters::breaker::Admission;
+use filters::canonical::Request;
+use filters::dialect::{self, Dialect};
+use filters::error::{ApiError, ErrorKind};
+use filters::failure::{Health, Next};
+use filters::key_pool::{KeyOutcome, Pick};
+use pingora::proxy::Session;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long the upstream took, for the attempt's record.
+#[derive(Debug, Default)]
+pub(super) struct Timing {
+    pub to_status: Option<Duration>,
+    pub to_first_event: Option<Duration>,
+}
+
+/// The body for one target, and how its answer must be handled.
+pub(super) struct Prepared {
+    pub body: Bytes,
+    pub pass_through: bool,
+    pub include_usage: bool,
+}
+
+/// One target's attempt, after the upstream answered with a 2xx status.
+pub(super) struct Answer<'a> {
+    pub upstream: &'a UpstreamClient,
+    pub req: &'a ClientRequest<'a>,
+    pub target: &'a Target,
+    pub prepared: &'a Prepared,
+    pub call: UpstreamCall,
+    /// For the first event (or the whole body).
+    pub deadline: Instant,
+    /// For the whole request.
+    pub total_deadline: Instant,
+    /// When the request went out, for the time to the first event.
+    pub sent: Instant,
+}
+
+pub(super) struct Attempts<'a> {
+    pub req: &'a ClientRequest<'a>,
+    pub live: &'a Live,
+    /// The whole request's budget (`total_timeout`), from its arrival.
+    pub total_deadline: Instant,
+    /// Anthropic history with a signature we minted: it must be decoded
+    /// (which drops it) rather than passed through. Scanned once.
+    pub carries_synthetic_signature: bool,
+    pub canonical: Option<Request>,
+}
+
+impl Attempts<'_> {
+    fn canonical(&mut self) -> Result<&Request, ApiError> {
+        if self.canonical.is_none() {
+            self.canonical = Some(dialect::decode_request(self.req.dialect, self.req.body)?);
+        }
+        self.canonical
+            .as_ref()
+            .ok_or_else(|| ApiError::new(ErrorKind::Api, "request decode failed"))
+    }
+
+    /// Same dialect: the client's bytes with only `model` replaced — unless
+    /// reasoning history carries a signature we minted, which must never
+    /// reach Anthropic (full decode drops it).
+    fn prepare(&mut self, target: &Target, route: &Route) -> Result<Prepared, ApiError> {
+        let provider = &target.provider;
+        let req = self.req;
+        let can_pass = provider.dialect == req.dialect && !self.carries_synthetic_signature;
+        if can_pass {
+            let quoted = serde_json::to_vec(&*target.model)
+                .map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+            let body = req
+                .members
+                .replace("model", &quoted)
+                .unwrap_or_else(|| req.body.to_vec());
+            return Ok(Prepared {
+                body: Bytes::from(body),
+                pass_through: true,
+                include_usage: false,
+            });
+        }
+        let canonical = self.canonical()?;
+        let value = dialect::encode_request(
+            provider.dialect,
+            canonical,
+            &target.model,
+            &provider.encode,
+            route.max_output_tokens,
+        )?;
+        let body =
+            serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+        Ok(Prepared {
+            body: Bytes::from(body),
+            pass_through: false,
+            include_usage: canonical.include_usage,
+        })
+    }
+}
+
+/// The request's own upstream headers. They go after the provider's
+/// credentials (`UpstreamClient::send`), and a later header replaces an
+/// earlier one of the same name: the client's `anthropic-version` wins.
+fn upstream_headers(
+    provider: &Provider,
+    client: &ClientRequest<'_>,
+    pass_through: bool,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let mut h = Vec::with_capacity(3);
+    let accept = if client.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    h.push((http::header::ACCEPT, http::HeaderValue::from_static(accept)));
+    // Same dialect: the client's API version and betas describe its own
+    // request; a translated request has neither.
+    if provider.dialect == Dialect::Anthropic && pass_through {
+        if let Some(v) = client.headers.anthropic_version.clone() {
+            h.push((http::HeaderName::from_static("anthropic-version"), v));
+        }
+        if let Some(beta) = client.headers.anthropic_beta.clone() {
+            h.push((http::HeaderName::from_static("anthropic-beta"), beta));
+        }
+    }
+    h
+}
+
+/// What one target did with the request.
+pub(super) enum Tried {
+    /// The client has its response (or left while it streamed).
+    Served(Served),
+    /// The client left before anything was sent; the upstream call was dropped.
+    ClientLeft,
+    /// Not sent: breaker open, or every key cooling after 429s
+    /// (`rate_limited`), until `retry_at`.
+    Skipped {
+        retry_at: Option<Instant>,
+        rate_limited: bool,
+    },
+    Failed(Failure),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Served {
+    Clean,
+    /// The upstream failed after commit; the client got an in-stream error.
+    FailedAfterCommit,
+    /// The client left mid-stream; the upstream call was dropped.
+    ClientLeft,
+}
+
+/// One target: breaker, key, call, and the outcome recorded where it
+/// belongs (breaker for the target's health, pool for the key's).
+pub(super) async fn attempt(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    route: &Route,
+    attempts: &mut Attempts<'_>,
+    target: &Target,
+    forced: bool,
+) -> Result<Tried, ApiError> {
+    let provider = &target.provider;
+    let live = attempts.live;
+    let state = live.provider(provider);
+    let skipped = |rec: &mut RequestRecord, outcome| {
+        rec.attempts.push(Attempt {
+            provider: provider.clone(),
+            model: target.model.clone(),
+            key: None,
+            outcome,
+            to_status: None,
+            to_first_event: None,
+        })
+    };
+    let admission = if forced {
+        Admission::Probe
+    } else {
+        live.breaker(target.slot).admit(now())
+    };
+    if let Admission::Rejected { retry_at } = admission {
+        skipped(rec, AttemptOutcome::CircuitOpen);
+        return Ok(Tried::Skipped {
+            retry_at: Some(retry_at),
+            rate_limited: false,
+        });
+    }
+    // Active health checks found no live replica: skip as if open.
+    if let Some(pool) = state.replicas.as_ref().filter(|p| !p.any_healthy()) {
+        live.breaker(target.slot).release_probe();
+        skipped(rec, AttemptOutcome::Unhealthy);
+        return Ok(Tried::Skipped {
+            retry_at: Some(now() + pool.recheck),
+            rate_limited: false,
+        });
+    }
+    let prepared = match attempts.prepare(target, route) {
+        Ok(p) => p,
+        Err(e) => {
+            live.breaker(target.slot).release_probe();
+            return Err(e);
+        }
+    };
+    // A key that is rate limited or rejected hands over to the next key of
+    // the same target; any other failure moves on to the next target.
+    let mut key_failure: Option<Failure> = None;
+    for _ in 0..provider.keys.len().max(1) {
+        let now = now();
+        if now >= attempts.total_deadline {
+            live.breaker(target.slot).release_probe();
+            return Ok(Tried::Failed(
+                key_failure.unwrap_or(Failure::Timeout(Phase::Total)),
+            ));
+        }
+        let picked = state.key_pool().pick(now, &target.model);
+        let key = match picked {
+            Pick::NoKey => None,
+            Pick::Key(i) => Some(i),
+            Pick::Unavailable { retry_at } => {
+                if let Some(f) = key_failure {
+                    return Ok(Tried::Failed(f));
+                }
+                live.breaker(target.slot).release_probe();
+                skipped(rec, AttemptOutcome::KeysCooling);
+                return Ok(Tried::Skipped {
+                    retry_at,
+                    rate_limited: true,
+                });
+            }
+        };
+        let headers = upstream_headers(provider, attempts.req, prepared.pass_through);
+        let total_deadline = attempts.total_deadline;
+        let deadline = (now + target.timeouts.first_event).min(total_deadline);
+        // Boxed, like the stream and unary halves below: these futures are
+        // large, and every level that held them inline would copy them
+        // (measured: a third of the gateway's instructions were memcpy).
+        let outgoing = Outgoing {
+            path: &provider.generate_path,
+            key,
+            headers: &headers,
+            body: prepared.body.clone(),
+        };
+        let replicas = state.replicas.as_deref();
+        let send =
+            Box::pin(upstream.send(provider, replicas, &target.timeouts, outgoing, deadline));
+        let mut timing = Timing::default();
+        let outcome = match or_client_left(session, send).await {
+            None => Tried::ClientLeft,
+            Some(Err(f)) => Tried::Failed(f),
+            Some(Ok(call)) if !(200..300).contains(&call.status) => {
+                timing.to_status = Some(now.elapsed());
+                Tried::Failed(call.into_failure(deadline).await)
+            }
+            Some(Ok(call)) => {
+                timing.to_status = Some(now.elapsed());
+                let answer = Answer {
+                    upstream,
+                    req: attempts.req,
+                    target,
+                    prepared: &prepared,
+                    call,
+                    deadline,
+                    total_deadline,
+                    sent: now,
+                };
+                let result = if attempts.req.stream {
+                    Box::pin(stream_target(session, rec, answer, &mut timing)).await
+                } else {
+                    Box::pin(unary_target(session, rec, answer, &mut timing)).await
+                };
+                match result {
+                    // Left before the commit: nothing was sent.
+                    Ok(Served::ClientLeft) if rec.result.status == 0 => Tried::ClientLeft,
+                    Ok(served) => Tried::Served(served),
+                    Err(f) => Tried::Failed(f),
+                }
+            }
+        };
+        record_outcome(live, target, key, &outcome);
+        let mut record = |outcome| {
+            rec.attempts.push(Attempt {
+                provider: provider.clone(),
+                model: target.model.clone(),
+                key,
+                outcome,
+                to_status: timing.to_status,
+                to_first_event: timing.to_first_event,
+            });
+            rec.attempts.len() - 1
+        };
+        match outcome {
+            Tried::ClientLeft => {
+                record(AttemptOutcome::ClientLeft);
+                rec.result.status = 499;
+                rec.result.error = Some("client went away before the answer".into());
+                return Ok(outcome);
+            }
+            Tried::Served(_) => {
+                let index = record(AttemptOutcome::Ok);
+                rec.result.served_by = Some(index);
+                return Ok(outcome);
+            }
+            Tried::Failed(f) => {
+                record(AttemptOutcome::Failed(f.kind()));
+                if !f.falls_over() {
+                    // The client's own mistake: another target would say the same.
+                    return Err(f.to_api_error(&provider.name));
+                }
+                log::warn!(
+                    "{} {}/{} key#{}: {f:?}",
+                    rec.id,
+                    provider.name,
+                    target.model,
+                    key.map_or(-1, |k| k as i64)
+                );
+                if key.is_none() || f.next() != Next::NextKey {
+                    return Ok(Tried::Failed(f));
+                }
+                key_failure = Some(f);
+            }
+            Tried::Skipped { .. } => return Ok(outcome),
+        }
+    }
+    Ok(key_failure.map_or(
+        Tried::Skipped {
+            retry_at: None,
+            rate_limited: true,
+        },
+        Tried::Failed,
+    ))
+}
+
+/// The classification (`filters::failure`), applied: what an outcome means
+/// for the target's breaker and for the key that carried the request.
+pub(super) fn record_outcome(live: &Live, target: &Target, key: Option<usize>, outcome: &Tried) {
+    let now = now();
+    let wall = SystemTime::now();
+    let key_outcome = {
+        let mut breaker = live.breaker(target.slot);
+        match outcome {
+            Tried::Skipped { .. } => return,
+            // Says nothing about the upstream.
+            Tried::ClientLeft | Tried::Served(Served::ClientLeft) => {
+                breaker.release_probe();
+                KeyOutcome::Success(200)
+            }
+            Tried::Served(Served::Clean) => {
+                breaker.on_success(now);
+                KeyOutcome::Success(200)
+            }
+            Tried::Served(Served::FailedAfterCommit) => {
+                breaker.on_failure(now);
+                KeyOutcome::Success(200)
+            }
+            Tried::Failed(f) => {
+                match f.health() {
+                    Health::Healthy => breaker.on_success(now),
+                    Health::Sick => breaker.on_failure(now),
+                    Health::Neutral => breaker.release_probe(),
+                }
+                // Keys rest per model in their pool; a keyless target (a
+                // local server) rests itself.
+                let keyless = target.provider.keys.is_empty();
+                if let Some(rest) = f
+                    .retry_after(wall)
+                    .filter(|_| keyless || f.health() == Health::Sick)
+                {
+                    breaker.hold_until(now + rest);
+                }
+                f.key_outcome(wall)
+            }
+        }
+    };
+    if let Some(i) = key {
+        live.provider(&target.provider)
+            .key_pool()
+            .record(i, &target.model, now, wall, key_outcome);
+    }
+}

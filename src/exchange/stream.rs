@@ -1,0 +1,183 @@
+//! A streaming answer: held until the first real event (so a failure can
+//! still fall over), then committed and relayed chunk by chunk, with
+//! keep-alives through upstream silences and the dialect's in-stream
+//! error for any failure after commit.
+
+use super::attempt::{Answer, Served, Timing};
+use super::unary::target_headers;
+use super::{now, or_client_left};
+use crate::record::RequestRecord;
+use crate::upstream::{Failure, Phase};
+use bytes::BytesMut;
+use filters::canonical::estimate_tokens_from_bytes;
+use filters::dialect;
+use filters::error::{ApiError, ErrorKind};
+use filters::stream::{Progress, StreamTranscoder};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use std::time::Duration;
+
+/// After the terminator, how long to wait for the body's end before
+/// giving up on reusing the connection.
+const DRAIN_BUDGET: Duration = Duration::from_millis(500);
+
+pub(super) async fn stream_target(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    a: Answer<'_>,
+    timing: &mut Timing,
+) -> Result<Served, Failure> {
+    let Answer {
+        upstream,
+        req,
+        target,
+        prepared,
+        mut call,
+        deadline,
+        total_deadline,
+        sent,
+    } = a;
+    if !call.is_event_stream() {
+        return Err(Failure::BadResponse(format!(
+            "expected an event stream, got '{}'",
+            call.content_type
+        )));
+    }
+    let provider = &target.provider;
+    let mut t = if prepared.pass_through {
+        let rename = Some(req.model).filter(|m| **m != *target.model);
+        StreamTranscoder::pass_through(req.dialect, rename)
+    } else {
+        let estimate = estimate_tokens_from_bytes(req.body.len());
+        StreamTranscoder::translate(
+            provider.dialect,
+            req.dialect,
+            req.model,
+            prepared.include_usage,
+            estimate,
+        )
+    };
+    let mut out = BytesMut::with_capacity(4096);
+    // Before commit: everything stays here, so a failure can still fall over.
+    let mut upstream_ended = false;
+    while *t.progress() == Progress::Pending {
+        let Some(read) = or_client_left(session, call.read(deadline, Phase::FirstEvent)).await
+        else {
+            return Ok(Served::ClientLeft);
+        };
+        match read? {
+            Some(chunk) => {
+                t.feed(&chunk, &mut out);
+            }
+            None => {
+                upstream_ended = true;
+                t.finish(&mut out);
+            }
+        }
+    }
+    if let Progress::Failed(e) = t.progress() {
+        // Nothing real yet: fall over. Content and then a failure in the
+        // same read is past the commit point: the client gets the content
+        // and the in-stream error already in `out`.
+        if !t.has_content() {
+            let status = dialect::error_status(provider.dialect, e);
+            return Err(Failure::Status(status, e.clone()));
+        }
+    }
+
+    // Commit.
+    timing.to_first_event = Some(sent.elapsed());
+    rec.result.status = 200;
+    let mut resp = ResponseHeader::build(200, Some(8)).map_err(|e| Failure::Io(e.to_string()))?;
+    let _ = resp.insert_header("content-type", "text/event-stream; charset=utf-8");
+    let _ = resp.insert_header("cache-control", "no-cache");
+    let _ = resp.insert_header("x-accel-buffering", "no");
+    let _ = resp.insert_header("transfer-encoding", "chunked");
+    let _ = resp.insert_header("x-request-id", rec.id.as_str());
+    for (k, v) in target_headers(rec, target) {
+        let _ = resp.insert_header(k, v);
+    }
+    if session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .is_err()
+        || !write(session, &mut out).await
+    {
+        rec.result.error = Some("client went away".into());
+        return Ok(Served::ClientLeft); // dropping `call` aborts the upstream request
+    }
+
+    let idle = target.timeouts.idle;
+    let keepalive = target.timeouts.keepalive;
+    let mut idle_deadline = now() + idle;
+    let mut next_keepalive = now() + keepalive;
+    while *t.progress() == Progress::Streaming && !upstream_ended {
+        let wake = idle_deadline.min(next_keepalive).min(total_deadline);
+        let Some(read) = or_client_left(session, call.read(wake, Phase::Idle)).await else {
+            rec.result.error = Some("client went away mid-stream".into());
+            rec.result.usage = t.usage();
+            return Ok(Served::ClientLeft);
+        };
+        match read {
+            Ok(Some(chunk)) => {
+                t.feed(&chunk, &mut out);
+                idle_deadline = now() + idle;
+                next_keepalive = now() + keepalive;
+            }
+            Ok(None) => {
+                upstream_ended = true;
+                t.finish(&mut out);
+            }
+            Err(Failure::Timeout(_)) if now() < idle_deadline.min(total_deadline) => {
+                t.keepalive(&mut out);
+                next_keepalive = now() + keepalive;
+            }
+            Err(Failure::Timeout(_)) => {
+                let e = if now() >= total_deadline {
+                    ApiError::new(ErrorKind::Timeout, "the request exceeded its total_timeout")
+                } else {
+                    ApiError::new(
+                        ErrorKind::Timeout,
+                        format!("upstream {} stalled for {idle:?}", provider.name),
+                    )
+                };
+                t.fail(&e, &mut out);
+            }
+            Err(f) => t.fail(&f.to_api_error(&provider.name), &mut out),
+        }
+        if !write(session, &mut out).await {
+            rec.result.error = Some("client went away mid-stream".into());
+            rec.result.usage = t.usage();
+            return Ok(Served::ClientLeft);
+        }
+    }
+    let served = if let Progress::Failed(e) = t.progress() {
+        rec.result.error = Some(format!("after commit: {}", e.message));
+        Served::FailedAfterCommit
+    } else {
+        Served::Clean
+    };
+    rec.result.usage = t.usage();
+    let _ = session.write_response_body(None, true).await;
+    if *t.progress() == Progress::Done {
+        // Reuse the connection only if its body really ended.
+        let drained = upstream_ended
+            || matches!(call.read(now() + DRAIN_BUDGET, Phase::Body).await, Ok(None));
+        if drained {
+            upstream.release(call);
+        }
+    }
+    Ok(served)
+}
+
+/// Writes and empties `out`; false when the client is gone.
+async fn write(session: &mut Session, out: &mut BytesMut) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let bytes = out.split().freeze();
+    session
+        .write_response_body(Some(bytes), false)
+        .await
+        .is_ok()
+}

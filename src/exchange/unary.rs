@@ -1,0 +1,76 @@
+//! A non-streaming answer: read whole (bounded), translated or passed
+//! through with only `model` replaced, written in one response.
+
+use super::attempt::{Answer, Served, Timing};
+use super::or_client_left;
+use crate::config::Target;
+use crate::downstream::respond;
+use crate::record::RequestRecord;
+use crate::upstream::Failure;
+use bytes::Bytes;
+use filters::dialect;
+use pingora::proxy::Session;
+
+/// Largest non-streaming upstream body we accept.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+pub(super) async fn unary_target(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    a: Answer<'_>,
+    timing: &mut Timing,
+) -> Result<Served, Failure> {
+    let Answer {
+        upstream,
+        req,
+        target,
+        prepared,
+        mut call,
+        deadline,
+        sent,
+        ..
+    } = a;
+    let Some(body) = or_client_left(session, call.read_all(deadline, MAX_UPSTREAM_BODY)).await
+    else {
+        return Ok(Served::ClientLeft);
+    };
+    let body = body?;
+    timing.to_first_event = Some(sent.elapsed());
+    upstream.release(call);
+    let upstream_dialect = target.provider.dialect;
+    let out: Bytes = if prepared.pass_through {
+        let members = filters::wire::json_peek::members(&body)
+            .map_err(|e| Failure::BadResponse(e.to_string()))?;
+        rec.result.usage = filters::stream::usage_of_members(upstream_dialect, &members);
+        let quoted =
+            serde_json::to_vec(req.model).map_err(|e| Failure::BadResponse(e.to_string()))?;
+        match members.str("model") {
+            Some(m) if m != req.model => members
+                .replace("model", &quoted)
+                .map(Bytes::from)
+                .unwrap_or(body.clone()),
+            _ => body.clone(),
+        }
+    } else {
+        let decoded = dialect::decode_response(upstream_dialect, &body)
+            .map_err(|e| Failure::BadResponse(e.message))?;
+        rec.result.usage = Some(decoded.usage);
+        let v = dialect::encode_response(req.dialect, &decoded, req.model);
+        Bytes::from(serde_json::to_vec(&v).map_err(|e| Failure::BadResponse(e.to_string()))?)
+    };
+    let extra = target_headers(rec, target);
+    respond(session, rec, 200, "application/json", out, &extra, false).await;
+    Ok(Served::Clean)
+}
+
+/// `x-modelswitch-target` and `x-modelswitch-attempts` on a served answer.
+pub(super) fn target_headers(rec: &RequestRecord, target: &Target) -> Vec<(&'static str, String)> {
+    let mut extra = vec![(
+        "x-modelswitch-target",
+        format!("{}/{}", target.provider.name, target.model),
+    )];
+    if !rec.attempts.is_empty() {
+        extra.push(("x-modelswitch-attempts", rec.attempts_header()));
+    }
+    extra
+}

@@ -1,0 +1,156 @@
+//! The Pingora shell: every request is answered inside `request_filter`
+//! ("handler mode": Pingora parses and writes HTTP, the gateway decides
+//! everything else) — endpoint, auth, body, then the exchange. Errors are
+//! rendered here, at one edge, in the caller's dialect.
+
+mod auth;
+mod endpoints;
+mod generate;
+
+use crate::downstream::respond_error;
+use crate::record::RequestRecord;
+use crate::state::LiveStore;
+use crate::upstream::UpstreamClient;
+use async_trait::async_trait;
+use filters::error::{ApiError, ErrorKind};
+use filters::ingress::{classify, dialect_hint, Endpoint};
+use filters::Dialect;
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+use std::sync::Arc;
+
+pub struct Gateway {
+    pub store: LiveStore,
+    pub upstream: Arc<UpstreamClient>,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestRecord;
+
+    fn new_ctx(&self) -> RequestRecord {
+        RequestRecord::new(filters::canonical::new_id("req_"))
+    }
+
+    async fn request_filter(&self, session: &mut Session, rec: &mut RequestRecord) -> Result<bool> {
+        // This request's config and state, to its end, whatever reloads.
+        let live = self.store.load_full();
+        let req = session.req_header();
+        let path = req.uri.path();
+        let hint = dialect_hint(path, req.headers.contains_key("anthropic-version"));
+        let endpoint = classify(req.method.as_str(), path);
+        let outcome = match endpoint {
+            Endpoint::Health => endpoints::health(session, rec).await,
+            Endpoint::NotFound => Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no route for {path}"),
+            )),
+            Endpoint::MethodNotAllowed => {
+                let mut e =
+                    ApiError::invalid(format!("method {} is not allowed on {path}", req.method));
+                e.status = Some(405);
+                Err(e)
+            }
+            Endpoint::Models => endpoints::models(session, rec, &live, hint).await,
+            Endpoint::CountTokens => endpoints::count_tokens(session, rec, &live).await,
+            Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
+            Endpoint::Generate(dialect) => {
+                rec.client.dialect = Some(dialect);
+                // Boxed: a small `request_filter` future is cheap for Pingora to move.
+                Box::pin(generate::generate(
+                    &self.upstream,
+                    session,
+                    rec,
+                    &live,
+                    dialect,
+                ))
+                .await
+            }
+        };
+        if let Err(e) = outcome {
+            let dialect = rec.client.dialect.unwrap_or(match endpoint {
+                Endpoint::CountTokens => Dialect::Anthropic,
+                _ => hint,
+            });
+            let attempts = (!rec.attempts.is_empty()).then(|| rec.attempts_header());
+            respond_error(session, rec, dialect, &e, attempts).await;
+        }
+        Ok(true)
+    }
+
+    /// Every request is answered in `request_filter`; reaching the stock
+    /// proxy flow is a bug, reported rather than proxied anywhere.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _rec: &mut RequestRecord,
+    ) -> Result<Box<HttpPeer>> {
+        Err(pingora::Error::explain(
+            pingora::ErrorType::InternalError,
+            "no stock proxy routes are configured",
+        ))
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        _e: Option<&pingora::Error>,
+        rec: &mut RequestRecord,
+    ) {
+        if log::log_enabled!(log::Level::Info) {
+            access_log(session, rec);
+        }
+    }
+}
+
+/// One line per request, from the request record.
+fn access_log(session: &Session, rec: &RequestRecord) {
+    let req = session.req_header();
+    let elapsed = rec.started.elapsed().as_secs_f64() * 1000.0;
+    let usage = rec
+        .result
+        .usage
+        .map(|u| {
+            format!(
+                "in={} cached={} out={}",
+                u.input_total(),
+                u.cache_read,
+                u.output_total
+            )
+        })
+        .unwrap_or_else(|| "-".into());
+    let served = rec.served_by();
+    let target = served
+        .map(|a| format!("{}/{}", a.provider.name, a.model))
+        .unwrap_or_else(|| "-".into());
+    // Upstream time to its status line and to the first real event.
+    let ms = |d: Option<std::time::Duration>| {
+        d.map_or_else(
+            || "-".into(),
+            |d| format!("{:.1}", d.as_secs_f64() * 1000.0),
+        )
+    };
+    let upstream_ms = format!(
+        "{}/{}",
+        ms(served.and_then(|a| a.to_status)),
+        ms(served.and_then(|a| a.to_first_event))
+    );
+    log::info!(
+        "{} {} {} {} status={} dialect={} key={} model={} stream={} target={} attempts=[{}] usage={} upstream_ms={} ms={:.1}{}",
+        rec.id,
+        session.client_addr().map(|a| a.to_string()).unwrap_or_default(),
+        req.method,
+        req.uri.path(),
+        rec.result.status,
+        rec.client.dialect.map_or("-", Dialect::name),
+        rec.client.key_name.as_deref().unwrap_or("-"),
+        rec.client.model.as_deref().unwrap_or("-"),
+        rec.client.stream,
+        target,
+        rec.attempts_header(),
+        usage,
+        upstream_ms,
+        elapsed,
+        rec.result.error.as_deref().map(|e| format!(" error={e:?}")).unwrap_or_default(),
+    );
+}

@@ -1,0 +1,167 @@
+//! The typed record of one request: who asked for what, every attempt and
+//! its outcome, who served it, what it used, how it ended. The access log
+//! reads it today; usage rows and metric labels read the same values, so
+//! they always agree.
+
+use crate::config::Provider;
+use filters::canonical::Usage;
+use filters::failure::FailureKind;
+use filters::Dialect;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Per-request context, in small parts.
+#[derive(Debug)]
+pub struct RequestRecord {
+    pub id: String,
+    pub started: Instant,
+    pub client: ClientSide,
+    pub attempts: Vec<Attempt>,
+    pub result: Outcome,
+}
+
+/// What the client sent and who it is.
+#[derive(Debug, Default)]
+pub struct ClientSide {
+    pub dialect: Option<Dialect>,
+    pub key_name: Option<String>,
+    pub model: Option<String>,
+    pub stream: bool,
+}
+
+/// How the request ended for the client.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The status sent (0 before anything was; 499 when the client left).
+    pub status: u16,
+    /// The attempt that answered, as an index into `attempts`.
+    pub served_by: Option<usize>,
+    pub usage: Option<Usage>,
+    pub error: Option<String>,
+}
+
+/// One target tried.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub provider: Arc<Provider>,
+    pub model: Arc<str>,
+    /// Which of the provider's keys carried it.
+    pub key: Option<usize>,
+    pub outcome: AttemptOutcome,
+    /// From sending the request to the upstream's status line.
+    pub to_status: Option<Duration>,
+    /// From sending the request to the first real event (or whole body).
+    pub to_first_event: Option<Duration>,
+}
+
+/// What became of one attempt: a closed set, so it can label metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Ok,
+    /// Not sent: the target's breaker is open.
+    CircuitOpen,
+    /// Not sent: no replica passes its health check.
+    Unhealthy,
+    /// Not sent: every key is resting after rate limits.
+    KeysCooling,
+    /// The client left before anything was sent to it.
+    ClientLeft,
+    /// The upstream failed (`503`, `connect`, `timeout-first-event`, …).
+    Failed(FailureKind),
+}
+
+impl AttemptOutcome {
+    pub fn label(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Ok => "ok".into(),
+            Self::CircuitOpen => "circuit-open".into(),
+            Self::Unhealthy => "unhealthy".into(),
+            Self::KeysCooling => "keys-cooling".into(),
+            Self::ClientLeft => "client-left".into(),
+            Self::Failed(kind) => kind.to_string().into(),
+        }
+    }
+}
+
+impl RequestRecord {
+    pub fn new(id: String) -> Self {
+        Self {
+            id,
+            started: Instant::now(),
+            client: ClientSide::default(),
+            attempts: Vec::new(),
+            result: Outcome::default(),
+        }
+    }
+
+    pub fn served_by(&self) -> Option<&Attempt> {
+        self.result.served_by.and_then(|i| self.attempts.get(i))
+    }
+
+    /// `x-modelswitch-attempts`: `provider/model=outcome key=…` for each
+    /// target tried, in order.
+    pub fn attempts_header(&self) -> String {
+        let mut s = String::new();
+        for (i, a) in self.attempts.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&a.provider.name);
+            s.push('/');
+            s.push_str(&a.model);
+            s.push('=');
+            s.push_str(&a.outcome.label());
+            if let Some(label) = a.key.and_then(|k| a.provider.key_labels.get(k)) {
+                s.push_str(label);
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_render_in_order_with_labels() {
+        let snap = crate::config::parse(
+            r#"
+            [[providers]]
+            name = "a"
+            type = "openai"
+            base_url = "http://127.0.0.1:9/v1"
+            api_keys = ["sk-key-number-one", "sk-key-number-two"]
+
+            [[models]]
+            name = "m"
+            targets = [{ provider = "a", model = "m" }]
+
+            [[api_keys]]
+            key = "sk-client-key"
+            name = "c"
+            "#,
+        )
+        .unwrap();
+        let p = &snap.providers[0];
+        let mut r = RequestRecord::new("req_1".into());
+        let attempt = |outcome, key| Attempt {
+            provider: p.clone(),
+            model: Arc::from("m"),
+            key,
+            outcome,
+            to_status: None,
+            to_first_event: None,
+        };
+        r.attempts.push(attempt(AttemptOutcome::CircuitOpen, None));
+        let failed = AttemptOutcome::Failed(FailureKind::Status(503));
+        r.attempts.push(attempt(failed, Some(1)));
+        r.attempts.push(attempt(AttemptOutcome::Ok, Some(0)));
+        r.result.served_by = Some(2);
+        assert_eq!(
+            r.attempts_header(),
+            "a/m=circuit-open, a/m=503 key=***-two, a/m=ok key=***-one"
+        );
+        assert_eq!(r.served_by().and_then(|a| a.key), Some(0));
+    }
+}
