@@ -3,7 +3,7 @@
 //! reads it today; usage rows and metric labels read the same values, so
 //! they always agree.
 
-use crate::config::Provider;
+use crate::config::{Provider, Target};
 use filters::canonical::Usage;
 use filters::failure::FailureKind;
 use filters::Dialect;
@@ -68,6 +68,20 @@ pub enum AttemptOutcome {
     ClientLeft,
     /// The upstream failed (`503`, `connect`, `timeout-first-event`, …).
     Failed(FailureKind),
+}
+
+impl Attempt {
+    /// A target skipped without a call.
+    pub fn untried(target: &Target, outcome: AttemptOutcome) -> Self {
+        Self {
+            provider: target.provider.clone(),
+            model: target.model.clone(),
+            key: None,
+            outcome,
+            to_status: None,
+            to_first_event: None,
+        }
+    }
 }
 
 impl AttemptOutcome {

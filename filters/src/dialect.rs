@@ -220,6 +220,28 @@ pub fn stream_error(dialect: Dialect, e: &ApiError, out: &mut BytesMut) {
     crate::wire::sse::encode_event(out, name, &body);
 }
 
+/// Client headers that describe a same-dialect request (its API version
+/// and betas) and so go upstream with it; a translated request has none.
+pub fn forwarded_headers(dialect: Dialect) -> &'static [&'static str] {
+    match dialect {
+        Dialect::OpenAiChat => &[],
+        Dialect::Anthropic => &["anthropic-version", "anthropic-beta"],
+    }
+}
+
+/// Whether a client's history holds a reasoning signature the gateway
+/// minted for unsigned thinking: such a body must be decoded (which drops
+/// it) rather than passed through, since only the issuer may see it.
+pub fn carries_synthetic_signature(dialect: Dialect, body: &[u8]) -> bool {
+    match dialect {
+        Dialect::OpenAiChat => false,
+        Dialect::Anthropic => {
+            let tag = crate::canonical::SYNTHETIC_SIGNATURE_PREFIX.as_bytes();
+            memchr::memmem::find(body, tag).is_some()
+        }
+    }
+}
+
 /// The generation endpoint under a provider's base path.
 pub fn generate_path(dialect: Dialect, prefix: &str) -> String {
     match dialect {

@@ -5,14 +5,14 @@
 use super::stream::stream_target;
 use super::unary::unary_target;
 use super::{now, or_client_left, ClientRequest};
-use crate::config::{Provider, Route, Target};
+use crate::config::{Route, Target};
 use crate::record::{Attempt, AttemptOutcome, RequestRecord};
 use crate::state::Live;
 use crate::upstream::{Failure, Outgoing, Phase, UpstreamCall, UpstreamClient};
 use bytes::Bytes;
 use filters::breaker::Admission;
 use filters::canonical::Request;
-use filters::dialect::{self, Dialect};
+use filters::dialect;
 use filters::error::{ApiError, ErrorKind};
 use filters::failure::{Health, Next};
 use filters::key_pool::{KeyOutcome, Pick};
@@ -109,9 +109,8 @@ impl Attempts<'_> {
 
 /// The request's own upstream headers. They go after the provider's
 /// credentials (`UpstreamClient::send`), and a later header replaces an
-/// earlier one of the same name: the client's `anthropic-version` wins.
+/// earlier one of the same name: the client's API version wins.
 fn upstream_headers(
-    provider: &Provider,
     client: &ClientRequest<'_>,
     pass_through: bool,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
@@ -124,13 +123,8 @@ fn upstream_headers(
     h.push((http::header::ACCEPT, http::HeaderValue::from_static(accept)));
     // Same dialect: the client's API version and betas describe its own
     // request; a translated request has neither.
-    if provider.dialect == Dialect::Anthropic && pass_through {
-        if let Some(v) = client.headers.anthropic_version.clone() {
-            h.push((http::HeaderName::from_static("anthropic-version"), v));
-        }
-        if let Some(beta) = client.headers.anthropic_beta.clone() {
-            h.push((http::HeaderName::from_static("anthropic-beta"), beta));
-        }
+    if pass_through {
+        h.extend(client.headers.0.iter().cloned());
     }
     h
 }
@@ -159,6 +153,36 @@ pub(super) enum Served {
     ClientLeft,
 }
 
+/// Whether the target may be tried now: `None` to go ahead (holding the
+/// half-open probe if it is one), else why it is skipped.
+fn admit(live: &Live, rec: &mut RequestRecord, target: &Target, forced: bool) -> Option<Tried> {
+    let admission = if forced {
+        Admission::Probe
+    } else {
+        live.breaker(target.slot).admit(now())
+    };
+    if let Admission::Rejected { retry_at } = admission {
+        rec.attempts
+            .push(Attempt::untried(target, AttemptOutcome::CircuitOpen));
+        return Some(Tried::Skipped {
+            retry_at: Some(retry_at),
+            rate_limited: false,
+        });
+    }
+    // Active health checks found no live replica: skip as if open.
+    let replicas = live.provider(&target.provider).replicas.as_ref();
+    if let Some(pool) = replicas.filter(|p| !p.any_healthy()) {
+        live.breaker(target.slot).release_probe();
+        rec.attempts
+            .push(Attempt::untried(target, AttemptOutcome::Unhealthy));
+        return Some(Tried::Skipped {
+            retry_at: Some(now() + pool.recheck),
+            rate_limited: false,
+        });
+    }
+    None
+}
+
 /// One target: breaker, key, call, and the outcome recorded where it
 /// belongs (breaker for the target's health, pool for the key's).
 pub(super) async fn attempt(
@@ -173,36 +197,8 @@ pub(super) async fn attempt(
     let provider = &target.provider;
     let live = attempts.live;
     let state = live.provider(provider);
-    let skipped = |rec: &mut RequestRecord, outcome| {
-        rec.attempts.push(Attempt {
-            provider: provider.clone(),
-            model: target.model.clone(),
-            key: None,
-            outcome,
-            to_status: None,
-            to_first_event: None,
-        })
-    };
-    let admission = if forced {
-        Admission::Probe
-    } else {
-        live.breaker(target.slot).admit(now())
-    };
-    if let Admission::Rejected { retry_at } = admission {
-        skipped(rec, AttemptOutcome::CircuitOpen);
-        return Ok(Tried::Skipped {
-            retry_at: Some(retry_at),
-            rate_limited: false,
-        });
-    }
-    // Active health checks found no live replica: skip as if open.
-    if let Some(pool) = state.replicas.as_ref().filter(|p| !p.any_healthy()) {
-        live.breaker(target.slot).release_probe();
-        skipped(rec, AttemptOutcome::Unhealthy);
-        return Ok(Tried::Skipped {
-            retry_at: Some(now() + pool.recheck),
-            rate_limited: false,
-        });
+    if let Some(skip) = admit(live, rec, target, forced) {
+        return Ok(skip);
     }
     let prepared = match attempts.prepare(target, route) {
         Ok(p) => p,
@@ -231,61 +227,18 @@ pub(super) async fn attempt(
                     return Ok(Tried::Failed(f));
                 }
                 live.breaker(target.slot).release_probe();
-                skipped(rec, AttemptOutcome::KeysCooling);
+                rec.attempts
+                    .push(Attempt::untried(target, AttemptOutcome::KeysCooling));
                 return Ok(Tried::Skipped {
                     retry_at,
                     rate_limited: true,
                 });
             }
         };
-        let headers = upstream_headers(provider, attempts.req, prepared.pass_through);
-        let total_deadline = attempts.total_deadline;
-        let deadline = (now + target.timeouts.first_event).min(total_deadline);
-        // Boxed, like the stream and unary halves below: these futures are
-        // large, and every level that held them inline would copy them
-        // (measured: a third of the gateway's instructions were memcpy).
-        let outgoing = Outgoing {
-            path: &provider.generate_path,
-            key,
-            headers: &headers,
-            body: prepared.body.clone(),
-        };
-        let replicas = state.replicas.as_deref();
-        let send =
-            Box::pin(upstream.send(provider, replicas, &target.timeouts, outgoing, deadline));
-        let mut timing = Timing::default();
-        let outcome = match or_client_left(session, send).await {
-            None => Tried::ClientLeft,
-            Some(Err(f)) => Tried::Failed(f),
-            Some(Ok(call)) if !(200..300).contains(&call.status) => {
-                timing.to_status = Some(now.elapsed());
-                Tried::Failed(call.into_failure(deadline).await)
-            }
-            Some(Ok(call)) => {
-                timing.to_status = Some(now.elapsed());
-                let answer = Answer {
-                    upstream,
-                    req: attempts.req,
-                    target,
-                    prepared: &prepared,
-                    call,
-                    deadline,
-                    total_deadline,
-                    sent: now,
-                };
-                let result = if attempts.req.stream {
-                    Box::pin(stream_target(session, rec, answer, &mut timing)).await
-                } else {
-                    Box::pin(unary_target(session, rec, answer, &mut timing)).await
-                };
-                match result {
-                    // Left before the commit: nothing was sent.
-                    Ok(Served::ClientLeft) if rec.result.status == 0 => Tried::ClientLeft,
-                    Ok(served) => Tried::Served(served),
-                    Err(f) => Tried::Failed(f),
-                }
-            }
-        };
+        let (outcome, timing) = Box::pin(call(
+            upstream, session, rec, attempts, target, &prepared, key, now,
+        ))
+        .await;
         record_outcome(live, target, key, &outcome);
         let mut record = |outcome| {
             rec.attempts.push(Attempt {
@@ -338,6 +291,74 @@ pub(super) async fn attempt(
         },
         Tried::Failed,
     ))
+}
+
+/// One call to the target with one key, and its answer relayed when it is
+/// a 2xx; `now` is when the call starts.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one attempt, borrowed"
+)]
+async fn call(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    attempts: &Attempts<'_>,
+    target: &Target,
+    prepared: &Prepared,
+    key: Option<usize>,
+    now: Instant,
+) -> (Tried, Timing) {
+    let provider = &target.provider;
+    let state = attempts.live.provider(provider);
+    let headers = upstream_headers(attempts.req, prepared.pass_through);
+    let total_deadline = attempts.total_deadline;
+    let deadline = (now + target.timeouts.first_event).min(total_deadline);
+    // Boxed, like the stream and unary halves below: these futures are
+    // large, and every level that held them inline would copy them
+    // (measured: a third of the gateway's instructions were memcpy).
+    let outgoing = Outgoing {
+        path: &provider.generate_path,
+        key,
+        headers: &headers,
+        body: prepared.body.clone(),
+    };
+    let replicas = state.replicas.as_deref();
+    let send = Box::pin(upstream.send(provider, replicas, &target.timeouts, outgoing, deadline));
+    let mut timing = Timing::default();
+    let outcome = match or_client_left(session, send).await {
+        None => Tried::ClientLeft,
+        Some(Err(f)) => Tried::Failed(f),
+        Some(Ok(call)) if !(200..300).contains(&call.status) => {
+            timing.to_status = Some(now.elapsed());
+            Tried::Failed(call.into_failure(deadline).await)
+        }
+        Some(Ok(call)) => {
+            timing.to_status = Some(now.elapsed());
+            let answer = Answer {
+                upstream,
+                req: attempts.req,
+                target,
+                prepared,
+                call,
+                deadline,
+                total_deadline,
+                sent: now,
+            };
+            let result = if attempts.req.stream {
+                Box::pin(stream_target(session, rec, answer, &mut timing)).await
+            } else {
+                Box::pin(unary_target(session, rec, answer, &mut timing)).await
+            };
+            match result {
+                // Left before the commit: nothing was sent.
+                Ok(Served::ClientLeft) if rec.result.status == 0 => Tried::ClientLeft,
+                Ok(served) => Tried::Served(served),
+                Err(f) => Tried::Failed(f),
+            }
+        }
+    };
+    (outcome, timing)
 }
 
 /// The classification (`filters::failure`), applied: what an outcome means

@@ -16,7 +16,6 @@ use crate::state::Live;
 use crate::upstream::{Failure, UpstreamClient};
 use attempt::{attempt, Attempts, Tried};
 use bytes::Bytes;
-use filters::canonical::SYNTHETIC_SIGNATURE_PREFIX;
 use filters::error::{ApiError, ErrorKind};
 use filters::wire::json_peek::Members;
 use filters::Dialect;
@@ -31,19 +30,22 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Client headers that matter upstream on same-dialect routes.
+/// Client headers that go upstream on same-dialect routes.
 #[derive(Debug, Default)]
-pub struct ClientHeaders {
-    anthropic_version: Option<http::HeaderValue>,
-    anthropic_beta: Option<http::HeaderValue>,
-}
+pub struct ClientHeaders(Vec<(http::HeaderName, http::HeaderValue)>);
 
 impl ClientHeaders {
-    pub fn from_request(req: &RequestHeader) -> Self {
-        Self {
-            anthropic_version: req.headers.get("anthropic-version").cloned(),
-            anthropic_beta: req.headers.get("anthropic-beta").cloned(),
-        }
+    pub fn from_request(req: &RequestHeader, dialect: Dialect) -> Self {
+        let names = filters::dialect::forwarded_headers(dialect);
+        Self(
+            names
+                .iter()
+                .filter_map(|n| {
+                    let v = req.headers.get(*n)?;
+                    Some((http::HeaderName::from_static(n), v.clone()))
+                })
+                .collect(),
+        )
     }
 }
 
@@ -89,8 +91,8 @@ pub async fn run(
     req: &ClientRequest<'_>,
 ) -> Result<(), ApiError> {
     let started = rec.started;
-    let carries_synthetic_signature = req.dialect == Dialect::Anthropic
-        && memchr::memmem::find(req.body, SYNTHETIC_SIGNATURE_PREFIX.as_bytes()).is_some();
+    let carries_synthetic_signature =
+        filters::dialect::carries_synthetic_signature(req.dialect, req.body);
     let mut attempts = Attempts {
         req,
         live,

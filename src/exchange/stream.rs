@@ -3,11 +3,12 @@
 //! keep-alives through upstream silences and the dialect's in-stream
 //! error for any failure after commit.
 
-use super::attempt::{Answer, Served, Timing};
+use super::attempt::{Answer, Prepared, Served, Timing};
 use super::unary::target_headers;
-use super::{now, or_client_left};
+use super::{now, or_client_left, ClientRequest};
+use crate::config::Target;
 use crate::record::RequestRecord;
-use crate::upstream::{Failure, Phase};
+use crate::upstream::{Failure, Phase, UpstreamCall};
 use bytes::BytesMut;
 use filters::canonical::estimate_tokens_from_bytes;
 use filters::dialect;
@@ -15,7 +16,7 @@ use filters::error::{ApiError, ErrorKind};
 use filters::stream::{Progress, StreamTranscoder};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// After the terminator, how long to wait for the body's end before
 /// giving up on reusing the connection.
@@ -44,19 +45,7 @@ pub(super) async fn stream_target(
         )));
     }
     let provider = &target.provider;
-    let mut t = if prepared.pass_through {
-        let rename = Some(req.model).filter(|m| **m != *target.model);
-        StreamTranscoder::pass_through(req.dialect, rename)
-    } else {
-        let estimate = estimate_tokens_from_bytes(req.body.len());
-        StreamTranscoder::translate(
-            provider.dialect,
-            req.dialect,
-            req.model,
-            prepared.include_usage,
-            estimate,
-        )
-    };
+    let mut t = transcoder(req, target, prepared);
     let mut out = BytesMut::with_capacity(4096);
     // Before commit: everything stays here, so a failure can still fall over.
     let mut upstream_ended = false;
@@ -87,16 +76,7 @@ pub(super) async fn stream_target(
 
     // Commit.
     timing.to_first_event = Some(sent.elapsed());
-    rec.result.status = 200;
-    let mut resp = ResponseHeader::build(200, Some(8)).map_err(|e| Failure::Io(e.to_string()))?;
-    let _ = resp.insert_header("content-type", "text/event-stream; charset=utf-8");
-    let _ = resp.insert_header("cache-control", "no-cache");
-    let _ = resp.insert_header("x-accel-buffering", "no");
-    let _ = resp.insert_header("transfer-encoding", "chunked");
-    let _ = resp.insert_header("x-request-id", rec.id.as_str());
-    for (k, v) in target_headers(rec, target) {
-        let _ = resp.insert_header(k, v);
-    }
+    let resp = stream_head(rec, target)?;
     if session
         .write_response_header(Box::new(resp), false)
         .await
@@ -107,48 +87,14 @@ pub(super) async fn stream_target(
         return Ok(Served::ClientLeft); // dropping `call` aborts the upstream request
     }
 
-    let idle = target.timeouts.idle;
-    let keepalive = target.timeouts.keepalive;
-    let mut idle_deadline = now() + idle;
-    let mut next_keepalive = now() + keepalive;
-    while *t.progress() == Progress::Streaming && !upstream_ended {
-        let wake = idle_deadline.min(next_keepalive).min(total_deadline);
-        let Some(read) = or_client_left(session, call.read(wake, Phase::Idle)).await else {
-            rec.result.error = Some("client went away mid-stream".into());
-            rec.result.usage = t.usage();
-            return Ok(Served::ClientLeft);
-        };
-        match read {
-            Ok(Some(chunk)) => {
-                t.feed(&chunk, &mut out);
-                idle_deadline = now() + idle;
-                next_keepalive = now() + keepalive;
+    if !upstream_ended {
+        match relay(session, &mut call, &mut t, &mut out, target, total_deadline).await {
+            Some(ended) => upstream_ended = ended,
+            None => {
+                rec.result.error = Some("client went away mid-stream".into());
+                rec.result.usage = t.usage();
+                return Ok(Served::ClientLeft);
             }
-            Ok(None) => {
-                upstream_ended = true;
-                t.finish(&mut out);
-            }
-            Err(Failure::Timeout(_)) if now() < idle_deadline.min(total_deadline) => {
-                t.keepalive(&mut out);
-                next_keepalive = now() + keepalive;
-            }
-            Err(Failure::Timeout(_)) => {
-                let e = if now() >= total_deadline {
-                    ApiError::new(ErrorKind::Timeout, "the request exceeded its total_timeout")
-                } else {
-                    ApiError::new(
-                        ErrorKind::Timeout,
-                        format!("upstream {} stalled for {idle:?}", provider.name),
-                    )
-                };
-                t.fail(&e, &mut out);
-            }
-            Err(f) => t.fail(&f.to_api_error(&provider.name), &mut out),
-        }
-        if !write(session, &mut out).await {
-            rec.result.error = Some("client went away mid-stream".into());
-            rec.result.usage = t.usage();
-            return Ok(Served::ClientLeft);
         }
     }
     let served = if let Progress::Failed(e) = t.progress() {
@@ -168,6 +114,93 @@ pub(super) async fn stream_target(
         }
     }
     Ok(served)
+}
+
+/// The client's stream for this answer: the upstream's events passed
+/// through with the model renamed, or translated between dialects.
+fn transcoder(req: &ClientRequest<'_>, target: &Target, prepared: &Prepared) -> StreamTranscoder {
+    if prepared.pass_through {
+        let rename = Some(req.model).filter(|m| **m != *target.model);
+        StreamTranscoder::pass_through(req.dialect, rename)
+    } else {
+        let estimate = estimate_tokens_from_bytes(req.body.len());
+        StreamTranscoder::translate(
+            target.provider.dialect,
+            req.dialect,
+            req.model,
+            prepared.include_usage,
+            estimate,
+        )
+    }
+}
+
+/// The committed stream's response head.
+fn stream_head(rec: &mut RequestRecord, target: &Target) -> Result<ResponseHeader, Failure> {
+    rec.result.status = 200;
+    let mut resp = ResponseHeader::build(200, Some(8)).map_err(|e| Failure::Io(e.to_string()))?;
+    let _ = resp.insert_header("content-type", "text/event-stream; charset=utf-8");
+    let _ = resp.insert_header("cache-control", "no-cache");
+    let _ = resp.insert_header("x-accel-buffering", "no");
+    let _ = resp.insert_header("transfer-encoding", "chunked");
+    let _ = resp.insert_header("x-request-id", rec.id.as_str());
+    for (k, v) in target_headers(rec, target) {
+        let _ = resp.insert_header(k, v);
+    }
+    Ok(resp)
+}
+
+/// After commit: relays reads to the client until the stream ends or
+/// fails, with keep-alives through silences. `Some(upstream_ended)`, or
+/// `None` when the client left.
+async fn relay(
+    session: &mut Session,
+    call: &mut UpstreamCall,
+    t: &mut StreamTranscoder,
+    out: &mut BytesMut,
+    target: &Target,
+    total_deadline: Instant,
+) -> Option<bool> {
+    let idle = target.timeouts.idle;
+    let keepalive = target.timeouts.keepalive;
+    let mut idle_deadline = now() + idle;
+    let mut next_keepalive = now() + keepalive;
+    let provider = &target.provider;
+    let mut upstream_ended = false;
+    while *t.progress() == Progress::Streaming && !upstream_ended {
+        let wake = idle_deadline.min(next_keepalive).min(total_deadline);
+        let read = or_client_left(session, call.read(wake, Phase::Idle)).await?;
+        match read {
+            Ok(Some(chunk)) => {
+                t.feed(&chunk, out);
+                idle_deadline = now() + idle;
+                next_keepalive = now() + keepalive;
+            }
+            Ok(None) => {
+                upstream_ended = true;
+                t.finish(out);
+            }
+            Err(Failure::Timeout(_)) if now() < idle_deadline.min(total_deadline) => {
+                t.keepalive(out);
+                next_keepalive = now() + keepalive;
+            }
+            Err(Failure::Timeout(_)) => {
+                let e = if now() >= total_deadline {
+                    ApiError::new(ErrorKind::Timeout, "the request exceeded its total_timeout")
+                } else {
+                    ApiError::new(
+                        ErrorKind::Timeout,
+                        format!("upstream {} stalled for {idle:?}", provider.name),
+                    )
+                };
+                t.fail(&e, out);
+            }
+            Err(f) => t.fail(&f.to_api_error(&provider.name), out),
+        }
+        if !write(session, out).await {
+            return None;
+        }
+    }
+    Some(upstream_ended)
 }
 
 /// Writes and empties `out`; false when the client is gone.

@@ -70,7 +70,7 @@ pub async fn generate(
         members: &members,
         model: &model,
         stream: rec.client.stream,
-        headers: ClientHeaders::from_request(session.req_header()),
+        headers: ClientHeaders::from_request(session.req_header(), dialect),
     };
     Box::pin(exchange::run(
         upstream, session, rec, live, &route, &request,
