@@ -1,6 +1,7 @@
 //! The client side of the socket: reading the request body under its cap,
 //! and writing whole responses and errors in the caller's dialect.
 
+use crate::config::Snapshot;
 use crate::record::RequestRecord;
 use bytes::{Bytes, BytesMut};
 use filters::dialect;
@@ -9,9 +10,27 @@ use filters::Dialect;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-/// The whole request body, refused past `cap` bytes (by its declared
-/// length at once, else as soon as it grows past).
-pub async fn read_body(session: &mut Session, cap: usize) -> Result<Bytes, ApiError> {
+/// The whole request body, refused past `limits.max_request_body_bytes`
+/// (by its declared length at once, else as soon as it grows past) and
+/// past `client_body_timeout` (408: a client that trickles its body ties a
+/// connection up for no one).
+pub async fn read_body(session: &mut Session, config: &Snapshot) -> Result<Bytes, ApiError> {
+    let timeout = config.downstream.client_body_timeout;
+    let read = read_capped(session, config.max_request_body_bytes);
+    match tokio::time::timeout(timeout, read).await {
+        Ok(body) => body,
+        Err(_) => {
+            // The rest of the body is unread: the connection cannot be reused.
+            session.set_keepalive(None);
+            Err(ApiError::invalid(format!(
+                "the request body did not arrive within {timeout:?}"
+            ))
+            .with_status(408))
+        }
+    }
+}
+
+async fn read_capped(session: &mut Session, cap: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::RequestTooLarge,

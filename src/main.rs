@@ -8,15 +8,18 @@ mod downstream;
 mod exchange;
 mod proxy;
 mod record;
+mod shutdown;
 mod state;
 mod upstream;
 
 use clap::{Parser, Subcommand};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
-use pingora::proxy::http_proxy_service;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
+use pingora::server::RunArgs;
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,9 +112,15 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
     // and scheduler traffic). Pingora accepts on one worker and hands the
     // connection to a random one; one listening service per worker on the
     // shared socket avoided that hand-off but measured no gain.
+    // Pingora sleeps out its whole grace period after SIGTERM; the drain
+    // (shutdown.rs) exits as soon as nothing is in flight, and at the
+    // latest a second past `shutdown_grace`, before Pingora's ends.
+    let grace = process.shutdown_grace;
     let conf = ServerConf {
         threads,
         work_stealing: false,
+        grace_period_seconds: Some(grace.as_secs() + 2),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let store: state::LiveStore = Arc::new(arc_swap::ArcSwap::from_pointee(live));
@@ -134,11 +143,15 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             Ok(())
         })
     });
+    let drain = Arc::new(shutdown::Drain::default());
     let gateway = proxy::Gateway {
         upstream: Arc::new(upstream::UpstreamClient::new(process.upstream_pool_size)),
         store: store.clone(),
+        drain: drain.clone(),
     };
-    let mut service = http_proxy_service(&server.configuration, gateway);
+    let proxy = Arc::new(http_proxy(&server.configuration, gateway));
+    let edge = proxy::connection::Edge::new(proxy, store.clone());
+    let mut service = Service::new("modelswitch".into(), edge);
     service.threads = Some(threads);
     for addr in &listen {
         // No L4 read buffer: Pingora reads request heads and bodies into
@@ -155,5 +168,9 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
         state::health::HealthChecks { store },
     ));
     log::info!("modelswitch listening on {}", listen.join(", "));
-    server.run_forever()
+    let signals = shutdown::Signals { drain, grace };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
+    ExitCode::SUCCESS
 }

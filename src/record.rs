@@ -4,9 +4,11 @@
 //! they always agree.
 
 use crate::config::{Provider, Target};
+use crate::shutdown::InFlight;
 use filters::canonical::Usage;
 use filters::failure::FailureKind;
 use filters::Dialect;
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,8 @@ pub struct RequestRecord {
     pub client: ClientSide,
     pub attempts: Vec<Attempt>,
     pub result: Outcome,
+    /// Counts the request for graceful shutdown until the record drops.
+    pub in_flight: Option<InFlight>,
 }
 
 /// What the client sent and who it is.
@@ -105,6 +109,7 @@ impl RequestRecord {
             client: ClientSide::default(),
             attempts: Vec::new(),
             result: Outcome::default(),
+            in_flight: None,
         }
     }
 
@@ -112,7 +117,7 @@ impl RequestRecord {
         self.result.served_by.and_then(|i| self.attempts.get(i))
     }
 
-    /// `x-modelswitch-attempts`: `provider/model=outcome key=…` for each
+    /// `x-modelswitch-attempts`: `provider/model=outcome key#N` for each
     /// target tried, in order.
     pub fn attempts_header(&self) -> String {
         let mut s = String::new();
@@ -125,8 +130,9 @@ impl RequestRecord {
             s.push_str(&a.model);
             s.push('=');
             s.push_str(&a.outcome.label());
-            if let Some(label) = a.key.and_then(|k| a.provider.key_labels.get(k)) {
-                s.push_str(label);
+            // Keys by index: clients never see a fragment of a provider key.
+            if let Some(k) = a.key {
+                let _ = write!(s, " key#{k}");
             }
         }
         s
@@ -174,7 +180,7 @@ mod tests {
         r.result.served_by = Some(2);
         assert_eq!(
             r.attempts_header(),
-            "a/m=circuit-open, a/m=503 key=***-two, a/m=ok key=***-one"
+            "a/m=circuit-open, a/m=503 key#1, a/m=ok key#0"
         );
         assert_eq!(r.served_by().and_then(|a| a.key), Some(0));
     }

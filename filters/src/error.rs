@@ -134,6 +134,12 @@ impl ApiError {
         Self::new(ErrorKind::InvalidRequest, message)
     }
 
+    /// A status other than the kind's usual one (405, 408, 431).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
         self

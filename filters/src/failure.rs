@@ -7,8 +7,9 @@
 //! | connect refused/reset, DNS, TLS, connect timeout | next target | failure | — |
 //! | no first byte / first event in time, stream died or errored before its first real event, bad 2xx body | next target | failure | — |
 //! | 408, 500, 502, 503, 504, 529, other 5xx (`overloaded_error`) | next target | failure (+ rest for `Retry-After`) | — |
-//! | 429 | next key, then next target | rest for `Retry-After` if keyless | rest for `Retry-After` (this model) |
-//! | 401, 403 | next key, then next target | neutral | disabled |
+//! | 429 | next key, then next target | rest for `Retry-After` if keyless | rest for `Retry-After`, else briefly (this model) |
+//! | 403 | next key, then next target | neutral | rest (this model: per-model permissions) |
+//! | 401 | next key, then next target | neutral | disabled |
 //! | 404 (the target's model does not exist there: a config error) | next target | failure | — |
 //! | other 4xx (400, 413, 422…) | stop: the client's own mistake | healthy | — |
 
@@ -136,7 +137,8 @@ impl Failure {
             Self::Status(429, _) => KeyOutcome::RateLimited {
                 retry_after: self.retry_after(wall),
             },
-            Self::Status(s @ (401 | 403), _) => KeyOutcome::Rejected(*s),
+            Self::Status(403, _) => KeyOutcome::Forbidden,
+            Self::Status(401, _) => KeyOutcome::Rejected(401),
             Self::Status(s, _) => KeyOutcome::Failed(Some(*s)),
             _ => KeyOutcome::Failed(None),
         }
@@ -158,33 +160,45 @@ impl Failure {
         }
     }
 
-    /// The error a client sees if this is the failure reported.
-    pub fn to_api_error(&self, provider: &str) -> ApiError {
+    /// The error a client sees if this is the failure reported: the
+    /// gateway's own words (provider, status, outcome, request id), never
+    /// the upstream's text — a 401's message can carry a partly masked
+    /// provider key, a connect error the upstream's host. The one
+    /// exception is a 4xx that is the client's own mistake (`Next::Stop`):
+    /// its message says what to fix (and Claude Code reads "prompt is too
+    /// long" from it to compact).
+    pub fn to_api_error(&self, provider: &str, request_id: &str) -> ApiError {
+        let own = |kind, what: String| {
+            ApiError::new(
+                kind,
+                format!("upstream {provider} {what} (request {request_id})"),
+            )
+        };
         match self {
-            Self::Connect(m) => ApiError::new(
+            Self::Connect(_) => own(ErrorKind::Api, "is unreachable".into()),
+            Self::Timeout(phase) => {
+                own(ErrorKind::Timeout, format!("timed out ({})", phase.name()))
+            }
+            Self::Io(_) => own(ErrorKind::Api, "dropped the connection".into()),
+            Self::BadResponse(_) => own(ErrorKind::Api, "sent a malformed response".into()),
+            Self::Status(s @ (401 | 403), _) => own(
                 ErrorKind::Api,
-                format!("upstream {provider} unreachable: {m}"),
+                format!("rejected the gateway's credentials ({s})"),
             ),
-            Self::Timeout(phase) => ApiError::new(
-                ErrorKind::Timeout,
-                format!("upstream {provider} timed out ({})", phase.name()),
-            ),
-            Self::Io(m) => ApiError::new(
-                ErrorKind::Api,
-                format!("upstream {provider} connection failed: {m}"),
-            ),
-            Self::BadResponse(m) => ApiError::new(
-                ErrorKind::Api,
-                format!("upstream {provider} sent a bad response: {m}"),
-            ),
-            Self::Status(401 | 403, e) => ApiError::new(
-                ErrorKind::Api,
-                format!(
-                    "upstream {provider} rejected the gateway's credentials: {}",
-                    e.message
-                ),
-            ),
-            Self::Status(_, e) => e.clone(),
+            Self::Status(_, e) if self.next() == Next::Stop => e.clone(),
+            Self::Status(s, e) => {
+                let what = match e.kind {
+                    ErrorKind::RateLimited => format!("is rate limiting ({s})"),
+                    ErrorKind::Overloaded => format!("is overloaded ({s})"),
+                    ErrorKind::Timeout => format!("timed out ({s})"),
+                    ErrorKind::NotFound => format!("does not serve this model ({s})"),
+                    _ => format!("failed ({s})"),
+                };
+                let mut mine = own(e.kind, what);
+                mine.status = e.status;
+                mine.retry_after = e.retry_after.clone();
+                mine
+            }
         }
     }
 }
@@ -243,6 +257,7 @@ mod tests {
             }
         );
         assert_eq!(status(401).key_outcome(wall), KeyOutcome::Rejected(401));
+        assert_eq!(status(403).key_outcome(wall), KeyOutcome::Forbidden);
         assert_eq!(status(503).key_outcome(wall), KeyOutcome::Failed(Some(503)));
         assert_eq!(status(503).retry_after(wall), Some(Duration::from_secs(7)));
         assert_eq!(Failure::Timeout(Phase::Idle).label(), "timeout-idle");
@@ -250,20 +265,37 @@ mod tests {
 
     #[test]
     fn client_facing_errors() {
-        let e = status(401).to_api_error("openai");
+        let leaky = br#"{"error":{"message":"Incorrect API key provided: sk-proj-****abcd","type":"invalid_request_error"}}"#;
+        let e = Failure::Status(401, ApiError::from_upstream(401, leaky, None))
+            .to_api_error("openai", "req_1");
         assert_eq!(
             e.kind,
             ErrorKind::Api,
             "a bad upstream key is the gateway's problem, not the client's"
         );
-        assert!(e.message.contains("rejected the gateway's credentials"));
         assert_eq!(
-            Failure::Timeout(Phase::Total).to_api_error("x").kind,
+            e.message,
+            "upstream openai rejected the gateway's credentials (401) (request req_1)"
+        );
+        let e = Failure::Connect("DNS lookup of internal.example failed".into())
+            .to_api_error("p", "req_2");
+        assert!(!e.message.contains("internal.example"), "{}", e.message);
+        assert_eq!(
+            Failure::Timeout(Phase::Total).to_api_error("x", "r").kind,
             ErrorKind::Timeout
         );
-        assert_eq!(
-            status(429).to_api_error("x").retry_after.as_deref(),
-            Some("7")
-        );
+        let e = status(429).to_api_error("x", "r");
+        assert_eq!(e.retry_after.as_deref(), Some("7"));
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        let e = Failure::Status(500, ApiError::from_upstream(500, b"secret host db01", None))
+            .to_api_error("x", "r");
+        assert_eq!(e.message, "upstream x failed (500) (request r)");
+        assert_eq!(e.status, Some(500));
+        // The client's own mistake keeps the upstream's explanation.
+        let tooling =
+            br#"{"error":{"message":"max_tokens: too large","type":"invalid_request_error"}}"#;
+        let e = Failure::Status(400, ApiError::from_upstream(400, tooling, None))
+            .to_api_error("x", "r");
+        assert_eq!(e.message, "max_tokens: too large");
     }
 }

@@ -103,6 +103,13 @@ impl StreamTranscoder {
         self.usage
     }
 
+    /// Refuse upstream lines and events over `limit` bytes (an upstream
+    /// failure, like a malformed event).
+    pub fn with_event_limit(mut self, limit: usize) -> Self {
+        self.sse = SseDecoder::with_limit(limit);
+        self
+    }
+
     /// Feeds one upstream read; appends what the client should get.
     pub fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> &Progress {
         if self.is_over() {
@@ -110,6 +117,13 @@ impl StreamTranscoder {
         }
         self.sse.feed(chunk, &mut self.raw);
         self.drain(out);
+        if self.sse.overflowed() && !self.is_over() {
+            let e = ApiError::new(
+                ErrorKind::Api,
+                "upstream sent a stream event over the size limit",
+            );
+            self.fail(&e, out);
+        }
         &self.progress
     }
 
@@ -361,6 +375,18 @@ mod tests {
         let mut out = BytesMut::new();
         let p = t.feed(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n", &mut out);
         assert!(matches!(p, Progress::Failed(e) if e.kind == ErrorKind::Overloaded));
+    }
+
+    #[test]
+    fn an_oversized_event_fails_the_stream() {
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None).with_event_limit(100);
+        let mut out = BytesMut::new();
+        let endless = format!("data: {{\"x\":\"{}", "a".repeat(500));
+        assert!(matches!(
+            t.feed(endless.as_bytes(), &mut out),
+            Progress::Failed(_)
+        ));
+        assert!(!t.has_content(), "before commit: falls over");
     }
 
     #[test]

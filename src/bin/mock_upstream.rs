@@ -224,23 +224,8 @@ async fn respond(
     defaults: Defaults,
 ) -> std::io::Result<bool> {
     let route = path.split('?').next().unwrap_or(path);
-    if method == "GET" && route == "/_mock/stats" {
-        let v = {
-            let s = stats
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
-            json!({"total": s.total, "connections": s.connections, "by_model": s.by_model, "last": s.last, "aborted": s.aborted})
-        };
-        return write_plain(sock, 200, &v.to_string(), "").await;
-    }
-    if method == "POST" && route == "/_mock/reset" {
-        if let Ok(mut s) = stats.lock() {
-            *s = Stats::default();
-        }
-        return write_plain(sock, 200, "{}", "").await;
-    }
-    if method == "GET" && (route == "/health" || route == "/") {
-        return write_plain(sock, 200, "{\"status\":\"ok\"}", "").await;
+    if let Some(keep_open) = respond_control(sock, method, route, stats).await? {
+        return Ok(keep_open);
     }
     let dialect = if route.ends_with("/chat/completions") {
         Dialect::OpenAi
@@ -270,6 +255,54 @@ async fn respond(
     let opts = options(&model);
     record(stats, &model, path, hdrs, body, &req);
 
+    if let Some(status) = forced_status(hdrs, &opts) {
+        return write_error(sock, status, dialect, &opts).await;
+    }
+    let fault = opts.get("fault").map(String::as_str).unwrap_or("");
+    if fault == "hang" {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return Ok(false);
+    }
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let plan = Plan::new(&req, dialect, &opts, defaults, body.len());
+    if !stream {
+        return respond_whole(sock, &plan, dialect, &model, fault).await;
+    }
+    respond_stream(sock, &req, &plan, dialect, &model, &opts, stats).await
+}
+
+/// Answers the mock's own routes (stats, reset, health); `None` for others.
+async fn respond_control(
+    sock: &mut TcpStream,
+    method: &str,
+    route: &str,
+    stats: &Shared,
+) -> std::io::Result<Option<bool>> {
+    if method == "GET" && route == "/_mock/stats" {
+        let v = {
+            let s = stats
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            json!({"total": s.total, "connections": s.connections, "by_model": s.by_model, "last": s.last, "aborted": s.aborted})
+        };
+        return write_plain(sock, 200, &v.to_string(), "").await.map(Some);
+    }
+    if method == "POST" && route == "/_mock/reset" {
+        if let Ok(mut s) = stats.lock() {
+            *s = Stats::default();
+        }
+        return write_plain(sock, 200, "{}", "").await.map(Some);
+    }
+    if method == "GET" && (route == "/health" || route == "/") {
+        return write_plain(sock, 200, "{\"status\":\"ok\"}", "")
+            .await
+            .map(Some);
+    }
+    Ok(None)
+}
+
+/// The error status the options force for this request, if any.
+fn forced_status(hdrs: &HashMap<String, String>, opts: &HashMap<String, String>) -> Option<u16> {
     // `fail_key=K;fail_status=S`: answer S to requests carrying key K.
     let key_sent = hdrs
         .get("authorization")
@@ -284,59 +317,78 @@ async fn respond(
                 .and_then(|s| s.parse::<u16>().ok())
                 .unwrap_or(429)
         });
-    if let Some(status) =
-        key_status.or_else(|| opts.get("status").and_then(|s| s.parse::<u16>().ok()))
-    {
-        let (msg, kind) = match status {
-            429 => ("mock: rate limited", "rate_limit_error"),
-            401 => ("mock: invalid x-api-key", "authentication_error"),
-            400 => ("mock: invalid request", "invalid_request_error"),
-            529 | 503 => ("mock: overloaded", "overloaded_error"),
-            _ => ("mock: upstream failure", "api_error"),
-        };
-        let body = match dialect {
-            Dialect::OpenAi => {
-                json!({"error": {"message": msg, "type": kind, "param": null, "code": null}})
-            }
-            Dialect::Anthropic => json!({"type": "error", "error": {"type": kind, "message": msg}}),
-        };
-        let retry_after = opts.get("retry_after").map_or("1", String::as_str);
-        let extra = if status == 429 {
-            format!("retry-after: {retry_after}\r\n")
-        } else {
-            String::new()
-        };
-        return write_plain(sock, status, &body.to_string(), &extra).await;
-    }
-    let fault = opts.get("fault").map(String::as_str).unwrap_or("");
-    if fault == "hang" {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+    key_status.or_else(|| opts.get("status").and_then(|s| s.parse::<u16>().ok()))
+}
+
+/// Writes an error `status` in the dialect's error shape.
+async fn write_error(
+    sock: &mut TcpStream,
+    status: u16,
+    dialect: Dialect,
+    opts: &HashMap<String, String>,
+) -> std::io::Result<bool> {
+    let (msg, kind) = match status {
+        429 => ("mock: rate limited", "rate_limit_error"),
+        401 => ("mock: invalid x-api-key", "authentication_error"),
+        400 => ("mock: invalid request", "invalid_request_error"),
+        529 | 503 => ("mock: overloaded", "overloaded_error"),
+        _ => ("mock: upstream failure", "api_error"),
+    };
+    let body = match dialect {
+        Dialect::OpenAi => {
+            json!({"error": {"message": msg, "type": kind, "param": null, "code": null}})
+        }
+        Dialect::Anthropic => json!({"type": "error", "error": {"type": kind, "message": msg}}),
+    };
+    let retry_after = opts.get("retry_after").map_or("1", String::as_str);
+    let extra = if status == 429 {
+        format!("retry-after: {retry_after}\r\n")
+    } else {
+        String::new()
+    };
+    write_plain(sock, status, &body.to_string(), &extra).await
+}
+
+/// Answers a non-streaming request with the whole body, or its fault.
+async fn respond_whole(
+    sock: &mut TcpStream,
+    plan: &Plan,
+    dialect: Dialect,
+    model: &str,
+    fault: &str,
+) -> std::io::Result<bool> {
+    if fault == "close_before_first" || fault == "close_mid" {
         return Ok(false);
     }
-    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let plan = Plan::new(&req, dialect, &opts, defaults, body.len());
-    if !stream {
-        if fault == "close_before_first" || fault == "close_mid" {
-            return Ok(false);
-        }
-        if fault == "malformed" {
-            return write_plain(sock, 200, "{\"id\": \"x\", \"choices\": [", "").await;
-        }
-        tokio::time::sleep(Duration::from_millis(plan.first_ms)).await;
-        let v = match dialect {
-            Dialect::OpenAi => plan.openai_body(&model),
-            Dialect::Anthropic => plan.anthropic_body(&model),
-        };
-        return write_plain(sock, 200, &v.to_string(), "").await;
+    if fault == "malformed" {
+        return write_plain(sock, 200, "{\"id\": \"x\", \"choices\": [", "").await;
     }
+    tokio::time::sleep(Duration::from_millis(plan.first_ms)).await;
+    let v = match dialect {
+        Dialect::OpenAi => plan.openai_body(model),
+        Dialect::Anthropic => plan.anthropic_body(model),
+    };
+    write_plain(sock, 200, &v.to_string(), "").await
+}
 
+/// Answers a streaming request event by event, with its timing and faults.
+async fn respond_stream(
+    sock: &mut TcpStream,
+    req: &Value,
+    plan: &Plan,
+    dialect: Dialect,
+    model: &str,
+    opts: &HashMap<String, String>,
+    stats: &Shared,
+) -> std::io::Result<bool> {
+    let fault = opts.get("fault").map(String::as_str).unwrap_or("");
     let include_usage = req
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let events = match dialect {
-        Dialect::OpenAi => plan.openai_events(&model, include_usage),
-        Dialect::Anthropic => plan.anthropic_events(&model),
+        Dialect::OpenAi => plan.openai_events(model, include_usage),
+        Dialect::Anthropic => plan.anthropic_events(model),
     };
     sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
         .await?;
@@ -345,7 +397,7 @@ async fn respond(
         return Ok(false);
     }
     if reader_left(sock, Duration::from_millis(plan.first_ms)).await {
-        note_abort(stats, &model);
+        note_abort(stats, model);
         return Ok(false);
     }
     let after: usize = opts.get("after").and_then(|v| v.parse().ok()).unwrap_or(2);
@@ -354,42 +406,55 @@ async fn respond(
             && plan.delay_ms > 0
             && reader_left(sock, Duration::from_millis(plan.delay_ms)).await
         {
-            note_abort(stats, &model);
+            note_abort(stats, model);
             return Ok(false);
         }
         if i == after {
-            match fault {
-                "close_mid" => return Ok(false),
-                "stall" => {
-                    if reader_left(sock, Duration::from_secs(3600)).await {
-                        note_abort(stats, &model);
-                    }
-                    return Ok(false);
-                }
-                "error_event" => {
-                    let e = match dialect {
-                        Dialect::OpenAi => "data: {\"error\":{\"message\":\"mock: overloaded mid-stream\",\"type\":\"overloaded_error\"}}\n\n".to_owned(),
-                        Dialect::Anthropic => "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"mock: overloaded mid-stream\"}}\n\n".to_owned(),
-                    };
-                    write_chunk(sock, e.as_bytes()).await?;
-                    sock.write_all(b"0\r\n\r\n").await?;
-                    return Ok(true);
-                }
-                "malformed" => {
-                    write_chunk(sock, b"data: {\"choices\": [{\"delta\": \n\n").await?;
-                    sock.write_all(b"0\r\n\r\n").await?;
-                    return Ok(true);
-                }
-                _ => {}
+            if let Some(keep_open) = mid_stream_fault(sock, fault, dialect, stats, model).await? {
+                return Ok(keep_open);
             }
         }
         if let Err(e) = write_chunk(sock, ev.as_bytes()).await {
-            note_abort(stats, &model);
+            note_abort(stats, model);
             return Err(e);
         }
     }
     sock.write_all(b"0\r\n\r\n").await?;
     Ok(true)
+}
+
+/// Plays a mid-stream `fault`; `Some(keep_open)` when it ends the stream.
+async fn mid_stream_fault(
+    sock: &mut TcpStream,
+    fault: &str,
+    dialect: Dialect,
+    stats: &Shared,
+    model: &str,
+) -> std::io::Result<Option<bool>> {
+    match fault {
+        "close_mid" => Ok(Some(false)),
+        "stall" => {
+            if reader_left(sock, Duration::from_secs(3600)).await {
+                note_abort(stats, model);
+            }
+            Ok(Some(false))
+        }
+        "error_event" => {
+            let e = match dialect {
+                Dialect::OpenAi => "data: {\"error\":{\"message\":\"mock: overloaded mid-stream\",\"type\":\"overloaded_error\"}}\n\n".to_owned(),
+                Dialect::Anthropic => "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"mock: overloaded mid-stream\"}}\n\n".to_owned(),
+            };
+            write_chunk(sock, e.as_bytes()).await?;
+            sock.write_all(b"0\r\n\r\n").await?;
+            Ok(Some(true))
+        }
+        "malformed" => {
+            write_chunk(sock, b"data: {\"choices\": [{\"delta\": \n\n").await?;
+            sock.write_all(b"0\r\n\r\n").await?;
+            Ok(Some(true))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Waits `d`, unless the reader closes the connection first (true): a

@@ -45,6 +45,30 @@ pub(super) struct FileServer {
     /// Whole request, every attempt and the stream included.
     #[serde(default, with = "humantime_serde")]
     pub(super) total_timeout: Option<Duration>,
+    /// Client side: the whole request head must arrive within this.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) client_header_timeout: Option<Duration>,
+    /// Client side: the whole request body must arrive within this.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) client_body_timeout: Option<Duration>,
+    /// Client side: a kept-alive connection waiting for its next request.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) client_idle_timeout: Option<Duration>,
+    /// Client side: a client that reads nothing of its response this long
+    /// is dropped (and its upstream call cancelled).
+    #[serde(default, with = "humantime_serde")]
+    pub(super) client_write_timeout: Option<Duration>,
+    /// Past this many open client connections, new ones get a fast 503.
+    pub(super) max_connections: Option<usize>,
+    /// Largest request head (request line and headers), in bytes.
+    pub(super) max_request_header_bytes: Option<usize>,
+    /// Most headers one request may carry.
+    pub(super) max_request_headers: Option<usize>,
+    /// On SIGTERM/SIGINT, how long requests in flight may still run.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) shutdown_grace: Option<Duration>,
+    /// Largest upstream SSE line or event; a bigger one fails the upstream.
+    pub(super) max_event_bytes: Option<usize>,
     /// Watch the file and publish each valid change (SIGHUP always does).
     pub(super) reload: Option<bool>,
 }
@@ -84,9 +108,13 @@ pub(super) struct FileProvider {
     pub(super) api_keys: Vec<String>,
     #[serde(default)]
     pub(super) api_keys_env: Vec<String>,
-    /// How long a key rests after a 429 without `Retry-After`.
+    /// The longest rest of a key after repeated 429s without
+    /// `Retry-After` (rests start at 1s and double up to it).
     #[serde(default, with = "humantime_serde")]
     pub(super) key_cooldown: Option<Duration>,
+    /// Every upstream `Retry-After` is clamped to this.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) max_cooldown: Option<Duration>,
     #[serde(default)]
     pub(super) breaker: FileBreaker,
     #[serde(default)]

@@ -8,6 +8,7 @@ mod file;
 pub mod reload;
 pub mod secret;
 mod snapshot;
+mod toml_error;
 mod validate;
 
 use file::FileConfig;
@@ -39,25 +40,27 @@ pub fn parse(text: &str) -> Result<Snapshot, ConfigErrors> {
     validate::validate(file)
 }
 
-/// toml's message plus the dotted path of the table the error sits in.
+/// `line N: <dotted path>: <message>`, never the text of the value at
+/// fault (it may be a secret): the path comes from where the error's span
+/// falls in the document, and the message has its quoted values taken out.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let msg = e.message().trim().to_owned();
-    let Some(span) = e.span() else { return msg };
-    let line = text[..span.start.min(text.len())].lines().count().max(1);
-    let table = text[..span.start.min(text.len())]
-        .lines()
-        .rev()
-        .find_map(|l| {
-            let l = l.trim();
-            l.starts_with('[')
-                .then(|| l.trim_matches(|c| c == '[' || c == ']').to_owned())
-        })
-        .unwrap_or_default();
-    let key = text[span.clone()].trim();
-    if table.is_empty() {
-        format!("line {line}: {key}: {msg}")
+    let Some(span) = e.span() else {
+        return toml_error::redact(e.message(), None);
+    };
+    let pos = span.start.min(text.len());
+    let line = text.get(..pos).map_or(1, |t| t.matches('\n').count() + 1);
+    let (path, raw) = match toml_error::locate(text, pos) {
+        Some(place) => {
+            let raw = place.value.and_then(|v| text.get(v));
+            (place.path, raw)
+        }
+        None => toml_error::guess(text, pos),
+    };
+    let msg = toml_error::redact(e.message(), raw);
+    if path.is_empty() {
+        format!("line {line}: {msg}")
     } else {
-        format!("line {line}: {table}.{key}: {msg}")
+        format!("line {line}: {path}: {msg}")
     }
 }
 

@@ -92,6 +92,10 @@ impl Reloader {
                 "server.upstream_pool_size",
                 snap.process.upstream_pool_size != self.process.upstream_pool_size,
             ),
+            (
+                "server.shutdown_grace",
+                snap.process.shutdown_grace != self.process.shutdown_grace,
+            ),
         ] {
             if differs {
                 log::warn!("{path}: {setting} changed: needs a restart; the running value stays");

@@ -29,8 +29,12 @@ pub struct Provider {
     pub generate_path: String,
     /// Upstream keys, used in rotation (the key pool holds indices).
     pub keys: Vec<Secret>,
-    /// How long a key rests after a 429 without `Retry-After`.
+    /// The longest rest of a key after repeated 429s without
+    /// `Retry-After`: rests start at 1s and double up to it.
     pub key_cooldown: Duration,
+    /// No rest (a key's or a target's) outlasts this, whatever an
+    /// upstream's `Retry-After` says.
+    pub max_cooldown: Duration,
     pub breaker: BreakerConfig,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `Host` for requests without replicas, built once.
@@ -153,6 +157,37 @@ pub struct Process {
     pub threads: usize,
     /// Idle upstream connections kept per worker thread.
     pub upstream_pool_size: usize,
+    /// On SIGTERM/SIGINT, how long requests in flight may still run.
+    pub shutdown_grace: Duration,
+}
+
+/// Limits on what clients (and, per event, upstream streams) may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Downstream {
+    /// The whole request head must arrive within this.
+    pub client_header_timeout: Duration,
+    /// The whole request body must arrive within this.
+    pub client_body_timeout: Duration,
+    /// A kept-alive connection may wait this long for its next request.
+    pub client_idle_timeout: Duration,
+    /// A client that reads nothing of its response this long is dropped
+    /// and its upstream call cancelled.
+    pub client_write_timeout: Duration,
+    /// Past this many open connections, new ones get a fast 503.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_request_header_bytes: usize,
+    /// Most headers one request may carry.
+    pub max_request_headers: usize,
+    /// Largest upstream SSE line or event, in bytes; a bigger one is an
+    /// upstream failure.
+    // Read by the upstream stream decoder once it takes its limit from
+    // config (drop this `expect` then); until then only tests read it.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the stream decoder does not read it yet")
+    )]
+    pub max_event_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -161,6 +196,7 @@ pub struct Snapshot {
     /// Watch the config file for changes.
     pub reload: bool,
     pub max_request_body_bytes: usize,
+    pub downstream: Downstream,
     pub providers: Vec<Arc<Provider>>,
     pub routes: HashMap<String, Arc<Route>>,
     /// Model names in config order, for `/v1/models`.

@@ -8,8 +8,8 @@ use super::file::{
 };
 use super::secret::Secret;
 use super::snapshot::{
-    Balance, HealthCheck, Process, Provider, ReplicaSpec, Replicas, Route, Snapshot, Target,
-    Timeouts,
+    Balance, Downstream, HealthCheck, Process, Provider, ReplicaSpec, Replicas, Route, Snapshot,
+    Target, Timeouts,
 };
 use super::ConfigErrors;
 use filters::auth::ClientKey;
@@ -24,12 +24,166 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 /// Enough idle connections for a few thousand requests in flight.
 const DEFAULT_UPSTREAM_POOL: usize = 1024;
 const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+const DEFAULT_KEY_COOLDOWN: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_DOWNSTREAM: Downstream = Downstream {
+    client_header_timeout: Duration::from_secs(10),
+    client_body_timeout: Duration::from_secs(60),
+    client_idle_timeout: Duration::from_secs(60),
+    client_write_timeout: Duration::from_secs(60),
+    max_connections: 10_000,
+    max_request_header_bytes: 64 * 1024,
+    max_request_headers: 100,
+    max_event_bytes: 16 * 1024 * 1024,
+};
+
+/// What each bounded setting accepts, both ends included. Below the floor
+/// a setting cannot work (a zero keep-alive interval busy-loops, a zero
+/// timeout fails every request); above the ceiling it is a typo.
+mod bounds {
+    use super::Bounds;
+    use std::time::Duration;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+    const fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+    const MIN: u64 = 60;
+    const HOUR: u64 = 60 * MIN;
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+
+    // Upstream budgets: [server], and the overrides of providers and models.
+    pub const CONNECT_TIMEOUT: Bounds<Duration> = Bounds(ms(100), secs(5 * MIN));
+    pub const FIRST_EVENT_TIMEOUT: Bounds<Duration> = Bounds(ms(100), secs(HOUR));
+    pub const IDLE_TIMEOUT: Bounds<Duration> = Bounds(secs(1), secs(HOUR));
+    pub const KEEPALIVE_INTERVAL: Bounds<Duration> = Bounds(secs(1), secs(10 * MIN));
+    pub const TOTAL_TIMEOUT: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
+    // [server]: clients and the process.
+    pub const CLIENT_HEADER_TIMEOUT: Bounds<Duration> = Bounds(secs(1), secs(5 * MIN));
+    pub const CLIENT_BODY_TIMEOUT: Bounds<Duration> = Bounds(secs(1), secs(HOUR));
+    pub const CLIENT_IDLE_TIMEOUT: Bounds<Duration> = Bounds(secs(1), secs(HOUR));
+    pub const CLIENT_WRITE_TIMEOUT: Bounds<Duration> = Bounds(secs(1), secs(HOUR));
+    pub const SHUTDOWN_GRACE: Bounds<Duration> = Bounds(secs(1), secs(HOUR));
+    pub const MAX_CONNECTIONS: Bounds<usize> = Bounds(1, 1_000_000);
+    /// Pingora reads at most 1 MiB of request head.
+    pub const MAX_REQUEST_HEADER_BYTES: Bounds<usize> = Bounds(KIB, 512 * KIB);
+    /// Pingora parses at most 256 headers.
+    pub const MAX_REQUEST_HEADERS: Bounds<usize> = Bounds(8, 256);
+    pub const MAX_EVENT_BYTES: Bounds<usize> = Bounds(64 * KIB, 256 * MIB);
+    // [[providers]]: key rests, breaker, health checks.
+    pub const KEY_COOLDOWN: Bounds<Duration> = Bounds(secs(1), secs(HOUR));
+    pub const MAX_COOLDOWN: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
+    pub const BREAKER_WINDOW: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
+    pub const BREAKER_COOLDOWN: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
+    pub const BREAKER_MAX_COOLDOWN: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
+    pub const HEALTH_INTERVAL: Bounds<Duration> = Bounds(ms(100), secs(HOUR));
+    pub const HEALTH_TIMEOUT: Bounds<Duration> = Bounds(ms(100), secs(5 * MIN));
+}
 
 type Errors = Vec<String>;
 
+/// The least and the most a setting accepts, both included.
+#[derive(Debug, Clone, Copy)]
+struct Bounds<T>(T, T);
+
+/// A value that `Bounds` can check and a message can show.
+trait Bounded: Copy + PartialOrd {
+    /// What a value below the floor, and above the ceiling, is.
+    const TOO: (&'static str, &'static str);
+    fn show(self) -> String;
+}
+
+impl Bounded for Duration {
+    const TOO: (&'static str, &'static str) = ("too short", "too long");
+    fn show(self) -> String {
+        show_duration(self)
+    }
+}
+
+impl Bounded for usize {
+    const TOO: (&'static str, &'static str) = ("too small", "too large");
+    fn show(self) -> String {
+        self.to_string()
+    }
+}
+
+impl<T: Bounded> Bounds<T> {
+    /// The configured value, if any; one out of bounds is reported at
+    /// `path` (and returned all the same: the errors stop the snapshot).
+    fn check(self, path: &str, value: Option<T>, errs: &mut Errors) -> Option<T> {
+        let v = value?;
+        if v < self.0 {
+            errs.push(format!(
+                "{path}: {} is {} (at least {})",
+                v.show(),
+                T::TOO.0,
+                self.0.show()
+            ));
+        } else if v > self.1 {
+            errs.push(format!(
+                "{path}: {} is {} (at most {})",
+                v.show(),
+                T::TOO.1,
+                self.1.show()
+            ));
+        }
+        Some(v)
+    }
+}
+
+/// A duration the way the file would spell it: `0s`, `100ms`, `90s`,
+/// `5m`, `24h`.
+pub(super) fn show_duration(d: Duration) -> String {
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return format!("{d:?}");
+    }
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".to_owned()
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Why `value` (a key or token) cannot be sent as an HTTP header value,
+/// if it cannot: only visible ASCII is. Positions count characters from
+/// 1; the value itself is never in the answer.
+pub(super) fn header_value_problem(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some("must not be empty".to_owned());
+    }
+    value.chars().enumerate().find_map(|(i, c)| {
+        let what = match c {
+            '!'..='~' => return None,
+            ' ' => "space",
+            c if c.is_ascii_control() => "control character",
+            _ => "non-ASCII character",
+        };
+        Some(format!(
+            "not a valid header value ({what} at position {})",
+            i + 1
+        ))
+    })
+}
+
 pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     let mut errs = Errors::new();
-    let (process, base) = server(&f.server, &mut errs);
+    let Server {
+        process,
+        base,
+        total_timeout,
+        downstream,
+    } = server(&f.server, &mut errs);
     let mut providers: Vec<Arc<Provider>> = Vec::new();
     let mut by_name: HashMap<&str, Arc<Provider>> = HashMap::new();
     for (i, p) in f.providers.iter().enumerate() {
@@ -43,8 +197,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
             providers.push(provider);
         }
     }
-    let (routes, model_names, target_slots) =
-        models(&f.models, &by_name, f.server.total_timeout, &mut errs);
+    let (routes, model_names, target_slots) = models(&f.models, &by_name, total_timeout, &mut errs);
     let keys = api_keys(&f.api_keys, &model_names, &mut errs);
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
@@ -53,6 +206,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         process,
         reload: f.server.reload.unwrap_or(true),
         max_request_body_bytes: f.server.max_request_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+        downstream,
         providers,
         routes,
         model_names,
@@ -68,8 +222,18 @@ fn one_or_many(v: &OneOrMany) -> Vec<String> {
     }
 }
 
-/// `[server]`: process settings and the gateway-wide upstream budgets.
-fn server(server: &FileServer, errs: &mut Errors) -> (Process, Timeouts) {
+/// What `[server]` sets.
+struct Server {
+    process: Process,
+    /// The gateway-wide upstream budgets.
+    base: Timeouts,
+    total_timeout: Duration,
+    downstream: Downstream,
+}
+
+/// `[server]`: process settings, client limits and the gateway-wide
+/// upstream budgets.
+fn server(server: &FileServer, errs: &mut Errors) -> Server {
     let listen = server
         .listen
         .as_ref()
@@ -85,29 +249,111 @@ fn server(server: &FileServer, errs: &mut Errors) -> (Process, Timeouts) {
         }
     }
     let base = Timeouts {
-        connect: server.connect_timeout.unwrap_or(Duration::from_secs(10)),
-        first_event: server
-            .first_event_timeout
+        connect: bounds::CONNECT_TIMEOUT
+            .check("server.connect_timeout", server.connect_timeout, errs)
+            .unwrap_or(Duration::from_secs(10)),
+        first_event: bounds::FIRST_EVENT_TIMEOUT
+            .check(
+                "server.first_event_timeout",
+                server.first_event_timeout,
+                errs,
+            )
             .unwrap_or(Duration::from_secs(120)),
-        idle: server.idle_timeout.unwrap_or(Duration::from_secs(300)),
-        keepalive: server.keepalive_interval.unwrap_or(Duration::from_secs(15)),
+        idle: bounds::IDLE_TIMEOUT
+            .check("server.idle_timeout", server.idle_timeout, errs)
+            .unwrap_or(Duration::from_secs(300)),
+        keepalive: bounds::KEEPALIVE_INTERVAL
+            .check("server.keepalive_interval", server.keepalive_interval, errs)
+            .unwrap_or(Duration::from_secs(15)),
+    };
+    let total_timeout = bounds::TOTAL_TIMEOUT
+        .check("server.total_timeout", server.total_timeout, errs)
+        .unwrap_or(Duration::from_secs(900));
+    let d = DEFAULT_DOWNSTREAM;
+    let downstream = Downstream {
+        client_header_timeout: bounds::CLIENT_HEADER_TIMEOUT
+            .check(
+                "server.client_header_timeout",
+                server.client_header_timeout,
+                errs,
+            )
+            .unwrap_or(d.client_header_timeout),
+        client_body_timeout: bounds::CLIENT_BODY_TIMEOUT
+            .check(
+                "server.client_body_timeout",
+                server.client_body_timeout,
+                errs,
+            )
+            .unwrap_or(d.client_body_timeout),
+        client_idle_timeout: bounds::CLIENT_IDLE_TIMEOUT
+            .check(
+                "server.client_idle_timeout",
+                server.client_idle_timeout,
+                errs,
+            )
+            .unwrap_or(d.client_idle_timeout),
+        client_write_timeout: bounds::CLIENT_WRITE_TIMEOUT
+            .check(
+                "server.client_write_timeout",
+                server.client_write_timeout,
+                errs,
+            )
+            .unwrap_or(d.client_write_timeout),
+        max_connections: bounds::MAX_CONNECTIONS
+            .check("server.max_connections", server.max_connections, errs)
+            .unwrap_or(d.max_connections),
+        max_request_header_bytes: bounds::MAX_REQUEST_HEADER_BYTES
+            .check(
+                "server.max_request_header_bytes",
+                server.max_request_header_bytes,
+                errs,
+            )
+            .unwrap_or(d.max_request_header_bytes),
+        max_request_headers: bounds::MAX_REQUEST_HEADERS
+            .check(
+                "server.max_request_headers",
+                server.max_request_headers,
+                errs,
+            )
+            .unwrap_or(d.max_request_headers),
+        max_event_bytes: bounds::MAX_EVENT_BYTES
+            .check("server.max_event_bytes", server.max_event_bytes, errs)
+            .unwrap_or(d.max_event_bytes),
     };
     let process = Process {
         listen,
         threads: server.threads.unwrap_or(0),
         upstream_pool_size: server.upstream_pool_size.unwrap_or(DEFAULT_UPSTREAM_POOL),
+        shutdown_grace: bounds::SHUTDOWN_GRACE
+            .check("server.shutdown_grace", server.shutdown_grace, errs)
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
     };
-    (process, base)
+    Server {
+        process,
+        base,
+        total_timeout,
+        downstream,
+    }
 }
 
-/// The provider's keys, inline and from the environment.
+/// The provider's keys, inline and from the environment. A key that
+/// cannot be sent as a header value (a stray newline from a secrets file,
+/// a pasted non-breaking space) is refused here, naming where it came
+/// from but never its value, rather than silently never sent.
 fn provider_keys(at: &str, p: &FileProvider, errs: &mut Errors) -> Vec<Secret> {
-    let mut keys: Vec<Secret> = p
-        .api_key
+    let mut keys = Vec::new();
+    let inline = p.api_key.iter().map(|k| (format!("{at}.api_key"), k));
+    let list = p
+        .api_keys
         .iter()
-        .chain(&p.api_keys)
-        .map(|k| Secret::new(k.clone()))
-        .collect();
+        .enumerate()
+        .map(|(j, k)| (format!("{at}.api_keys[{j}]"), k));
+    for (path, key) in inline.chain(list) {
+        match header_value_problem(key) {
+            Some(problem) => errs.push(format!("{path}: {problem}")),
+            None => keys.push(Secret::new(key.clone())),
+        }
+    }
     let env_vars = p
         .api_key_env
         .iter()
@@ -119,7 +365,10 @@ fn provider_keys(at: &str, p: &FileProvider, errs: &mut Errors) -> Vec<Secret> {
         .map(|(j, v)| (format!("{at}.api_keys_env[{j}]"), v));
     for (path, var) in env_vars.chain(env_list) {
         match std::env::var(var) {
-            Ok(v) if !v.is_empty() => keys.push(Secret::new(v)),
+            Ok(v) if !v.is_empty() => match header_value_problem(&v) {
+                Some(problem) => errs.push(format!("{path}: {var}: {problem}")),
+                None => keys.push(Secret::new(v)),
+            },
             _ => errs.push(format!("{path}: environment variable {var} is not set")),
         }
     }
@@ -137,12 +386,30 @@ fn breaker(at: &str, p: &FileProvider, errs: &mut Errors) -> BreakerConfig {
             .max(1),
         error_rate: b.error_rate.unwrap_or(d.error_rate),
         min_requests: b.min_requests.unwrap_or(d.min_requests).max(1),
-        window: b.window.unwrap_or(d.window),
-        cooldown: b.cooldown.unwrap_or(d.cooldown),
-        max_cooldown: b.max_cooldown.unwrap_or(d.max_cooldown),
+        window: bounds::BREAKER_WINDOW
+            .check(&format!("{at}.breaker.window"), b.window, errs)
+            .unwrap_or(d.window),
+        cooldown: bounds::BREAKER_COOLDOWN
+            .check(&format!("{at}.breaker.cooldown"), b.cooldown, errs)
+            .unwrap_or(d.cooldown),
+        max_cooldown: bounds::BREAKER_MAX_COOLDOWN
+            .check(&format!("{at}.breaker.max_cooldown"), b.max_cooldown, errs)
+            .unwrap_or(d.max_cooldown),
     };
     if !(0.0..=1.0).contains(&breaker.error_rate) || breaker.error_rate == 0.0 {
         errs.push(format!("{at}.breaker.error_rate: must be in (0, 1]"));
+    }
+    if breaker.cooldown > breaker.max_cooldown {
+        let (cooldown, max) = (
+            show_duration(breaker.cooldown),
+            show_duration(breaker.max_cooldown),
+        );
+        // Blame the one that was set (the other is the default).
+        errs.push(if b.cooldown.is_some() {
+            format!("{at}.breaker.cooldown: {cooldown} is longer than max_cooldown ({max})")
+        } else {
+            format!("{at}.breaker.max_cooldown: {max} is shorter than cooldown ({cooldown})")
+        });
     }
     breaker
 }
@@ -239,8 +506,12 @@ fn replicas(
             .path
             .clone()
             .unwrap_or_else(|| dialect::health_path(dialect, prefix)),
-        interval: h.interval.unwrap_or(Duration::from_secs(10)),
-        timeout: h.timeout.unwrap_or(Duration::from_secs(2)),
+        interval: bounds::HEALTH_INTERVAL
+            .check(&format!("{at}.health_check.interval"), h.interval, errs)
+            .unwrap_or(Duration::from_secs(10)),
+        timeout: bounds::HEALTH_TIMEOUT
+            .check(&format!("{at}.health_check.timeout"), h.timeout, errs)
+            .unwrap_or(Duration::from_secs(2)),
         healthy_threshold: h.healthy_threshold.unwrap_or(1),
         unhealthy_threshold: h.unhealthy_threshold.unwrap_or(2),
     });
@@ -317,7 +588,12 @@ fn provider(
         host,
         port,
         path_prefix,
-        key_cooldown: p.key_cooldown.unwrap_or(Duration::from_secs(30)),
+        key_cooldown: bounds::KEY_COOLDOWN
+            .check(&format!("{at}.key_cooldown"), p.key_cooldown, errs)
+            .unwrap_or(DEFAULT_KEY_COOLDOWN),
+        max_cooldown: bounds::MAX_COOLDOWN
+            .check(&format!("{at}.max_cooldown"), p.max_cooldown, errs)
+            .unwrap_or(DEFAULT_MAX_COOLDOWN),
         credentials,
         key_labels: keys
             .iter()
@@ -343,9 +619,19 @@ fn provider(
             },
         },
         timeouts: Timeouts {
-            connect: p.connect_timeout.unwrap_or(base.connect),
-            first_event: p.first_event_timeout.unwrap_or(base.first_event),
-            idle: p.idle_timeout.unwrap_or(base.idle),
+            connect: bounds::CONNECT_TIMEOUT
+                .check(&format!("{at}.connect_timeout"), p.connect_timeout, errs)
+                .unwrap_or(base.connect),
+            first_event: bounds::FIRST_EVENT_TIMEOUT
+                .check(
+                    &format!("{at}.first_event_timeout"),
+                    p.first_event_timeout,
+                    errs,
+                )
+                .unwrap_or(base.first_event),
+            idle: bounds::IDLE_TIMEOUT
+                .check(&format!("{at}.idle_timeout"), p.idle_timeout, errs)
+                .unwrap_or(base.idle),
             keepalive: base.keepalive,
         },
         replicas,
@@ -359,7 +645,7 @@ type Slots = Vec<(Arc<Provider>, Arc<str>)>;
 fn models(
     models: &[FileModel],
     by_name: &HashMap<&str, Arc<Provider>>,
-    server_total: Option<Duration>,
+    server_total: Duration,
     errs: &mut Errors,
 ) -> (HashMap<String, Arc<Route>>, Vec<String>, Slots) {
     let mut routes = HashMap::new();
@@ -377,6 +663,21 @@ fn models(
         if m.targets.is_empty() {
             errs.push(format!("{at}.targets: at least one target is required"));
         }
+        // Checked once per model, not once per target.
+        let connect = bounds::CONNECT_TIMEOUT.check(
+            &format!("{at}.connect_timeout"),
+            m.connect_timeout,
+            errs,
+        );
+        let first_event = bounds::FIRST_EVENT_TIMEOUT.check(
+            &format!("{at}.first_event_timeout"),
+            m.first_event_timeout,
+            errs,
+        );
+        let idle = bounds::IDLE_TIMEOUT.check(&format!("{at}.idle_timeout"), m.idle_timeout, errs);
+        let total_timeout = bounds::TOTAL_TIMEOUT
+            .check(&format!("{at}.total_timeout"), m.total_timeout, errs)
+            .unwrap_or(server_total);
         let mut targets = Vec::new();
         for (j, t) in m.targets.iter().enumerate() {
             let Some(p) = by_name.get(t.provider.as_str()) else {
@@ -398,9 +699,9 @@ fn models(
                 model: slots[slot].1.clone(),
                 slot,
                 timeouts: Timeouts {
-                    connect: m.connect_timeout.unwrap_or(base.connect),
-                    first_event: m.first_event_timeout.unwrap_or(base.first_event),
-                    idle: m.idle_timeout.unwrap_or(base.idle),
+                    connect: connect.unwrap_or(base.connect),
+                    first_event: first_event.unwrap_or(base.first_event),
+                    idle: idle.unwrap_or(base.idle),
                     keepalive: base.keepalive,
                 },
             });
@@ -409,10 +710,7 @@ fn models(
         routes.insert(
             m.name.clone(),
             Arc::new(Route {
-                total_timeout: m
-                    .total_timeout
-                    .or(server_total)
-                    .unwrap_or(Duration::from_secs(900)),
+                total_timeout,
                 targets,
                 max_output_tokens: m.max_output_tokens,
             }),
@@ -431,7 +729,9 @@ fn api_keys(
     let mut out = HashMap::new();
     for (i, k) in keys.iter().enumerate() {
         let at = format!("api_keys[{i}]");
-        if k.key.len() < 8 {
+        if let Some(problem) = header_value_problem(&k.key) {
+            errs.push(format!("{at}.key: {problem}"));
+        } else if k.key.len() < 8 {
             errs.push(format!("{at}.key: must be at least 8 characters"));
         }
         if out.contains_key(&k.key) {

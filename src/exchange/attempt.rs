@@ -2,6 +2,8 @@
 //! outcome recorded where it belongs (the breaker for the target's health,
 //! the pool for the key's, the request record for the log and metrics).
 
+pub(super) use super::payload::Prepared;
+use super::payload::{self, Payload};
 use super::stream::stream_target;
 use super::unary::unary_target;
 use super::{now, or_client_left, ClientRequest};
@@ -9,11 +11,8 @@ use crate::config::{Route, Target};
 use crate::record::{Attempt, AttemptOutcome, RequestRecord};
 use crate::state::Live;
 use crate::upstream::{Failure, Outgoing, Phase, UpstreamCall, UpstreamClient};
-use bytes::Bytes;
 use filters::breaker::Admission;
-use filters::canonical::Request;
-use filters::dialect;
-use filters::error::{ApiError, ErrorKind};
+use filters::error::ApiError;
 use filters::failure::{Health, Next};
 use filters::key_pool::{KeyOutcome, Pick};
 use pingora::proxy::Session;
@@ -26,19 +25,14 @@ pub(super) struct Timing {
     pub to_first_event: Option<Duration>,
 }
 
-/// The body for one target, and how its answer must be handled.
-pub(super) struct Prepared {
-    pub body: Bytes,
-    pub pass_through: bool,
-    pub include_usage: bool,
-}
-
 /// One target's attempt, after the upstream answered with a 2xx status.
 pub(super) struct Answer<'a> {
     pub upstream: &'a UpstreamClient,
     pub req: &'a ClientRequest<'a>,
     pub target: &'a Target,
-    pub prepared: &'a Prepared,
+    pub prepared: &'a mut Prepared,
+    /// Released at a stream's commit point, with `prepared.body`.
+    pub payload: &'a mut Payload,
     pub call: UpstreamCall,
     /// For the first event (or the whole body).
     pub deadline: Instant,
@@ -56,54 +50,24 @@ pub(super) struct Attempts<'a> {
     /// Anthropic history with a signature we minted: it must be decoded
     /// (which drops it) rather than passed through. Scanned once.
     pub carries_synthetic_signature: bool,
-    pub canonical: Option<Request>,
+    pub payload: Payload,
 }
 
 impl Attempts<'_> {
-    fn canonical(&mut self) -> Result<&Request, ApiError> {
-        if self.canonical.is_none() {
-            self.canonical = Some(dialect::decode_request(self.req.dialect, self.req.body)?);
-        }
-        self.canonical
-            .as_ref()
-            .ok_or_else(|| ApiError::new(ErrorKind::Api, "request decode failed"))
-    }
-
-    /// Same dialect: the client's bytes with only `model` replaced — unless
-    /// reasoning history carries a signature we minted, which must never
-    /// reach Anthropic (full decode drops it).
+    /// The body for `target`. Same dialect: the client's bytes with the
+    /// model replaced — unless reasoning history carries a signature we
+    /// minted, which must never reach Anthropic (a full decode drops it).
     fn prepare(&mut self, target: &Target, route: &Route) -> Result<Prepared, ApiError> {
         let provider = &target.provider;
-        let req = self.req;
-        let can_pass = provider.dialect == req.dialect && !self.carries_synthetic_signature;
-        if can_pass {
-            let quoted = serde_json::to_vec(&*target.model)
-                .map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
-            let body = req
-                .members
-                .replace("model", &quoted)
-                .unwrap_or_else(|| req.body.to_vec());
-            return Ok(Prepared {
-                body: Bytes::from(body),
-                pass_through: true,
-                include_usage: false,
-            });
-        }
-        let canonical = self.canonical()?;
-        let value = dialect::encode_request(
-            provider.dialect,
-            canonical,
-            &target.model,
-            &provider.encode,
-            route.max_output_tokens,
-        )?;
-        let body =
-            serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
-        Ok(Prepared {
-            body: Bytes::from(body),
-            pass_through: false,
-            include_usage: canonical.include_usage,
-        })
+        let pass_through =
+            provider.dialect == self.req.dialect && !self.carries_synthetic_signature;
+        let spec = payload::Target {
+            dialect: provider.dialect,
+            model: &target.model,
+            encode: &provider.encode,
+            max_output_tokens: route.max_output_tokens,
+        };
+        self.payload.prepare(self.req.dialect, &spec, pass_through)
     }
 }
 
@@ -200,7 +164,7 @@ pub(super) async fn attempt(
     if let Some(skip) = admit(live, rec, target, forced) {
         return Ok(skip);
     }
-    let prepared = match attempts.prepare(target, route) {
+    let mut prepared = match attempts.prepare(target, route) {
         Ok(p) => p,
         Err(e) => {
             live.breaker(target.slot).release_probe();
@@ -226,17 +190,33 @@ pub(super) async fn attempt(
                 if let Some(f) = key_failure {
                     return Ok(Tried::Failed(f));
                 }
-                live.breaker(target.slot).release_probe();
-                rec.attempts
-                    .push(Attempt::untried(target, AttemptOutcome::KeysCooling));
-                return Ok(Tried::Skipped {
-                    retry_at,
-                    rate_limited: true,
-                });
+                // Nothing else can serve: the key whose rest ends first.
+                let earliest = if forced {
+                    state.key_pool().pick_earliest(now, &target.model)
+                } else {
+                    None
+                };
+                if earliest.is_none() {
+                    live.breaker(target.slot).release_probe();
+                    rec.attempts
+                        .push(Attempt::untried(target, AttemptOutcome::KeysCooling));
+                    return Ok(Tried::Skipped {
+                        retry_at,
+                        rate_limited: true,
+                    });
+                }
+                earliest
             }
         };
         let (outcome, timing) = Box::pin(call(
-            upstream, session, rec, attempts, target, &prepared, key, now,
+            upstream,
+            session,
+            rec,
+            attempts,
+            target,
+            &mut prepared,
+            key,
+            now,
         ))
         .await;
         record_outcome(live, target, key, &outcome);
@@ -267,7 +247,7 @@ pub(super) async fn attempt(
                 record(AttemptOutcome::Failed(f.kind()));
                 if !f.falls_over() {
                     // The client's own mistake: another target would say the same.
-                    return Err(f.to_api_error(&provider.name));
+                    return Err(f.to_api_error(&provider.name, &rec.id));
                 }
                 log::warn!(
                     "{} {}/{} key#{}: {f:?}",
@@ -303,9 +283,9 @@ async fn call(
     upstream: &UpstreamClient,
     session: &mut Session,
     rec: &mut RequestRecord,
-    attempts: &Attempts<'_>,
+    attempts: &mut Attempts<'_>,
     target: &Target,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     key: Option<usize>,
     now: Instant,
 ) -> (Tried, Timing) {
@@ -335,17 +315,19 @@ async fn call(
         }
         Some(Ok(call)) => {
             timing.to_status = Some(now.elapsed());
+            let req = attempts.req;
             let answer = Answer {
                 upstream,
-                req: attempts.req,
+                req,
                 target,
                 prepared,
+                payload: &mut attempts.payload,
                 call,
                 deadline,
                 total_deadline,
                 sent: now,
             };
-            let result = if attempts.req.stream {
+            let result = if req.stream {
                 Box::pin(stream_target(session, rec, answer, &mut timing)).await
             } else {
                 Box::pin(unary_target(session, rec, answer, &mut timing)).await
@@ -390,15 +372,22 @@ pub(super) fn record_outcome(live: &Live, target: &Target, key: Option<usize>, o
                     Health::Neutral => breaker.release_probe(),
                 }
                 // Keys rest per model in their pool; a keyless target (a
-                // local server) rests itself.
+                // local server) rests itself. However far off an upstream's
+                // `Retry-After` is, no rest outlasts `max_cooldown`.
+                let max = target.provider.max_cooldown;
                 let keyless = target.provider.keys.is_empty();
                 if let Some(rest) = f
                     .retry_after(wall)
                     .filter(|_| keyless || f.health() == Health::Sick)
                 {
-                    breaker.hold_until(now + rest);
+                    breaker.hold_until(now.checked_add(rest.min(max)).unwrap_or(now));
                 }
-                f.key_outcome(wall)
+                match f.key_outcome(wall) {
+                    KeyOutcome::RateLimited { retry_after } => KeyOutcome::RateLimited {
+                        retry_after: retry_after.map(|d| d.min(max)),
+                    },
+                    other => other,
+                }
             }
         }
     };

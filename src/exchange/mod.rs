@@ -7,18 +7,19 @@
 //! recorded), `unary` and `stream` the two ways an answer reaches the client.
 
 mod attempt;
+mod payload;
 mod stream;
 mod unary;
 
 use crate::config::{Route, Target};
 use crate::record::RequestRecord;
+use crate::shutdown::Drain;
 use crate::state::Live;
 use crate::upstream::{Failure, UpstreamClient};
 use attempt::{attempt, Attempts, Tried};
-use bytes::Bytes;
 use filters::error::{ApiError, ErrorKind};
-use filters::wire::json_peek::Members;
 use filters::Dialect;
+pub use payload::{Payload, Rewritable};
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -49,13 +50,22 @@ impl ClientHeaders {
     }
 }
 
+/// What the exchange needs of the client's request besides its body
+/// (which `Payload` owns, so that a stream can release it).
 pub struct ClientRequest<'a> {
     pub dialect: Dialect,
-    pub body: &'a Bytes,
-    pub members: &'a Members<'a>,
     pub model: &'a str,
     pub stream: bool,
     pub headers: ClientHeaders,
+    pub body_len: usize,
+    /// Anthropic history with a signature we minted: it must be decoded
+    /// (which drops it) rather than passed through. Scanned once.
+    pub carries_synthetic_signature: bool,
+    /// The bound on one upstream stream event (and on what is held before
+    /// the commit point).
+    pub max_event_bytes: usize,
+    /// Graceful shutdown: a stream still running at its deadline ends.
+    pub drain: &'a Drain,
 }
 
 /// `fut`, unless the client leaves first (`None`): a call nobody waits for
@@ -89,16 +99,14 @@ pub async fn run(
     live: &Live,
     route: &Route,
     req: &ClientRequest<'_>,
+    payload: Payload,
 ) -> Result<(), ApiError> {
-    let started = rec.started;
-    let carries_synthetic_signature =
-        filters::dialect::carries_synthetic_signature(req.dialect, req.body);
     let mut attempts = Attempts {
         req,
         live,
-        total_deadline: started + route.total_timeout,
-        carries_synthetic_signature,
-        canonical: None,
+        total_deadline: rec.started + route.total_timeout,
+        carries_synthetic_signature: req.carries_synthetic_signature,
+        payload,
     };
     let mut failures: Vec<(Arc<str>, Failure)> = Vec::new();
     let mut skipped: Vec<(&Target, Option<Instant>, bool)> = Vec::new();
@@ -112,68 +120,66 @@ pub async fn run(
             } => skipped.push((target, retry_at, rate_limited)),
         }
     }
-    // Every breaker open: rather than fail without trying, probe the target
-    // whose cooldown ends first.
-    if failures.is_empty() {
-        let earliest = skipped
-            .iter()
-            .filter(|(_, at, _)| at.is_some())
-            .min_by_key(|(_, at, _)| *at);
-        if let Some(&(target, ..)) = earliest {
-            match attempt(upstream, session, rec, route, &mut attempts, target, true).await? {
-                Tried::Served(_) | Tried::ClientLeft => return Ok(()),
-                Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
-                Tried::Skipped {
-                    retry_at,
-                    rate_limited,
-                } => skipped.push((target, retry_at, rate_limited)),
-            }
+    // Nothing served. A target skipped because its keys rest is asked with
+    // the key whose rest ends first: the gateway never refuses a model with
+    // a 429 of its own. Failing that, when nothing was asked at all (every
+    // breaker open), the target whose cooldown ends first is probed.
+    let resting = skipped.iter().filter(|(_, _, keys)| *keys);
+    let forced = resting
+        .min_by_key(|(_, at, _)| *at)
+        .or_else(|| {
+            failures
+                .is_empty()
+                .then(|| {
+                    skipped
+                        .iter()
+                        .filter(|(_, at, _)| at.is_some())
+                        .min_by_key(|(_, at, _)| *at)
+                })
+                .flatten()
+        })
+        .map(|&(target, ..)| target);
+    if let Some(target) = forced {
+        match attempt(upstream, session, rec, route, &mut attempts, target, true).await? {
+            Tried::Served(_) | Tried::ClientLeft => return Ok(()),
+            Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
+            Tried::Skipped { .. } => {}
         }
     }
-    // Keys resting after 429s make this a rate limit for the client too,
-    // unless an upstream 429 already says so.
-    let cooling = skipped
-        .iter()
-        .filter(|(_, _, rl)| *rl)
-        .filter_map(|(_, at, _)| *at)
-        .min();
-    let upstream_429 = failures
-        .iter()
-        .any(|(_, f)| matches!(f, Failure::Status(429, _)));
-    if failures.is_empty() || (cooling.is_some() && !upstream_429) {
-        let retry_at = cooling.or_else(|| skipped.iter().filter_map(|(_, at, _)| *at).min());
-        let mut e = if cooling.is_some() {
+    if failures.is_empty() {
+        // Never asked: every key disabled by a 401, or no healthy replica.
+        let e = if skipped.iter().any(|(_, _, keys)| *keys) {
             ApiError::new(
-                ErrorKind::RateLimited,
-                "upstream keys for this model are rate limited",
+                ErrorKind::Api,
+                format!(
+                    "no usable upstream key for this model: its providers rejected them (request {})",
+                    rec.id
+                ),
             )
         } else {
             ApiError::new(
                 ErrorKind::Overloaded,
-                "every target of this model is unavailable (circuit open)",
+                format!(
+                    "every target of this model is unavailable (request {})",
+                    rec.id
+                ),
             )
         };
-        e.retry_after = retry_at.map(|at| {
-            at.saturating_duration_since(now())
-                .as_secs()
-                .max(1)
-                .to_string()
-        });
         return Err(e);
     }
-    Err(final_error(&failures))
+    Err(final_error(&failures, &rec.id))
 }
 
 /// The most meaningful failure: a rate limit (its `Retry-After` tells the
 /// client when to come back), else the last one.
-fn final_error(failures: &[(Arc<str>, Failure)]) -> ApiError {
+fn final_error(failures: &[(Arc<str>, Failure)], request_id: &str) -> ApiError {
     let chosen = failures
         .iter()
         .find(|(_, f)| matches!(f, Failure::Status(429, _)))
         .or(failures.last());
     match chosen {
         Some((provider, f)) => {
-            let mut e = f.to_api_error(provider);
+            let mut e = f.to_api_error(provider, request_id);
             if failures.len() > 1 {
                 e.message = format!("all {} targets failed: {}", failures.len(), e.message);
             }
@@ -270,11 +276,11 @@ mod tests {
             ),
             (Arc::from("b"), Failure::Connect("refused".into())),
         ];
-        let e = final_error(&failures);
+        let e = final_error(&failures, "req_1");
         assert_eq!(e.kind, ErrorKind::RateLimited);
         assert_eq!(e.retry_after.as_deref(), Some("3"));
         assert!(e.message.starts_with("all 2 targets failed"));
-        let e = final_error(&failures[1..]);
+        let e = final_error(&failures[1..], "req_1");
         assert_eq!(filters::dialect::error_status(Dialect::OpenAiChat, &e), 502);
     }
 }

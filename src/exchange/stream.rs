@@ -8,6 +8,7 @@ use super::unary::target_headers;
 use super::{now, or_client_left, ClientRequest};
 use crate::config::Target;
 use crate::record::RequestRecord;
+use crate::shutdown::Drain;
 use crate::upstream::{Failure, Phase, UpstreamCall};
 use bytes::BytesMut;
 use filters::canonical::estimate_tokens_from_bytes;
@@ -37,6 +38,7 @@ pub(super) async fn stream_target(
         deadline,
         total_deadline,
         sent,
+        payload,
     } = a;
     if !call.is_event_stream() {
         return Err(Failure::BadResponse(format!(
@@ -45,7 +47,7 @@ pub(super) async fn stream_target(
         )));
     }
     let provider = &target.provider;
-    let mut t = transcoder(req, target, prepared);
+    let mut t = transcoder(req, target, prepared, req.max_event_bytes);
     let mut out = BytesMut::with_capacity(4096);
     // Before commit: everything stays here, so a failure can still fall over.
     let mut upstream_ended = false;
@@ -57,6 +59,13 @@ pub(super) async fn stream_target(
         match read? {
             Some(chunk) => {
                 t.feed(&chunk, &mut out);
+                // What waits for the commit point is bounded too: an
+                // upstream sending endless preamble events is a failure.
+                if out.len() > req.max_event_bytes {
+                    return Err(Failure::BadResponse(
+                        "too much before the first real event".into(),
+                    ));
+                }
             }
             None => {
                 upstream_ended = true;
@@ -86,9 +95,23 @@ pub(super) async fn stream_target(
         rec.result.error = Some("client went away".into());
         return Ok(Served::ClientLeft); // dropping `call` aborts the upstream request
     }
+    // Committed: no other target will be tried, so the request's bodies
+    // are no longer needed for the rest of the stream.
+    payload.release();
+    prepared.body = bytes::Bytes::new();
 
     if !upstream_ended {
-        match relay(session, &mut call, &mut t, &mut out, target, total_deadline).await {
+        let relayed = relay(
+            session,
+            &mut call,
+            &mut t,
+            &mut out,
+            target,
+            total_deadline,
+            &rec.id,
+            req.drain,
+        );
+        match relayed.await {
             Some(ended) => upstream_ended = ended,
             None => {
                 rec.result.error = Some("client went away mid-stream".into());
@@ -118,12 +141,17 @@ pub(super) async fn stream_target(
 
 /// The client's stream for this answer: the upstream's events passed
 /// through with the model renamed, or translated between dialects.
-fn transcoder(req: &ClientRequest<'_>, target: &Target, prepared: &Prepared) -> StreamTranscoder {
+fn transcoder(
+    req: &ClientRequest<'_>,
+    target: &Target,
+    prepared: &Prepared,
+    max_event_bytes: usize,
+) -> StreamTranscoder {
     if prepared.pass_through {
         let rename = Some(req.model).filter(|m| **m != *target.model);
         StreamTranscoder::pass_through(req.dialect, rename)
     } else {
-        let estimate = estimate_tokens_from_bytes(req.body.len());
+        let estimate = estimate_tokens_from_bytes(req.body_len);
         StreamTranscoder::translate(
             target.provider.dialect,
             req.dialect,
@@ -132,6 +160,7 @@ fn transcoder(req: &ClientRequest<'_>, target: &Target, prepared: &Prepared) -> 
             estimate,
         )
     }
+    .with_event_limit(max_event_bytes)
 }
 
 /// The committed stream's response head.
@@ -159,6 +188,8 @@ async fn relay(
     out: &mut BytesMut,
     target: &Target,
     total_deadline: Instant,
+    request_id: &str,
+    drain: &Drain,
 ) -> Option<bool> {
     let idle = target.timeouts.idle;
     let keepalive = target.timeouts.keepalive;
@@ -167,7 +198,19 @@ async fn relay(
     let provider = &target.provider;
     let mut upstream_ended = false;
     while *t.progress() == Progress::Streaming && !upstream_ended {
-        let wake = idle_deadline.min(next_keepalive).min(total_deadline);
+        // A shutdown's grace ends the stream too; read each time round, a
+        // signal is noticed at the next wake (keep-alives bound the wait).
+        let drain_at = drain.deadline();
+        if drain_at.is_some_and(|at| now() >= at) {
+            let e = ApiError::new(ErrorKind::Overloaded, "the gateway is shutting down");
+            t.fail(&e, out);
+            let _ = write(session, out).await;
+            break;
+        }
+        let wake = idle_deadline
+            .min(next_keepalive)
+            .min(total_deadline)
+            .min(drain_at.unwrap_or(total_deadline));
         let read = or_client_left(session, call.read(wake, Phase::Idle)).await?;
         match read {
             Ok(Some(chunk)) => {
@@ -194,7 +237,7 @@ async fn relay(
                 };
                 t.fail(&e, out);
             }
-            Err(f) => t.fail(&f.to_api_error(&provider.name), out),
+            Err(f) => t.fail(&f.to_api_error(&provider.name, request_id), out),
         }
         if !write(session, out).await {
             return None;

@@ -53,7 +53,7 @@ pub async fn count_tokens(
     rec.client.dialect = Some(Dialect::Anthropic);
     let key = authenticate(&live.config, session)?;
     rec.client.key_name = Some(key.name.clone());
-    let body = read_body(session, live.config.max_request_body_bytes).await?;
+    let body = read_body(session, &live.config).await?;
     let req = dialect::decode_request(Dialect::Anthropic, &body)?;
     let tokens = estimate_tokens_from_bytes(filters::canonical::text_bytes(&req));
     let body = Bytes::from(json!({"input_tokens": tokens}).to_string());

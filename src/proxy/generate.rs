@@ -3,8 +3,9 @@
 
 use super::auth::authenticate;
 use crate::downstream::read_body;
-use crate::exchange::{self, ClientHeaders, ClientRequest};
+use crate::exchange::{self, ClientHeaders, ClientRequest, Payload, Rewritable};
 use crate::record::RequestRecord;
+use crate::shutdown::Drain;
 use crate::state::Live;
 use crate::upstream::UpstreamClient;
 use filters::error::{ApiError, ErrorKind};
@@ -17,11 +18,12 @@ pub async fn generate(
     rec: &mut RequestRecord,
     live: &Live,
     dialect: Dialect,
+    drain: &Drain,
 ) -> Result<(), ApiError> {
     let snap = &live.config;
     let key = authenticate(snap, session)?;
     rec.client.key_name = Some(key.name.clone());
-    let body = read_body(session, snap.max_request_body_bytes).await?;
+    let body = read_body(session, snap).await?;
     if let Err(e) = std::str::from_utf8(&body) {
         return Err(ApiError::invalid(format!(
             "request body is not valid UTF-8 (byte {})",
@@ -39,8 +41,19 @@ pub async fn generate(
     {
         return Err(ApiError::invalid("messages: an array is required").with_param("messages"));
     }
+    // One reading: the upstream must see what the gateway saw. A string
+    // "true" that the gateway reads as false would stream anyway.
+    let stream = match members.raw("stream") {
+        None | Some(b"false") | Some(b"null") => false,
+        Some(b"true") => true,
+        Some(_) => {
+            return Err(ApiError::invalid("stream: must be true or false").with_param("stream"))
+        }
+    };
+    let rewritable = Rewritable::of(&members);
+    drop(members);
     rec.client.model = Some(model.clone());
-    rec.client.stream = members.bool("stream").unwrap_or(false);
+    rec.client.stream = stream;
     let route = snap.routes.get(&model).cloned().ok_or_else(|| {
         let mut known: Vec<&str> = snap
             .model_names
@@ -66,14 +79,31 @@ pub async fn generate(
     }
     let request = ClientRequest {
         dialect,
-        body: &body,
-        members: &members,
         model: &model,
-        stream: rec.client.stream,
+        stream,
         headers: ClientHeaders::from_request(session.req_header(), dialect),
+        body_len: body.len(),
+        carries_synthetic_signature: filters::dialect::carries_synthetic_signature(dialect, &body),
+        max_event_bytes: snap.downstream.max_event_bytes,
+        drain,
     };
-    Box::pin(exchange::run(
-        upstream, session, rec, live, &route, &request,
-    ))
-    .await
+    let payload = Payload::new(body, rewritable);
+    let run = Box::pin(exchange::run(
+        upstream, session, rec, live, &route, &request, payload,
+    ));
+    // A request still waiting for its upstream when a shutdown's grace
+    // ends gets an error; a committed stream ends itself just before.
+    let finished = tokio::select! {
+        biased;
+        done = run => Some(done),
+        () = drain.ended() => None,
+    };
+    match finished {
+        Some(done) => done,
+        None if rec.result.status == 0 => Err(ApiError::new(
+            ErrorKind::Overloaded,
+            "the gateway is shutting down",
+        )),
+        None => Ok(()),
+    }
 }

@@ -4,11 +4,13 @@
 //! rendered here, at one edge, in the caller's dialect.
 
 mod auth;
+pub mod connection;
 mod endpoints;
 mod generate;
 
 use crate::downstream::respond_error;
 use crate::record::RequestRecord;
+use crate::shutdown::Drain;
 use crate::state::LiveStore;
 use crate::upstream::UpstreamClient;
 use async_trait::async_trait;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 pub struct Gateway {
     pub store: LiveStore,
     pub upstream: Arc<UpstreamClient>,
+    pub drain: Arc<Drain>,
 }
 
 #[async_trait]
@@ -29,7 +32,22 @@ impl ProxyHttp for Gateway {
     type CTX = RequestRecord;
 
     fn new_ctx(&self) -> RequestRecord {
-        RequestRecord::new(filters::canonical::new_id("req_"))
+        let mut rec = RequestRecord::new(filters::canonical::new_id("req_"));
+        rec.in_flight = Some(self.drain.enter());
+        rec
+    }
+
+    /// Pingora hands over what the connection stage attached to the
+    /// session: the head deadline's signal, set now the head is read.
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        _rec: &mut RequestRecord,
+        prev: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        if let Ok(head) = prev.downcast::<Arc<connection::HeadRead>>() {
+            head.arrived();
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, rec: &mut RequestRecord) -> Result<bool> {
@@ -40,6 +58,11 @@ impl ProxyHttp for Gateway {
         let hint = dialect_hint(path, req.headers.contains_key("anthropic-version"));
         let endpoint = classify(req.method.as_str(), path);
         let outcome = match endpoint {
+            _ if head_too_large(req, &live.config.downstream) => Err(ApiError::new(
+                ErrorKind::RequestTooLarge,
+                "request headers are too large or too many",
+            )
+            .with_status(431)),
             Endpoint::Health => endpoints::health(session, rec).await,
             Endpoint::NotFound => Err(ApiError::new(
                 ErrorKind::NotFound,
@@ -63,6 +86,7 @@ impl ProxyHttp for Gateway {
                     rec,
                     &live,
                     dialect,
+                    &self.drain,
                 ))
                 .await
             }
@@ -103,7 +127,23 @@ impl ProxyHttp for Gateway {
     }
 }
 
-/// One line per request, from the request record.
+/// The request head against `max_request_headers` and
+/// `max_request_header_bytes` (target and header lines together).
+fn head_too_large(req: &pingora::http::RequestHeader, limits: &crate::config::Downstream) -> bool {
+    if req.headers.len() > limits.max_request_headers {
+        return true;
+    }
+    let target = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let fields: usize = req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    target + fields > limits.max_request_header_bytes
+}
+
+/// One line per request, from the request record. Client-supplied text
+/// (path, model) is escaped: a line break in it cannot forge a log line.
 fn access_log(session: &Session, rec: &RequestRecord) {
     let req = session.req_header();
     let elapsed = rec.started.elapsed().as_secs_f64() * 1000.0;
@@ -140,11 +180,11 @@ fn access_log(session: &Session, rec: &RequestRecord) {
         rec.id,
         session.client_addr().map(|a| a.to_string()).unwrap_or_default(),
         req.method,
-        req.uri.path(),
+        req.uri.path().escape_debug(),
         rec.result.status,
         rec.client.dialect.map_or("-", Dialect::name),
         rec.client.key_name.as_deref().unwrap_or("-"),
-        rec.client.model.as_deref().unwrap_or("-"),
+        rec.client.model.as_deref().unwrap_or("-").escape_debug(),
         rec.client.stream,
         target,
         rec.attempts_header(),

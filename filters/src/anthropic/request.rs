@@ -119,7 +119,44 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
         include_usage: true,
         ..Request::default()
     };
-    req.system = match &w.system {
+    req.system = decode_system(&w.system)?;
+    for (i, m) in w.messages.iter().enumerate() {
+        decode_message(i, m, &mut req.messages)?;
+    }
+    if req.messages.is_empty() {
+        return Err(
+            ApiError::invalid("messages: at least one message is required").with_param("messages"),
+        );
+    }
+    req.tools = decode_tools(w.tools.unwrap_or_default());
+    if let Some(tc) = w.tool_choice.filter(|v| !v.is_null()) {
+        decode_tool_choice(&tc, &mut req)?;
+    }
+    req.sampling = Sampling {
+        max_output_tokens: w.max_tokens,
+        temperature: w.temperature,
+        top_p: w.top_p,
+        top_k: w.top_k,
+        stop: w.stop_sequences.unwrap_or_default(),
+        ..Sampling::default()
+    };
+    req.reasoning = decode_reasoning(w.thinking.as_ref(), w.output_config.as_ref());
+    req.output_format = w
+        .output_config
+        .as_ref()
+        .and_then(|o| o.get("format"))
+        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+        .map(|f| OutputFormat::JsonSchema {
+            name: "output".into(),
+            schema: f.get("schema").cloned().unwrap_or_else(|| json!({})),
+            strict: None,
+        });
+    Ok(req)
+}
+
+/// Decodes `system`: a string or an array of text blocks.
+fn decode_system(system: &Value) -> Result<Vec<TextPart>, ApiError> {
+    Ok(match system {
         Value::Null => Vec::new(),
         Value::String(s) => vec![TextPart {
             text: s.clone(),
@@ -140,86 +177,100 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
                     .with_param("system"),
             )
         }
+    })
+}
+
+/// Decodes message `i`; its tool results become a `Role::Tool` message first.
+fn decode_message(i: usize, m: &WireMessage, messages: &mut Vec<Message>) -> Result<(), ApiError> {
+    let at = format!("messages[{i}].content");
+    let role = match m.role.as_str() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "system" => Role::System,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "messages[{i}].role: unsupported role '{other}'"
+            )))
+        }
     };
-    for (i, m) in w.messages.iter().enumerate() {
-        let at = format!("messages[{i}].content");
-        let role = match m.role.as_str() {
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "system" => Role::System,
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "messages[{i}].role: unsupported role '{other}'"
-                )))
-            }
-        };
-        let mut parts = Vec::new();
-        let mut results = Vec::new();
-        for (j, b) in blocks(&m.content, &at)?.iter().enumerate() {
-            let at = format!("{at}[{j}]");
-            let ty = b.get("type").and_then(Value::as_str);
-            match ty {
-                Some("text") => parts.push(Part::Text(TextPart {
-                    text: text_of(b)
-                        .ok_or_else(|| ApiError::invalid(format!("{at}.text must be a string")))?
-                        .to_owned(),
-                    cache: is_cached(b),
-                })),
-                Some("image") => parts.push(Part::Image(media(
-                    b.get("source").unwrap_or(&Value::Null),
-                    &at,
-                )?)),
-                Some("document") => parts.push(Part::Document(media(
-                    b.get("source").unwrap_or(&Value::Null),
-                    &at,
-                )?)),
-                Some("thinking") => parts.push(Part::Reasoning(Reasoning {
-                    text: str_at(b, "thinking").to_owned(),
-                    signature: opt_str(b, "signature"),
-                    redacted: None,
-                })),
-                Some("redacted_thinking") => parts.push(Part::Reasoning(Reasoning {
-                    text: String::new(),
-                    signature: None,
-                    redacted: opt_str(b, "data"),
-                })),
-                Some("tool_use") => parts.push(Part::ToolCall(ToolCall {
-                    id: str_at(b, "id").to_owned(),
-                    name: str_at(b, "name").to_owned(),
-                    arguments: arguments_text(b.get("input").unwrap_or(&Value::Null))
-                        .map_err(|e| e.with_param(format!("{at}.input")))?,
-                })),
-                Some("tool_result") => results.push(Part::ToolResult(ToolResult {
-                    call_id: b
-                        .get("tool_use_id")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| ApiError::invalid(format!("{at}.tool_use_id is required")))?
-                        .to_owned(),
-                    content: tool_result_content(b.get("content"), &format!("{at}.content"))?,
-                    is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
-                })),
-                // Server tool blocks and future types carry nothing another
-                // provider could use.
-                _ => {}
-            }
-        }
-        let had_results = !results.is_empty();
-        if had_results {
-            req.messages.push(Message {
-                role: Role::Tool,
-                parts: results,
-            });
-        }
-        if !parts.is_empty() || !had_results {
-            req.messages.push(Message { role, parts });
-        }
+    let mut parts = Vec::new();
+    let mut results = Vec::new();
+    for (j, b) in blocks(&m.content, &at)?.iter().enumerate() {
+        let at = format!("{at}[{j}]");
+        decode_block(b, &at, &mut parts, &mut results)?;
     }
-    if req.messages.is_empty() {
-        return Err(
-            ApiError::invalid("messages: at least one message is required").with_param("messages"),
-        );
+    let had_results = !results.is_empty();
+    if had_results {
+        messages.push(Message {
+            role: Role::Tool,
+            parts: results,
+        });
     }
-    for t in w.tools.unwrap_or_default() {
+    if !parts.is_empty() || !had_results {
+        messages.push(Message { role, parts });
+    }
+    Ok(())
+}
+
+/// Decodes one content block into `parts`, or into `results` for a tool result.
+fn decode_block(
+    b: &Value,
+    at: &str,
+    parts: &mut Vec<Part>,
+    results: &mut Vec<Part>,
+) -> Result<(), ApiError> {
+    let ty = b.get("type").and_then(Value::as_str);
+    match ty {
+        Some("text") => parts.push(Part::Text(TextPart {
+            text: text_of(b)
+                .ok_or_else(|| ApiError::invalid(format!("{at}.text must be a string")))?
+                .to_owned(),
+            cache: is_cached(b),
+        })),
+        Some("image") => parts.push(Part::Image(media(
+            b.get("source").unwrap_or(&Value::Null),
+            at,
+        )?)),
+        Some("document") => parts.push(Part::Document(media(
+            b.get("source").unwrap_or(&Value::Null),
+            at,
+        )?)),
+        Some("thinking") => parts.push(Part::Reasoning(Reasoning {
+            text: str_at(b, "thinking").to_owned(),
+            signature: opt_str(b, "signature"),
+            redacted: None,
+        })),
+        Some("redacted_thinking") => parts.push(Part::Reasoning(Reasoning {
+            text: String::new(),
+            signature: None,
+            redacted: opt_str(b, "data"),
+        })),
+        Some("tool_use") => parts.push(Part::ToolCall(ToolCall {
+            id: str_at(b, "id").to_owned(),
+            name: str_at(b, "name").to_owned(),
+            arguments: arguments_text(b.get("input").unwrap_or(&Value::Null))
+                .map_err(|e| e.with_param(format!("{at}.input")))?,
+        })),
+        Some("tool_result") => results.push(Part::ToolResult(ToolResult {
+            call_id: b
+                .get("tool_use_id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid(format!("{at}.tool_use_id is required")))?
+                .to_owned(),
+            content: tool_result_content(b.get("content"), &format!("{at}.content"))?,
+            is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+        })),
+        // Server tool blocks and future types carry nothing another
+        // provider could use.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Decodes `tools`, keeping only custom tools that are loaded now.
+fn decode_tools(tools: Vec<Value>) -> Vec<Tool> {
+    let mut out = Vec::new();
+    for t in tools {
         // Server and typed tools (web_search_*, bash_*, …) and deferred
         // placeholders mean nothing to another provider.
         let custom = matches!(t.get("type").and_then(Value::as_str), None | Some("custom"));
@@ -233,7 +284,7 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
         if !custom || deferred {
             continue;
         }
-        req.tools.push(Tool {
+        out.push(Tool {
             name: name.to_owned(),
             description: opt_str(&t, "description"),
             schema: t
@@ -243,55 +294,49 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
             strict: t.get("strict").and_then(Value::as_bool),
         });
     }
-    if let Some(tc) = w.tool_choice.filter(|v| !v.is_null()) {
-        req.tool_choice = match tc.get("type").and_then(Value::as_str) {
-            Some("auto") => Some(ToolChoice::Auto),
-            Some("any") => Some(ToolChoice::Required),
-            Some("none") => Some(ToolChoice::None),
-            Some("tool") => Some(ToolChoice::Named(
-                tc.get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        ApiError::invalid("tool_choice.name is required").with_param("tool_choice")
-                    })?
-                    .to_owned(),
-            )),
-            _ => {
-                return Err(
-                    ApiError::invalid("tool_choice.type must be auto, any, tool or none")
-                        .with_param("tool_choice"),
-                )
-            }
-        };
-        if tc.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
-            req.parallel_tool_calls = Some(false);
+    out
+}
+
+/// Decodes a non-null `tool_choice` into the choice and `parallel_tool_calls`.
+fn decode_tool_choice(tc: &Value, req: &mut Request) -> Result<(), ApiError> {
+    req.tool_choice = match tc.get("type").and_then(Value::as_str) {
+        Some("auto") => Some(ToolChoice::Auto),
+        Some("any") => Some(ToolChoice::Required),
+        Some("none") => Some(ToolChoice::None),
+        Some("tool") => Some(ToolChoice::Named(
+            tc.get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::invalid("tool_choice.name is required").with_param("tool_choice")
+                })?
+                .to_owned(),
+        )),
+        _ => {
+            return Err(
+                ApiError::invalid("tool_choice.type must be auto, any, tool or none")
+                    .with_param("tool_choice"),
+            )
         }
-    }
-    req.sampling = Sampling {
-        max_output_tokens: w.max_tokens,
-        temperature: w.temperature,
-        top_p: w.top_p,
-        top_k: w.top_k,
-        stop: w.stop_sequences.unwrap_or_default(),
-        ..Sampling::default()
     };
-    let effort = w
-        .output_config
-        .as_ref()
+    if tc.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
+        req.parallel_tool_calls = Some(false);
+    }
+    Ok(())
+}
+
+/// Decodes `thinking` and `output_config.effort` into a reasoning config.
+fn decode_reasoning(
+    thinking: Option<&Value>,
+    output_config: Option<&Value>,
+) -> Option<ReasoningConfig> {
+    let effort = output_config
         .and_then(|o| o.get("effort"))
         .and_then(Value::as_str)
         .and_then(Effort::parse);
-    req.reasoning = match w
-        .thinking
-        .as_ref()
-        .and_then(|t| t.get("type"))
-        .and_then(Value::as_str)
-    {
+    match thinking.and_then(|t| t.get("type")).and_then(Value::as_str) {
         Some("enabled") => Some(ReasoningConfig {
             effort,
-            budget_tokens: w
-                .thinking
-                .as_ref()
+            budget_tokens: thinking
                 .and_then(|t| t.get("budget_tokens"))
                 .and_then(Value::as_u64),
         }),
@@ -300,18 +345,7 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
             budget_tokens: None,
         }),
         _ => None,
-    };
-    req.output_format = w
-        .output_config
-        .as_ref()
-        .and_then(|o| o.get("format"))
-        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
-        .map(|f| OutputFormat::JsonSchema {
-            name: "output".into(),
-            schema: f.get("schema").cloned().unwrap_or_else(|| json!({})),
-            strict: None,
-        });
-    Ok(req)
+    }
 }
 
 /// Anthropic's `tool_use.id` pattern is `^[a-zA-Z0-9_-]+$` (Kimi sends
@@ -421,6 +455,43 @@ pub fn encode(
     if req.sampling.n.is_some_and(|n| n > 1) {
         return Err(ApiError::invalid("n must be 1 for this model").with_param("n"));
     }
+    let messages = encode_messages(req, opts)?;
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert(
+        "messages".into(),
+        Value::Array(
+            messages
+                .into_iter()
+                .map(|(r, c)| json!({"role": r, "content": c}))
+                .collect(),
+        ),
+    );
+    if !req.system.is_empty() {
+        out.insert(
+            "system".into(),
+            Value::Array(req.system.iter().map(text_block).collect()),
+        );
+    }
+    encode_sampling(req, opts, max_output_cap, &mut out);
+    encode_tools(req, &mut out);
+    if let Some(OutputFormat::JsonSchema { schema, .. }) = &req.output_format {
+        out.insert(
+            "output_config".into(),
+            json!({"format": {"type": "json_schema", "schema": schema}}),
+        );
+    }
+    if req.stream {
+        out.insert("stream".into(), json!(true));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Encodes the conversation as (role, content blocks) turns.
+fn encode_messages(
+    req: &Request,
+    opts: &EncodeOptions,
+) -> Result<Vec<(&'static str, Vec<Value>)>, ApiError> {
     // Consecutive same-role turns are merged; tool results open the user
     // turn they belong to.
     let mut messages: Vec<(&'static str, Vec<Value>)> = Vec::new();
@@ -456,30 +527,11 @@ pub fn encode(
             _ => messages.push((role, blocks)),
         }
     }
-    let mut out = Map::new();
-    out.insert("model".into(), json!(model));
-    out.insert(
-        "messages".into(),
-        Value::Array(
-            messages
-                .into_iter()
-                .map(|(r, c)| json!({"role": r, "content": c}))
-                .collect(),
-        ),
-    );
-    if !req.system.is_empty() {
-        out.insert(
-            "system".into(),
-            Value::Array(req.system.iter().map(text_block).collect()),
-        );
-    }
-    let mut max_tokens = req
-        .sampling
-        .max_output_tokens
-        .unwrap_or(opts.default_max_tokens);
-    if let Some(cap) = max_output_cap {
-        max_tokens = max_tokens.min(cap);
-    }
+    Ok(messages)
+}
+
+/// The thinking budget to send, if thinking is asked for and allowed.
+fn thinking_budget(req: &Request) -> Option<u64> {
     let forced_tool = matches!(
         req.tool_choice,
         Some(ToolChoice::Required | ToolChoice::Named(_))
@@ -492,15 +544,30 @@ pub fn encode(
             && m.parts.iter().any(|p| matches!(p, Part::ToolCall(_)))
             && !m.parts.iter().any(|p| matches!(p, Part::Reasoning(r) if r.signature.as_deref().is_some_and(|s| !is_synthetic_signature(s))))
     });
-    let budget = req
-        .reasoning
+    req.reasoning
         .and_then(|r| {
             r.budget_tokens
                 .or_else(|| r.effort.and_then(Effort::budget_tokens))
         })
         .filter(|_| !forced_tool && !unsigned_tool_history)
-        .map(|b| b.max(1024));
-    if let Some(b) = budget {
+        .map(|b| b.max(1024))
+}
+
+/// Encodes `thinking`, `max_tokens` and the sampling parameters.
+fn encode_sampling(
+    req: &Request,
+    opts: &EncodeOptions,
+    max_output_cap: Option<u64>,
+    out: &mut Map<String, Value>,
+) {
+    let mut max_tokens = req
+        .sampling
+        .max_output_tokens
+        .unwrap_or(opts.default_max_tokens);
+    if let Some(cap) = max_output_cap {
+        max_tokens = max_tokens.min(cap);
+    }
+    if let Some(b) = thinking_budget(req) {
         max_tokens = max_tokens.max(b + 1024);
         out.insert(
             "thinking".into(),
@@ -521,6 +588,10 @@ pub fn encode(
     if !req.sampling.stop.is_empty() {
         out.insert("stop_sequences".into(), json!(req.sampling.stop));
     }
+}
+
+/// Encodes `tools` and `tool_choice` (with `disable_parallel_tool_use`).
+fn encode_tools(req: &Request, out: &mut Map<String, Value>) {
     if !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools
@@ -551,16 +622,6 @@ pub fn encode(
         }
         out.insert("tool_choice".into(), c.clone());
     }
-    if let Some(OutputFormat::JsonSchema { schema, .. }) = &req.output_format {
-        out.insert(
-            "output_config".into(),
-            json!({"format": {"type": "json_schema", "schema": schema}}),
-        );
-    }
-    if req.stream {
-        out.insert("stream".into(), json!(true));
-    }
-    Ok(Value::Object(out))
 }
 
 #[cfg(test)]

@@ -58,112 +58,127 @@ impl StreamDecoder {
             ev.event.as_str()
         };
         match kind {
-            "message_start" => {
-                if self.started {
-                    return; // duplicated / spliced message_start
-                }
-                self.started = true;
-                if let Some(u) = v.pointer("/message/usage") {
-                    self.usage = usage_from_wire(u, self.usage);
-                }
-                out.push(StreamEvent::Start {
-                    usage: Some(self.usage),
-                });
-            }
-            "content_block_start" => {
-                self.ensure_started(out);
-                let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let block = v.get("content_block").unwrap_or(&Value::Null);
-                match block.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        if let Some(t) = block
-                            .get("text")
-                            .and_then(Value::as_str)
-                            .filter(|t| !t.is_empty())
-                        {
-                            out.push(StreamEvent::Text(t.to_owned()));
-                        }
-                    }
-                    Some("thinking") => {
-                        if let Some(t) = block
-                            .get("thinking")
-                            .and_then(Value::as_str)
-                            .filter(|t| !t.is_empty())
-                        {
-                            out.push(StreamEvent::Reasoning(t.to_owned()));
-                        }
-                    }
-                    Some("tool_use") => {
-                        let index = self.next_ordinal;
-                        self.next_ordinal += 1;
-                        self.tool_blocks.insert(idx, index);
-                        let id = block
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .filter(|s| !s.is_empty());
-                        out.push(StreamEvent::ToolCallStart {
-                            index,
-                            id: id.map_or_else(|| new_id("toolu_"), str::to_owned),
-                            name: str_at(block, "name").to_owned(),
-                        });
-                        // Some "compatible" upstreams put the arguments here.
-                        if let Some(input) = block
-                            .get("input")
-                            .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
-                        {
-                            out.push(StreamEvent::ToolCallArgs {
-                                index,
-                                fragment: input.to_string(),
-                            });
-                        }
-                    }
-                    _ => {} // server tools, redacted thinking, unknown blocks
-                }
-            }
-            "content_block_delta" => {
-                let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let d = v.get("delta").unwrap_or(&Value::Null);
-                let s = |k: &str| {
-                    d.get(k)
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                };
-                match d.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => out.extend(s("text").map(StreamEvent::Text)),
-                    Some("thinking_delta") => out.extend(s("thinking").map(StreamEvent::Reasoning)),
-                    Some("signature_delta") => {
-                        out.extend(s("signature").map(StreamEvent::ReasoningSignature))
-                    }
-                    Some("input_json_delta") => {
-                        if let (Some(&index), Some(fragment)) =
-                            (self.tool_blocks.get(&idx), s("partial_json"))
-                        {
-                            out.push(StreamEvent::ToolCallArgs { index, fragment });
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "message_delta" => {
-                if let Some(u) = v.get("usage") {
-                    self.usage = usage_from_wire(u, self.usage);
-                    out.push(StreamEvent::Usage(self.usage));
-                }
-                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    let seq = v
-                        .pointer("/delta/stop_sequence")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    self.finish = Some((stop_from_wire(r), seq));
-                }
-            }
+            "message_start" => self.on_message_start(&v, out),
+            "content_block_start" => self.on_block_start(&v, out),
+            "content_block_delta" => self.on_block_delta(&v, out),
+            "message_delta" => self.on_message_delta(&v, out),
             "message_stop" => self.end(out),
             "error" => {
                 self.done = true;
                 out.push(StreamEvent::Error(ApiError::from_stream_payload(&v)));
             }
             _ => {} // ping, content_block_stop, future events
+        }
+    }
+
+    /// Handles `message_start`: the start, with the upstream's input usage.
+    fn on_message_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        if self.started {
+            return; // duplicated / spliced message_start
+        }
+        self.started = true;
+        if let Some(u) = v.pointer("/message/usage") {
+            self.usage = usage_from_wire(u, self.usage);
+        }
+        out.push(StreamEvent::Start {
+            usage: Some(self.usage),
+        });
+    }
+
+    /// Handles `content_block_start`: text, thinking or a tool call opening.
+    fn on_block_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        self.ensure_started(out);
+        let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let block = v.get("content_block").unwrap_or(&Value::Null);
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(t) = block
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
+                    out.push(StreamEvent::Text(t.to_owned()));
+                }
+            }
+            Some("thinking") => {
+                if let Some(t) = block
+                    .get("thinking")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
+                    out.push(StreamEvent::Reasoning(t.to_owned()));
+                }
+            }
+            Some("tool_use") => self.on_tool_start(idx, block, out),
+            _ => {} // server tools, redacted thinking, unknown blocks
+        }
+    }
+
+    /// Handles a `tool_use` block start: a new tool call ordinal.
+    fn on_tool_start(&mut self, idx: u64, block: &Value, out: &mut Vec<StreamEvent>) {
+        let index = self.next_ordinal;
+        self.next_ordinal += 1;
+        self.tool_blocks.insert(idx, index);
+        let id = block
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
+        out.push(StreamEvent::ToolCallStart {
+            index,
+            id: id.map_or_else(|| new_id("toolu_"), str::to_owned),
+            name: str_at(block, "name").to_owned(),
+        });
+        // Some "compatible" upstreams put the arguments here.
+        if let Some(input) = block
+            .get("input")
+            .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            out.push(StreamEvent::ToolCallArgs {
+                index,
+                fragment: input.to_string(),
+            });
+        }
+    }
+
+    /// Handles `content_block_delta`: text, thinking, signature or tool arguments.
+    fn on_block_delta(&self, v: &Value, out: &mut Vec<StreamEvent>) {
+        let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let d = v.get("delta").unwrap_or(&Value::Null);
+        let s = |k: &str| {
+            d.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        match d.get("type").and_then(Value::as_str) {
+            Some("text_delta") => out.extend(s("text").map(StreamEvent::Text)),
+            Some("thinking_delta") => out.extend(s("thinking").map(StreamEvent::Reasoning)),
+            Some("signature_delta") => {
+                out.extend(s("signature").map(StreamEvent::ReasoningSignature))
+            }
+            Some("input_json_delta") => {
+                if let (Some(&index), Some(fragment)) =
+                    (self.tool_blocks.get(&idx), s("partial_json"))
+                {
+                    out.push(StreamEvent::ToolCallArgs { index, fragment });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles `message_delta`: usage so far and the stop reason.
+    fn on_message_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        if let Some(u) = v.get("usage") {
+            self.usage = usage_from_wire(u, self.usage);
+            out.push(StreamEvent::Usage(self.usage));
+        }
+        if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+            let seq = v
+                .pointer("/delta/stop_sequence")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            self.finish = Some((stop_from_wire(r), seq));
         }
     }
 

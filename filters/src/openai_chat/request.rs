@@ -89,8 +89,34 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
         user: w.user,
         ..Request::default()
     };
+    decode_messages(&mut req, w.messages)?;
+    if req.messages.is_empty() && req.system.is_empty() {
+        return Err(
+            ApiError::invalid("messages: at least one message is required").with_param("messages"),
+        );
+    }
+    req.tools = decode_tools(w.tools.unwrap_or_default())?;
+    req.tool_choice = decode_tool_choice(w.tool_choice)?;
+    req.sampling = Sampling {
+        max_output_tokens: w.max_completion_tokens.or(w.max_tokens),
+        temperature: w.temperature,
+        top_p: w.top_p,
+        top_k: None,
+        stop: decode_stop(w.stop)?,
+        n: w.n,
+        seed: w.seed,
+        presence_penalty: w.presence_penalty,
+        frequency_penalty: w.frequency_penalty,
+    };
+    req.reasoning = decode_reasoning_effort(w.reasoning_effort)?;
+    req.output_format = w.response_format.and_then(decode_response_format);
+    Ok(req)
+}
+
+/// Decodes `messages` into leading system text and the conversation.
+fn decode_messages(req: &mut Request, messages: Vec<WireMessage>) -> Result<(), ApiError> {
     let mut leading = true;
-    for (i, m) in w.messages.into_iter().enumerate() {
+    for (i, m) in messages.into_iter().enumerate() {
         let at = |field: &str| format!("messages[{i}].{field}");
         match m.role.as_str() {
             "system" | "developer" => {
@@ -114,62 +140,11 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
             }
             "assistant" => {
                 leading = false;
-                let mut parts = Vec::new();
-                if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
-                    parts.push(Part::Reasoning(Reasoning {
-                        text: r,
-                        signature: None,
-                        redacted: None,
-                    }));
-                }
-                parts.extend(
-                    text_parts(&m.content, &at("content"))?
-                        .into_iter()
-                        .map(Part::Text),
-                );
-                if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
-                    parts.push(Part::Text(TextPart {
-                        text: r,
-                        cache: false,
-                    }));
-                }
-                for (j, tc) in m.tool_calls.unwrap_or_default().into_iter().enumerate() {
-                    parts.push(Part::ToolCall(ToolCall {
-                        id: tc
-                            .id
-                            .filter(|s| !s.is_empty())
-                            .unwrap_or_else(|| new_id("call_")),
-                        name: tc.function.name,
-                        arguments: arguments_text(&tc.function.arguments).map_err(|e| {
-                            e.with_param(at(&format!("tool_calls[{j}].function.arguments")))
-                        })?,
-                    }));
-                }
-                req.messages.push(Message {
-                    role: Role::Assistant,
-                    parts,
-                });
+                req.messages.push(assistant_message(m, &at)?);
             }
             "tool" | "function" => {
                 leading = false;
-                let call_id = m.tool_call_id.ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "{} is required for tool messages",
-                        at("tool_call_id")
-                    ))
-                })?;
-                let content = text_parts(&m.content, &at("content"))?
-                    .into_iter()
-                    .map(Part::Text)
-                    .collect();
-                req.messages.push(Message {
-                    role: Role::Tool,
-                    parts: vec![Part::ToolResult(ToolResult {
-                        call_id,
-                        content,
-                        is_error: false,
-                    })],
-                });
+                req.messages.push(tool_message(m, &at)?);
             }
             other => {
                 return Err(ApiError::invalid(format!(
@@ -179,14 +154,75 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
             }
         }
     }
-    if req.messages.is_empty() && req.system.is_empty() {
-        return Err(
-            ApiError::invalid("messages: at least one message is required").with_param("messages"),
-        );
+    Ok(())
+}
+
+/// Decodes an assistant message: reasoning, text, refusal, then tool calls.
+fn assistant_message(m: WireMessage, at: &impl Fn(&str) -> String) -> Result<Message, ApiError> {
+    let mut parts = Vec::new();
+    if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+        parts.push(Part::Reasoning(Reasoning {
+            text: r,
+            signature: None,
+            redacted: None,
+        }));
     }
-    for (i, t) in w.tools.unwrap_or_default().into_iter().enumerate() {
+    parts.extend(
+        text_parts(&m.content, &at("content"))?
+            .into_iter()
+            .map(Part::Text),
+    );
+    if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
+        parts.push(Part::Text(TextPart {
+            text: r,
+            cache: false,
+        }));
+    }
+    for (j, tc) in m.tool_calls.unwrap_or_default().into_iter().enumerate() {
+        parts.push(Part::ToolCall(ToolCall {
+            id: tc
+                .id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| new_id("call_")),
+            name: tc.function.name,
+            arguments: arguments_text(&tc.function.arguments)
+                .map_err(|e| e.with_param(at(&format!("tool_calls[{j}].function.arguments"))))?,
+        }));
+    }
+    Ok(Message {
+        role: Role::Assistant,
+        parts,
+    })
+}
+
+/// Decodes a `tool` (or legacy `function`) message into one tool result.
+fn tool_message(m: WireMessage, at: &impl Fn(&str) -> String) -> Result<Message, ApiError> {
+    let call_id = m.tool_call_id.ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{} is required for tool messages",
+            at("tool_call_id")
+        ))
+    })?;
+    let content = text_parts(&m.content, &at("content"))?
+        .into_iter()
+        .map(Part::Text)
+        .collect();
+    Ok(Message {
+        role: Role::Tool,
+        parts: vec![Part::ToolResult(ToolResult {
+            call_id,
+            content,
+            is_error: false,
+        })],
+    })
+}
+
+/// Decodes `tools`: function tools only.
+fn decode_tools(tools: Vec<WireTool>) -> Result<Vec<Tool>, ApiError> {
+    let mut out = Vec::new();
+    for (i, t) in tools.into_iter().enumerate() {
         match (t.kind.as_deref(), t.function) {
-            (None | Some("function"), Some(f)) => req.tools.push(Tool {
+            (None | Some("function"), Some(f)) => out.push(Tool {
                 name: f.name,
                 description: f.description,
                 schema: f
@@ -203,7 +239,12 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
             }
         }
     }
-    req.tool_choice = match w.tool_choice {
+    Ok(out)
+}
+
+/// Decodes `tool_choice`: a mode string or a named function.
+fn decode_tool_choice(choice: Option<Value>) -> Result<Option<ToolChoice>, ApiError> {
+    Ok(match choice {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(match s.as_str() {
             "auto" => ToolChoice::Auto,
@@ -225,32 +266,30 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
                 })?
                 .to_owned(),
         )),
-    };
-    req.sampling = Sampling {
-        max_output_tokens: w.max_completion_tokens.or(w.max_tokens),
-        temperature: w.temperature,
-        top_p: w.top_p,
-        top_k: None,
-        stop: match w.stop {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => vec![s],
-            Some(Value::Array(a)) => a
-                .into_iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(_) => {
-                return Err(
-                    ApiError::invalid("stop: expected a string or an array of strings")
-                        .with_param("stop"),
-                )
-            }
-        },
-        n: w.n,
-        seed: w.seed,
-        presence_penalty: w.presence_penalty,
-        frequency_penalty: w.frequency_penalty,
-    };
-    req.reasoning = match w.reasoning_effort {
+    })
+}
+
+/// Decodes `stop`: a string or an array of strings.
+fn decode_stop(stop: Option<Value>) -> Result<Vec<String>, ApiError> {
+    Ok(match stop {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(a)) => a
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            return Err(
+                ApiError::invalid("stop: expected a string or an array of strings")
+                    .with_param("stop"),
+            )
+        }
+    })
+}
+
+/// Decodes `reasoning_effort` into a reasoning config.
+fn decode_reasoning_effort(effort: Option<String>) -> Result<Option<ReasoningConfig>, ApiError> {
+    Ok(match effort {
         None => None,
         Some(e) => Some(ReasoningConfig {
             effort: Some(Effort::parse(&e).ok_or_else(|| {
@@ -259,26 +298,27 @@ pub fn decode(body: &[u8]) -> Result<Request, ApiError> {
             })?),
             budget_tokens: None,
         }),
-    };
-    req.output_format =
-        w.response_format
-            .and_then(|f| match f.get("type").and_then(Value::as_str)? {
-                "json_object" => Some(OutputFormat::JsonObject),
-                "json_schema" => {
-                    let s = f.get("json_schema")?;
-                    Some(OutputFormat::JsonSchema {
-                        name: s
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("output")
-                            .to_owned(),
-                        schema: s.get("schema").cloned().unwrap_or_else(|| json!({})),
-                        strict: s.get("strict").and_then(Value::as_bool),
-                    })
-                }
-                _ => Some(OutputFormat::Text),
-            });
-    Ok(req)
+    })
+}
+
+/// Decodes `response_format`; `None` when it has no `type`.
+fn decode_response_format(f: Value) -> Option<OutputFormat> {
+    match f.get("type").and_then(Value::as_str)? {
+        "json_object" => Some(OutputFormat::JsonObject),
+        "json_schema" => {
+            let s = f.get("json_schema")?;
+            Some(OutputFormat::JsonSchema {
+                name: s
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("output")
+                    .to_owned(),
+                schema: s.get("schema").cloned().unwrap_or_else(|| json!({})),
+                strict: s.get("strict").and_then(Value::as_bool),
+            })
+        }
+        _ => Some(OutputFormat::Text),
+    }
 }
 
 fn text_parts(content: &Value, at: &str) -> Result<Vec<TextPart>, ApiError> {
@@ -444,6 +484,43 @@ pub fn encode(
     opts: &EncodeOptions,
     max_output_cap: Option<u64>,
 ) -> Value {
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert("messages".into(), Value::Array(encode_messages(req, opts)));
+    encode_tools(req, &mut out);
+    encode_sampling(req, opts, max_output_cap, &mut out);
+    put(
+        &mut out,
+        "response_format",
+        req.output_format.as_ref().map(|f| match f {
+            OutputFormat::Text => json!({"type": "text"}),
+            OutputFormat::JsonObject => json!({"type": "json_object"}),
+            OutputFormat::JsonSchema { name, schema, strict } => {
+                json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}})
+            }
+        }),
+    );
+    if req.stream {
+        put(&mut out, "stream", Some(json!(true)));
+        // Anthropic clients need usage; OpenAI upstreams send it only if asked.
+        put(
+            &mut out,
+            "stream_options",
+            Some(json!({"include_usage": true})),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Inserts `k` into `out` when `v` is present.
+fn put(out: &mut Map<String, Value>, k: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        out.insert(k.into(), v);
+    }
+}
+
+/// Encodes the system text and the conversation as the `messages` array.
+fn encode_messages(req: &Request, opts: &EncodeOptions) -> Vec<Value> {
     let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len() + 1);
     let mut leading: Vec<String> = req
         .system
@@ -468,60 +545,65 @@ pub fn encode(
             Role::User => {
                 body_msgs.push(json!({"role": "user", "content": user_content(&m.parts)}))
             }
-            Role::Assistant => {
-                let text = join_text(&m.parts);
-                let calls: Vec<Value> = m
-                    .parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::ToolCall(c) => Some(json!({
-                            "id": c.id, "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        })),
-                        _ => None,
-                    })
-                    .collect();
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
-                }
-                body_msgs.push(msg);
-            }
-            Role::Tool => {
-                // OpenAI tool messages are text-only: media inside a result
-                // follows as a user message.
-                let mut media = Vec::new();
-                for p in &m.parts {
-                    if let Part::ToolResult(r) = p {
-                        let mut text = join_text(&r.content);
-                        if r.is_error {
-                            text = format!("[tool error] {text}");
-                        }
-                        body_msgs.push(
-                            json!({"role": "tool", "tool_call_id": r.call_id, "content": text}),
-                        );
-                        media.extend(
-                            r.content
-                                .iter()
-                                .filter(|p| matches!(p, Part::Image(_) | Part::Document(_)))
-                                .cloned(),
-                        );
-                    }
-                }
-                if !media.is_empty() {
-                    body_msgs.push(json!({"role": "user", "content": user_content(&media)}));
-                }
-            }
+            Role::Assistant => body_msgs.push(assistant_json(m)),
+            Role::Tool => tool_json(m, &mut body_msgs),
         }
     }
     if !leading.is_empty() {
         messages.push(json!({"role": "system", "content": leading.join("\n\n")}));
     }
     messages.extend(body_msgs);
+    messages
+}
 
-    let mut out = Map::new();
-    out.insert("model".into(), json!(model));
-    out.insert("messages".into(), Value::Array(messages));
+/// Encodes an assistant message: its text and any tool calls.
+fn assistant_json(m: &Message) -> Value {
+    let text = join_text(&m.parts);
+    let calls: Vec<Value> = m
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolCall(c) => Some(json!({
+                "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            })),
+            _ => None,
+        })
+        .collect();
+    let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+    if !calls.is_empty() {
+        msg["tool_calls"] = Value::Array(calls);
+    }
+    msg
+}
+
+/// Encodes a tool message's results, one `tool` message each, into `body_msgs`.
+fn tool_json(m: &Message, body_msgs: &mut Vec<Value>) {
+    // OpenAI tool messages are text-only: media inside a result
+    // follows as a user message.
+    let mut media = Vec::new();
+    for p in &m.parts {
+        if let Part::ToolResult(r) = p {
+            let mut text = join_text(&r.content);
+            if r.is_error {
+                text = format!("[tool error] {text}");
+            }
+            body_msgs.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": text}));
+            media.extend(
+                r.content
+                    .iter()
+                    .filter(|p| matches!(p, Part::Image(_) | Part::Document(_)))
+                    .cloned(),
+            );
+        }
+    }
+    if !media.is_empty() {
+        body_msgs.push(json!({"role": "user", "content": user_content(&media)}));
+    }
+}
+
+/// Encodes `tools`, `parallel_tool_calls` and `tool_choice`.
+fn encode_tools(req: &Request, out: &mut Map<String, Value>) {
     if !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools
@@ -553,6 +635,15 @@ pub fn encode(
             },
         );
     }
+}
+
+/// Encodes the token limit, sampling parameters and `reasoning_effort`.
+fn encode_sampling(
+    req: &Request,
+    opts: &EncodeOptions,
+    max_output_cap: Option<u64>,
+    out: &mut Map<String, Value>,
+) {
     let s = &req.sampling;
     if let Some(max) = s.max_output_tokens {
         let max = max_output_cap.map_or(max, |cap| max.min(cap));
@@ -563,19 +654,23 @@ pub fn encode(
         };
         out.insert(field.into(), json!(max));
     }
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            out.insert(k.into(), v);
-        }
-    };
-    put("temperature", s.temperature.map(|t| json!(t)));
-    put("top_p", s.top_p.map(|t| json!(t)));
-    put("n", s.n.map(|t| json!(t)));
-    put("seed", s.seed.map(|t| json!(t)));
-    put("presence_penalty", s.presence_penalty.map(|t| json!(t)));
-    put("frequency_penalty", s.frequency_penalty.map(|t| json!(t)));
+    put(out, "temperature", s.temperature.map(|t| json!(t)));
+    put(out, "top_p", s.top_p.map(|t| json!(t)));
+    put(out, "n", s.n.map(|t| json!(t)));
+    put(out, "seed", s.seed.map(|t| json!(t)));
+    put(
+        out,
+        "presence_penalty",
+        s.presence_penalty.map(|t| json!(t)),
+    );
+    put(
+        out,
+        "frequency_penalty",
+        s.frequency_penalty.map(|t| json!(t)),
+    );
     if !s.stop.is_empty() {
         put(
+            out,
             "stop",
             Some(json!(s.stop.iter().take(4).collect::<Vec<_>>())),
         );
@@ -585,24 +680,8 @@ pub fn encode(
             r.effort
                 .or_else(|| r.budget_tokens.map(Effort::from_budget))
         });
-        put("reasoning_effort", effort.map(|e| json!(e.as_str())));
+        put(out, "reasoning_effort", effort.map(|e| json!(e.as_str())));
     }
-    put(
-        "response_format",
-        req.output_format.as_ref().map(|f| match f {
-            OutputFormat::Text => json!({"type": "text"}),
-            OutputFormat::JsonObject => json!({"type": "json_object"}),
-            OutputFormat::JsonSchema { name, schema, strict } => {
-                json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}})
-            }
-        }),
-    );
-    if req.stream {
-        put("stream", Some(json!(true)));
-        // Anthropic clients need usage; OpenAI upstreams send it only if asked.
-        put("stream_options", Some(json!({"include_usage": true})));
-    }
-    Value::Object(out)
 }
 
 fn join_text(parts: &[Part]) -> String {

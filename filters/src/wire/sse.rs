@@ -20,8 +20,12 @@ pub struct SseEvent {
 }
 
 /// Incremental SSE decoder: `feed` bytes as they arrive, `finish` at EOF.
-#[derive(Debug, Default)]
+/// A line or event over the size limit stops it (`overflowed`): an
+/// upstream that never ends a line must not grow a buffer without bound.
+#[derive(Debug)]
 pub struct SseDecoder {
+    limit: usize,
+    overflowed: bool,
     buf: BytesMut,
     /// Bytes of `buf` already scanned for a line end (avoids rescanning).
     scanned: usize,
@@ -43,13 +47,46 @@ fn push_lossy(to: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The default bound on one line or event: far above any real event (a
+/// large tool call's arguments), far below a memory problem.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::with_limit(DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
 impl SseDecoder {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A decoder that refuses lines and events over `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            limit,
+            overflowed: false,
+            buf: BytesMut::new(),
+            scanned: 0,
+            pending_cr: false,
+            started: false,
+            event: String::new(),
+            data: String::new(),
+            has_data: false,
+        }
+    }
+
+    /// A line or event went over the limit; nothing more is decoded.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     /// Feeds one read; pushes every event completed by it onto `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        if self.overflowed {
+            return;
+        }
         let mut chunk = chunk;
         if self.pending_cr {
             self.pending_cr = false;
@@ -61,6 +98,9 @@ impl SseDecoder {
         loop {
             let Some(rel) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]) else {
                 self.scanned = self.buf.len();
+                if self.buf.len() > self.limit {
+                    self.overflow();
+                }
                 return;
             };
             let end = self.scanned + rel;
@@ -81,12 +121,26 @@ impl SseDecoder {
             let line = self.buf.split_to(end + term_len).freeze();
             self.scanned = 0;
             self.line(&line[..end], out);
+            if self.data.len() > self.limit {
+                self.overflow();
+                return;
+            }
         }
+    }
+
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.buf = BytesMut::new();
+        self.data = String::new();
+        self.scanned = 0;
     }
 
     /// Ends the stream: an event whose blank line never came is still
     /// dispatched (some upstreams omit the final terminator).
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+        if self.overflowed {
+            return;
+        }
         if !self.buf.is_empty() {
             let line = self.buf.split().freeze();
             self.line(&line, out);
@@ -172,6 +226,27 @@ pub fn event_bytes(event: Option<&str>, data: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_or_event_over_the_limit_stops_the_decoder() {
+        let mut d = SseDecoder::with_limit(64);
+        let mut out = Vec::new();
+        d.feed(b"data: {\"a\":1}\n\n", &mut out);
+        assert_eq!(out.len(), 1);
+        for _ in 0..10 {
+            d.feed(&[b'x'; 10], &mut out);
+        }
+        assert!(d.overflowed(), "a line that never ends");
+        d.feed(b"\n\ndata: more\n\n", &mut out);
+        d.finish(&mut out);
+        assert_eq!(out.len(), 1, "nothing after the overflow");
+
+        let mut d = SseDecoder::with_limit(64);
+        for _ in 0..10 {
+            d.feed(b"data: 0123456789\n", &mut out);
+        }
+        assert!(d.overflowed(), "an event of many short lines");
+    }
 
     fn decode_in_pieces(input: &[u8], piece: usize) -> Vec<SseEvent> {
         let mut d = SseDecoder::new();

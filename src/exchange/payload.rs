@@ -1,0 +1,237 @@
+//! The heavy parts of a request — the client's body, its decoded canonical
+//! form, the body prepared for a target — owned in one place so that a
+//! stream can let go of them at its commit point: after it, no other
+//! target will be tried, and a held stream should cost only its transcoder
+//! state (Claude Code prompts run 100 KB to 1 MB each).
+//!
+//! Also the one place that rewrites a same-dialect body: the routed model
+//! and a `max_output_tokens` cap are spliced into the client's bytes.
+
+use bytes::Bytes;
+use filters::canonical::Request;
+use filters::dialect::{self, Dialect};
+use filters::error::{ApiError, ErrorKind};
+use filters::wire::json_peek::Members;
+use std::ops::Range;
+
+/// Where the members the gateway rewrites sit in the client's body. The
+/// scanner refuses duplicate keys, so each is there at most once.
+#[derive(Debug, Default, Clone)]
+pub struct Rewritable {
+    model: Option<Range<usize>>,
+    max_tokens: Option<(Range<usize>, Option<u64>)>,
+    max_completion_tokens: Option<(Range<usize>, Option<u64>)>,
+}
+
+impl Rewritable {
+    pub fn of(members: &Members<'_>) -> Self {
+        let number = |key: &str| {
+            members.get(key).map(|r| {
+                let n = std::str::from_utf8(&members.json[r.clone()])
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok());
+                (r, n)
+            })
+        };
+        Self {
+            model: members.get("model"),
+            max_tokens: number("max_tokens"),
+            max_completion_tokens: number("max_completion_tokens"),
+        }
+    }
+}
+
+pub struct Payload {
+    /// The client's body; `None` once released.
+    body: Option<Bytes>,
+    rewritable: Rewritable,
+    canonical: Option<Request>,
+}
+
+/// A body ready for one target.
+pub struct Prepared {
+    pub body: Bytes,
+    pub pass_through: bool,
+    pub include_usage: bool,
+}
+
+/// How the body for one target is made.
+pub struct Target<'a> {
+    pub dialect: Dialect,
+    pub model: &'a str,
+    pub encode: &'a dialect::EncodeOptions,
+    pub max_output_tokens: Option<u64>,
+}
+
+fn released() -> ApiError {
+    ApiError::new(ErrorKind::Api, "the request was already released")
+}
+
+impl Payload {
+    pub fn new(body: Bytes, rewritable: Rewritable) -> Self {
+        Self {
+            body: Some(body),
+            rewritable,
+            canonical: None,
+        }
+    }
+
+    /// Frees the body and its decoded form (at a stream's commit point).
+    pub fn release(&mut self) {
+        self.body = None;
+        self.canonical = None;
+    }
+
+    fn canonical(&mut self, client: Dialect) -> Result<&Request, ApiError> {
+        if self.canonical.is_none() {
+            let body = self.body.as_ref().ok_or_else(released)?;
+            self.canonical = Some(dialect::decode_request(client, body)?);
+        }
+        self.canonical.as_ref().ok_or_else(released)
+    }
+
+    /// `pass_through`: the client's bytes with only the model (and an
+    /// over-cap max-tokens) replaced; else decoded and encoded for the
+    /// target's dialect.
+    pub fn prepare(
+        &mut self,
+        client: Dialect,
+        target: &Target<'_>,
+        pass_through: bool,
+    ) -> Result<Prepared, ApiError> {
+        if pass_through {
+            let body = self.body.as_ref().ok_or_else(released)?;
+            return Ok(Prepared {
+                body: Bytes::from(self.splice(body, target)?),
+                pass_through: true,
+                include_usage: false,
+            });
+        }
+        let canonical = self.canonical(client)?;
+        let value = dialect::encode_request(
+            target.dialect,
+            canonical,
+            target.model,
+            target.encode,
+            target.max_output_tokens,
+        )?;
+        let body =
+            serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+        Ok(Prepared {
+            body: Bytes::from(body),
+            pass_through: false,
+            include_usage: canonical.include_usage,
+        })
+    }
+
+    /// The same-dialect rewrite: whatever the client sent, the upstream
+    /// receives exactly the routed model, and no more output tokens than
+    /// the model's cap.
+    fn splice(&self, body: &[u8], target: &Target<'_>) -> Result<Vec<u8>, ApiError> {
+        let quote = |v: &str| {
+            serde_json::to_vec(v).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))
+        };
+        let r = &self.rewritable;
+        let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
+        match &r.model {
+            Some(at) => edits.push((at.clone(), quote(target.model)?)),
+            None => return Err(ApiError::invalid("model: a string is required")),
+        }
+        if let Some(cap) = target.max_output_tokens {
+            let present = [&r.max_tokens, &r.max_completion_tokens];
+            let mut any = false;
+            for (at, n) in present.into_iter().flatten() {
+                any = true;
+                if n.is_none_or(|n| n > cap) {
+                    edits.push((at.clone(), cap.to_string().into_bytes()));
+                }
+            }
+            if !any {
+                // Unbounded: add the cap as the member the dialect reads.
+                let field = match (
+                    target.dialect,
+                    target.encode.openai.max_completion_tokens_field,
+                ) {
+                    (Dialect::OpenAiChat, true) => "max_completion_tokens",
+                    _ => "max_tokens",
+                };
+                let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
+                let member = format!("\"{field}\":{cap},").into_bytes();
+                edits.push((open + 1..open + 1, member));
+            }
+        }
+        edits.sort_by_key(|(at, _)| at.start);
+        let mut out = Vec::with_capacity(body.len() + 64);
+        let mut from = 0;
+        for (at, with) in edits {
+            out.extend_from_slice(&body[from..at.start]);
+            out.extend_from_slice(&with);
+            from = at.end;
+        }
+        out.extend_from_slice(&body[from..]);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filters::wire::json_peek::members;
+
+    fn payload(body: &str) -> Payload {
+        let rewritable = Rewritable::of(&members(body.as_bytes()).unwrap());
+        Payload::new(Bytes::from(body.to_owned()), rewritable)
+    }
+
+    fn pass(p: &mut Payload, cap: Option<u64>, dialect: Dialect) -> serde_json::Value {
+        let encode = dialect::EncodeOptions::default();
+        let target = Target {
+            dialect,
+            model: "up\"stream",
+            encode: &encode,
+            max_output_tokens: cap,
+        };
+        let prepared = p.prepare(dialect, &target, true).unwrap();
+        serde_json::from_slice(&prepared.body).unwrap()
+    }
+
+    #[test]
+    fn the_model_and_an_over_cap_budget_are_replaced_in_place() {
+        let mut p = payload(r#"{"model":"m","max_tokens":9000,"messages":[]}"#);
+        let v = pass(&mut p, Some(4096), Dialect::Anthropic);
+        assert_eq!(v["model"], "up\"stream");
+        assert_eq!(v["max_tokens"], 4096);
+        let mut p = payload(r#"{"max_tokens":100,"model":"m"}"#);
+        assert_eq!(
+            pass(&mut p, Some(4096), Dialect::Anthropic)["max_tokens"],
+            100
+        );
+    }
+
+    #[test]
+    fn an_unbounded_openai_request_gets_the_cap() {
+        let mut p = payload(r#" {"model":"m","messages":[]}"#);
+        let v = pass(&mut p, Some(512), Dialect::OpenAiChat);
+        assert_eq!(v["max_tokens"], 512);
+        assert_eq!(v["model"], "up\"stream");
+        let mut p = payload(r#"{"model":"m","max_completion_tokens":"lots"}"#);
+        assert_eq!(
+            pass(&mut p, Some(512), Dialect::OpenAiChat)["max_completion_tokens"],
+            512
+        );
+    }
+
+    #[test]
+    fn released_payloads_prepare_nothing() {
+        let mut p = payload(r#"{"model":"m"}"#);
+        p.release();
+        let encode = dialect::EncodeOptions::default();
+        let target = Target {
+            dialect: Dialect::OpenAiChat,
+            model: "x",
+            encode: &encode,
+            max_output_tokens: None,
+        };
+        assert!(p.prepare(Dialect::OpenAiChat, &target, true).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! The connection stage, before HTTP: every client connection passes here.
+//! It caps how many are open (past `max_connections` a new one gets a fast
+//! 503, never an unbounded pile), bounds the whole request head in time
+//! (`client_header_timeout`; Pingora alone bounds each read, which a
+//! client trickling a byte at a time defeats) and a kept-alive connection's
+//! wait for its next request (`client_idle_timeout`), and keeps pipelined
+//! requests apart from a departing client. Then Pingora's HTTP/1 session
+//! runs the request as usual.
+
+use super::Gateway;
+use crate::state::LiveStore;
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+pub struct Edge {
+    pub proxy: Arc<HttpProxy<Gateway>>,
+    pub store: LiveStore,
+    /// Client connections open now.
+    open: Arc<AtomicUsize>,
+}
+
+/// Set by the proxy when a request head has been read (through Pingora's
+/// per-connection user context): the head deadline no longer applies.
+#[derive(Debug, Default)]
+pub struct HeadRead(AtomicBool);
+
+impl HeadRead {
+    pub fn arrived(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Resolves if no head has arrived by `budget`.
+    async fn missed(&self, budget: Duration) {
+        tokio::time::sleep(budget).await;
+        if self.0.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Counts a connection as open until dropped.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+content-length: 82\r\nretry-after: 1\r\nconnection: close\r\n\r\n\
+{\"error\":{\"message\":\"too many open connections\",\"type\":\"overloaded_error\"}}";
+
+impl Edge {
+    pub fn new(proxy: Arc<HttpProxy<Gateway>>, store: LiveStore) -> Self {
+        Self {
+            proxy,
+            store,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+#[async_trait]
+impl ServerApp for Edge {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let limits = self.store.load().config.downstream;
+        let open = Open(self.open.clone());
+        if self.open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+            // Written straight away: no request is read from a connection
+            // that would only wait.
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+            let _ = stream.shutdown().await;
+            drop(open);
+            return None;
+        }
+        let mut session = ServerSession::new_http1(stream);
+        let mut budget = limits.client_header_timeout;
+        loop {
+            let head = Arc::new(HeadRead::default());
+            let limits = self.store.load().config.downstream;
+            prepare(&mut session, &limits, shutdown, head.clone());
+            let served = tokio::select! {
+                served = self.proxy.process_new_http(session, shutdown) => served,
+                () = head.missed(budget) => None,
+            };
+            let (stream, settings) = served?.consume();
+            session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                // Carries bytes of a pipelined next request over.
+                settings.apply_to_session(&mut session);
+            }
+            // The next head may follow an idle wait; each is bounded.
+            budget = limits.client_idle_timeout + limits.client_header_timeout;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+/// Per-request session settings: keep-alive wait, per-read and per-write
+/// bounds, pipelining, and the head signal for `HeadRead`.
+fn prepare(
+    session: &mut ServerSession,
+    limits: &crate::config::Downstream,
+    shutdown: &ShutdownWatch,
+    head: Arc<HeadRead>,
+) {
+    if *shutdown.borrow() {
+        session.set_keepalive(None);
+    } else {
+        session.set_keepalive(Some(limits.client_idle_timeout.as_secs().max(1)));
+    }
+    // Per read; the whole body is bounded where it is read.
+    session.set_read_timeout(Some(limits.client_body_timeout));
+    session.set_write_timeout(Some(limits.client_write_timeout));
+    session.set_pipelining_enabled(true);
+    session.set_connection_user_context(Some(Box::new(head)));
+}

@@ -1,0 +1,115 @@
+//! Graceful shutdown. SIGTERM and SIGINT stop the listeners and give the
+//! requests in flight `shutdown_grace`; streams still running at its end
+//! get the dialect's in-stream error (never a silent cut) and their
+//! access-log line, and the process exits as soon as nothing is in flight
+//! (at the latest a second past the grace). SIGQUIT keeps Pingora's
+//! graceful-upgrade handoff of the listening sockets to a new process.
+
+use async_trait::async_trait;
+use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Shared by the signal watch, the request path and the exit watchdog.
+#[derive(Debug, Default)]
+pub struct Drain {
+    /// When streams still running are ended; set once, at the signal.
+    deadline: OnceLock<Instant>,
+    in_flight: AtomicUsize,
+}
+
+/// Counts one request as in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<Drain>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drain {
+    pub fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    /// When streams still running are ended, once a signal has come.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.get().copied()
+    }
+
+    /// Resolves a little after the grace ends (never, before a signal):
+    /// for waits that have not reached the client yet. A committed stream
+    /// ends itself at `deadline` (it wakes for keep-alives anyway), so this
+    /// only needs to notice a signal within a second.
+    pub async fn ended(&self) {
+        loop {
+            match self.deadline.get() {
+                Some(at) => {
+                    let at = *at + Duration::from_millis(250);
+                    return tokio::time::sleep_until(at.into()).await;
+                }
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+
+    fn begin(self: &Arc<Self>, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        if self.deadline.set(deadline).is_err() {
+            return; // a second signal changes nothing
+        }
+        log::info!(
+            "shutting down: {} requests in flight, grace {grace:?}",
+            self.in_flight.load(Ordering::Acquire)
+        );
+        let drain = self.clone();
+        // Pingora waits out the whole grace period; exit as soon as the
+        // last request has been answered and logged instead.
+        let _ = std::thread::Builder::new()
+            .name("shutdown".into())
+            .spawn(move || loop {
+                let idle = drain.in_flight.load(Ordering::Acquire) == 0;
+                if idle || Instant::now() > deadline + Duration::from_secs(1) {
+                    log::info!("shutdown complete");
+                    log::logger().flush();
+                    std::process::exit(0);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            });
+    }
+}
+
+/// Pingora's signal watch, with SIGINT graceful like SIGTERM.
+pub struct Signals {
+    pub drain: Arc<Drain>,
+    pub grace: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            log::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+            _ = term.recv() => {
+                self.drain.begin(self.grace);
+                ShutdownSignal::GracefulTerminate
+            }
+            _ = int.recv() => {
+                self.drain.begin(self.grace);
+                ShutdownSignal::GracefulTerminate
+            }
+        }
+    }
+}
