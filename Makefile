@@ -10,7 +10,7 @@ EXAMPLE_ENV := OPENAI_API_KEY=sk-example ANTHROPIC_API_KEY=sk-example DEEPSEEK_A
                DASHSCOPE_API_KEY=sk-example ZHIPU_API_KEY=sk-example MOONSHOT_API_KEY=sk-example \
                OPENROUTER_API_KEY=sk-example SILICONFLOW_API_KEY=sk-example
 
-.PHONY: all deps build release run test test-rust test-sdk check-config lint fmt clean bench bench-load
+.PHONY: all deps build release run test test-rust test-sdk check-config lint fmt clean bench bench-load fuzz
 
 all: build
 
@@ -68,12 +68,20 @@ check-config: build
 bench: deps
 	$(CARGO) bench --bench transcode
 
-## Direct vs nginx vs ModelSwitch under wrk, TTFB and a 10k-stream soak, at
+## Direct vs nginx vs ModelSwitch under wrk, TTFB, a 10k-stream soak and a
+## 2k-stream soak of 200 KB Anthropic prompts (SOAK_BIG=0 skips it), at
 ## WORKERS="1 2" (WORKERS=1 for one quicker run), with CPU per request of
 ## both proxies; records benches/README.md. GW_BIN=path benchmarks another
 ## ModelSwitch binary, SKIP_BUILD=1 skips cargo. Not part of `make test`.
 bench-load: deps
 	bash benches/load.sh
+
+## Only the property tests, at FUZZ_CASES (a million) cases each, optimised but
+## with overflow checks (profile.fuzz); long, so not part of `make test`.
+FUZZ_CASES ?= 1000000
+fuzz: deps
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --profile fuzz -p filters --test 'prop_*'
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --profile fuzz -p modelswitch --bin modelswitch -- upstream::http1::tests::prop_
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -2,11 +2,12 @@
 # make bench-load: the same mock upstream reached directly (the floor),
 # through nginx (the reference proxy hop) and through ModelSwitch, in one
 # run, interleaved, at 1/16/64/256 connections; then streaming time to
-# first byte and a 10,000-stream soak. Loopback only; every run is bounded.
+# first byte, a 10,000-stream soak (tiny prompts) and a 2,000-stream soak of
+# 200 KB Anthropic prompts. Loopback only; every run is bounded.
 # Every phase also records the CPU time nginx (master + workers) and
 # ModelSwitch spent, from /proc/PID/stat, per request wrk completed.
 #
-#   DURATION=5 CONNS="1 16 64 256" SOAK=10000 WORKERS="1 2" benches/load.sh
+#   DURATION=5 CONNS="1 16 64 256" SOAK=10000 SOAK_BIG=2000 WORKERS="1 2" benches/load.sh
 #
 # WORKERS is a list: the whole matrix (wrk runs and TTFB probe) runs once per
 # entry, each with nginx's worker_processes and ModelSwitch's threads set to
@@ -15,8 +16,14 @@
 # (ModelSwitch's default thread count). `WORKERS=1 make bench-load` is a
 # single, quicker run.
 #
-# The soak is long and is run only at the first worker count; SOAK_ALL=1
-# runs it at every count, SOAK=0 skips it.
+# The soaks are long and are run only at the first worker count, each on a
+# freshly started gateway; SOAK_ALL=1 runs them at every count. SOAK (10,000
+# streams, OpenAI chat, tiny prompts) and SOAK_BIG (2,000 streams, Anthropic
+# /v1/messages with a ~200 KB prompt split across `system` and `messages`:
+# the Claude Code shape, Anthropic -> Anthropic pass-through to the mock's
+# anthropic-type provider) set the stream counts; 0 skips that soak. The big
+# soak's mock holds every prompt it is streaming (~0.7 MB each, ~1.4 GB at
+# 2,000); the probe holds one copy.
 #
 # GW_BIN=/path/to/modelswitch benchmarks another ModelSwitch binary (e.g. one
 # built from an older commit, for before/after) against the same nginx, mock
@@ -36,6 +43,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-"1 16 64 256"}
 SOAK=${SOAK:-10000}
+SOAK_BIG=${SOAK_BIG:-2000}
 WORKERS=${WORKERS:-"1 2"}
 SOAK_ALL=${SOAK_ALL:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -49,6 +57,9 @@ CLK_TCK=$(getconf CLK_TCK)
 
 for w in $WORKERS; do
   case $w in '' | *[!0-9]* | 0) echo "WORKERS must be a list of positive integers, got '$WORKERS'"; exit 1 ;; esac
+done
+for v in SOAK SOAK_BIG; do
+  case ${!v} in '' | *[!0-9]*) echo "$v must be a non-negative integer, got '${!v}'"; exit 1 ;; esac
 done
 
 need() {
@@ -117,8 +128,37 @@ bodies = {
   # The many-developers case: slow streams held open at once.
   "soak": {"model": "bench;chunks=20;delay_ms=500", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
 }
+
+# The Claude Code case: the same slow streams, in Anthropic's dialect, each
+# with a ~200 KB prompt: a long system prompt (two text blocks, the second
+# cached) and a long user turn after a short exchange. Prose-like text with
+# newlines and quotes, so JSON has escapes to handle; no tools (the mock
+# would answer tools with tool calls, not the 20 chunks).
+def text(n, tag):
+    line = (f'{tag}: when editing "src/lib.rs", keep the public API stable; run the tests; '
+            'prefer small diffs and explain each change.\n')
+    return (line * (n // len(line) + 1))[:n]
+big = {
+  "model": "bench-claude;chunks=20;delay_ms=500", "max_tokens": 4096, "stream": True,
+  "system": [
+    {"type": "text", "text": "You are Claude Code, a coding agent.\n" + text(8 * 1024, "policy")},
+    {"type": "text", "text": text(72 * 1024, "guideline"), "cache_control": {"type": "ephemeral"}},
+  ],
+  "messages": [
+    {"role": "user", "content": "Read the repository and summarise it."},
+    {"role": "assistant", "content": "Here is the summary of the repository."},
+    {"role": "user", "content": [
+      {"type": "text", "text": text(60 * 1024, "file src/lib.rs")},
+      {"type": "text", "text": text(60 * 1024, "file src/main.rs")},
+      {"type": "text", "text": "Now fix the failing test.", "cache_control": {"type": "ephemeral"}},
+    ]},
+  ],
+}
+bodies["soak-big"] = big
 for name, b in bodies.items():
     open(f"{out}/{name}.json", "w").write(json.dumps(b))
+size = len(json.dumps(big))
+assert 200 * 1024 <= size < 210 * 1024, size
 EOF
 
 cat > "$OUT/post.lua" <<'EOF'
@@ -135,6 +175,25 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
 end
 EOF
+
+BIG_MODEL="bench-claude;chunks=20;delay_ms=500"
+# The mock's record of one model, from GET /_mock/stats. With one argument:
+# how many requests it has had. With the count from before as the second:
+# the requests since, the path of the last one and its body size.
+mock_seen() { # model [requests before]
+  python3 - "$MOCK" "$1" "${2:-}" <<'EOF' || echo "unknown"
+import json, sys, urllib.request
+mock, model, before = sys.argv[1:4]
+s = json.load(urllib.request.urlopen(f"http://{mock}/_mock/stats", timeout=30))
+n = s["by_model"].get(model, 0)
+if not before:
+    print(n)
+else:
+    last = s["last"].get(model, {})
+    n -= int(before) if before.isdigit() else 0
+    print(f"requests={n} path={last.get('path', '-')} body_bytes={last.get('body_len', '-')}")
+EOF
+}
 
 start_gateway() { # log file
   RUST_LOG=error "$GW_BIN" --config "$DIR/gateway.toml" > "$DIR/$1" 2>&1 & GW_PID=$!; pids+=($GW_PID)
@@ -218,6 +277,11 @@ targets = [{ provider = "mock-openai", model = "bench;chunks=64" }]
 [[models]]
 name = "bench;chunks=20;delay_ms=500"
 targets = [{ provider = "mock-openai", model = "bench;chunks=20;delay_ms=500" }]
+# The big soak: Anthropic /v1/messages to an anthropic-type provider, the
+# same dialect end to end (pass-through, as for Claude Code on Anthropic).
+[[models]]
+name = "bench-claude;chunks=20;delay_ms=500"
+targets = [{ provider = "mock-anthropic", model = "bench-claude;chunks=20;delay_ms=500" }]
 [[api_keys]]
 key = "sk-bench-key-0001"
 name = "bench"
@@ -274,6 +338,23 @@ EOF
     stop $GW_PID INT
   fi
 
+  # The big-prompt soak, on a gateway of its own so its peak RSS is its own.
+  soak_big="" soak_big_rss="" soak_big_fds="" soak_big_cpu="" soak_big_upstream=""
+  if [ "$SOAK_BIG" -gt 0 ] && { [ $first = 1 ] || [ "$SOAK_ALL" = 1 ]; }; then
+    start_gateway gateway-soak-big.log
+    ( while kill -0 $GW_PID 2>/dev/null; do ls /proc/$GW_PID/fd 2>/dev/null | wc -l; sleep 0.5; done ) > "$DIR/fds-big.txt" &
+    seen=$(mock_seen "$BIG_MODEL")
+    before=$(cpu_us $GW_PID)
+    soak_big=$("$PROBE" soak $GW /v1/messages "$OUT/soak-big.json" "$SOAK_BIG" | grep RESULT || echo "RESULT soak failed")
+    soak_big_cpu=$(( $(cpu_us $GW_PID) - before ))
+    soak_big_fds=$(sort -n "$DIR/fds-big.txt" | tail -1)
+    soak_big_rss=$(awk '/VmHWM/ {print $2}' /proc/$GW_PID/status 2>/dev/null || true)  # empty if it died
+    # What reached the mock: the path it was sent on shows the dialect.
+    soak_big_upstream=$(mock_seen "$BIG_MODEL" "$seen")
+    echo "soak (200 KB Anthropic prompts): $soak_big; upstream: $soak_big_upstream"
+    stop $GW_PID INT
+  fi
+
   cat > "$DIR/meta.txt" <<EOF
 workers=$W
 gw_bin=$GW_BIN
@@ -287,6 +368,16 @@ soak_streams=$SOAK
 soak_rss=$soak_rss
 peak_fds=$peak_fds
 soak_cpu_us=$soak_cpu
+soak_route=OpenAI /v1/chat/completions -> mock-openai (type openai), same dialect
+soak_body_bytes=$(wc -c < "$OUT/soak.json")
+soak_big=$soak_big
+soak_big_streams=$SOAK_BIG
+soak_big_rss=$soak_big_rss
+soak_big_fds=$soak_big_fds
+soak_big_cpu_us=$soak_big_cpu
+soak_big_body_bytes=$(wc -c < "$OUT/soak-big.json")
+soak_big_route=Anthropic /v1/messages -> mock-anthropic (type anthropic), same dialect
+soak_big_upstream=$soak_big_upstream
 EOF
   first=0
 done

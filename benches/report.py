@@ -146,14 +146,41 @@ def report(workers, meta, rows, ttfb):
       f"ModelSwitch {meta['load_cpu']}, nginx {meta.get('nginx_load_cpu', '—')}.")
     soak = meta.get("soak", "").replace("RESULT ", "")
     soak_rss = int(meta["soak_rss"]) if meta.get("soak_rss") else None
-    if soak:
-        done = re.search(r"completed=(\d+)", soak)
-        cpu = meta.get("soak_cpu_us", "")
-        per = f"; ModelSwitch CPU {us(int(cpu) / int(done.group(1)))} µs per stream" \
-            if done and int(done.group(1)) and cpu.isdigit() else ""
-        w(f"Soak: {soak}; peak RSS {soak_rss / 1024:.1f} MB; peak open file descriptors {meta.get('peak_fds', '?')}{per}.")
-    else:
-        w("Soak: not run at this worker count (load.sh runs it at the first count only; SOAK_ALL=1 runs it at every count).")
+    big = meta.get("soak_big", "").replace("RESULT ", "")
+    big_rss = int(meta["soak_big_rss"]) if meta.get("soak_big_rss", "").isdigit() else None
+    big_body = int(meta["soak_big_body_bytes"]) if meta.get("soak_big_body_bytes", "").isdigit() else None
+    soaks = [  # name, result, route, prompt bytes, peak RSS KB, peak fds, CPU µs, streams asked
+        ("tiny prompts", soak, meta.get("soak_route", "OpenAI /v1/chat/completions -> mock-openai (type openai)"),
+         meta.get("soak_body_bytes", ""), soak_rss, meta.get("peak_fds", "?"), meta.get("soak_cpu_us", ""),
+         meta.get("soak_streams", "—")),
+        ("200 KB prompts (Claude Code shape)", big, meta.get("soak_big_route", "—"),
+         meta.get("soak_big_body_bytes", ""), big_rss, meta.get("soak_big_fds", "?"), meta.get("soak_big_cpu_us", ""),
+         meta.get("soak_big_streams", "—")),
+    ]
+    if soak or big:
+        w("\nSoaks: concurrent streams of 20 chunks 500 ms apart, held to their end, each soak on a freshly "
+          "started gateway; RSS per stream is (peak − idle RSS) / streams.\n")
+        w("| soak | route (client → provider) | prompt KB | streams | completed | errors | seconds "
+          "| peak RSS MB | RSS KB/stream | peak fds | CPU µs/stream |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, res, route, body, rss, fds, cpu, asked in soaks:
+            if not res:
+                continue
+            v = dict(re.findall(r"(\w+)=([\d.]+)", res))
+            n, done = int(v.get("soak_streams", 0)), int(v.get("completed", 0))
+            kb = f"{int(body) / 1024:.1f}" if body.isdigit() else "—"
+            peak = "—" if rss is None else f"{rss / 1024:.1f}"
+            per = f"{(rss - idle_rss) / n:.0f}" if rss is not None and n else "—"
+            cpu = us(int(cpu) / done) if done and cpu.isdigit() else "—"
+            w(f"| {name} | {route.replace('->', '→')} | {kb} | {v.get('soak_streams', asked)} | {v.get('completed', '—')} "
+              f"| {v.get('errors', '—')} | {v.get('seconds', '—')} | {peak} | {per} | {fds or '—'} | {cpu} |")
+        if big and meta.get("soak_big_upstream"):
+            w(f"\nThe mock's record of the 200 KB soak: {meta['soak_big_upstream']}"
+              f"{f' (the client sent {big_body} bytes)' if big_body else ''}.")
+    not_run = [name for name, res, *_ in soaks if not res]
+    if not_run:
+        w(f"\nSoak{'s' if len(not_run) > 1 else ''} not run at this worker count: {', '.join(not_run)} "
+          "(load.sh runs the soaks at the first count only, SOAK_ALL=1 at every count; SOAK=0 or SOAK_BIG=0 skips one).")
 
     # Targets of issue #4.
     def get(s, t, c):
@@ -188,6 +215,15 @@ def report(workers, meta, rows, ttfb):
         check("10,000 streams, 0 errors, peak RSS ≤ 300 MB",
               bool(m) and m.group(1) == "0" and "soak_streams=10000" in soak and soak_rss <= 300 * 1024,
               f"{soak}, {soak_rss / 1024:.0f} MB")
+    if big:
+        m = re.search(r"errors=(\d+)", big)
+        up = meta.get("soak_big_upstream", "")
+        check("2,000 Anthropic streams of 200 KB prompts (Anthropic → Anthropic), 0 errors, peak RSS ≤ 400 MB",
+              bool(m) and m.group(1) == "0" and "soak_streams=2000" in big and big_rss is not None
+              and big_rss <= 400 * 1024 and (big_body or 0) >= 200 * 1024
+              and (not up or up == "unknown" or "path=/v1/messages" in up),
+              f"{big}, {'—' if big_rss is None else f'{big_rss / 1024:.0f}'} MB, "
+              f"{'—' if big_body is None else f'{big_body / 1024:.0f}'} KB prompts")
     check("idle RSS ≤ 30 MB", idle_rss <= 30 * 1024, f"{idle_rss / 1024:.1f} MB")
     g, d = get("big", "gateway", 1), get("big", "direct", 1)
     if g and d:

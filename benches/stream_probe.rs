@@ -6,11 +6,17 @@
 //!   soak  ADDR PATH BODY_FILE N   N concurrent streams held to their end;
 //!                                 prints how many completed and failed
 //!
+//! The request (head and body) is built once and shared by every stream, so
+//! a soak of N streams of a 200 KB prompt holds one copy of it, not N. A
+//! stream counts as completed on a 200 whose body ends the stream in either
+//! dialect: OpenAI's `data: [DONE]` or Anthropic's `message_stop` event.
+//!
 //! Run through cargo so it is built like the benches:
 //! `cargo bench --bench stream_probe -- ttfb 127.0.0.1:8000 /v1/chat/completions body.json 500`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -82,6 +88,12 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
+/// The stream's last event arrived: OpenAI's `[DONE]` or Anthropic's
+/// `message_stop`.
+fn ended(body: &[u8]) -> bool {
+    find(body, b"data: [DONE]").is_some() || find(body, b"event: message_stop").is_some()
+}
+
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
     let i = ((v.len() as f64 - 1.0) * p / 100.0).round() as usize;
@@ -106,7 +118,10 @@ async fn main() {
         args[4].parse::<usize>().unwrap(),
     );
     let body = std::fs::read(body_file).unwrap();
-    let req = request(addr, path, &body);
+    // One copy of the request, shared by every stream (Arc), written with a
+    // single write_all per stream.
+    let req: Arc<[u8]> = request(addr, path, &body).into();
+    drop(body);
     match mode.as_str() {
         "ttfb" => {
             let mut s = TcpStream::connect(addr).await.unwrap();
@@ -133,16 +148,14 @@ async fn main() {
             let started = Instant::now();
             let mut tasks = Vec::with_capacity(n);
             for _ in 0..n {
-                let req = req.clone();
+                let req = Arc::clone(&req);
                 let addr = addr.clone();
                 tasks.push(tokio::spawn(async move {
                     let stream = async {
                         let mut s = TcpStream::connect(&addr).await?;
                         let mut buf = Vec::new();
                         let (status, ..) = one(&mut s, &req, &mut buf).await?;
-                        Ok::<bool, std::io::Error>(
-                            status == 200 && buf.windows(6).any(|w| w == b"[DONE]"),
-                        )
+                        Ok::<bool, std::io::Error>(status == 200 && ended(&buf))
                     };
                     // Bounded: a stream that never ends is an error, not a hang.
                     tokio::time::timeout(Duration::from_secs(180), stream).await

@@ -327,7 +327,11 @@ proptest! {
     }
 
     #[test]
-    fn a_cut_short_object_is_refused(doc in doc(), seed in any::<u64>(), cut in any::<prop::sample::Index>()) {
+    fn a_cut_short_object_is_refused(
+        doc in doc(),
+        seed in any::<u64>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
         let bytes = write(&doc, seed);
         let end = bytes.iter().rposition(|&b| b == b'}' || b == b']' || b == b'"').unwrap_or(0);
         let cut = cut.index(end + 1);

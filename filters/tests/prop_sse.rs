@@ -58,7 +58,9 @@ fn line() -> impl Strategy<Value = Vec<u8>> {
     let value = proptest::collection::vec(
         prop_oneof![
             4 => proptest::sample::select(&b"ab{}\":, x"[..]),
-            1 => proptest::sample::select(&[0xC3u8, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0xEF, 0xBB, 0xBF][..]),
+            1 => proptest::sample::select(
+                &[0xC3u8, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0xEF, 0xBB, 0xBF][..]
+            ),
         ],
         0..12,
     );
@@ -120,7 +122,8 @@ proptest! {
         let whole = decode(&[&bytes]);
         for at in 0..=bytes.len() {
             let split = decode(&[&bytes[..at], &bytes[at..]]);
-            prop_assert_eq!(&split, &whole, "split at {}: {:?}", at, String::from_utf8_lossy(&bytes));
+            let text = String::from_utf8_lossy(&bytes);
+            prop_assert_eq!(&split, &whole, "split at {}: {:?}", at, text);
         }
     }
 

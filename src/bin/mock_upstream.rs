@@ -8,13 +8,16 @@
 //! ```text
 //! "mock"                                plain answer echoing the last user text
 //! "mock;status=503"                     error status in the dialect's error shape (429 adds
-//!                                       retry-after: 1, or `retry_after=N`)
+//!                                       retry-after: 1, or `retry_after=N` (any text, such
+//!                                       as an HTTP date; `retry_after=none`: no header)
 //! "mock;fault=close_before_first"       200 + SSE headers, then the connection closes
 //! "mock;fault=close_mid;after=3"        closes after 3 events, no terminator
 //! "mock;fault=error_event;after=2"      an in-stream error event after 2 events (after=0: first)
 //! "mock;fault=malformed"                invalid JSON (stream event or body)
 //! "mock;fail_key=sk-a;fail_status=401"  that status for requests carrying key sk-a
 //! "mock;fault=hang"                     never answers
+//! "mock;fault=leaky_401"                401 with OpenAI's body that quotes a masked key and a URL
+//! "mock;fault=endless_line"             (stream) 200 + SSE headers, then 8 MiB without a newline
 //! "mock;fault=stall;after=4"            goes silent after 4 events
 //! "mock;chunks=64;delay_ms=5;first_ms=20"  stream shape and timing
 //! "mock;calls=3;interleave=1"           parallel tool calls (when tools are offered), args interleaved
@@ -255,6 +258,9 @@ async fn respond(
     let opts = options(&model);
     record(stats, &model, path, hdrs, body, &req);
 
+    if opts.get("fault").is_some_and(|f| f == "leaky_401") {
+        return write_plain(sock, 401, LEAKY_401, "").await;
+    }
     if let Some(status) = forced_status(hdrs, &opts) {
         return write_error(sock, status, dialect, &opts).await;
     }
@@ -301,6 +307,9 @@ async fn respond_control(
     Ok(None)
 }
 
+/// OpenAI's answer to a bad key: it quotes a masked key and a URL.
+const LEAKY_401: &str = "{\"error\":{\"message\":\"Incorrect API key provided: sk-proj-****abcd. You can find your API key at https://platform.openai.com\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}";
+
 /// The error status the options force for this request, if any.
 fn forced_status(hdrs: &HashMap<String, String>, opts: &HashMap<String, String>) -> Option<u16> {
     // `fail_key=K;fail_status=S`: answer S to requests carrying key K.
@@ -341,7 +350,7 @@ async fn write_error(
         Dialect::Anthropic => json!({"type": "error", "error": {"type": kind, "message": msg}}),
     };
     let retry_after = opts.get("retry_after").map_or("1", String::as_str);
-    let extra = if status == 429 {
+    let extra = if status == 429 && retry_after != "none" {
         format!("retry-after: {retry_after}\r\n")
     } else {
         String::new()
@@ -394,6 +403,17 @@ async fn respond_stream(
         .await?;
     if fault == "close_before_first" {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        return Ok(false);
+    }
+    if fault == "endless_line" {
+        // One SSE line that never ends, bounded at 8 MiB.
+        let piece = format!("data: {}", "x".repeat(64 * 1024 - 6));
+        for _ in 0..128 {
+            if let Err(e) = write_chunk(sock, piece.as_bytes()).await {
+                note_abort(stats, model);
+                return Err(e);
+            }
+        }
         return Ok(false);
     }
     if reader_left(sock, Duration::from_millis(plan.first_ms)).await {

@@ -42,9 +42,6 @@ pub struct Provider {
     /// Credential headers for each key of `keys` (one set without keys),
     /// built once rather than per request.
     pub credentials: Vec<Vec<(HeaderName, HeaderValue)>>,
-    /// How each key is named in `x-modelswitch-attempts` and the logs
-    /// (` key=***abcd`), built once.
-    pub key_labels: Vec<String>,
     /// How requests are encoded for this provider's dialect.
     pub encode: filters::dialect::EncodeOptions,
     pub timeouts: Timeouts,
@@ -181,12 +178,6 @@ pub struct Downstream {
     pub max_request_headers: usize,
     /// Largest upstream SSE line or event, in bytes; a bigger one is an
     /// upstream failure.
-    // Read by the upstream stream decoder once it takes its limit from
-    // config (drop this `expect` then); until then only tests read it.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the stream decoder does not read it yet")
-    )]
     pub max_event_bytes: usize,
 }
 

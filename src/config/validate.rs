@@ -58,6 +58,7 @@ mod bounds {
 
     // Upstream budgets: [server], and the overrides of providers and models.
     pub const CONNECT_TIMEOUT: Bounds<Duration> = Bounds(ms(100), secs(5 * MIN));
+    /// A sub-second floor: a local model answers (or fails over) that fast.
     pub const FIRST_EVENT_TIMEOUT: Bounds<Duration> = Bounds(ms(100), secs(HOUR));
     pub const IDLE_TIMEOUT: Bounds<Duration> = Bounds(secs(1), secs(HOUR));
     pub const KEEPALIVE_INTERVAL: Bounds<Duration> = Bounds(secs(1), secs(10 * MIN));
@@ -80,6 +81,8 @@ mod bounds {
     pub const BREAKER_WINDOW: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
     pub const BREAKER_COOLDOWN: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
     pub const BREAKER_MAX_COOLDOWN: Bounds<Duration> = Bounds(secs(1), secs(24 * HOUR));
+    /// Checks run one after another, so a timeout longer than the
+    /// interval only spaces them out: the two are not cross-checked.
     pub const HEALTH_INTERVAL: Bounds<Duration> = Bounds(ms(100), secs(HOUR));
     pub const HEALTH_TIMEOUT: Bounds<Duration> = Bounds(ms(100), secs(5 * MIN));
 }
@@ -138,17 +141,17 @@ impl<T: Bounded> Bounds<T> {
 /// A duration the way the file would spell it: `0s`, `100ms`, `90s`,
 /// `5m`, `24h`.
 pub(super) fn show_duration(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{d:?}");
     }
     let ms = d.as_millis();
     if ms == 0 {
         "0s".to_owned()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -595,10 +598,6 @@ fn provider(
             .check(&format!("{at}.max_cooldown"), p.max_cooldown, errs)
             .unwrap_or(DEFAULT_MAX_COOLDOWN),
         credentials,
-        key_labels: keys
-            .iter()
-            .map(|k| format!(" key={}", k.masked()))
-            .collect(),
         keys,
         breaker,
         headers,

@@ -101,16 +101,13 @@ pub(super) async fn stream_target(
     prepared.body = bytes::Bytes::new();
 
     if !upstream_ended {
-        let relayed = relay(
-            session,
-            &mut call,
-            &mut t,
-            &mut out,
+        let bounds = Bounds {
             target,
             total_deadline,
-            &rec.id,
-            req.drain,
-        );
+            request_id: &rec.id,
+            drain: req.drain,
+        };
+        let relayed = relay(session, &mut call, &mut t, &mut out, bounds);
         match relayed.await {
             Some(ended) => upstream_ended = ended,
             None => {
@@ -178,6 +175,15 @@ fn stream_head(rec: &mut RequestRecord, target: &Target) -> Result<ResponseHeade
     Ok(resp)
 }
 
+/// What ends a committed stream besides the upstream: its target's idle
+/// budget, the request's total deadline, a shutdown.
+struct Bounds<'a> {
+    target: &'a Target,
+    total_deadline: Instant,
+    request_id: &'a str,
+    drain: &'a Drain,
+}
+
 /// After commit: relays reads to the client until the stream ends or
 /// fails, with keep-alives through silences. `Some(upstream_ended)`, or
 /// `None` when the client left.
@@ -186,11 +192,14 @@ async fn relay(
     call: &mut UpstreamCall,
     t: &mut StreamTranscoder,
     out: &mut BytesMut,
-    target: &Target,
-    total_deadline: Instant,
-    request_id: &str,
-    drain: &Drain,
+    bounds: Bounds<'_>,
 ) -> Option<bool> {
+    let Bounds {
+        target,
+        total_deadline,
+        request_id,
+        drain,
+    } = bounds;
     let idle = target.timeouts.idle;
     let keepalive = target.timeouts.keepalive;
     let mut idle_deadline = now() + idle;

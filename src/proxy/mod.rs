@@ -58,6 +58,15 @@ impl ProxyHttp for Gateway {
         let hint = dialect_hint(path, req.headers.contains_key("anthropic-version"));
         let endpoint = classify(req.method.as_str(), path);
         let outcome = match endpoint {
+            _ if ambiguous_framing(req) => {
+                // The body's end is unknowable: nothing after it on this
+                // connection can be trusted to be a request of its own.
+                session.set_keepalive(None);
+                Err(ApiError::invalid(
+                    "ambiguous body framing: Transfer-Encoding must be exactly \"chunked\" \
+                     and never combined with Content-Length",
+                ))
+            }
             _ if head_too_large(req, &live.config.downstream) => Err(ApiError::new(
                 ErrorKind::RequestTooLarge,
                 "request headers are too large or too many",
@@ -123,6 +132,21 @@ impl ProxyHttp for Gateway {
     ) {
         if log::log_enabled!(log::Level::Info) {
             access_log(session, rec);
+        }
+    }
+}
+
+/// A request whose body length two parsers could read differently — the
+/// root of request smuggling. (Pingora already refuses conflicting
+/// Content-Length values and obs-folded lines.)
+fn ambiguous_framing(req: &pingora::http::RequestHeader) -> bool {
+    let mut te = req.headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    match (te.next(), te.next()) {
+        (None, _) => false,
+        (Some(_), Some(_)) => true,
+        (Some(v), None) => {
+            !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")
+                || req.headers.contains_key(http::header::CONTENT_LENGTH)
         }
     }
 }

@@ -511,4 +511,378 @@ mod tests {
         assert_eq!(silent(b"HTTP/1.1 200").await, Some(false));
         assert_eq!(silent(b"garbage\r\n\r\n").await, Some(false));
     }
+
+    // ------------------------------------------------ property tests
+    // `PROPTEST_CASES` overrides each property's case count (`make fuzz`).
+
+    use proptest::prelude::*;
+
+    fn prop_config(default_cases: u32) -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_cases);
+        ProptestConfig {
+            cases,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A well-formed response and what reading it must give.
+    #[derive(Debug, Clone)]
+    struct Sample {
+        raw: Vec<u8>,
+        head: Head,
+        body: Vec<u8>,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Frame {
+        Length,
+        /// Chunk sizes (cycled over the body), extensions, trailers.
+        Chunked(Vec<usize>, bool, bool),
+        Close,
+    }
+
+    fn frame() -> impl Strategy<Value = Frame> {
+        prop_oneof![
+            2 => Just(Frame::Length),
+            3 => (proptest::collection::vec(1usize..40, 1..6), any::<bool>(), any::<bool>())
+                .prop_map(|(sizes, ext, trailers)| Frame::Chunked(sizes, ext, trailers)),
+            1 => Just(Frame::Close),
+        ]
+    }
+
+    /// The choices behind one generated response.
+    #[derive(Debug, Clone)]
+    struct Spec {
+        informational: usize,
+        http10: bool,
+        status: u16,
+        content_type: Option<String>,
+        retry_after: Option<String>,
+        connection: &'static str,
+        extra: Vec<(String, String)>,
+        frame: Frame,
+        body: Vec<u8>,
+        upper_hex: bool,
+    }
+
+    fn sample() -> impl Strategy<Value = Sample> {
+        let status = prop_oneof![
+            4 => Just(200u16),
+            4 => proptest::sample::select(&[201u16, 204, 304, 400, 404, 429, 500, 503][..]),
+            1 => 200u16..600,
+        ];
+        let connection = proptest::sample::select(
+            &[
+                "",
+                "close",
+                "keep-alive",
+                "Keep-Alive, Upgrade",
+                "upgrade, close",
+            ][..],
+        );
+        let extra =
+            proptest::collection::vec(("x-[a-z0-9-]{1,10}", "[!-~]([ -~]{0,20}[!-~])?"), 0..4);
+        (
+            (0usize..3, proptest::bool::weighted(0.2), status),
+            (
+                proptest::option::of("[a-z]{1,8}/[a-z+.-]{1,12}(; ?charset=utf-8)?"),
+                proptest::option::of("[0-9]{1,5}"),
+                connection,
+                extra,
+            ),
+            (
+                frame(),
+                proptest::collection::vec(any::<u8>(), 0..200),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (informational, http10, status),
+                    (content_type, retry_after, connection, extra),
+                    (frame, body, upper_hex),
+                )| {
+                    build(Spec {
+                        informational,
+                        http10,
+                        status,
+                        content_type,
+                        retry_after,
+                        connection,
+                        extra,
+                        frame,
+                        body,
+                        upper_hex,
+                    })
+                },
+            )
+    }
+
+    fn build(spec: Spec) -> Sample {
+        let Spec {
+            informational,
+            http10,
+            status,
+            content_type,
+            retry_after,
+            connection,
+            extra,
+            frame,
+            body,
+            upper_hex,
+        } = spec;
+        let mut raw = Vec::new();
+        for i in 0..informational {
+            if i % 2 == 0 {
+                raw.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            } else {
+                raw.extend_from_slice(
+                    b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+                );
+            }
+        }
+        let version = if http10 { "1.0" } else { "1.1" };
+        raw.extend_from_slice(format!("HTTP/{version} {status} Whatever\r\n").as_bytes());
+        if let Some(ct) = &content_type {
+            raw.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        if let Some(ra) = &retry_after {
+            raw.extend_from_slice(format!("retry-after:{ra}\r\n").as_bytes());
+        }
+        if !connection.is_empty() {
+            raw.extend_from_slice(format!("connection: {connection}\r\n").as_bytes());
+        }
+        for (name, value) in &extra {
+            raw.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        let bodiless = status == 204 || status == 304;
+        let body = if bodiless { Vec::new() } else { body };
+        let framing = match (&frame, bodiless) {
+            (_, true) => Framing::Length(0),
+            (Frame::Length, _) => Framing::Length(body.len() as u64),
+            (Frame::Chunked(..), _) => Framing::Chunked,
+            (Frame::Close, _) => Framing::Close,
+        };
+        match &frame {
+            Frame::Length => {
+                raw.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes())
+            }
+            Frame::Chunked(..) => raw.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            Frame::Close => {}
+        }
+        raw.extend_from_slice(b"\r\n");
+        if !bodiless {
+            match &frame {
+                Frame::Chunked(sizes, ext, trailers) => {
+                    let mut at = 0;
+                    for size in sizes.iter().cycle() {
+                        if at == body.len() {
+                            break;
+                        }
+                        let n = (*size).min(body.len() - at);
+                        let line = if upper_hex {
+                            format!("{n:X}")
+                        } else {
+                            format!("{n:x}")
+                        };
+                        raw.extend_from_slice(line.as_bytes());
+                        if *ext {
+                            raw.extend_from_slice(b";name=value");
+                        }
+                        raw.extend_from_slice(b"\r\n");
+                        raw.extend_from_slice(&body[at..at + n]);
+                        raw.extend_from_slice(b"\r\n");
+                        at += n;
+                    }
+                    raw.extend_from_slice(b"0\r\n");
+                    if *trailers {
+                        raw.extend_from_slice(b"x-checksum: abc\r\nx-more: 1\r\n");
+                    }
+                    raw.extend_from_slice(b"\r\n");
+                }
+                _ => raw.extend_from_slice(&body),
+            }
+        }
+        let closes = connection
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("close"));
+        let keeps = connection
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("keep-alive"));
+        let keep_alive = framing != Framing::Close && !closes && (!http10 || keeps);
+        let head = Head {
+            status,
+            content_type: content_type.unwrap_or_default(),
+            retry_after,
+            keep_alive,
+            framing,
+        };
+        Sample { raw, head, body }
+    }
+
+    /// `raw` cut before each of `cuts` (indices into it, any order).
+    fn pieces<'a>(raw: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(raw.len() + 1)).collect();
+        at.sort_unstable();
+        at.dedup();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for cut in at.into_iter().chain([raw.len()]) {
+            if cut > start {
+                out.push(&raw[start..cut]);
+                start = cut;
+            }
+        }
+        out
+    }
+
+    /// What the sans-IO reader makes of `pieces` arriving one by one: the
+    /// head, the body so far, whether the body ended, bytes left over.
+    type Decoded = (Option<Head>, Vec<u8>, bool, usize);
+
+    fn decode_pieces(pieces: &[&[u8]]) -> Result<Decoded, String> {
+        let mut buf = BytesMut::new();
+        let mut head = None;
+        let mut decoder = None;
+        let mut body = Vec::new();
+        for piece in pieces {
+            buf.extend_from_slice(piece);
+            if head.is_none() {
+                if let Some(h) = parse_head(&mut buf)? {
+                    decoder = Some(BodyDecoder::new(h.framing));
+                    head = Some(h);
+                }
+            }
+            if let Some(d) = &mut decoder {
+                while let Some(b) = d.decode(&mut buf)? {
+                    if b.is_empty() {
+                        return Err("an empty piece of body".into());
+                    }
+                    body.extend_from_slice(&b);
+                }
+            }
+        }
+        let done = decoder.as_ref().is_some_and(BodyDecoder::is_done);
+        Ok((head, body, done, buf.len()))
+    }
+
+    /// Arbitrary bytes, bytes after a plausible head, or a valid response
+    /// with a few bytes changed: none may panic the reader.
+    fn hostile() -> impl Strategy<Value = Vec<u8>> {
+        let head_ish = proptest::collection::vec(
+            prop_oneof![
+                Just(&b"\r\n"[..]),
+                Just(&b"Content-Length: "[..]),
+                Just(&b"Transfer-Encoding: chunked"[..]),
+                Just(&b"Transfer-Encoding: gzip, chunked"[..]),
+                Just(&b"Connection: close"[..]),
+                Just(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]),
+                Just(&b"18446744073709551616"[..]),
+                Just(&b"ffffffffffffffff"[..]),
+                Just(&b"0"[..]),
+                Just(&b"5;x"[..]),
+                Just(&b": "[..]),
+                Just(&b"a"[..]),
+                Just(&b"\xff"[..]),
+            ],
+            0..24,
+        )
+        .prop_map(|parts| [&b"HTTP/1.1 200 OK\r\n"[..], &parts.concat()].concat());
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            head_ish,
+            (
+                sample(),
+                proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)
+            )
+                .prop_map(|(s, edits)| {
+                    let mut raw = s.raw;
+                    for (at, b) in edits {
+                        let i = at.index(raw.len());
+                        raw[i] = b;
+                    }
+                    raw
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(prop_config(1000))]
+
+        #[test]
+        fn prop_a_response_cut_anywhere_reads_the_same(
+            s in sample(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
+        ) {
+            let whole = decode_pieces(&[&s.raw]).map_err(TestCaseError::fail)?;
+            let cut = decode_pieces(&pieces(&s.raw, &cuts)).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(&cut, &whole);
+            let (head, body, done, left) = cut;
+            prop_assert_eq!(head.as_ref(), Some(&s.head));
+            prop_assert_eq!(&body, &s.body);
+            prop_assert_eq!(done, s.head.framing != Framing::Close);
+            prop_assert_eq!(left, 0);
+        }
+
+        #[test]
+        fn prop_hostile_bytes_never_panic(
+            raw in hostile(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let _ = decode_pieces(&pieces(&raw, &cuts));
+            let framings = [
+                Framing::Chunked,
+                Framing::Close,
+                Framing::Length(7),
+                Framing::Length(u64::MAX),
+            ];
+            for framing in framings {
+                let mut d = BodyDecoder::new(framing);
+                let mut buf = BytesMut::new();
+                'feed: for piece in pieces(&raw, &cuts) {
+                    buf.extend_from_slice(piece);
+                    loop {
+                        match d.decode(&mut buf) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(_) => break 'feed,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Every split point, or a runtime per case: fewer cases by default.
+    proptest! {
+        #![proptest_config(prop_config(200))]
+
+        #[test]
+        fn prop_a_response_split_in_two_reads_the_same(s in sample()) {
+            let whole = decode_pieces(&[&s.raw]).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(whole.0.as_ref(), Some(&s.head));
+            prop_assert_eq!(&whole.1, &s.body);
+            for at in 0..=s.raw.len() {
+                let split = decode_pieces(&[&s.raw[..at], &s.raw[at..]])
+                    .map_err(TestCaseError::fail)?;
+                prop_assert_eq!(&split, &whole, "split at {}", at);
+            }
+        }
+
+        #[test]
+        fn prop_the_socket_reader_agrees_at_any_read_size(s in sample(), step in 1usize..64) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (head, body, reusable) = rt
+                .block_on(read_all(&s.raw, step))
+                .map_err(TestCaseError::fail)?;
+            prop_assert_eq!(&head, &s.head);
+            prop_assert_eq!(&body, &s.body);
+            prop_assert_eq!(reusable, s.head.keep_alive);
+        }
+    }
 }
