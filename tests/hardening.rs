@@ -295,14 +295,10 @@ fn json_nested_past_128_levels_is_refused_and_the_gateway_keeps_serving() {
             r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi","extra":{deep}}}]}}"#
         );
         let r = post_raw(gw.addr, "/v1/chat/completions", &body);
-        eprintln!(
-            "DIAG deep {model}: {} mock={}",
-            r.text(),
-            mock_stats(m.addr)
-        );
         assert_eq!(r.status, 400, "{model}: {}", short(&r.text()));
         assert_dialect_error(&r, false, model);
     }
+    assert_eq!(mock_total(&m), 0, "refused by the gateway itself");
     assert_eq!(
         request(gw.addr, "GET", "/health", &[], b"").status,
         200,
@@ -316,59 +312,82 @@ fn json_nested_past_128_levels_is_refused_and_the_gateway_keeps_serving() {
 
 const SMUGGLED: &str = "GET /health HTTP/1.1\r\nHost: gw\r\n\r\n";
 
-#[test]
-fn smuggling_shapes_are_refused_and_the_smuggled_request_is_never_answered() {
+/// Sends a POST with `framing` (header lines) and `body` on one connection
+/// and asserts it is refused (4xx or 501) or closed unanswered, that the
+/// request hidden in the body is never answered, and that nothing reaches
+/// the upstream. Each body is a valid chat request under one reading of its
+/// framing: only the framing itself can be the reason to refuse it.
+fn assert_smuggling_refused(framing: &str, body: &str) {
     let m = mock();
     let gw = gateway(&config(m.addr, &[], ""));
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+    let bytes = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n{framing}\r\n{body}"
     );
-    let te_body = format!("0\r\n\r\n{SMUGGLED}");
-    let cl_body = format!("hello{SMUGGLED}");
-    let cases = [
-        (
-            "content-length with transfer-encoding",
-            format!(
-                "{head}Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{te_body}",
-                te_body.len()
-            ),
+    let (raw, closed) = exchange_raw(gw.addr, bytes.as_bytes(), Duration::from_secs(4));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let answers = count(&raw, b"HTTP/1.1 ");
+    assert!(
+        answers <= 1,
+        "the smuggled request was answered ({answers} responses): {}",
+        short(&text)
+    );
+    match split_responses(&raw).first().map(|r| r.status) {
+        None => assert!(closed, "no answer, and the connection stayed open"),
+        Some(s) => assert!(
+            (400..500).contains(&s) || s == 501,
+            "not refused (closed={closed}): {}",
+            short(&text)
         ),
-        (
-            "two content-lengths",
-            format!(
-                "{head}Content-Length: 5\r\nContent-Length: {}\r\n\r\n{cl_body}",
-                cl_body.len()
-            ),
-        ),
-        (
-            "obs-fold",
-            format!("{head}X-Note: a\r\n folded\r\nContent-Length: 5\r\n\r\n{cl_body}"),
-        ),
-        (
-            "transfer-encoding gzip, chunked",
-            format!("{head}Transfer-Encoding: gzip, chunked\r\n\r\n{te_body}"),
-        ),
-    ];
-    let mut problems = Vec::new();
-    for (what, bytes) in &cases {
-        let (raw, closed) = exchange_raw(gw.addr, bytes.as_bytes(), Duration::from_secs(4));
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let answers = count(&raw, b"HTTP/1.1 ");
-        let first = split_responses(&raw).first().map(|r| r.status);
-        eprintln!("DIAG {what}: closed={closed} {text:?}");
-        let refused = match first {
-            None => closed,
-            Some(s) => (400..500).contains(&s) || s == 501,
-        };
-        if answers > 1 || !refused {
-            problems.push(format!(
-                "{what}: {answers} responses, closed={closed}: {}",
-                short(&text)
-            ));
-        }
     }
-    assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(mock_total(&m), 0, "nothing reached the upstream");
+}
+
+fn chunked_then_smuggled() -> String {
+    let json = chat("oa").to_string();
+    format!("{:x}\r\n{json}\r\n0\r\n\r\n{SMUGGLED}", json.len())
+}
+
+fn json_then_smuggled() -> (usize, String) {
+    let json = chat("oa").to_string();
+    (json.len(), format!("{json}{SMUGGLED}"))
+}
+
+#[test]
+fn smuggling_content_length_with_transfer_encoding_is_refused() {
+    let body = chunked_then_smuggled();
+    assert_smuggling_refused(
+        &format!(
+            "Content-Length: {}\r\nTransfer-Encoding: chunked\r\n",
+            body.len()
+        ),
+        &body,
+    );
+}
+
+#[test]
+fn smuggling_two_conflicting_content_lengths_is_refused() {
+    let (n, body) = json_then_smuggled();
+    assert_smuggling_refused(
+        &format!("Content-Length: {n}\r\nContent-Length: {}\r\n", body.len()),
+        &body,
+    );
+}
+
+#[test]
+fn smuggling_an_obs_folded_header_is_refused() {
+    let (n, body) = json_then_smuggled();
+    assert_smuggling_refused(
+        &format!("X-Note: a\r\n folded\r\nContent-Length: {n}\r\n"),
+        &body,
+    );
+}
+
+#[test]
+fn smuggling_transfer_encoding_gzip_chunked_is_refused() {
+    assert_smuggling_refused(
+        "Transfer-Encoding: gzip, chunked\r\n",
+        &chunked_then_smuggled(),
+    );
 }
 
 // --------------------------------------------------------- 3. client timeouts
@@ -500,8 +519,9 @@ fn an_idle_kept_alive_connection_is_closed_at_the_idle_timeout() {
 fn a_client_that_never_reads_a_long_stream_is_dropped_and_the_upstream_call_aborted() {
     let m = mock();
     // ~12 KB per event (the text and the model name are both in it), one
-    // per millisecond, 48 MB in all: the socket buffers fill within a second.
-    let flood = format!("m-flood;chunks=4000;delay_ms=1;text={}", "x".repeat(6000));
+    // per millisecond, 24 MB in all: several times what the socket buffers
+    // on both sides of the gateway hold (the mock builds it all first).
+    let flood = format!("m-flood;chunks=2000;delay_ms=1;text={}", "x".repeat(6000));
     let gw = gateway(&timeout_config(m.addr, &[("flood", &[("openai", &flood)])]));
     let body =
         json!({"model": "flood", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
@@ -515,13 +535,13 @@ fn a_client_that_never_reads_a_long_stream_is_dropped_and_the_upstream_call_abor
     s.write_all(body.as_bytes()).unwrap();
     let start = Instant::now();
     // Never read.
-    let aborted = wait_until(Duration::from_secs(10), || {
+    let aborted = wait_until(Duration::from_secs(12), || {
         mock_stats(m.addr)["aborted"][&flood].as_u64().unwrap_or(0) > 0
     });
     let at = start.elapsed();
-    assert!(aborted, "the upstream stream was not aborted within 10 s");
+    assert!(aborted, "the upstream stream was not aborted within 12 s");
     assert!(
-        at <= Duration::from_secs(6),
+        at <= Duration::from_secs(8),
         "aborted only after {at:?} (write timeout 1 s)"
     );
     drop(s);
@@ -662,8 +682,6 @@ fn sigterm_mid_stream_ends_streams_with_an_error_event_logs_them_and_exits_zero(
     );
     let exit_at = signalled.elapsed();
     let status = gw.proc.try_wait();
-
-    eprintln!("DIAG exit_at={exit_at:?} status={status:?}");
     let oa_blocks = sse_blocks(&oa_raw);
     let an_blocks = sse_blocks(&an_raw);
     let oa_text = String::from_utf8_lossy(&oa_raw).into_owned();
@@ -677,12 +695,6 @@ fn sigterm_mid_stream_ends_streams_with_an_error_event_logs_them_and_exits_zero(
             .rev()
             .collect::<String>()
     };
-    eprintln!(
-        "DIAG OA {}\nDIAG AN {}\nDIAG LOG {}",
-        tail(&oa_text),
-        tail(&an_text),
-        gw.log()
-    );
     assert!(oa_closed, "openai stream still open: {}", tail(&oa_text));
     assert!(an_closed, "anthropic stream still open: {}", tail(&an_text));
     let oa_last = oa_blocks.last().cloned().unwrap_or_default();
@@ -905,9 +917,10 @@ fn an_endless_sse_line_falls_over_to_the_next_target() {
     assert_eq!(r.status, 200, "{}", short(&r.text()));
     assert_eq!(r.header("x-modelswitch-target"), Some("anthropic/m-good"));
     let attempts = r.header("x-modelswitch-attempts").unwrap_or_default();
+    let first = attempts.split(", ").next().unwrap_or_default();
     assert!(
-        attempts.contains(&format!("openai/{endless}=")) && !attempts.contains("=ok key#0,"),
-        "{attempts}"
+        first.starts_with(&format!("openai/{endless}=")) && !first.contains("=ok"),
+        "the endless line failed first: {attempts}"
     );
     let text = r.text();
     assert!(text.ends_with("data: [DONE]\n\n"), "{}", short(&text));

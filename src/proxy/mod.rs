@@ -58,7 +58,7 @@ impl ProxyHttp for Gateway {
         let hint = dialect_hint(path, req.headers.contains_key("anthropic-version"));
         let endpoint = classify(req.method.as_str(), path);
         let outcome = match endpoint {
-            _ if ambiguous_framing(req) => {
+            _ if ambiguous_framing(session) => {
                 // The body's end is unknowable: nothing after it on this
                 // connection can be trusted to be a request of its own.
                 session.set_keepalive(None);
@@ -137,9 +137,13 @@ impl ProxyHttp for Gateway {
 }
 
 /// A request whose body length two parsers could read differently — the
-/// root of request smuggling. (Pingora already refuses conflicting
-/// Content-Length values and obs-folded lines.)
-fn ambiguous_framing(req: &pingora::http::RequestHeader) -> bool {
+/// root of request smuggling. Pingora already refuses conflicting
+/// Content-Length values and obs-folded lines; with both Transfer-Encoding
+/// and Content-Length it drops the latter before we see the head, so that
+/// pair is found in the raw head (read only when Transfer-Encoding is
+/// there at all, which ordinary LLM clients never send).
+fn ambiguous_framing(session: &Session) -> bool {
+    let req = session.req_header();
     let mut te = req.headers.get_all(http::header::TRANSFER_ENCODING).iter();
     match (te.next(), te.next()) {
         (None, _) => false,
@@ -147,8 +151,19 @@ fn ambiguous_framing(req: &pingora::http::RequestHeader) -> bool {
         (Some(v), None) => {
             !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")
                 || req.headers.contains_key(http::header::CONTENT_LENGTH)
+                || session
+                    .as_downstream()
+                    .as_http1()
+                    .is_some_and(|h1| has_content_length_line(&h1.get_headers_raw_bytes()))
         }
     }
+}
+
+/// Whether a raw request head has a `Content-Length` header line.
+fn has_content_length_line(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .any(|line| line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
 }
 
 /// The request head against `max_request_headers` and
