@@ -237,6 +237,14 @@ fn duplicate_json_keys_are_refused_in_the_callers_dialect_and_never_sent_upstrea
             "duplicate stream",
             format!(r#"{{"model":"cheap","stream":false,"max_tokens":10,{msgs},"stream":true}}"#),
         ),
+        (
+            "a case variant of model (Go's encoding/json folds case)",
+            format!(r#"{{"model":"cheap","MODEL":"expensive","max_tokens":10,{msgs}}}"#),
+        ),
+        (
+            "a folded variant of stream",
+            format!("{{\"model\":\"cheap\",\"\u{17F}tream\":true,\"max_tokens\":10,{msgs}}}"),
+        ),
     ];
     for (path, anthropic) in [("/v1/chat/completions", false), ("/v1/messages", true)] {
         for (what, body) in &bodies {

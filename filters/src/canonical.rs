@@ -233,7 +233,10 @@ pub struct Usage {
 impl Usage {
     /// Everything that went in, cached or not (OpenAI's `prompt_tokens`).
     pub fn input_total(&self) -> u64 {
-        self.input_uncached + self.cache_read + self.cache_write
+        // Saturating: the counts come from upstreams, which may send anything.
+        self.input_uncached
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
     }
 }
 

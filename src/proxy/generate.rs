@@ -32,6 +32,14 @@ pub async fn generate(
     }
     let members = filters::wire::json_peek::members(&body)
         .map_err(|e| ApiError::invalid(format!("request body is not a valid JSON object: {e}")))?;
+    for name in ["model", "stream"] {
+        if let Some(variant) = members.case_variant_of(name) {
+            return Err(ApiError::invalid(format!(
+                "\"{variant}\" is not allowed: case-insensitive upstream parsers read it as \"{name}\""
+            ))
+            .with_param(name));
+        }
+    }
     let model = members
         .str("model")
         .ok_or_else(|| ApiError::invalid("model: a string is required").with_param("model"))?;

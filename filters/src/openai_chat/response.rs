@@ -39,7 +39,7 @@ impl From<WireUsage> for Usage {
         let prompt = w.prompt_tokens_details.0.unwrap_or_default();
         let (cached, cache_write) = (n(prompt.cached_tokens), n(prompt.cache_write_tokens));
         Usage {
-            input_uncached: n(w.prompt_tokens).saturating_sub(cached + cache_write),
+            input_uncached: n(w.prompt_tokens).saturating_sub(cached.saturating_add(cache_write)),
             cache_read: cached,
             cache_write,
             output_total: n(w.completion_tokens),
@@ -77,7 +77,7 @@ pub fn usage_to_wire(u: &Usage) -> Value {
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": u.output_total,
-        "total_tokens": prompt + u.output_total,
+        "total_tokens": prompt.saturating_add(u.output_total),
         "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {"reasoning_tokens": u.reasoning},
     })

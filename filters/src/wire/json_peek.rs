@@ -77,6 +77,23 @@ impl<'a> Members<'a> {
         }
     }
 
+    /// A top-level key that is not `name` but that a case-insensitive
+    /// parser would take for it (Go's `encoding/json` folds case, with
+    /// `ſ` for `s` and the Kelvin sign for `k`): `"MODEL"` beside `"model"`
+    /// would reach a Go upstream as a second model.
+    pub fn case_variant_of(&self, name: &str) -> Option<String> {
+        let fold = |c: char| match c {
+            '\u{17F}' => 's',
+            '\u{212A}' => 'k',
+            c => c.to_ascii_lowercase(),
+        };
+        self.fields.iter().find_map(|(k, _)| {
+            let key = std::str::from_utf8(k).ok()?;
+            let same = key.chars().map(fold).eq(name.chars().map(fold));
+            (same && key != name).then(|| key.to_owned())
+        })
+    }
+
     /// A copy of the document with `key`'s value replaced by `value_json`.
     pub fn replace(&self, key: &str, value_json: &[u8]) -> Option<Vec<u8>> {
         let r = self.get(key)?;
@@ -151,13 +168,14 @@ pub fn members(json: &[u8]) -> Result<Members<'_>, PeekError> {
 }
 
 /// A key with escapes, quotes included, unescaped as any JSON parser would
-/// (lone surrogates and unknown escapes are errors, as in serde_json).
+/// (unknown escapes, lone surrogates, raw control characters and invalid
+/// UTF-8 are errors, as in serde_json).
 fn unescape_key(quoted: &[u8], at: usize) -> Result<Cow<'static, [u8]>, PeekError> {
     serde_json::from_slice::<String>(quoted)
         .map(|k| Cow::Owned(k.into_bytes()))
         .map_err(|_| PeekError {
             offset: at,
-            reason: Cow::Borrowed("invalid escape in an object key"),
+            reason: Cow::Borrowed("invalid object key"),
         })
 }
 
@@ -315,6 +333,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn case_variants_of_a_key_are_found() {
+        let m = members(br#"{"model":"a","MODEL":"b","x":1}"#).unwrap();
+        assert_eq!(m.case_variant_of("model").as_deref(), Some("MODEL"));
+        let m = members("{\"\u{17F}tream\":true}".as_bytes()).unwrap();
+        assert!(m.case_variant_of("stream").is_some());
+        let m = members(br#"{"model":"a","stream":true}"#).unwrap();
+        assert_eq!(m.case_variant_of("model"), None);
+        assert_eq!(m.case_variant_of("stream"), None);
+    }
+
+    #[test]
     fn finds_and_replaces_top_level_model() {
         let doc = br#" {"messages":[{"role":"user","content":"say \"model\": {x}"}],
             "model" : "gpt-x", "stream":true, "n":-1.5e3, "m":{"model":"inner"}} "#;
@@ -420,7 +449,7 @@ mod tests {
             br#"{"\ud83d\u0041":1}"#,
             br#"{"\u12":1}"#,
         ] {
-            assert_eq!(reason(doc), "invalid escape in an object key");
+            assert_eq!(reason(doc), "invalid object key");
         }
     }
 

@@ -84,7 +84,8 @@ impl SseDecoder {
 
     /// Feeds one read; pushes every event completed by it onto `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
-        if self.overflowed {
+        // An empty read must not forget a `\r` that may pair with a `\n`.
+        if self.overflowed || chunk.is_empty() {
             return;
         }
         let mut chunk = chunk;
