@@ -57,7 +57,21 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("modelswitch=info,warn"),
     )
-    .format_timestamp_millis()
+    // A plain format: the default one wraps every write to indent
+    // continuation lines and strips colour codes byte by byte, which the
+    // access log (one line per request) paid for on every request.
+    .write_style(env_logger::WriteStyle::Never)
+    .format(|buf, record| {
+        use std::io::Write;
+        writeln!(
+            buf,
+            "[{} {:<5} {}] {}",
+            buf.timestamp_millis(),
+            record.level(),
+            record.target(),
+            record.args()
+        )
+    })
     .init();
     let snapshot = match config::load(&cli.config) {
         Ok(s) => s,

@@ -8,7 +8,6 @@ use crate::shutdown::InFlight;
 use filters::canonical::Usage;
 use filters::failure::FailureKind;
 use filters::Dialect;
-use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,21 +120,27 @@ impl RequestRecord {
     /// target tried, in order.
     pub fn attempts_header(&self) -> String {
         let mut s = String::new();
+        let _ = self.write_attempts(&mut s);
+        s
+    }
+
+    /// The same, written into `out` (the access log writes it in place).
+    pub fn write_attempts(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         for (i, a) in self.attempts.iter().enumerate() {
             if i > 0 {
-                s.push_str(", ");
+                out.write_str(", ")?;
             }
-            s.push_str(&a.provider.name);
-            s.push('/');
-            s.push_str(&a.model);
-            s.push('=');
-            s.push_str(&a.outcome.label());
+            write!(out, "{}/{}=", a.provider.name, a.model)?;
+            match a.outcome {
+                AttemptOutcome::Failed(kind) => write!(out, "{kind}")?,
+                other => out.write_str(&other.label())?,
+            }
             // Keys by index: clients never see a fragment of a provider key.
             if let Some(k) = a.key {
-                let _ = write!(s, " key#{k}");
+                write!(out, " key#{k}")?;
             }
         }
-        s
+        Ok(())
     }
 }
 

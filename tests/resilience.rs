@@ -530,14 +530,18 @@ fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
     let m = mock();
     // ~20 descriptors are the gateway's own; 20 more are fewer than 12
     // held streams need (a client socket and an upstream socket each).
-    let gw = gateway_with_open_files(
-        &config(
-            m.addr,
-            &[("slow", &[("openai", "slow;chunks=4;delay_ms=100")])],
-            "",
-        ),
-        40,
+    // Waiting for a descriptor counts against the first-event budget: give
+    // the queue of 12 room on a busy machine (the point is that they wait).
+    let text = config(
+        m.addr,
+        &[("slow", &[("openai", "slow;chunks=4;delay_ms=100")])],
+        "",
+    )
+    .replace(
+        "first_event_timeout = \"3s\"",
+        "first_event_timeout = \"20s\"",
     );
+    let gw = gateway_with_open_files(&text, 40);
     let clients: Vec<_> = (0..12)
         .map(|_| {
             let addr = gw.addr;

@@ -66,6 +66,10 @@ pub struct ClientRequest<'a> {
     pub max_event_bytes: usize,
     /// Graceful shutdown: a stream still running at its deadline ends.
     pub drain: &'a Drain,
+    /// A client that reads nothing of its answer this long is dropped. Set
+    /// only where a write can block (a stream, a large body): a timer per
+    /// write was a measurable share of a small request's CPU.
+    pub write_timeout: std::time::Duration,
 }
 
 /// `fut`, unless the client leaves first (`None`): a call nobody waits for

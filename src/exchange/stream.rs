@@ -86,6 +86,7 @@ pub(super) async fn stream_target(
     // Commit.
     timing.to_first_event = Some(sent.elapsed());
     let resp = stream_head(rec, target)?;
+    session.set_write_timeout(Some(req.write_timeout));
     if session
         .write_response_header(Box::new(resp), false)
         .await

@@ -13,6 +13,8 @@ use pingora::proxy::Session;
 
 /// Largest non-streaming upstream body we accept.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// An answer larger than a socket's send buffer typically holds.
+const LARGE_ANSWER: usize = 256 * 1024;
 
 pub(super) async fn unary_target(
     session: &mut Session,
@@ -58,6 +60,11 @@ pub(super) async fn unary_target(
         let v = dialect::encode_response(req.dialect, &decoded, req.model);
         Bytes::from(serde_json::to_vec(&v).map_err(|e| Failure::BadResponse(e.to_string()))?)
     };
+    // Beyond what socket buffers hold, a client that does not read would
+    // hold this write forever.
+    if out.len() > LARGE_ANSWER {
+        session.set_write_timeout(Some(req.write_timeout));
+    }
     let extra = target_headers(rec, target);
     respond(session, rec, 200, "application/json", out, &extra, false).await;
     Ok(Served::Clean)

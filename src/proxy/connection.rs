@@ -112,8 +112,9 @@ impl ServerApp for Edge {
     }
 }
 
-/// Per-request session settings: keep-alive wait, per-read and per-write
-/// bounds, pipelining, and the head signal for `HeadRead`.
+/// Per-request session settings: keep-alive wait, pipelining, and the
+/// head signal for `HeadRead`. (The write bound is set
+/// where a write can block: streams and large answers, see `exchange`.)
 fn prepare(
     session: &mut ServerSession,
     limits: &crate::config::Downstream,
@@ -125,9 +126,10 @@ fn prepare(
     } else {
         session.set_keepalive(Some(limits.client_idle_timeout.as_secs().max(1)));
     }
-    // Per read; the whole body is bounded where it is read.
-    session.set_read_timeout(Some(limits.client_body_timeout));
-    session.set_write_timeout(Some(limits.client_write_timeout));
+    // No per-read bound: the head is bounded as a whole here, the body as
+    // a whole where it is read (`downstream::read_body`); a timer per read
+    // would only add cost.
+    session.set_read_timeout(None);
     session.set_pipelining_enabled(true);
     session.set_connection_user_context(Some(Box::new(head)));
 }

@@ -94,6 +94,7 @@ pub async fn generate(
         carries_synthetic_signature: filters::dialect::carries_synthetic_signature(dialect, &body),
         max_event_bytes: snap.downstream.max_event_bytes,
         drain,
+        write_timeout: snap.downstream.client_write_timeout,
     };
     let payload = Payload::new(body, rewritable);
     let run = Box::pin(exchange::run(

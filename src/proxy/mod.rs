@@ -3,6 +3,7 @@
 //! everything else) — endpoint, auth, body, then the exchange. Errors are
 //! rendered here, at one edge, in the caller's dialect.
 
+mod access_log;
 mod auth;
 pub mod connection;
 mod endpoints;
@@ -131,7 +132,7 @@ impl ProxyHttp for Gateway {
         rec: &mut RequestRecord,
     ) {
         if log::log_enabled!(log::Level::Info) {
-            access_log(session, rec);
+            access_log::write(session, rec);
         }
     }
 }
@@ -179,57 +180,4 @@ fn head_too_large(req: &pingora::http::RequestHeader, limits: &crate::config::Do
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     target + fields > limits.max_request_header_bytes
-}
-
-/// One line per request, from the request record. Client-supplied text
-/// (path, model) is escaped: a line break in it cannot forge a log line.
-fn access_log(session: &Session, rec: &RequestRecord) {
-    let req = session.req_header();
-    let elapsed = rec.started.elapsed().as_secs_f64() * 1000.0;
-    let usage = rec
-        .result
-        .usage
-        .map(|u| {
-            format!(
-                "in={} cached={} out={}",
-                u.input_total(),
-                u.cache_read,
-                u.output_total
-            )
-        })
-        .unwrap_or_else(|| "-".into());
-    let served = rec.served_by();
-    let target = served
-        .map(|a| format!("{}/{}", a.provider.name, a.model))
-        .unwrap_or_else(|| "-".into());
-    // Upstream time to its status line and to the first real event.
-    let ms = |d: Option<std::time::Duration>| {
-        d.map_or_else(
-            || "-".into(),
-            |d| format!("{:.1}", d.as_secs_f64() * 1000.0),
-        )
-    };
-    let upstream_ms = format!(
-        "{}/{}",
-        ms(served.and_then(|a| a.to_status)),
-        ms(served.and_then(|a| a.to_first_event))
-    );
-    log::info!(
-        "{} {} {} {} status={} dialect={} key={} model={} stream={} target={} attempts=[{}] usage={} upstream_ms={} ms={:.1}{}",
-        rec.id,
-        session.client_addr().map(|a| a.to_string()).unwrap_or_default(),
-        req.method,
-        req.uri.path().escape_debug(),
-        rec.result.status,
-        rec.client.dialect.map_or("-", Dialect::name),
-        rec.client.key_name.as_deref().unwrap_or("-"),
-        rec.client.model.as_deref().unwrap_or("-").escape_debug(),
-        rec.client.stream,
-        target,
-        rec.attempts_header(),
-        usage,
-        upstream_ms,
-        elapsed,
-        rec.result.error.as_deref().map(|e| format!(" error={e:?}")).unwrap_or_default(),
-    );
 }
