@@ -1,8 +1,8 @@
-//! Hot reload: the config file is watched (its directory, so the
-//! rename-over writes of editors and the symlink swaps of Kubernetes
-//! ConfigMaps are seen) and re-read on SIGHUP. Only a fully valid file is
-//! published; a broken one keeps the running config and logs every error
-//! with its TOML path. Settings that only take effect at startup keep
+//! Hot reload: the config file is watched (and re-watched after each
+//! event, so the rename-over writes of editors and the symlink swaps of
+//! Kubernetes ConfigMaps are followed) and re-read on SIGHUP. Only a fully
+//! valid file is published; a broken one keeps the running config and
+//! logs every error with its TOML path. Settings that only take effect at startup keep
 //! their running value and are reported as needing a restart.
 
 use super::{load, ConfigErrors, Process, Snapshot};
@@ -118,36 +118,52 @@ impl Reloader {
         }
     }
 
-    /// Watches the file's directory; events for the file (or for the
-    /// `..data` link a ConfigMap swaps) wake the reload loop.
+    /// Watches the file itself, not its directory: a directory watch
+    /// wakes on every write to any file beside the config (a log file
+    /// there cost a wake-up per request, measured). An editor's rename-over
+    /// or a ConfigMap's symlink swap ends the watch on the old inode with
+    /// an event, after which `rewatch` follows the path to the new file.
     fn watcher(&self, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-        let dir = self.path.parent()?.to_owned();
-        let name = self.path.file_name()?.to_owned();
         let handler = move |res: notify::Result<notify::Event>| {
-            let Ok(ev) = res else { return };
-            if matches!(ev.kind, EventKind::Access(_)) {
-                return;
-            }
-            let ours = ev.paths.iter().any(|p| {
-                p.file_name()
-                    .is_some_and(|f| f == name || f.to_string_lossy().starts_with(".."))
-            });
-            if ours {
-                let _ = wake.try_send(());
+            if let Ok(ev) = res {
+                if !matches!(ev.kind, EventKind::Access(_)) {
+                    let _ = wake.try_send(());
+                }
             }
         };
         let mut w = match notify::recommended_watcher(handler) {
             Ok(w) => w,
             Err(e) => {
-                log::warn!("cannot watch {}: {e}; reload with SIGHUP", dir.display());
+                log::warn!(
+                    "cannot watch {}: {e}; reload with SIGHUP",
+                    self.path.display()
+                );
                 return None;
             }
         };
-        if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
-            log::warn!("cannot watch {}: {e}; reload with SIGHUP", dir.display());
+        if let Err(e) = w.watch(&self.path, RecursiveMode::NonRecursive) {
+            log::warn!(
+                "cannot watch {}: {e}; reload with SIGHUP",
+                self.path.display()
+            );
             return None;
         }
         Some(w)
+    }
+
+    /// After an event: watch whatever file the path names now (a new
+    /// inode after a rename-over), before the file is read.
+    fn rewatch(&self) {
+        let mut w = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = w.as_mut() {
+            let _ = w.unwatch(&self.path);
+            if let Err(e) = w.watch(&self.path, RecursiveMode::NonRecursive) {
+                log::warn!(
+                    "cannot watch {}: {e}; reload with SIGHUP",
+                    self.path.display()
+                );
+            }
+        }
     }
 }
 
@@ -168,6 +184,7 @@ impl BackgroundService for Reloader {
                 _ = shutdown.changed() => return,
                 Some(()) = rx.recv() => {
                     tokio::time::sleep(SETTLE).await;
+                    self.rewatch();
                     while rx.try_recv().is_ok() {}
                     ("file changed", false)
                 }
