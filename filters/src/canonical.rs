@@ -401,6 +401,16 @@ pub enum Observed {
     Error(ApiError),
 }
 
+impl Observed {
+    /// An event that is not what its dialect promises.
+    pub fn malformed(e: impl std::fmt::Display) -> Self {
+        Self::Error(ApiError::new(
+            crate::error::ErrorKind::Api,
+            format!("upstream sent a malformed stream event: {e}"),
+        ))
+    }
+}
+
 /// Tool-call arguments as JSON object text: `""` → `{}`, an object given
 /// as JSON (not a string) is serialised, anything unparseable is a 400 —
 /// never silently `{}`.

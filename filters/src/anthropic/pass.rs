@@ -3,7 +3,7 @@
 //! are read on the way.
 
 use crate::canonical::{Observed, Usage};
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 use crate::wire::json_peek;
 use crate::wire::sse::{encode_event, SseEvent};
 use bytes::BytesMut;
@@ -12,13 +12,6 @@ use serde_json::Value;
 pub struct PassThrough {
     /// The client's model name, when it differs from the upstream's.
     rename: Option<String>,
-}
-
-fn malformed(e: impl std::fmt::Display) -> Observed {
-    Observed::Error(ApiError::new(
-        ErrorKind::Api,
-        format!("upstream sent a malformed stream event: {e}"),
-    ))
 }
 
 impl PassThrough {
@@ -42,7 +35,7 @@ impl PassThrough {
             "message_start" | "message_delta" | "error" => {
                 let mut v: Value = match serde_json::from_str(&ev.data) {
                     Ok(v) => v,
-                    Err(e) => return malformed(e),
+                    Err(e) => return Observed::malformed(e),
                 };
                 if name == "error" {
                     return Observed::Error(ApiError::from_stream_payload(&v));

@@ -2,7 +2,7 @@
 //! rewritten; finish reasons, usage and errors are read on the way.
 
 use crate::canonical::Observed;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 use crate::wire::json_peek;
 use crate::wire::lenient::IsString;
 use crate::wire::sse::{encode_event, SseEvent, OPENAI_DONE};
@@ -23,13 +23,6 @@ struct FinishOnly {
     finish_reason: IsString,
 }
 
-fn malformed(e: impl std::fmt::Display) -> Observed {
-    Observed::Error(ApiError::new(
-        ErrorKind::Api,
-        format!("upstream sent a malformed stream event: {e}"),
-    ))
-}
-
 impl PassThrough {
     pub fn new(rename: Option<&str>) -> Self {
         Self {
@@ -46,7 +39,7 @@ impl PassThrough {
         }
         let m = match json_peek::members(data.as_bytes()) {
             Ok(m) => m,
-            Err(e) => return malformed(e),
+            Err(e) => return Observed::malformed(e),
         };
         if m.raw("error").is_some_and(|e| e != b"null") {
             let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
