@@ -87,16 +87,16 @@ impl Attempt {
     }
 }
 
-impl AttemptOutcome {
-    pub fn label(self) -> std::borrow::Cow<'static, str> {
-        match self {
-            Self::Ok => "ok".into(),
-            Self::CircuitOpen => "circuit-open".into(),
-            Self::Unhealthy => "unhealthy".into(),
-            Self::KeysCooling => "keys-cooling".into(),
-            Self::ClientLeft => "client-left".into(),
-            Self::Failed(kind) => kind.to_string().into(),
-        }
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ok => "ok",
+            Self::CircuitOpen => "circuit-open",
+            Self::Unhealthy => "unhealthy",
+            Self::KeysCooling => "keys-cooling",
+            Self::ClientLeft => "client-left",
+            Self::Failed(kind) => return kind.fmt(f),
+        })
     }
 }
 
@@ -130,11 +130,7 @@ impl RequestRecord {
             if i > 0 {
                 out.write_str(", ")?;
             }
-            write!(out, "{}/{}=", a.provider.name, a.model)?;
-            match a.outcome {
-                AttemptOutcome::Failed(kind) => write!(out, "{kind}")?,
-                other => out.write_str(&other.label())?,
-            }
+            write!(out, "{}/{}={}", a.provider.name, a.model, a.outcome)?;
             // Keys by index: clients never see a fragment of a provider key.
             if let Some(k) = a.key {
                 write!(out, " key#{k}")?;

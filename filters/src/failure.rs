@@ -120,22 +120,26 @@ impl Failure {
         }
     }
 
-    /// The pause the upstream asked for (`Retry-After`).
-    pub fn retry_after(&self, wall: SystemTime) -> Option<Duration> {
+    /// The pause the upstream asked for (`Retry-After`), never longer than
+    /// `max`: however far off an upstream's date is, no rest outlasts the
+    /// provider's `max_cooldown`.
+    pub fn retry_after(&self, wall: SystemTime, max: Duration) -> Option<Duration> {
         match self {
             Self::Status(_, e) => e
                 .retry_after
                 .as_deref()
-                .and_then(|v| parse_retry_after(v, wall)),
+                .and_then(|v| parse_retry_after(v, wall))
+                .map(|d| d.min(max)),
             _ => None,
         }
     }
 
-    /// What the key that carried the request should record.
-    pub fn key_outcome(&self, wall: SystemTime) -> KeyOutcome {
+    /// What the key that carried the request should record (a rest
+    /// clamped to `max`).
+    pub fn key_outcome(&self, wall: SystemTime, max: Duration) -> KeyOutcome {
         match self {
             Self::Status(429, _) => KeyOutcome::RateLimited {
-                retry_after: self.retry_after(wall),
+                retry_after: self.retry_after(wall, max),
             },
             Self::Status(403, _) => KeyOutcome::Forbidden,
             Self::Status(401, _) => KeyOutcome::Rejected(401),
@@ -251,16 +255,33 @@ mod tests {
             assert_eq!(f.falls_over(), next != Next::Stop);
         }
         assert_eq!(
-            status(429).key_outcome(wall),
+            status(429).key_outcome(wall, Duration::MAX),
             KeyOutcome::RateLimited {
                 retry_after: Some(Duration::from_secs(7))
             }
         );
-        assert_eq!(status(401).key_outcome(wall), KeyOutcome::Rejected(401));
-        assert_eq!(status(403).key_outcome(wall), KeyOutcome::Forbidden);
-        assert_eq!(status(503).key_outcome(wall), KeyOutcome::Failed(Some(503)));
-        assert_eq!(status(503).retry_after(wall), Some(Duration::from_secs(7)));
+        assert_eq!(
+            status(401).key_outcome(wall, Duration::MAX),
+            KeyOutcome::Rejected(401)
+        );
+        assert_eq!(
+            status(403).key_outcome(wall, Duration::MAX),
+            KeyOutcome::Forbidden
+        );
+        assert_eq!(
+            status(503).key_outcome(wall, Duration::MAX),
+            KeyOutcome::Failed(Some(503))
+        );
+        assert_eq!(
+            status(503).retry_after(wall, Duration::MAX),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(Failure::Timeout(Phase::Idle).label(), "timeout-idle");
+        assert_eq!(
+            status(503).retry_after(wall, Duration::from_secs(2)),
+            Some(Duration::from_secs(2)),
+            "clamped to the provider's max_cooldown"
+        );
     }
 
     #[test]

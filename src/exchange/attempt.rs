@@ -372,22 +372,16 @@ pub(super) fn record_outcome(live: &Live, target: &Target, key: Option<usize>, o
                     Health::Neutral => breaker.release_probe(),
                 }
                 // Keys rest per model in their pool; a keyless target (a
-                // local server) rests itself. However far off an upstream's
-                // `Retry-After` is, no rest outlasts `max_cooldown`.
+                // local server) rests itself.
                 let max = target.provider.max_cooldown;
                 let keyless = target.provider.keys.is_empty();
                 if let Some(rest) = f
-                    .retry_after(wall)
+                    .retry_after(wall, max)
                     .filter(|_| keyless || f.health() == Health::Sick)
                 {
-                    breaker.hold_until(now.checked_add(rest.min(max)).unwrap_or(now));
+                    breaker.hold_until(now.checked_add(rest).unwrap_or(now));
                 }
-                match f.key_outcome(wall) {
-                    KeyOutcome::RateLimited { retry_after } => KeyOutcome::RateLimited {
-                        retry_after: retry_after.map(|d| d.min(max)),
-                    },
-                    other => other,
-                }
+                f.key_outcome(wall, max)
             }
         }
     };
