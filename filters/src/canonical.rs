@@ -27,6 +27,36 @@ pub struct Request {
     /// The client asked for usage in the stream (OpenAI
     /// `stream_options.include_usage`); Anthropic streams always carry it.
     pub include_usage: bool,
+    /// Tools only one vendor runs (OpenAI's web search, Gemini's Google
+    /// search...): sent to an upstream of that vendor's dialect as given,
+    /// a 400 for any other.
+    pub hosted_tools: Vec<HostedTool>,
+    /// OpenAI Responses: the conversation this one continues. A Responses
+    /// upstream resolves it; for any other the gateway does (its own store).
+    pub previous_response_id: Option<String>,
+    /// OpenAI Responses `store`, forwarded to a Responses upstream.
+    pub store: Option<bool>,
+    /// OpenAI `metadata` (string map), forwarded where a dialect has it.
+    pub metadata: Option<Value>,
+}
+
+/// A tool the upstream vendor runs itself, in that vendor's own JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostedTool {
+    pub issuer: Issuer,
+    pub spec: Value,
+}
+
+impl HostedTool {
+    /// The 400 for a hosted tool sent to an upstream that cannot run it.
+    pub fn refused(&self, upstream: &str) -> ApiError {
+        let kind = self.spec.get("type").and_then(Value::as_str).unwrap_or("unknown");
+        ApiError::invalid(format!(
+            "tool type '{kind}' is run only by {} models; this model is served by a {upstream} provider",
+            self.issuer.vendor()
+        ))
+        .with_param("tools")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +234,29 @@ pub enum OutputFormat {
     },
 }
 
+// --------------------------------------------------------------- embeddings
+
+/// An embeddings request in any dialect (OpenAI `/v1/embeddings`, Gemini
+/// `:embedContent` / `:batchEmbedContents`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbedRequest {
+    pub model: String,
+    /// One vector is returned per input, in order.
+    pub inputs: Vec<String>,
+    /// Output dimensionality, where the model can shorten its vectors.
+    pub dimensions: Option<u64>,
+    /// Gemini `taskType` (`RETRIEVAL_QUERY`...), kept for Gemini upstreams.
+    pub task_type: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbedResponse {
+    pub vectors: Vec<Vec<f64>>,
+    /// Input tokens as the upstream counted them (0 when it did not say).
+    pub input_tokens: u64,
+}
+
 // ---------------------------------------------------------------- responses
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,6 +374,82 @@ pub fn new_id(prefix: &str) -> String {
     s
 }
 
+/// Who minted an opaque reasoning token (Anthropic `signature`, Gemini
+/// `thoughtSignature`, OpenAI Responses `encrypted_content`). Each vendor
+/// rejects (or silently mis-reads) tokens it did not mint, so a token goes
+/// back only to its issuer's dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    Anthropic,
+    Gemini,
+    OpenAi,
+}
+
+impl Issuer {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Anthropic => "modelswitch-anthropic:",
+            Self::Gemini => "modelswitch-gemini:",
+            Self::OpenAi => "modelswitch-openai:",
+        }
+    }
+
+    pub fn vendor(self) -> &'static str {
+        match self {
+            Self::Anthropic => "Anthropic",
+            Self::Gemini => "Google Gemini",
+            Self::OpenAi => "OpenAI",
+        }
+    }
+}
+
+/// All tags start so: a client-facing token that starts so is the gateway's.
+const TAG_PREFIX: &str = "modelswitch-";
+
+/// A token as it sits in [`Reasoning::signature`] and
+/// [`StreamEvent::ReasoningSignature`]: Anthropic's raw (the format
+/// Anthropic clients already replay), every other issuer's tagged. The
+/// canonical form of a token `issuer` minted.
+pub fn signature_minted(issuer: Issuer, raw: &str) -> String {
+    match issuer {
+        Issuer::Anthropic => raw.to_owned(),
+        _ => format!("{}{raw}", issuer.tag()),
+    }
+}
+
+/// The raw token for an upstream of `issuer`, if it minted this one.
+pub fn signature_issued_by(canonical: &str, issuer: Issuer) -> Option<&str> {
+    match issuer {
+        Issuer::Anthropic => (!canonical.starts_with(TAG_PREFIX)).then_some(canonical),
+        _ => canonical.strip_prefix(issuer.tag()),
+    }
+}
+
+/// A canonical token as a client of dialect `client` should carry it: its
+/// own issuer's raw, anyone else's tagged so it comes back recognisable.
+pub fn signature_to_client(canonical: &str, client: Issuer) -> String {
+    if let Some(raw) = signature_issued_by(canonical, client) {
+        return raw.to_owned();
+    }
+    if canonical.starts_with(TAG_PREFIX) {
+        canonical.to_owned()
+    } else {
+        format!("{}{canonical}", Issuer::Anthropic.tag())
+    }
+}
+
+/// The inverse of [`signature_to_client`]: a token a client of `client`
+/// replays, back in canonical form (untagged means its own issuer's).
+pub fn signature_from_client(wire: &str, client: Issuer) -> String {
+    if let Some(raw) = wire.strip_prefix(Issuer::Anthropic.tag()) {
+        return raw.to_owned();
+    }
+    if wire.starts_with(TAG_PREFIX) {
+        return wire.to_owned();
+    }
+    signature_minted(client, wire)
+}
+
 /// Marks a reasoning signature the gateway made up because the upstream
 /// gave none (Anthropic clients drop unsigned thinking). It must never reach
 /// a real Anthropic upstream, which rejects any signature it did not mint.
@@ -328,6 +457,37 @@ pub const SYNTHETIC_SIGNATURE_PREFIX: &str = "modelswitch-unsigned:";
 
 pub fn is_synthetic_signature(sig: &str) -> bool {
     sig.starts_with(SYNTHETIC_SIGNATURE_PREFIX)
+}
+
+#[cfg(test)]
+mod signature_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_go_back_only_to_their_issuer() {
+        let g = signature_minted(Issuer::Gemini, "g1");
+        assert_eq!(signature_issued_by(&g, Issuer::Gemini), Some("g1"));
+        assert_eq!(signature_issued_by(&g, Issuer::Anthropic), None);
+        assert_eq!(signature_issued_by(&g, Issuer::OpenAi), None);
+        let a = signature_minted(Issuer::Anthropic, "a1");
+        assert_eq!(a, "a1");
+        assert_eq!(signature_issued_by(&a, Issuer::Anthropic), Some("a1"));
+        assert_eq!(signature_issued_by(&a, Issuer::Gemini), None);
+        let synthetic = format!("{SYNTHETIC_SIGNATURE_PREFIX}x");
+        assert_eq!(signature_issued_by(&synthetic, Issuer::Anthropic), None);
+    }
+
+    #[test]
+    fn a_client_round_trip_keeps_the_issuer() {
+        for client in [Issuer::Anthropic, Issuer::Gemini, Issuer::OpenAi] {
+            for issuer in [Issuer::Anthropic, Issuer::Gemini, Issuer::OpenAi] {
+                let c = signature_minted(issuer, "tok");
+                let wire = signature_to_client(&c, client);
+                assert_eq!(wire == "tok", client == issuer, "{client:?} {issuer:?}");
+                assert_eq!(signature_from_client(&wire, client), c);
+            }
+        }
+    }
 }
 
 /// Text length → token estimate, for places where a dialect needs a number
@@ -386,6 +546,90 @@ pub(crate) fn opt_str(v: &serde_json::Value, key: &str) -> Option<String> {
     v.get(key)
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
+}
+
+/// Canonical stream events folded back into one response: what a client
+/// that streamed got, for the gateway's own conversation store.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    text: String,
+    reasoning: String,
+    signature: Option<String>,
+    calls: Vec<ToolCall>,
+    finish: Option<FinishReason>,
+    stop_sequence: Option<String>,
+    usage: Usage,
+}
+
+impl Accumulator {
+    pub fn push(&mut self, ev: &StreamEvent) {
+        match ev {
+            StreamEvent::Start { usage: Some(u) } | StreamEvent::Usage(u) => self.usage = *u,
+            StreamEvent::Text(t) => self.text.push_str(t),
+            StreamEvent::Reasoning(t) => self.reasoning.push_str(t),
+            StreamEvent::ReasoningSignature(s) => self.signature = Some(s.clone()),
+            StreamEvent::ToolCallStart { index, id, name } => {
+                if *index >= self.calls.len() {
+                    self.calls.resize_with(index + 1, || ToolCall {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                }
+                self.calls[*index].id.clone_from(id);
+                self.calls[*index].name.clone_from(name);
+            }
+            StreamEvent::ToolCallArgs { index, fragment } => {
+                if let Some(c) = self.calls.get_mut(*index) {
+                    c.arguments.push_str(fragment);
+                }
+            }
+            StreamEvent::Finish {
+                reason,
+                stop_sequence,
+            } => {
+                self.finish = Some(*reason);
+                self.stop_sequence.clone_from(stop_sequence);
+            }
+            StreamEvent::Start { usage: None } | StreamEvent::Done | StreamEvent::Error(_) => {}
+        }
+    }
+
+    pub fn into_response(self, id: String, model: String) -> Response {
+        let mut parts = Vec::new();
+        if !self.reasoning.is_empty() || self.signature.is_some() {
+            parts.push(Part::Reasoning(Reasoning {
+                text: self.reasoning,
+                signature: self.signature,
+                redacted: None,
+            }));
+        }
+        if !self.text.is_empty() {
+            parts.push(Part::Text(TextPart {
+                text: self.text,
+                cache: false,
+            }));
+        }
+        for mut c in self.calls {
+            if c.arguments.trim().is_empty() {
+                c.arguments = "{}".into();
+            }
+            parts.push(Part::ToolCall(c));
+        }
+        let finish = self.finish.unwrap_or(if parts.iter().any(|p| matches!(p, Part::ToolCall(_))) {
+            FinishReason::ToolCalls
+        } else {
+            FinishReason::Stop
+        });
+        Response {
+            id,
+            model,
+            parts,
+            finish,
+            stop_sequence: self.stop_sequence,
+            usage: self.usage,
+        }
+    }
 }
 
 /// What a same-dialect stream event tells the gateway; the event itself is

@@ -236,7 +236,8 @@ pub fn carries_synthetic_signature(dialect: Dialect, body: &[u8]) -> bool {
     match dialect {
         Dialect::OpenAiChat => false,
         Dialect::Anthropic => {
-            let tag = crate::canonical::SYNTHETIC_SIGNATURE_PREFIX.as_bytes();
+            // Any token the gateway tagged (its own or another issuer's).
+            let tag = b"modelswitch-";
             memchr::memmem::find(body, tag).is_some()
         }
     }

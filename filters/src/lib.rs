@@ -14,9 +14,11 @@ pub mod canonical;
 pub mod dialect;
 pub mod error;
 pub mod failure;
+pub mod gemini;
 pub mod ingress;
 pub mod key_pool;
 pub mod openai_chat;
+pub mod openai_responses;
 pub mod stream;
 pub mod wire;
 

@@ -437,9 +437,10 @@ fn content_block(p: &Part) -> Result<Option<Value>, ApiError> {
         // other with a 400.
         Part::Reasoning(r) => match (&r.signature, &r.redacted) {
             (_, Some(data)) => json!({"type": "redacted_thinking", "data": data}),
-            (Some(sig), None) if !is_synthetic_signature(sig) => {
-                json!({"type": "thinking", "thinking": r.text, "signature": sig})
-            }
+            (Some(sig), None) => match signature_issued_by(sig, Issuer::Anthropic) {
+                Some(sig) => json!({"type": "thinking", "thinking": r.text, "signature": sig}),
+                None => return Ok(None),
+            },
             _ => return Ok(None),
         },
     }))
@@ -542,7 +543,7 @@ fn thinking_budget(req: &Request) -> Option<u64> {
     let unsigned_tool_history = req.messages.iter().any(|m| {
         m.role == Role::Assistant
             && m.parts.iter().any(|p| matches!(p, Part::ToolCall(_)))
-            && !m.parts.iter().any(|p| matches!(p, Part::Reasoning(r) if r.signature.as_deref().is_some_and(|s| !is_synthetic_signature(s))))
+            && !m.parts.iter().any(|p| matches!(p, Part::Reasoning(r) if r.signature.as_deref().is_some_and(|s| signature_issued_by(s, Issuer::Anthropic).is_some())))
     });
     req.reasoning
         .and_then(|r| {

@@ -1,0 +1,2 @@
+//! Google Gemini (`generateContent`, `streamGenerateContent`, `countTokens`,
+//! embeddings) ⇄ the canonical model.
