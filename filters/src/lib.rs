@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod auth;
 pub mod breaker;
 pub mod canonical;
+pub mod conversations;
 pub mod dialect;
 pub mod error;
 pub mod failure;
@@ -20,6 +21,7 @@ pub mod key_pool;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod stream;
+pub mod tokens;
 pub mod wire;
 
 pub use dialect::Dialect;
