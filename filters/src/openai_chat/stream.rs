@@ -251,9 +251,29 @@ impl StreamDecoder {
 
 // ------------------------------------------------------------------ encoder
 
+/// How reasoning reaches an OpenAI Chat client, which has no standard
+/// field for it (`reasoning_content` is DeepSeek's, adopted widely).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReasoningOutput {
+    /// As it arrives, one `reasoning_content` delta per upstream piece:
+    /// what chat UIs that show thinking live expect.
+    #[default]
+    Delta,
+    /// Held back and sent as one delta when the reasoning ends: stream
+    /// helpers that overwrite unknown delta fields instead of appending
+    /// them (the Node `openai` SDK's `finalChatCompletion()`) then hold
+    /// it whole rather than its last fragment.
+    Whole,
+    /// Never sent.
+    Omit,
+}
+
 /// Canonical events → `chat.completion.chunk` SSE for an OpenAI client.
 #[derive(Debug)]
 pub struct StreamEncoder {
+    reasoning_output: ReasoningOutput,
+    /// Reasoning held back in `Whole` mode.
+    held_reasoning: String,
     id: String,
     model: String,
     created: u64,
@@ -268,6 +288,8 @@ pub struct StreamEncoder {
 impl StreamEncoder {
     pub fn new(model: &str, include_usage: bool) -> Self {
         Self {
+            reasoning_output: ReasoningOutput::Delta,
+            held_reasoning: String::new(),
             id: new_id("chatcmpl-"),
             model: model.to_owned(),
             created: unix_now(),
@@ -277,6 +299,20 @@ impl StreamEncoder {
             usage: None,
             finish: None,
             scratch: Vec::with_capacity(256),
+        }
+    }
+
+    pub fn with_reasoning(mut self, mode: ReasoningOutput) -> Self {
+        self.reasoning_output = mode;
+        self
+    }
+
+    /// Sends reasoning held back in `Whole` mode: the reasoning is over
+    /// once anything else arrives.
+    fn flush_reasoning(&mut self, out: &mut BytesMut) {
+        if !self.held_reasoning.is_empty() {
+            let text = std::mem::take(&mut self.held_reasoning);
+            self.chunk(out, json!({"reasoning_content": text}), None);
         }
     }
 
@@ -304,6 +340,12 @@ impl StreamEncoder {
     }
 
     pub fn encode(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        if matches!(
+            ev,
+            StreamEvent::Text(_) | StreamEvent::ToolCallStart { .. } | StreamEvent::Done
+        ) {
+            self.flush_reasoning(out);
+        }
         match ev {
             StreamEvent::Start { usage } => {
                 if usage.is_some() {
@@ -317,7 +359,13 @@ impl StreamEncoder {
             }
             StreamEvent::Reasoning(t) => {
                 self.ensure_role(out);
-                self.chunk(out, json!({"reasoning_content": t}), None);
+                match self.reasoning_output {
+                    ReasoningOutput::Delta => {
+                        self.chunk(out, json!({"reasoning_content": t}), None)
+                    }
+                    ReasoningOutput::Whole => self.held_reasoning.push_str(t),
+                    ReasoningOutput::Omit => {}
+                }
             }
             StreamEvent::ReasoningSignature(_) => {}
             StreamEvent::ToolCallStart { index, id, name } => {
@@ -377,6 +425,38 @@ impl StreamEncoder {
 mod tests {
     use super::*;
     use crate::wire::sse::SseDecoder;
+
+    fn reasoning_deltas(mode: ReasoningOutput) -> Vec<String> {
+        let mut enc = StreamEncoder::new("m", false).with_reasoning(mode);
+        let mut out = BytesMut::new();
+        for ev in [
+            StreamEvent::Start { usage: None },
+            StreamEvent::Reasoning("think ".into()),
+            StreamEvent::Reasoning("hard".into()),
+            StreamEvent::Text("answer".into()),
+            StreamEvent::Done,
+        ] {
+            enc.encode(&ev, &mut out);
+        }
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .filter_map(|d| {
+                let v: Value = serde_json::from_str(d).unwrap();
+                v["choices"][0]["delta"]["reasoning_content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reasoning_output_modes() {
+        assert_eq!(reasoning_deltas(ReasoningOutput::Delta), ["think ", "hard"]);
+        assert_eq!(reasoning_deltas(ReasoningOutput::Whole), ["think hard"]);
+        assert!(reasoning_deltas(ReasoningOutput::Omit).is_empty());
+    }
 
     fn events(sse: &str) -> Vec<StreamEvent> {
         let mut d = SseDecoder::new();

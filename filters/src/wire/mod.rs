@@ -2,6 +2,7 @@
 //! scanner, lenient field readers, and HTTP details.
 
 pub mod http;
+pub mod json_array;
 pub mod json_peek;
 pub mod lenient;
 pub mod sse;
