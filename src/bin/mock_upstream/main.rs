@@ -1,6 +1,11 @@
 //! A mock LLM upstream for tests, benchmarks and the out-of-the-box demo.
-//! It speaks OpenAI Chat (`…/chat/completions`) and Anthropic Messages
-//! (`…/messages`), streaming or not, and misbehaves on request.
+//! It speaks OpenAI Chat (`…/chat/completions`), Anthropic Messages
+//! (`…/messages`), OpenAI Responses (`…/responses`) and Gemini
+//! (`…/models/{model}:generateContent`, `:streamGenerateContent` with or
+//! without `?alt=sse`), streaming or not, and misbehaves on request. It also
+//! answers `…/embeddings`, `…/messages/count_tokens`,
+//! `…/responses/input_tokens`, Gemini's `:countTokens`, `:embedContent`,
+//! `:batchEmbedContents` and `GET /v1beta/models[/{model}]`.
 //!
 //! Behaviour is chosen per request by options after the model name, so one
 //! mock serves every target of a test config:
@@ -24,22 +29,53 @@
 //! "mock;reasoning=1;cached=40"          reasoning first; 40 cached prompt tokens in usage
 //! "mock;hangup=1"                       answers, then closes the connection without
 //!                                       `connection: close` (an idle-timeout race)
+//! "mock;text=Hi"                        this answer text instead of the echo
+//! "mock;signature=call"                 (Gemini) the thought signature on the first functionCall
+//!                                       part (`thought`, the default: on the thought part;
+//!                                       `both`; `none`)
+//! "mock;dims=16"                        embedding length (else the request's, else 8)
+//! "mock;tokens=N"                       what the token-counting endpoints answer
 //! ```
+//!
+//! Gemini takes the model (so the options) from the path, percent-encoded
+//! or not, and the key from `x-goog-api-key` or `?key=`. Its errors are
+//! Google's (`{"error":{"code","message","status"}}`, a 429 with a
+//! RetryInfo detail as well as `retry-after`); its calls are whole
+//! `functionCall` parts (`interleave=1`: all in one chunk), its reasoning a
+//! `thought` part with `thoughtSignature: "mock-gemini-signature"`. The
+//! Responses dialect answers reasoning items with `encrypted_content:
+//! "mock-openai-encrypted"`; its `error_event` fault is `response.failed`.
+//! A request whose last turn holds tool results (Chat `tool` messages,
+//! Anthropic `tool_result`, Gemini `functionResponse`, Responses
+//! `function_call_output`) is answered "Tool results: …" quoting them.
 //!
 //! `GET /_mock/stats` returns request counts, connections accepted, what the
 //! last request to each model carried (headers of interest, body size,
 //! decoded body), and how many streams were abandoned by their reader
-//! (`aborted`).
+//! (`aborted`); also requests per endpoint (`by_endpoint`: `chat`,
+//! `messages`, `responses`, `gemini:streamGenerateContent`, `embeddings`,
+//! …) and, per model, a digest of its last 32 requests (`seen`, oldest
+//! first): endpoint, `previous_response_id`, `store`, the turn sequence
+//! (`turns`: `user`, `assistant`, `model`, `tool`, `function_call`,
+//! `function_call_output`, `reasoning`…), and every `encrypted_content`,
+//! thought signature, Anthropic `signature`, tool call id and tool result
+//! text found in the body, so a test can check what came back untouched.
 
+mod extras;
+mod gemini;
+mod plan;
+mod responses;
+
+use plan::Plan;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Clone, Copy)]
-struct Defaults {
+pub(crate) struct Defaults {
     first_ms: u64,
     delay_ms: u64,
     chunks: Option<usize>,
@@ -54,7 +90,13 @@ struct Stats {
     /// Streams whose reader went away before the end (the gateway dropped
     /// the upstream call).
     aborted: HashMap<String, u64>,
+    by_endpoint: HashMap<String, u64>,
+    /// Per model, digests of its last `SEEN` requests, oldest first.
+    seen: HashMap<String, VecDeque<Value>>,
 }
+
+/// How many request digests `seen` keeps per model.
+const SEEN: usize = 32;
 
 type Shared = Arc<Mutex<Stats>>;
 
@@ -211,10 +253,85 @@ fn options(model: &str) -> HashMap<String, String> {
         .collect()
 }
 
-#[derive(PartialEq, Clone, Copy)]
-enum Dialect {
+#[derive(PartialEq, Clone, Copy, Debug)]
+pub(crate) enum Dialect {
     OpenAi,
     Anthropic,
+    Gemini,
+    Responses,
+}
+
+/// What a request asks for, from its method and path.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Endpoint {
+    /// A generation in a dialect; `sse` is Gemini's `alt=sse`.
+    Generate(Dialect),
+    GeminiAction(gemini::Action),
+    Embeddings,
+    /// Token counting, answered in the dialect's shape.
+    CountTokens(Dialect),
+    GeminiModels,
+}
+
+impl Endpoint {
+    /// The endpoint and, for Gemini, the model named by the path.
+    fn of(method: &str, route: &str) -> Option<(Self, Option<String>)> {
+        if route.ends_with("/chat/completions") {
+            return Some((Self::Generate(Dialect::OpenAi), None));
+        }
+        if route.ends_with("/messages") {
+            return Some((Self::Generate(Dialect::Anthropic), None));
+        }
+        if route.ends_with("/messages/count_tokens") {
+            return Some((Self::CountTokens(Dialect::Anthropic), None));
+        }
+        if route.ends_with("/responses") {
+            return Some((Self::Generate(Dialect::Responses), None));
+        }
+        if route.ends_with("/responses/input_tokens") {
+            return Some((Self::CountTokens(Dialect::Responses), None));
+        }
+        if route.ends_with("/embeddings") {
+            return Some((Self::Embeddings, None));
+        }
+        let decoded = gemini::percent_decode(route);
+        if method == "GET" && decoded.contains("/v1beta/") {
+            if decoded.trim_end_matches('/').ends_with("/models") {
+                return Some((Self::GeminiModels, None));
+            }
+            let (_, m) = decoded.split_once("/models/")?;
+            return Some((Self::GeminiModels, Some(m.to_owned())));
+        }
+        let (_, tail) = decoded.split_once("/models/")?;
+        let (model, action) = tail.rsplit_once(':')?;
+        let action = gemini::Action::parse(action)?;
+        Some((Self::GeminiAction(action), Some(model.to_owned())))
+    }
+
+    /// The dialect errors are written in.
+    fn dialect(self) -> Dialect {
+        match self {
+            Self::Generate(d) | Self::CountTokens(d) => d,
+            Self::Embeddings => Dialect::OpenAi,
+            Self::GeminiAction(_) | Self::GeminiModels => Dialect::Gemini,
+        }
+    }
+
+    /// The name `by_endpoint` counts it under.
+    fn label(self) -> String {
+        match self {
+            Self::Generate(Dialect::OpenAi) => "chat".into(),
+            Self::Generate(Dialect::Anthropic) => "messages".into(),
+            Self::Generate(Dialect::Responses) => "responses".into(),
+            Self::Generate(Dialect::Gemini) => "gemini".into(),
+            Self::GeminiAction(a) => format!("gemini:{}", a.name()),
+            Self::Embeddings => "embeddings".into(),
+            Self::CountTokens(Dialect::Anthropic) => "messages:count_tokens".into(),
+            Self::CountTokens(Dialect::Responses) => "responses:input_tokens".into(),
+            Self::CountTokens(d) => format!("{d:?}:count_tokens"),
+            Self::GeminiModels => "gemini:models".into(),
+        }
+    }
 }
 
 async fn respond(
@@ -227,14 +344,11 @@ async fn respond(
     defaults: Defaults,
 ) -> std::io::Result<bool> {
     let route = path.split('?').next().unwrap_or(path);
+    let query = path.split_once('?').map_or("", |(_, q)| q);
     if let Some(keep_open) = respond_control(sock, method, route, stats).await? {
         return Ok(keep_open);
     }
-    let dialect = if route.ends_with("/chat/completions") {
-        Dialect::OpenAi
-    } else if route.ends_with("/messages") {
-        Dialect::Anthropic
-    } else {
+    let Some((endpoint, path_model)) = Endpoint::of(method, route) else {
         return write_plain(
             sock,
             404,
@@ -243,38 +357,147 @@ async fn respond(
         )
         .await;
     };
+    let dialect = endpoint.dialect();
+    if endpoint == Endpoint::GeminiModels {
+        let v = gemini::models(path_model.as_deref());
+        return write_plain(sock, 200, &v.to_string(), "").await;
+    }
     let req: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
-            let msg = json!({"error": {"message": format!("mock: invalid JSON: {e}"), "type": "invalid_request_error"}});
+            let text = format!("mock: invalid JSON: {e}");
+            let msg = if dialect == Dialect::Gemini {
+                gemini::error_body(400, &text, None)
+            } else {
+                json!({"error": {"message": text, "type": "invalid_request_error"}})
+            };
             return write_plain(sock, 400, &msg.to_string(), "").await;
         }
     };
-    let model = req
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let model = path_model.unwrap_or_else(|| {
+        req.get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    });
     let opts = options(&model);
-    record(stats, &model, path, hdrs, body, &req);
+    let query_key = gemini::query_param(query, "key");
+    let n = record(stats, &model, path, hdrs, query_key.as_deref(), body, &req, &endpoint.label());
+    let keep_open = answer(
+        sock,
+        endpoint,
+        &req,
+        &Asked {
+            model: &model,
+            opts: &opts,
+            hdrs,
+            query,
+            query_key: query_key.as_deref(),
+            body_len: body.len(),
+            n,
+        },
+        stats,
+        defaults,
+    )
+    .await?;
+    Ok(keep_open && opts.get("hangup").is_none_or(|v| v != "1"))
+}
 
+/// What a request named besides its body.
+struct Asked<'a> {
+    model: &'a str,
+    opts: &'a HashMap<String, String>,
+    hdrs: &'a HashMap<String, String>,
+    query: &'a str,
+    query_key: Option<&'a str>,
+    body_len: usize,
+    /// The request's number (its `total`), for ids.
+    n: u64,
+}
+
+/// Answers a request to `endpoint`: its forced error or fault, else the
+/// answer.
+async fn answer(
+    sock: &mut TcpStream,
+    endpoint: Endpoint,
+    req: &Value,
+    a: &Asked<'_>,
+    stats: &Shared,
+    defaults: Defaults,
+) -> std::io::Result<bool> {
+    let opts = a.opts;
+    let dialect = endpoint.dialect();
     if opts.get("fault").is_some_and(|f| f == "leaky_401") {
         return write_plain(sock, 401, LEAKY_401, "").await;
     }
-    if let Some(status) = forced_status(hdrs, &opts) {
-        return write_error(sock, status, dialect, &opts).await;
+    if let Some(status) = forced_status(a.hdrs, a.query_key, opts) {
+        return write_error(sock, status, dialect, opts).await;
     }
     let fault = opts.get("fault").map(String::as_str).unwrap_or("");
     if fault == "hang" {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         return Ok(false);
     }
-    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let plan = Plan::new(&req, dialect, &opts, defaults, body.len());
+    let generate = match endpoint {
+        Endpoint::Generate(d) => Some((d, req.get("stream").and_then(Value::as_bool).unwrap_or(false))),
+        Endpoint::GeminiAction(gemini::Action::Generate) => Some((Dialect::Gemini, false)),
+        Endpoint::GeminiAction(gemini::Action::Stream) => Some((Dialect::Gemini, true)),
+        _ => None,
+    };
+    let Some((dialect, stream)) = generate else {
+        return respond_other(sock, endpoint, req, a, fault, defaults).await;
+    };
+    let mut plan = Plan::new(req, dialect, opts, defaults, a.body_len);
+    plan.response_id = format!("resp_mock_{}", a.n);
+    let kind = match dialect {
+        Dialect::Gemini => Kind::Gemini {
+            sse: gemini::query_param(a.query, "alt").is_some_and(|v| v == "sse"),
+        },
+        Dialect::OpenAi => Kind::OpenAi,
+        Dialect::Anthropic => Kind::Anthropic,
+        Dialect::Responses => Kind::Responses,
+    };
     if !stream {
-        return respond_whole(sock, &plan, dialect, &model, fault).await;
+        return respond_whole(sock, &plan, dialect, a.model, fault).await;
     }
-    respond_stream(sock, &req, &plan, dialect, &model, &opts, stats).await
+    respond_stream(sock, req, &plan, kind, a.model, opts, stats).await
+}
+
+/// Embeddings and token counts: one JSON body, or a fault.
+async fn respond_other(
+    sock: &mut TcpStream,
+    endpoint: Endpoint,
+    req: &Value,
+    a: &Asked<'_>,
+    fault: &str,
+    defaults: Defaults,
+) -> std::io::Result<bool> {
+    if fault == "close_before_first" || fault == "close_mid" {
+        return Ok(false);
+    }
+    if fault == "malformed" {
+        return write_plain(sock, 200, "{\"data\": [", "").await;
+    }
+    let first_ms = a
+        .opts
+        .get("first_ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(defaults.first_ms);
+    tokio::time::sleep(Duration::from_millis(first_ms)).await;
+    let count = extras::count(a.opts, a.body_len);
+    let v = match endpoint {
+        Endpoint::Embeddings => extras::openai(req, a.opts, a.model),
+        Endpoint::GeminiAction(gemini::Action::Embed) => extras::gemini(req, a.opts, false),
+        Endpoint::GeminiAction(gemini::Action::BatchEmbed) => extras::gemini(req, a.opts, true),
+        Endpoint::GeminiAction(_) | Endpoint::CountTokens(Dialect::Gemini) => {
+            json!({"totalTokens": count})
+        }
+        Endpoint::CountTokens(Dialect::Responses) => {
+            json!({"object": "response.input_tokens", "input_tokens": count})
+        }
+        _ => json!({"input_tokens": count}),
+    };
+    write_plain(sock, 200, &v.to_string(), "").await
 }
 
 /// Answers the mock's own routes (stats, reset, health); `None` for others.
@@ -289,7 +512,8 @@ async fn respond_control(
             let s = stats
                 .lock()
                 .map_err(|_| std::io::Error::other("poisoned"))?;
-            json!({"total": s.total, "connections": s.connections, "by_model": s.by_model, "last": s.last, "aborted": s.aborted})
+            json!({"total": s.total, "connections": s.connections, "by_model": s.by_model, "last": s.last, "aborted": s.aborted,
+                   "by_endpoint": s.by_endpoint, "seen": s.seen})
         };
         return write_plain(sock, 200, &v.to_string(), "").await.map(Some);
     }
@@ -311,12 +535,18 @@ async fn respond_control(
 const LEAKY_401: &str = "{\"error\":{\"message\":\"Incorrect API key provided: sk-proj-****abcd. You can find your API key at https://platform.openai.com\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}";
 
 /// The error status the options force for this request, if any.
-fn forced_status(hdrs: &HashMap<String, String>, opts: &HashMap<String, String>) -> Option<u16> {
+fn forced_status(
+    hdrs: &HashMap<String, String>,
+    query_key: Option<&str>,
+    opts: &HashMap<String, String>,
+) -> Option<u16> {
     // `fail_key=K;fail_status=S`: answer S to requests carrying key K.
     let key_sent = hdrs
         .get("authorization")
         .or(hdrs.get("x-api-key"))
+        .or(hdrs.get("x-goog-api-key"))
         .cloned()
+        .or_else(|| query_key.map(str::to_owned))
         .unwrap_or_default();
     let key_status = opts
         .get("fail_key")
@@ -343,13 +573,19 @@ async fn write_error(
         529 | 503 => ("mock: overloaded", "overloaded_error"),
         _ => ("mock: upstream failure", "api_error"),
     };
+    let retry_after = opts.get("retry_after").map_or("1", String::as_str);
     let body = match dialect {
-        Dialect::OpenAi => {
+        Dialect::OpenAi | Dialect::Responses => {
             json!({"error": {"message": msg, "type": kind, "param": null, "code": null}})
         }
         Dialect::Anthropic => json!({"type": "error", "error": {"type": kind, "message": msg}}),
+        Dialect::Gemini => {
+            let delay = (status == 429)
+                .then_some(retry_after)
+                .filter(|d| d.parse::<f64>().is_ok());
+            gemini::error_body(status, msg, delay)
+        }
     };
-    let retry_after = opts.get("retry_after").map_or("1", String::as_str);
     let extra = if status == 429 && retry_after != "none" {
         format!("retry-after: {retry_after}\r\n")
     } else {
@@ -376,8 +612,22 @@ async fn respond_whole(
     let v = match dialect {
         Dialect::OpenAi => plan.openai_body(model),
         Dialect::Anthropic => plan.anthropic_body(model),
+        Dialect::Gemini => gemini::body(plan, model),
+        Dialect::Responses => responses::body(plan, model),
     };
     write_plain(sock, 200, &v.to_string(), "").await
+}
+
+/// How a stream is framed.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    OpenAi,
+    Anthropic,
+    Responses,
+    /// `sse`: `?alt=sse`; else a JSON array streamed.
+    Gemini {
+        sse: bool,
+    },
 }
 
 /// Answers a streaming request event by event, with its timing and faults.
@@ -385,7 +635,7 @@ async fn respond_stream(
     sock: &mut TcpStream,
     req: &Value,
     plan: &Plan,
-    dialect: Dialect,
+    kind: Kind,
     model: &str,
     opts: &HashMap<String, String>,
     stats: &Shared,
@@ -395,12 +645,18 @@ async fn respond_stream(
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let events = match dialect {
-        Dialect::OpenAi => plan.openai_events(model, include_usage),
-        Dialect::Anthropic => plan.anthropic_events(model),
+    let events = match kind {
+        Kind::OpenAi => plan.openai_events(model, include_usage),
+        Kind::Anthropic => plan.anthropic_events(model),
+        Kind::Responses => responses::events(plan, model),
+        Kind::Gemini { sse } => gemini::events(plan, model, sse),
     };
-    sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
-        .await?;
+    let head: &[u8] = if kind == (Kind::Gemini { sse: false }) {
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\ntransfer-encoding: chunked\r\n\r\n"
+    } else {
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+    };
+    sock.write_all(head).await?;
     if fault == "close_before_first" {
         tokio::time::sleep(Duration::from_millis(20)).await;
         return Ok(false);
@@ -430,7 +686,8 @@ async fn respond_stream(
             return Ok(false);
         }
         if i == after {
-            if let Some(keep_open) = mid_stream_fault(sock, fault, dialect, stats, model).await? {
+            let fault_event = || fault_event(kind, plan, model, fault, after);
+            if let Some(keep_open) = mid_stream_fault(sock, fault, fault_event, stats, model).await? {
                 return Ok(keep_open);
             }
         }
@@ -443,11 +700,24 @@ async fn respond_stream(
     Ok(true)
 }
 
+/// The event an `error_event` or `malformed` fault writes at event `at`.
+fn fault_event(kind: Kind, plan: &Plan, model: &str, fault: &str, at: usize) -> String {
+    match (fault, kind) {
+        ("error_event", Kind::OpenAi) => "data: {\"error\":{\"message\":\"mock: overloaded mid-stream\",\"type\":\"overloaded_error\"}}\n\n".to_owned(),
+        ("error_event", Kind::Anthropic) => "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"mock: overloaded mid-stream\"}}\n\n".to_owned(),
+        ("error_event", Kind::Responses) => responses::failed_event(plan, model, at),
+        ("error_event", Kind::Gemini { sse }) => gemini::error_event(sse, at),
+        (_, Kind::Gemini { sse }) => gemini::malformed_event(sse, at),
+        (_, Kind::Responses) => responses::MALFORMED.to_owned(),
+        _ => "data: {\"choices\": [{\"delta\": \n\n".to_owned(),
+    }
+}
+
 /// Plays a mid-stream `fault`; `Some(keep_open)` when it ends the stream.
 async fn mid_stream_fault(
     sock: &mut TcpStream,
     fault: &str,
-    dialect: Dialect,
+    fault_event: impl FnOnce() -> String,
     stats: &Shared,
     model: &str,
 ) -> std::io::Result<Option<bool>> {
@@ -459,17 +729,8 @@ async fn mid_stream_fault(
             }
             Ok(Some(false))
         }
-        "error_event" => {
-            let e = match dialect {
-                Dialect::OpenAi => "data: {\"error\":{\"message\":\"mock: overloaded mid-stream\",\"type\":\"overloaded_error\"}}\n\n".to_owned(),
-                Dialect::Anthropic => "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"mock: overloaded mid-stream\"}}\n\n".to_owned(),
-            };
-            write_chunk(sock, e.as_bytes()).await?;
-            sock.write_all(b"0\r\n\r\n").await?;
-            Ok(Some(true))
-        }
-        "malformed" => {
-            write_chunk(sock, b"data: {\"choices\": [{\"delta\": \n\n").await?;
+        "error_event" | "malformed" => {
+            write_chunk(sock, fault_event().as_bytes()).await?;
             sock.write_all(b"0\r\n\r\n").await?;
             Ok(Some(true))
         }
@@ -501,339 +762,122 @@ async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
     sock.write_all(&frame).await
 }
 
+/// Counts a request and keeps what it carried; returns its number.
+#[allow(clippy::too_many_arguments)]
 fn record(
     stats: &Shared,
     model: &str,
     path: &str,
     hdrs: &HashMap<String, String>,
+    query_key: Option<&str>,
     body: &[u8],
     req: &Value,
-) {
-    let Ok(mut s) = stats.lock() else { return };
+    endpoint: &str,
+) -> u64 {
+    let small = body.len() <= 256 * 1024;
+    let digest = small.then(|| digest(req, path, endpoint));
+    let Ok(mut s) = stats.lock() else { return 0 };
     s.total += 1;
     *s.by_model.entry(model.to_owned()).or_default() += 1;
+    *s.by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
     let pick = |k: &str| hdrs.get(k).cloned();
     s.last.insert(
         model.to_owned(),
         json!({
             "path": path,
+            "endpoint": endpoint,
             "authorization": pick("authorization"),
             "x_api_key": pick("x-api-key"),
+            "x_goog_api_key": pick("x-goog-api-key"),
+            "query_key": query_key,
             "anthropic_version": pick("anthropic-version"),
             "anthropic_beta": pick("anthropic-beta"),
             "accept_encoding": pick("accept-encoding"),
             "content_length": pick("content-length"),
             "body_len": body.len(),
-            "body": if body.len() <= 256 * 1024 { req.clone() } else { json!({"model": req.get("model"), "truncated": true}) },
+            "body": if small { req.clone() } else { json!({"model": req.get("model"), "truncated": true}) },
         }),
     );
-}
-
-// ------------------------------------------------------------------ answers
-
-const CITIES: [&str; 5] = ["Paris", "Tokyo", "Lima", "Oslo", "Cairo"];
-
-/// What the mock will answer, decided from the request and its options.
-struct Plan {
-    reasoning: Option<String>,
-    pieces: Vec<String>,
-    calls: Vec<(String, String, String)>, // id, name, arguments
-    interleave: bool,
-    prompt_tokens: u64,
-    cached: u64,
-    first_ms: u64,
-    delay_ms: u64,
-}
-
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| match p.get("type").and_then(Value::as_str) {
-                Some("text") => p.get("text").and_then(Value::as_str).map(str::to_owned),
-                Some("tool_result") => Some(text_of(p.get("content").unwrap_or(&Value::Null))),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
+    let seen = s.seen.entry(model.to_owned()).or_default();
+    if seen.len() == SEEN {
+        seen.pop_front();
     }
+    seen.push_back(digest.unwrap_or_else(|| json!({"path": path, "endpoint": endpoint, "truncated": true})));
+    s.total
 }
 
-impl Plan {
-    fn new(
-        req: &Value,
-        dialect: Dialect,
-        opts: &HashMap<String, String>,
-        d: Defaults,
-        body_len: usize,
-    ) -> Self {
-        let num = |k: &str| opts.get(k).and_then(|v| v.parse::<u64>().ok());
-        let messages = req
-            .get("messages")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        // Tool results in the last turn: answer with what they said.
-        let mut results = Vec::new();
-        for m in messages.iter().rev() {
-            let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-            match (dialect, role) {
-                (Dialect::OpenAi, "tool") => {
-                    results.push(text_of(m.get("content").unwrap_or(&Value::Null)))
+/// What a request carried that a test may want back: its turns, and every
+/// opaque reasoning token, tool call id and tool result in it.
+fn digest(req: &Value, path: &str, endpoint: &str) -> Value {
+    let mut d = Digest::default();
+    d.walk(req);
+    let turns: Vec<String> = match req
+        .get("messages")
+        .or_else(|| req.get("contents"))
+        .or_else(|| req.get("input"))
+    {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|it| {
+                match (
+                    it.get("type").and_then(Value::as_str),
+                    it.get("role").and_then(Value::as_str),
+                ) {
+                    (Some("message") | None, Some(role)) => role.to_owned(),
+                    (Some(t), _) => t.to_owned(),
+                    (None, None) => "user".to_owned(),
                 }
-                (Dialect::Anthropic, "user") => {
-                    if let Some(blocks) = m.get("content").and_then(Value::as_array) {
-                        for b in blocks.iter().rev() {
-                            if b.get("type").and_then(Value::as_str) == Some("tool_result") {
-                                results.push(text_of(b.get("content").unwrap_or(&Value::Null)));
-                            }
+            })
+            .collect(),
+        Some(Value::String(_)) => vec!["user".to_owned()],
+        _ => Vec::new(),
+    };
+    json!({"path": path, "endpoint": endpoint,
+           "previous_response_id": req.get("previous_response_id"), "store": req.get("store"),
+           "turns": turns, "encrypted_content": d.encrypted, "thought_signatures": d.thought_signatures,
+           "signatures": d.signatures, "tool_call_ids": d.call_ids, "tool_results": d.results})
+}
+
+#[derive(Default)]
+struct Digest {
+    encrypted: Vec<Value>,
+    thought_signatures: Vec<Value>,
+    signatures: Vec<Value>,
+    call_ids: Vec<Value>,
+    results: Vec<Value>,
+}
+
+impl Digest {
+    fn walk(&mut self, v: &Value) {
+        match v {
+            Value::Array(xs) => xs.iter().for_each(|x| self.walk(x)),
+            Value::Object(m) => {
+                let kind = m.get("type").and_then(Value::as_str);
+                for (k, x) in m {
+                    match k.as_str() {
+                        "encrypted_content" => self.encrypted.push(x.clone()),
+                        "thoughtSignature" | "thought_signature" => {
+                            self.thought_signatures.push(x.clone())
                         }
+                        "signature" if kind == Some("thinking") => self.signatures.push(x.clone()),
+                        "call_id" | "tool_call_id" | "tool_use_id" => self.call_ids.push(x.clone()),
+                        "id" if kind == Some("tool_use") => self.call_ids.push(x.clone()),
+                        "output" if kind == Some("function_call_output") => {
+                            self.results.push(x.clone())
+                        }
+                        "content" if kind == Some("tool_result") => self.results.push(x.clone()),
+                        "content" if m.get("role").and_then(Value::as_str) == Some("tool") => {
+                            self.results.push(x.clone())
+                        }
+                        "functionResponse" | "function_response" => {
+                            self.results.push(x.get("response").cloned().unwrap_or(Value::Null))
+                        }
+                        _ => {}
                     }
-                    break;
+                    self.walk(x);
                 }
-                _ => break,
             }
+            _ => {}
         }
-        results.reverse();
-        let last_user = messages
-            .iter()
-            .rev()
-            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-            .map(|m| text_of(m.get("content").unwrap_or(&Value::Null)))
-            .unwrap_or_default();
-        let tools: Vec<String> = req
-            .get("tools")
-            .and_then(Value::as_array)
-            .map(|ts| {
-                ts.iter()
-                    .filter_map(|t| {
-                        t.pointer("/function/name")
-                            .or_else(|| t.get("name"))
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let n_calls = num("calls").unwrap_or(2) as usize;
-        let mut calls = Vec::new();
-        let text = if !results.is_empty() {
-            format!("Tool results: {}", results.join(" | "))
-        } else if !tools.is_empty() && n_calls > 0 {
-            for i in 0..n_calls {
-                let id = match dialect {
-                    Dialect::OpenAi => format!("call_mock{i}"),
-                    Dialect::Anthropic => format!("toolu_mock{i}"),
-                };
-                let args = json!({"location": CITIES[i % CITIES.len()]}).to_string();
-                calls.push((id, tools[i % tools.len()].clone(), args));
-            }
-            String::new()
-        } else if let Some(t) = opts.get("text") {
-            t.clone()
-        } else {
-            let said: String = last_user.chars().take(200).collect();
-            format!("Hello from the mock upstream! You said: {said}")
-        };
-        let words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
-        let pieces = match num("chunks").map(|n| n as usize).or(d.chunks) {
-            Some(n) if !words.is_empty() && calls.is_empty() => {
-                (0..n).map(|i| words[i % words.len()].clone()).collect()
-            }
-            _ => words,
-        };
-        Plan {
-            reasoning: (num("reasoning") == Some(1)).then(|| "Let me think about that.".to_owned()),
-            pieces,
-            calls,
-            interleave: num("interleave") == Some(1),
-            prompt_tokens: (body_len as u64 / 4).max(1),
-            cached: num("cached").unwrap_or(0),
-            first_ms: num("first_ms").unwrap_or(d.first_ms),
-            delay_ms: num("delay_ms").unwrap_or(d.delay_ms),
-        }
-    }
-
-    fn completion_tokens(&self) -> u64 {
-        (self.pieces.len() + self.calls.len() * 3 + usize::from(self.reasoning.is_some()) * 5)
-            as u64
-    }
-
-    fn text(&self) -> String {
-        self.pieces.concat()
-    }
-
-    fn openai_usage(&self) -> Value {
-        let prompt = self.prompt_tokens + self.cached;
-        let completion = self.completion_tokens();
-        json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-               "prompt_tokens_details": {"cached_tokens": self.cached},
-               "completion_tokens_details": {"reasoning_tokens": if self.reasoning.is_some() { 5 } else { 0 }}})
-    }
-
-    fn anthropic_usage(&self) -> Value {
-        json!({"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens(),
-               "cache_read_input_tokens": self.cached, "cache_creation_input_tokens": 0})
-    }
-
-    fn openai_body(&self, model: &str) -> Value {
-        let mut msg = json!({"role": "assistant", "content": if self.calls.is_empty() { json!(self.text()) } else { Value::Null }});
-        if let Some(r) = &self.reasoning {
-            msg["reasoning_content"] = json!(r);
-        }
-        if !self.calls.is_empty() {
-            msg["tool_calls"] = self
-                .calls
-                .iter()
-                .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
-                .collect();
-        }
-        json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
-               "choices": [{"index": 0, "message": msg, "finish_reason": if self.calls.is_empty() { "stop" } else { "tool_calls" }}],
-               "usage": self.openai_usage()})
-    }
-
-    fn anthropic_body(&self, model: &str) -> Value {
-        let mut content = Vec::new();
-        if let Some(r) = &self.reasoning {
-            content.push(json!({"type": "thinking", "thinking": r, "signature": "mock-signature"}));
-        }
-        if self.calls.is_empty() {
-            content.push(json!({"type": "text", "text": self.text()}));
-        }
-        for (id, name, args) in &self.calls {
-            let input: Value = serde_json::from_str(args).unwrap_or(Value::Null);
-            content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
-        }
-        json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
-               "stop_reason": if self.calls.is_empty() { "end_turn" } else { "tool_use" }, "stop_sequence": null,
-               "usage": self.anthropic_usage()})
-    }
-
-    fn openai_events(&self, model: &str, include_usage: bool) -> Vec<String> {
-        let chunk = |delta: Value, finish: Value| {
-            format!(
-                "data: {}\n\n",
-                json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-            )
-        };
-        let mut out = vec![chunk(
-            json!({"role": "assistant", "content": ""}),
-            Value::Null,
-        )];
-        if let Some(r) = &self.reasoning {
-            out.push(chunk(json!({"reasoning_content": r}), Value::Null));
-        }
-        for p in &self.pieces {
-            out.push(chunk(json!({"content": p}), Value::Null));
-        }
-        // Each call: a head with id and name, then its arguments in two halves.
-        let halves: Vec<(String, String)> = self
-            .calls
-            .iter()
-            .map(|(_, _, a)| {
-                let mid = a.len() / 2;
-                (a[..mid].to_owned(), a[mid..].to_owned())
-            })
-            .collect();
-        let head = |i: usize| {
-            let (id, name, _) = &self.calls[i];
-            chunk(
-                json!({"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
-                Value::Null,
-            )
-        };
-        let part = |i: usize, s: &str| {
-            chunk(
-                json!({"tool_calls": [{"index": i, "function": {"arguments": s}}]}),
-                Value::Null,
-            )
-        };
-        if self.interleave {
-            for i in 0..self.calls.len() {
-                out.push(head(i));
-            }
-            for (i, h) in halves.iter().enumerate() {
-                out.push(part(i, &h.0));
-            }
-            for (i, h) in halves.iter().enumerate() {
-                out.push(part(i, &h.1));
-            }
-        } else {
-            for (i, h) in halves.iter().enumerate() {
-                out.push(head(i));
-                out.push(part(i, &h.0));
-                out.push(part(i, &h.1));
-            }
-        }
-        let finish = if self.calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
-        };
-        out.push(chunk(json!({}), json!(finish)));
-        if include_usage {
-            out.push(format!(
-                "data: {}\n\n",
-                json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": self.openai_usage()})
-            ));
-        }
-        out.push("data: [DONE]\n\n".to_owned());
-        out
-    }
-
-    fn anthropic_events(&self, model: &str) -> Vec<String> {
-        let ev = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
-        let mut out = vec![ev(
-            "message_start",
-            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-                   "content": [], "stop_reason": null, "stop_sequence": null,
-                   "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 1, "cache_read_input_tokens": self.cached, "cache_creation_input_tokens": 0}}}),
-        )];
-        out.push(ev("ping", json!({"type": "ping"})));
-        let mut idx = 0;
-        if let Some(r) = &self.reasoning {
-            out.push(ev("content_block_start", json!({"type": "content_block_start", "index": idx, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
-            out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "thinking_delta", "thinking": r}})));
-            out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "signature_delta", "signature": "mock-signature"}})));
-            out.push(ev(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": idx}),
-            ));
-            idx += 1;
-        }
-        if self.calls.is_empty() {
-            out.push(ev("content_block_start", json!({"type": "content_block_start", "index": idx, "content_block": {"type": "text", "text": ""}})));
-            for p in &self.pieces {
-                out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": p}})));
-            }
-            out.push(ev(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": idx}),
-            ));
-        }
-        for (id, name, args) in &self.calls {
-            let mid = args.len() / 2;
-            out.push(ev("content_block_start", json!({"type": "content_block_start", "index": idx, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})));
-            for frag in [&args[..mid], &args[mid..]] {
-                out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "input_json_delta", "partial_json": frag}})));
-            }
-            out.push(ev(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": idx}),
-            ));
-            idx += 1;
-        }
-        let stop = if self.calls.is_empty() {
-            "end_turn"
-        } else {
-            "tool_use"
-        };
-        out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": self.completion_tokens()}})));
-        out.push(ev("message_stop", json!({"type": "message_stop"})));
-        out
     }
 }
