@@ -42,7 +42,10 @@
 //! Google's (`{"error":{"code","message","status"}}`, a 429 with a
 //! RetryInfo detail as well as `retry-after`); its calls are whole
 //! `functionCall` parts (`interleave=1`: all in one chunk), its reasoning a
-//! `thought` part with `thoughtSignature: "mock-gemini-signature"`. The
+//! `thought` part with `thoughtSignature: "mock-gemini-signature"`; stream
+//! chunks carry a prompt-only `usageMetadata`, the last one `finishReason`
+//! and the full usage. `after=N` counts chunks (Gemini) or events
+//! (Responses, from `response.created`). The
 //! Responses dialect answers reasoning items with `encrypted_content:
 //! "mock-openai-encrypted"`; its `error_event` fault is `response.failed`.
 //! A request whose last turn holds tool results (Chat `tool` messages,
@@ -63,9 +66,11 @@
 
 mod extras;
 mod gemini;
+mod inspect;
 mod plan;
 mod responses;
 
+use inspect::record;
 use plan::Plan;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -82,7 +87,7 @@ pub(crate) struct Defaults {
 }
 
 #[derive(Default)]
-struct Stats {
+pub(crate) struct Stats {
     total: u64,
     connections: u64,
     by_model: HashMap<String, u64>,
@@ -96,9 +101,9 @@ struct Stats {
 }
 
 /// How many request digests `seen` keeps per model.
-const SEEN: usize = 32;
+pub(crate) const SEEN: usize = 32;
 
-type Shared = Arc<Mutex<Stats>>;
+pub(crate) type Shared = Arc<Mutex<Stats>>;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -264,8 +269,9 @@ pub(crate) enum Dialect {
 /// What a request asks for, from its method and path.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Endpoint {
-    /// A generation in a dialect; `sse` is Gemini's `alt=sse`.
+    /// A generation in OpenAI Chat, Anthropic or Responses.
     Generate(Dialect),
+    /// `POST …/models/{model}:{action}`.
     GeminiAction(gemini::Action),
     Embeddings,
     /// Token counting, answered in the dialect's shape.
@@ -760,124 +766,4 @@ async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
     frame.extend_from_slice(data);
     frame.extend_from_slice(b"\r\n");
     sock.write_all(&frame).await
-}
-
-/// Counts a request and keeps what it carried; returns its number.
-#[allow(clippy::too_many_arguments)]
-fn record(
-    stats: &Shared,
-    model: &str,
-    path: &str,
-    hdrs: &HashMap<String, String>,
-    query_key: Option<&str>,
-    body: &[u8],
-    req: &Value,
-    endpoint: &str,
-) -> u64 {
-    let small = body.len() <= 256 * 1024;
-    let digest = small.then(|| digest(req, path, endpoint));
-    let Ok(mut s) = stats.lock() else { return 0 };
-    s.total += 1;
-    *s.by_model.entry(model.to_owned()).or_default() += 1;
-    *s.by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
-    let pick = |k: &str| hdrs.get(k).cloned();
-    s.last.insert(
-        model.to_owned(),
-        json!({
-            "path": path,
-            "endpoint": endpoint,
-            "authorization": pick("authorization"),
-            "x_api_key": pick("x-api-key"),
-            "x_goog_api_key": pick("x-goog-api-key"),
-            "query_key": query_key,
-            "anthropic_version": pick("anthropic-version"),
-            "anthropic_beta": pick("anthropic-beta"),
-            "accept_encoding": pick("accept-encoding"),
-            "content_length": pick("content-length"),
-            "body_len": body.len(),
-            "body": if small { req.clone() } else { json!({"model": req.get("model"), "truncated": true}) },
-        }),
-    );
-    let seen = s.seen.entry(model.to_owned()).or_default();
-    if seen.len() == SEEN {
-        seen.pop_front();
-    }
-    seen.push_back(digest.unwrap_or_else(|| json!({"path": path, "endpoint": endpoint, "truncated": true})));
-    s.total
-}
-
-/// What a request carried that a test may want back: its turns, and every
-/// opaque reasoning token, tool call id and tool result in it.
-fn digest(req: &Value, path: &str, endpoint: &str) -> Value {
-    let mut d = Digest::default();
-    d.walk(req);
-    let turns: Vec<String> = match req
-        .get("messages")
-        .or_else(|| req.get("contents"))
-        .or_else(|| req.get("input"))
-    {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|it| {
-                match (
-                    it.get("type").and_then(Value::as_str),
-                    it.get("role").and_then(Value::as_str),
-                ) {
-                    (Some("message") | None, Some(role)) => role.to_owned(),
-                    (Some(t), _) => t.to_owned(),
-                    (None, None) => "user".to_owned(),
-                }
-            })
-            .collect(),
-        Some(Value::String(_)) => vec!["user".to_owned()],
-        _ => Vec::new(),
-    };
-    json!({"path": path, "endpoint": endpoint,
-           "previous_response_id": req.get("previous_response_id"), "store": req.get("store"),
-           "turns": turns, "encrypted_content": d.encrypted, "thought_signatures": d.thought_signatures,
-           "signatures": d.signatures, "tool_call_ids": d.call_ids, "tool_results": d.results})
-}
-
-#[derive(Default)]
-struct Digest {
-    encrypted: Vec<Value>,
-    thought_signatures: Vec<Value>,
-    signatures: Vec<Value>,
-    call_ids: Vec<Value>,
-    results: Vec<Value>,
-}
-
-impl Digest {
-    fn walk(&mut self, v: &Value) {
-        match v {
-            Value::Array(xs) => xs.iter().for_each(|x| self.walk(x)),
-            Value::Object(m) => {
-                let kind = m.get("type").and_then(Value::as_str);
-                for (k, x) in m {
-                    match k.as_str() {
-                        "encrypted_content" => self.encrypted.push(x.clone()),
-                        "thoughtSignature" | "thought_signature" => {
-                            self.thought_signatures.push(x.clone())
-                        }
-                        "signature" if kind == Some("thinking") => self.signatures.push(x.clone()),
-                        "call_id" | "tool_call_id" | "tool_use_id" => self.call_ids.push(x.clone()),
-                        "id" if kind == Some("tool_use") => self.call_ids.push(x.clone()),
-                        "output" if kind == Some("function_call_output") => {
-                            self.results.push(x.clone())
-                        }
-                        "content" if kind == Some("tool_result") => self.results.push(x.clone()),
-                        "content" if m.get("role").and_then(Value::as_str) == Some("tool") => {
-                            self.results.push(x.clone())
-                        }
-                        "functionResponse" | "function_response" => {
-                            self.results.push(x.get("response").cloned().unwrap_or(Value::Null))
-                        }
-                        _ => {}
-                    }
-                    self.walk(x);
-                }
-            }
-            _ => {}
-        }
-    }
 }
