@@ -34,11 +34,37 @@ MODELS = {
     "fallback": [("openai", "mock;status=503"), ("anthropic", "mock;fault=close_before_first"), ("anthropic", "mock")],
 }
 
+# One route per upstream dialect, under a short prefix: `{prefix}` plain,
+# `{prefix}-3calls` three parallel tool calls, `{prefix}-think` reasoning first,
+# `{prefix}-json` a JSON answer, `{prefix}-shell` a call to the shell tool the
+# client offers (the agent CLIs in tests/cli; `tag` only keeps their mock
+# statistics apart).
+UPSTREAMS = {"oa": "openai", "an": "anthropic", "ge": "gemini", "rs": "openai-responses"}
+# MODELSWITCH_TEST_UPSTREAMS=openai,anthropic narrows the upstream dialects
+# configured and tested (all four by default).
+_wanted = os.environ.get("MODELSWITCH_TEST_UPSTREAMS", ",".join(UPSTREAMS.values())).split(",")
+ENABLED = [p for p, prov in UPSTREAMS.items() if prov in _wanted]
+for _prefix, _prov in UPSTREAMS.items():
+    MODELS.setdefault(_prefix, [(_prov, "mock")])
+    MODELS.setdefault(f"{_prefix}-3calls", [(_prov, "mock;calls=3")])
+    MODELS[f"{_prefix}-think"] = [(_prov, "mock;reasoning=1")]
+    MODELS[f"{_prefix}-json"] = [(_prov, 'mock;text={"city":"Paris","sunny":true}')]
+    MODELS[f"{_prefix}-shell"] = [(_prov, f"mock;shell=1;tag={_prefix}")]
+
 
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def enabled_providers():
+    return {"openai", "anthropic"} | {UPSTREAMS[p] for p in ENABLED}
+
+
+def _provider(name, kind, base_url):
+    return ["", "[[providers]]", f'name = "{name}"', f'type = "{kind}"', f'base_url = "{base_url}"',
+            f'api_key = "sk-upstream-{name}"']
 
 
 def _config(mock_port, port):
@@ -48,26 +74,26 @@ def _config(mock_port, port):
         "threads = 2",
         'first_event_timeout = "5s"',
         'idle_timeout = "5s"',
-        "",
-        "[[providers]]",
-        'name = "openai"',
-        'type = "openai"',
-        f'base_url = "http://127.0.0.1:{mock_port}/v1"',
-        'api_key = "sk-upstream-openai"',
-        "",
-        "[[providers]]",
-        'name = "anthropic"',
-        'type = "anthropic"',
-        f'base_url = "http://127.0.0.1:{mock_port}"',
-        'api_key = "sk-upstream-anthropic"',
+    ]
+    mock = f"http://127.0.0.1:{mock_port}"
+    lines += _provider("openai", "openai", f"{mock}/v1")
+    lines += _provider("anthropic", "anthropic", mock)
+    if "gemini" in enabled_providers():
+        lines += _provider("gemini", "gemini", mock)
+    if "openai-responses" in enabled_providers():
+        lines += _provider("openai-responses", "openai-responses", f"{mock}/v1")
+    lines += [
         "",
         "[[api_keys]]",
         f'key = "{KEY}"',
         'name = "sdk"',
     ]
     for name, chain in MODELS.items():
-        targets = ", ".join(f'{{ provider = "{p}", model = "{m}" }}' for p, m in chain)
-        lines += ["", "[[models]]", f'name = "{name}"', f"targets = [{targets}]"]
+        if any(p not in enabled_providers() for p, _ in chain):
+            continue
+        # json.dumps: a JSON string is a valid TOML basic string (models may hold quotes)
+        targets = ", ".join(f"{{ provider = {json.dumps(p)}, model = {json.dumps(m)} }}" for p, m in chain)
+        lines += ["", "[[models]]", f"name = {json.dumps(name)}", f"targets = [{targets}]"]
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +105,14 @@ class Stack:
     def stats(self):
         with urllib.request.urlopen(f"{self.mock}/_mock/stats", timeout=5) as r:
             return json.load(r)
+
+    def last(self, upstream_model):
+        """What the last request for `upstream_model` carried to the mock."""
+        return self.stats()["last"].get(upstream_model)
+
+    def seen(self, upstream_model):
+        """Digests of the last requests for `upstream_model`, oldest first."""
+        return self.stats().get("seen", {}).get(upstream_model, [])
 
 
 @pytest.fixture(scope="session")
