@@ -234,8 +234,17 @@ pub(crate) fn body(plan: &Plan, model: &str) -> Value {
 /// closing `]` the last element.
 pub(crate) fn events(plan: &Plan, model: &str, sse: bool) -> Vec<String> {
     let mut chunks: Vec<Vec<Value>> = Vec::new();
-    if let Some(r) = &plan.reasoning {
-        chunks.push(vec![thought_part(plan, r)]);
+    let thoughts = plan.reasoning_pieces();
+    let last_thought = thoughts.len().saturating_sub(1);
+    for (i, r) in thoughts.iter().enumerate() {
+        // The signature rides the last thought piece, as Gemini sends it.
+        let mut part = thought_part(plan, r);
+        if i != last_thought {
+            if let Some(p) = part.as_object_mut() {
+                p.remove("thoughtSignature");
+            }
+        }
+        chunks.push(vec![part]);
     }
     for p in &plan.pieces {
         chunks.push(vec![json!({"text": p})]);

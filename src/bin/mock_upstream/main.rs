@@ -27,6 +27,11 @@
 //! "mock;chunks=64;delay_ms=5;first_ms=20"  stream shape and timing
 //! "mock;calls=3;interleave=1"           parallel tool calls (when tools are offered), args interleaved
 //! "mock;reasoning=1;cached=40"          reasoning first; 40 cached prompt tokens in usage
+//!                                       (`reasoning=N`: streamed in N pieces, cut at words)
+//! "mock;shell=1"                        (tools offered) one call to the first shell tool
+//!                                       offered (`Bash`, `exec_command`, `shell`,
+//!                                       `shell_command`) running `echo modelswitch-$((6*7))`;
+//!                                       its output, `modelswitch-42`, proves a shell ran it
 //! "mock;hangup=1"                       answers, then closes the connection without
 //!                                       `connection: close` (an idle-timeout race)
 //! "mock;text=Hi"                        this answer text instead of the echo

@@ -11,6 +11,8 @@ const CITIES: [&str; 5] = ["Paris", "Tokyo", "Lima", "Oslo", "Cairo"];
 /// What the mock will answer, decided from the request and its options.
 pub(crate) struct Plan {
     pub(crate) reasoning: Option<String>,
+    /// How many stream pieces the reasoning arrives in (`reasoning=N`).
+    pub(crate) reasoning_chunks: usize,
     pub(crate) pieces: Vec<String>,
     pub(crate) calls: Vec<(String, String, String)>, // id, name, arguments
     pub(crate) interleave: bool,
@@ -130,8 +132,18 @@ impl Plan {
         };
         let n_calls = num("calls").unwrap_or(2) as usize;
         let mut calls = Vec::new();
+        let shell = (num("shell") == Some(1))
+            .then(|| shell_call(&tools))
+            .flatten();
         let text = if !results.is_empty() {
             format!("Tool results: {}", results.join(" | "))
+        } else if let Some((name, args)) = shell {
+            let id = match dialect {
+                Dialect::Anthropic => "toolu_mock0",
+                _ => "call_mock0",
+            };
+            calls.push((id.to_owned(), name, args));
+            String::new()
         } else if !tools.is_empty() && n_calls > 0 {
             for i in 0..n_calls {
                 let id = match dialect {
@@ -158,7 +170,9 @@ impl Plan {
             _ => words,
         };
         Plan {
-            reasoning: (num("reasoning") == Some(1)).then(|| "Let me think about that.".to_owned()),
+            reasoning: (num("reasoning").unwrap_or(0) >= 1)
+                .then(|| "Let me think about that.".to_owned()),
+            reasoning_chunks: num("reasoning").unwrap_or(1).max(1) as usize,
             pieces,
             calls,
             interleave: num("interleave") == Some(1),
@@ -180,6 +194,18 @@ impl Plan {
                 Some("call" | "both")
             ),
         }
+    }
+
+    /// The reasoning in `reasoning_chunks` pieces cut at word ends (fewer
+    /// when it has fewer words); they concatenate to the whole text.
+    pub(crate) fn reasoning_pieces(&self) -> Vec<String> {
+        let Some(r) = &self.reasoning else {
+            return Vec::new();
+        };
+        let words: Vec<&str> = r.split_inclusive(' ').collect();
+        let n = self.reasoning_chunks.min(words.len()).max(1);
+        let per = words.len().div_ceil(n);
+        words.chunks(per).map(|w| w.concat()).collect()
     }
 
     pub(crate) fn completion_tokens(&self) -> u64 {
@@ -250,7 +276,7 @@ impl Plan {
             json!({"role": "assistant", "content": ""}),
             Value::Null,
         )];
-        if let Some(r) = &self.reasoning {
+        for r in self.reasoning_pieces() {
             out.push(chunk(json!({"reasoning_content": r}), Value::Null));
         }
         for p in &self.pieces {
@@ -321,9 +347,11 @@ impl Plan {
         )];
         out.push(ev("ping", json!({"type": "ping"})));
         let mut idx = 0;
-        if let Some(r) = &self.reasoning {
+        if self.reasoning.is_some() {
             out.push(ev("content_block_start", json!({"type": "content_block_start", "index": idx, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
-            out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "thinking_delta", "thinking": r}})));
+            for r in self.reasoning_pieces() {
+                out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "thinking_delta", "thinking": r}})));
+            }
             out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "signature_delta", "signature": "mock-signature"}})));
             out.push(ev(
                 "content_block_stop",
@@ -362,4 +390,23 @@ impl Plan {
         out.push(ev("message_stop", json!({"type": "message_stop"})));
         out
     }
+}
+
+/// The command `shell=1` asks a client's shell tool to run: only a shell
+/// that really ran it prints `modelswitch-42`.
+pub(crate) const SHELL_COMMAND: &str = "echo modelswitch-$((6*7))";
+
+/// `shell=1`: the first offered tool known to run shell commands, with
+/// its arguments for [`SHELL_COMMAND`] (Claude Code's `Bash`, Codex's
+/// `exec_command`, `shell` or `shell_command`).
+fn shell_call(tools: &[String]) -> Option<(String, String)> {
+    tools.iter().find_map(|name| {
+        let args = match name.as_str() {
+            "Bash" | "bash" | "shell_command" => json!({"command": SHELL_COMMAND}),
+            "exec_command" => json!({"cmd": SHELL_COMMAND}),
+            "shell" | "container.exec" => json!({"command": ["bash", "-lc", SHELL_COMMAND]}),
+            _ => return None,
+        };
+        Some((name.clone(), args.to_string()))
+    })
 }

@@ -170,7 +170,9 @@ pub(crate) fn events(plan: &Plan, model: &str) -> Vec<String> {
         evs.push(("response.output_item.added", json!({"output_index": oi,
             "item": {"type": "reasoning", "id": REASONING_ID, "summary": []}})));
         evs.push(("response.reasoning_summary_part.added", with(json!({"part": {"type": "summary_text", "text": ""}}))));
-        evs.push(("response.reasoning_summary_text.delta", with(json!({"delta": r}))));
+        for piece in plan.reasoning_pieces() {
+            evs.push(("response.reasoning_summary_text.delta", with(json!({"delta": piece}))));
+        }
         evs.push(("response.reasoning_summary_text.done", with(json!({"text": r}))));
         evs.push(("response.reasoning_summary_part.done", with(json!({"part": {"type": "summary_text", "text": r}}))));
         evs.push(("response.output_item.done", json!({"output_index": oi, "item": reasoning_item(r)})));
