@@ -102,6 +102,21 @@ impl ErrorKind {
     pub fn label(self) -> &'static str {
         self.anthropic_type()
     }
+
+    /// Google's RPC status names, which Gemini puts in `error.status`.
+    pub fn from_google_status(s: &str) -> Option<Self> {
+        Some(match s {
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => Self::InvalidRequest,
+            "UNAUTHENTICATED" => Self::Authentication,
+            "PERMISSION_DENIED" => Self::PermissionDenied,
+            "NOT_FOUND" => Self::NotFound,
+            "RESOURCE_EXHAUSTED" => Self::RateLimited,
+            "DEADLINE_EXCEEDED" => Self::Timeout,
+            "UNAVAILABLE" => Self::Overloaded,
+            "INTERNAL" | "UNKNOWN" | "DATA_LOSS" | "ABORTED" | "CANCELLED" => Self::Api,
+            _ => return None,
+        })
+    }
 }
 
 /// An error as a client will see it.
@@ -158,10 +173,16 @@ impl ApiError {
         )
     }
 
-    /// Reads an upstream's error response (either dialect's shape, or any
+    /// Reads an upstream's error response (any dialect's shape, or any
     /// text) into a client-facing error, keeping its status.
     pub fn from_upstream(status: u16, body: &[u8], retry_after: Option<String>) -> Self {
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        // Gemini's streamed JSON array (no `alt=sse`) carries its error as
+        // the array's element.
+        let parsed = match parsed {
+            Some(Value::Array(mut a)) if !a.is_empty() => Some(a.swap_remove(0)),
+            other => other,
+        };
         let err = parsed.as_ref().and_then(|v| v.get("error"));
         let message = err
             .and_then(|e| e.get("message").and_then(Value::as_str))
@@ -180,10 +201,20 @@ impl ApiError {
         let code = err
             .and_then(|e| e.get("code"))
             .and_then(|c| c.as_str().map(str::to_owned));
+        let google_status = err.and_then(|e| e.get("status")).and_then(Value::as_str);
         let kind = type_str
             .and_then(ErrorKind::from_anthropic_type)
+            .or_else(|| google_status.and_then(ErrorKind::from_google_status))
             .filter(|k| !matches!(k, ErrorKind::InvalidRequest) || (400..500).contains(&status))
             .unwrap_or_else(|| ErrorKind::from_status(status));
+        // Gemini answers a bad key with 400 INVALID_ARGUMENT; every client
+        // SDK expects 401 for that.
+        let bad_key = err.is_some_and(google_bad_key);
+        let kind = if bad_key {
+            ErrorKind::Authentication
+        } else {
+            kind
+        };
         let mut e = Self::new(kind, message);
         e.param = err
             .and_then(|e| e.get("param"))
@@ -193,19 +224,21 @@ impl ApiError {
             if let Some(text) = claude_prompt_too_long(&e.message) {
                 e.message = text;
             }
+        } else if let Some(text) = gemini_prompt_too_long(&e.message) {
+            e.message = text;
         }
         e.code = code;
         // Keep the upstream's own status where the kind alone would lose it
         // (500 vs 502, 422 vs 400).
-        if status != kind.status() && status >= 400 {
+        if status != kind.status() && status >= 400 && !bad_key {
             e.status = Some(status);
         }
-        e.retry_after = retry_after;
+        e.retry_after = retry_after.or_else(|| err.and_then(google_retry_delay));
         e
     }
 
-    /// Reads an in-stream error payload: OpenAI `{"error":{…}}` or Anthropic
-    /// `{"type":"error","error":{…}}`.
+    /// Reads an in-stream error payload: OpenAI `{"error":{…}}`, Anthropic
+    /// `{"type":"error","error":{…}}` or Gemini `{"error":{"code","status",…}}`.
     pub fn from_stream_payload(v: &Value) -> Self {
         let err = v.get("error");
         let message = err
@@ -213,13 +246,46 @@ impl ApiError {
             .and_then(Value::as_str)
             .or_else(|| err.and_then(Value::as_str))
             .unwrap_or("upstream reported an error mid-stream");
-        let kind = err
-            .and_then(|e| e.get("type"))
+        let field = |k: &str| err.and_then(|e| e.get(k));
+        // Anthropic names a type, Gemini a status and its HTTP code.
+        let kind = field("type")
             .and_then(Value::as_str)
             .and_then(ErrorKind::from_anthropic_type)
+            .or_else(|| {
+                field("status")
+                    .and_then(Value::as_str)
+                    .and_then(ErrorKind::from_google_status)
+            })
+            .or_else(|| {
+                field("code")
+                    .and_then(Value::as_u64)
+                    .and_then(|c| u16::try_from(c).ok())
+                    .filter(|c| *c >= 400)
+                    .map(ErrorKind::from_status)
+            })
             .unwrap_or(ErrorKind::Api);
-        Self::new(kind, message)
+        let mut e = Self::new(kind, message);
+        e.retry_after = err.and_then(google_retry_delay);
+        e
     }
+}
+
+/// Gemini's bad-key error: `details[].reason == "API_KEY_INVALID"`.
+fn google_bad_key(err: &Value) -> bool {
+    err.get("details")
+        .and_then(Value::as_array)
+        .is_some_and(|d| d.iter().any(|x| x.get("reason").and_then(Value::as_str) == Some("API_KEY_INVALID")))
+}
+
+/// Gemini's `RetryInfo.retryDelay` (`"34.4s"`) as whole seconds for a
+/// `retry-after` header, rounded up so a client never comes back early.
+fn google_retry_delay(err: &Value) -> Option<String> {
+    let details = err.get("details")?.as_array()?;
+    let delay = details
+        .iter()
+        .find_map(|d| d.get("retryDelay").and_then(Value::as_str))?;
+    let secs: f64 = delay.strip_suffix('s')?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| format!("{}", secs.ceil() as u64))
 }
 
 /// Deserialises a client body; the error names the JSON path at fault
@@ -254,6 +320,14 @@ fn claude_prompt_too_long(openai_message: &str) -> Option<String> {
     let max = number_after(openai_message, "maximum context length is ")?;
     let got = number_after(openai_message, "resulted in ")
         .or_else(|| number_after(openai_message, "requested "))?;
+    Some(format!("prompt is too long: {got} tokens > {max} maximum"))
+}
+
+/// The same for Gemini's "The input token count (N) exceeds the maximum
+/// number of tokens allowed (M)".
+fn gemini_prompt_too_long(message: &str) -> Option<String> {
+    let got = number_after(message, "input token count (")?;
+    let max = number_after(message, "tokens allowed (")?;
     Some(format!("prompt is too long: {got} tokens > {max} maximum"))
 }
 
@@ -327,6 +401,35 @@ mod tests {
             "prompt is too long: 130512 tokens > 128000 maximum"
         );
         assert_eq!(crate::dialect::error_status(Dialect::Anthropic, &e), 400);
+    }
+
+    #[test]
+    fn google_error_shapes_are_understood() {
+        let body = br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED",
+            "details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34.4s"}]}}"#;
+        let e = ApiError::from_upstream(429, body, None);
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        assert_eq!(e.message, "quota");
+        assert_eq!(e.retry_after.as_deref(), Some("35"));
+        assert_eq!(e.status, None);
+
+        let bad_key = br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT",
+            "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+        let e = ApiError::from_upstream(400, bad_key, None);
+        assert_eq!(e.kind, ErrorKind::Authentication);
+        assert_eq!(crate::dialect::error_status(Dialect::OpenAiChat, &e), 401);
+
+        let long = br#"[{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}]"#;
+        let e = ApiError::from_upstream(400, long, None);
+        assert_eq!(e.message, "prompt is too long: 1200000 tokens > 1048576 maximum");
+
+        let e = ApiError::from_upstream(503, br#"{"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}}"#, None);
+        assert_eq!(e.kind, ErrorKind::Overloaded);
+
+        let v: Value = serde_json::from_str(r#"{"error":{"code":504,"message":"slow","status":"DEADLINE_EXCEEDED"}}"#).unwrap();
+        assert_eq!(ApiError::from_stream_payload(&v).kind, ErrorKind::Timeout);
+        let v: Value = serde_json::from_str(r#"{"error":{"code":429,"message":"q"}}"#).unwrap();
+        assert_eq!(ApiError::from_stream_payload(&v).kind, ErrorKind::RateLimited);
     }
 
     #[test]
