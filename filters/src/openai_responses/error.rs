@@ -39,8 +39,7 @@ pub(crate) fn failed_code(e: &ApiError) -> &str {
         | ErrorKind::RequestTooLarge
         | ErrorKind::NotFound
         | ErrorKind::PermissionDenied => "invalid_prompt",
-        ErrorKind::Overloaded => "server_is_overloaded",
-        ErrorKind::Timeout | ErrorKind::Api => "server_error",
+        ErrorKind::Overloaded | ErrorKind::Timeout | ErrorKind::Api => "server_error",
     }
 }
 
@@ -112,7 +111,10 @@ mod tests {
         assert_eq!(failed_code(&e), "invalid_prompt");
         e.code = Some("context_length_exceeded".into());
         assert_eq!(failed_code(&e), "context_length_exceeded");
-        assert_eq!(failed_code(&ApiError::new(ErrorKind::Api, "x")), "server_error");
+        assert_eq!(
+            failed_code(&ApiError::new(ErrorKind::Api, "x")),
+            "server_error"
+        );
         let back = from_wire(&json!({"code": "insufficient_quota", "message": "pay"}));
         assert_eq!(back.kind, ErrorKind::Billing);
         assert_eq!(back.code.as_deref(), Some("insufficient_quota"));

@@ -50,7 +50,10 @@ impl PassThrough {
             Ok(m) => m,
             Err(e) => return Observed::malformed(e),
         };
-        if let Some(seq) = m.raw("sequence_number").and_then(|r| std::str::from_utf8(r).ok()) {
+        if let Some(seq) = m
+            .raw("sequence_number")
+            .and_then(|r| std::str::from_utf8(r).ok())
+        {
             if let Ok(n) = seq.parse::<u64>() {
                 self.next_seq = self.next_seq.max(n.saturating_add(1));
             }
@@ -102,7 +105,11 @@ impl PassThrough {
                 .and_then(|new_resp| m.replace("response", &new_resp)),
             _ => None,
         };
-        encode_event(out, Some(name), renamed.as_deref().unwrap_or(data.as_bytes()));
+        encode_event(
+            out,
+            Some(name),
+            renamed.as_deref().unwrap_or(data.as_bytes()),
+        );
         if name != "response.completed" && name != "response.incomplete" {
             return Observed::Nothing;
         }
@@ -150,17 +157,31 @@ mod tests {
     }
 
     fn stream() -> Vec<SseEvent> {
-        let resp = |status: &str| json!({"id": "resp_1", "object": "response", "status": status,
-            "model": "gpt-up", "output": [], "usage": null});
+        let resp = |status: &str| {
+            json!({"id": "resp_1", "object": "response", "status": status,
+            "model": "gpt-up", "output": [], "usage": null})
+        };
         let mut done = resp("completed");
         done["usage"] = json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4},
             "output_tokens": 3, "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 13});
         vec![
-            ev("response.created", json!({"type": "response.created", "sequence_number": 0, "response": resp("in_progress")})),
-            ev("response.in_progress", json!({"type": "response.in_progress", "sequence_number": 1, "response": resp("in_progress")})),
-            ev("", json!({"type": "response.output_text.delta", "sequence_number": 2, "item_id": "msg_1",
-                "output_index": 0, "content_index": 0, "delta": "model gpt-up"})),
-            ev("response.completed", json!({"type": "response.completed", "sequence_number": 3, "response": done})),
+            ev(
+                "response.created",
+                json!({"type": "response.created", "sequence_number": 0, "response": resp("in_progress")}),
+            ),
+            ev(
+                "response.in_progress",
+                json!({"type": "response.in_progress", "sequence_number": 1, "response": resp("in_progress")}),
+            ),
+            ev(
+                "",
+                json!({"type": "response.output_text.delta", "sequence_number": 2, "item_id": "msg_1",
+                "output_index": 0, "content_index": 0, "delta": "model gpt-up"}),
+            ),
+            ev(
+                "response.completed",
+                json!({"type": "response.completed", "sequence_number": 3, "response": done}),
+            ),
         ]
     }
 
@@ -187,7 +208,10 @@ mod tests {
         assert!(p.finish(&mut out));
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert_eq!(text.matches("\"model\":\"client\"").count(), 3);
-        assert!(text.contains("\"delta\":\"model gpt-up\""), "deltas are untouched");
+        assert!(
+            text.contains("\"delta\":\"model gpt-up\""),
+            "deltas are untouched"
+        );
         assert!(!text.contains("\"model\":\"gpt-up\""));
         assert_eq!(text.matches("event: ").count(), 4, "every event is named");
         assert!(text.contains("event: response.output_text.delta\n"));
@@ -203,7 +227,10 @@ mod tests {
         let expected: String = stream()
             .iter()
             .map(|e| {
-                let name = json_peek::members(e.data.as_bytes()).unwrap().str("type").unwrap();
+                let name = json_peek::members(e.data.as_bytes())
+                    .unwrap()
+                    .str("type")
+                    .unwrap();
                 format!("event: {name}\ndata: {}\n\n", e.data)
             })
             .collect();
@@ -218,23 +245,36 @@ mod tests {
         p.event(&events[0], &mut out);
         p.event(&events[2], &mut out);
         assert!(!p.finish(&mut out), "no completion yet");
-        let failed = ev("response.failed", json!({"type": "response.failed", "sequence_number": 3,
-            "response": {"id": "resp_1", "status": "failed", "error": {"code": "rate_limit_exceeded", "message": "slow"}}}));
+        let failed = ev(
+            "response.failed",
+            json!({"type": "response.failed", "sequence_number": 3,
+            "response": {"id": "resp_1", "status": "failed", "error": {"code": "rate_limit_exceeded", "message": "slow"}}}),
+        );
         let Observed::Error(e) = p.event(&failed, &mut out) else {
             panic!("an error")
         };
         assert_eq!(e.kind, ErrorKind::RateLimited);
-        let error = ev("error", json!({"type": "error", "code": "server_error", "message": "boom", "sequence_number": 4}));
+        let error = ev(
+            "error",
+            json!({"type": "error", "code": "server_error", "message": "boom", "sequence_number": 4}),
+        );
         assert!(matches!(p.event(&error, &mut out), Observed::Error(e) if e.message == "boom"));
         assert!(matches!(
             p.event(&ev("", json!(["not an object"])), &mut out),
             Observed::Error(_)
         ));
         let before = out.len();
-        p.fail(&ApiError::new(ErrorKind::Timeout, "upstream went quiet"), &mut out);
+        p.fail(
+            &ApiError::new(ErrorKind::Timeout, "upstream went quiet"),
+            &mut out,
+        );
         let text = String::from_utf8(out[before..].to_vec()).unwrap();
         assert!(text.starts_with("event: response.failed\ndata: "));
-        let v: Value = serde_json::from_str(text.trim_end().trim_start_matches("event: response.failed\ndata: ")).unwrap();
+        let v: Value = serde_json::from_str(
+            text.trim_end()
+                .trim_start_matches("event: response.failed\ndata: "),
+        )
+        .unwrap();
         assert_eq!(v["sequence_number"], 5);
         assert_eq!(v["response"]["id"], "resp_1");
         assert_eq!(v["response"]["error"]["code"], "server_error");

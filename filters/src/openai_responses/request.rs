@@ -239,7 +239,12 @@ fn decode_message(
                 push_part(&mut req.messages, Role::Assistant, p);
             }
         }
-        Some(other) => return Err(invalid_at(format!("{at}.role"), &format!(": unsupported role '{other}'"))),
+        Some(other) => {
+            return Err(invalid_at(
+                format!("{at}.role"),
+                &format!(": unsupported role '{other}'"),
+            ))
+        }
         None => return Err(invalid_at(format!("{at}.role"), " is required")),
     }
     Ok(())
@@ -255,7 +260,10 @@ fn content_parts(content: &Value, at: &str) -> Result<Vec<Part>, ApiError> {
             .enumerate()
             .filter_map(|(i, p)| content_part(p, &format!("{at}[{i}]")).transpose())
             .collect(),
-        _ => Err(invalid_at(at.to_owned(), ": expected a string or an array of parts")),
+        _ => Err(invalid_at(
+            at.to_owned(),
+            ": expected a string or an array of parts",
+        )),
     }
 }
 
@@ -263,9 +271,11 @@ fn content_parts(content: &Value, at: &str) -> Result<Vec<Part>, ApiError> {
 fn content_part(p: &Value, at: &str) -> Result<Option<Part>, ApiError> {
     let field = |k: &str| p.get(k).and_then(Value::as_str);
     Ok(Some(match p.get("type").and_then(Value::as_str) {
-        Some("input_text" | "output_text" | "text") => Part::Text(text_part(
-            field("text").ok_or_else(|| invalid_at(format!("{at}.text"), " must be a string"))?,
-        )),
+        Some("input_text" | "output_text" | "text") => {
+            Part::Text(text_part(field("text").ok_or_else(|| {
+                invalid_at(format!("{at}.text"), " must be a string")
+            })?))
+        }
         Some("refusal") => match field("refusal") {
             Some(r) => Part::Text(text_part(r)),
             None => return Ok(None),
@@ -345,7 +355,10 @@ fn output_parts(output: Option<&Value>, at: &str) -> Result<Vec<Part>, ApiError>
     match output {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(v @ (Value::String(_) | Value::Array(_))) => content_parts(v, at),
-        Some(_) => Err(invalid_at(at.to_owned(), ": expected a string or an array of parts")),
+        Some(_) => Err(invalid_at(
+            at.to_owned(),
+            ": expected a string or an array of parts",
+        )),
     }
 }
 
@@ -412,7 +425,9 @@ fn decode_tools(tools: Vec<Value>) -> Result<(Vec<Tool>, Vec<HostedTool>), ApiEr
 /// Decodes `tool_choice`: a mode, a named function, or an object forcing
 /// a hosted tool (only "some tool" survives of that).
 fn decode_tool_choice(choice: Option<Value>) -> Result<Option<ToolChoice>, ApiError> {
-    let bad = |what: String| Err(ApiError::invalid(format!("tool_choice: {what}")).with_param("tool_choice"));
+    let bad = |what: String| {
+        Err(ApiError::invalid(format!("tool_choice: {what}")).with_param("tool_choice"))
+    };
     let mode = |s: &str| match s {
         "auto" => Some(ToolChoice::Auto),
         "none" => Some(ToolChoice::None),
@@ -566,7 +581,11 @@ fn encode_input(req: &Request) -> Vec<Value> {
             Role::User | Role::System => {
                 let content = input_content(&m.parts);
                 if !content.is_empty() {
-                    let role = if m.role == Role::User { "user" } else { "system" };
+                    let role = if m.role == Role::User {
+                        "user"
+                    } else {
+                        "system"
+                    };
                     items.push(json!({"type": "message", "role": role, "content": content}));
                 }
             }
@@ -600,8 +619,10 @@ fn assistant_items(parts: &[Part], items: &mut Vec<Value>) {
             Part::Text(t) => text.push_str(&t.text),
             Part::ToolCall(c) => {
                 flush(&mut text, items);
-                items.push(json!({"type": "function_call", "call_id": c.id, "name": c.name,
-                    "arguments": c.arguments}));
+                items.push(
+                    json!({"type": "function_call", "call_id": c.id, "name": c.name,
+                    "arguments": c.arguments}),
+                );
             }
             Part::Reasoning(r) => {
                 let Some(raw) = r
@@ -617,7 +638,9 @@ fn assistant_items(parts: &[Part], items: &mut Vec<Value>) {
                 } else {
                     vec![json!({"type": "summary_text", "text": r.text})]
                 };
-                items.push(json!({"type": "reasoning", "summary": summary, "encrypted_content": raw}));
+                items.push(
+                    json!({"type": "reasoning", "summary": summary, "encrypted_content": raw}),
+                );
             }
             _ => {}
         }
@@ -635,9 +658,9 @@ fn input_content(parts: &[Part]) -> Vec<Value> {
         .iter()
         .filter_map(|p| match p {
             Part::Text(t) => Some(json!({"type": "input_text", "text": t.text})),
-            Part::Image(Media::Base64 { mime, data }) => {
-                Some(json!({"type": "input_image", "image_url": data_url(mime, data), "detail": "auto"}))
-            }
+            Part::Image(Media::Base64 { mime, data }) => Some(
+                json!({"type": "input_image", "image_url": data_url(mime, data), "detail": "auto"}),
+            ),
             Part::Image(Media::Url(u)) => {
                 Some(json!({"type": "input_image", "image_url": u, "detail": "auto"}))
             }
@@ -741,7 +764,10 @@ fn encode_sampling(
     let s = &req.sampling;
     if let Some(max) = s.max_output_tokens {
         let max = max_output_cap.map_or(max, |cap| max.min(cap));
-        out.insert("max_output_tokens".into(), json!(max.max(MIN_OUTPUT_TOKENS)));
+        out.insert(
+            "max_output_tokens".into(),
+            json!(max.max(MIN_OUTPUT_TOKENS)),
+        );
     }
     if let Some(t) = s.temperature {
         out.insert("temperature".into(), json!(t));
@@ -758,7 +784,11 @@ fn encode_sampling(
         let mut v = json!({"summary": "auto"});
         if let Some(e) = effort {
             // OpenAI's scale ends at xhigh.
-            v["effort"] = json!(if e == Effort::Max { "xhigh" } else { e.as_str() });
+            v["effort"] = json!(if e == Effort::Max {
+                "xhigh"
+            } else {
+                e.as_str()
+            });
         }
         out.insert("reasoning".into(), v);
         // Without storage the reasoning state comes back only encrypted,

@@ -110,7 +110,9 @@ fn assistant_side_items_merge_into_one_turn_in_order() {
     assert!(
         matches!(&assistant.parts[2], Part::ToolCall(c) if c.id == "call_a" && c.arguments == "{\"cmd\":\"ls\"}")
     );
-    assert!(matches!(&assistant.parts[3], Part::ToolCall(c) if c.id == "call_b" && c.arguments == "{}"));
+    assert!(
+        matches!(&assistant.parts[3], Part::ToolCall(c) if c.id == "call_b" && c.arguments == "{}")
+    );
     let tool = &req.messages[2];
     assert_eq!(tool.role, Role::Tool);
     assert_eq!(tool.parts.len(), 2, "consecutive outputs are one tool turn");
@@ -119,7 +121,11 @@ fn assistant_side_items_merge_into_one_turn_in_order() {
     };
     assert_eq!(r.call_id, "call_b");
     assert!(matches!(&r.content[0], Part::Text(t) if t.text == "b"));
-    assert_eq!(req.messages[3].role, Role::System, "a later developer message stays in place");
+    assert_eq!(
+        req.messages[3].role,
+        Role::System,
+        "a later developer message stays in place"
+    );
     assert_eq!(req.messages[4].role, Role::User);
 }
 
@@ -135,9 +141,14 @@ fn string_input_and_untyped_items() {
         {"role": "assistant", "content": "c"}
     ]}))
     .unwrap();
-    assert_eq!(req.messages.len(), 2, "two assistant messages in a row are one turn");
+    assert_eq!(
+        req.messages.len(),
+        2,
+        "two assistant messages in a row are one turn"
+    );
     assert_eq!(req.messages[1].parts.len(), 3);
-    let req = decode_json(json!({"model": "m", "previous_response_id": "resp_1", "input": []})).unwrap();
+    let req =
+        decode_json(json!({"model": "m", "previous_response_id": "resp_1", "input": []})).unwrap();
     assert!(req.messages.is_empty(), "a continuation may add nothing");
 }
 
@@ -148,20 +159,59 @@ fn bad_input_is_a_400_naming_the_field() {
         (json!({"model": "m"}), "input"),
         (json!({"model": "m", "input": 5}), "input"),
         (json!({"model": "m", "input": [5]}), "input[0]"),
-        (json!({"model": "m", "input": [{"role": "wizard", "content": "x"}]}), "input[0].role"),
-        (json!({"model": "m", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}), "input[0].call_id"),
-        (json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{oops"}]}), "JSON object"),
-        (json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": 5}]}), "input[0].output"),
-        (json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]}), "file ids"),
-        (json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_audio"}]}]}), "input[0].content[0]"),
-        (json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}), "item references"),
-        (json!({"model": "m", "input": "x", "instructions": 5}), "instructions"),
-        (json!({"model": "m", "input": "x", "tools": [{"type": "function"}]}), "tools[0].name"),
-        (json!({"model": "m", "input": "x", "tool_choice": "sometimes"}), "tool_choice"),
-        (json!({"model": "m", "input": "x", "reasoning": {"effort": "extreme"}}), "reasoning.effort"),
+        (
+            json!({"model": "m", "input": [{"role": "wizard", "content": "x"}]}),
+            "input[0].role",
+        ),
+        (
+            json!({"model": "m", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}),
+            "input[0].call_id",
+        ),
+        (
+            json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{oops"}]}),
+            "JSON object",
+        ),
+        (
+            json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": 5}]}),
+            "input[0].output",
+        ),
+        (
+            json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]}),
+            "file ids",
+        ),
+        (
+            json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
+            "input[0].content[0]",
+        ),
+        (
+            json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+            "item references",
+        ),
+        (
+            json!({"model": "m", "input": "x", "instructions": 5}),
+            "instructions",
+        ),
+        (
+            json!({"model": "m", "input": "x", "tools": [{"type": "function"}]}),
+            "tools[0].name",
+        ),
+        (
+            json!({"model": "m", "input": "x", "tool_choice": "sometimes"}),
+            "tool_choice",
+        ),
+        (
+            json!({"model": "m", "input": "x", "reasoning": {"effort": "extreme"}}),
+            "reasoning.effort",
+        ),
         (json!({"model": "m", "input": "x", "text": "json"}), "text"),
-        (json!({"model": "m", "input": "x", "metadata": [1]}), "metadata"),
-        (json!({"model": "m", "input": "x", "max_output_tokens": -1}), "max_output_tokens"),
+        (
+            json!({"model": "m", "input": "x", "metadata": [1]}),
+            "metadata",
+        ),
+        (
+            json!({"model": "m", "input": "x", "max_output_tokens": -1}),
+            "max_output_tokens",
+        ),
     ] {
         let e = decode_json(body.clone()).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidRequest, "{body}");
@@ -188,8 +238,12 @@ fn tool_choice_forms() {
         choice(json!({"type": "allowed_tools", "mode": "required", "tools": []})),
         Some(ToolChoice::Required)
     );
-    assert_eq!(choice(json!({"type": "web_search_preview"})), Some(ToolChoice::Required));
-    let req = decode_json(json!({"model": "m", "input": "x", "reasoning": {"summary": "auto"}})).unwrap();
+    assert_eq!(
+        choice(json!({"type": "web_search_preview"})),
+        Some(ToolChoice::Required)
+    );
+    let req =
+        decode_json(json!({"model": "m", "input": "x", "reasoning": {"summary": "auto"}})).unwrap();
     assert_eq!(req.reasoning, Some(ReasoningConfig::default()));
 }
 
@@ -285,7 +339,10 @@ fn only_openai_reasoning_state_goes_to_a_responses_upstream() {
         let theirs = with_reasoning(Some(signature_minted(issuer, "SIG")));
         let v = encode(&theirs, "m", &opts(), None).unwrap();
         let text = v.to_string();
-        assert!(!text.contains("SIG") && !text.contains("reasoning"), "{issuer:?}: {text}");
+        assert!(
+            !text.contains("SIG") && !text.contains("reasoning"),
+            "{issuer:?}: {text}"
+        );
         assert_eq!(v["input"][1]["type"], "message");
     }
     let unsigned = encode(&with_reasoning(None), "m", &opts(), None).unwrap();
@@ -329,7 +386,10 @@ fn reasoning_include_strictness_and_limits() {
     assert!(v.get("instructions").is_none());
     req.store = Some(true);
     let v = encode(&req, "m", &opts(), None).unwrap();
-    assert!(v.get("include").is_none(), "stored responses keep their own state");
+    assert!(
+        v.get("include").is_none(),
+        "stored responses keep their own state"
+    );
     let v = encode(&req, "m", &EncodeOptions::default(), None).unwrap();
     assert!(v.get("reasoning").is_none() && v.get("include").is_none());
     req.store = None;

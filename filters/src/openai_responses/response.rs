@@ -45,7 +45,11 @@ impl From<WireUsage> for Usage {
             cache_read: cached,
             cache_write,
             output_total: n(w.output_tokens),
-            reasoning: n(w.output_tokens_details.0.unwrap_or_default().reasoning_tokens),
+            reasoning: n(w
+                .output_tokens_details
+                .0
+                .unwrap_or_default()
+                .reasoning_tokens),
         }
     }
 }
@@ -68,13 +72,10 @@ pub fn usage_from_raw(raw: &[u8]) -> Option<Usage> {
 
 pub fn usage_to_wire(u: &Usage) -> Value {
     let input = u.input_total();
-    let mut input_details = json!({"cached_tokens": u.cache_read});
-    if u.cache_write > 0 {
-        input_details["cache_write_tokens"] = json!(u.cache_write);
-    }
     json!({
         "input_tokens": input,
-        "input_tokens_details": input_details,
+        // The SDK models require `cache_write_tokens` beside `cached_tokens`.
+        "input_tokens_details": {"cached_tokens": u.cache_read, "cache_write_tokens": u.cache_write},
         "output_tokens": u.output_total,
         "output_tokens_details": {"reasoning_tokens": u.reasoning},
         "total_tokens": input.saturating_add(u.output_total),
@@ -108,9 +109,10 @@ pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
     if let Some(err) = v.get("error").filter(|e| e.is_object()) {
         return Err(super::error::from_wire(err));
     }
-    let output = v.get("output").and_then(Value::as_array).ok_or_else(|| {
-        ApiError::new(ErrorKind::Api, "upstream response has no output")
-    })?;
+    let output = v
+        .get("output")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::new(ErrorKind::Api, "upstream response has no output"))?;
     let mut parts = Vec::new();
     for item in output {
         output_item_parts(item, &mut parts);
@@ -139,7 +141,12 @@ pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
 /// The text of a message item: its `output_text` and `refusal` parts.
 pub(crate) fn message_text(item: &Value) -> String {
     let mut text = String::new();
-    for c in item.get("content").and_then(Value::as_array).into_iter().flatten() {
+    for c in item
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let t = match c.get("type").and_then(Value::as_str) {
             Some("refusal") => c.get("refusal"),
             _ => c.get("text"),
@@ -280,7 +287,11 @@ pub fn encode(r: &Response, model: &str) -> Value {
     let mut text = String::new();
     let flush = |text: &mut String, output: &mut Vec<Value>| {
         if !text.is_empty() {
-            output.push(message_item(&new_id("msg_"), &std::mem::take(text), item_status));
+            output.push(message_item(
+                &new_id("msg_"),
+                &std::mem::take(text),
+                item_status,
+            ));
         }
     };
     for p in &r.parts {
@@ -298,7 +309,11 @@ pub fn encode(r: &Response, model: &str) -> Value {
             }
             Part::Reasoning(x) if !x.text.is_empty() || x.signature.is_some() => {
                 flush(&mut text, &mut output);
-                output.push(reasoning_item(&new_id("rs_"), &x.text, x.signature.as_deref()));
+                output.push(reasoning_item(
+                    &new_id("rs_"),
+                    &x.text,
+                    x.signature.as_deref(),
+                ));
             }
             _ => {}
         }
@@ -343,7 +358,9 @@ mod tests {
                 reasoning: 10
             }
         );
-        assert_eq!(usage_to_wire(&u), wire);
+        let mut back = wire.clone();
+        back["input_tokens_details"]["cache_write_tokens"] = json!(0);
+        assert_eq!(usage_to_wire(&u), back);
         assert_eq!(usage_from_raw(wire.to_string().as_bytes()), Some(u));
         // Odd shapes read field by field; cached above the total clamps at 0.
         let odd = br#"{"input_tokens": 5, "input_tokens_details": {"cached_tokens": 9},
@@ -365,7 +382,10 @@ mod tests {
             reasoning: 0,
         };
         let w = usage_to_wire(&anthropic_like);
-        assert_eq!(w["input_tokens"], 35, "input includes cache reads and writes");
+        assert_eq!(
+            w["input_tokens"], 35,
+            "input includes cache reads and writes"
+        );
         assert_eq!(w["total_tokens"], 42);
         assert_eq!(usage_from_wire(&w), anthropic_like);
     }
@@ -395,12 +415,17 @@ mod tests {
             })
         );
         assert!(matches!(&r.parts[1], Part::Text(t) if t.text == "Hi no"));
-        assert!(matches!(&r.parts[2], Part::ToolCall(c) if c.id == "call_1" && c.arguments == "{}"));
+        assert!(
+            matches!(&r.parts[2], Part::ToolCall(c) if c.id == "call_1" && c.arguments == "{}")
+        );
         assert_eq!(r.usage.input_uncached, 10);
 
         let cut = json!({"id": "r", "status": "incomplete", "output": [],
             "incomplete_details": {"reason": "max_output_tokens"}});
-        assert_eq!(decode(cut.to_string().as_bytes()).unwrap().finish, FinishReason::Length);
+        assert_eq!(
+            decode(cut.to_string().as_bytes()).unwrap().finish,
+            FinishReason::Length
+        );
         let filtered = json!({"id": "r", "status": "incomplete", "output": [],
             "incomplete_details": {"reason": "content_filter"}});
         assert_eq!(
@@ -454,10 +479,22 @@ mod tests {
     #[test]
     fn encodes_what_the_sdk_model_requires() {
         let v = encode(
-            &sample(FinishReason::ToolCalls, Some(signature_minted(Issuer::OpenAi, "ENC"))),
+            &sample(
+                FinishReason::ToolCalls,
+                Some(signature_minted(Issuer::OpenAi, "ENC")),
+            ),
             "client-model",
         );
-        for key in ["id", "created_at", "model", "object", "output", "parallel_tool_calls", "tool_choice", "tools"] {
+        for key in [
+            "id",
+            "created_at",
+            "model",
+            "object",
+            "output",
+            "parallel_tool_calls",
+            "tool_choice",
+            "tools",
+        ] {
             assert!(v.get(key).is_some_and(|x| !x.is_null()), "{key}");
         }
         assert_eq!(v["id"], "resp_abc");
@@ -481,12 +518,22 @@ mod tests {
         // And back: the same parts (text joined), the same signature.
         let back = decode(v.to_string().as_bytes()).unwrap();
         assert_eq!(back.parts.len(), 3);
-        assert_eq!(back.parts[0], sample(FinishReason::Stop, Some(signature_minted(Issuer::OpenAi, "ENC"))).parts[0]);
+        assert_eq!(
+            back.parts[0],
+            sample(
+                FinishReason::Stop,
+                Some(signature_minted(Issuer::OpenAi, "ENC"))
+            )
+            .parts[0]
+        );
     }
 
     #[test]
     fn other_vendors_reasoning_goes_out_tagged_and_cuts_are_incomplete() {
-        let v = encode(&sample(FinishReason::Length, Some("anthropic-sig".into())), "m");
+        let v = encode(
+            &sample(FinishReason::Length, Some("anthropic-sig".into())),
+            "m",
+        );
         let enc = v["output"][0]["encrypted_content"].as_str().unwrap();
         assert_ne!(enc, "anthropic-sig", "never passed off as OpenAI's");
         assert_eq!(signature_from_client(enc, Issuer::OpenAi), "anthropic-sig");

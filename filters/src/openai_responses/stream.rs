@@ -44,9 +44,16 @@ pub struct StreamDecoder {
 }
 
 fn item_key(v: &Value, id_key: &str) -> String {
-    match v.get(id_key).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    match v
+        .get(id_key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         Some(id) => id.to_owned(),
-        None => format!("#{}", v.get("output_index").and_then(Value::as_u64).unwrap_or(0)),
+        None => format!(
+            "#{}",
+            v.get("output_index").and_then(Value::as_u64).unwrap_or(0)
+        ),
     }
 }
 
@@ -110,7 +117,10 @@ impl StreamDecoder {
 
     /// A non-empty `delta`, noting that its item streamed.
     fn delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Option<String> {
-        let d = v.get("delta").and_then(Value::as_str).filter(|d| !d.is_empty())?;
+        let d = v
+            .get("delta")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())?;
         self.ensure_started(out);
         self.streamed.insert(item_key(v, "item_id"));
         Some(d.to_owned())
@@ -128,7 +138,8 @@ impl StreamDecoder {
     /// Summary parts after the first are separate paragraphs.
     fn on_summary_part(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
         let later = v.get("summary_index").and_then(Value::as_u64).unwrap_or(0) > 0;
-        if later && self.summaries == Some(true) && self.streamed.contains(&item_key(v, "item_id")) {
+        if later && self.summaries == Some(true) && self.streamed.contains(&item_key(v, "item_id"))
+        {
             out.push(StreamEvent::Reasoning("\n\n".into()));
         }
     }
@@ -160,11 +171,20 @@ impl StreamDecoder {
     }
 
     /// Opens a call: the next canonical ordinal, id = the upstream's `call_id`.
-    fn start_call(&mut self, item: &Value, output_index: Option<u64>, out: &mut Vec<StreamEvent>) -> usize {
+    fn start_call(
+        &mut self,
+        item: &Value,
+        output_index: Option<u64>,
+        out: &mut Vec<StreamEvent>,
+    ) -> usize {
         let index = self.calls.len();
         let id = ["call_id", "id"]
             .iter()
-            .find_map(|k| item.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+            .find_map(|k| {
+                item.get(*k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            })
             .map_or_else(|| new_id("call_"), str::to_owned);
         out.push(StreamEvent::ToolCallStart {
             index,
@@ -209,7 +229,12 @@ impl StreamDecoder {
 
     /// `output_item.done`: whatever of the item did not stream, and the
     /// reasoning state, which arrives only here.
-    fn on_item_done(&mut self, item: &Value, output_index: Option<u64>, out: &mut Vec<StreamEvent>) {
+    fn on_item_done(
+        &mut self,
+        item: &Value,
+        output_index: Option<u64>,
+        out: &mut Vec<StreamEvent>,
+    ) {
         self.ensure_started(out);
         let key = item_key(item, "id");
         if !self.finished.insert(key.clone()) {
@@ -232,14 +257,18 @@ impl StreamDecoder {
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
                 {
-                    out.push(StreamEvent::ReasoningSignature(signature_minted(Issuer::OpenAi, enc)));
+                    out.push(StreamEvent::ReasoningSignature(signature_minted(
+                        Issuer::OpenAi,
+                        enc,
+                    )));
                 }
             }
             Some("function_call") => {
-                let slot = match self.find_call(item.get("id").and_then(Value::as_str), output_index) {
-                    Some(slot) => slot,
-                    None => self.start_call(item, output_index, out),
-                };
+                let slot =
+                    match self.find_call(item.get("id").and_then(Value::as_str), output_index) {
+                        Some(slot) => slot,
+                        None => self.start_call(item, output_index, out),
+                    };
                 if !self.calls[slot].args_sent {
                     self.send_args(slot, call_arguments(item), out);
                 }
@@ -255,7 +284,11 @@ impl StreamDecoder {
         let resp = v.get("response").unwrap_or(&Value::Null);
         let output = resp.get("output").and_then(Value::as_array);
         for (i, item) in output.into_iter().flatten().enumerate() {
-            if item.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) {
+            if item
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| !id.is_empty())
+            {
                 self.on_item_done(item, Some(i as u64), out);
             }
         }
@@ -263,7 +296,10 @@ impl StreamDecoder {
             out.push(StreamEvent::Usage(usage_from_wire(u)));
         }
         let reason = if kind == "response.incomplete" {
-            finish_from_incomplete(resp.pointer("/incomplete_details/reason").and_then(Value::as_str))
+            finish_from_incomplete(
+                resp.pointer("/incomplete_details/reason")
+                    .and_then(Value::as_str),
+            )
         } else if self.calls.is_empty() {
             FinishReason::Stop
         } else {
@@ -307,7 +343,11 @@ impl StreamDecoder {
 /// The message or reasoning item open on the wire.
 #[derive(Debug)]
 enum OpenItem {
-    Message { id: String, index: usize, text: String },
+    Message {
+        id: String,
+        index: usize,
+        text: String,
+    },
     Reasoning {
         id: String,
         index: usize,
@@ -321,7 +361,9 @@ enum CallWire {
     /// Known, not yet added: another call is open.
     Queued,
     /// Added, open, its argument deltas go out as they come.
-    Live { index: usize },
+    Live {
+        index: usize,
+    },
     Closed,
 }
 
@@ -414,7 +456,9 @@ impl StreamEncoder {
             StreamEvent::Text(t) => self.text(t, out),
             StreamEvent::Reasoning(t) => self.reasoning(t, out),
             StreamEvent::ReasoningSignature(s) => self.signature(s, out),
-            StreamEvent::ToolCallStart { index, id, name } => self.call_start(*index, id, name, out),
+            StreamEvent::ToolCallStart { index, id, name } => {
+                self.call_start(*index, id, name, out)
+            }
             StreamEvent::ToolCallArgs { index, fragment } => self.call_args(*index, fragment, out),
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Finish { reason, .. } => self.finish = Some(*reason),
@@ -430,10 +474,22 @@ impl StreamEncoder {
             let (id, index) = (new_id("msg_"), self.output.len());
             let item = json!({"type": "message", "id": id, "status": "in_progress",
                 "role": "assistant", "content": []});
-            self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
-            self.emit(out, "response.content_part.added", json!({"item_id": id, "output_index": index,
-                "content_index": 0, "part": output_text_part("")}));
-            self.open = Some(OpenItem::Message { id, index, text: String::new() });
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
+            self.emit(
+                out,
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": index,
+                "content_index": 0, "part": output_text_part("")}),
+            );
+            self.open = Some(OpenItem::Message {
+                id,
+                index,
+                text: String::new(),
+            });
         }
         if let Some(OpenItem::Message { id, index, text }) = &mut self.open {
             text.push_str(t);
@@ -449,7 +505,11 @@ impl StreamEncoder {
             self.close_all(out);
             let (id, index) = (new_id("rs_"), self.output.len());
             let item = json!({"type": "reasoning", "id": id, "summary": []});
-            self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
             self.emit(out, "response.reasoning_summary_part.added", json!({"item_id": id,
                 "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": ""}}));
             self.open = Some(OpenItem::Reasoning {
@@ -459,7 +519,10 @@ impl StreamEncoder {
                 signature: None,
             });
         }
-        if let Some(OpenItem::Reasoning { id, index, text, .. }) = &mut self.open {
+        if let Some(OpenItem::Reasoning {
+            id, index, text, ..
+        }) = &mut self.open
+        {
             text.push_str(t);
             let v = json!({"item_id": id, "output_index": index, "summary_index": 0, "delta": t});
             self.emit(out, "response.reasoning_summary_text.delta", v);
@@ -482,7 +545,11 @@ impl StreamEncoder {
 
     fn call_start(&mut self, ordinal: usize, id: &str, name: &str, out: &mut BytesMut) {
         self.ensure_started(out);
-        if self.calls.get(ordinal).is_some_and(|c| !c.item_id.is_empty()) {
+        if self
+            .calls
+            .get(ordinal)
+            .is_some_and(|c| !c.item_id.is_empty())
+        {
             return; // a repeated start: the call is already known
         }
         self.close_open(out);
@@ -502,7 +569,11 @@ impl StreamEncoder {
             args: String::new(),
             wire: CallWire::Queued,
         };
-        if !self.calls.iter().any(|c| matches!(c.wire, CallWire::Live { .. })) {
+        if !self
+            .calls
+            .iter()
+            .any(|c| matches!(c.wire, CallWire::Live { .. }))
+        {
             self.add_call(ordinal, out);
         }
     }
@@ -518,7 +589,11 @@ impl StreamEncoder {
         // A queued call's buffered arguments go out as one delta.
         let buffered = (!c.args.is_empty())
             .then(|| json!({"item_id": c.item_id, "output_index": index, "delta": c.args}));
-        self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+        self.emit(
+            out,
+            "response.output_item.added",
+            json!({"output_index": index, "item": item}),
+        );
         if let Some(v) = buffered {
             self.emit(out, "response.function_call_arguments.delta", v);
         }
@@ -564,7 +639,12 @@ impl StreamEncoder {
                 let item = message_item(&id, &text, self.item_status());
                 self.item_done(index, item, out);
             }
-            Some(OpenItem::Reasoning { id, index, text, signature }) => {
+            Some(OpenItem::Reasoning {
+                id,
+                index,
+                text,
+                signature,
+            }) => {
                 let base = json!({"item_id": id, "output_index": index, "summary_index": 0});
                 let mut done = base.clone();
                 done["text"] = json!(text);
@@ -579,7 +659,11 @@ impl StreamEncoder {
     }
 
     fn item_done(&mut self, index: usize, item: Value, out: &mut BytesMut) {
-        self.emit(out, "response.output_item.done", json!({"output_index": index, "item": item}));
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
         self.output.push(item);
     }
 
@@ -624,7 +708,11 @@ impl StreamEncoder {
         if let Some(sig) = self.pending_signature.take() {
             let (id, index) = (new_id("rs_"), self.output.len());
             let added = json!({"type": "reasoning", "id": id, "summary": []});
-            self.emit(out, "response.output_item.added", json!({"output_index": index, "item": added}));
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": added}),
+            );
             self.item_done(index, reasoning_item(&id, "", Some(&sig)), out);
         }
     }

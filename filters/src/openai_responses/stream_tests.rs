@@ -34,7 +34,11 @@ pub(crate) fn check_responses_stream(bytes: &[u8]) -> Vec<(String, Value)> {
         match name.as_str() {
             "response.output_item.added" => {
                 assert!(open.is_none(), "an item is done before the next is added");
-                assert_eq!(v["output_index"], done_items.len(), "contiguous output indexes");
+                assert_eq!(
+                    v["output_index"],
+                    done_items.len(),
+                    "contiguous output indexes"
+                );
                 open = Some(v["item"].clone());
             }
             "response.output_item.done" => {
@@ -64,17 +68,18 @@ fn check_item_event(name: &str, v: &Value, open: Option<&Value>) {
     let item = open.unwrap_or_else(|| panic!("{name} with no open item"));
     assert_eq!(v["item_id"], item["id"], "{name}: item_id of the open item");
     let kind = item["type"].as_str().unwrap();
-    let expected = if name.starts_with("response.output_text") || name.starts_with("response.content_part") {
-        assert_eq!(v["content_index"], 0);
-        "message"
-    } else if name.starts_with("response.reasoning_summary") {
-        assert_eq!(v["summary_index"], 0);
-        "reasoning"
-    } else if name.starts_with("response.function_call_arguments") {
-        "function_call"
-    } else {
-        panic!("unexpected event {name}")
-    };
+    let expected =
+        if name.starts_with("response.output_text") || name.starts_with("response.content_part") {
+            assert_eq!(v["content_index"], 0);
+            "message"
+        } else if name.starts_with("response.reasoning_summary") {
+            assert_eq!(v["summary_index"], 0);
+            "reasoning"
+        } else if name.starts_with("response.function_call_arguments") {
+            "function_call"
+        } else {
+            panic!("unexpected event {name}")
+        };
     assert_eq!(kind, expected, "{name} on a {kind} item");
 }
 
@@ -151,7 +156,10 @@ fn text_stream_has_the_full_sequence() {
     assert_eq!(done["output"][0]["status"], "completed");
     assert_eq!(done["usage"]["input_tokens"], 10);
     assert_eq!(done["usage"]["input_tokens_details"]["cached_tokens"], 3);
-    assert_eq!(done["usage"]["output_tokens_details"]["reasoning_tokens"], 2);
+    assert_eq!(
+        done["usage"]["output_tokens_details"]["reasoning_tokens"],
+        2
+    );
     assert_eq!(done["usage"]["total_tokens"], 15);
 }
 
@@ -181,7 +189,10 @@ fn reasoning_then_text_carries_the_signature() {
     );
     let out = &evs.last().unwrap().1["response"]["output"];
     assert_eq!(out[0]["type"], "reasoning");
-    assert_eq!(out[0]["summary"], json!([{"type": "summary_text", "text": "thinking"}]));
+    assert_eq!(
+        out[0]["summary"],
+        json!([{"type": "summary_text", "text": "thinking"}])
+    );
     assert_eq!(out[0]["encrypted_content"], "ENC");
     assert_eq!(out[1]["type"], "message");
 }
@@ -224,23 +235,48 @@ fn parallel_tool_calls_close_in_order_even_when_interleaved() {
         finish(FinishReason::ToolCalls),
         StreamEvent::Done,
     ]);
-    let out = evs.last().unwrap().1["response"]["output"].as_array().unwrap().clone();
+    let out = evs.last().unwrap().1["response"]["output"]
+        .as_array()
+        .unwrap()
+        .clone();
     let kinds: Vec<&str> = out.iter().map(|i| i["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["message", "function_call", "function_call", "function_call", "reasoning"]);
+    assert_eq!(
+        kinds,
+        [
+            "message",
+            "function_call",
+            "function_call",
+            "function_call",
+            "reasoning"
+        ]
+    );
     let calls: Vec<(&str, &str)> = out[1..4]
         .iter()
-        .map(|c| (c["call_id"].as_str().unwrap(), c["arguments"].as_str().unwrap()))
+        .map(|c| {
+            (
+                c["call_id"].as_str().unwrap(),
+                c["arguments"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         calls,
-        [("call_a", "{\"x\":1}"), ("call_b", "{\"y\":2}"), ("call_c", "{}")]
+        [
+            ("call_a", "{\"x\":1}"),
+            ("call_b", "{\"y\":2}"),
+            ("call_c", "{}")
+        ]
     );
-    assert!(out[1..4].iter().all(|c| c["id"].as_str().unwrap().starts_with("fc_")));
+    assert!(out[1..4]
+        .iter()
+        .all(|c| c["id"].as_str().unwrap().starts_with("fc_")));
     // The SDK rebuilds arguments from the deltas: they must add up.
     for (i, call) in out.iter().enumerate().skip(1).take(3) {
         let streamed: String = evs
             .iter()
-            .filter(|(n, v)| n == "response.function_call_arguments.delta" && v["output_index"] == i)
+            .filter(|(n, v)| {
+                n == "response.function_call_arguments.delta" && v["output_index"] == i
+            })
             .map(|(_, v)| v["delta"].as_str().unwrap())
             .collect();
         assert_eq!(streamed, call["arguments"].as_str().unwrap());
@@ -278,18 +314,36 @@ fn failure_after_commit_is_response_failed_and_nothing_after() {
     let evs = check_responses_stream(&out);
     let (name, v) = evs.last().unwrap();
     assert_eq!(name, "response.failed");
-    assert_eq!(evs.iter().filter(|(n, _)| n.starts_with("response.failed")).count(), 1);
+    assert_eq!(
+        evs.iter()
+            .filter(|(n, _)| n.starts_with("response.failed"))
+            .count(),
+        1
+    );
     assert!(!evs.iter().any(|(n, _)| n == "response.completed"));
     assert_eq!(v["response"]["status"], "failed");
     assert_eq!(v["response"]["error"]["code"], "rate_limit_exceeded");
-    assert_eq!(v["response"]["error"]["message"], "Rate limited. Please try again in 3s.");
+    assert_eq!(
+        v["response"]["error"]["message"],
+        "Rate limited. Please try again in 3s."
+    );
 
     // A failure before anything else still starts with response.created.
     let mut enc = StreamEncoder::new("m", "resp_g");
     let mut out = BytesMut::new();
-    enc.encode(&StreamEvent::Error(ApiError::new(ErrorKind::Api, "boom")), &mut out);
+    enc.encode(
+        &StreamEvent::Error(ApiError::new(ErrorKind::Api, "boom")),
+        &mut out,
+    );
     let evs = check_responses_stream(&out);
-    assert_eq!(names(&evs), ["response.created", "response.in_progress", "response.failed"]);
+    assert_eq!(
+        names(&evs),
+        [
+            "response.created",
+            "response.in_progress",
+            "response.failed"
+        ]
+    );
     assert_eq!(evs[2].1["response"]["error"]["code"], "server_error");
 }
 
@@ -406,7 +460,11 @@ fn decodes_an_openai_stream_at_every_split() {
     ];
     assert_eq!(decode_in_pieces(input.as_bytes(), input.len()), want);
     for piece in 1..=64 {
-        assert_eq!(decode_in_pieces(input.as_bytes(), piece), want, "piece={piece}");
+        assert_eq!(
+            decode_in_pieces(input.as_bytes(), piece),
+            want,
+            "piece={piece}"
+        );
     }
 }
 
@@ -475,7 +533,9 @@ fn incomplete_failed_error_eof_and_garbage() {
         b"event: error\ndata: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"slow\"}\n\n",
         4,
     );
-    assert!(matches!(&ev[0], StreamEvent::Error(e) if e.kind == ErrorKind::RateLimited && e.message == "slow"));
+    assert!(
+        matches!(&ev[0], StreamEvent::Error(e) if e.kind == ErrorKind::RateLimited && e.message == "slow")
+    );
 
     let ev = decode_in_pieces(
         sse(&[json!({"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "delta": "cut"})]).as_bytes(),
