@@ -10,7 +10,10 @@ EXAMPLE_ENV := OPENAI_API_KEY=sk-example ANTHROPIC_API_KEY=sk-example DEEPSEEK_A
                DASHSCOPE_API_KEY=sk-example ZHIPU_API_KEY=sk-example MOONSHOT_API_KEY=sk-example \
                OPENROUTER_API_KEY=sk-example SILICONFLOW_API_KEY=sk-example
 
-.PHONY: all deps build release run test test-rust test-sdk check-config lint fmt clean bench bench-load fuzz
+NODE_DIR   := target/node
+CLI_DIR    := target/cli
+
+.PHONY: all deps node-deps build release run test test-rust test-sdk test-node test-cli check-config lint fmt clean bench bench-load fuzz
 
 all: build
 
@@ -26,6 +29,14 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
 	  else echo "python3-venv is missing: run 'sudo apt-get install -y python3-venv'"; exit 1; fi; }
 
+## Node and npm for the Node SDK and agent CLI tests: Debian's packages when
+## run as root and absent (the machine image brings Node 20).
+node-deps:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "installing nodejs and npm (needed for the Node SDK and agent CLI tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "node/npm are missing: run 'sudo apt-get install -y nodejs npm' (Node 20 or newer)"; exit 1; fi; }
+
 build: deps
 	$(CARGO) build --bins
 
@@ -39,9 +50,9 @@ run: release
 	trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
 	target/release/modelswitch --config $(CONFIG)
 
-## Every test: unit, integration over real sockets, official SDK clients,
-## config validation and lints.
-test: build lint check-config test-rust test-sdk
+## Every test: unit, integration over real sockets, official SDK clients
+## (Python and Node), the agent CLIs, config validation and lints.
+test: build lint check-config test-rust test-sdk test-node test-cli
 
 test-rust:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -55,8 +66,35 @@ $(VENV)/.installed: tests/sdk/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 	touch $@
 
+## openai, anthropic and google-genai (Python) against the gateway over every
+## upstream dialect (MODELSWITCH_TEST_UPSTREAMS=openai,anthropic narrows it).
 test-sdk: build $(VENV)/.installed
 	cd tests/sdk && MODELSWITCH_BIN_DIR=$(CURDIR)/target/debug ../../$(PY) -m pytest -q
+
+## The Node SDKs (openai, @anthropic-ai/sdk), pinned by tests/node's lockfile,
+## installed under target/node.
+$(NODE_DIR)/.installed: tests/node/package.json tests/node/package-lock.json | node-deps
+	mkdir -p $(NODE_DIR)
+	cp tests/node/package.json tests/node/package-lock.json $(NODE_DIR)/
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-node: build $(NODE_DIR)/.installed
+	MODELSWITCH_BIN_DIR=$(CURDIR)/target/debug MODELSWITCH_NODE_DIR=$(CURDIR)/$(NODE_DIR) \
+	  node --test --test-concurrency=1 --test-timeout=60000 tests/node/test/
+
+## Claude Code and Codex from npm (pinned by tests/cli's lockfile) under
+## target/cli, each running a two-turn shell task through the gateway to every
+## upstream dialect; loopback only, each run bounded (120 s).
+$(CLI_DIR)/.installed: tests/cli/package.json tests/cli/package-lock.json | node-deps
+	mkdir -p $(CLI_DIR)
+	cp tests/cli/package.json tests/cli/package-lock.json $(CLI_DIR)/
+	cd $(CLI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-cli: build $(VENV)/.installed $(CLI_DIR)/.installed
+	cd tests/cli && MODELSWITCH_BIN_DIR=$(CURDIR)/target/debug MODELSWITCH_CLI_DIR=$(CURDIR)/$(CLI_DIR) \
+	  ../../$(PY) -m pytest -q
 
 check-config: build
 	@for f in conf/*.toml conf/examples/*.toml; do \

@@ -72,6 +72,13 @@ def upstream_model(prefix):
 
 def need(binary):
     path = CLI_BIN / binary
+    if binary == "claude":
+        # The native binary ships in a platform package; the launcher in .bin
+        # is only linked to it by an install script npm may have skipped.
+        scope = CLI_BIN.parent / "@anthropic-ai"
+        native = sorted(scope.glob("claude-code-linux-*/claude")) if scope.is_dir() else []
+        if native:
+            path = native[0]
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make test-cli` (it installs the CLIs under target/cli)")
     return str(path)

@@ -50,7 +50,11 @@ function config(mockPort, port, models) {
     'first_event_timeout = "5s"',
     'idle_timeout = "5s"',
   ];
+  // Only the providers the models use: MODELSWITCH_TEST_UPSTREAMS can leave
+  // some out.
+  const used = new Set(Object.values(models).flatMap((chain) => chain.map(([p]) => p)));
   for (const [name, p] of Object.entries(PROVIDERS)) {
+    if (!used.has(name)) continue;
     lines.push('', '[[providers]]', `name = "${name}"`, `type = "${p.type}"`,
       `base_url = "http://127.0.0.1:${mockPort}${p.suffix}"`, `api_key = "sk-upstream-${name}"`);
   }
