@@ -35,7 +35,8 @@ MODELS = {
 }
 
 # One route per upstream dialect, under a short prefix: `{prefix}` plain,
-# `{prefix}-3calls` three parallel tool calls, `{prefix}-think` reasoning first,
+# `{prefix}-3calls` three parallel tool calls, `{prefix}-think` reasoning first
+# (over five stream pieces),
 # `{prefix}-json` a JSON answer, `{prefix}-shell` a call to the shell tool the
 # client offers (the agent CLIs in tests/cli; `tag` only keeps their mock
 # statistics apart).
@@ -47,7 +48,7 @@ ENABLED = [p for p, prov in UPSTREAMS.items() if prov in _wanted]
 for _prefix, _prov in UPSTREAMS.items():
     MODELS.setdefault(_prefix, [(_prov, "mock")])
     MODELS.setdefault(f"{_prefix}-3calls", [(_prov, "mock;calls=3")])
-    MODELS[f"{_prefix}-think"] = [(_prov, "mock;reasoning=1")]
+    MODELS[f"{_prefix}-think"] = [(_prov, "mock;reasoning=5")]
     MODELS[f"{_prefix}-json"] = [(_prov, 'mock;text={"city":"Paris","sunny":true}')]
     MODELS[f"{_prefix}-shell"] = [(_prov, f"mock;shell=1;tag={_prefix}")]
 

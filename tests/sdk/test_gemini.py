@@ -150,7 +150,7 @@ def test_thought_signature_goes_back_to_gemini(ge, stack):
         for c in calls
     ]))
     ge.models.generate_content(model="ge-think", contents=contents, config=cfg)
-    last = stack.seen("mock;reasoning=1")[-1]
+    last = stack.seen("mock;reasoning=5")[-1]
     assert "mock-gemini-signature" in last["thought_signatures"]
 
 
