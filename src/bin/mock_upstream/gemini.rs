@@ -122,7 +122,7 @@ pub(crate) fn inputs(req: &Value) -> Inputs {
         .find(|c| role(c) == "user")
         .map(|c| parts_text(c.get("parts")))
         .unwrap_or_default();
-    let tools = req
+    let offered: Vec<(String, Value)> = req
         .get("tools")
         .and_then(Value::as_array)
         .map(|ts| {
@@ -133,14 +133,41 @@ pub(crate) fn inputs(req: &Value) -> Inputs {
                         .and_then(Value::as_array)
                 })
                 .flatten()
-                .filter_map(|d| d.get("name").and_then(Value::as_str).map(str::to_owned))
+                .filter_map(|d| {
+                    let name = d.get("name").and_then(Value::as_str)?;
+                    let schema = d
+                        .get("parametersJsonSchema")
+                        .or_else(|| d.get("parameters"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    Some((name.to_owned(), lower_types(schema)))
+                })
                 .collect()
         })
         .unwrap_or_default();
+    let (tools, schemas) = offered.into_iter().unzip();
     Inputs {
         results,
         last_user,
         tools,
+        schemas,
+    }
+}
+
+/// A schema with its `type` names in lower case (Gemini's `parameters`
+/// may say `ARRAY`, `STRING`).
+fn lower_types(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, x)| match (k.as_str(), x) {
+                    ("type", Value::String(t)) => (k, Value::String(t.to_ascii_lowercase())),
+                    (_, x) => (k, lower_types(x)),
+                })
+                .collect(),
+        ),
+        Value::Array(xs) => Value::Array(xs.into_iter().map(lower_types).collect()),
+        x => x,
     }
 }
 
@@ -224,7 +251,16 @@ pub(crate) fn body(plan: &Plan, model: &str) -> Value {
     for (i, (_, name, args)) in plan.calls.iter().enumerate() {
         parts.push(call_part(plan, i, name, args));
     }
-    response(parts, Some("STOP"), usage(plan), model)
+    response(parts, Some(finish_reason(plan)), usage(plan), model)
+}
+
+/// `STOP`, or `MAX_TOKENS` with `finish=length`.
+fn finish_reason(plan: &Plan) -> &'static str {
+    if plan.truncated && plan.calls.is_empty() {
+        "MAX_TOKENS"
+    } else {
+        "STOP"
+    }
 }
 
 /// The stream's chunks: a thought, each text piece, each call (all calls
@@ -271,7 +307,7 @@ pub(crate) fn events(plan: &Plan, model: &str, sse: bool) -> Vec<String> {
         .map(|(i, parts)| {
             let last = i + 1 == n;
             let v = if last {
-                response(parts, Some("STOP"), usage(plan), model)
+                response(parts, Some(finish_reason(plan)), usage(plan), model)
             } else {
                 response(
                     parts,

@@ -27,11 +27,15 @@
 //! "mock;chunks=64;delay_ms=5;first_ms=20"  stream shape and timing
 //! "mock;calls=3;interleave=1"           parallel tool calls (when tools are offered), args interleaved
 //! "mock;reasoning=1;cached=40"          reasoning first; 40 cached prompt tokens in usage
-//!                                       (`reasoning=N`: streamed in N pieces, cut at words)
-//! "mock;shell=1"                        (tools offered) one call to the first shell tool
-//!                                       offered (`Bash`, `exec_command`, `shell`,
-//!                                       `shell_command`) running `echo modelswitch-$((6*7))`;
-//!                                       its output, `modelswitch-42`, proves a shell ran it
+//!                                       (`reasoning=N` or `reasoning=1;reasoning_chunks=N`:
+//!                                       streamed in N pieces, cut at words)
+//! "mock;finish=length"                  the answer stops at the output limit: Chat
+//!                                       `finish_reason: "length"`, Anthropic `stop_reason:
+//!                                       "max_tokens"`, Gemini `MAX_TOKENS`, Responses
+//!                                       `status: "incomplete"` + `incomplete_details.reason:
+//!                                       "max_output_tokens"` (stream: `response.incomplete`);
+//!                                       not when the answer is tool calls
+//! "mock;shell=1"                        a shell round trip (below)
 //! "mock;hangup=1"                       answers, then closes the connection without
 //!                                       `connection: close` (an idle-timeout race)
 //! "mock;text=Hi"                        this answer text instead of the echo
@@ -41,6 +45,29 @@
 //! "mock;dims=16"                        embedding length (else the request's, else 8)
 //! "mock;tokens=N"                       what the token-counting endpoints answer
 //! ```
+//!
+//! `shell=1`, exactly: when the request offers function tools and its last
+//! turn holds no tool result, the answer is one tool call (id
+//! `toolu_mock0` for Anthropic, else `call_mock0`; no text, Chat
+//! `finish_reason: "tool_calls"`, Anthropic `tool_use`, Gemini one
+//! `functionCall` part) to the first offered tool named `Bash`, `shell`,
+//! `exec_command`, `local_shell` or `shell_command`, else to the first
+//! offered tool. Its arguments run `echo modelswitch-$((6*7))` (only a real
+//! shell prints `modelswitch-42`), shaped by the tool's parameter schema
+//! (Chat `function.parameters`, Anthropic `input_schema`, Gemini
+//! `parametersJsonSchema`/`parameters`, Responses `parameters`): a `cmd`
+//! property and no `command` → `{"cmd": "<command>"}` (Codex's
+//! `exec_command`); a `command` property of type `array` → `{"command":
+//! ["bash", "-lc", "<command>"]}` (Codex's `shell`); any other `command` →
+//! `{"command": "<command>"}`; and a `description` property (Claude Code's
+//! `Bash`) adds `"description": "print"`. Without a schema the name decides
+//! (`exec_command`: `cmd`; `shell`, `local_shell`: the array; others: the
+//! string). Claude Code's `Bash` thus gets `{"command":"echo
+//! modelswitch-$((6*7))","description":"print"}`, Codex's `shell`
+//! `{"command":["bash","-lc","echo modelswitch-$((6*7))"]}`, `exec_command`
+//! `{"cmd":"echo modelswitch-$((6*7))"}`. The second turn (tool results
+//! present) answers `Tool results: <each result, joined by " | ">` like
+//! any request ending in tool results. No tools offered: the plain answer.
 //!
 //! Gemini takes the model (so the options) from the path, percent-encoded
 //! or not, and the key from `x-goog-api-key` or `?key=`. Its errors are

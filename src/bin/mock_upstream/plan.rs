@@ -27,6 +27,10 @@ pub(crate) struct Plan {
     /// Gemini: where the thought signature rides (`signature=` option).
     pub(crate) signature_on_thought: bool,
     pub(crate) signature_on_call: bool,
+    /// `finish=length`: the answer stops at the output limit (Chat
+    /// `length`, Anthropic `max_tokens`, Gemini `MAX_TOKENS`, Responses
+    /// `incomplete` with `max_output_tokens`).
+    pub(crate) truncated: bool,
 }
 
 /// What a request asks the mock about, read in its own dialect.
@@ -38,6 +42,8 @@ pub(crate) struct Inputs {
     pub(crate) last_user: String,
     /// Names of the function tools offered.
     pub(crate) tools: Vec<String>,
+    /// Their parameter schemas, in the same order (`null` when absent).
+    pub(crate) schemas: Vec<Value>,
 }
 
 pub(crate) fn text_of(content: &Value) -> String {
@@ -91,24 +97,32 @@ fn chat_inputs(req: &Value, dialect: Dialect) -> Inputs {
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         .map(|m| text_of(m.get("content").unwrap_or(&Value::Null)))
         .unwrap_or_default();
-    let tools: Vec<String> = req
+    let offered: Vec<(String, Value)> = req
         .get("tools")
         .and_then(Value::as_array)
         .map(|ts| {
             ts.iter()
                 .filter_map(|t| {
-                    t.pointer("/function/name")
+                    let name = t
+                        .pointer("/function/name")
                         .or_else(|| t.get("name"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
+                        .and_then(Value::as_str)?;
+                    let schema = t
+                        .pointer("/function/parameters")
+                        .or_else(|| t.get("input_schema"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    Some((name.to_owned(), schema))
                 })
                 .collect()
         })
         .unwrap_or_default();
+    let (tools, schemas) = offered.into_iter().unzip();
     Inputs {
         results,
         last_user,
         tools,
+        schemas,
     }
 }
 
@@ -125,6 +139,7 @@ impl Plan {
             results,
             last_user,
             tools,
+            schemas,
         } = match dialect {
             Dialect::OpenAi | Dialect::Anthropic => chat_inputs(req, dialect),
             Dialect::Gemini => crate::gemini::inputs(req),
@@ -133,7 +148,7 @@ impl Plan {
         let n_calls = num("calls").unwrap_or(2) as usize;
         let mut calls = Vec::new();
         let shell = (num("shell") == Some(1))
-            .then(|| shell_call(&tools))
+            .then(|| shell_call(&tools, &schemas))
             .flatten();
         let text = if !results.is_empty() {
             format!("Tool results: {}", results.join(" | "))
@@ -172,7 +187,10 @@ impl Plan {
         Plan {
             reasoning: (num("reasoning").unwrap_or(0) >= 1)
                 .then(|| "Let me think about that.".to_owned()),
-            reasoning_chunks: num("reasoning").unwrap_or(1).max(1) as usize,
+            reasoning_chunks: num("reasoning_chunks")
+                .or(num("reasoning"))
+                .unwrap_or(1)
+                .max(1) as usize,
             pieces,
             calls,
             interleave: num("interleave") == Some(1),
@@ -193,6 +211,7 @@ impl Plan {
                 opts.get("signature").map(String::as_str),
                 Some("call" | "both")
             ),
+            truncated: opts.get("finish").is_some_and(|f| f == "length"),
         }
     }
 
@@ -211,6 +230,28 @@ impl Plan {
     pub(crate) fn completion_tokens(&self) -> u64 {
         (self.pieces.len() + self.calls.len() * 3 + usize::from(self.reasoning.is_some()) * 5)
             as u64
+    }
+
+    /// Chat's `finish_reason`.
+    pub(crate) fn openai_finish(&self) -> &'static str {
+        if !self.calls.is_empty() {
+            "tool_calls"
+        } else if self.truncated {
+            "length"
+        } else {
+            "stop"
+        }
+    }
+
+    /// Anthropic's `stop_reason`.
+    pub(crate) fn anthropic_stop(&self) -> &'static str {
+        if !self.calls.is_empty() {
+            "tool_use"
+        } else if self.truncated {
+            "max_tokens"
+        } else {
+            "end_turn"
+        }
     }
 
     pub(crate) fn text(&self) -> String {
@@ -243,7 +284,7 @@ impl Plan {
                 .collect();
         }
         json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
-               "choices": [{"index": 0, "message": msg, "finish_reason": if self.calls.is_empty() { "stop" } else { "tool_calls" }}],
+               "choices": [{"index": 0, "message": msg, "finish_reason": self.openai_finish()}],
                "usage": self.openai_usage()})
     }
 
@@ -260,7 +301,7 @@ impl Plan {
             content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
         }
         json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
-               "stop_reason": if self.calls.is_empty() { "end_turn" } else { "tool_use" }, "stop_sequence": null,
+               "stop_reason": self.anthropic_stop(), "stop_sequence": null,
                "usage": self.anthropic_usage()})
     }
 
@@ -321,12 +362,7 @@ impl Plan {
                 out.push(part(i, &h.1));
             }
         }
-        let finish = if self.calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
-        };
-        out.push(chunk(json!({}), json!(finish)));
+        out.push(chunk(json!({}), json!(self.openai_finish())));
         if include_usage {
             out.push(format!(
                 "data: {}\n\n",
@@ -381,12 +417,7 @@ impl Plan {
             ));
             idx += 1;
         }
-        let stop = if self.calls.is_empty() {
-            "end_turn"
-        } else {
-            "tool_use"
-        };
-        out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": self.completion_tokens()}})));
+        out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": self.anthropic_stop(), "stop_sequence": null}, "usage": {"output_tokens": self.completion_tokens()}})));
         out.push(ev("message_stop", json!({"type": "message_stop"})));
         out
     }
@@ -396,17 +427,52 @@ impl Plan {
 /// that really ran it prints `modelswitch-42`.
 pub(crate) const SHELL_COMMAND: &str = "echo modelswitch-$((6*7))";
 
-/// `shell=1`: the first offered tool known to run shell commands, with
-/// its arguments for [`SHELL_COMMAND`] (Claude Code's `Bash`, Codex's
-/// `exec_command`, `shell` or `shell_command`).
-fn shell_call(tools: &[String]) -> Option<(String, String)> {
-    tools.iter().find_map(|name| {
-        let args = match name.as_str() {
-            "Bash" | "bash" | "shell_command" => json!({"command": SHELL_COMMAND}),
+/// Tool names `shell=1` looks for first, in the order offered.
+const SHELL_TOOLS: [&str; 5] = ["Bash", "shell", "exec_command", "local_shell", "shell_command"];
+
+/// `shell=1`: the first offered tool named one of [`SHELL_TOOLS`] (else
+/// the first offered tool), with arguments running [`SHELL_COMMAND`]
+/// shaped by its parameter schema: a `cmd` property (and no `command`)
+/// takes the command as a string (Codex's `exec_command`); a `command`
+/// property of type array takes `["bash", "-lc", …]` (Codex's `shell`,
+/// `local_shell`), else the string; a `description` property (Claude
+/// Code's `Bash`) gets `"print"`. Without a schema the name decides
+/// (`exec_command`: `cmd`; `shell`, `local_shell`, `container.exec`: an
+/// array; others: a string).
+fn shell_call(tools: &[String], schemas: &[Value]) -> Option<(String, String)> {
+    let i = tools
+        .iter()
+        .position(|n| SHELL_TOOLS.contains(&n.as_str()))
+        .or((!tools.is_empty()).then_some(0))?;
+    let name = tools[i].as_str();
+    let props = schemas
+        .get(i)
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object);
+    let prop_type = |k: &str| {
+        props
+            .and_then(|p| p.get(k))
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let array = json!(["bash", "-lc", SHELL_COMMAND]);
+    let mut args = match props {
+        Some(p) if p.contains_key("cmd") && !p.contains_key("command") => {
+            json!({"cmd": SHELL_COMMAND})
+        }
+        Some(p) if p.contains_key("command") => match prop_type("command").as_deref() {
+            Some("array") => json!({"command": array}),
+            _ => json!({"command": SHELL_COMMAND}),
+        },
+        _ => match name {
             "exec_command" => json!({"cmd": SHELL_COMMAND}),
-            "shell" | "container.exec" => json!({"command": ["bash", "-lc", SHELL_COMMAND]}),
-            _ => return None,
-        };
-        Some((name.clone(), args.to_string()))
-    })
+            "shell" | "local_shell" | "container.exec" => json!({"command": array}),
+            _ => json!({"command": SHELL_COMMAND}),
+        },
+    };
+    if props.is_some_and(|p| p.contains_key("description")) {
+        args["description"] = json!("print");
+    }
+    Some((name.to_owned(), args.to_string()))
 }

@@ -34,16 +34,21 @@ pub(crate) fn inputs(req: &Value) -> Inputs {
         .map(|ts| {
             ts.iter()
                 .filter(|t| t.get("type").and_then(Value::as_str).unwrap_or("function") == "function")
-                .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
-                .collect()
+                .filter_map(|t| {
+                    let name = t.get("name").and_then(Value::as_str)?;
+                    Some((name.to_owned(), t.get("parameters").cloned().unwrap_or(Value::Null)))
+                })
+                .collect::<Vec<_>>()
         })
         .unwrap_or_default();
+    let (tools, schemas): (Vec<String>, Vec<Value>) = tools.into_iter().unzip();
     let items = match req.get("input") {
         Some(Value::String(s)) => {
             return Inputs {
                 results: Vec::new(),
                 last_user: s.clone(),
                 tools,
+                schemas,
             }
         }
         Some(Value::Array(items)) => items.as_slice(),
@@ -70,6 +75,7 @@ pub(crate) fn inputs(req: &Value) -> Inputs {
         results,
         last_user,
         tools,
+        schemas,
     }
 }
 
@@ -139,9 +145,19 @@ fn output(plan: &Plan) -> Vec<Value> {
     out
 }
 
-/// The whole Response.
+/// The whole Response: `completed`, or `incomplete` (reason
+/// `max_output_tokens`) with `finish=length`.
 pub(crate) fn body(plan: &Plan, model: &str) -> Value {
+    if incomplete(plan) {
+        let mut v = envelope(plan, model, "incomplete", output(plan), usage(plan));
+        v["incomplete_details"] = json!({"reason": "max_output_tokens"});
+        return v;
+    }
     envelope(plan, model, "completed", output(plan), usage(plan))
+}
+
+fn incomplete(plan: &Plan) -> bool {
+    plan.truncated && plan.calls.is_empty()
 }
 
 /// One event: `event: <type>` and its data with `sequence_number`.
@@ -231,7 +247,12 @@ pub(crate) fn events(plan: &Plan, model: &str) -> Vec<String> {
             evs.extend(done(i));
         }
     }
-    evs.push(("response.completed", json!({"response": body(plan, model)})));
+    let last = if incomplete(plan) {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    evs.push((last, json!({"response": body(plan, model)})));
     evs.into_iter()
         .enumerate()
         .map(|(seq, (kind, v))| event(seq, kind, v))
