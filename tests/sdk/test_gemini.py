@@ -151,7 +151,7 @@ def test_thought_signature_goes_back_to_gemini(ge, stack):
     ]))
     ge.models.generate_content(model="ge-think", contents=contents, config=cfg)
     last = stack.seen("mock;reasoning=5")[-1]
-    assert "mock-gemini-signature" in last["thought_signatures"]
+    assert "bW9jay1nZW1pbmktc2lnbmF0dXJl" in last["thought_signatures"]  # base64 of mock-gemini-signature
 
 
 @pytest.mark.parametrize("model", UPSTREAMS)

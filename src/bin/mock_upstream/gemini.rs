@@ -5,8 +5,9 @@
 use crate::plan::{Inputs, Plan};
 use serde_json::{json, Value};
 
-/// The signature the mock mints for Gemini thoughts and calls.
-pub(crate) const SIGNATURE: &str = "mock-gemini-signature";
+/// The signature the mock mints for Gemini thoughts and calls: base64 (of
+/// `mock-gemini-signature`), as google-genai validates it as bytes.
+pub(crate) const SIGNATURE: &str = "bW9jay1nZW1pbmktc2lnbmF0dXJl";
 
 /// The action after the model in a Gemini path.
 #[derive(Clone, Copy, PartialEq, Debug)]

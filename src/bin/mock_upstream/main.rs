@@ -74,7 +74,8 @@
 //! Google's (`{"error":{"code","message","status"}}`, a 429 with a
 //! RetryInfo detail as well as `retry-after`); its calls are whole
 //! `functionCall` parts (`interleave=1`: all in one chunk), its reasoning a
-//! `thought` part with `thoughtSignature: "mock-gemini-signature"`; stream
+//! `thought` part with `thoughtSignature: "bW9jay1nZW1pbmktc2lnbmF0dXJl"`
+//! (base64 of `mock-gemini-signature`: google-genai decodes it); stream
 //! chunks carry a prompt-only `usageMetadata`, the last one `finishReason`
 //! and the full usage. `after=N` counts chunks (Gemini) or events
 //! (Responses, from `response.created`). The
