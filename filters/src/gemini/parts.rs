@@ -8,10 +8,13 @@
 //! - decoding, a Gemini-minted signature on a thought part stays on that
 //!   part's `Reasoning`; on any other part it becomes a signature-only
 //!   `Reasoning` (empty text) placed just before the part;
-//! - encoding, a signature-only `Reasoning` lends its signature to the next
-//!   part of the same turn that has none (so it lands back on its
-//!   `functionCall`), or is sent alone as `{"text":"","thoughtSignature"}`
-//!   when no such part follows.
+//! - encoding, a signature-only `Reasoning` lends its signature to the
+//!   first later `functionCall` of the same turn that has none (so it lands
+//!   back on its call, even after another dialect moved reasoning to the
+//!   front), else to the next text or media part, or is sent alone as
+//!   `{"text":"","thoughtSignature"}` when no such part follows. Gemini
+//!   never signs a text part ahead of an unsigned call of the same turn (a
+//!   step's signature sits on its first call), so this restores its layout.
 //!
 //! A foreign signature (another vendor's, tagged by
 //! `signature_to_client`) signs a whole reasoning text, which a Gemini
@@ -258,50 +261,68 @@ pub(super) fn call_value(id: &str, name: &str, arguments: &str, with_id: bool) -
 /// Canonical parts → Gemini parts, appended to `out`. Tool results are the
 /// caller's (they need the call's name); empty text is dropped.
 pub(super) fn encode_parts(parts: &[Part], to: Audience, out: &mut Vec<Value>) {
-    let mut pending: Option<String> = None;
-    for p in parts {
-        let (mut v, signed) = match p {
-            Part::Reasoning(r) => {
-                let sig = r.signature.as_deref().and_then(|s| wire_signature(s, to));
-                match (r.text.is_empty(), sig) {
-                    (true, Some(s)) => {
-                        flush_signature(pending.replace(s), out);
-                        continue;
-                    }
-                    (true, None) => continue,
-                    // Unsigned or foreign reasoning never goes upstream.
-                    (false, None) if to == Audience::Upstream => continue,
-                    (false, None) => (json!({"text": r.text, "thought": true}), false),
-                    (false, Some(s)) => (
-                        json!({"text": r.text, "thought": true, "thoughtSignature": s}),
-                        true,
-                    ),
+    let mut lent = lend_signatures(parts, to);
+    for (p, sig) in parts.iter().zip(lent.iter_mut()) {
+        let mut v = match p {
+            Part::Reasoning(r) if r.text.is_empty() => {
+                // A signature no part could take goes alone.
+                if let Some(s) = sig.take() {
+                    out.push(json!({"text": "", "thoughtSignature": s}));
                 }
+                continue;
             }
+            Part::Reasoning(r) => match r.signature.as_deref().and_then(|s| wire_signature(s, to)) {
+                Some(s) => json!({"text": r.text, "thought": true, "thoughtSignature": s}),
+                // Unsigned or foreign reasoning never goes upstream.
+                None if to == Audience::Upstream => continue,
+                None => json!({"text": r.text, "thought": true}),
+            },
             Part::Text(t) if t.text.is_empty() => continue,
-            Part::Text(t) => (json!({"text": t.text}), false),
-            Part::Image(m) => (media_value(m, true), false),
-            Part::Document(m) => (media_value(m, false), false),
-            Part::ToolCall(c) => (
-                call_value(&c.id, &c.name, &c.arguments, to == Audience::Client),
-                false,
-            ),
+            Part::Text(t) => json!({"text": t.text}),
+            Part::Image(m) => media_value(m, true),
+            Part::Document(m) => media_value(m, false),
+            Part::ToolCall(c) => call_value(&c.id, &c.name, &c.arguments, to == Audience::Client),
             Part::ToolResult(_) => continue,
         };
-        if signed {
-            flush_signature(pending.take(), out);
-        } else if let Some(s) = pending.take() {
+        if let Some(s) = sig.take() {
             v["thoughtSignature"] = json!(s);
         }
         out.push(v);
     }
-    flush_signature(pending, out);
 }
 
-/// A signature with no part to ride on, sent as Gemini sends a trailing one.
-fn flush_signature(sig: Option<String>, out: &mut Vec<Value>) {
-    if let Some(s) = sig {
-        out.push(json!({"text": "", "thoughtSignature": s}));
+/// Where each signature-only reasoning's signature goes, by part index:
+/// onto the first later `functionCall` not yet signed (where Gemini wants
+/// it, even when another dialect moved reasoning to the front), else the
+/// first later text or media part not yet signed, else its own index
+/// (sent alone).
+fn lend_signatures(parts: &[Part], to: Audience) -> Vec<Option<String>> {
+    let mut at: Vec<Option<String>> = vec![None; parts.len()];
+    for (i, p) in parts.iter().enumerate() {
+        let Part::Reasoning(r) = p else { continue };
+        let Some(s) = r
+            .signature
+            .as_deref()
+            .filter(|_| r.text.is_empty())
+            .and_then(|s| wire_signature(s, to))
+        else {
+            continue;
+        };
+        let later = || (i + 1..parts.len()).filter(|&j| at[j].is_none());
+        let target = later()
+            .find(|&j| matches!(parts[j], Part::ToolCall(_)))
+            .or_else(|| later().find(|&j| carries_signature(&parts[j])))
+            .unwrap_or(i);
+        at[target] = Some(s);
+    }
+    at
+}
+
+fn carries_signature(p: &Part) -> bool {
+    match p {
+        Part::Text(t) => !t.text.is_empty(),
+        Part::Image(_) | Part::Document(_) => true,
+        _ => false,
     }
 }
 
