@@ -274,7 +274,10 @@ impl ApiError {
 fn google_bad_key(err: &Value) -> bool {
     err.get("details")
         .and_then(Value::as_array)
-        .is_some_and(|d| d.iter().any(|x| x.get("reason").and_then(Value::as_str) == Some("API_KEY_INVALID")))
+        .is_some_and(|d| {
+            d.iter()
+                .any(|x| x.get("reason").and_then(Value::as_str) == Some("API_KEY_INVALID"))
+        })
 }
 
 /// Gemini's `RetryInfo.retryDelay` (`"34.4s"`) as whole seconds for a
@@ -421,15 +424,28 @@ mod tests {
 
         let long = br#"[{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}]"#;
         let e = ApiError::from_upstream(400, long, None);
-        assert_eq!(e.message, "prompt is too long: 1200000 tokens > 1048576 maximum");
+        assert_eq!(
+            e.message,
+            "prompt is too long: 1200000 tokens > 1048576 maximum"
+        );
 
-        let e = ApiError::from_upstream(503, br#"{"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}}"#, None);
+        let e = ApiError::from_upstream(
+            503,
+            br#"{"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}}"#,
+            None,
+        );
         assert_eq!(e.kind, ErrorKind::Overloaded);
 
-        let v: Value = serde_json::from_str(r#"{"error":{"code":504,"message":"slow","status":"DEADLINE_EXCEEDED"}}"#).unwrap();
+        let v: Value = serde_json::from_str(
+            r#"{"error":{"code":504,"message":"slow","status":"DEADLINE_EXCEEDED"}}"#,
+        )
+        .unwrap();
         assert_eq!(ApiError::from_stream_payload(&v).kind, ErrorKind::Timeout);
         let v: Value = serde_json::from_str(r#"{"error":{"code":429,"message":"q"}}"#).unwrap();
-        assert_eq!(ApiError::from_stream_payload(&v).kind, ErrorKind::RateLimited);
+        assert_eq!(
+            ApiError::from_stream_payload(&v).kind,
+            ErrorKind::RateLimited
+        );
     }
 
     #[test]

@@ -56,15 +56,19 @@ pub fn decode_embed_content(body: &[u8], model: &str) -> Result<EmbedRequest, Ap
 pub fn decode_batch(body: &[u8], model: &str) -> Result<EmbedRequest, ApiError> {
     let w: WireBatch = crate::error::parse_body(body)?;
     if w.requests.is_empty() {
-        return Err(ApiError::invalid("requests: at least one request is required").with_param("requests"));
+        return Err(
+            ApiError::invalid("requests: at least one request is required").with_param("requests"),
+        );
     }
     let mut req = EmbedRequest {
         model: model.to_owned(),
         ..EmbedRequest::default()
     };
     for (i, r) in w.requests.into_iter().enumerate() {
-        req.inputs
-            .push(content_text(r.content.as_ref(), &format!("requests[{i}].content"))?);
+        req.inputs.push(content_text(
+            r.content.as_ref(),
+            &format!("requests[{i}].content"),
+        )?);
         req.task_type = req.task_type.or(r.task_type);
         req.dimensions = req.dimensions.or(r.output_dimensionality);
     }
@@ -102,11 +106,17 @@ fn values(e: &Value) -> Result<Vec<f64>, ApiError> {
 pub fn decode_batch_response(body: &[u8]) -> Result<EmbedResponse, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorKind::Api, format!("upstream sent invalid JSON: {e}")))?;
-    let vectors = match (v.get("embeddings").and_then(Value::as_array), v.get("embedding")) {
+    let vectors = match (
+        v.get("embeddings").and_then(Value::as_array),
+        v.get("embedding"),
+    ) {
         (Some(list), _) => list.iter().map(values).collect::<Result<Vec<_>, _>>()?,
         (None, Some(one)) => vec![values(one)?],
         (None, None) => {
-            return Err(ApiError::new(ErrorKind::Api, "upstream embeddings response has no embeddings"))
+            return Err(ApiError::new(
+                ErrorKind::Api,
+                "upstream embeddings response has no embeddings",
+            ))
         }
     };
     Ok(EmbedResponse {
@@ -139,7 +149,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.inputs, vec!["a\nb".to_string()]);
-        assert_eq!((r.task_type.as_deref(), r.dimensions), (Some("RETRIEVAL_QUERY"), Some(256)));
+        assert_eq!(
+            (r.task_type.as_deref(), r.dimensions),
+            (Some("RETRIEVAL_QUERY"), Some(256))
+        );
         let b = decode_batch(
             br#"{"requests":[{"model":"models/e","content":{"parts":[{"text":"x"}]}},
                 {"model":"models/e","content":{"parts":[{"text":"y"}]},"task_type":"CLUSTERING"}]}"#,
@@ -150,7 +163,8 @@ mod tests {
         assert_eq!(b.task_type.as_deref(), Some("CLUSTERING"));
         assert_eq!(b.model, "e");
         assert!(decode_batch(br#"{"requests":[]}"#, "e").is_err());
-        let e = decode_embed_content(br#"{"content":{"parts":[{"inlineData":{}}]}}"#, "e").unwrap_err();
+        let e =
+            decode_embed_content(br#"{"content":{"parts":[{"inlineData":{}}]}}"#, "e").unwrap_err();
         assert!(e.message.contains("content.parts[0]"));
         assert!(decode_embed_content(br#"{}"#, "e").is_err());
     }
@@ -166,10 +180,17 @@ mod tests {
         };
         let body = encode_batch(&req, "text-embedding-004");
         assert_eq!(body["requests"][1]["model"], "models/text-embedding-004");
-        assert_eq!(body["requests"][1]["content"], json!({"parts": [{"text": "b"}]}));
+        assert_eq!(
+            body["requests"][1]["content"],
+            json!({"parts": [{"text": "b"}]})
+        );
         assert_eq!(body["requests"][0]["outputDimensionality"], 8);
-        assert_eq!(encode_batch(&req, "models/x")["requests"][0]["model"], "models/x");
-        let resp = decode_batch_response(br#"{"embeddings":[{"values":[0.1,-2]},{"values":[3]}]}"#).unwrap();
+        assert_eq!(
+            encode_batch(&req, "models/x")["requests"][0]["model"],
+            "models/x"
+        );
+        let resp = decode_batch_response(br#"{"embeddings":[{"values":[0.1,-2]},{"values":[3]}]}"#)
+            .unwrap();
         assert_eq!(resp.vectors, vec![vec![0.1, -2.0], vec![3.0]]);
         assert_eq!(resp.input_tokens, 0);
         assert_eq!(
@@ -180,7 +201,13 @@ mod tests {
             encode_embed_response(&resp, true),
             json!({"embedding": {"values": [0.1, -2.0]}})
         );
-        assert_eq!(decode_batch_response(br#"{"embedding":{"values":[1]}}"#).unwrap().vectors.len(), 1);
+        assert_eq!(
+            decode_batch_response(br#"{"embedding":{"values":[1]}}"#)
+                .unwrap()
+                .vectors
+                .len(),
+            1
+        );
         assert!(decode_batch_response(br#"{"embeddings":[{"values":["x"]}]}"#).is_err());
         assert!(decode_batch_response(br#"{}"#).is_err());
     }

@@ -88,7 +88,10 @@ mod tests {
         ] {
             let e = ApiError::new(kind, "x");
             let bytes = body(&e).to_string();
-            assert_eq!(ApiError::from_upstream(status(&e), bytes.as_bytes(), None).kind, kind);
+            assert_eq!(
+                ApiError::from_upstream(status(&e), bytes.as_bytes(), None).kind,
+                kind
+            );
             assert_eq!(ApiError::from_stream_payload(&body(&e)).kind, kind);
         }
     }

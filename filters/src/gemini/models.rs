@@ -31,6 +31,9 @@ mod tests {
         assert_eq!(v["models"][0]["name"], "models/gemini-x");
         assert_eq!(v["models"][1]["name"], "models/claude-y");
         assert_eq!(v["models"][1]["displayName"], "claude-y");
-        assert_eq!(model("m")["supportedGenerationMethods"][1], "streamGenerateContent");
+        assert_eq!(
+            model("m")["supportedGenerationMethods"][1],
+            "streamGenerateContent"
+        );
     }
 }

@@ -67,9 +67,9 @@ pub(super) fn read_part(p: &Value, at: &str) -> Result<WirePart, ApiError> {
         return Err(ApiError::invalid(format!("{at}: expected a part object")).with_param(at));
     }
     if let Some(t) = p.get("text") {
-        let t = t
-            .as_str()
-            .ok_or_else(|| ApiError::invalid(format!("{at}.text must be a string")).with_param(at))?;
+        let t = t.as_str().ok_or_else(|| {
+            ApiError::invalid(format!("{at}.text must be a string")).with_param(at)
+        })?;
         let thought = p.get("thought").and_then(Value::as_bool) == Some(true);
         return Ok(if thought {
             WirePart::Thought(t.to_owned())
@@ -95,7 +95,10 @@ pub(super) fn read_part(p: &Value, at: &str) -> Result<WirePart, ApiError> {
             ApiError::invalid(format!("{at}.fileData.fileUri is required")).with_param(at)
         })?;
         let mime = get_str(f, "mimeType", "mime_type").unwrap_or_else(|| guess_mime(uri, false));
-        return Ok(WirePart::Media(media_part(mime, Media::Url(uri.to_owned()))));
+        return Ok(WirePart::Media(media_part(
+            mime,
+            Media::Url(uri.to_owned()),
+        )));
     }
     if let Some(fc) = get(p, "functionCall", "function_call") {
         return read_call(fc, at);
@@ -138,7 +141,12 @@ fn read_response(fr: &Value) -> WirePart {
         content.push(Part::Text(TextPart { text, cache: false }));
     }
     // Multimodal function responses (newer models) carry media parts.
-    for p in fr.get("parts").and_then(Value::as_array).into_iter().flatten() {
+    for p in fr
+        .get("parts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Ok(WirePart::Media(m)) = read_part(p, "functionResponse.parts") {
             content.push(m);
         }
@@ -155,7 +163,11 @@ fn read_response(fr: &Value) -> WirePart {
 fn code_text(p: &Value) -> Option<String> {
     if let Some(c) = get(p, "executableCode", "executable_code") {
         let lang = str_at(c, "language").to_ascii_lowercase();
-        let lang = if lang == "language_unspecified" { "" } else { &lang };
+        let lang = if lang == "language_unspecified" {
+            ""
+        } else {
+            &lang
+        };
         return Some(format!("```{lang}\n{}\n```\n", str_at(c, "code")));
     }
     let r = get(p, "codeExecutionResult", "code_execution_result")?;
@@ -271,12 +283,14 @@ pub(super) fn encode_parts(parts: &[Part], to: Audience, out: &mut Vec<Value>) {
                 }
                 continue;
             }
-            Part::Reasoning(r) => match r.signature.as_deref().and_then(|s| wire_signature(s, to)) {
-                Some(s) => json!({"text": r.text, "thought": true, "thoughtSignature": s}),
-                // Unsigned or foreign reasoning never goes upstream.
-                None if to == Audience::Upstream => continue,
-                None => json!({"text": r.text, "thought": true}),
-            },
+            Part::Reasoning(r) => {
+                match r.signature.as_deref().and_then(|s| wire_signature(s, to)) {
+                    Some(s) => json!({"text": r.text, "thought": true, "thoughtSignature": s}),
+                    // Unsigned or foreign reasoning never goes upstream.
+                    None if to == Audience::Upstream => continue,
+                    None => json!({"text": r.text, "thought": true}),
+                }
+            }
             Part::Text(t) if t.text.is_empty() => continue,
             Part::Text(t) => json!({"text": t.text}),
             Part::Image(m) => media_value(m, true),
@@ -363,13 +377,19 @@ mod tests {
 
     #[test]
     fn foreign_reasoning_is_never_sent_upstream_but_reaches_clients_tagged() {
-        let parts = vec![reasoning("think", Some("anthropic-sig")), reasoning("bare", None)];
+        let parts = vec![
+            reasoning("think", Some("anthropic-sig")),
+            reasoning("bare", None),
+        ];
         let mut up = Vec::new();
         encode_parts(&parts, Audience::Upstream, &mut up);
         assert!(up.is_empty());
         let mut client = Vec::new();
         encode_parts(&parts, Audience::Client, &mut client);
-        assert_eq!(client[0]["thoughtSignature"], "modelswitch-anthropic:anthropic-sig");
+        assert_eq!(
+            client[0]["thoughtSignature"],
+            "modelswitch-anthropic:anthropic-sig"
+        );
         assert_eq!(client[1], json!({"text": "bare", "thought": true}));
     }
 
@@ -394,7 +414,10 @@ mod tests {
     #[test]
     fn parts_read_in_both_spellings() {
         let p = json!({"inline_data": {"mime_type": "image/png", "data": "AA=="}});
-        assert!(matches!(read_part(&p, "p"), Ok(WirePart::Media(Part::Image(Media::Base64 { .. })))));
+        assert!(matches!(
+            read_part(&p, "p"),
+            Ok(WirePart::Media(Part::Image(Media::Base64 { .. })))
+        ));
         let p = json!({"fileData": {"fileUri": "gs://b/doc.pdf"}});
         assert!(matches!(
             read_part(&p, "p"),
@@ -406,6 +429,8 @@ mod tests {
         assert!(read_part(&json!({"functionCall": {"args": {}}}), "p").is_err());
         assert!(read_part(&json!({"functionCall": {"name": "f", "args": [1]}}), "p").is_err());
         let code = json!({"executableCode": {"language": "PYTHON", "code": "print(1)"}});
-        assert!(matches!(read_part(&code, "p"), Ok(WirePart::Text(t)) if t.contains("```python\nprint(1)")));
+        assert!(
+            matches!(read_part(&code, "p"), Ok(WirePart::Text(t)) if t.contains("```python\nprint(1)"))
+        );
     }
 }

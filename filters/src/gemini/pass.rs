@@ -147,10 +147,20 @@ mod tests {
             panic!("error expected")
         };
         assert_eq!(e.kind, crate::error::ErrorKind::Overloaded);
-        assert!(out.is_empty(), "the caller writes the error in the client's dialect");
-        assert!(matches!(p.event(&ev("{oops"), &mut out), Observed::Error(_)));
-        let blocked = r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":2}}"#;
-        assert!(matches!(p.event(&ev(blocked), &mut out), Observed::Usage(_)));
+        assert!(
+            out.is_empty(),
+            "the caller writes the error in the client's dialect"
+        );
+        assert!(matches!(
+            p.event(&ev("{oops"), &mut out),
+            Observed::Error(_)
+        ));
+        let blocked =
+            r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":2}}"#;
+        assert!(matches!(
+            p.event(&ev(blocked), &mut out),
+            Observed::Usage(_)
+        ));
         assert!(p.finish(&mut out));
     }
 }

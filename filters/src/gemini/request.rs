@@ -124,7 +124,8 @@ fn decode_system(s: &Value) -> Result<Vec<TextPart>, ApiError> {
         return Ok(vec![text_part(t)]);
     }
     let parts = s.get("parts").and_then(Value::as_array).ok_or_else(|| {
-        ApiError::invalid("systemInstruction.parts must be an array").with_param("systemInstruction")
+        ApiError::invalid("systemInstruction.parts must be an array")
+            .with_param("systemInstruction")
     })?;
     Ok(parts
         .iter()
@@ -235,7 +236,10 @@ fn decode_part(
         push_signature(parts, s, None);
     }
     match wire {
-        WirePart::Text(t) if !t.is_empty() => parts.push(Part::Text(TextPart { text: t, cache: false })),
+        WirePart::Text(t) if !t.is_empty() => parts.push(Part::Text(TextPart {
+            text: t,
+            cache: false,
+        })),
         WirePart::Media(m) => parts.push(m),
         WirePart::Call {
             id,
@@ -276,7 +280,8 @@ fn decode_part(
 fn decode_tools(tools: &[Value], req: &mut Request) -> Result<(), ApiError> {
     for (i, t) in tools.iter().enumerate() {
         let obj = t.as_object().ok_or_else(|| {
-            ApiError::invalid(format!("tools[{i}]: expected an object")).with_param(format!("tools[{i}]"))
+            ApiError::invalid(format!("tools[{i}]: expected an object"))
+                .with_param(format!("tools[{i}]"))
         })?;
         for (k, v) in obj {
             if k != "functionDeclarations" && k != "function_declarations" {
@@ -291,7 +296,10 @@ fn decode_tools(tools: &[Value], req: &mut Request) -> Result<(), ApiError> {
                     .with_param(format!("tools[{i}]"))
             })?;
             for (j, d) in decls.iter().enumerate() {
-                req.tools.push(decode_declaration(d, &format!("tools[{i}].functionDeclarations[{j}]"))?);
+                req.tools.push(decode_declaration(
+                    d,
+                    &format!("tools[{i}].functionDeclarations[{j}]"),
+                )?);
             }
         }
     }
@@ -374,10 +382,12 @@ fn decode_generation_config(g: WireGenerationConfig, req: &mut Request) {
                 (None, Some(s)) => Some(schema::to_json_schema(&s)),
                 (None, None) => None,
             }
-            .map_or(OutputFormat::JsonObject, |schema| OutputFormat::JsonSchema {
-                name: "response".into(),
-                schema,
-                strict: None,
+            .map_or(OutputFormat::JsonObject, |schema| {
+                OutputFormat::JsonSchema {
+                    name: "response".into(),
+                    schema,
+                    strict: None,
+                }
             }),
         ),
         Some("text/plain") => Some(OutputFormat::Text),
@@ -454,10 +464,7 @@ pub fn encode(
 ) -> Result<Value, ApiError> {
     let mut out = Map::new();
     encode_tools(req, &mut out)?;
-    out.insert(
-        "contents".into(),
-        Value::Array(encode_contents(req, opts)),
-    );
+    out.insert("contents".into(), Value::Array(encode_contents(req, opts)));
     if let Some(s) = system_instruction(req) {
         out.insert("systemInstruction".into(), s);
     }
@@ -506,7 +513,11 @@ fn encode_contents(req: &Request, opts: &EncodeOptions) -> Vec<Value> {
         .collect();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for m in &req.messages {
-        let role = if m.role == Role::Assistant { "model" } else { "user" };
+        let role = if m.role == Role::Assistant {
+            "model"
+        } else {
+            "user"
+        };
         let mut parts = Vec::with_capacity(m.parts.len());
         if m.role == Role::Tool {
             tool_result_parts(m, &names, &mut parts);
@@ -519,7 +530,9 @@ fn encode_contents(req: &Request, opts: &EncodeOptions) -> Vec<Value> {
         match turns.last_mut() {
             Some((r, prev)) if *r == role => {
                 let at = if m.role == Role::Tool {
-                    prev.iter().take_while(|p| p.get("functionResponse").is_some()).count()
+                    prev.iter()
+                        .take_while(|p| p.get("functionResponse").is_some())
+                        .count()
                 } else {
                     prev.len()
                 };
@@ -644,11 +657,17 @@ fn generation_config(req: &Request, max_output_cap: Option<u64>) -> Map<String, 
         (m, cap) => m.or(cap),
     };
     put("maxOutputTokens", max.map(|m| json!(m)));
-    put("temperature", s.temperature.map(|t| json!(t.clamp(0.0, 2.0))));
+    put(
+        "temperature",
+        s.temperature.map(|t| json!(t.clamp(0.0, 2.0))),
+    );
     put("topP", s.top_p.map(|p| json!(p)));
     put("topK", s.top_k.map(|k| json!(k)));
     // Gemini takes at most five stop sequences.
-    put("stopSequences", (!s.stop.is_empty()).then(|| json!(s.stop.iter().take(5).collect::<Vec<_>>())));
+    put(
+        "stopSequences",
+        (!s.stop.is_empty()).then(|| json!(s.stop.iter().take(5).collect::<Vec<_>>())),
+    );
     put("candidateCount", s.n.map(|n| json!(n)));
     put("seed", s.seed.map(|x| json!(x)));
     put("presencePenalty", s.presence_penalty.map(|x| json!(x)));
@@ -661,7 +680,10 @@ fn generation_config(req: &Request, max_output_cap: Option<u64>) -> Map<String, 
         }
         Some(OutputFormat::Text) | None => {}
     }
-    put("thinkingConfig", req.reasoning.as_ref().and_then(thinking_config));
+    put(
+        "thinkingConfig",
+        req.reasoning.as_ref().and_then(thinking_config),
+    );
     g
 }
 
@@ -677,7 +699,10 @@ fn thinking_config(r: &ReasoningConfig) -> Option<Value> {
         return None;
     }
     let mut t = json!({"includeThoughts": true});
-    if let Some(b) = r.budget_tokens.or_else(|| r.effort.and_then(Effort::budget_tokens)) {
+    if let Some(b) = r
+        .budget_tokens
+        .or_else(|| r.effort.and_then(Effort::budget_tokens))
+    {
         t["thinkingBudget"] = json!(b.clamp(MIN_THINKING_BUDGET, MAX_THINKING_BUDGET));
     }
     Some(t)

@@ -33,18 +33,31 @@ fn every_generation_field_decodes() {
     assert_eq!(req.tools.len(), 3);
     assert_eq!(req.tools[0].schema["properties"]["c"]["type"], "string");
     assert_eq!(req.tools[1].schema["additionalProperties"], false);
-    assert_eq!(req.tools[2].schema, json!({"type": "object", "properties": {}}));
+    assert_eq!(
+        req.tools[2].schema,
+        json!({"type": "object", "properties": {}})
+    );
     assert_eq!(req.hosted_tools.len(), 2);
     assert!(req.hosted_tools.iter().all(|h| h.issuer == Issuer::Gemini));
     assert_eq!(req.hosted_tools[0].spec, json!({"googleSearch": {}}));
     assert_eq!(req.tool_choice, Some(ToolChoice::Named("get".into())));
     let s = &req.sampling;
     assert_eq!(
-        (s.max_output_tokens, s.temperature, s.top_p, s.top_k, s.n, s.seed),
+        (
+            s.max_output_tokens,
+            s.temperature,
+            s.top_p,
+            s.top_k,
+            s.n,
+            s.seed
+        ),
         (Some(100), Some(0.5), Some(0.9), Some(40), Some(2), Some(7))
     );
     assert_eq!(s.stop, vec!["x".to_string()]);
-    assert_eq!((s.presence_penalty, s.frequency_penalty), (Some(0.1), Some(0.2)));
+    assert_eq!(
+        (s.presence_penalty, s.frequency_penalty),
+        (Some(0.1), Some(0.2))
+    );
     assert_eq!(
         req.reasoning,
         Some(ReasoningConfig {
@@ -66,7 +79,9 @@ fn snake_case_bodies_decode_too() {
         "tool_config": {"function_calling_config": {"mode": "none"}}
     }));
     assert_eq!(req.system[0].text, "sys");
-    assert!(matches!(&req.messages[0].parts[0], Part::Document(Media::Base64 { mime, .. }) if mime == "application/pdf"));
+    assert!(
+        matches!(&req.messages[0].parts[0], Part::Document(Media::Base64 { mime, .. }) if mime == "application/pdf")
+    );
     assert_eq!(req.sampling.max_output_tokens, Some(5));
     assert_eq!(req.reasoning.unwrap().effort, Some(Effort::None));
     assert_eq!(req.output_format, Some(OutputFormat::JsonObject));
@@ -79,10 +94,22 @@ fn thinking_controls_map_to_efforts() {
         dec(json!({"contents": [{"parts": [{"text": "q"}]}], "generationConfig": {"thinkingConfig": tc}}))
             .reasoning
     };
-    assert_eq!(effort(json!({"thinkingBudget": -1})).unwrap().effort, Some(Effort::Medium));
-    assert_eq!(effort(json!({"thinkingLevel": "HIGH"})).unwrap().effort, Some(Effort::High));
-    assert_eq!(effort(json!({"thinkingLevel": "low"})).unwrap().effort, Some(Effort::Low));
-    assert_eq!(effort(json!({"includeThoughts": true})).unwrap().effort, Some(Effort::Medium));
+    assert_eq!(
+        effort(json!({"thinkingBudget": -1})).unwrap().effort,
+        Some(Effort::Medium)
+    );
+    assert_eq!(
+        effort(json!({"thinkingLevel": "HIGH"})).unwrap().effort,
+        Some(Effort::High)
+    );
+    assert_eq!(
+        effort(json!({"thinkingLevel": "low"})).unwrap().effort,
+        Some(Effort::Low)
+    );
+    assert_eq!(
+        effort(json!({"includeThoughts": true})).unwrap().effort,
+        Some(Effort::Medium)
+    );
     assert_eq!(effort(json!({})), None);
     let mode = |m: &str| {
         dec(json!({"contents": [{"parts": [{"text": "q"}]}],
@@ -99,13 +126,17 @@ fn bad_input_names_the_field() {
     let err = |v: Value| decode(v.to_string().as_bytes()).unwrap_err().message;
     assert!(err(json!({"contents": []})).contains("contents"));
     assert!(err(json!({"contents": [{"role": "bot", "parts": []}]})).contains("contents[0].role"));
-    assert!(err(json!({"contents": [{"parts": [{"text": 1}]}]})).contains("contents[0].parts[0].text"));
+    assert!(
+        err(json!({"contents": [{"parts": [{"text": 1}]}]})).contains("contents[0].parts[0].text")
+    );
     assert!(err(json!({"contents": [{"parts": [{"text": "a"}]}], "generationConfig": {"temperature": "hot"}}))
         .contains("generationConfig.temperature"));
     assert!(err(json!({"contents": [{"role": "model", "parts": [{"functionCall": {"name": "f", "args": "nope"}}]}]}))
         .contains("JSON object"));
-    assert!(err(json!({"contents": [{"parts": [{"text": "a"}]}], "tools": [{"functionDeclarations": [{}]}]}))
-        .contains("tools[0].functionDeclarations[0].name"));
+    assert!(err(
+        json!({"contents": [{"parts": [{"text": "a"}]}], "tools": [{"functionDeclarations": [{}]}]})
+    )
+    .contains("tools[0].functionDeclarations[0].name"));
     assert!(decode(b"{not json").is_err());
     assert!(decode(&[0xff, 0xfe]).is_err());
 }
@@ -131,7 +162,16 @@ fn tool_loop() -> Value {
 fn function_responses_match_calls_by_name_and_order() {
     let req = dec(tool_loop());
     let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
-    assert_eq!(roles, vec![Role::User, Role::Assistant, Role::Tool, Role::Assistant, Role::User]);
+    assert_eq!(
+        roles,
+        vec![
+            Role::User,
+            Role::Assistant,
+            Role::Tool,
+            Role::Assistant,
+            Role::User
+        ]
+    );
     let calls: Vec<(&str, &str)> = req.messages[1]
         .parts
         .iter()
@@ -140,7 +180,14 @@ fn function_responses_match_calls_by_name_and_order() {
             _ => None,
         })
         .collect();
-    assert_eq!(calls, vec![("call_1_0", "get"), ("call_1_1", "get"), ("call_1_2", "time")]);
+    assert_eq!(
+        calls,
+        vec![
+            ("call_1_0", "get"),
+            ("call_1_1", "get"),
+            ("call_1_2", "time")
+        ]
+    );
     let results: Vec<(&str, bool)> = req.messages[2]
         .parts
         .iter()
@@ -149,7 +196,10 @@ fn function_responses_match_calls_by_name_and_order() {
             _ => None,
         })
         .collect();
-    assert_eq!(results, vec![("call_1_2", false), ("call_1_0", false), ("call_1_1", true)]);
+    assert_eq!(
+        results,
+        vec![("call_1_2", false), ("call_1_0", false), ("call_1_1", true)]
+    );
     assert!(matches!(&req.messages[2].parts[1], Part::ToolResult(r)
         if r.content == vec![Part::Text(TextPart { text: "sunny".into(), cache: false })]));
     // the signature on the call sits just before it, signature-only
@@ -191,11 +241,23 @@ fn a_gemini_history_round_trips_with_its_signatures_in_place() {
     let contents = v["contents"].as_array().unwrap();
     assert_eq!(contents.len(), 5);
     let model = &contents[1]["parts"];
-    assert_eq!(model[0], json!({"functionCall": {"name": "get", "args": {"c": "a"}}, "thoughtSignature": "SIG1"}));
-    assert_eq!(model[1], json!({"functionCall": {"name": "get", "args": {"c": "b"}}}));
+    assert_eq!(
+        model[0],
+        json!({"functionCall": {"name": "get", "args": {"c": "a"}}, "thoughtSignature": "SIG1"})
+    );
+    assert_eq!(
+        model[1],
+        json!({"functionCall": {"name": "get", "args": {"c": "b"}}})
+    );
     let user = &contents[2]["parts"];
-    assert_eq!(user[0], json!({"functionResponse": {"name": "time", "response": {"result": "noon"}}}));
-    assert_eq!(user[2], json!({"functionResponse": {"name": "get", "response": {"error": "no data"}}}));
+    assert_eq!(
+        user[0],
+        json!({"functionResponse": {"name": "time", "response": {"result": "noon"}}})
+    );
+    assert_eq!(
+        user[2],
+        json!({"functionResponse": {"name": "get", "response": {"error": "no data"}}})
+    );
     assert_eq!(
         contents[3]["parts"],
         json!([{"text": "a is sunny"}, {"text": "", "thoughtSignature": "SIG2"}])
@@ -230,9 +292,15 @@ fn cross_vendor_history_gets_names_placeholder_and_no_foreign_reasoning() {
     )
     .unwrap();
     let v = enc(&req);
-    assert_eq!(v["systemInstruction"], json!({"parts": [{"text": "You are helpful."}]}));
+    assert_eq!(
+        v["systemInstruction"],
+        json!({"parts": [{"text": "You are helpful."}]})
+    );
     let contents = v["contents"].as_array().unwrap();
-    assert_eq!(contents[0], json!({"role": "user", "parts": [{"text": "go"}, {"text": "env"}]}));
+    assert_eq!(
+        contents[0],
+        json!({"role": "user", "parts": [{"text": "go"}, {"text": "env"}]})
+    );
     assert_eq!(
         contents[1]["parts"],
         json!([{"text": "ok"}, {"functionCall": {"name": "Bash", "args": {"command": "ls"}},
@@ -251,7 +319,9 @@ fn cross_vendor_history_gets_names_placeholder_and_no_foreign_reasoning() {
         omit_placeholder_signature: true,
     };
     let v = encode(&req, "g", &opts, None).unwrap();
-    assert!(v["contents"][1]["parts"][1].get("thoughtSignature").is_none());
+    assert!(v["contents"][1]["parts"][1]
+        .get("thoughtSignature")
+        .is_none());
 }
 
 #[test]
@@ -286,14 +356,23 @@ fn sampling_reasoning_format_and_caps_encode() {
     assert_eq!(g["temperature"], 2.0);
     assert_eq!(g["stopSequences"].as_array().unwrap().len(), 5);
     assert_eq!(g["candidateCount"], 2);
-    assert_eq!(g["thinkingConfig"], json!({"includeThoughts": true, "thinkingBudget": 24576}));
+    assert_eq!(
+        g["thinkingConfig"],
+        json!({"includeThoughts": true, "thinkingBudget": 24576})
+    );
     assert_eq!(g["responseMimeType"], "application/json");
     assert_eq!(
         g["responseSchema"],
         json!({"type": "object", "properties": {"a": {"type": "string", "enum": ["b"]}}})
     );
-    assert_eq!(v["toolConfig"], json!({"functionCallingConfig": {"mode": "ANY"}}));
-    assert_eq!(v["tools"][0]["functionDeclarations"][0]["parameters"], json!({"type": "object", "properties": {}}));
+    assert_eq!(
+        v["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY"}})
+    );
+    assert_eq!(
+        v["tools"][0]["functionDeclarations"][0]["parameters"],
+        json!({"type": "object", "properties": {}})
+    );
     assert!(v.get("model").is_none());
 
     req.sampling.max_output_tokens = None;
@@ -303,7 +382,10 @@ fn sampling_reasoning_format_and_caps_encode() {
     });
     let v = encode(&req, "g", &EncodeOptions::default(), Some(1000)).unwrap();
     assert_eq!(v["generationConfig"]["maxOutputTokens"], 1000);
-    assert_eq!(v["generationConfig"]["thinkingConfig"], json!({"thinkingBudget": 0}));
+    assert_eq!(
+        v["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 0})
+    );
     req.reasoning = Some(ReasoningConfig {
         effort: Some(Effort::None),
         budget_tokens: None,
@@ -314,7 +396,8 @@ fn sampling_reasoning_format_and_caps_encode() {
 
 #[test]
 fn hosted_tools_go_only_to_their_vendor() {
-    let mut req = dec(json!({"contents": [{"parts": [{"text": "q"}]}], "tools": [{"googleSearch": {}}]}));
+    let mut req =
+        dec(json!({"contents": [{"parts": [{"text": "q"}]}], "tools": [{"googleSearch": {}}]}));
     assert_eq!(enc(&req)["tools"], json!([{"googleSearch": {}}]));
     req.hosted_tools.push(HostedTool {
         issuer: Issuer::OpenAi,
@@ -361,9 +444,15 @@ fn count_tokens_bodies() {
     assert_eq!(r.system[0].text, "s");
     assert!(decode_count_tokens(br#"{}"#).unwrap().messages.is_empty());
     assert_eq!(count_tokens_body(12), json!({"totalTokens": 12}));
-    assert_eq!(count_tokens_from_upstream(br#"{"totalTokens": 31, "cachedContentTokenCount": 0}"#), Some(31));
+    assert_eq!(
+        count_tokens_from_upstream(br#"{"totalTokens": 31, "cachedContentTokenCount": 0}"#),
+        Some(31)
+    );
     assert_eq!(count_tokens_from_upstream(b"nope"), None);
     let up = count_tokens_request(&r, "gemini-x").unwrap();
     assert_eq!(up["generateContentRequest"]["model"], "models/gemini-x");
-    assert_eq!(up["generateContentRequest"]["contents"][0]["parts"][0]["text"], "hi");
+    assert_eq!(
+        up["generateContentRequest"]["contents"][0]["parts"][0]["text"],
+        "hi"
+    );
 }

@@ -47,7 +47,9 @@ impl From<WireUsage> for Usage {
 }
 
 pub fn usage_from_wire(u: &Value) -> Usage {
-    WireUsage::deserialize(u).map(Usage::from).unwrap_or_default()
+    WireUsage::deserialize(u)
+        .map(Usage::from)
+        .unwrap_or_default()
 }
 
 /// The same, straight from the bytes of the `usageMetadata` member.
@@ -55,7 +57,9 @@ pub fn usage_from_raw(raw: &[u8]) -> Option<Usage> {
     if raw.first() != Some(&b'{') {
         return None;
     }
-    serde_json::from_slice::<WireUsage>(raw).ok().map(Usage::from)
+    serde_json::from_slice::<WireUsage>(raw)
+        .ok()
+        .map(Usage::from)
 }
 
 /// Canonical buckets → `usageMetadata` (zero counts Gemini leaves out are
@@ -83,10 +87,14 @@ pub fn usage_to_wire(u: &Usage) -> Value {
 pub fn finish_from_wire(s: &str) -> FinishReason {
     match s {
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" => {
-            FinishReason::ContentFilter
-        }
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => FinishReason::ContentFilter,
         // MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, LANGUAGE, OTHER...:
         // no other dialect has a word for them.
         _ => FinishReason::Stop,
@@ -109,7 +117,10 @@ pub fn finish_to_wire(f: FinishReason) -> &'static str {
 pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorKind::Api, format!("upstream sent invalid JSON: {e}")))?;
-    let usage = v.get("usageMetadata").map(usage_from_wire).unwrap_or_default();
+    let usage = v
+        .get("usageMetadata")
+        .map(usage_from_wire)
+        .unwrap_or_default();
     let id = str_at(&v, "responseId").to_owned();
     let model = str_at(&v, "modelVersion").to_owned();
     let Some(cand) = v.pointer("/candidates/0") else {
@@ -123,7 +134,10 @@ pub fn decode(body: &[u8]) -> Result<Response, ApiError> {
                 usage,
             });
         }
-        return Err(ApiError::new(ErrorKind::Api, "upstream response has no candidates"));
+        return Err(ApiError::new(
+            ErrorKind::Api,
+            "upstream response has no candidates",
+        ));
     };
     let parts = decode_candidate_parts(cand);
     let mut finish = cand
@@ -247,8 +261,10 @@ mod tests {
         let v: Value = serde_json::from_slice(raw).unwrap();
         assert_eq!(usage_from_wire(&v), u);
         // odd fields read as absent; output recomputed from the total
-        let u = usage_from_raw(br#"{"promptTokenCount": "9", "totalTokenCount": 12, "cachedContentTokenCount": 50}"#)
-            .unwrap();
+        let u = usage_from_raw(
+            br#"{"promptTokenCount": "9", "totalTokenCount": 12, "cachedContentTokenCount": 50}"#,
+        )
+        .unwrap();
         assert_eq!(u.input_total(), 0);
         assert_eq!(u.output_total, 12);
         assert_eq!(usage_from_raw(b"null"), None);
@@ -268,9 +284,14 @@ mod tests {
             "modelVersion": "gemini-2.5-flash", "responseId": "r1"});
         let r = decode(body.to_string().as_bytes()).unwrap();
         assert_eq!(r.finish, FinishReason::ToolCalls);
-        assert_eq!((r.id.as_str(), r.model.as_str()), ("r1", "gemini-2.5-flash"));
+        assert_eq!(
+            (r.id.as_str(), r.model.as_str()),
+            ("r1", "gemini-2.5-flash")
+        );
         assert_eq!(r.parts.len(), 5);
-        assert!(matches!(&r.parts[0], Part::Reasoning(x) if x.text == "hmm" && x.signature.is_none()));
+        assert!(
+            matches!(&r.parts[0], Part::Reasoning(x) if x.text == "hmm" && x.signature.is_none())
+        );
         assert!(matches!(&r.parts[2], Part::Reasoning(x)
             if x.text.is_empty() && x.signature.as_deref() == Some("modelswitch-gemini:S1")));
         let Part::ToolCall(c) = &r.parts[3] else {
@@ -294,7 +315,10 @@ mod tests {
         // while a Gemini upstream gets it back on its call
         let g_up = super::super::request::encode(&req, "g", &Default::default(), None).unwrap();
         assert_eq!(g_up["contents"][1]["parts"][1]["thoughtSignature"], "S1");
-        assert_eq!(g_up["contents"][1]["parts"][1]["functionCall"]["name"], "get");
+        assert_eq!(
+            g_up["contents"][1]["parts"][1]["functionCall"]["name"],
+            "get"
+        );
         // back to a Gemini client: byte-exact signature on its call
         let g = encode(&r, "client");
         let parts = &g["candidates"][0]["content"]["parts"];
@@ -316,11 +340,15 @@ mod tests {
         assert_eq!(r.usage.input_uncached, 7);
         let an = crate::anthropic::response::encode(&r, "c");
         assert_eq!(an["stop_reason"], "refusal");
-        let r = decode(br#"{"candidates": [{"finishReason": "PROHIBITED_CONTENT", "index": 0}]}"#).unwrap();
+        let r = decode(br#"{"candidates": [{"finishReason": "PROHIBITED_CONTENT", "index": 0}]}"#)
+            .unwrap();
         assert_eq!(r.finish, FinishReason::ContentFilter);
         let g = encode(&r, "c");
         assert_eq!(g["candidates"][0]["finishReason"], "SAFETY");
-        assert_eq!(g["candidates"][0]["content"]["parts"], json!([{"text": ""}]));
+        assert_eq!(
+            g["candidates"][0]["content"]["parts"],
+            json!([{"text": ""}])
+        );
         assert!(decode(br#"{"candidates": []}"#).is_err());
         assert!(decode(b"<html>").is_err());
     }

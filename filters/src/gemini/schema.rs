@@ -156,7 +156,12 @@ impl<'a> Cleaner<'a> {
     }
 
     /// `properties`, `required`, `items`.
-    fn structure(&mut self, obj: &'a Map<String, Value>, out: &mut Map<String, Value>, depth: usize) {
+    fn structure(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        out: &mut Map<String, Value>,
+        depth: usize,
+    ) {
         if let Some(props) = obj.get("properties").and_then(Value::as_object) {
             let cleaned: Map<String, Value> = props
                 .iter()
@@ -174,8 +179,10 @@ impl<'a> Cleaner<'a> {
                 out.insert("required".into(), Value::Array(required));
             }
             if let Some(order) = obj.get("propertyOrdering").filter(|o| {
-                o.as_array()
-                    .is_some_and(|a| a.iter().all(|k| k.as_str().is_some_and(|k| cleaned.contains_key(k))))
+                o.as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|k| k.as_str().is_some_and(|k| cleaned.contains_key(k)))
+                })
             }) {
                 out.insert("propertyOrdering".into(), order.clone());
             }
@@ -326,7 +333,10 @@ fn copy_counts(obj: &Map<String, Value>, out: &mut Map<String, Value>) {
 /// flag beside the bound in draft 4) made inclusive: ±1 for integers.
 fn bounds(obj: &Map<String, Value>, ty: Option<&str>, out: &mut Map<String, Value>) {
     let integer = ty == Some("integer");
-    for (inclusive, exclusive, step) in [("minimum", "exclusiveMinimum", 1i64), ("maximum", "exclusiveMaximum", -1)] {
+    for (inclusive, exclusive, step) in [
+        ("minimum", "exclusiveMinimum", 1i64),
+        ("maximum", "exclusiveMaximum", -1),
+    ] {
         let bound = match obj.get(exclusive) {
             Some(Value::Number(n)) => Some((n.clone(), true)),
             Some(Value::Bool(true)) => obj
@@ -395,9 +405,11 @@ fn to_json_schema_at(s: &Value, depth: usize) -> Value {
                     .collect(),
             ),
             ("items", v) => to_json_schema_at(v, depth + 1),
-            ("anyOf", Value::Array(alts)) => {
-                Value::Array(alts.iter().map(|a| to_json_schema_at(a, depth + 1)).collect())
-            }
+            ("anyOf", Value::Array(alts)) => Value::Array(
+                alts.iter()
+                    .map(|a| to_json_schema_at(a, depth + 1))
+                    .collect(),
+            ),
             ("nullable" | "propertyOrdering", _) => continue,
             _ => v.clone(),
         };
@@ -441,7 +453,10 @@ mod tests {
         let props = &p["properties"];
         assert!(p.get("$schema").is_none() && p.get("additionalProperties").is_none());
         assert_eq!(p["required"], json!(["command"]));
-        assert_eq!(props["command"], json!({"type": "string", "description": "cmd"}));
+        assert_eq!(
+            props["command"],
+            json!({"type": "string", "description": "cmd"})
+        );
         assert_eq!(props["timeout"]["minimum"], 1);
         assert!(props["timeout"].get("exclusiveMinimum").is_none());
         assert_eq!(props["ratio"]["maximum"], 1.5);
@@ -487,7 +502,10 @@ mod tests {
             json!({"type": "object"})
         );
         assert_eq!(p["properties"]["both"]["required"], json!(["x", "z"]));
-        assert_eq!(p["properties"]["both"]["properties"]["z"]["type"], "boolean");
+        assert_eq!(
+            p["properties"]["both"]["properties"]["z"]["type"],
+            "boolean"
+        );
     }
 
     #[test]

@@ -70,12 +70,18 @@ impl StreamDecoder {
             out.push(StreamEvent::Start { usage });
         }
         let cand = v.pointer("/candidates/0");
-        if let Some(parts) = cand.and_then(|c| c.pointer("/content/parts")).and_then(Value::as_array) {
+        if let Some(parts) = cand
+            .and_then(|c| c.pointer("/content/parts"))
+            .and_then(Value::as_array)
+        {
             for p in parts {
                 self.part(p, out);
             }
         }
-        if let Some(f) = cand.and_then(|c| c.get("finishReason")).and_then(Value::as_str) {
+        if let Some(f) = cand
+            .and_then(|c| c.get("finishReason"))
+            .and_then(Value::as_str)
+        {
             self.finish = Some(finish_from_wire(f));
         } else if cand.is_none() && v.pointer("/promptFeedback/blockReason").is_some() {
             self.finish = Some(FinishReason::ContentFilter);
@@ -90,7 +96,10 @@ impl StreamDecoder {
     /// arrives whole, so its arguments are one fragment.
     fn part(&mut self, p: &Value, out: &mut Vec<StreamEvent>) {
         if let Some(s) = parts::signature(p) {
-            out.push(StreamEvent::ReasoningSignature(signature_minted(Issuer::Gemini, s)));
+            out.push(StreamEvent::ReasoningSignature(signature_minted(
+                Issuer::Gemini,
+                s,
+            )));
         }
         match read_part(p, "part") {
             Ok(WirePart::Thought(t)) if !t.is_empty() => out.push(StreamEvent::Reasoning(t)),
@@ -273,7 +282,11 @@ impl StreamEncoder {
     fn signature(&mut self, s: &str, out: &mut BytesMut) {
         if let Some(raw) = signature_issued_by(s, Issuer::Gemini) {
             if let Some(older) = self.pending_signature.replace(raw.to_owned()) {
-                self.chunk(out, vec![json!({"text": "", "thoughtSignature": older})], false);
+                self.chunk(
+                    out,
+                    vec![json!({"text": "", "thoughtSignature": older})],
+                    false,
+                );
             }
             return;
         }

@@ -18,7 +18,10 @@ fn recorded() -> String {
             "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 9, "thoughtsTokenCount": 4, "totalTokenCount": 25},
             "modelVersion": "gemini-2.5-flash", "responseId": "abc"}),
     ];
-    chunks.iter().map(|c| format!("data: {c}\r\n\r\n")).collect()
+    chunks
+        .iter()
+        .map(|c| format!("data: {c}\r\n\r\n"))
+        .collect()
 }
 
 fn decode_in_pieces(input: &[u8], piece: usize) -> Vec<StreamEvent> {
@@ -122,16 +125,23 @@ fn a_stream_cut_before_its_finish_is_an_error() {
     let input = recorded();
     let cut = &input[..input.rfind("data:").unwrap()];
     let evs = decode_in_pieces(cut.as_bytes(), 7);
-    assert!(matches!(evs.last(), Some(StreamEvent::Error(e)) if e.message.contains("before it finished")));
+    assert!(
+        matches!(evs.last(), Some(StreamEvent::Error(e)) if e.message.contains("before it finished"))
+    );
     assert!(!evs.contains(&StreamEvent::Done));
-    assert!(matches!(decode_in_pieces(b"", 1).as_slice(), [StreamEvent::Error(_)]));
+    assert!(matches!(
+        decode_in_pieces(b"", 1).as_slice(),
+        [StreamEvent::Error(_)]
+    ));
 }
 
 #[test]
 fn error_events_blocks_and_garbage() {
     let err = "data: {\"error\": {\"code\": 429, \"message\": \"Resource exhausted\", \"status\": \"RESOURCE_EXHAUSTED\"}}\n\n";
     let evs = decode_in_pieces(err.as_bytes(), 5);
-    assert!(matches!(evs.as_slice(), [StreamEvent::Error(e)] if e.kind == ErrorKind::RateLimited && e.message == "Resource exhausted"));
+    assert!(
+        matches!(evs.as_slice(), [StreamEvent::Error(e)] if e.kind == ErrorKind::RateLimited && e.message == "Resource exhausted")
+    );
 
     let blocked = "data: {\"promptFeedback\": {\"blockReason\": \"PROHIBITED_CONTENT\"}, \"usageMetadata\": {\"promptTokenCount\": 3}}\n\n";
     let evs = decode_in_pieces(blocked.as_bytes(), 4);
@@ -200,7 +210,10 @@ fn gemini_to_gemini_keeps_signatures_on_their_parts() {
     assert!(chunks.iter().all(|c| &c["responseId"] == id));
     // and what was encoded decodes to the same content and final usage
     let content = |evs: Vec<StreamEvent>| -> Vec<StreamEvent> {
-        blank_ids(evs).into_iter().filter(StreamEvent::is_content).collect()
+        blank_ids(evs)
+            .into_iter()
+            .filter(StreamEvent::is_content)
+            .collect()
     };
     let again = decode_in_pieces(&out, 11);
     assert_eq!(content(again.clone()), content(evs.clone()));
@@ -286,13 +299,21 @@ fn anthropic_thinking_reaches_a_gemini_client_and_comes_back_whole() {
     let chunks = check_gemini_stream(&out);
     let parts: Vec<Value> = chunks
         .iter()
-        .flat_map(|c| c["candidates"][0]["content"]["parts"].as_array().unwrap().clone())
+        .flat_map(|c| {
+            c["candidates"][0]["content"]["parts"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
         .collect();
     assert_eq!(
         parts[2],
         json!({"text": "", "thought": true, "thoughtSignature": "modelswitch-anthropic:asig"})
     );
-    assert_eq!(chunks.last().unwrap()["candidates"][0]["finishReason"], "MAX_TOKENS");
+    assert_eq!(
+        chunks.last().unwrap()["candidates"][0]["finishReason"],
+        "MAX_TOKENS"
+    );
     // the client replays the parts it got as one model turn
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "q"}]},
         {"role": "model", "parts": parts}, {"role": "user", "parts": [{"text": "go on"}]}]});
@@ -326,5 +347,8 @@ fn errors_after_commit_and_no_keepalive() {
     assert!(ka.is_empty());
     // an empty answer still ends with a well-formed last chunk
     let chunks = check_gemini_stream(&encode_all(&[StreamEvent::Done]));
-    assert_eq!(chunks[0]["candidates"][0]["content"]["parts"], json!([{"text": ""}]));
+    assert_eq!(
+        chunks[0]["candidates"][0]["content"]["parts"],
+        json!([{"text": ""}])
+    );
 }
