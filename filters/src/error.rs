@@ -197,23 +197,16 @@ impl ApiError {
                     format!("upstream returned HTTP {status}: {text}")
                 }
             });
-        let type_str = err.and_then(|e| e.get("type")).and_then(Value::as_str);
         let code = err
             .and_then(|e| e.get("code"))
             .and_then(|c| c.as_str().map(str::to_owned));
-        let google_status = err.and_then(|e| e.get("status")).and_then(Value::as_str);
-        let kind = type_str
-            .and_then(ErrorKind::from_anthropic_type)
-            .or_else(|| google_status.and_then(ErrorKind::from_google_status))
-            .filter(|k| !matches!(k, ErrorKind::InvalidRequest) || (400..500).contains(&status))
-            .unwrap_or_else(|| ErrorKind::from_status(status));
         // Gemini answers a bad key with 400 INVALID_ARGUMENT; every client
         // SDK expects 401 for that.
         let bad_key = err.is_some_and(google_bad_key);
         let kind = if bad_key {
             ErrorKind::Authentication
         } else {
-            kind
+            kind_of(err, status)
         };
         let mut e = Self::new(kind, message);
         e.param = err
@@ -268,6 +261,17 @@ impl ApiError {
         e.retry_after = err.and_then(google_retry_delay);
         e
     }
+}
+
+/// The kind an upstream error names (Anthropic `type`, Google `status`),
+/// else the one its HTTP status implies.
+fn kind_of(err: Option<&Value>, status: u16) -> ErrorKind {
+    let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str);
+    field("type")
+        .and_then(ErrorKind::from_anthropic_type)
+        .or_else(|| field("status").and_then(ErrorKind::from_google_status))
+        .filter(|k| !matches!(k, ErrorKind::InvalidRequest) || (400..500).contains(&status))
+        .unwrap_or_else(|| ErrorKind::from_status(status))
 }
 
 /// Gemini's bad-key error: `details[].reason == "API_KEY_INVALID"`.
