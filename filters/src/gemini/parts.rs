@@ -16,15 +16,43 @@
 //!   never signs a text part ahead of an unsigned call of the same turn (a
 //!   step's signature sits on its first call), so this restores its layout.
 //!
-//! A foreign signature (another vendor's, tagged by
-//! `signature_to_client`) signs a whole reasoning text, which a Gemini
+//! A foreign signature (another vendor's, tagged by `signature_to_client`)
+//! reaches a Gemini client base64-encoded: google-genai reads
+//! `thoughtSignature` as base64 bytes and refuses a whole answer whose
+//! signature is not. It signs a whole reasoning text, which a Gemini
 //! client may hold as several thought parts: decoding folds the run of
 //! unsigned reasoning right before it into one `Reasoning` with that
 //! signature.
 
 use crate::canonical::*;
 use crate::error::ApiError;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde_json::{json, Value};
+
+/// `base64("modelswitch-")`: how every tagged token starts once encoded
+/// for a Gemini client (12 bytes, so the prefix does not depend on what
+/// follows). Gemini's own signatures are base64 of opaque bytes that never
+/// start so.
+const TAGGED_BASE64_PREFIX: &str = "bW9kZWxzd2l0Y2gt";
+
+/// A canonical signature as a Gemini client should carry it: Gemini's raw,
+/// any other vendor's tagged and base64-encoded.
+pub(super) fn client_signature(canonical: &str) -> String {
+    if let Some(raw) = signature_issued_by(canonical, Issuer::Gemini) {
+        return raw.to_owned();
+    }
+    BASE64.encode(signature_to_client(canonical, Issuer::Gemini))
+}
+
+/// The inverse of [`client_signature`], for a token a Gemini client replays.
+pub(super) fn signature_from_gemini_client(wire: &str) -> String {
+    let tagged = wire
+        .strip_prefix(TAGGED_BASE64_PREFIX)
+        .and_then(|_| BASE64.decode(wire).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    signature_from_client(tagged.as_deref().unwrap_or(wire), Issuer::Gemini)
+}
 
 /// `v[camel]`, else `v[snake]`: Google's JSON parsers take both spellings
 /// and its own curl examples use snake_case.
@@ -245,7 +273,7 @@ pub(super) enum Audience {
 fn wire_signature(sig: &str, to: Audience) -> Option<String> {
     match to {
         Audience::Upstream => signature_issued_by(sig, Issuer::Gemini).map(str::to_owned),
-        Audience::Client => Some(signature_to_client(sig, Issuer::Gemini)),
+        Audience::Client => Some(client_signature(sig)),
     }
 }
 
@@ -386,10 +414,12 @@ mod tests {
         assert!(up.is_empty());
         let mut client = Vec::new();
         encode_parts(&parts, Audience::Client, &mut client);
+        let wire = client[0]["thoughtSignature"].as_str().unwrap();
         assert_eq!(
-            client[0]["thoughtSignature"],
-            "modelswitch-anthropic:anthropic-sig"
+            BASE64.decode(wire).unwrap(),
+            b"modelswitch-anthropic:anthropic-sig"
         );
+        assert_eq!(signature_from_gemini_client(wire), "anthropic-sig");
         assert_eq!(client[1], json!({"text": "bare", "thought": true}));
     }
 
@@ -409,6 +439,25 @@ mod tests {
         let g = signature_minted(Issuer::Gemini, "g");
         push_signature(&mut parts, g.clone(), Some("c".into()));
         assert_eq!(parts[2], reasoning("c", Some(&g)));
+    }
+
+    #[test]
+    fn client_signatures_are_base64_and_come_back_canonical() {
+        for canonical in [
+            signature_minted(Issuer::Gemini, "R2VtaW5p"),
+            signature_minted(Issuer::Anthropic, "EqQBCkYIBRgCIkD+/="),
+            signature_minted(Issuer::OpenAi, "gAAAAB"),
+        ] {
+            let wire = client_signature(&canonical);
+            assert!(BASE64.decode(&wire).is_ok(), "{wire}");
+            assert_eq!(signature_from_gemini_client(&wire), canonical);
+        }
+        assert_eq!(
+            client_signature(&signature_minted(Issuer::Gemini, "R2Vt")),
+            "R2Vt"
+        );
+        // a client that replays the tag unencoded is understood too
+        assert_eq!(signature_from_gemini_client("modelswitch-anthropic:a"), "a");
     }
 
     #[test]

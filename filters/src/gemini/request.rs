@@ -193,7 +193,7 @@ fn decode_contents(contents: &[WireContent], messages: &mut Vec<Message>) -> Res
         let mut results = Vec::new();
         for (j, p) in c.parts.iter().enumerate() {
             let at = format!("contents[{i}].parts[{j}]");
-            let sig = parts::signature(p).map(|s| signature_from_client(s, Issuer::Gemini));
+            let sig = parts::signature(p).map(parts::signature_from_gemini_client);
             let wire = read_part(p, &at)?;
             decode_part(wire, sig, (i, j), &mut calls, &mut parts, &mut results);
         }

@@ -417,7 +417,7 @@ fn foreign_thinking_round_trips_through_a_gemini_client() {
         {"role": "user", "parts": [{"text": "q"}]},
         {"role": "model", "parts": [
             {"text": "pla", "thought": true}, {"text": "n", "thought": true},
-            {"text": "", "thought": true, "thoughtSignature": "modelswitch-anthropic:asig"},
+            {"text": "", "thought": true, "thoughtSignature": "bW9kZWxzd2l0Y2gtYW50aHJvcGljOmFzaWc="},
             {"text": "answer"}]},
         {"role": "user", "parts": [{"text": "more"}]}]}));
     assert_eq!(

@@ -385,7 +385,7 @@ mod tests {
         let g = encode(&r, "c");
         assert_eq!(
             g["candidates"][0]["content"]["parts"],
-            json!([{"text": "plan", "thought": true, "thoughtSignature": "modelswitch-anthropic:asig"},
+            json!([{"text": "plan", "thought": true, "thoughtSignature": "bW9kZWxzd2l0Y2gtYW50aHJvcGljOmFzaWc="},
                    {"text": "hi"}])
         );
         assert_eq!(g["usageMetadata"]["promptTokenCount"], 3);

@@ -9,7 +9,8 @@
 //! that part's content, so the encoder, which holds a Gemini signature
 //! until the next part, puts it back on the same part. Another vendor's
 //! signature signs the reasoning already sent, and goes out at once on an
-//! empty thought part (see `parts` for how it comes back).
+//! empty thought part, base64-encoded (see `parts` for why and for how it
+//! comes back).
 
 use super::parts::{self, read_part, WirePart};
 use super::response::{finish_from_wire, finish_to_wire, usage_from_wire, usage_to_wire};
@@ -292,7 +293,7 @@ impl StreamEncoder {
         }
         let mut parts = self.take_calls();
         parts.push(json!({"text": "", "thought": true,
-            "thoughtSignature": signature_to_client(s, Issuer::Gemini)}));
+            "thoughtSignature": parts::client_signature(s)}));
         self.chunk(out, parts, false);
     }
 

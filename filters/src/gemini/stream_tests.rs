@@ -308,7 +308,7 @@ fn anthropic_thinking_reaches_a_gemini_client_and_comes_back_whole() {
         .collect();
     assert_eq!(
         parts[2],
-        json!({"text": "", "thought": true, "thoughtSignature": "modelswitch-anthropic:asig"})
+        json!({"text": "", "thought": true, "thoughtSignature": "bW9kZWxzd2l0Y2gtYW50aHJvcGljOmFzaWc="})
     );
     assert_eq!(
         chunks.last().unwrap()["candidates"][0]["finishReason"],
