@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 /// for a Gemini client (12 bytes, so the prefix does not depend on what
 /// follows). Gemini's own signatures are base64 of opaque bytes that never
 /// start so.
-const TAGGED_BASE64_PREFIX: &str = "bW9kZWxzd2l0Y2gt";
+pub(super) const TAGGED_BASE64_PREFIX: &str = "bW9kZWxzd2l0Y2gt";
 
 /// A canonical signature as a Gemini client should carry it: Gemini's raw,
 /// any other vendor's tagged and base64-encoded.

@@ -708,6 +708,15 @@ fn thinking_config(r: &ReasoningConfig) -> Option<Value> {
     Some(t)
 }
 
+/// Whether a client's body holds a reasoning token the gateway handed out
+/// (another vendor's, tagged, plain or base64-encoded): a Gemini upstream
+/// must never see one, so such a body is decoded (which drops it) rather
+/// than passed through.
+pub fn carries_gateway_signature(body: &[u8]) -> bool {
+    memchr::memmem::find(body, b"modelswitch-").is_some()
+        || memchr::memmem::find(body, parts::TAGGED_BASE64_PREFIX.as_bytes()).is_some()
+}
+
 // ------------------------------------------------------------ count tokens
 
 #[derive(Deserialize)]

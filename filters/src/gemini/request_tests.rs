@@ -456,3 +456,16 @@ fn count_tokens_bodies() {
         "hi"
     );
 }
+
+#[test]
+fn gateway_tokens_are_spotted_for_the_pass_through_decision() {
+    let foreign = json!({"contents": [{"role": "model", "parts": [
+        {"text": "", "thought": true, "thoughtSignature": "bW9kZWxzd2l0Y2gtYW50aHJvcGljOmFzaWc="}]}]});
+    assert!(carries_gateway_signature(foreign.to_string().as_bytes()));
+    assert!(carries_gateway_signature(
+        br#"{"x":"modelswitch-openai:t"}"#
+    ));
+    let own = json!({"contents": [{"role": "model", "parts": [
+        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "Q2lBQkFCQw=="}]}]});
+    assert!(!carries_gateway_signature(own.to_string().as_bytes()));
+}
