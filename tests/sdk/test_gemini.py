@@ -68,8 +68,9 @@ def test_generate_content_stream(ge, model):
 @pytest.mark.parametrize("model", UPSTREAMS)
 def test_gemini_prefix_path(stack, model):
     """The same API under /gemini (base_url ending /gemini)."""
-    r = client(f"{stack.gateway}/gemini").models.generate_content(model=model, contents="hi there")
-    assert r.text == HELLO
+    c = client(f"{stack.gateway}/gemini")  # held: a dropped Client closes its connection pool
+    assert c.models.generate_content(model=model, contents="hi there").text == HELLO
+    assert "".join(x.text or "" for x in c.models.generate_content_stream(model=model, contents="hi there")) == HELLO
 
 
 @pytest.mark.parametrize("model", UPSTREAMS)

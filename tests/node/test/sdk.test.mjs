@@ -56,10 +56,14 @@ before(async () => {
 
 after(() => stack?.stop());
 
-/** Whole or absent: never a fragment of `whole`. */
-function wholeOrAbsent(value, whole, what) {
-  if (value === undefined || value === null || value === '') return;
+/** Whole or absent: never a fragment of `whole`. Says which in the report. */
+function wholeOrAbsent(t, value, whole, what) {
+  if (value === undefined || value === null || value === '') {
+    t.diagnostic(`${what}: absent`);
+    return;
+  }
   assert.equal(value, whole, `${what} is a fragment or garbled: ${JSON.stringify(value)}`);
+  t.diagnostic(`${what}: whole`);
 }
 
 for (const upstream of UPSTREAMS) {
@@ -103,7 +107,7 @@ for (const upstream of UPSTREAMS) {
       assert.equal(second.choices[0].finish_reason, 'stop');
     });
 
-    test('finalChatCompletion: reasoning over many chunks is whole or absent', async () => {
+    test('finalChatCompletion: reasoning over many chunks is whole or absent', async (t) => {
       const s = oa.chat.completions.stream({
         model: `${p}-think`,
         messages: [{ role: 'user', content: 'hi there' }],
@@ -123,8 +127,8 @@ for (const upstream of UPSTREAMS) {
       assert.equal(msg.content, HELLO);
       assert.equal(final.choices[0].finish_reason, 'stop');
       for (const k of ['reasoning_content', 'reasoning']) {
-        wholeOrAbsent(msg[k], REASONING, `finalChatCompletion().choices[0].message.${k}`);
-        wholeOrAbsent(appended[k], REASONING, `appended ${k} deltas`);
+        wholeOrAbsent(t, msg[k], REASONING, `finalChatCompletion().choices[0].message.${k}`);
+        wholeOrAbsent(t, appended[k], REASONING, `appended ${k} deltas`);
       }
     });
   });
@@ -167,7 +171,7 @@ for (const upstream of UPSTREAMS) {
       assert.equal(second.stop_reason, 'end_turn');
     });
 
-    test('finalMessage: thinking over many chunks is whole or absent', async () => {
+    test('finalMessage: thinking over many chunks is whole or absent', async (t) => {
       const final = await an.messages.stream({
         model: `${p}-think`, max_tokens: 2048,
         thinking: { type: 'enabled', budget_tokens: 1024 },
@@ -175,7 +179,7 @@ for (const upstream of UPSTREAMS) {
       }).finalMessage();
       const thinking = final.content.filter((b) => b.type === 'thinking');
       assert.ok(thinking.length <= 1, `one thinking block at most, got ${thinking.length}`);
-      wholeOrAbsent(thinking.map((b) => b.thinking).join(''), REASONING, 'thinking');
+      wholeOrAbsent(t, thinking.map((b) => b.thinking).join(''), REASONING, 'thinking');
       const text = final.content.filter((b) => b.type === 'text');
       assert.equal(text.map((b) => b.text).join(''), HELLO);
       assert.equal(final.content[final.content.length - 1].type, 'text');
