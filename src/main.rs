@@ -162,7 +162,15 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
         upstream: Arc::new(upstream::UpstreamClient::new(process.upstream_pool_size)),
         store: store.clone(),
         drain: drain.clone(),
+        // One store for the process, whatever reloads: conversations outlive
+        // config changes like the clients holding their ids.
+        conversations: Box::leak(Box::new(filters::conversations::ConversationStore::new(
+            filters::conversations::Limits::default(),
+        ))),
     };
+    // The tokenizer's tables load in the background, not on the first
+    // count_tokens request.
+    std::thread::spawn(filters::tokens::warm_up);
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
     let mut service = Service::new("modelswitch".into(), edge);

@@ -3,10 +3,10 @@
 //! error, read usage, authenticate upstream — is matched here, exhaustively,
 //! so a new dialect is a new folder plus one arm in each match below.
 
-use crate::canonical::{Observed, Request, Response, StreamEvent, Usage};
+use crate::canonical::{Issuer, Observed, Request, Response, StreamEvent, Usage};
 use crate::error::ApiError;
 use crate::wire::sse::SseEvent;
-use crate::{anthropic, openai_chat};
+use crate::{anthropic, gemini, openai_chat, openai_responses};
 use bytes::BytesMut;
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -16,6 +16,8 @@ use serde_json::Value;
 pub enum Dialect {
     OpenAiChat,
     Anthropic,
+    Gemini,
+    OpenAiResponses,
 }
 
 impl Dialect {
@@ -23,7 +25,25 @@ impl Dialect {
         match self {
             Self::OpenAiChat => "openai",
             Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::OpenAiResponses => "openai-responses",
         }
+    }
+
+    /// Whose opaque reasoning tokens this dialect carries (OpenAI Chat
+    /// carries none).
+    pub fn issuer(self) -> Option<Issuer> {
+        match self {
+            Self::OpenAiChat => None,
+            Self::Anthropic => Some(Issuer::Anthropic),
+            Self::Gemini => Some(Issuer::Gemini),
+            Self::OpenAiResponses => Some(Issuer::OpenAi),
+        }
+    }
+
+    /// The model is named in the URL path, not the body (Gemini).
+    pub fn model_in_path(self) -> bool {
+        self == Self::Gemini
     }
 }
 
@@ -32,12 +52,16 @@ impl Dialect {
 pub struct EncodeOptions {
     pub openai: openai_chat::request::EncodeOptions,
     pub anthropic: anthropic::request::EncodeOptions,
+    pub gemini: gemini::request::EncodeOptions,
+    pub responses: openai_responses::request::EncodeOptions,
 }
 
 pub fn decode_request(dialect: Dialect, body: &[u8]) -> Result<Request, ApiError> {
     match dialect {
         Dialect::OpenAiChat => openai_chat::request::decode(body),
         Dialect::Anthropic => anthropic::request::decode(body),
+        Dialect::Gemini => gemini::request::decode(body),
+        Dialect::OpenAiResponses => openai_responses::request::decode(body),
     }
 }
 
@@ -58,6 +82,10 @@ pub fn encode_request(
         Dialect::Anthropic => {
             anthropic::request::encode(req, model, &opts.anthropic, max_output_tokens)
         }
+        Dialect::Gemini => gemini::request::encode(req, model, &opts.gemini, max_output_tokens),
+        Dialect::OpenAiResponses => {
+            openai_responses::request::encode(req, model, &opts.responses, max_output_tokens)
+        }
     }
 }
 
@@ -65,6 +93,8 @@ pub fn decode_response(dialect: Dialect, body: &[u8]) -> Result<Response, ApiErr
     match dialect {
         Dialect::OpenAiChat => openai_chat::response::decode(body),
         Dialect::Anthropic => anthropic::response::decode(body),
+        Dialect::Gemini => gemini::response::decode(body),
+        Dialect::OpenAiResponses => openai_responses::response::decode(body),
     }
 }
 
@@ -72,14 +102,26 @@ pub fn encode_response(dialect: Dialect, r: &Response, model: &str) -> Value {
     match dialect {
         Dialect::OpenAiChat => openai_chat::response::encode(r, model),
         Dialect::Anthropic => anthropic::response::encode(r, model),
+        Dialect::Gemini => gemini::response::encode(r, model),
+        Dialect::OpenAiResponses => openai_responses::response::encode(r, model),
     }
 }
 
-/// Usage from a body's raw `usage` member, in the four canonical buckets.
+/// The top-level member of a response body that holds its usage.
+pub fn usage_member(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Gemini => "usageMetadata",
+        _ => "usage",
+    }
+}
+
+/// Usage from a body's raw usage member, in the four canonical buckets.
 pub fn usage_from_raw(dialect: Dialect, raw: &[u8]) -> Option<Usage> {
     match dialect {
         Dialect::OpenAiChat => openai_chat::response::usage_from_raw(raw),
         Dialect::Anthropic => anthropic::response::usage_from_raw(raw, Usage::default()),
+        Dialect::Gemini => gemini::response::usage_from_raw(raw),
+        Dialect::OpenAiResponses => openai_responses::response::usage_from_raw(raw),
     }
 }
 
@@ -88,6 +130,8 @@ pub fn error_status(dialect: Dialect, e: &ApiError) -> u16 {
     match dialect {
         Dialect::OpenAiChat => openai_chat::error::status(e),
         Dialect::Anthropic => anthropic::error::status(e),
+        Dialect::Gemini => gemini::error::status(e),
+        Dialect::OpenAiResponses => openai_responses::error::status(e),
     }
 }
 
@@ -96,6 +140,8 @@ pub fn error_body(dialect: Dialect, e: &ApiError) -> Value {
     match dialect {
         Dialect::OpenAiChat => openai_chat::error::body(e),
         Dialect::Anthropic => anthropic::error::body(e),
+        Dialect::Gemini => gemini::error::body(e),
+        Dialect::OpenAiResponses => openai_responses::error::body(e),
     }
 }
 
@@ -107,6 +153,8 @@ pub fn error_bytes(dialect: Dialect, e: &ApiError) -> Vec<u8> {
 pub enum StreamDecoder {
     OpenAi(openai_chat::stream::StreamDecoder),
     Anthropic(anthropic::stream::StreamDecoder),
+    Gemini(gemini::stream::StreamDecoder),
+    Responses(openai_responses::stream::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -114,6 +162,10 @@ impl StreamDecoder {
         match dialect {
             Dialect::OpenAiChat => Self::OpenAi(openai_chat::stream::StreamDecoder::new()),
             Dialect::Anthropic => Self::Anthropic(anthropic::stream::StreamDecoder::new()),
+            Dialect::Gemini => Self::Gemini(gemini::stream::StreamDecoder::new()),
+            Dialect::OpenAiResponses => {
+                Self::Responses(openai_responses::stream::StreamDecoder::new())
+            }
         }
     }
 
@@ -121,6 +173,8 @@ impl StreamDecoder {
         match self {
             Self::OpenAi(d) => d.feed(ev, out),
             Self::Anthropic(d) => d.feed(ev, out),
+            Self::Gemini(d) => d.feed(ev, out),
+            Self::Responses(d) => d.feed(ev, out),
         }
     }
 
@@ -128,30 +182,54 @@ impl StreamDecoder {
         match self {
             Self::OpenAi(d) => d.finish(out),
             Self::Anthropic(d) => d.finish(out),
+            Self::Gemini(d) => d.finish(out),
+            Self::Responses(d) => d.finish(out),
         }
     }
 }
 
+/// What a client stream encoder needs to know besides the events.
+#[derive(Debug, Clone, Default)]
+pub struct ClientStream<'a> {
+    /// The model name the client asked for.
+    pub model: &'a str,
+    /// OpenAI Chat `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// Anthropic `message_start` must carry input tokens before any are known.
+    pub estimated_input: u64,
+    /// OpenAI Responses: the id the gateway minted for this response.
+    pub response_id: &'a str,
+    /// OpenAI Chat: how reasoning is sent.
+    pub reasoning: openai_chat::stream::ReasoningOutput,
+}
+
 /// Canonical events, encoded as a client stream in `dialect`.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per stream, never moved on the hot path"
+)]
 pub enum StreamEncoder {
     OpenAi(openai_chat::stream::StreamEncoder),
     Anthropic(anthropic::stream::StreamEncoder),
+    Gemini(gemini::stream::StreamEncoder),
+    Responses(openai_responses::stream::StreamEncoder),
 }
 
 impl StreamEncoder {
-    /// `model` is what the client asked for; `include_usage` is the OpenAI
-    /// client's `stream_options`; `estimated_input` feeds Anthropic's
-    /// `message_start`, which must carry input tokens before any are known.
-    pub fn new(dialect: Dialect, model: &str, include_usage: bool, estimated_input: u64) -> Self {
+    pub fn new(dialect: Dialect, c: &ClientStream<'_>) -> Self {
         match dialect {
-            Dialect::OpenAiChat => Self::OpenAi(openai_chat::stream::StreamEncoder::new(
-                model,
-                include_usage,
-            )),
+            Dialect::OpenAiChat => Self::OpenAi(
+                openai_chat::stream::StreamEncoder::new(c.model, c.include_usage)
+                    .with_reasoning(c.reasoning),
+            ),
             Dialect::Anthropic => Self::Anthropic(anthropic::stream::StreamEncoder::new(
-                model,
-                estimated_input,
+                c.model,
+                c.estimated_input,
             )),
+            Dialect::Gemini => Self::Gemini(gemini::stream::StreamEncoder::new(c.model)),
+            Dialect::OpenAiResponses => Self::Responses(
+                openai_responses::stream::StreamEncoder::new(c.model, c.response_id),
+            ),
         }
     }
 
@@ -159,6 +237,8 @@ impl StreamEncoder {
         match self {
             Self::OpenAi(e) => e.encode(ev, out),
             Self::Anthropic(e) => e.encode(ev, out),
+            Self::Gemini(e) => e.encode(ev, out),
+            Self::Responses(e) => e.encode(ev, out),
         }
     }
 
@@ -166,6 +246,8 @@ impl StreamEncoder {
         match self {
             Self::OpenAi(enc) => enc.fail(e, out),
             Self::Anthropic(enc) => enc.fail(e, out),
+            Self::Gemini(enc) => enc.fail(e, out),
+            Self::Responses(enc) => enc.fail(e, out),
         }
     }
 }
@@ -174,6 +256,8 @@ impl StreamEncoder {
 pub enum PassThrough {
     OpenAi(openai_chat::pass::PassThrough),
     Anthropic(anthropic::pass::PassThrough),
+    Gemini(gemini::pass::PassThrough),
+    Responses(openai_responses::pass::PassThrough),
 }
 
 impl PassThrough {
@@ -182,6 +266,10 @@ impl PassThrough {
         match dialect {
             Dialect::OpenAiChat => Self::OpenAi(openai_chat::pass::PassThrough::new(rename)),
             Dialect::Anthropic => Self::Anthropic(anthropic::pass::PassThrough::new(rename)),
+            Dialect::Gemini => Self::Gemini(gemini::pass::PassThrough::new(rename)),
+            Dialect::OpenAiResponses => {
+                Self::Responses(openai_responses::pass::PassThrough::new(rename))
+            }
         }
     }
 
@@ -189,6 +277,18 @@ impl PassThrough {
         match self {
             Self::OpenAi(p) => p.event(ev, out),
             Self::Anthropic(p) => p.event(ev, out),
+            Self::Gemini(p) => p.event(ev, out),
+            Self::Responses(p) => p.event(ev, out),
+        }
+    }
+
+    /// Ends a same-dialect stream with the client's in-stream error. A
+    /// Responses stream ends with `response.failed` continuing the
+    /// upstream's own ids and sequence numbers.
+    pub fn fail(&mut self, dialect: Dialect, e: &ApiError, out: &mut BytesMut) {
+        match self {
+            Self::Responses(p) => p.fail(e, out),
+            _ => stream_error(dialect, e, out),
         }
     }
 
@@ -198,6 +298,8 @@ impl PassThrough {
         match self {
             Self::OpenAi(p) => p.finish(out),
             Self::Anthropic(p) => p.finish(out),
+            Self::Gemini(p) => p.finish(out),
+            Self::Responses(p) => p.finish(out),
         }
     }
 }
@@ -207,6 +309,8 @@ pub fn keepalive(dialect: Dialect, out: &mut BytesMut) {
     match dialect {
         Dialect::OpenAiChat => openai_chat::stream::StreamEncoder::keepalive(out),
         Dialect::Anthropic => anthropic::stream::StreamEncoder::keepalive(out),
+        Dialect::Gemini => gemini::stream::StreamEncoder::keepalive(out),
+        Dialect::OpenAiResponses => openai_responses::stream::StreamEncoder::keepalive(out),
     }
 }
 
@@ -214,8 +318,8 @@ pub fn keepalive(dialect: Dialect, out: &mut BytesMut) {
 pub fn stream_error(dialect: Dialect, e: &ApiError, out: &mut BytesMut) {
     let body = error_bytes(dialect, e);
     let name = match dialect {
-        Dialect::OpenAiChat => None,
-        Dialect::Anthropic => Some("error"),
+        Dialect::OpenAiChat | Dialect::Gemini => None,
+        Dialect::Anthropic | Dialect::OpenAiResponses => Some("error"),
     };
     crate::wire::sse::encode_event(out, name, &body);
 }
@@ -224,38 +328,76 @@ pub fn stream_error(dialect: Dialect, e: &ApiError, out: &mut BytesMut) {
 /// and betas) and so go upstream with it; a translated request has none.
 pub fn forwarded_headers(dialect: Dialect) -> &'static [&'static str] {
     match dialect {
-        Dialect::OpenAiChat => &[],
+        Dialect::OpenAiChat | Dialect::Gemini | Dialect::OpenAiResponses => &[],
         Dialect::Anthropic => &["anthropic-version", "anthropic-beta"],
     }
 }
 
-/// Whether a client's history holds a reasoning signature the gateway
-/// minted for unsigned thinking: such a body must be decoded (which drops
-/// it) rather than passed through, since only the issuer may see it.
+/// Whether a client's history holds a reasoning token the gateway tagged
+/// (one it minted for unsigned thinking, or another issuer's): such a body
+/// must be decoded (which drops what the upstream did not mint) rather
+/// than passed through, since only the issuer may see its tokens.
 pub fn carries_synthetic_signature(dialect: Dialect, body: &[u8]) -> bool {
     match dialect {
         Dialect::OpenAiChat => false,
-        Dialect::Anthropic => {
-            // Any token the gateway tagged (its own or another issuer's).
-            let tag = b"modelswitch-";
-            memchr::memmem::find(body, tag).is_some()
+        Dialect::Anthropic | Dialect::OpenAiResponses => {
+            memchr::memmem::find(body, b"modelswitch-").is_some()
+        }
+        // Gemini clients carry other vendors' tokens base64-encoded (the
+        // SDK insists on base64 there).
+        Dialect::Gemini => gemini::request::carries_gateway_signature(body),
+    }
+}
+
+/// The generation endpoint under a provider's base path; Gemini names the
+/// model and the streaming mode in the path.
+pub fn generate_path(dialect: Dialect, prefix: &str, model: &str, stream: bool) -> String {
+    match dialect {
+        Dialect::OpenAiChat => format!("{prefix}/chat/completions"),
+        Dialect::Anthropic => format!("{prefix}/v1/messages"),
+        Dialect::OpenAiResponses => format!("{prefix}/responses"),
+        Dialect::Gemini => {
+            let model = crate::wire::http::path_segment(model);
+            if stream {
+                format!("{prefix}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+            } else {
+                format!("{prefix}/v1beta/models/{model}:generateContent")
+            }
         }
     }
 }
 
-/// The generation endpoint under a provider's base path.
-pub fn generate_path(dialect: Dialect, prefix: &str) -> String {
+/// Where a provider of this dialect embeds text (`None`: it cannot).
+pub fn embed_path(dialect: Dialect, prefix: &str, model: &str) -> Option<String> {
     match dialect {
-        Dialect::OpenAiChat => format!("{prefix}/chat/completions"),
-        Dialect::Anthropic => format!("{prefix}/v1/messages"),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => Some(format!("{prefix}/embeddings")),
+        Dialect::Gemini => Some(format!(
+            "{prefix}/v1beta/models/{}:batchEmbedContents",
+            crate::wire::http::path_segment(model)
+        )),
+        Dialect::Anthropic => None,
+    }
+}
+
+/// Where a provider of this dialect counts a request's tokens itself
+/// (`None`: the gateway estimates them).
+pub fn count_tokens_path(dialect: Dialect, prefix: &str, model: &str) -> Option<String> {
+    match dialect {
+        Dialect::Anthropic => Some(format!("{prefix}/v1/messages/count_tokens")),
+        Dialect::Gemini => Some(format!(
+            "{prefix}/v1beta/models/{}:countTokens",
+            crate::wire::http::path_segment(model)
+        )),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => None,
     }
 }
 
 /// A cheap authenticated GET for health checks: the model listing.
 pub fn health_path(dialect: Dialect, prefix: &str) -> String {
     match dialect {
-        Dialect::OpenAiChat => format!("{prefix}/models"),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => format!("{prefix}/models"),
         Dialect::Anthropic => format!("{prefix}/v1/models"),
+        Dialect::Gemini => format!("{prefix}/v1beta/models"),
     }
 }
 
@@ -271,9 +413,14 @@ pub fn credential_headers(dialect: Dialect, key: Option<&str>) -> Vec<(HeaderNam
     };
     let mut h = Vec::new();
     match dialect {
-        Dialect::OpenAiChat => {
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
             if let Some(v) = key.and_then(|k| sensitive(format!("Bearer {k}"))) {
                 h.push((http::header::AUTHORIZATION, v));
+            }
+        }
+        Dialect::Gemini => {
+            if let Some(v) = key.and_then(|k| sensitive(k.to_owned())) {
+                h.push((HeaderName::from_static("x-goog-api-key"), v));
             }
         }
         Dialect::Anthropic => {
@@ -293,7 +440,8 @@ pub fn credential_headers(dialect: Dialect, key: Option<&str>) -> Vec<(HeaderNam
 pub fn model_listing(dialect: Dialect, names: &[&str]) -> Value {
     use serde_json::json;
     match dialect {
-        Dialect::OpenAiChat => json!({"object": "list", "data": names.iter().map(|n| json!({
+        Dialect::Gemini => gemini::models::listing(names),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => json!({"object": "list", "data": names.iter().map(|n| json!({
             "id": n, "object": "model", "created": 0, "owned_by": "modelswitch"}))
             .collect::<Vec<_>>()}),
         Dialect::Anthropic => json!({
@@ -317,10 +465,21 @@ mod tests {
         let h = credential_headers(Dialect::Anthropic, None);
         assert_eq!(h.len(), 1, "anthropic-version without a key");
         assert_eq!(
-            generate_path(Dialect::OpenAiChat, "/v1"),
+            generate_path(Dialect::OpenAiChat, "/v1", "m", true),
             "/v1/chat/completions"
         );
-        assert_eq!(generate_path(Dialect::Anthropic, ""), "/v1/messages");
+        assert_eq!(generate_path(Dialect::Anthropic, "", "m", false), "/v1/messages");
+        assert_eq!(
+            generate_path(Dialect::Gemini, "", "gemini-2.5-pro", true),
+            "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            generate_path(Dialect::Gemini, "/p", "a b/c", false),
+            "/p/v1beta/models/a%20b%2Fc:generateContent"
+        );
+        let h = credential_headers(Dialect::Gemini, Some("g-key"));
+        assert_eq!(h[0].0, "x-goog-api-key");
+        assert!(h[0].1.is_sensitive());
     }
 
     #[test]

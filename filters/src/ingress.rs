@@ -1,18 +1,29 @@
 //! Which endpoint a request is for, from its method and path alone (the
-//! query string never takes part: Claude Code appends `?beta=true`).
+//! query string never takes part: Claude Code appends `?beta=true`, Gemini
+//! clients `?alt=sse` and sometimes `?key=`).
 
+use crate::wire::http::percent_decode;
 use crate::Dialect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// Liveness: `GET`/`HEAD` on `/`, `/health`, `/api/hello`.
     Health,
-    /// A generation call in a client dialect.
+    /// A generation call in a client dialect (Gemini: see [`gemini_call`]
+    /// for the model and whether it streams).
     Generate(Dialect),
-    /// `POST /v1/messages/count_tokens`.
-    CountTokens,
-    /// `GET /v1/models`; the listing's shape follows the client.
+    /// Anthropic `/v1/messages/count_tokens`, Gemini `:countTokens`.
+    CountTokens(Dialect),
+    /// OpenAI `/v1/embeddings`; Gemini `:embedContent` and
+    /// `:batchEmbedContents`.
+    Embeddings(Dialect),
+    /// `GET /v1/models`, `/v1beta/models`; the listing's shape follows the
+    /// client.
     Models,
+    /// `GET /v1/models/{id}`, `/v1beta/models/{id}`.
+    Model,
+    /// `GET`/`DELETE /v1/responses/{id}`: a response the gateway kept.
+    StoredResponse,
     /// `GET /api/upstream-keys/stats`: per-key statistics (admin role).
     UpstreamKeyStats,
     /// Known path, wrong method.
@@ -20,32 +31,139 @@ pub enum Endpoint {
     NotFound,
 }
 
-pub fn classify(method: &str, path: &str) -> Endpoint {
+/// What a Gemini model path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeminiAction {
+    Generate,
+    StreamGenerate,
+    CountTokens,
+    EmbedContent,
+    BatchEmbedContents,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeminiCall {
+    /// Percent-decoded, without a `models/` prefix.
+    pub model: String,
+    pub action: GeminiAction,
+}
+
+const GEMINI_MODELS: [&str; 4] = [
+    "/v1beta/models/",
+    "/gemini/v1beta/models/",
+    "/v1/models/",
+    "/gemini/v1/models/",
+];
+
+fn strip_query(path: &str) -> &str {
     let path = path.split('?').next().unwrap_or(path);
-    let path = if path.len() > 1 {
+    if path.len() > 1 {
         path.trim_end_matches('/')
     } else {
         path
+    }
+}
+
+/// `/v1beta/models/{model}:{action}` (also under `/gemini` and `/v1`).
+pub fn gemini_call(path: &str) -> Option<GeminiCall> {
+    let path = strip_query(path);
+    let rest = GEMINI_MODELS.iter().find_map(|p| path.strip_prefix(p))?;
+    let (model, action) = rest.rsplit_once(':')?;
+    let action = match action {
+        "generateContent" => GeminiAction::Generate,
+        "streamGenerateContent" => GeminiAction::StreamGenerate,
+        "countTokens" => GeminiAction::CountTokens,
+        "embedContent" => GeminiAction::EmbedContent,
+        "batchEmbedContents" => GeminiAction::BatchEmbedContents,
+        _ => return None,
     };
+    let model = percent_decode(model)?;
+    if model.is_empty() || model.contains('/') {
+        return None;
+    }
+    Some(GeminiCall { model, action })
+}
+
+/// The id in `/v1/responses/{id}` or `/v1/models/{id}` (percent-decoded).
+pub fn trailing_id(path: &str) -> Option<String> {
+    let path = strip_query(path);
+    let (_, id) = path.rsplit_once('/')?;
+    let id = percent_decode(id)?;
+    let id = id.strip_prefix("models/").unwrap_or(&id).to_owned();
+    (!id.is_empty()).then_some(id)
+}
+
+fn is_stored_response(path: &str) -> bool {
+    ["/v1/responses/", "/openai/responses/", "/openai/v1/responses/"]
+        .iter()
+        .any(|p| path.strip_prefix(p).is_some_and(|id| !id.is_empty() && !id.contains('/')))
+}
+
+fn is_single_model(path: &str) -> bool {
+    ["/v1/models/", "/v1beta/models/", "/gemini/v1beta/models/", "/openai/v1/models/", "/anthropic/v1/models/"]
+        .iter()
+        .any(|p| path.strip_prefix(p).is_some_and(|id| !id.is_empty() && !id.contains(['/', ':'])))
+}
+
+pub fn classify(method: &str, path: &str) -> Endpoint {
+    let path = strip_query(path);
     let is_get = method == "GET" || method == "HEAD";
     let is_post = method == "POST";
+    if let Some(call) = gemini_call(path) {
+        if !is_post {
+            return Endpoint::MethodNotAllowed;
+        }
+        return match call.action {
+            GeminiAction::Generate | GeminiAction::StreamGenerate => {
+                Endpoint::Generate(Dialect::Gemini)
+            }
+            GeminiAction::CountTokens => Endpoint::CountTokens(Dialect::Gemini),
+            GeminiAction::EmbedContent | GeminiAction::BatchEmbedContents => {
+                Endpoint::Embeddings(Dialect::Gemini)
+            }
+        };
+    }
+    if is_stored_response(path) {
+        return if is_get || method == "DELETE" {
+            Endpoint::StoredResponse
+        } else {
+            Endpoint::MethodNotAllowed
+        };
+    }
+    if is_single_model(path) {
+        return if is_get {
+            Endpoint::Model
+        } else {
+            Endpoint::MethodNotAllowed
+        };
+    }
     let (want_post, endpoint) = match path {
         "/" | "/health" | "/api/hello" => (false, Endpoint::Health),
         "/v1/chat/completions"
         | "/openai/chat/completions"
         | "/openai/v1/chat/completions"
         | "/chat/completions" => (true, Endpoint::Generate(Dialect::OpenAiChat)),
+        "/v1/responses" | "/openai/responses" | "/openai/v1/responses" | "/responses" => {
+            (true, Endpoint::Generate(Dialect::OpenAiResponses))
+        }
         "/v1/messages" | "/anthropic/messages" | "/anthropic/v1/messages" => {
             (true, Endpoint::Generate(Dialect::Anthropic))
         }
         "/v1/messages/count_tokens"
         | "/anthropic/messages/count_tokens"
-        | "/anthropic/v1/messages/count_tokens" => (true, Endpoint::CountTokens),
+        | "/anthropic/v1/messages/count_tokens" => {
+            (true, Endpoint::CountTokens(Dialect::Anthropic))
+        }
+        "/v1/embeddings" | "/openai/embeddings" | "/openai/v1/embeddings" | "/embeddings" => {
+            (true, Endpoint::Embeddings(Dialect::OpenAiChat))
+        }
         "/api/upstream-keys/stats" => (false, Endpoint::UpstreamKeyStats),
         "/v1/models"
         | "/openai/models"
         | "/openai/v1/models"
         | "/anthropic/v1/models"
+        | "/v1beta/models"
+        | "/gemini/v1beta/models"
         | "/models" => (false, Endpoint::Models),
         _ => return Endpoint::NotFound,
     };
@@ -57,10 +175,18 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
 
 /// The dialect to answer in when the endpoint alone does not say (errors
 /// on unknown paths, `/v1/models`): Anthropic clients send
-/// `anthropic-version` or use the `/anthropic` prefix.
+/// `anthropic-version` or use the `/anthropic` prefix; Gemini paths start
+/// `/v1beta` or `/gemini`.
 pub fn dialect_hint(path: &str, has_anthropic_version: bool) -> Dialect {
-    if has_anthropic_version || path.starts_with("/anthropic") || path.starts_with("/v1/messages") {
+    if path.starts_with("/v1beta") || path.starts_with("/gemini") {
+        Dialect::Gemini
+    } else if has_anthropic_version
+        || path.starts_with("/anthropic")
+        || path.starts_with("/v1/messages")
+    {
         Dialect::Anthropic
+    } else if path.starts_with("/v1/responses") || path.starts_with("/openai/responses") {
+        Dialect::OpenAiResponses
     } else {
         Dialect::OpenAiChat
     }
@@ -86,7 +212,7 @@ mod tests {
         );
         assert_eq!(
             classify("POST", "/v1/messages/count_tokens?beta=true"),
-            Endpoint::CountTokens
+            Endpoint::CountTokens(Dialect::Anthropic)
         );
         assert_eq!(classify("GET", "/v1/models"), Endpoint::Models);
         assert_eq!(classify("HEAD", "/"), Endpoint::Health);
@@ -103,9 +229,66 @@ mod tests {
     }
 
     #[test]
+    fn responses_and_embeddings() {
+        assert_eq!(
+            classify("POST", "/v1/responses"),
+            Endpoint::Generate(Dialect::OpenAiResponses)
+        );
+        assert_eq!(
+            classify("POST", "/openai/responses"),
+            Endpoint::Generate(Dialect::OpenAiResponses)
+        );
+        assert_eq!(classify("GET", "/v1/responses/resp_1"), Endpoint::StoredResponse);
+        assert_eq!(classify("DELETE", "/v1/responses/resp_1"), Endpoint::StoredResponse);
+        assert_eq!(classify("POST", "/v1/responses/resp_1"), Endpoint::MethodNotAllowed);
+        assert_eq!(trailing_id("/v1/responses/resp_1?x=1").as_deref(), Some("resp_1"));
+        assert_eq!(
+            classify("POST", "/v1/embeddings"),
+            Endpoint::Embeddings(Dialect::OpenAiChat)
+        );
+        assert_eq!(classify("GET", "/v1/models/gpt-x"), Endpoint::Model);
+    }
+
+    #[test]
+    fn gemini_paths_name_model_and_action() {
+        let call = gemini_call("/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse");
+        assert_eq!(
+            call,
+            Some(GeminiCall {
+                model: "gemini-2.5-pro".into(),
+                action: GeminiAction::StreamGenerate
+            })
+        );
+        assert_eq!(
+            gemini_call("/gemini/v1beta/models/mock%3Bcalls%3D2:generateContent")
+                .map(|c| c.model),
+            Some("mock;calls=2".into())
+        );
+        assert_eq!(
+            classify("POST", "/v1/models/g:countTokens"),
+            Endpoint::CountTokens(Dialect::Gemini)
+        );
+        assert_eq!(
+            classify("POST", "/v1beta/models/e:batchEmbedContents"),
+            Endpoint::Embeddings(Dialect::Gemini)
+        );
+        assert_eq!(
+            classify("GET", "/v1beta/models/g:generateContent"),
+            Endpoint::MethodNotAllowed
+        );
+        assert_eq!(classify("POST", "/v1beta/models/g:explode"), Endpoint::NotFound);
+        assert_eq!(gemini_call("/v1beta/models/a%2Fb:generateContent"), None);
+        assert_eq!(classify("GET", "/v1beta/models"), Endpoint::Models);
+        assert_eq!(classify("GET", "/v1beta/models/gemini-x"), Endpoint::Model);
+        assert_eq!(trailing_id("/v1beta/models/gemini-x").as_deref(), Some("gemini-x"));
+    }
+
+    #[test]
     fn dialect_for_ambiguous_paths() {
         assert_eq!(dialect_hint("/v1/models", true), Dialect::Anthropic);
         assert_eq!(dialect_hint("/v1/models", false), Dialect::OpenAiChat);
         assert_eq!(dialect_hint("/anthropic/zzz", false), Dialect::Anthropic);
+        assert_eq!(dialect_hint("/v1beta/models", false), Dialect::Gemini);
+        assert_eq!(dialect_hint("/v1/responses/x", false), Dialect::OpenAiResponses);
     }
 }

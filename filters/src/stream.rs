@@ -3,8 +3,9 @@
 //! commit-late loop needs (has a real event arrived, did the stream finish
 //! or fail, what usage did it report). Sans-IO: bytes in, bytes out.
 
-use crate::canonical::{Observed, StreamEvent, Usage};
-use crate::dialect::{self, Dialect, PassThrough, StreamDecoder, StreamEncoder};
+use crate::canonical::{Accumulator, Observed, Response, StreamEvent, Usage};
+use crate::dialect::{self, ClientStream, Dialect, PassThrough, StreamDecoder, StreamEncoder};
+use crate::wire::json_array::JsonArrayFraming;
 use crate::error::{ApiError, ErrorKind};
 use crate::wire::json_peek;
 use crate::wire::sse::{SseDecoder, SseEvent};
@@ -50,6 +51,11 @@ pub struct StreamTranscoder {
     /// read then failed.
     content_seen: bool,
     usage: Option<Usage>,
+    /// Gemini clients that did not ask for SSE get one JSON array.
+    array: Option<(JsonArrayFraming, BytesMut)>,
+    /// What the client got, folded into a response (for the gateway's
+    /// own Responses conversation store).
+    accumulator: Option<Accumulator>,
 }
 
 impl StreamTranscoder {
@@ -62,9 +68,42 @@ impl StreamTranscoder {
         include_usage: bool,
         estimated_input: u64,
     ) -> Self {
+        let c = ClientStream {
+            model,
+            include_usage,
+            estimated_input,
+            ..ClientStream::default()
+        };
+        Self::translate_for(upstream, client, &c)
+    }
+
+    /// A cross-dialect stream, with everything the client encoder needs.
+    pub fn translate_for(upstream: Dialect, client: Dialect, c: &ClientStream<'_>) -> Self {
         let decoder = StreamDecoder::new(upstream);
-        let encoder = StreamEncoder::new(client, model, include_usage, estimated_input);
+        let encoder = StreamEncoder::new(client, c);
         Self::with_mode(client, Mode::Translate { decoder, encoder })
+    }
+
+    /// Frames the client's stream as one JSON array (Gemini without
+    /// `alt=sse`).
+    pub fn with_json_array(mut self) -> Self {
+        self.array = Some((JsonArrayFraming::new(), BytesMut::new()));
+        self
+    }
+
+    /// Keeps what the client got, for [`Self::take_response`]
+    /// (translated streams only).
+    pub fn with_accumulator(mut self) -> Self {
+        self.accumulator = Some(Accumulator::default());
+        self
+    }
+
+    /// The whole answer as the client got it, once the stream is done.
+    pub fn take_response(&mut self, id: String, model: String) -> Option<Response> {
+        if self.progress != Progress::Done {
+            return None;
+        }
+        Some(self.accumulator.take()?.into_response(id, model))
     }
 
     /// A same-dialect stream; `rename` replaces the upstream's model name.
@@ -85,6 +124,8 @@ impl StreamTranscoder {
             progress: Progress::Pending,
             content_seen: false,
             usage: None,
+            array: None,
+            accumulator: None,
         }
     }
 
@@ -112,8 +153,49 @@ impl StreamTranscoder {
 
     /// Feeds one upstream read; appends what the client should get.
     pub fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> &Progress {
+        self.framed(out, |t, out| t.feed_sse(chunk, out));
+        &self.progress
+    }
+
+    /// The upstream closed the body.
+    pub fn finish(&mut self, out: &mut BytesMut) -> &Progress {
+        self.framed(out, Self::finish_sse);
+        &self.progress
+    }
+
+    /// Ends the stream with the client dialect's in-stream error (a timeout
+    /// or read error after commit). Never a clean-looking finish.
+    pub fn fail(&mut self, e: &ApiError, out: &mut BytesMut) {
+        self.framed(out, |t, out| t.fail_sse(e, out));
+    }
+
+    /// A dialect-correct keep-alive for long upstream silences.
+    pub fn keepalive(&self, out: &mut BytesMut) {
+        match &self.array {
+            Some((framing, _)) => framing.keepalive(out),
+            None => dialect::keepalive(self.client, out),
+        }
+    }
+
+    /// Runs `f` with SSE output, turned into JSON-array elements when the
+    /// client asked for those (the array closes when the stream is over).
+    fn framed(&mut self, out: &mut BytesMut, f: impl FnOnce(&mut Self, &mut BytesMut)) {
+        let Some((framing, mut sse)) = self.array.take() else {
+            return f(self, out);
+        };
+        let mut framing = framing;
+        sse.clear();
+        f(self, &mut sse);
+        framing.reframe(&sse, out);
         if self.is_over() {
-            return &self.progress;
+            framing.close(out);
+        }
+        self.array = Some((framing, sse));
+    }
+
+    fn feed_sse(&mut self, chunk: &[u8], out: &mut BytesMut) {
+        if self.is_over() {
+            return;
         }
         self.sse.feed(chunk, &mut self.raw);
         self.drain(out);
@@ -122,20 +204,18 @@ impl StreamTranscoder {
                 ErrorKind::Api,
                 "upstream sent a stream event over the size limit",
             );
-            self.fail(&e, out);
+            self.fail_sse(&e, out);
         }
-        &self.progress
     }
 
-    /// The upstream closed the body.
-    pub fn finish(&mut self, out: &mut BytesMut) -> &Progress {
+    fn finish_sse(&mut self, out: &mut BytesMut) {
         if self.is_over() {
-            return &self.progress;
+            return;
         }
         self.sse.finish(&mut self.raw);
         self.drain(out);
         if self.is_over() {
-            return &self.progress;
+            return;
         }
         match &mut self.mode {
             Mode::Translate { decoder, .. } => {
@@ -150,26 +230,18 @@ impl StreamTranscoder {
                         ErrorKind::Api,
                         "upstream closed the stream before it finished",
                     );
-                    self.fail(&e, out);
+                    self.fail_sse(&e, out);
                 }
             }
         }
-        &self.progress
     }
 
-    /// Ends the stream with the client dialect's in-stream error (a timeout
-    /// or read error after commit). Never a clean-looking finish.
-    pub fn fail(&mut self, e: &ApiError, out: &mut BytesMut) {
+    fn fail_sse(&mut self, e: &ApiError, out: &mut BytesMut) {
         match &mut self.mode {
             Mode::Translate { encoder, .. } => encoder.fail(e, out),
-            Mode::PassThrough(_) => dialect::stream_error(self.client, e, out),
+            Mode::PassThrough(p) => p.fail(self.client, e, out),
         }
         self.progress = Progress::Failed(e.clone());
-    }
-
-    /// A dialect-correct keep-alive for long upstream silences.
-    pub fn keepalive(&self, out: &mut BytesMut) {
-        dialect::keepalive(self.client, out);
     }
 
     fn is_over(&self) -> bool {
@@ -211,6 +283,9 @@ impl StreamTranscoder {
                 }
                 _ => {}
             }
+            if let Some(acc) = &mut self.accumulator {
+                acc.push(&ev);
+            }
             encoder.encode(&ev, out);
             if matches!(self.progress, Progress::Failed(_)) {
                 break;
@@ -235,7 +310,7 @@ impl StreamTranscoder {
             Observed::Usage(u) => self.usage = Some(u),
             Observed::Done => self.progress = Progress::Done,
             Observed::Error(e) => {
-                dialect::stream_error(self.client, &e, out);
+                p.fail(self.client, &e, out);
                 self.progress = Progress::Failed(e);
             }
         }
@@ -249,7 +324,7 @@ pub fn usage_of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
 
 /// The same, for a body already scanned.
 pub fn usage_of_members(dialect: Dialect, m: &json_peek::Members<'_>) -> Option<Usage> {
-    dialect::usage_from_raw(dialect, m.raw("usage")?)
+    dialect::usage_from_raw(dialect, m.raw(dialect::usage_member(dialect))?)
 }
 
 #[cfg(test)]

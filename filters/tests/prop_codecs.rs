@@ -32,7 +32,12 @@ fn config(default_cases: u32) -> ProptestConfig {
     }
 }
 
-const DIALECTS: [Dialect; 2] = [Dialect::OpenAiChat, Dialect::Anthropic];
+const DIALECTS: [Dialect; 4] = [
+    Dialect::OpenAiChat,
+    Dialect::Anthropic,
+    Dialect::Gemini,
+    Dialect::OpenAiResponses,
+];
 
 // ------------------------------------------------------------ generators
 
@@ -862,7 +867,16 @@ fn decode_stream(events: &[SseEvent]) {
         let mut dec = StreamDecoder::new(d);
         let mut encoders: Vec<StreamEncoder> = DIALECTS
             .iter()
-            .map(|&to| StreamEncoder::new(to, "m", true, 7))
+            .map(|&to| {
+                let c = filters::dialect::ClientStream {
+                    model: "m",
+                    include_usage: true,
+                    estimated_input: 7,
+                    response_id: "resp_1",
+                    ..Default::default()
+                };
+                StreamEncoder::new(to, &c)
+            })
             .collect();
         let mut decoded = Vec::new();
         let mut out = BytesMut::new();
@@ -897,6 +911,9 @@ fn transcoders() -> Vec<StreamTranscoder> {
         }
         all.push(StreamTranscoder::pass_through(up, None));
         all.push(StreamTranscoder::pass_through(up, Some("renamed")));
+        all.push(StreamTranscoder::pass_through(up, None).with_json_array());
+        all.push(StreamTranscoder::translate(up, Dialect::Gemini, "m", false, 0).with_json_array());
+        all.push(StreamTranscoder::translate(up, Dialect::OpenAiResponses, "m", false, 0).with_accumulator());
     }
     all
 }

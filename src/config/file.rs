@@ -74,10 +74,14 @@ pub(super) struct FileServer {
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(super) enum ProviderType {
+    #[serde(rename = "openai")]
     OpenAi,
     Anthropic,
+    Gemini,
+    #[serde(rename = "openai-responses")]
+    OpenAiResponses,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +168,14 @@ pub(super) struct FileBreaker {
     pub(super) max_cooldown: Option<Duration>,
 }
 
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum FileReasoningOutput {
+    Delta,
+    Whole,
+    Omit,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileTarget {
@@ -177,6 +189,8 @@ pub(super) struct FileModel {
     pub(super) name: String,
     pub(super) targets: Vec<FileTarget>,
     pub(super) max_output_tokens: Option<u64>,
+    /// How reasoning reaches OpenAI Chat clients; unset: decided per client.
+    pub(super) openai_reasoning: Option<FileReasoningOutput>,
     /// Overrides of the provider's (or server's) budgets for this model.
     #[serde(default, with = "humantime_serde")]
     pub(super) connect_timeout: Option<Duration>,

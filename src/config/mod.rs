@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(s.process.listen.len(), 2);
         let route = &s.routes["glm-5"];
         assert_eq!(
-            route.targets[0].provider.generate_path,
+            route.targets[0].generate_path(false),
             "/v1/chat/completions"
         );
         assert_eq!(route.targets[0].provider.host_header, "api.openai.com");
@@ -114,7 +114,7 @@ mod tests {
                 .openai
                 .max_completion_tokens_field
         );
-        assert_eq!(route.targets[1].provider.generate_path, "/v1/messages");
+        assert_eq!(route.targets[1].generate_path(true), "/v1/messages");
         assert_eq!(route.targets[1].provider.host_header, "127.0.0.1:9000");
         let (tls, host, port, prefix) = validate::parse_base_url("http://[::1]:8001/v1/").unwrap();
         assert_eq!(
@@ -809,7 +809,7 @@ mod tests {
         let e = errors(&GOOD.replace("type = \"openai\"", &format!("type = \"{SECRET}\"")));
         assert_eq!(
             e,
-            vec!["line 8: providers[0].type: unknown variant, expected `openai` or `anthropic`"]
+            vec!["line 8: providers[0].type: unknown variant, expected one of `openai`, `anthropic`, `gemini`, `openai-responses`"]
         );
         let e = errors(&GOOD.replace(
             "api_key = \"sk-upstream\"",

@@ -25,8 +25,6 @@ pub struct Provider {
     pub port: u16,
     /// Path prefix from `base_url` (`/v1` for OpenAI, empty for Anthropic).
     pub path_prefix: String,
-    /// The generation endpoint, built once.
-    pub generate_path: String,
     /// Upstream keys, used in rotation (the key pool holds indices).
     pub keys: Vec<Secret>,
     /// The longest rest of a key after repeated 429s without
@@ -136,6 +134,15 @@ pub struct Target {
     pub slot: usize,
     /// The provider's budgets with the model's overrides applied.
     pub timeouts: Timeouts,
+    /// The generation endpoint (unary, streaming), built once: Gemini
+    /// names the model and the mode in the path.
+    pub generate_paths: [String; 2],
+}
+
+impl Target {
+    pub fn generate_path(&self, stream: bool) -> &str {
+        &self.generate_paths[usize::from(stream)]
+    }
 }
 
 #[derive(Debug)]
@@ -144,6 +151,9 @@ pub struct Route {
     pub total_timeout: Duration,
     pub targets: Vec<Target>,
     pub max_output_tokens: Option<u64>,
+    /// How reasoning reaches OpenAI Chat clients; `None`: per client (see
+    /// `exchange::openai_reasoning`).
+    pub openai_reasoning: Option<filters::openai_chat::stream::ReasoningOutput>,
 }
 
 /// Settings read once at startup; a reload that changes them is reported

@@ -3,7 +3,8 @@
 //! path it concerns; a secret's value never appears in a message.
 
 use super::file::{
-    FileApiKey, FileBalance, FileConfig, FileMidSystem, FileModel, FileProvider, FileServer,
+    FileApiKey, FileBalance, FileConfig, FileMidSystem, FileModel, FileProvider, FileReasoningOutput,
+    FileServer,
     OneOrMany, ProviderType,
 };
 use super::secret::Secret;
@@ -548,6 +549,8 @@ fn provider(
     let dialect = match p.kind {
         ProviderType::OpenAi => Dialect::OpenAiChat,
         ProviderType::Anthropic => Dialect::Anthropic,
+        ProviderType::Gemini => Dialect::Gemini,
+        ProviderType::OpenAiResponses => Dialect::OpenAiResponses,
     };
     let replicas = replicas(at, p, dialect, &parsed, errs);
     let (tls, host, port, path_prefix) = parsed.first().cloned()?;
@@ -562,16 +565,21 @@ fn provider(
             false
         }
     };
-    if dialect == Dialect::Anthropic
-        && (p.max_tokens_field.is_some() || p.reasoning_effort.is_some())
+    if dialect != Dialect::OpenAiChat && p.max_tokens_field.is_some() {
+        errs.push(format!(
+            "{at}: max_tokens_field applies to type = \"openai\" only"
+        ));
+    }
+    if !matches!(dialect, Dialect::OpenAiChat | Dialect::OpenAiResponses)
+        && p.reasoning_effort.is_some()
     {
         errs.push(format!(
-            "{at}: max_tokens_field and reasoning_effort apply to type = \"openai\" only"
+            "{at}: reasoning_effort applies to type = \"openai\" and \"openai-responses\" only"
         ));
     }
     let mid = p.mid_conversation_system.unwrap_or(match dialect {
         Dialect::OpenAiChat => FileMidSystem::Keep,
-        Dialect::Anthropic => FileMidSystem::Demote,
+        _ => FileMidSystem::Demote,
     });
     use filters::openai_chat::request::MidSystem;
     let credentials = if keys.is_empty() {
@@ -585,7 +593,6 @@ fn provider(
         name: Arc::from(p.name.as_str()),
         index,
         dialect,
-        generate_path: dialect::generate_path(dialect, &path_prefix),
         host_header: host_header(&host, port, tls),
         tls,
         host,
@@ -616,6 +623,11 @@ fn provider(
                 default_max_tokens: p.default_max_tokens.unwrap_or(8192),
                 mid_system: mid == FileMidSystem::Keep,
             },
+            // Models served only on /v1/responses are reasoning models.
+            responses: filters::openai_responses::request::EncodeOptions {
+                reasoning: p.reasoning_effort.unwrap_or(true),
+            },
+            ..Default::default()
         },
         timeouts: Timeouts {
             connect: bounds::CONNECT_TIMEOUT
@@ -693,7 +705,11 @@ fn models(
                     slots.len() - 1
                 });
             let base = p.timeouts;
+            let path = |stream| {
+                dialect::generate_path(p.dialect, &p.path_prefix, &t.model, stream)
+            };
             targets.push(Target {
+                generate_paths: [path(false), path(true)],
                 provider: p.clone(),
                 model: slots[slot].1.clone(),
                 slot,
@@ -712,6 +728,14 @@ fn models(
                 total_timeout,
                 targets,
                 max_output_tokens: m.max_output_tokens,
+                openai_reasoning: m.openai_reasoning.map(|r| {
+                    use filters::openai_chat::stream::ReasoningOutput;
+                    match r {
+                        FileReasoningOutput::Delta => ReasoningOutput::Delta,
+                        FileReasoningOutput::Whole => ReasoningOutput::Whole,
+                        FileReasoningOutput::Omit => ReasoningOutput::Omit,
+                    }
+                }),
             }),
         );
     }

@@ -7,7 +7,9 @@
 //! recorded), `unary` and `stream` the two ways an answer reaches the client.
 
 mod attempt;
+mod conversation;
 mod payload;
+mod side;
 mod stream;
 mod unary;
 
@@ -19,7 +21,9 @@ use crate::upstream::{Failure, UpstreamClient};
 use attempt::{attempt, Attempts, Tried};
 use filters::error::{ApiError, ErrorKind};
 use filters::Dialect;
+pub use conversation::Responses;
 pub use payload::{Payload, Rewritable};
+pub use side::call_once;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -70,6 +74,35 @@ pub struct ClientRequest<'a> {
     /// only where a write can block (a stream, a large body): a timer per
     /// write was a measurable share of a small request's CPU.
     pub write_timeout: std::time::Duration,
+    /// OpenAI Chat clients: how reasoning is sent.
+    pub reasoning: filters::openai_chat::stream::ReasoningOutput,
+    /// Gemini clients that did not ask for `alt=sse` get one JSON array.
+    pub json_array: bool,
+    /// OpenAI Responses clients: the answer's id and the conversation store.
+    pub responses: Option<Responses<'a>>,
+}
+
+/// How reasoning reaches an OpenAI Chat client when the model does not
+/// say: whole for the official Node SDK (its stream helper overwrites
+/// `reasoning_content` with each delta instead of appending, so deltas
+/// would leave only the last fragment in `finalChatCompletion()`), as
+/// deltas for everyone else (chat UIs show thinking live).
+pub fn openai_reasoning(
+    configured: Option<filters::openai_chat::stream::ReasoningOutput>,
+    req: &RequestHeader,
+) -> filters::openai_chat::stream::ReasoningOutput {
+    use filters::openai_chat::stream::ReasoningOutput;
+    configured.unwrap_or_else(|| {
+        let js = req
+            .headers
+            .get("x-stainless-lang")
+            .is_some_and(|v| v.as_bytes() == b"js");
+        if js {
+            ReasoningOutput::Whole
+        } else {
+            ReasoningOutput::Delta
+        }
+    })
 }
 
 /// `fut`, unless the client leaves first (`None`): a call nobody waits for

@@ -7,8 +7,10 @@
 //! Also the one place that rewrites a same-dialect body: the routed model
 //! and a `max_output_tokens` cap are spliced into the client's bytes.
 
+use super::conversation::{self, PendingTurn};
 use bytes::Bytes;
 use filters::canonical::Request;
+use filters::conversations::ConversationStore;
 use filters::dialect::{self, Dialect};
 use filters::error::{ApiError, ErrorKind};
 use filters::wire::json_peek::Members;
@@ -21,6 +23,11 @@ pub struct Rewritable {
     model: Option<Range<usize>>,
     max_tokens: Option<(Range<usize>, Option<u64>)>,
     max_completion_tokens: Option<(Range<usize>, Option<u64>)>,
+    /// OpenAI Responses' name for the budget.
+    max_output_tokens: Option<(Range<usize>, Option<u64>)>,
+    /// OpenAI `stream_options.include_usage`, for a same-dialect stream
+    /// that is re-encoded rather than passed through.
+    include_usage: bool,
 }
 
 impl Rewritable {
@@ -37,6 +44,11 @@ impl Rewritable {
             model: members.get("model"),
             max_tokens: number("max_tokens"),
             max_completion_tokens: number("max_completion_tokens"),
+            max_output_tokens: number("max_output_tokens"),
+            include_usage: members
+                .raw("stream_options")
+                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(raw).ok())
+                .is_some_and(|v| v["include_usage"] == true),
         }
     }
 }
@@ -46,6 +58,14 @@ pub struct Payload {
     body: Option<Bytes>,
     rewritable: Rewritable,
     canonical: Option<Request>,
+    /// Gemini: the model and the mode come from the URL, not the body.
+    from_path: Option<(String, bool)>,
+    /// OpenAI Responses clients: the gateway's conversation store, and the
+    /// turn this request adds to it (once decoded for a non-Responses
+    /// upstream).
+    conversations: Option<&'static ConversationStore>,
+    turn: Option<PendingTurn>,
+    expanded: bool,
 }
 
 /// A body ready for one target.
@@ -73,7 +93,30 @@ impl Payload {
             body: Some(body),
             rewritable,
             canonical: None,
+            from_path: None,
+            conversations: None,
+            turn: None,
+            expanded: false,
         }
+    }
+
+    /// The model and the streaming mode named by the URL (Gemini).
+    pub fn with_path_model(mut self, model: &str, stream: bool) -> Self {
+        self.from_path = Some((model.to_owned(), stream));
+        self
+    }
+
+    /// A Responses client's request: `previous_response_id` is expanded
+    /// from `store` for upstreams that keep no conversations.
+    pub fn with_conversations(mut self, store: &'static ConversationStore) -> Self {
+        self.conversations = Some(store);
+        self
+    }
+
+    /// The turn to keep once answered (taken before a stream's commit
+    /// point releases the request).
+    pub fn take_turn(&mut self) -> Option<PendingTurn> {
+        self.turn.take()
     }
 
     /// Frees the body and its decoded form (at a stream's commit point).
@@ -82,12 +125,27 @@ impl Payload {
         self.canonical = None;
     }
 
-    fn canonical(&mut self, client: Dialect) -> Result<&Request, ApiError> {
+    fn canonical(&mut self, client: Dialect, upstream: Dialect) -> Result<&Request, ApiError> {
         if self.canonical.is_none() {
             let body = self.body.as_ref().ok_or_else(released)?;
-            self.canonical = Some(dialect::decode_request(client, body)?);
+            let mut req = dialect::decode_request(client, body)?;
+            if let Some((model, stream)) = &self.from_path {
+                req.model.clone_from(model);
+                req.stream = *stream;
+            }
+            self.canonical = Some(req);
         }
-        self.canonical.as_ref().ok_or_else(released)
+        let req = self.canonical.as_mut().ok_or_else(released)?;
+        // Only a Responses upstream knows its own response ids; for any
+        // other the gateway stands in, once (the expanded request suits a
+        // Responses fallback target too).
+        if let Some(store) = self.conversations {
+            if !self.expanded && upstream != Dialect::OpenAiResponses {
+                self.expanded = true;
+                self.turn = conversation::expand(req, store)?;
+            }
+        }
+        Ok(req)
     }
 
     /// `pass_through`: the client's bytes with only the model (and an
@@ -104,10 +162,10 @@ impl Payload {
             return Ok(Prepared {
                 body: Bytes::from(self.splice(body, target)?),
                 pass_through: true,
-                include_usage: false,
+                include_usage: self.rewritable.include_usage,
             });
         }
-        let canonical = self.canonical(client)?;
+        let canonical = self.canonical(client, target.dialect)?;
         let value = dialect::encode_request(
             target.dialect,
             canonical,
@@ -132,13 +190,16 @@ impl Payload {
             serde_json::to_vec(v).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))
         };
         let r = &self.rewritable;
+        if target.dialect.model_in_path() {
+            return gemini_cap(body, target.max_output_tokens);
+        }
         let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
         match &r.model {
             Some(at) => edits.push((at.clone(), quote(target.model)?)),
             None => return Err(ApiError::invalid("model: a string is required")),
         }
         if let Some(cap) = target.max_output_tokens {
-            let present = [&r.max_tokens, &r.max_completion_tokens];
+            let present = [&r.max_tokens, &r.max_completion_tokens, &r.max_output_tokens];
             let mut any = false;
             for (at, n) in present.into_iter().flatten() {
                 any = true;
@@ -153,6 +214,7 @@ impl Payload {
                     target.encode.openai.max_completion_tokens_field,
                 ) {
                     (Dialect::OpenAiChat, true) => "max_completion_tokens",
+                    (Dialect::OpenAiResponses, _) => "max_output_tokens",
                     _ => "max_tokens",
                 };
                 let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
@@ -171,6 +233,31 @@ impl Payload {
         out.extend_from_slice(&body[from..]);
         Ok(out)
     }
+}
+
+/// A Gemini body as the client sent it (the model is in the path), with
+/// `generationConfig.maxOutputTokens` capped when the model has a cap:
+/// the member is nested, so the body is re-serialised, only then.
+fn gemini_cap(body: &[u8], cap: Option<u64>) -> Result<Vec<u8>, ApiError> {
+    let Some(cap) = cap else {
+        return Ok(body.to_vec());
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(ApiError::invalid("request body must be a JSON object"));
+    };
+    let config = obj
+        .entry("generationConfig")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(config) = config.as_object_mut() else {
+        return Err(ApiError::invalid("generationConfig must be an object").with_param("generationConfig"));
+    };
+    let asked = config.get("maxOutputTokens").and_then(serde_json::Value::as_u64);
+    if asked.is_none_or(|n| n > cap) {
+        config.insert("maxOutputTokens".into(), cap.into());
+    }
+    serde_json::to_vec(&v).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))
 }
 
 #[cfg(test)]
@@ -219,6 +306,40 @@ mod tests {
             pass(&mut p, Some(512), Dialect::OpenAiChat)["max_completion_tokens"],
             512
         );
+    }
+
+    #[test]
+    fn gemini_bodies_keep_their_bytes_unless_capped() {
+        let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+        let mut p = payload(body).with_path_model("m", false);
+        let encode = dialect::EncodeOptions::default();
+        let mut target = Target {
+            dialect: Dialect::Gemini,
+            model: "up",
+            encode: &encode,
+            max_output_tokens: None,
+        };
+        let same = p.prepare(Dialect::Gemini, &target, true).unwrap();
+        assert_eq!(&same.body[..], body.as_bytes());
+        target.max_output_tokens = Some(64);
+        let capped = p.prepare(Dialect::Gemini, &target, true).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&capped.body).unwrap();
+        assert_eq!(v["generationConfig"]["maxOutputTokens"], 64);
+        let mut p = payload(r#"{"contents":[],"generationConfig":{"maxOutputTokens":10}}"#);
+        let v: serde_json::Value =
+            serde_json::from_slice(&p.prepare(Dialect::Gemini, &target, true).unwrap().body)
+                .unwrap();
+        assert_eq!(v["generationConfig"]["maxOutputTokens"], 10);
+    }
+
+    #[test]
+    fn responses_budget_is_capped_in_place() {
+        let mut p = payload(r#"{"model":"m","input":"hi","max_output_tokens":9000}"#);
+        let v = pass(&mut p, Some(100), Dialect::OpenAiResponses);
+        assert_eq!(v["max_output_tokens"], 100);
+        let mut p = payload(r#"{"model":"m","input":"hi"}"#);
+        let v = pass(&mut p, Some(100), Dialect::OpenAiResponses);
+        assert_eq!(v["max_output_tokens"], 100);
     }
 
     #[test]

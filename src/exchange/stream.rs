@@ -12,7 +12,9 @@ use crate::shutdown::Drain;
 use crate::upstream::{Failure, Phase, UpstreamCall};
 use bytes::BytesMut;
 use filters::canonical::estimate_tokens_from_bytes;
-use filters::dialect;
+use super::conversation;
+use filters::dialect::{self, ClientStream, Dialect};
+use filters::openai_chat::stream::ReasoningOutput;
 use filters::error::{ApiError, ErrorKind};
 use filters::stream::{Progress, StreamTranscoder};
 use pingora::http::ResponseHeader;
@@ -48,6 +50,7 @@ pub(super) async fn stream_target(
     }
     let provider = &target.provider;
     let mut t = transcoder(req, target, prepared, req.max_event_bytes);
+    let keep = req.responses.filter(|_| !prepared.pass_through);
     let mut out = BytesMut::with_capacity(4096);
     // Before commit: everything stays here, so a failure can still fall over.
     let mut upstream_ended = false;
@@ -85,7 +88,7 @@ pub(super) async fn stream_target(
 
     // Commit.
     timing.to_first_event = Some(sent.elapsed());
-    let resp = stream_head(rec, target)?;
+    let resp = stream_head(rec, req, target)?;
     session.set_write_timeout(Some(req.write_timeout));
     if session
         .write_response_header(Box::new(resp), false)
@@ -97,7 +100,9 @@ pub(super) async fn stream_target(
         return Ok(Served::ClientLeft); // dropping `call` aborts the upstream request
     }
     // Committed: no other target will be tried, so the request's bodies
-    // are no longer needed for the rest of the stream.
+    // are no longer needed for the rest of the stream (what a kept
+    // conversation needs of it is taken first).
+    let turn = payload.take_turn();
     payload.release();
     prepared.body = bytes::Bytes::new();
 
@@ -125,6 +130,12 @@ pub(super) async fn stream_target(
         Served::Clean
     };
     rec.result.usage = t.usage();
+    if let (Some(r), Some(turn)) = (keep, turn) {
+        if let Some(answer) = t.take_response(r.id.to_owned(), req.model.to_owned()) {
+            let body = dialect::encode_response(req.dialect, &answer, req.model).to_string();
+            conversation::keep(r, turn, &answer, body.into());
+        }
+    }
     let _ = session.write_response_body(None, true).await;
     if *t.progress() == Progress::Done {
         // Reuse the connection only if its body really ended.
@@ -145,27 +156,48 @@ fn transcoder(
     prepared: &Prepared,
     max_event_bytes: usize,
 ) -> StreamTranscoder {
-    if prepared.pass_through {
+    // Reasoning other than as deltas needs the events, not the bytes.
+    let reshape = req.dialect == Dialect::OpenAiChat && req.reasoning != ReasoningOutput::Delta;
+    let t = if prepared.pass_through && !reshape {
         let rename = Some(req.model).filter(|m| **m != *target.model);
         StreamTranscoder::pass_through(req.dialect, rename)
     } else {
-        let estimate = estimate_tokens_from_bytes(req.body_len);
-        StreamTranscoder::translate(
-            target.provider.dialect,
-            req.dialect,
-            req.model,
-            prepared.include_usage,
-            estimate,
-        )
+        let client = ClientStream {
+            model: req.model,
+            include_usage: prepared.include_usage,
+            estimated_input: estimate_tokens_from_bytes(req.body_len),
+            response_id: req.responses.map_or("", |r| r.id),
+            reasoning: req.reasoning,
+        };
+        let t = StreamTranscoder::translate_for(target.provider.dialect, req.dialect, &client);
+        if req.responses.is_some() {
+            t.with_accumulator()
+        } else {
+            t
+        }
+    };
+    let t = t.with_event_limit(max_event_bytes);
+    if req.json_array {
+        t.with_json_array()
+    } else {
+        t
     }
-    .with_event_limit(max_event_bytes)
 }
 
 /// The committed stream's response head.
-fn stream_head(rec: &mut RequestRecord, target: &Target) -> Result<ResponseHeader, Failure> {
+fn stream_head(
+    rec: &mut RequestRecord,
+    req: &ClientRequest<'_>,
+    target: &Target,
+) -> Result<ResponseHeader, Failure> {
     rec.result.status = 200;
     let mut resp = ResponseHeader::build(200, Some(8)).map_err(|e| Failure::Io(e.to_string()))?;
-    let _ = resp.insert_header("content-type", "text/event-stream; charset=utf-8");
+    let content_type = if req.json_array {
+        "application/json; charset=utf-8"
+    } else {
+        "text/event-stream; charset=utf-8"
+    };
+    let _ = resp.insert_header("content-type", content_type);
     let _ = resp.insert_header("cache-control", "no-cache");
     let _ = resp.insert_header("x-accel-buffering", "no");
     let _ = resp.insert_header("transfer-encoding", "chunked");

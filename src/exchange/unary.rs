@@ -7,8 +7,11 @@ use crate::config::Target;
 use crate::downstream::respond;
 use crate::record::RequestRecord;
 use crate::upstream::Failure;
+use super::conversation;
 use bytes::Bytes;
-use filters::dialect;
+use filters::canonical::Part;
+use filters::dialect::{self, Dialect};
+use filters::openai_chat::stream::ReasoningOutput;
 use pingora::proxy::Session;
 
 /// Largest non-streaming upstream body we accept.
@@ -27,6 +30,7 @@ pub(super) async fn unary_target(
         req,
         target,
         prepared,
+        payload,
         mut call,
         deadline,
         sent,
@@ -44,21 +48,38 @@ pub(super) async fn unary_target(
         let members = filters::wire::json_peek::members(&body)
             .map_err(|e| Failure::BadResponse(e.to_string()))?;
         rec.result.usage = filters::stream::usage_of_members(upstream_dialect, &members);
+        // Gemini names the model as `modelVersion`.
+        let member = if upstream_dialect == Dialect::Gemini {
+            "modelVersion"
+        } else {
+            "model"
+        };
         let quoted =
             serde_json::to_vec(req.model).map_err(|e| Failure::BadResponse(e.to_string()))?;
-        match members.str("model") {
+        match members.str(member) {
             Some(m) if m != req.model => members
-                .replace("model", &quoted)
+                .replace(member, &quoted)
                 .map(Bytes::from)
                 .unwrap_or(body.clone()),
             _ => body.clone(),
         }
     } else {
-        let decoded = dialect::decode_response(upstream_dialect, &body)
+        let mut decoded = dialect::decode_response(upstream_dialect, &body)
             .map_err(|e| Failure::BadResponse(e.message))?;
         rec.result.usage = Some(decoded.usage);
+        if req.dialect == Dialect::OpenAiChat && req.reasoning == ReasoningOutput::Omit {
+            decoded.parts.retain(|p| !matches!(p, Part::Reasoning(_)));
+        }
+        if let Some(r) = req.responses {
+            decoded.id = r.id.to_owned();
+        }
         let v = dialect::encode_response(req.dialect, &decoded, req.model);
-        Bytes::from(serde_json::to_vec(&v).map_err(|e| Failure::BadResponse(e.to_string()))?)
+        let out =
+            Bytes::from(serde_json::to_vec(&v).map_err(|e| Failure::BadResponse(e.to_string()))?);
+        if let (Some(r), Some(turn)) = (req.responses, payload.take_turn()) {
+            conversation::keep(r, turn, &decoded, out.clone());
+        }
+        out
     };
     // Beyond what socket buffers hold, a client that does not read would
     // hold this write forever.

@@ -6,20 +6,37 @@ use filters::error::{ApiError, ErrorKind};
 use pingora::proxy::Session;
 use std::sync::Arc;
 
-/// The client's key from `Authorization: Bearer`, `x-api-key` or a bare
-/// `Authorization: sk-…`, looked up in the live config.
+/// The client's key from `Authorization: Bearer`, `x-api-key`,
+/// `x-goog-api-key` (Gemini SDKs), a bare `Authorization: sk-…`, or the
+/// `?key=` query parameter Gemini REST clients use, looked up in the live
+/// config. The query is never forwarded (upstream paths are built from
+/// config) and never logged (the access log writes the path alone).
 pub fn authenticate(snap: &Snapshot, session: &Session) -> Result<Arc<ClientKey>, ApiError> {
-    let h = &session.req_header().headers;
-    let cred = filters::auth::credential(
+    let req = session.req_header();
+    let h = &req.headers;
+    let header = filters::auth::credential(
         h.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()),
-        h.get("x-api-key").map(|v| v.as_bytes()),
-    )
-    .ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::Authentication,
-            "missing API key: send Authorization: Bearer <key> or x-api-key: <key>",
-        )
-    })?;
+        h.get("x-api-key")
+            .or_else(|| h.get("x-goog-api-key"))
+            .map(|v| v.as_bytes()),
+    );
+    let query;
+    let cred = match header {
+        Some(c) => c,
+        None => {
+            query = req
+                .uri
+                .query()
+                .and_then(|q| filters::wire::http::query_param(q, "key"));
+            query.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Authentication,
+                    "missing API key: send Authorization: Bearer <key>, x-api-key: <key> \
+                     or x-goog-api-key: <key>",
+                )
+            })?
+        }
+    };
     snap.keys
         .get(cred)
         .cloned()

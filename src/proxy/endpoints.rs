@@ -6,9 +6,10 @@ use crate::downstream::{read_body, respond};
 use crate::record::RequestRecord;
 use crate::state::Live;
 use bytes::Bytes;
-use filters::canonical::estimate_tokens_from_bytes;
+use crate::upstream::UpstreamClient;
+use filters::conversations::ConversationStore;
 use filters::dialect;
-use filters::error::ApiError;
+use filters::error::{ApiError, ErrorKind};
 use filters::key_pool::KeyState;
 use filters::Dialect;
 use pingora::proxy::Session;
@@ -42,23 +43,142 @@ pub async fn models(
     Ok(())
 }
 
-/// An honest estimate: the tokenizer of whatever model serves the request
-/// is not known here, so count the text the model will read (system,
-/// messages, tool definitions) at about four bytes a token.
-pub async fn count_tokens(
+/// `GET /v1/models/{id}`: one model this key may use, in the client's shape.
+pub async fn model(
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
+    dialect: Dialect,
 ) -> Result<(), ApiError> {
-    rec.client.dialect = Some(Dialect::Anthropic);
+    let key = authenticate(&live.config, session)?;
+    let path = session.req_header().uri.path();
+    let id = filters::ingress::trailing_id(path).unwrap_or_default();
+    if !live.config.routes.contains_key(&id) || !key.allows_model(&id) {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("model '{id}' is not configured"),
+        ));
+    }
+    let v = match dialect {
+        Dialect::Gemini => filters::gemini::models::model(&id),
+        _ => dialect::model_listing(dialect, &[id.as_str()])["data"][0].take(),
+    };
+    respond(session, rec, 200, "application/json", Bytes::from(v.to_string()), &[], false).await;
+    Ok(())
+}
+
+/// `GET`/`DELETE /v1/responses/{id}`: a response the gateway kept for a
+/// model whose provider keeps none.
+pub async fn stored_response(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+    store: &ConversationStore,
+) -> Result<(), ApiError> {
+    rec.client.dialect = Some(Dialect::OpenAiResponses);
+    let key = authenticate(&live.config, session)?;
+    rec.client.key_name = Some(key.name.clone());
+    let req = session.req_header();
+    let id = filters::ingress::trailing_id(req.uri.path()).unwrap_or_default();
+    let not_found = || {
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("Response with id '{id}' not found."),
+        )
+    };
+    let body = if req.method == http::Method::DELETE {
+        if !store.delete(&id) {
+            return Err(not_found());
+        }
+        Bytes::from(json!({"id": id, "object": "response.deleted", "deleted": true}).to_string())
+    } else {
+        store.response(&id, Instant::now()).ok_or_else(not_found)?
+    };
+    respond(session, rec, 200, "application/json", body, &[], false).await;
+    Ok(())
+}
+
+/// Input tokens of a request, from the model's first target: its own
+/// count endpoint (Anthropic, Gemini), else the o200k tokenizer. An
+/// upstream that fails to count is replaced by the estimate, never an
+/// error: clients call this to decide what to send.
+pub async fn count_tokens(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+    dialect: Dialect,
+) -> Result<(), ApiError> {
+    rec.client.dialect = Some(dialect);
     let key = authenticate(&live.config, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, &live.config).await?;
-    let req = dialect::decode_request(Dialect::Anthropic, &body)?;
-    let tokens = estimate_tokens_from_bytes(filters::canonical::text_bytes(&req));
-    let body = Bytes::from(json!({"input_tokens": tokens}).to_string());
-    respond(session, rec, 200, "application/json", body, &[], false).await;
+    let (req, model) = match dialect {
+        Dialect::Gemini => {
+            let path = session.req_header().uri.path();
+            let model = filters::ingress::gemini_call(path).map(|c| c.model);
+            (filters::gemini::request::decode_count_tokens(&body)?, model)
+        }
+        _ => {
+            let req = dialect::decode_request(dialect, &body)?;
+            let model = Some(req.model.clone());
+            (req, model)
+        }
+    };
+    let route = model
+        .filter(|m| key.allows_model(m))
+        .and_then(|m| live.config.routes.get(&m).cloned());
+    let mut tokens = None;
+    if let Some(t) = route.as_ref().and_then(|r| r.targets.first()) {
+        tokens = upstream_count(upstream, live, rec, t, &req).await;
+    }
+    let tokens = tokens.unwrap_or_else(|| filters::tokens::request_tokens(&req));
+    let v = match dialect {
+        Dialect::Gemini => filters::gemini::request::count_tokens_body(tokens),
+        _ => json!({"input_tokens": tokens}),
+    };
+    respond(session, rec, 200, "application/json", Bytes::from(v.to_string()), &[], false).await;
     Ok(())
+}
+
+/// The target provider's own count, when its dialect has one.
+async fn upstream_count(
+    upstream: &UpstreamClient,
+    live: &Live,
+    rec: &mut RequestRecord,
+    target: &crate::config::Target,
+    req: &filters::canonical::Request,
+) -> Option<u64> {
+    let p = &target.provider;
+    let path = dialect::count_tokens_path(p.dialect, &p.path_prefix, &target.model)?;
+    let encoded = dialect::encode_request(p.dialect, req, &target.model, &p.encode, None).ok()?;
+    let body = match p.dialect {
+        // Only what the count endpoint accepts (it refuses `max_tokens`).
+        Dialect::Anthropic => {
+            let keep = ["model", "messages", "system", "tools", "tool_choice", "thinking"];
+            let mut v = encoded;
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|k, _| keep.contains(&k.as_str()));
+            }
+            v
+        }
+        _ => {
+            let mut inner = encoded;
+            inner["model"] = json!(format!("models/{}", target.model));
+            json!({"generateContentRequest": inner})
+        }
+    };
+    let answer = crate::exchange::call_once(upstream, live, rec, target, &path, body.to_string().into())
+        .await
+        .map_err(|f| log::warn!("{} count_tokens via {}: {f:?}", rec.id, p.name))
+        .ok()?;
+    match p.dialect {
+        Dialect::Gemini => filters::gemini::request::count_tokens_from_upstream(&answer),
+        _ => serde_json::from_slice::<serde_json::Value>(&answer)
+            .ok()?
+            .get("input_tokens")?
+            .as_u64(),
+    }
 }
 
 /// `GET /api/upstream-keys/stats` (admin): every upstream key's state and

@@ -3,14 +3,73 @@
 
 use super::auth::authenticate;
 use crate::downstream::read_body;
-use crate::exchange::{self, ClientHeaders, ClientRequest, Payload, Rewritable};
+use crate::exchange::{self, ClientHeaders, ClientRequest, Payload, Responses, Rewritable};
 use crate::record::RequestRecord;
 use crate::shutdown::Drain;
 use crate::state::Live;
 use crate::upstream::UpstreamClient;
+use filters::conversations::ConversationStore;
 use filters::error::{ApiError, ErrorKind};
 use filters::Dialect;
 use pingora::proxy::Session;
+
+/// Where the model and the streaming mode are named, per dialect.
+struct Shape {
+    model: String,
+    stream: bool,
+}
+
+/// The body's model, stream flag and conversation member, read once: the
+/// upstream must see what the gateway saw.
+fn shape(
+    dialect: Dialect,
+    path: &str,
+    members: &filters::wire::json_peek::Members<'_>,
+) -> Result<Shape, ApiError> {
+    for name in ["model", "stream"] {
+        if let Some(variant) = members.case_variant_of(name) {
+            return Err(ApiError::invalid(format!(
+                "\"{variant}\" is not allowed: case-insensitive upstream parsers read it as \"{name}\""
+            ))
+            .with_param(name));
+        }
+    }
+    let (conversation, array) = match dialect {
+        Dialect::OpenAiChat | Dialect::Anthropic => ("messages", true),
+        Dialect::Gemini => ("contents", true),
+        Dialect::OpenAiResponses => ("input", false),
+    };
+    let present = members.raw(conversation).is_some_and(|m| {
+        let first = m.first().copied();
+        first == Some(b'[') || (!array && first == Some(b'"'))
+    });
+    if !present {
+        let what = if array { "an array" } else { "a string or an array" };
+        return Err(ApiError::invalid(format!("{conversation}: {what} is required"))
+            .with_param(conversation));
+    }
+    if dialect.model_in_path() {
+        let call = filters::ingress::gemini_call(path)
+            .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no route for {path}")))?;
+        let stream = call.action == filters::ingress::GeminiAction::StreamGenerate;
+        return Ok(Shape {
+            model: call.model,
+            stream,
+        });
+    }
+    let model = members
+        .str("model")
+        .ok_or_else(|| ApiError::invalid("model: a string is required").with_param("model"))?;
+    // A string "true" that the gateway reads as false would stream anyway.
+    let stream = match members.raw("stream") {
+        None | Some(b"false") | Some(b"null") => false,
+        Some(b"true") => true,
+        Some(_) => {
+            return Err(ApiError::invalid("stream: must be true or false").with_param("stream"))
+        }
+    };
+    Ok(Shape { model, stream })
+}
 
 pub async fn generate(
     upstream: &UpstreamClient,
@@ -19,6 +78,7 @@ pub async fn generate(
     live: &Live,
     dialect: Dialect,
     drain: &Drain,
+    conversations: &'static ConversationStore,
 ) -> Result<(), ApiError> {
     let snap = &live.config;
     let key = authenticate(snap, session)?;
@@ -32,32 +92,7 @@ pub async fn generate(
     }
     let members = filters::wire::json_peek::members(&body)
         .map_err(|e| ApiError::invalid(format!("request body is not a valid JSON object: {e}")))?;
-    for name in ["model", "stream"] {
-        if let Some(variant) = members.case_variant_of(name) {
-            return Err(ApiError::invalid(format!(
-                "\"{variant}\" is not allowed: case-insensitive upstream parsers read it as \"{name}\""
-            ))
-            .with_param(name));
-        }
-    }
-    let model = members
-        .str("model")
-        .ok_or_else(|| ApiError::invalid("model: a string is required").with_param("model"))?;
-    if members
-        .raw("messages")
-        .is_none_or(|m| m.first() != Some(&b'['))
-    {
-        return Err(ApiError::invalid("messages: an array is required").with_param("messages"));
-    }
-    // One reading: the upstream must see what the gateway saw. A string
-    // "true" that the gateway reads as false would stream anyway.
-    let stream = match members.raw("stream") {
-        None | Some(b"false") | Some(b"null") => false,
-        Some(b"true") => true,
-        Some(_) => {
-            return Err(ApiError::invalid("stream: must be true or false").with_param("stream"))
-        }
-    };
+    let Shape { model, stream } = shape(dialect, session.req_header().uri.path(), &members)?;
     let rewritable = Rewritable::of(&members);
     drop(members);
     rec.client.model = Some(model.clone());
@@ -85,7 +120,24 @@ pub async fn generate(
             format!("this API key may not use model '{model}'"),
         ));
     }
+    let head = session.req_header();
+    // Gemini's REST API streams one JSON array unless asked for SSE.
+    let json_array = stream
+        && dialect == Dialect::Gemini
+        && head
+            .uri
+            .query()
+            .and_then(|q| filters::wire::http::query_param(q, "alt"))
+            .is_none_or(|alt| alt != "sse");
+    let response_id =
+        (dialect == Dialect::OpenAiResponses).then(|| filters::canonical::new_id("resp_"));
     let request = ClientRequest {
+        reasoning: exchange::openai_reasoning(route.openai_reasoning, head),
+        json_array,
+        responses: response_id.as_deref().map(|id| Responses {
+            id,
+            store: conversations,
+        }),
         dialect,
         model: &model,
         stream,
@@ -96,7 +148,13 @@ pub async fn generate(
         drain,
         write_timeout: snap.downstream.client_write_timeout,
     };
-    let payload = Payload::new(body, rewritable);
+    let mut payload = Payload::new(body, rewritable);
+    if dialect.model_in_path() {
+        payload = payload.with_path_model(&model, stream);
+    }
+    if dialect == Dialect::OpenAiResponses {
+        payload = payload.with_conversations(conversations);
+    }
     let run = Box::pin(exchange::run(
         upstream, session, rec, live, &route, &request, payload,
     ));

@@ -6,6 +6,7 @@
 mod access_log;
 mod auth;
 pub mod connection;
+mod embeddings;
 mod endpoints;
 mod generate;
 
@@ -17,7 +18,6 @@ use crate::upstream::UpstreamClient;
 use async_trait::async_trait;
 use filters::error::{ApiError, ErrorKind};
 use filters::ingress::{classify, dialect_hint, Endpoint};
-use filters::Dialect;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use std::sync::Arc;
@@ -26,6 +26,9 @@ pub struct Gateway {
     pub store: LiveStore,
     pub upstream: Arc<UpstreamClient>,
     pub drain: Arc<Drain>,
+    /// OpenAI Responses conversations kept for providers that keep none;
+    /// lives as long as the process.
+    pub conversations: &'static filters::conversations::ConversationStore,
 }
 
 #[async_trait]
@@ -85,7 +88,18 @@ impl ProxyHttp for Gateway {
                 Err(e)
             }
             Endpoint::Models => endpoints::models(session, rec, &live, hint).await,
-            Endpoint::CountTokens => endpoints::count_tokens(session, rec, &live).await,
+            Endpoint::Model => endpoints::model(session, rec, &live, hint).await,
+            Endpoint::StoredResponse => {
+                endpoints::stored_response(session, rec, &live, self.conversations).await
+            }
+            Endpoint::CountTokens(dialect) => {
+                Box::pin(endpoints::count_tokens(&self.upstream, session, rec, &live, dialect))
+                    .await
+            }
+            Endpoint::Embeddings(dialect) => {
+                Box::pin(embeddings::embeddings(&self.upstream, session, rec, &live, dialect))
+                    .await
+            }
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
             Endpoint::Generate(dialect) => {
                 rec.client.dialect = Some(dialect);
@@ -97,13 +111,14 @@ impl ProxyHttp for Gateway {
                     &live,
                     dialect,
                     &self.drain,
+                    self.conversations,
                 ))
                 .await
             }
         };
         if let Err(e) = outcome {
             let dialect = rec.client.dialect.unwrap_or(match endpoint {
-                Endpoint::CountTokens => Dialect::Anthropic,
+                Endpoint::CountTokens(d) | Endpoint::Embeddings(d) => d,
                 _ => hint,
             });
             let attempts = (!rec.attempts.is_empty()).then(|| rec.attempts_header());

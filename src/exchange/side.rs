@@ -1,0 +1,79 @@
+//! Calls beside generation (embeddings, token counts): one request to one
+//! target with a key from its pool, the outcome recorded like a
+//! generation attempt's, the answer read whole. No streaming and no
+//! commit point, so the caller simply moves on to its next target.
+
+use super::attempt::{record_outcome, Served, Tried};
+use super::now;
+use crate::config::Target;
+use crate::record::{Attempt, AttemptOutcome, RequestRecord};
+use crate::state::Live;
+use crate::upstream::{Failure, Outgoing, UpstreamClient};
+use bytes::Bytes;
+use filters::key_pool::Pick;
+
+/// Largest answer accepted (a big embeddings batch).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// POSTs `body` to `path` on `target`'s provider; the 2xx body, or why not.
+pub async fn call_once(
+    upstream: &UpstreamClient,
+    live: &Live,
+    rec: &mut RequestRecord,
+    target: &Target,
+    path: &str,
+    body: Bytes,
+) -> Result<Bytes, Failure> {
+    let provider = &target.provider;
+    let state = live.provider(provider);
+    let started = now();
+    let key = match state.key_pool().pick(started, &target.model) {
+        Pick::Key(i) => Some(i),
+        Pick::NoKey => None,
+        Pick::Unavailable { .. } => state.key_pool().pick_earliest(started, &target.model),
+    };
+    let headers = [(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("application/json"),
+    )];
+    let deadline = started + target.timeouts.first_event;
+    let outgoing = Outgoing {
+        path,
+        key,
+        headers: &headers,
+        body,
+    };
+    let replicas = state.replicas.as_deref();
+    let result = async {
+        let mut call = upstream
+            .send(provider, replicas, &target.timeouts, outgoing, deadline)
+            .await?;
+        if !(200..300).contains(&call.status) {
+            return Err(call.into_failure(deadline).await);
+        }
+        let body = call.read_all(deadline, MAX_BODY).await?;
+        upstream.release(call);
+        Ok(body)
+    }
+    .await;
+    let tried = match &result {
+        Ok(_) => Tried::Served(Served::Clean),
+        Err(f) => Tried::Failed(f.clone()),
+    };
+    record_outcome(live, target, key, &tried);
+    rec.attempts.push(Attempt {
+        provider: provider.clone(),
+        model: target.model.clone(),
+        key,
+        outcome: match &result {
+            Ok(_) => AttemptOutcome::Ok,
+            Err(f) => AttemptOutcome::Failed(f.kind()),
+        },
+        to_status: Some(started.elapsed()),
+        to_first_event: None,
+    });
+    if result.is_ok() {
+        rec.result.served_by = Some(rec.attempts.len() - 1);
+    }
+    result
+}

@@ -1,0 +1,152 @@
+//! Embeddings, routed by model like generation: OpenAI `/v1/embeddings`
+//! and Gemini `:embedContent` / `:batchEmbedContents` in, any provider
+//! that embeds out (OpenAI-compatible `/embeddings`, Gemini
+//! `:batchEmbedContents`). Targets are tried in order; one that cannot
+//! embed (Anthropic) is passed over.
+
+use super::auth::authenticate;
+use crate::downstream::{read_body, respond};
+use crate::record::RequestRecord;
+use crate::state::Live;
+use crate::upstream::UpstreamClient;
+use bytes::Bytes;
+use filters::canonical::{EmbedRequest, EmbedResponse, Usage};
+use filters::dialect;
+use filters::error::{ApiError, ErrorKind};
+use filters::ingress::GeminiAction;
+use filters::{gemini, openai_chat, Dialect};
+use pingora::proxy::Session;
+
+/// What the client asked, in canonical form, and how it wants it back.
+struct Asked {
+    req: EmbedRequest,
+    /// OpenAI: vectors as base64.
+    base64: bool,
+    /// Gemini: `:embedContent` (one vector) rather than a batch.
+    single: bool,
+}
+
+fn decode(dialect: Dialect, path: &str, body: &[u8]) -> Result<Asked, ApiError> {
+    match dialect {
+        Dialect::Gemini => {
+            let call = filters::ingress::gemini_call(path)
+                .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no route for {path}")))?;
+            let single = call.action == GeminiAction::EmbedContent;
+            let req = if single {
+                gemini::embed::decode_embed_content(body, &call.model)?
+            } else {
+                gemini::embed::decode_batch(body, &call.model)?
+            };
+            Ok(Asked {
+                req,
+                base64: false,
+                single,
+            })
+        }
+        _ => {
+            let (req, base64) = openai_chat::embed::decode(body)?;
+            Ok(Asked {
+                req,
+                base64,
+                single: false,
+            })
+        }
+    }
+}
+
+pub async fn embeddings(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+    dialect: Dialect,
+) -> Result<(), ApiError> {
+    rec.client.dialect = Some(dialect);
+    let key = authenticate(&live.config, session)?;
+    rec.client.key_name = Some(key.name.clone());
+    let body = read_body(session, &live.config).await?;
+    let asked = decode(dialect, session.req_header().uri.path(), &body)?;
+    let model = asked.req.model.clone();
+    rec.client.model = Some(model.clone());
+    if !key.allows_model(&model) {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!("this API key may not use model '{model}'"),
+        ));
+    }
+    let route = live.config.routes.get(&model).cloned().ok_or_else(|| {
+        ApiError::new(ErrorKind::NotFound, format!("model '{model}' is not configured"))
+            .with_param("model")
+    })?;
+    let mut last: Option<ApiError> = None;
+    for target in &route.targets {
+        let p = &target.provider;
+        let Some(path) = dialect::embed_path(p.dialect, &p.path_prefix, &target.model) else {
+            continue;
+        };
+        let upstream_body = match p.dialect {
+            Dialect::Gemini => gemini::embed::encode_batch(&asked.req, &target.model),
+            _ => openai_chat::embed::encode(&asked.req, &target.model),
+        };
+        let answer = crate::exchange::call_once(
+            upstream,
+            live,
+            rec,
+            target,
+            &path,
+            Bytes::from(upstream_body.to_string()),
+        )
+        .await;
+        let decoded = answer
+            .map_err(|f| f.to_api_error(&p.name, &rec.id))
+            .and_then(|b| match p.dialect {
+                Dialect::Gemini => gemini::embed::decode_batch_response(&b),
+                _ => openai_chat::embed::decode_response(&b),
+            });
+        match decoded {
+            Ok(mut r) => return answer_client(session, rec, &asked, &mut r, dialect).await,
+            Err(e) if e.is_deterministic() => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        ApiError::invalid(format!(
+            "model '{model}' has no provider that serves embeddings"
+        ))
+        .with_param("model")
+    }))
+}
+
+async fn answer_client(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    asked: &Asked,
+    r: &mut EmbedResponse,
+    dialect: Dialect,
+) -> Result<(), ApiError> {
+    if r.vectors.len() != asked.req.inputs.len() {
+        return Err(ApiError::new(
+            ErrorKind::Api,
+            format!(
+                "the upstream returned {} vectors for {} inputs",
+                r.vectors.len(),
+                asked.req.inputs.len()
+            ),
+        ));
+    }
+    // Gemini does not count embedding input: the tokenizer does.
+    if r.input_tokens == 0 {
+        r.input_tokens =
+            filters::tokens::text_tokens(asked.req.inputs.iter().map(String::as_str));
+    }
+    rec.result.usage = Some(Usage {
+        input_uncached: r.input_tokens,
+        ..Usage::default()
+    });
+    let v = match dialect {
+        Dialect::Gemini => gemini::embed::encode_embed_response(r, asked.single),
+        _ => openai_chat::embed::encode_response(r, &asked.req.model, asked.base64),
+    };
+    respond(session, rec, 200, "application/json", Bytes::from(v.to_string()), &[], false).await;
+    Ok(())
+}
