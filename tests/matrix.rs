@@ -235,7 +235,10 @@ fn each_pair(scn: &str, mut f: impl FnMut(D, D)) {
     for c in ALL {
         for u in ALL {
             if let Err(e) = catch_unwind(AssertUnwindSafe(|| f(c, u))) {
-                failures.push(format!("[{scn}] client {c} -> upstream {u}: {}", panic_text(e)));
+                failures.push(format!(
+                    "[{scn}] client {c} -> upstream {u}: {}",
+                    panic_text(e)
+                ));
             }
         }
     }
@@ -302,8 +305,10 @@ fn weather_schema() -> Value {
 fn with_tools(c: D, mut body: Value) -> Value {
     let desc = "Current weather of a city";
     body["tools"] = match c {
-        D::Chat => json!([{"type": "function", "function": {"name": "get_weather", "description": desc,
-                                                              "parameters": weather_schema()}}]),
+        D::Chat => {
+            json!([{"type": "function", "function": {"name": "get_weather", "description": desc,
+                                                              "parameters": weather_schema()}}])
+        }
         D::Anthropic => {
             json!([{"name": "get_weather", "description": desc, "input_schema": weather_schema()}])
         }
@@ -347,7 +352,8 @@ fn with_json_schema(c: D, mut body: Value) -> Value {
                 "json_schema": {"name": "city", "schema": city_schema(), "strict": true}})
         }
         D::Anthropic => {
-            body["output_config"] = json!({"format": {"type": "json_schema", "schema": city_schema()}})
+            body["output_config"] =
+                json!({"format": {"type": "json_schema", "schema": city_schema()}})
         }
         D::Gemini => {
             body["generationConfig"] = json!({"responseMimeType": "application/json",
@@ -373,7 +379,10 @@ fn send(addr: SocketAddr, c: D, model: &str, body: &Value, mode: Mode) -> Respon
                 body["stream"] = json!(true);
                 body["stream_options"] = json!({"include_usage": true});
             }
-            ("/v1/chat/completions".into(), vec![("Authorization", auth.as_str())])
+            (
+                "/v1/chat/completions".into(),
+                vec![("Authorization", auth.as_str())],
+            )
         }
         D::Anthropic => {
             body["model"] = json!(model);
@@ -390,7 +399,10 @@ fn send(addr: SocketAddr, c: D, model: &str, body: &Value, mode: Mode) -> Respon
             if stream {
                 body["stream"] = json!(true);
             }
-            ("/v1/responses".into(), vec![("Authorization", auth.as_str())])
+            (
+                "/v1/responses".into(),
+                vec![("Authorization", auth.as_str())],
+            )
         }
         D::Gemini => {
             let action = match mode {
@@ -398,7 +410,10 @@ fn send(addr: SocketAddr, c: D, model: &str, body: &Value, mode: Mode) -> Respon
                 Mode::Stream => "streamGenerateContent?alt=sse",
                 Mode::GeminiArray => "streamGenerateContent",
             };
-            (format!("/v1beta/models/{model}:{action}"), vec![("x-goog-api-key", KEY)])
+            (
+                format!("/v1beta/models/{model}:{action}"),
+                vec![("x-goog-api-key", KEY)],
+            )
         }
     };
     let mut h = headers;
@@ -454,8 +469,15 @@ fn parse(c: D, mode: Mode, r: &Response) -> Answer {
         }
         Mode::Stream => {
             let ct = r.header("content-type").unwrap_or("");
-            assert!(ct.starts_with("text/event-stream"), "content-type {ct}: {}", r.text());
-            assert!(r.header("content-length").is_none(), "an SSE answer has no content-length");
+            assert!(
+                ct.starts_with("text/event-stream"),
+                "content-type {ct}: {}",
+                r.text()
+            );
+            assert!(
+                r.header("content-length").is_none(),
+                "an SSE answer has no content-length"
+            );
             let events = sse_events(c, &r.text());
             match c {
                 D::Chat => parse_chat_stream(&events),
@@ -463,7 +485,10 @@ fn parse(c: D, mode: Mode, r: &Response) -> Answer {
                 D::Gemini => parse_gemini_chunks(
                     events
                         .iter()
-                        .map(|(_, d)| serde_json::from_str(d).unwrap_or_else(|e| panic!("data is not JSON ({e}): {d}")))
+                        .map(|(_, d)| {
+                            serde_json::from_str(d)
+                                .unwrap_or_else(|e| panic!("data is not JSON ({e}): {d}"))
+                        })
                         .collect(),
                 ),
                 D::Responses => parse_responses_stream(&events),
@@ -473,7 +498,10 @@ fn parse(c: D, mode: Mode, r: &Response) -> Answer {
             let ct = r.header("content-type").unwrap_or("");
             assert!(ct.starts_with("application/json"), "content-type {ct}");
             let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| {
-                panic!("the JSON-array stream does not parse as one JSON value ({e}): {}", r.text())
+                panic!(
+                    "the JSON-array stream does not parse as one JSON value ({e}): {}",
+                    r.text()
+                )
             });
             let Value::Array(chunks) = v else {
                 panic!("the JSON-array stream is not an array: {v}")
@@ -500,15 +528,21 @@ fn parse_whole(c: D, v: &Value) -> Answer {
             a.reasoning = msg["reasoning_content"].as_str().unwrap_or("").to_owned();
             for tc in msg["tool_calls"].as_array().cloned().unwrap_or_default() {
                 assert_eq!(tc["type"], "function", "{tc}");
-                let args = tc["function"]["arguments"].as_str().unwrap_or_else(|| panic!("arguments not a string: {tc}"));
+                let args = tc["function"]["arguments"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("arguments not a string: {tc}"));
                 a.calls.push(Call {
                     id: tc["id"].as_str().unwrap_or("").to_owned(),
                     name: tc["function"]["name"].as_str().unwrap_or("").to_owned(),
-                    args: serde_json::from_str(args).unwrap_or_else(|e| panic!("arguments not JSON ({e}): {args}")),
+                    args: serde_json::from_str(args)
+                        .unwrap_or_else(|e| panic!("arguments not JSON ({e}): {args}")),
                 });
             }
             if !a.calls.is_empty() {
-                assert!(msg["content"].is_null() || msg["content"] == "", "content with tool calls: {v}");
+                assert!(
+                    msg["content"].is_null() || msg["content"] == "",
+                    "content with tool calls: {v}"
+                );
             }
             a.finish = choice["finish_reason"].as_str().unwrap_or("").to_owned();
             a.usage = v["usage"].clone();
@@ -517,7 +551,9 @@ fn parse_whole(c: D, v: &Value) -> Answer {
             assert_eq!(v["type"], "message", "{v}");
             assert_eq!(v["role"], "assistant", "{v}");
             assert!(a.id.starts_with("msg_"), "id {}", a.id);
-            let blocks = v["content"].as_array().unwrap_or_else(|| panic!("no content: {v}"));
+            let blocks = v["content"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no content: {v}"));
             for b in blocks {
                 anthropic_block(&mut a, b);
             }
@@ -538,9 +574,17 @@ fn parse_whole(c: D, v: &Value) -> Answer {
 
 fn anthropic_block(a: &mut Answer, b: &Value) {
     match b["type"].as_str().unwrap_or("") {
-        "text" => a.text.push_str(b["text"].as_str().unwrap_or_else(|| panic!("text block without text: {b}"))),
+        "text" => a.text.push_str(
+            b["text"]
+                .as_str()
+                .unwrap_or_else(|| panic!("text block without text: {b}")),
+        ),
         "thinking" => {
-            a.reasoning.push_str(b["thinking"].as_str().unwrap_or_else(|| panic!("thinking block without thinking: {b}")));
+            a.reasoning.push_str(
+                b["thinking"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("thinking block without thinking: {b}")),
+            );
             if let Some(s) = b.get("signature") {
                 a.thinking_signature_field = true;
                 if let Some(s) = s.as_str().filter(|s| !s.is_empty()) {
@@ -591,11 +635,14 @@ fn responses_output(a: &mut Answer, v: &Value) {
                 }
             }
             "function_call" => {
-                let args = it["arguments"].as_str().unwrap_or_else(|| panic!("arguments not a string: {it}"));
+                let args = it["arguments"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("arguments not a string: {it}"));
                 a.calls.push(Call {
                     id: it["call_id"].as_str().unwrap_or("").to_owned(),
                     name: it["name"].as_str().unwrap_or("").to_owned(),
-                    args: serde_json::from_str(args).unwrap_or_else(|e| panic!("arguments not JSON ({e}): {args}")),
+                    args: serde_json::from_str(args)
+                        .unwrap_or_else(|e| panic!("arguments not JSON ({e}): {args}")),
                 });
             }
             other => panic!("unexpected output item {other}: {it}"),
@@ -612,7 +659,10 @@ fn responses_output(a: &mut Answer, v: &Value) {
 fn sse_events(c: D, text: &str) -> Vec<(String, String)> {
     let norm = text.replace("\r\n", "\n");
     assert!(!norm.contains('\r'), "lone CR in the stream: {text:?}");
-    assert!(norm.ends_with("\n\n") || norm.is_empty(), "the last event is not closed by a blank line: {text:?}");
+    assert!(
+        norm.ends_with("\n\n") || norm.is_empty(),
+        "the last event is not closed by a blank line: {text:?}"
+    );
     let mut out = Vec::new();
     for block in norm.split("\n\n").filter(|b| !b.is_empty()) {
         let mut name = None;
@@ -620,16 +670,31 @@ fn sse_events(c: D, text: &str) -> Vec<(String, String)> {
         let mut comment_only = true;
         for line in block.split('\n') {
             if line.starts_with(':') {
-                assert!(c != D::Gemini, "a comment line in a Gemini stream: {line:?}");
+                assert!(
+                    c != D::Gemini,
+                    "a comment line in a Gemini stream: {line:?}"
+                );
                 continue;
             }
             comment_only = false;
             if let Some(v) = line.strip_prefix("event: ") {
-                assert!(c != D::Gemini, "an event: line in a Gemini stream: {line:?}");
-                assert!(c != D::Chat, "an event: line in an OpenAI Chat stream: {line:?}");
-                assert!(name.replace(v.to_owned()).is_none(), "two event: lines: {block:?}");
+                assert!(
+                    c != D::Gemini,
+                    "an event: line in a Gemini stream: {line:?}"
+                );
+                assert!(
+                    c != D::Chat,
+                    "an event: line in an OpenAI Chat stream: {line:?}"
+                );
+                assert!(
+                    name.replace(v.to_owned()).is_none(),
+                    "two event: lines: {block:?}"
+                );
             } else if let Some(v) = line.strip_prefix("data: ") {
-                assert!(data.replace(v.to_owned()).is_none(), "two data: lines in one event: {block:?}");
+                assert!(
+                    data.replace(v.to_owned()).is_none(),
+                    "two data: lines in one event: {block:?}"
+                );
             } else {
                 panic!("not a `field: value` SSE line: {line:?} in {text}");
             }
@@ -639,9 +704,16 @@ fn sse_events(c: D, text: &str) -> Vec<(String, String)> {
         }
         let data = data.unwrap_or_else(|| panic!("event without data: {block:?}"));
         if matches!(c, D::Anthropic | D::Responses) {
-            let name = name.clone().unwrap_or_else(|| panic!("{c} event without an event: line: {block:?}"));
-            let v: Value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("data is not JSON ({e}): {data}"));
-            assert_eq!(v["type"].as_str(), Some(name.as_str()), "event: line differs from data.type: {block}");
+            let name = name
+                .clone()
+                .unwrap_or_else(|| panic!("{c} event without an event: line: {block:?}"));
+            let v: Value = serde_json::from_str(&data)
+                .unwrap_or_else(|e| panic!("data is not JSON ({e}): {data}"));
+            assert_eq!(
+                v["type"].as_str(),
+                Some(name.as_str()),
+                "event: line differs from data.type: {block}"
+            );
         }
         out.push((name.unwrap_or_default(), data));
     }
@@ -661,14 +733,17 @@ fn parse_chat_stream(events: &[(String, String)]) -> Answer {
             done = true;
             continue;
         }
-        let v: Value = serde_json::from_str(data).unwrap_or_else(|e| panic!("chunk is not JSON ({e}): {data}"));
+        let v: Value = serde_json::from_str(data)
+            .unwrap_or_else(|e| panic!("chunk is not JSON ({e}): {data}"));
         if let Some(e) = v.get("error") {
             assert!(e["message"].is_string(), "error without message: {v}");
             a.error = Some(v.clone());
             continue;
         }
         assert_eq!(v["object"], "chat.completion.chunk", "{v}");
-        let choices = v["choices"].as_array().unwrap_or_else(|| panic!("chunk without a choices array: {v}"));
+        let choices = v["choices"]
+            .as_array()
+            .unwrap_or_else(|| panic!("chunk without a choices array: {v}"));
         a.id = v["id"].as_str().unwrap_or("").to_owned();
         a.model = v["model"].as_str().unwrap_or("").to_owned();
         if !v["usage"].is_null() {
@@ -678,12 +753,18 @@ fn parse_chat_stream(events: &[(String, String)]) -> Answer {
             assert_eq!(ch["index"], 0, "{v}");
             let d = &ch["delta"];
             if !saw_role {
-                assert_eq!(d["role"], "assistant", "the first chunk lacks delta.role: {v}");
+                assert_eq!(
+                    d["role"], "assistant",
+                    "the first chunk lacks delta.role: {v}"
+                );
                 saw_role = true;
             }
             if !a.finish.is_empty() {
                 let has = |k: &str| d.get(k).is_some_and(|x| !x.is_null() && x != "");
-                assert!(!has("content") && !has("tool_calls") && !has("reasoning_content"), "content after finish_reason: {v}");
+                assert!(
+                    !has("content") && !has("tool_calls") && !has("reasoning_content"),
+                    "content after finish_reason: {v}"
+                );
             }
             if let Some(t) = d["content"].as_str() {
                 a.text.push_str(t);
@@ -692,18 +773,44 @@ fn parse_chat_stream(events: &[(String, String)]) -> Answer {
                 a.reasoning.push_str(t);
             }
             for tc in d["tool_calls"].as_array().cloned().unwrap_or_default() {
-                let idx = tc["index"].as_u64().unwrap_or_else(|| panic!("tool call delta without index: {tc}")) as usize;
-                assert!(tc.get("function").is_some(), "tool call delta without function: {tc}");
+                let idx = tc["index"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("tool call delta without index: {tc}"))
+                    as usize;
+                assert!(
+                    tc.get("function").is_some(),
+                    "tool call delta without function: {tc}"
+                );
                 if idx == a.calls.len() {
                     assert_eq!(tc["type"], "function", "first delta of a call: {tc}");
-                    let id = tc["id"].as_str().filter(|s| !s.is_empty()).unwrap_or_else(|| panic!("first delta of a call without id: {tc}"));
-                    let name = tc["function"]["name"].as_str().filter(|s| !s.is_empty()).unwrap_or_else(|| panic!("first delta of a call without name: {tc}"));
-                    a.calls.push(Call { id: id.into(), name: name.into(), args: Value::Null });
+                    let id = tc["id"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| panic!("first delta of a call without id: {tc}"));
+                    let name = tc["function"]["name"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| panic!("first delta of a call without name: {tc}"));
+                    a.calls.push(Call {
+                        id: id.into(),
+                        name: name.into(),
+                        args: Value::Null,
+                    });
                     args.push(String::new());
                 } else {
-                    assert!(idx < a.calls.len(), "tool call index {idx} skips ahead of {}: {tc}", a.calls.len());
-                    assert!(tc.get("id").is_none_or(Value::is_null), "id repeated on a later delta: {tc}");
-                    assert!(tc["function"].get("name").is_none_or(Value::is_null), "name repeated on a later delta: {tc}");
+                    assert!(
+                        idx < a.calls.len(),
+                        "tool call index {idx} skips ahead of {}: {tc}",
+                        a.calls.len()
+                    );
+                    assert!(
+                        tc.get("id").is_none_or(Value::is_null),
+                        "id repeated on a later delta: {tc}"
+                    );
+                    assert!(
+                        tc["function"].get("name").is_none_or(Value::is_null),
+                        "name repeated on a later delta: {tc}"
+                    );
                 }
                 if let Some(s) = tc["function"]["arguments"].as_str() {
                     args[idx].push_str(s);
@@ -721,7 +828,11 @@ fn parse_chat_stream(events: &[(String, String)]) -> Answer {
     }
     if a.error.is_some() {
         assert!(!done, "[DONE] after an error");
-        assert!(a.finish.is_empty(), "a finish_reason ({}) in a stream that failed", a.finish);
+        assert!(
+            a.finish.is_empty(),
+            "a finish_reason ({}) in a stream that failed",
+            a.finish
+        );
     } else {
         assert!(done, "the stream did not end with [DONE]: {events:?}");
         assert!(!a.finish.is_empty(), "no finish_reason");
@@ -742,12 +853,18 @@ fn parse_anthropic_stream(events: &[(String, String)]) -> Answer {
         assert!(!stopped, "event after message_stop: {v}");
         assert!(a.error.is_none(), "event after the error event: {v}");
         if name == "error" {
-            assert!(v["error"]["type"].is_string() && v["error"]["message"].is_string(), "error event shape: {v}");
+            assert!(
+                v["error"]["type"].is_string() && v["error"]["message"].is_string(),
+                "error event shape: {v}"
+            );
             a.error = Some(v);
             continue;
         }
         if name != "ping" {
-            assert!(started || name == "message_start", "{name} before message_start");
+            assert!(
+                started || name == "message_start",
+                "{name} before message_start"
+            );
         }
         match name.as_str() {
             "message_start" => {
@@ -757,7 +874,10 @@ fn parse_anthropic_stream(events: &[(String, String)]) -> Answer {
                 assert_eq!(m["type"], "message", "{v}");
                 assert_eq!(m["role"], "assistant", "{v}");
                 assert_eq!(m["content"], json!([]), "{v}");
-                assert!(m["usage"]["input_tokens"].is_u64(), "message_start without usage.input_tokens: {v}");
+                assert!(
+                    m["usage"]["input_tokens"].is_u64(),
+                    "message_start without usage.input_tokens: {v}"
+                );
                 a.id = m["id"].as_str().unwrap_or("").to_owned();
                 a.model = m["model"].as_str().unwrap_or("").to_owned();
                 a.start_usage = m["usage"].clone();
@@ -767,10 +887,18 @@ fn parse_anthropic_stream(events: &[(String, String)]) -> Answer {
             "content_block_start" => {
                 assert!(!delta_seen, "content_block_start after message_delta");
                 let idx = v["index"].as_u64().unwrap() as usize;
-                assert_eq!(idx, blocks.len(), "block indices must be 0-based and contiguous: {v}");
+                assert_eq!(
+                    idx,
+                    blocks.len(),
+                    "block indices must be 0-based and contiguous: {v}"
+                );
                 let b = v["content_block"].clone();
                 match b["type"].as_str().unwrap_or("") {
-                    "tool_use" => assert_eq!(b["input"], json!({}), "tool_use start input must be {{}}: {v}"),
+                    "tool_use" => assert_eq!(
+                        b["input"],
+                        json!({}),
+                        "tool_use start input must be {{}}: {v}"
+                    ),
                     "text" => assert_eq!(b["text"], "", "{v}"),
                     "thinking" => assert!(b["thinking"].is_string(), "{v}"),
                     "redacted_thinking" => {}
@@ -782,42 +910,73 @@ fn parse_anthropic_stream(events: &[(String, String)]) -> Answer {
             }
             "content_block_delta" => {
                 let idx = v["index"].as_u64().unwrap() as usize;
-                assert!(open.get(idx).copied().unwrap_or(false), "delta to a block not open: {v}");
+                assert!(
+                    open.get(idx).copied().unwrap_or(false),
+                    "delta to a block not open: {v}"
+                );
                 let b = &mut blocks[idx];
                 let kind = b["type"].as_str().unwrap_or("").to_owned();
                 let d = &v["delta"];
                 match (d["type"].as_str().unwrap_or(""), kind.as_str()) {
                     ("text_delta", "text") => {
-                        let t = format!("{}{}", b["text"].as_str().unwrap(), d["text"].as_str().unwrap());
+                        let t = format!(
+                            "{}{}",
+                            b["text"].as_str().unwrap(),
+                            d["text"].as_str().unwrap()
+                        );
                         b["text"] = json!(t);
                     }
                     ("thinking_delta", "thinking") => {
-                        let t = format!("{}{}", b["thinking"].as_str().unwrap(), d["thinking"].as_str().unwrap());
+                        let t = format!(
+                            "{}{}",
+                            b["thinking"].as_str().unwrap(),
+                            d["thinking"].as_str().unwrap()
+                        );
                         b["thinking"] = json!(t);
                     }
                     ("signature_delta", "thinking") => {
-                        let t = format!("{}{}", b["signature"].as_str().unwrap_or(""), d["signature"].as_str().unwrap());
+                        let t = format!(
+                            "{}{}",
+                            b["signature"].as_str().unwrap_or(""),
+                            d["signature"].as_str().unwrap()
+                        );
                         b["signature"] = json!(t);
                     }
-                    ("input_json_delta", "tool_use") => partial[idx].push_str(d["partial_json"].as_str().unwrap()),
+                    ("input_json_delta", "tool_use") => {
+                        partial[idx].push_str(d["partial_json"].as_str().unwrap())
+                    }
                     (dt, bt) => panic!("{dt} into a {bt} block: {v}"),
                 }
             }
             "content_block_stop" => {
                 let idx = v["index"].as_u64().unwrap() as usize;
-                assert!(open.get(idx).copied().unwrap_or(false), "stop of a block not open: {v}");
+                assert!(
+                    open.get(idx).copied().unwrap_or(false),
+                    "stop of a block not open: {v}"
+                );
                 open[idx] = false;
                 if blocks[idx]["type"] == "tool_use" {
-                    let p = if partial[idx].is_empty() { "{}" } else { partial[idx].as_str() };
-                    blocks[idx]["input"] = serde_json::from_str(p).unwrap_or_else(|e| panic!("tool input not JSON ({e}): {p}"));
+                    let p = if partial[idx].is_empty() {
+                        "{}"
+                    } else {
+                        partial[idx].as_str()
+                    };
+                    blocks[idx]["input"] = serde_json::from_str(p)
+                        .unwrap_or_else(|e| panic!("tool input not JSON ({e}): {p}"));
                 }
             }
             "message_delta" => {
                 assert!(!delta_seen, "two message_delta");
-                assert!(open.iter().all(|o| !o), "message_delta with a block still open");
+                assert!(
+                    open.iter().all(|o| !o),
+                    "message_delta with a block still open"
+                );
                 delta_seen = true;
                 a.finish = v["delta"]["stop_reason"].as_str().unwrap_or("").to_owned();
-                assert!(v["usage"]["output_tokens"].is_u64(), "message_delta without usage.output_tokens: {v}");
+                assert!(
+                    v["usage"]["output_tokens"].is_u64(),
+                    "message_delta without usage.output_tokens: {v}"
+                );
                 // The SDKs overwrite usage fields that are not null.
                 if let Some(m) = v["usage"].as_object() {
                     for (k, x) in m {
@@ -840,9 +999,16 @@ fn parse_anthropic_stream(events: &[(String, String)]) -> Answer {
     a.items = blocks;
     if a.error.is_some() {
         assert!(!stopped, "message_stop after an error");
-        assert!(!delta_seen, "a message_delta (stop_reason {}) in a stream that failed", a.finish);
+        assert!(
+            !delta_seen,
+            "a message_delta (stop_reason {}) in a stream that failed",
+            a.finish
+        );
     } else {
-        assert!(stopped, "the stream did not end with message_stop: {events:?}");
+        assert!(
+            stopped,
+            "the stream did not end with message_stop: {events:?}"
+        );
     }
     a
 }
@@ -856,13 +1022,24 @@ fn parse_gemini_chunks(chunks: Vec<Value>) -> Answer {
     for (i, v) in chunks.into_iter().enumerate() {
         if let Some(e) = v.get("error") {
             assert!(i + 1 == n, "chunks after the error: {v}");
-            assert!(e["code"].is_u64() && e["message"].is_string() && e["status"].is_string(), "Google error shape: {v}");
+            assert!(
+                e["code"].is_u64() && e["message"].is_string() && e["status"].is_string(),
+                "Google error shape: {v}"
+            );
             a.error = Some(v);
             continue;
         }
-        assert!(v.is_object() && (v.get("candidates").is_some() || v.get("usageMetadata").is_some() || v.get("promptFeedback").is_some()),
-            "not a GenerateContentResponse: {v}");
-        assert!(a.finish.is_empty(), "a chunk after the one with finishReason: {v}");
+        assert!(
+            v.is_object()
+                && (v.get("candidates").is_some()
+                    || v.get("usageMetadata").is_some()
+                    || v.get("promptFeedback").is_some()),
+            "not a GenerateContentResponse: {v}"
+        );
+        assert!(
+            a.finish.is_empty(),
+            "a chunk after the one with finishReason: {v}"
+        );
         if !v["usageMetadata"].is_null() {
             a.usage = v["usageMetadata"].clone();
         }
@@ -873,7 +1050,10 @@ fn parse_gemini_chunks(chunks: Vec<Value>) -> Answer {
         assert!(cands.len() <= 1, "{v}");
         for cand in cands {
             if let Some(ps) = cand["content"]["parts"].as_array() {
-                assert!(cand["content"]["role"] == "model" || cand["content"]["role"].is_null(), "{v}");
+                assert!(
+                    cand["content"]["role"] == "model" || cand["content"]["role"].is_null(),
+                    "{v}"
+                );
                 for p in ps {
                     let thought = p["thought"] == json!(true);
                     if let Some(s) = p["thoughtSignature"].as_str() {
@@ -887,11 +1067,18 @@ fn parse_gemini_chunks(chunks: Vec<Value>) -> Answer {
                         }
                     }
                     if let Some(fc) = p.get("functionCall") {
-                        assert!(fc["args"].is_object() || fc["args"].is_null(), "functionCall args must be an object: {p}");
+                        assert!(
+                            fc["args"].is_object() || fc["args"].is_null(),
+                            "functionCall args must be an object: {p}"
+                        );
                         a.calls.push(Call {
                             id: fc["id"].as_str().unwrap_or("").to_owned(),
                             name: fc["name"].as_str().unwrap_or("").to_owned(),
-                            args: if fc["args"].is_null() { json!({}) } else { fc["args"].clone() },
+                            args: if fc["args"].is_null() {
+                                json!({})
+                            } else {
+                                fc["args"].clone()
+                            },
                         });
                     }
                     // Merge text pieces the way a client would replay them.
@@ -904,7 +1091,11 @@ fn parse_gemini_chunks(chunks: Vec<Value>) -> Answer {
                     });
                     if merge {
                         let l = parts.last_mut().unwrap();
-                        l["text"] = json!(format!("{}{}", l["text"].as_str().unwrap(), p["text"].as_str().unwrap()));
+                        l["text"] = json!(format!(
+                            "{}{}",
+                            l["text"].as_str().unwrap(),
+                            p["text"].as_str().unwrap()
+                        ));
                         if let Some(s) = p.get("thoughtSignature") {
                             l["thoughtSignature"] = s.clone();
                         }
@@ -920,7 +1111,11 @@ fn parse_gemini_chunks(chunks: Vec<Value>) -> Answer {
     }
     a.items = parts;
     if a.error.is_some() {
-        assert!(a.finish.is_empty(), "a finishReason ({}) in a stream that failed", a.finish);
+        assert!(
+            a.finish.is_empty(),
+            "a finishReason ({}) in a stream that failed",
+            a.finish
+        );
     } else {
         assert!(!a.finish.is_empty(), "no finishReason in the stream");
     }
@@ -936,14 +1131,23 @@ fn parse_responses_stream(events: &[(String, String)]) -> Answer {
     let mut terminal: Option<String> = None;
     for (i, (name, data)) in events.iter().enumerate() {
         let v: Value = serde_json::from_str(data).unwrap();
-        assert!(terminal.is_none(), "event after {}: {v}", terminal.clone().unwrap_or_default());
-        let seq = v["sequence_number"].as_u64().unwrap_or_else(|| panic!("no sequence_number: {v}"));
+        assert!(
+            terminal.is_none(),
+            "event after {}: {v}",
+            terminal.clone().unwrap_or_default()
+        );
+        let seq = v["sequence_number"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no sequence_number: {v}"));
         if let Some(l) = last_seq {
             assert!(seq > l, "sequence_number {seq} after {l}");
         }
         last_seq = Some(seq);
         if i == 0 {
-            assert_eq!(name, "response.created", "the first event must be response.created");
+            assert_eq!(
+                name, "response.created",
+                "the first event must be response.created"
+            );
             assert_eq!(v["response"]["object"], "response", "{v}");
         }
         match name.as_str() {
@@ -963,7 +1167,10 @@ fn parse_responses_stream(events: &[(String, String)]) -> Answer {
             }
             "response.output_text.delta" => {
                 let oi = v["output_index"].as_u64().unwrap() as usize;
-                assert!(oi < added.len() && done[oi].is_none(), "text delta to an item not open: {v}");
+                assert!(
+                    oi < added.len() && done[oi].is_none(),
+                    "text delta to an item not open: {v}"
+                );
                 text_deltas.push_str(v["delta"].as_str().unwrap());
             }
             "response.function_call_arguments.delta"
@@ -978,24 +1185,44 @@ fn parse_responses_stream(events: &[(String, String)]) -> Answer {
             | "response.reasoning_text.delta"
             | "response.reasoning_text.done" => {
                 let oi = v["output_index"].as_u64().unwrap() as usize;
-                assert!(oi < added.len() && done[oi].is_none(), "{name} for an item not open: {v}");
+                assert!(
+                    oi < added.len() && done[oi].is_none(),
+                    "{name} for an item not open: {v}"
+                );
             }
             "response.completed" | "response.incomplete" => {
                 terminal = Some(name.clone());
-                assert!(done.iter().all(Option::is_some), "{name} with items never done: {added:?}");
-                let out = v["response"]["output"].as_array().cloned().unwrap_or_default();
-                assert_eq!(out.len(), done.len(), "{name} output differs from the items streamed: {v}");
+                assert!(
+                    done.iter().all(Option::is_some),
+                    "{name} with items never done: {added:?}"
+                );
+                let out = v["response"]["output"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                assert_eq!(
+                    out.len(),
+                    done.len(),
+                    "{name} output differs from the items streamed: {v}"
+                );
                 for (o, d) in out.iter().zip(&done) {
                     let d = d.as_ref().unwrap();
                     assert_eq!(o["type"], d["type"], "{v}");
-                    assert_eq!(o.get("id"), d.get("id"), "output item id differs from the streamed one: {v}");
+                    assert_eq!(
+                        o.get("id"),
+                        d.get("id"),
+                        "output item id differs from the streamed one: {v}"
+                    );
                 }
                 responses_output(&mut a, &v["response"]);
             }
             "response.failed" => {
                 terminal = Some(name.clone());
                 assert_eq!(v["response"]["status"], "failed", "{v}");
-                assert!(v["response"]["error"]["message"].is_string(), "response.failed without error.message: {v}");
+                assert!(
+                    v["response"]["error"]["message"].is_string(),
+                    "response.failed without error.message: {v}"
+                );
                 a.error = Some(v);
             }
             "error" => {
@@ -1006,9 +1233,15 @@ fn parse_responses_stream(events: &[(String, String)]) -> Answer {
             other => panic!("unexpected Responses event {other}: {v}"),
         }
     }
-    assert!(terminal.is_some(), "the stream has no terminal event: {events:?}");
+    assert!(
+        terminal.is_some(),
+        "the stream has no terminal event: {events:?}"
+    );
     if a.error.is_none() {
-        assert_eq!(text_deltas, a.text, "text deltas differ from the completed output");
+        assert_eq!(
+            text_deltas, a.text,
+            "text deltas differ from the completed output"
+        );
     }
     a
 }
@@ -1068,12 +1301,20 @@ fn text_stream() {
     let e = env(&pair_models("stream", ""));
     each_pair("stream", |c, u| {
         let m = client_model("stream", c, u);
-        let modes: &[Mode] = if c == D::Gemini { &[Mode::Stream, Mode::GeminiArray] } else { &[Mode::Stream] };
+        let modes: &[Mode] = if c == D::Gemini {
+            &[Mode::Stream, Mode::GeminiArray]
+        } else {
+            &[Mode::Stream]
+        };
         for &mode in modes {
             let prompt = format!("stream {mode:?} from {c} to {u}");
             let r = send(e.gw.addr, c, &m, &user_body(c, &prompt), mode);
             let a = parse(c, mode, &r);
-            assert!(a.error.is_none(), "{mode:?}: an error in a clean stream: {:?}", a.error);
+            assert!(
+                a.error.is_none(),
+                "{mode:?}: an error in a clean stream: {:?}",
+                a.error
+            );
             assert_eq!(a.text, hello(&prompt), "{mode:?}: answer text");
             assert_eq!(a.finish, finish_of(c, "stop"), "{mode:?}: finish");
         }
@@ -1086,7 +1327,11 @@ fn text_stream() {
         };
         assert_eq!(last["endpoint"], want, "upstream endpoint");
         if u == D::Gemini {
-            assert!(last["path"].as_str().unwrap().contains("alt=sse"), "Gemini upstream streams with alt=sse: {}", last["path"]);
+            assert!(
+                last["path"].as_str().unwrap().contains("alt=sse"),
+                "Gemini upstream streams with alt=sse: {}",
+                last["path"]
+            );
         }
     });
 }
@@ -1099,10 +1344,17 @@ fn truncated_answer_finishes_as_length() {
         for mode in [Mode::Whole, Mode::Stream] {
             let r = send(e.gw.addr, c, &m, &user_body(c, "cut short"), mode);
             let a = parse(c, mode, &r);
-            assert_eq!(a.finish, finish_of(c, "length"), "{mode:?}: finish of a truncated answer");
+            assert_eq!(
+                a.finish,
+                finish_of(c, "length"),
+                "{mode:?}: finish of a truncated answer"
+            );
             if c == D::Responses && mode == Mode::Whole {
                 let body = r.json();
-                assert_eq!(body["incomplete_details"]["reason"], "max_output_tokens", "{body}");
+                assert_eq!(
+                    body["incomplete_details"]["reason"], "max_output_tokens",
+                    "{body}"
+                );
             }
         }
     });
@@ -1114,8 +1366,14 @@ fn replay(c: D, prompt: &str, a: &Answer, results: &[&str]) -> Value {
     let mut body = user_body(c, prompt);
     match c {
         D::Chat => {
-            let calls: Vec<Value> = a.calls.iter().map(|k| json!({"id": k.id, "type": "function",
-                "function": {"name": k.name, "arguments": k.args.to_string()}})).collect();
+            let calls: Vec<Value> = a
+                .calls
+                .iter()
+                .map(|k| {
+                    json!({"id": k.id, "type": "function",
+                "function": {"name": k.name, "arguments": k.args.to_string()}})
+                })
+                .collect();
             let msgs = body["messages"].as_array_mut().unwrap();
             msgs.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
             for (k, r) in a.calls.iter().zip(results) {
@@ -1125,20 +1383,29 @@ fn replay(c: D, prompt: &str, a: &Answer, results: &[&str]) -> Value {
         D::Anthropic => {
             let msgs = body["messages"].as_array_mut().unwrap();
             msgs.push(json!({"role": "assistant", "content": a.items}));
-            let res: Vec<Value> = a.calls.iter().zip(results)
-                .map(|(k, r)| json!({"type": "tool_result", "tool_use_id": k.id, "content": r})).collect();
+            let res: Vec<Value> = a
+                .calls
+                .iter()
+                .zip(results)
+                .map(|(k, r)| json!({"type": "tool_result", "tool_use_id": k.id, "content": r}))
+                .collect();
             msgs.push(json!({"role": "user", "content": res}));
         }
         D::Gemini => {
             let cs = body["contents"].as_array_mut().unwrap();
             cs.push(json!({"role": "model", "parts": a.items}));
-            let res: Vec<Value> = a.calls.iter().zip(results).map(|(k, r)| {
-                let mut fr = json!({"name": k.name, "response": {"result": r}});
-                if !k.id.is_empty() {
-                    fr["id"] = json!(k.id);
-                }
-                json!({"functionResponse": fr})
-            }).collect();
+            let res: Vec<Value> = a
+                .calls
+                .iter()
+                .zip(results)
+                .map(|(k, r)| {
+                    let mut fr = json!({"name": k.name, "response": {"result": r}});
+                    if !k.id.is_empty() {
+                        fr["id"] = json!(k.id);
+                    }
+                    json!({"functionResponse": fr})
+                })
+                .collect();
             cs.push(json!({"role": "user", "parts": res}));
         }
         D::Responses => {
@@ -1164,7 +1431,11 @@ fn parallel_tool_calls_round_trip() {
         let a = parse(c, Mode::Stream, &r);
         assert!(a.error.is_none(), "turn 1 failed: {:?}", a.error);
         assert_eq!(a.calls.len(), 2, "two parallel calls: {a:?}");
-        assert_eq!(a.finish, finish_of(c, "tools"), "finish of a tool-call turn");
+        assert_eq!(
+            a.finish,
+            finish_of(c, "tools"),
+            "finish of a tool-call turn"
+        );
         let cities: Vec<&Value> = a.calls.iter().map(|k| &k.args["location"]).collect();
         assert_eq!(cities, [&json!("Paris"), &json!("Tokyo")], "call arguments");
         for k in &a.calls {
@@ -1182,23 +1453,44 @@ fn parallel_tool_calls_round_trip() {
         for mode in [Mode::Whole, Mode::Stream] {
             let r2 = send(e.gw.addr, c, &m, &body2, mode);
             let a2 = parse(c, mode, &r2);
-            assert!(a2.text.contains("sunny in Paris") && a2.text.contains("rainy in Tokyo"),
-                "turn 2 {mode:?}: the answer quotes both results: {:?}", a2.text);
-            assert!(a2.text.find("sunny in Paris") < a2.text.find("rainy in Tokyo"), "turn 2 {mode:?}: results in order: {:?}", a2.text);
+            assert!(
+                a2.text.contains("sunny in Paris") && a2.text.contains("rainy in Tokyo"),
+                "turn 2 {mode:?}: the answer quotes both results: {:?}",
+                a2.text
+            );
+            assert!(
+                a2.text.find("sunny in Paris") < a2.text.find("rainy in Tokyo"),
+                "turn 2 {mode:?}: results in order: {:?}",
+                a2.text
+            );
             assert_eq!(a2.finish, finish_of(c, "stop"), "turn 2 {mode:?}");
             let seen = e.seen(&up_model("tools", c, u, "calls=2"));
             let d = seen.last().unwrap();
-            assert_eq!(d["tool_results"].as_array().map(Vec::len), Some(2), "turn 2 {mode:?}: the upstream received two results: {d}");
+            assert_eq!(
+                d["tool_results"].as_array().map(Vec::len),
+                Some(2),
+                "turn 2 {mode:?}: the upstream received two results: {d}"
+            );
             if u == D::Gemini {
                 // Gemini links a functionResponse to its call by name (ids optional).
                 let b = &e.last(&up_model("tools", c, u, "calls=2"))["body"];
-                let names: Vec<Value> = b["contents"].as_array().unwrap().iter()
+                let names: Vec<Value> = b["contents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
                     .flat_map(|c| c["parts"].as_array().cloned().unwrap_or_default())
-                    .filter_map(|p| p.get("functionResponse").map(|f| f["name"].clone())).collect();
-                assert_eq!(names, [json!("get_weather"), json!("get_weather")], "turn 2 {mode:?}: functionResponse names: {b}");
+                    .filter_map(|p| p.get("functionResponse").map(|f| f["name"].clone()))
+                    .collect();
+                assert_eq!(
+                    names,
+                    [json!("get_weather"), json!("get_weather")],
+                    "turn 2 {mode:?}: functionResponse names: {b}"
+                );
             } else {
-                assert!(d["tool_call_ids"].as_array().map(Vec::len).unwrap_or(0) >= 2,
-                    "turn 2 {mode:?}: calls and results are linked by id upstream: {d}");
+                assert!(
+                    d["tool_call_ids"].as_array().map(Vec::len).unwrap_or(0) >= 2,
+                    "turn 2 {mode:?}: calls and results are linked by id upstream: {d}"
+                );
             }
         }
     });
@@ -1212,26 +1504,66 @@ fn reasoning_reaches_the_client_in_its_shape() {
         let m = client_model("think", c, u);
         for mode in [Mode::Whole, Mode::Stream] {
             let prompt = "think first";
-            let r = send(e.gw.addr, c, &m, &with_reasoning(c, user_body(c, prompt)), mode);
+            let r = send(
+                e.gw.addr,
+                c,
+                &m,
+                &with_reasoning(c, user_body(c, prompt)),
+                mode,
+            );
             let a = parse(c, mode, &r);
-            assert_eq!(a.reasoning.trim(), REASONING, "{mode:?}: reasoning as the client sees it");
-            assert_eq!(a.text, hello(prompt), "{mode:?}: answer text, reasoning not folded in");
+            assert_eq!(
+                a.reasoning.trim(),
+                REASONING,
+                "{mode:?}: reasoning as the client sees it"
+            );
+            assert_eq!(
+                a.text,
+                hello(prompt),
+                "{mode:?}: answer text, reasoning not folded in"
+            );
             match c {
                 D::Anthropic => {
-                    assert_eq!(a.items.first().map(|b| b["type"].clone()), Some(json!("thinking")), "{mode:?}: the thinking block comes first: {:?}", a.items);
-                    assert!(a.thinking_signature_field, "{mode:?}: thinking block without signature: {:?}", a.items);
+                    assert_eq!(
+                        a.items.first().map(|b| b["type"].clone()),
+                        Some(json!("thinking")),
+                        "{mode:?}: the thinking block comes first: {:?}",
+                        a.items
+                    );
+                    assert!(
+                        a.thinking_signature_field,
+                        "{mode:?}: thinking block without signature: {:?}",
+                        a.items
+                    );
                     if u != D::Chat {
-                        assert!(!a.tokens.is_empty(), "{mode:?}: the thinking block's signature is empty: {:?}", a.items);
+                        assert!(
+                            !a.tokens.is_empty(),
+                            "{mode:?}: the thinking block's signature is empty: {:?}",
+                            a.items
+                        );
                     }
                     if u == D::Anthropic {
-                        assert_eq!(a.tokens, [ANTHROPIC_SIG], "{mode:?}: same-dialect signature byte for byte");
+                        assert_eq!(
+                            a.tokens,
+                            [ANTHROPIC_SIG],
+                            "{mode:?}: same-dialect signature byte for byte"
+                        );
                     }
                 }
                 D::Gemini => {
-                    assert!(a.items.iter().any(|p| p["thought"] == json!(true)), "{mode:?}: no thought part: {:?}", a.items);
+                    assert!(
+                        a.items.iter().any(|p| p["thought"] == json!(true)),
+                        "{mode:?}: no thought part: {:?}",
+                        a.items
+                    );
                 }
                 D::Responses => {
-                    assert_eq!(a.items.first().map(|i| i["type"].clone()), Some(json!("reasoning")), "{mode:?}: reasoning item first: {:?}", a.items);
+                    assert_eq!(
+                        a.items.first().map(|i| i["type"].clone()),
+                        Some(json!("reasoning")),
+                        "{mode:?}: reasoning item first: {:?}",
+                        a.items
+                    );
                 }
                 D::Chat => {}
             }
@@ -1244,32 +1576,57 @@ fn structured_output_reaches_the_upstream_in_its_form() {
     let e = env(&pair_models("json", ""));
     each_pair("structured output", |c, u| {
         let m = client_model("json", c, u);
-        let r = send(e.gw.addr, c, &m, &with_json_schema(c, user_body(c, "a city as JSON")), Mode::Whole);
+        let r = send(
+            e.gw.addr,
+            c,
+            &m,
+            &with_json_schema(c, user_body(c, "a city as JSON")),
+            Mode::Whole,
+        );
         let a = parse(c, Mode::Whole, &r);
         assert_eq!(a.text, hello("a city as JSON"));
         let up = e.last(&up_model("json", c, u, ""));
         let b = &up["body"];
         let schema = match u {
             D::Chat => {
-                assert_eq!(b["response_format"]["type"], "json_schema", "Chat upstream response_format: {b}");
+                assert_eq!(
+                    b["response_format"]["type"], "json_schema",
+                    "Chat upstream response_format: {b}"
+                );
                 b["response_format"]["json_schema"]["schema"].clone()
             }
             D::Anthropic => {
-                assert_eq!(b["output_config"]["format"]["type"], "json_schema", "Anthropic upstream output_config.format: {b}");
+                assert_eq!(
+                    b["output_config"]["format"]["type"], "json_schema",
+                    "Anthropic upstream output_config.format: {b}"
+                );
                 b["output_config"]["format"]["schema"].clone()
             }
             D::Gemini => {
                 let g = &b["generationConfig"];
-                assert_eq!(g["responseMimeType"], "application/json", "Gemini upstream generationConfig: {b}");
-                if g["responseJsonSchema"].is_null() { g["responseSchema"].clone() } else { g["responseJsonSchema"].clone() }
+                assert_eq!(
+                    g["responseMimeType"], "application/json",
+                    "Gemini upstream generationConfig: {b}"
+                );
+                if g["responseJsonSchema"].is_null() {
+                    g["responseSchema"].clone()
+                } else {
+                    g["responseJsonSchema"].clone()
+                }
             }
             D::Responses => {
-                assert_eq!(b["text"]["format"]["type"], "json_schema", "Responses upstream text.format: {b}");
+                assert_eq!(
+                    b["text"]["format"]["type"], "json_schema",
+                    "Responses upstream text.format: {b}"
+                );
                 b["text"]["format"]["schema"].clone()
             }
         };
-        assert!(schema["properties"]["city"].is_object() && schema["properties"]["population"].is_object(),
-            "the upstream got the client's schema: {schema}");
+        assert!(
+            schema["properties"]["city"].is_object()
+                && schema["properties"]["population"].is_object(),
+            "the upstream got the client's schema: {schema}"
+        );
     });
 }
 
@@ -1282,37 +1639,84 @@ fn check_usage(c: D, a: &Answer, p: u64, cached: u64, out: u64, reasoning: Optio
     match c {
         D::Chat => {
             assert_eq!(n("/prompt_tokens"), Some(p + cached), "prompt_tokens: {u}");
-            assert_eq!(n("/prompt_tokens_details/cached_tokens"), Some(cached), "cached_tokens: {u}");
+            assert_eq!(
+                n("/prompt_tokens_details/cached_tokens"),
+                Some(cached),
+                "cached_tokens: {u}"
+            );
             assert_eq!(n("/completion_tokens"), Some(out), "completion_tokens: {u}");
-            assert_eq!(n("/total_tokens"), Some(p + cached + out), "total_tokens: {u}");
+            assert_eq!(
+                n("/total_tokens"),
+                Some(p + cached + out),
+                "total_tokens: {u}"
+            );
             if let Some(r) = reasoning {
-                assert_eq!(n("/completion_tokens_details/reasoning_tokens"), Some(r), "reasoning_tokens: {u}");
+                assert_eq!(
+                    n("/completion_tokens_details/reasoning_tokens"),
+                    Some(r),
+                    "reasoning_tokens: {u}"
+                );
             }
         }
         D::Anthropic => {
-            assert_eq!(n("/input_tokens"), Some(p), "input_tokens excludes cache reads: {u}");
-            assert_eq!(n("/cache_read_input_tokens"), Some(cached), "cache_read_input_tokens: {u}");
-            assert!(matches!(n("/cache_creation_input_tokens"), None | Some(0)), "cache_creation_input_tokens: {u}");
+            assert_eq!(
+                n("/input_tokens"),
+                Some(p),
+                "input_tokens excludes cache reads: {u}"
+            );
+            assert_eq!(
+                n("/cache_read_input_tokens"),
+                Some(cached),
+                "cache_read_input_tokens: {u}"
+            );
+            assert!(
+                matches!(n("/cache_creation_input_tokens"), None | Some(0)),
+                "cache_creation_input_tokens: {u}"
+            );
             assert_eq!(n("/output_tokens"), Some(out), "output_tokens: {u}");
         }
         D::Gemini => {
-            assert_eq!(n("/promptTokenCount"), Some(p + cached), "promptTokenCount: {u}");
-            assert_eq!(n("/cachedContentTokenCount"), Some(cached), "cachedContentTokenCount: {u}");
+            assert_eq!(
+                n("/promptTokenCount"),
+                Some(p + cached),
+                "promptTokenCount: {u}"
+            );
+            assert_eq!(
+                n("/cachedContentTokenCount"),
+                Some(cached),
+                "cachedContentTokenCount: {u}"
+            );
             let thoughts = n("/thoughtsTokenCount").unwrap_or(0);
             let cands = n("/candidatesTokenCount").unwrap_or(0);
             assert_eq!(cands + thoughts, out, "candidates + thoughts = output: {u}");
             if let Some(r) = reasoning {
                 assert_eq!(thoughts, r, "thoughtsTokenCount: {u}");
             }
-            assert_eq!(n("/totalTokenCount"), Some(p + cached + out), "totalTokenCount: {u}");
+            assert_eq!(
+                n("/totalTokenCount"),
+                Some(p + cached + out),
+                "totalTokenCount: {u}"
+            );
         }
         D::Responses => {
             assert_eq!(n("/input_tokens"), Some(p + cached), "input_tokens: {u}");
-            assert_eq!(n("/input_tokens_details/cached_tokens"), Some(cached), "cached_tokens: {u}");
+            assert_eq!(
+                n("/input_tokens_details/cached_tokens"),
+                Some(cached),
+                "cached_tokens: {u}"
+            );
             assert_eq!(n("/output_tokens"), Some(out), "output_tokens: {u}");
-            assert_eq!(n("/total_tokens"), Some(p + cached + out), "total_tokens: {u}");
+            assert_eq!(
+                n("/total_tokens"),
+                Some(p + cached + out),
+                "total_tokens: {u}"
+            );
             if let Some(r) = reasoning {
-                assert_eq!(n("/output_tokens_details/reasoning_tokens"), Some(r), "reasoning_tokens: {u}");
+                assert_eq!(
+                    n("/output_tokens_details/reasoning_tokens"),
+                    Some(r),
+                    "reasoning_tokens: {u}"
+                );
             }
         }
     }
@@ -1326,7 +1730,13 @@ fn usage_is_consistent_in_every_client_dialect() {
         let m = client_model("usage", c, u);
         let up = up_model("usage", c, u, opts);
         for mode in [Mode::Whole, Mode::Stream] {
-            let r = send(e.gw.addr, c, &m, &with_reasoning(c, user_body(c, "count me")), mode);
+            let r = send(
+                e.gw.addr,
+                c,
+                &m,
+                &with_reasoning(c, user_body(c, "count me")),
+                mode,
+            );
             let a = parse(c, mode, &r);
             assert_eq!(a.text, "usage-answer", "{mode:?}");
             // The mock: prompt = body bytes / 4 (uncached), 40 cached; output =
@@ -1339,7 +1749,11 @@ fn usage_is_consistent_in_every_client_dialect() {
                 panic!("{mode:?}: {} (upstream prompt {p} uncached + 40 cached, output 6, reasoning 5)", panic_text(err));
             }
             if c == D::Anthropic && mode == Mode::Stream {
-                assert!(a.start_usage["input_tokens"].as_u64().unwrap_or(0) > 0, "message_start carries real input_tokens: {}", a.start_usage);
+                assert!(
+                    a.start_usage["input_tokens"].as_u64().unwrap_or(0) > 0,
+                    "message_start carries real input_tokens: {}",
+                    a.start_usage
+                );
             }
         }
     });
@@ -1350,31 +1764,68 @@ fn an_error_before_commit_falls_over_or_reaches_the_client_in_its_shape() {
     let mut models = Vec::new();
     for c in ALL {
         for u in ALL {
-            models.push(model(client_model("fo", c, u), vec![
-                (u, up_model("fo", c, u, "status=503")),
-                (u, up_model("fo", c, u, "")),
-            ]));
-            models.push(model(client_model("bad", c, u), vec![(u, up_model("bad", c, u, "status=400"))]));
+            models.push(model(
+                client_model("fo", c, u),
+                vec![
+                    (u, up_model("fo", c, u, "status=503")),
+                    (u, up_model("fo", c, u, "")),
+                ],
+            ));
+            models.push(model(
+                client_model("bad", c, u),
+                vec![(u, up_model("bad", c, u, "status=400"))],
+            ));
         }
     }
     let e = env(&models);
     each_pair("error before commit", |c, u| {
         for mode in [Mode::Whole, Mode::Stream] {
             let prompt = format!("failover {mode:?}");
-            let r = send(e.gw.addr, c, &client_model("fo", c, u), &user_body(c, &prompt), mode);
+            let r = send(
+                e.gw.addr,
+                c,
+                &client_model("fo", c, u),
+                &user_body(c, &prompt),
+                mode,
+            );
             let a = parse(c, mode, &r);
-            assert!(a.error.is_none(), "{mode:?}: failover answer has an error: {:?}", a.error);
-            assert_eq!(a.text, hello(&prompt), "{mode:?}: the second target's answer");
+            assert!(
+                a.error.is_none(),
+                "{mode:?}: failover answer has an error: {:?}",
+                a.error
+            );
+            assert_eq!(
+                a.text,
+                hello(&prompt),
+                "{mode:?}: the second target's answer"
+            );
             assert_eq!(a.finish, finish_of(c, "stop"), "{mode:?}");
 
-            let r = send(e.gw.addr, c, &client_model("bad", c, u), &user_body(c, "rejected"), mode);
-            assert_eq!(r.status, 400, "{mode:?}: the upstream's 400 keeps its status: {}", r.text());
+            let r = send(
+                e.gw.addr,
+                c,
+                &client_model("bad", c, u),
+                &user_body(c, "rejected"),
+                mode,
+            );
+            assert_eq!(
+                r.status,
+                400,
+                "{mode:?}: the upstream's 400 keeps its status: {}",
+                r.text()
+            );
             let ct = r.header("content-type").unwrap_or("");
-            assert!(ct.starts_with("application/json"), "{mode:?}: error content-type {ct}");
+            assert!(
+                ct.starts_with("application/json"),
+                "{mode:?}: error content-type {ct}"
+            );
             let v = r.json();
             match c {
                 D::Chat | D::Responses => {
-                    assert!(v["error"]["message"].is_string(), "{mode:?}: OpenAI error shape: {v}");
+                    assert!(
+                        v["error"]["message"].is_string(),
+                        "{mode:?}: OpenAI error shape: {v}"
+                    );
                     assert_eq!(v["error"]["type"], "invalid_request_error", "{mode:?}: {v}");
                 }
                 D::Anthropic => {
@@ -1398,22 +1849,49 @@ fn an_error_after_commit_ends_the_stream_with_an_in_stream_error() {
     models.extend(pair_models("evt", "fault=error_event;after=5"));
     let e = env(&models);
     each_pair("error after commit", |c, u| {
-        let modes: &[Mode] = if c == D::Gemini { &[Mode::Stream, Mode::GeminiArray] } else { &[Mode::Stream] };
-        for (scn, &mode) in ["cut", "evt"].into_iter().flat_map(|s| modes.iter().map(move |m| (s, m))) {
+        let modes: &[Mode] = if c == D::Gemini {
+            &[Mode::Stream, Mode::GeminiArray]
+        } else {
+            &[Mode::Stream]
+        };
+        for (scn, &mode) in ["cut", "evt"]
+            .into_iter()
+            .flat_map(|s| modes.iter().map(move |m| (s, m)))
+        {
             let scn = format!("{scn} {mode:?}");
             let scn = scn.as_str();
-            let r = send(e.gw.addr, c, &client_model(&scn[..3], c, u), &user_body(c, "this stream dies"), mode);
-            assert_eq!(r.status, 200, "{scn}: the stream had committed: {}", r.text());
+            let r = send(
+                e.gw.addr,
+                c,
+                &client_model(&scn[..3], c, u),
+                &user_body(c, "this stream dies"),
+                mode,
+            );
+            assert_eq!(
+                r.status,
+                200,
+                "{scn}: the stream had committed: {}",
+                r.text()
+            );
             let a = parse(c, mode, &r);
             assert!(a.error.is_some(), "{scn}: the stream ends without an in-stream error (text so far {:?}, finish {:?}): {}",
                 a.text, a.finish, r.text());
             match c {
                 D::Anthropic => {
-                    let t = a.error.as_ref().unwrap()["error"]["type"].as_str().unwrap_or("").to_owned();
-                    assert!(["overloaded_error", "api_error"].contains(&t.as_str()), "{scn}: error type {t}");
+                    let t = a.error.as_ref().unwrap()["error"]["type"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned();
+                    assert!(
+                        ["overloaded_error", "api_error"].contains(&t.as_str()),
+                        "{scn}: error type {t}"
+                    );
                 }
                 D::Responses => {
-                    assert!(!r.text().contains("response.completed"), "{scn}: a failed stream never says completed");
+                    assert!(
+                        !r.text().contains("response.completed"),
+                        "{scn}: a failed stream never says completed"
+                    );
                 }
                 _ => {}
             }
@@ -1428,74 +1906,172 @@ fn an_error_after_commit_ends_the_stream_with_an_in_stream_error() {
 #[test]
 fn gemini_key_in_the_query_never_leaves_the_gateway() {
     let mock = mock();
-    let models = vec![model("gk", vec![(D::Gemini, "u-gk".into())]), model("gk-chat", vec![(D::Chat, "u-gk-chat".into())])];
+    let models = vec![
+        model("gk", vec![(D::Gemini, "u-gk".into())]),
+        model("gk-chat", vec![(D::Chat, "u-gk-chat".into())]),
+    ];
     let gw = live_gateway(&matrix_config(mock.addr, &models));
     let body = user_body(D::Gemini, "query key").to_string();
     let ct = [("Content-Type", "application/json")];
     each_case(vec![
         case("?key= on a gemini route", || {
-            let r = request(gw.addr(), "POST", &format!("/v1beta/models/gk:generateContent?key={KEY}"), &ct, body.as_bytes());
+            let r = request(
+                gw.addr(),
+                "POST",
+                &format!("/v1beta/models/gk:generateContent?key={KEY}"),
+                &ct,
+                body.as_bytes(),
+            );
             let a = parse(D::Gemini, Mode::Whole, &r);
             assert_eq!(a.text, hello("query key"));
             let last = &mock_stats(mock.addr)["last"]["u-gk"];
             let provider = D::Gemini.upstream_key();
-            assert!(last["x_goog_api_key"] == json!(provider) || last["query_key"] == json!(provider),
-                "the mock got the provider's key: {last}");
+            assert!(
+                last["x_goog_api_key"] == json!(provider) || last["query_key"] == json!(provider),
+                "the mock got the provider's key: {last}"
+            );
             for k in ["x_goog_api_key", "query_key", "authorization", "x_api_key"] {
-                assert!(last[k].is_null() || last[k] == json!(provider), "{k} reached the mock as {}", last[k]);
+                assert!(
+                    last[k].is_null() || last[k] == json!(provider),
+                    "{k} reached the mock as {}",
+                    last[k]
+                );
             }
-            assert!(!last["path"].as_str().unwrap().contains(KEY), "the client key reached the mock in the path: {}", last["path"]);
+            assert!(
+                !last["path"].as_str().unwrap().contains(KEY),
+                "the client key reached the mock in the path: {}",
+                last["path"]
+            );
         }),
         case("?key= streamed, on a chat route", || {
-            let r = request(gw.addr(), "POST", &format!("/v1beta/models/gk-chat:streamGenerateContent?alt=sse&key={KEY}"), &ct, body.as_bytes());
+            let r = request(
+                gw.addr(),
+                "POST",
+                &format!("/v1beta/models/gk-chat:streamGenerateContent?alt=sse&key={KEY}"),
+                &ct,
+                body.as_bytes(),
+            );
             let a = parse(D::Gemini, Mode::Stream, &r);
             assert_eq!(a.text, hello("query key"));
             let last = &mock_stats(mock.addr)["last"]["u-gk-chat"];
-            assert_eq!(last["authorization"], json!(format!("Bearer {}", D::Chat.upstream_key())), "{last}");
-            assert!(!last.to_string().contains(KEY), "the client key reached the mock: {last}");
+            assert_eq!(
+                last["authorization"],
+                json!(format!("Bearer {}", D::Chat.upstream_key())),
+                "{last}"
+            );
+            assert!(
+                !last.to_string().contains(KEY),
+                "the client key reached the mock: {last}"
+            );
         }),
         case("a wrong ?key= is refused in Google's shape", || {
-            let r = request(gw.addr(), "POST", "/v1beta/models/gk:generateContent?key=sk-wrong-key-123", &ct, body.as_bytes());
-            assert!(r.status == 401 || r.status == 403, "status {}: {}", r.status, r.text());
+            let r = request(
+                gw.addr(),
+                "POST",
+                "/v1beta/models/gk:generateContent?key=sk-wrong-key-123",
+                &ct,
+                body.as_bytes(),
+            );
+            assert!(
+                r.status == 401 || r.status == 403,
+                "status {}: {}",
+                r.status,
+                r.text()
+            );
             let v = r.json();
-            assert!(v["error"]["code"].is_u64() && v["error"]["status"].is_string(), "Google error shape: {v}");
+            assert!(
+                v["error"]["code"].is_u64() && v["error"]["status"].is_string(),
+                "Google error shape: {v}"
+            );
         }),
         case("x-goog-api-key and Bearer both authenticate", || {
-            let r = request(gw.addr(), "POST", "/v1beta/models/gk:generateContent", &[ct[0], ("x-goog-api-key", KEY)], body.as_bytes());
+            let r = request(
+                gw.addr(),
+                "POST",
+                "/v1beta/models/gk:generateContent",
+                &[ct[0], ("x-goog-api-key", KEY)],
+                body.as_bytes(),
+            );
             assert_eq!(r.status, 200, "{}", r.text());
             let auth = format!("Bearer {KEY}");
-            let r = request(gw.addr(), "POST", "/v1beta/models/gk:generateContent", &[ct[0], ("Authorization", &auth)], body.as_bytes());
+            let r = request(
+                gw.addr(),
+                "POST",
+                "/v1beta/models/gk:generateContent",
+                &[ct[0], ("Authorization", &auth)],
+                body.as_bytes(),
+            );
             assert_eq!(r.status, 200, "{}", r.text());
         }),
         case("the key never appears in the gateway's log", || {
             // The access log of the requests above is written by now.
-            let logged = wait_until(std::time::Duration::from_secs(2), || gw.log().contains("/v1beta/models/gk"));
+            let logged = wait_until(std::time::Duration::from_secs(2), || {
+                gw.log().contains("/v1beta/models/gk")
+            });
             let log = gw.log();
-            assert!(logged, "the access log names the requests (so the check below means something):\n{log}");
-            assert!(!log.contains(KEY), "the client key is in the gateway's log:\n{log}");
-            assert!(!log.contains("sk-wrong-key-123"), "a wrong key is in the gateway's log:\n{log}");
-            assert!(!log.contains(&D::Gemini.upstream_key()), "the provider key is in the gateway's log:\n{log}");
+            assert!(
+                logged,
+                "the access log names the requests (so the check below means something):\n{log}"
+            );
+            assert!(
+                !log.contains(KEY),
+                "the client key is in the gateway's log:\n{log}"
+            );
+            assert!(
+                !log.contains("sk-wrong-key-123"),
+                "a wrong key is in the gateway's log:\n{log}"
+            );
+            assert!(
+                !log.contains(&D::Gemini.upstream_key()),
+                "the provider key is in the gateway's log:\n{log}"
+            );
         }),
     ]);
 }
 
 #[test]
 fn gemini_model_listing() {
-    let e = env(&[model("listed-a", vec![(D::Gemini, "u-a".into())]), model("listed-b", vec![(D::Chat, "u-b".into())])]);
-    let r = request(e.gw.addr, "GET", "/v1beta/models", &[("x-goog-api-key", KEY)], b"");
+    let e = env(&[
+        model("listed-a", vec![(D::Gemini, "u-a".into())]),
+        model("listed-b", vec![(D::Chat, "u-b".into())]),
+    ]);
+    let r = request(
+        e.gw.addr,
+        "GET",
+        "/v1beta/models",
+        &[("x-goog-api-key", KEY)],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
-    let names: Vec<&str> = v["models"].as_array().unwrap_or_else(|| panic!("no models array: {v}"))
-        .iter().filter_map(|m| m["name"].as_str()).collect();
-    assert!(names.contains(&"models/listed-a") && names.contains(&"models/listed-b"), "{names:?}");
+    let names: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no models array: {v}"))
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"models/listed-a") && names.contains(&"models/listed-b"),
+        "{names:?}"
+    );
     for m in v["models"].as_array().unwrap() {
         assert!(m["supportedGenerationMethods"].is_array(), "{m}");
     }
-    let r = request(e.gw.addr, "GET", "/v1beta/models/listed-a", &[("x-goog-api-key", KEY)], b"");
+    let r = request(
+        e.gw.addr,
+        "GET",
+        "/v1beta/models/listed-a",
+        &[("x-goog-api-key", KEY)],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["name"], "models/listed-a");
     let r = request(e.gw.addr, "GET", "/v1beta/models", &[], b"");
-    assert!(r.status == 401 || r.status == 403, "listing needs a key: {}", r.status);
+    assert!(
+        r.status == 401 || r.status == 403,
+        "listing needs a key: {}",
+        r.status
+    );
 }
 
 fn responses_turn(addr: SocketAddr, model: &str, text: &str, extra: Value) -> Response {
@@ -1508,7 +2084,13 @@ fn responses_turn(addr: SocketAddr, model: &str, text: &str, extra: Value) -> Re
 
 fn responses_get(addr: SocketAddr, method: &str, id: &str) -> Response {
     let auth = format!("Bearer {KEY}");
-    request(addr, method, &format!("/v1/responses/{id}"), &[("Authorization", &auth)], b"")
+    request(
+        addr,
+        method,
+        &format!("/v1/responses/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    )
 }
 
 #[test]
@@ -1532,22 +2114,47 @@ fn responses_previous_response_id_and_the_store() {
             assert_eq!(g.json()["id"], json!(a1.id));
             assert_eq!(g.json()["object"], "response");
             // Turn 2 continues it: the upstream sees turn 1's input and output.
-            let r2 = responses_turn(e.gw.addr, &m, "second question", json!({"previous_response_id": a1.id}));
+            let r2 = responses_turn(
+                e.gw.addr,
+                &m,
+                "second question",
+                json!({"previous_response_id": a1.id}),
+            );
             let a2 = parse(D::Responses, Mode::Whole, &r2);
             assert_eq!(a2.text, hello("second question"));
             let last = e.last(&format!("u-conv-{u}"));
             let sent = last["body"].to_string();
-            assert!(sent.contains("first question"), "turn 1's input reached the upstream: {sent}");
-            assert!(sent.contains(&hello("first question")), "turn 1's output reached the upstream: {sent}");
+            assert!(
+                sent.contains("first question"),
+                "turn 1's input reached the upstream: {sent}"
+            );
+            assert!(
+                sent.contains(&hello("first question")),
+                "turn 1's output reached the upstream: {sent}"
+            );
             assert!(sent.contains("second question"), "{sent}");
             let turns = e.seen(&format!("u-conv-{u}")).last().unwrap()["turns"].clone();
-            assert!(turns.as_array().unwrap().len() >= 3, "user, assistant, user: {turns}");
-            assert!(last["body"].get("previous_response_id").is_none(), "previous_response_id never reaches a {u} upstream");
+            assert!(
+                turns.as_array().unwrap().len() >= 3,
+                "user, assistant, user: {turns}"
+            );
+            assert!(
+                last["body"].get("previous_response_id").is_none(),
+                "previous_response_id never reaches a {u} upstream"
+            );
             // A chain of three.
-            let r3 = responses_turn(e.gw.addr, &m, "third question", json!({"previous_response_id": a2.id}));
+            let r3 = responses_turn(
+                e.gw.addr,
+                &m,
+                "third question",
+                json!({"previous_response_id": a2.id}),
+            );
             assert_eq!(r3.status, 200, "{}", r3.text());
             let sent = e.last(&format!("u-conv-{u}"))["body"].to_string();
-            assert!(sent.contains("first question") && sent.contains("second question"), "{sent}");
+            assert!(
+                sent.contains("first question") && sent.contains("second question"),
+                "{sent}"
+            );
             // DELETE, then it is gone.
             let d = responses_get(e.gw.addr, "DELETE", &a1.id);
             assert_eq!(d.status, 200, "DELETE: {}", d.text());
@@ -1556,32 +2163,75 @@ fn responses_previous_response_id_and_the_store() {
             assert_eq!(g.status, 404, "GET after DELETE: {}", g.text());
             assert!(g.json()["error"]["message"].is_string(), "{}", g.text());
         }));
-        cases.push(case(format!("unknown id and store:false over {u}"), move || {
-            let m = format!("conv-{u}");
-            let r = responses_turn(e.gw.addr, &m, "continue nothing", json!({"previous_response_id": "resp_does_not_exist"}));
-            assert_eq!(r.status, 404, "an unknown previous_response_id: {}", r.text());
-            let v = r.json();
-            assert!(v["error"]["message"].is_string(), "Responses error shape: {v}");
-            let r = responses_turn(e.gw.addr, &m, "forget me", json!({"store": false}));
-            let a = parse(D::Responses, Mode::Whole, &r);
-            let g = responses_get(e.gw.addr, "GET", &a.id);
-            assert_eq!(g.status, 404, "store:false is not retrievable: {}", g.text());
-            let r = responses_turn(e.gw.addr, &m, "continue it", json!({"previous_response_id": a.id}));
-            assert_eq!(r.status, 404, "store:false cannot be continued: {}", r.text());
-            let r = responses_get(e.gw.addr, "DELETE", "resp_does_not_exist");
-            assert_eq!(r.status, 404, "DELETE of an unknown id: {}", r.text());
-        }));
+        cases.push(case(
+            format!("unknown id and store:false over {u}"),
+            move || {
+                let m = format!("conv-{u}");
+                let r = responses_turn(
+                    e.gw.addr,
+                    &m,
+                    "continue nothing",
+                    json!({"previous_response_id": "resp_does_not_exist"}),
+                );
+                assert_eq!(
+                    r.status,
+                    404,
+                    "an unknown previous_response_id: {}",
+                    r.text()
+                );
+                let v = r.json();
+                assert!(
+                    v["error"]["message"].is_string(),
+                    "Responses error shape: {v}"
+                );
+                let r = responses_turn(e.gw.addr, &m, "forget me", json!({"store": false}));
+                let a = parse(D::Responses, Mode::Whole, &r);
+                let g = responses_get(e.gw.addr, "GET", &a.id);
+                assert_eq!(
+                    g.status,
+                    404,
+                    "store:false is not retrievable: {}",
+                    g.text()
+                );
+                let r = responses_turn(
+                    e.gw.addr,
+                    &m,
+                    "continue it",
+                    json!({"previous_response_id": a.id}),
+                );
+                assert_eq!(
+                    r.status,
+                    404,
+                    "store:false cannot be continued: {}",
+                    r.text()
+                );
+                let r = responses_get(e.gw.addr, "DELETE", "resp_does_not_exist");
+                assert_eq!(r.status, 404, "DELETE of an unknown id: {}", r.text());
+            },
+        ));
     }
     let e2 = &e;
-    cases.push(case("previous_response_id over a Responses upstream is forwarded", move || {
-        let r1 = responses_turn(e2.gw.addr, "conv-responses", "first question", json!({}));
-        let a1 = parse(D::Responses, Mode::Whole, &r1);
-        let r2 = responses_turn(e2.gw.addr, "conv-responses", "second question", json!({"previous_response_id": a1.id, "store": true}));
-        assert_eq!(r2.status, 200, "{}", r2.text());
-        let d = e2.seen("u-conv-responses").last().unwrap().clone();
-        assert_eq!(d["previous_response_id"], json!(a1.id), "forwarded as it is: {d}");
-        assert_eq!(d["store"], json!(true), "{d}");
-    }));
+    cases.push(case(
+        "previous_response_id over a Responses upstream is forwarded",
+        move || {
+            let r1 = responses_turn(e2.gw.addr, "conv-responses", "first question", json!({}));
+            let a1 = parse(D::Responses, Mode::Whole, &r1);
+            let r2 = responses_turn(
+                e2.gw.addr,
+                "conv-responses",
+                "second question",
+                json!({"previous_response_id": a1.id, "store": true}),
+            );
+            assert_eq!(r2.status, 200, "{}", r2.text());
+            let d = e2.seen("u-conv-responses").last().unwrap().clone();
+            assert_eq!(
+                d["previous_response_id"],
+                json!(a1.id),
+                "forwarded as it is: {d}"
+            );
+            assert_eq!(d["store"], json!(true), "{d}");
+        },
+    ));
     each_case(cases);
 }
 
@@ -1596,9 +2246,15 @@ fn opaque_reasoning_tokens_go_back_only_to_their_issuer() {
     let mut models = Vec::new();
     for c in clients {
         for s in signers {
-            models.push(model(format!("sig-{c}-{s}"), vec![(s, format!("u-sig-{c}-{s};{opts}"))]));
+            models.push(model(
+                format!("sig-{c}-{s}"),
+                vec![(s, format!("u-sig-{c}-{s};{opts}"))],
+            ));
             for x in ALL.into_iter().filter(|x| *x != s) {
-                models.push(model(format!("sigx-{c}-{s}-{x}"), vec![(x, format!("u-sigx-{c}-{s}-{x}"))]));
+                models.push(model(
+                    format!("sigx-{c}-{s}-{x}"),
+                    vec![(x, format!("u-sigx-{c}-{s}-{x}"))],
+                ));
             }
         }
     }
@@ -1608,39 +2264,82 @@ fn opaque_reasoning_tokens_go_back_only_to_their_issuer() {
         for s in signers {
             for mode in [Mode::Whole, Mode::Stream] {
                 let e = &e;
-                cases.push(case(format!("client {c}, issuer {s}, {mode:?}"), move || {
-                    let prompt = "reason, then call";
-                    let body = with_tools(c, with_reasoning(c, user_body(c, prompt)));
-                    let a = parse(c, mode, &send(e.gw.addr, c, &format!("sig-{c}-{s}"), &body, mode));
-                    assert_eq!(a.calls.len(), 1, "one call: {a:?}");
-                    assert!(!a.tokens.is_empty(), "the client got no opaque token: {:?}", a.items);
-                    if c == s {
-                        assert!(a.tokens.iter().all(|t| t == minted(s)), "same dialect: byte for byte, got {:?}", a.tokens);
-                    }
-                    let body2 = with_tools(c, with_reasoning(c, replay(c, prompt, &a, &["ok"])));
-                    let r = send(e.gw.addr, c, &format!("sig-{c}-{s}"), &body2, Mode::Whole);
-                    assert_eq!(r.status, 200, "turn 2 to the issuer: {}", r.text());
-                    let d = e.seen(&format!("u-sig-{c}-{s};{opts}")).last().unwrap().clone();
-                    let got = match s {
-                        D::Anthropic => &d["signatures"],
-                        D::Gemini => &d["thought_signatures"],
-                        _ => &d["encrypted_content"],
-                    };
-                    let got: Vec<&str> = got.as_array().unwrap().iter().filter_map(Value::as_str).collect();
-                    assert!(!got.is_empty(), "the issuer got its token back: {d}");
-                    assert!(got.iter().all(|t| *t == minted(s)), "the issuer's token came back altered: {got:?}");
-                    for x in ALL.into_iter().filter(|x| *x != s) {
-                        let r = send(e.gw.addr, c, &format!("sigx-{c}-{s}-{x}"), &body2, Mode::Whole);
-                        assert_eq!(r.status, 200, "turn 2 to {x}: {}", r.text());
-                        let last = e.last(&format!("u-sigx-{c}-{s}-{x}"));
-                        let sent = last["body"].to_string();
-                        assert!(!sent.contains(minted(s)), "{s}'s token reached a {x} upstream: {sent}");
-                        for t in &a.tokens {
-                            assert!(!sent.contains(t.as_str()), "the client's token {t} reached a {x} upstream: {sent}");
+                cases.push(case(
+                    format!("client {c}, issuer {s}, {mode:?}"),
+                    move || {
+                        let prompt = "reason, then call";
+                        let body = with_tools(c, with_reasoning(c, user_body(c, prompt)));
+                        let a = parse(
+                            c,
+                            mode,
+                            &send(e.gw.addr, c, &format!("sig-{c}-{s}"), &body, mode),
+                        );
+                        assert_eq!(a.calls.len(), 1, "one call: {a:?}");
+                        assert!(
+                            !a.tokens.is_empty(),
+                            "the client got no opaque token: {:?}",
+                            a.items
+                        );
+                        if c == s {
+                            assert!(
+                                a.tokens.iter().all(|t| t == minted(s)),
+                                "same dialect: byte for byte, got {:?}",
+                                a.tokens
+                            );
                         }
-                        assert!(sent.contains("ok"), "the tool result still reached {x}: {sent}");
-                    }
-                }));
+                        let body2 =
+                            with_tools(c, with_reasoning(c, replay(c, prompt, &a, &["ok"])));
+                        let r = send(e.gw.addr, c, &format!("sig-{c}-{s}"), &body2, Mode::Whole);
+                        assert_eq!(r.status, 200, "turn 2 to the issuer: {}", r.text());
+                        let d = e
+                            .seen(&format!("u-sig-{c}-{s};{opts}"))
+                            .last()
+                            .unwrap()
+                            .clone();
+                        let got = match s {
+                            D::Anthropic => &d["signatures"],
+                            D::Gemini => &d["thought_signatures"],
+                            _ => &d["encrypted_content"],
+                        };
+                        let got: Vec<&str> = got
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        assert!(!got.is_empty(), "the issuer got its token back: {d}");
+                        assert!(
+                            got.iter().all(|t| *t == minted(s)),
+                            "the issuer's token came back altered: {got:?}"
+                        );
+                        for x in ALL.into_iter().filter(|x| *x != s) {
+                            let r = send(
+                                e.gw.addr,
+                                c,
+                                &format!("sigx-{c}-{s}-{x}"),
+                                &body2,
+                                Mode::Whole,
+                            );
+                            assert_eq!(r.status, 200, "turn 2 to {x}: {}", r.text());
+                            let last = e.last(&format!("u-sigx-{c}-{s}-{x}"));
+                            let sent = last["body"].to_string();
+                            assert!(
+                                !sent.contains(minted(s)),
+                                "{s}'s token reached a {x} upstream: {sent}"
+                            );
+                            for t in &a.tokens {
+                                assert!(
+                                    !sent.contains(t.as_str()),
+                                    "the client's token {t} reached a {x} upstream: {sent}"
+                                );
+                            }
+                            assert!(
+                                sent.contains("ok"),
+                                "the tool result still reached {x}: {sent}"
+                            );
+                        }
+                    },
+                ));
             }
         }
     }
@@ -1654,13 +2353,27 @@ fn embeddings_across_dialects() {
         model("emb-chat", vec![(D::Chat, "u-emb-c".into())]),
     ]);
     let auth = format!("Bearer {KEY}");
-    let hdr = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
-    let ghdr = [("x-goog-api-key", KEY), ("Content-Type", "application/json")];
+    let hdr = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let ghdr = [
+        ("x-goog-api-key", KEY),
+        ("Content-Type", "application/json"),
+    ];
     let cases: Vec<Case<'_>> = vec![
         case("OpenAI client, gemini upstream", || {
-            let before = e.stats()["by_endpoint"]["gemini:batchEmbedContents"].as_u64().unwrap_or(0);
+            let before = e.stats()["by_endpoint"]["gemini:batchEmbedContents"]
+                .as_u64()
+                .unwrap_or(0);
             let body = json!({"model": "emb-gemini", "input": ["alpha", "beta"], "encoding_format": "float"});
-            let r = request(e.gw.addr, "POST", "/v1/embeddings", &hdr, body.to_string().as_bytes());
+            let r = request(
+                e.gw.addr,
+                "POST",
+                "/v1/embeddings",
+                &hdr,
+                body.to_string().as_bytes(),
+            );
             assert_eq!(r.status, 200, "{}", r.text());
             let v = r.json();
             assert_eq!(v["object"], "list", "{v}");
@@ -1668,28 +2381,59 @@ fn embeddings_across_dialects() {
             assert_eq!(data.len(), 2, "{v}");
             assert_eq!(data[1]["index"], 1);
             assert_eq!(data[0]["embedding"].as_array().unwrap().len(), 8, "{v}");
-            let after = e.stats()["by_endpoint"]["gemini:batchEmbedContents"].as_u64().unwrap_or(0);
+            let after = e.stats()["by_endpoint"]["gemini:batchEmbedContents"]
+                .as_u64()
+                .unwrap_or(0);
             assert_eq!(after, before + 1, "one batchEmbedContents upstream");
         }),
         case("Gemini client, openai upstream", || {
             let body = json!({"content": {"parts": [{"text": "alpha"}]}});
-            let r = request(e.gw.addr, "POST", "/v1beta/models/emb-chat:embedContent", &ghdr, body.to_string().as_bytes());
+            let r = request(
+                e.gw.addr,
+                "POST",
+                "/v1beta/models/emb-chat:embedContent",
+                &ghdr,
+                body.to_string().as_bytes(),
+            );
             assert_eq!(r.status, 200, "{}", r.text());
             let v = r.json();
-            let values = v["embedding"]["values"].as_array().unwrap_or_else(|| panic!("no embedding.values: {v}"));
+            let values = v["embedding"]["values"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no embedding.values: {v}"));
             assert_eq!(values.len(), 8);
             assert_eq!(e.stats()["last"]["u-emb-c"]["endpoint"], "embeddings");
             // The same text gives the same vector whichever way it went.
             let body = json!({"model": "emb-gemini", "input": "alpha"});
-            let o = request(e.gw.addr, "POST", "/v1/embeddings", &hdr, body.to_string().as_bytes()).json();
+            let o = request(
+                e.gw.addr,
+                "POST",
+                "/v1/embeddings",
+                &hdr,
+                body.to_string().as_bytes(),
+            )
+            .json();
             let other = o["data"][0]["embedding"].as_array().unwrap().clone();
             for (a, b) in values.iter().zip(&other) {
-                assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-6, "{values:?} vs {other:?}");
+                assert!(
+                    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-6,
+                    "{values:?} vs {other:?}"
+                );
             }
             let body = json!({"requests": [{"content": {"parts": [{"text": "a"}]}}, {"content": {"parts": [{"text": "b"}]}}]});
-            let r = request(e.gw.addr, "POST", "/v1beta/models/emb-chat:batchEmbedContents", &ghdr, body.to_string().as_bytes());
+            let r = request(
+                e.gw.addr,
+                "POST",
+                "/v1beta/models/emb-chat:batchEmbedContents",
+                &ghdr,
+                body.to_string().as_bytes(),
+            );
             assert_eq!(r.status, 200, "{}", r.text());
-            assert_eq!(r.json()["embeddings"].as_array().map(Vec::len), Some(2), "{}", r.text());
+            assert_eq!(
+                r.json()["embeddings"].as_array().map(Vec::len),
+                Some(2),
+                "{}",
+                r.text()
+            );
         }),
     ];
     each_case(cases);
@@ -1698,33 +2442,70 @@ fn embeddings_across_dialects() {
 #[test]
 fn count_tokens_forwarded_or_estimated() {
     let e = env(&[
-        model("ct-anthropic", vec![(D::Anthropic, "u-ct-a;tokens=77".into())]),
+        model(
+            "ct-anthropic",
+            vec![(D::Anthropic, "u-ct-a;tokens=77".into())],
+        ),
         model("ct-chat", vec![(D::Chat, "u-ct-c".into())]),
         model("ct-gemini", vec![(D::Gemini, "u-ct-g;tokens=55".into())]),
     ]);
-    let hdr = [("x-api-key", KEY), ("anthropic-version", "2023-06-01"), ("Content-Type", "application/json")];
-    let body = |m: &str| json!({"model": m, "messages": [{"role": "user", "content": "how many tokens is this sentence"}]}).to_string();
+    let hdr = [
+        ("x-api-key", KEY),
+        ("anthropic-version", "2023-06-01"),
+        ("Content-Type", "application/json"),
+    ];
+    let body = |m: &str| {
+        json!({"model": m, "messages": [{"role": "user", "content": "how many tokens is this sentence"}]}).to_string()
+    };
     let cases: Vec<Case<'_>> = vec![
         case("anthropic route: the upstream counts", || {
-            let r = request(e.gw.addr, "POST", "/v1/messages/count_tokens", &hdr, body("ct-anthropic").as_bytes());
+            let r = request(
+                e.gw.addr,
+                "POST",
+                "/v1/messages/count_tokens",
+                &hdr,
+                body("ct-anthropic").as_bytes(),
+            );
             assert_eq!(r.status, 200, "{}", r.text());
             assert_eq!(r.json()["input_tokens"], 77, "{}", r.text());
             assert_eq!(e.stats()["by_endpoint"]["messages:count_tokens"], 1);
         }),
         case("openai route: a tokenizer estimate", || {
             let before = e.stats()["total"].as_u64().unwrap();
-            let r = request(e.gw.addr, "POST", "/v1/messages/count_tokens", &hdr, body("ct-chat").as_bytes());
+            let r = request(
+                e.gw.addr,
+                "POST",
+                "/v1/messages/count_tokens",
+                &hdr,
+                body("ct-chat").as_bytes(),
+            );
             assert_eq!(r.status, 200, "{}", r.text());
             let n = r.json()["input_tokens"].as_u64().unwrap_or(0);
             assert!((3..60).contains(&n), "an estimate of a short sentence: {n}");
-            assert_eq!(e.stats()["total"].as_u64().unwrap(), before, "no upstream call");
+            assert_eq!(
+                e.stats()["total"].as_u64().unwrap(),
+                before,
+                "no upstream call"
+            );
         }),
-        case("gemini client on a gemini route: countTokens forwarded", || {
-            let b = user_body(D::Gemini, "count this").to_string();
-            let r = request(e.gw.addr, "POST", "/v1beta/models/ct-gemini:countTokens", &[("x-goog-api-key", KEY), ("Content-Type", "application/json")], b.as_bytes());
-            assert_eq!(r.status, 200, "{}", r.text());
-            assert_eq!(r.json()["totalTokens"], 55, "{}", r.text());
-        }),
+        case(
+            "gemini client on a gemini route: countTokens forwarded",
+            || {
+                let b = user_body(D::Gemini, "count this").to_string();
+                let r = request(
+                    e.gw.addr,
+                    "POST",
+                    "/v1beta/models/ct-gemini:countTokens",
+                    &[
+                        ("x-goog-api-key", KEY),
+                        ("Content-Type", "application/json"),
+                    ],
+                    b.as_bytes(),
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+                assert_eq!(r.json()["totalTokens"], 55, "{}", r.text());
+            },
+        ),
     ];
     each_case(cases);
 }
