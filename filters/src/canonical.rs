@@ -50,7 +50,11 @@ pub struct HostedTool {
 impl HostedTool {
     /// The 400 for a hosted tool sent to an upstream that cannot run it.
     pub fn refused(&self, upstream: &str) -> ApiError {
-        let kind = self.spec.get("type").and_then(Value::as_str).unwrap_or("unknown");
+        let kind = self
+            .spec
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
         ApiError::invalid(format!(
             "tool type '{kind}' is run only by {} models; this model is served by a {upstream} provider",
             self.issuer.vendor()
@@ -616,11 +620,13 @@ impl Accumulator {
             }
             parts.push(Part::ToolCall(c));
         }
-        let finish = self.finish.unwrap_or(if parts.iter().any(|p| matches!(p, Part::ToolCall(_))) {
-            FinishReason::ToolCalls
-        } else {
-            FinishReason::Stop
-        });
+        let finish =
+            self.finish
+                .unwrap_or(if parts.iter().any(|p| matches!(p, Part::ToolCall(_))) {
+                    FinishReason::ToolCalls
+                } else {
+                    FinishReason::Stop
+                });
         Response {
             id,
             model,

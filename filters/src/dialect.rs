@@ -204,10 +204,6 @@ pub struct ClientStream<'a> {
 }
 
 /// Canonical events, encoded as a client stream in `dialect`.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per stream, never moved on the hot path"
-)]
 pub enum StreamEncoder {
     OpenAi(openai_chat::stream::StreamEncoder),
     Anthropic(anthropic::stream::StreamEncoder),
@@ -441,9 +437,11 @@ pub fn model_listing(dialect: Dialect, names: &[&str]) -> Value {
     use serde_json::json;
     match dialect {
         Dialect::Gemini => gemini::models::listing(names),
-        Dialect::OpenAiChat | Dialect::OpenAiResponses => json!({"object": "list", "data": names.iter().map(|n| json!({
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
+            json!({"object": "list", "data": names.iter().map(|n| json!({
             "id": n, "object": "model", "created": 0, "owned_by": "modelswitch"}))
-            .collect::<Vec<_>>()}),
+            .collect::<Vec<_>>()})
+        }
         Dialect::Anthropic => json!({
             "data": names.iter().map(|n| json!({"type": "model", "id": n, "display_name": n,
                 "created_at": "2025-01-01T00:00:00Z"})).collect::<Vec<_>>(),
@@ -468,7 +466,10 @@ mod tests {
             generate_path(Dialect::OpenAiChat, "/v1", "m", true),
             "/v1/chat/completions"
         );
-        assert_eq!(generate_path(Dialect::Anthropic, "", "m", false), "/v1/messages");
+        assert_eq!(
+            generate_path(Dialect::Anthropic, "", "m", false),
+            "/v1/messages"
+        );
         assert_eq!(
             generate_path(Dialect::Gemini, "", "gemini-2.5-pro", true),
             "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"

@@ -94,15 +94,31 @@ pub fn trailing_id(path: &str) -> Option<String> {
 }
 
 fn is_stored_response(path: &str) -> bool {
-    ["/v1/responses/", "/openai/responses/", "/openai/v1/responses/"]
-        .iter()
-        .any(|p| path.strip_prefix(p).is_some_and(|id| !id.is_empty() && !id.contains('/')))
+    [
+        "/v1/responses/",
+        "/openai/responses/",
+        "/openai/v1/responses/",
+    ]
+    .iter()
+    .any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    })
 }
 
 fn is_single_model(path: &str) -> bool {
-    ["/v1/models/", "/v1beta/models/", "/gemini/v1beta/models/", "/openai/v1/models/", "/anthropic/v1/models/"]
-        .iter()
-        .any(|p| path.strip_prefix(p).is_some_and(|id| !id.is_empty() && !id.contains(['/', ':'])))
+    [
+        "/v1/models/",
+        "/v1beta/models/",
+        "/gemini/v1beta/models/",
+        "/openai/v1/models/",
+        "/anthropic/v1/models/",
+    ]
+    .iter()
+    .any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|id| !id.is_empty() && !id.contains(['/', ':']))
+    })
 }
 
 pub fn classify(method: &str, path: &str) -> Endpoint {
@@ -238,10 +254,22 @@ mod tests {
             classify("POST", "/openai/responses"),
             Endpoint::Generate(Dialect::OpenAiResponses)
         );
-        assert_eq!(classify("GET", "/v1/responses/resp_1"), Endpoint::StoredResponse);
-        assert_eq!(classify("DELETE", "/v1/responses/resp_1"), Endpoint::StoredResponse);
-        assert_eq!(classify("POST", "/v1/responses/resp_1"), Endpoint::MethodNotAllowed);
-        assert_eq!(trailing_id("/v1/responses/resp_1?x=1").as_deref(), Some("resp_1"));
+        assert_eq!(
+            classify("GET", "/v1/responses/resp_1"),
+            Endpoint::StoredResponse
+        );
+        assert_eq!(
+            classify("DELETE", "/v1/responses/resp_1"),
+            Endpoint::StoredResponse
+        );
+        assert_eq!(
+            classify("POST", "/v1/responses/resp_1"),
+            Endpoint::MethodNotAllowed
+        );
+        assert_eq!(
+            trailing_id("/v1/responses/resp_1?x=1").as_deref(),
+            Some("resp_1")
+        );
         assert_eq!(
             classify("POST", "/v1/embeddings"),
             Endpoint::Embeddings(Dialect::OpenAiChat)
@@ -260,8 +288,7 @@ mod tests {
             })
         );
         assert_eq!(
-            gemini_call("/gemini/v1beta/models/mock%3Bcalls%3D2:generateContent")
-                .map(|c| c.model),
+            gemini_call("/gemini/v1beta/models/mock%3Bcalls%3D2:generateContent").map(|c| c.model),
             Some("mock;calls=2".into())
         );
         assert_eq!(
@@ -276,11 +303,17 @@ mod tests {
             classify("GET", "/v1beta/models/g:generateContent"),
             Endpoint::MethodNotAllowed
         );
-        assert_eq!(classify("POST", "/v1beta/models/g:explode"), Endpoint::NotFound);
+        assert_eq!(
+            classify("POST", "/v1beta/models/g:explode"),
+            Endpoint::NotFound
+        );
         assert_eq!(gemini_call("/v1beta/models/a%2Fb:generateContent"), None);
         assert_eq!(classify("GET", "/v1beta/models"), Endpoint::Models);
         assert_eq!(classify("GET", "/v1beta/models/gemini-x"), Endpoint::Model);
-        assert_eq!(trailing_id("/v1beta/models/gemini-x").as_deref(), Some("gemini-x"));
+        assert_eq!(
+            trailing_id("/v1beta/models/gemini-x").as_deref(),
+            Some("gemini-x")
+        );
     }
 
     #[test]
@@ -289,6 +322,9 @@ mod tests {
         assert_eq!(dialect_hint("/v1/models", false), Dialect::OpenAiChat);
         assert_eq!(dialect_hint("/anthropic/zzz", false), Dialect::Anthropic);
         assert_eq!(dialect_hint("/v1beta/models", false), Dialect::Gemini);
-        assert_eq!(dialect_hint("/v1/responses/x", false), Dialect::OpenAiResponses);
+        assert_eq!(
+            dialect_hint("/v1/responses/x", false),
+            Dialect::OpenAiResponses
+        );
     }
 }

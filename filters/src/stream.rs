@@ -5,8 +5,8 @@
 
 use crate::canonical::{Accumulator, Observed, Response, StreamEvent, Usage};
 use crate::dialect::{self, ClientStream, Dialect, PassThrough, StreamDecoder, StreamEncoder};
-use crate::wire::json_array::JsonArrayFraming;
 use crate::error::{ApiError, ErrorKind};
+use crate::wire::json_array::JsonArrayFraming;
 use crate::wire::json_peek;
 use crate::wire::sse::{SseDecoder, SseEvent};
 use bytes::BytesMut;

@@ -46,7 +46,11 @@ fn part_tokens(p: &Part) -> u64 {
 /// Input tokens of `req` as a model would read them.
 pub fn request_tokens(req: &Request) -> u64 {
     let system: u64 = req.system.iter().map(|t| count(&t.text)).sum();
-    let system = if req.system.is_empty() { 0 } else { system + PER_MESSAGE };
+    let system = if req.system.is_empty() {
+        0
+    } else {
+        system + PER_MESSAGE
+    };
     let messages: u64 = req
         .messages
         .iter()
@@ -92,7 +96,10 @@ mod tests {
     fn counts_are_bpe_tokens_not_bytes() {
         // "hello world" is two o200k tokens; bytes ÷ 4 would say 3.
         assert_eq!(text_tokens(["hello world"]), 2);
-        assert_eq!(request_tokens(&user("hello world")), 2 + PER_MESSAGE + REPLY_PRIMING);
+        assert_eq!(
+            request_tokens(&user("hello world")),
+            2 + PER_MESSAGE + REPLY_PRIMING
+        );
         // Code is punctuation-dense: 9 tokens a 30-byte line, where bytes
         // ÷ 4 would say 7.5.
         let code = "fn main() { println!(\"hi\"); }\n".repeat(50);
@@ -100,7 +107,11 @@ mod tests {
         // CJK runs far denser than 4 bytes a token.
         let cjk = "今天天气很好，我们去公园散步吧。".repeat(20);
         let n = text_tokens([cjk.as_str()]);
-        assert!(n > (cjk.len() as u64) / 8, "{n} tokens for {} bytes", cjk.len());
+        assert!(
+            n > (cjk.len() as u64) / 8,
+            "{n} tokens for {} bytes",
+            cjk.len()
+        );
     }
 
     #[test]

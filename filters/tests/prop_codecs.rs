@@ -913,7 +913,10 @@ fn transcoders() -> Vec<StreamTranscoder> {
         all.push(StreamTranscoder::pass_through(up, Some("renamed")));
         all.push(StreamTranscoder::pass_through(up, None).with_json_array());
         all.push(StreamTranscoder::translate(up, Dialect::Gemini, "m", false, 0).with_json_array());
-        all.push(StreamTranscoder::translate(up, Dialect::OpenAiResponses, "m", false, 0).with_accumulator());
+        all.push(
+            StreamTranscoder::translate(up, Dialect::OpenAiResponses, "m", false, 0)
+                .with_accumulator(),
+        );
     }
     all
 }

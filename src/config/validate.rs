@@ -3,9 +3,8 @@
 //! path it concerns; a secret's value never appears in a message.
 
 use super::file::{
-    FileApiKey, FileBalance, FileConfig, FileMidSystem, FileModel, FileProvider, FileReasoningOutput,
-    FileServer,
-    OneOrMany, ProviderType,
+    FileApiKey, FileBalance, FileConfig, FileMidSystem, FileModel, FileProvider,
+    FileReasoningOutput, FileServer, OneOrMany, ProviderType,
 };
 use super::secret::Secret;
 use super::snapshot::{
@@ -705,9 +704,7 @@ fn models(
                     slots.len() - 1
                 });
             let base = p.timeouts;
-            let path = |stream| {
-                dialect::generate_path(p.dialect, &p.path_prefix, &t.model, stream)
-            };
+            let path = |stream| dialect::generate_path(p.dialect, &p.path_prefix, &t.model, stream);
             targets.push(Target {
                 generate_paths: [path(false), path(true)],
                 provider: p.clone(),

@@ -29,7 +29,10 @@ pub struct PendingTurn {
 /// Before a request for a non-Responses upstream is encoded: the turn it
 /// adds (to keep once answered), with `previous_response_id` replaced by
 /// the messages it stands for.
-pub fn expand(req: &mut Request, store: &ConversationStore) -> Result<Option<PendingTurn>, ApiError> {
+pub fn expand(
+    req: &mut Request,
+    store: &ConversationStore,
+) -> Result<Option<PendingTurn>, ApiError> {
     let keep = req.store != Some(false);
     let previous = req.previous_response_id.take();
     let turn = keep.then(|| PendingTurn {

@@ -19,13 +19,13 @@ use crate::shutdown::Drain;
 use crate::state::Live;
 use crate::upstream::{Failure, UpstreamClient};
 use attempt::{attempt, Attempts, Tried};
+pub use conversation::Responses;
 use filters::error::{ApiError, ErrorKind};
 use filters::Dialect;
-pub use conversation::Responses;
 pub use payload::{Payload, Rewritable};
-pub use side::call_once;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
+pub use side::call_once;
 use std::sync::Arc;
 use std::time::Instant;
 

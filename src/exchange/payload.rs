@@ -199,7 +199,11 @@ impl Payload {
             None => return Err(ApiError::invalid("model: a string is required")),
         }
         if let Some(cap) = target.max_output_tokens {
-            let present = [&r.max_tokens, &r.max_completion_tokens, &r.max_output_tokens];
+            let present = [
+                &r.max_tokens,
+                &r.max_completion_tokens,
+                &r.max_output_tokens,
+            ];
             let mut any = false;
             for (at, n) in present.into_iter().flatten() {
                 any = true;
@@ -251,9 +255,13 @@ fn gemini_cap(body: &[u8], cap: Option<u64>) -> Result<Vec<u8>, ApiError> {
         .entry("generationConfig")
         .or_insert_with(|| serde_json::json!({}));
     let Some(config) = config.as_object_mut() else {
-        return Err(ApiError::invalid("generationConfig must be an object").with_param("generationConfig"));
+        return Err(
+            ApiError::invalid("generationConfig must be an object").with_param("generationConfig")
+        );
     };
-    let asked = config.get("maxOutputTokens").and_then(serde_json::Value::as_u64);
+    let asked = config
+        .get("maxOutputTokens")
+        .and_then(serde_json::Value::as_u64);
     if asked.is_none_or(|n| n > cap) {
         config.insert("maxOutputTokens".into(), cap.into());
     }

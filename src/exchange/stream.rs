@@ -4,6 +4,7 @@
 //! error for any failure after commit.
 
 use super::attempt::{Answer, Prepared, Served, Timing};
+use super::conversation;
 use super::unary::target_headers;
 use super::{now, or_client_left, ClientRequest};
 use crate::config::Target;
@@ -12,10 +13,9 @@ use crate::shutdown::Drain;
 use crate::upstream::{Failure, Phase, UpstreamCall};
 use bytes::BytesMut;
 use filters::canonical::estimate_tokens_from_bytes;
-use super::conversation;
 use filters::dialect::{self, ClientStream, Dialect};
-use filters::openai_chat::stream::ReasoningOutput;
 use filters::error::{ApiError, ErrorKind};
+use filters::openai_chat::stream::ReasoningOutput;
 use filters::stream::{Progress, StreamTranscoder};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;

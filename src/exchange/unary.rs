@@ -2,12 +2,12 @@
 //! through with only `model` replaced, written in one response.
 
 use super::attempt::{Answer, Served, Timing};
+use super::conversation;
 use super::or_client_left;
 use crate::config::Target;
 use crate::downstream::respond;
 use crate::record::RequestRecord;
 use crate::upstream::Failure;
-use super::conversation;
 use bytes::Bytes;
 use filters::canonical::Part;
 use filters::dialect::{self, Dialect};

@@ -29,8 +29,9 @@ struct Asked {
 fn decode(dialect: Dialect, path: &str, body: &[u8]) -> Result<Asked, ApiError> {
     match dialect {
         Dialect::Gemini => {
-            let call = filters::ingress::gemini_call(path)
-                .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no route for {path}")))?;
+            let call = filters::ingress::gemini_call(path).ok_or_else(|| {
+                ApiError::new(ErrorKind::NotFound, format!("no route for {path}"))
+            })?;
             let single = call.action == GeminiAction::EmbedContent;
             let req = if single {
                 gemini::embed::decode_embed_content(body, &call.model)?
@@ -75,8 +76,11 @@ pub async fn embeddings(
         ));
     }
     let route = live.config.routes.get(&model).cloned().ok_or_else(|| {
-        ApiError::new(ErrorKind::NotFound, format!("model '{model}' is not configured"))
-            .with_param("model")
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("model '{model}' is not configured"),
+        )
+        .with_param("model")
     })?;
     let mut last: Option<ApiError> = None;
     for target in &route.targets {
@@ -136,8 +140,7 @@ async fn answer_client(
     }
     // Gemini does not count embedding input: the tokenizer does.
     if r.input_tokens == 0 {
-        r.input_tokens =
-            filters::tokens::text_tokens(asked.req.inputs.iter().map(String::as_str));
+        r.input_tokens = filters::tokens::text_tokens(asked.req.inputs.iter().map(String::as_str));
     }
     rec.result.usage = Some(Usage {
         input_uncached: r.input_tokens,
@@ -147,6 +150,15 @@ async fn answer_client(
         Dialect::Gemini => gemini::embed::encode_embed_response(r, asked.single),
         _ => openai_chat::embed::encode_response(r, &asked.req.model, asked.base64),
     };
-    respond(session, rec, 200, "application/json", Bytes::from(v.to_string()), &[], false).await;
+    respond(
+        session,
+        rec,
+        200,
+        "application/json",
+        Bytes::from(v.to_string()),
+        &[],
+        false,
+    )
+    .await;
     Ok(())
 }

@@ -5,8 +5,8 @@ use super::auth::{authenticate, require_role};
 use crate::downstream::{read_body, respond};
 use crate::record::RequestRecord;
 use crate::state::Live;
-use bytes::Bytes;
 use crate::upstream::UpstreamClient;
+use bytes::Bytes;
 use filters::conversations::ConversationStore;
 use filters::dialect;
 use filters::error::{ApiError, ErrorKind};
@@ -63,7 +63,16 @@ pub async fn model(
         Dialect::Gemini => filters::gemini::models::model(&id),
         _ => dialect::model_listing(dialect, &[id.as_str()])["data"][0].take(),
     };
-    respond(session, rec, 200, "application/json", Bytes::from(v.to_string()), &[], false).await;
+    respond(
+        session,
+        rec,
+        200,
+        "application/json",
+        Bytes::from(v.to_string()),
+        &[],
+        false,
+    )
+    .await;
     Ok(())
 }
 
@@ -137,7 +146,16 @@ pub async fn count_tokens(
         Dialect::Gemini => filters::gemini::request::count_tokens_body(tokens),
         _ => json!({"input_tokens": tokens}),
     };
-    respond(session, rec, 200, "application/json", Bytes::from(v.to_string()), &[], false).await;
+    respond(
+        session,
+        rec,
+        200,
+        "application/json",
+        Bytes::from(v.to_string()),
+        &[],
+        false,
+    )
+    .await;
     Ok(())
 }
 
@@ -155,7 +173,14 @@ async fn upstream_count(
     let body = match p.dialect {
         // Only what the count endpoint accepts (it refuses `max_tokens`).
         Dialect::Anthropic => {
-            let keep = ["model", "messages", "system", "tools", "tool_choice", "thinking"];
+            let keep = [
+                "model",
+                "messages",
+                "system",
+                "tools",
+                "tool_choice",
+                "thinking",
+            ];
             let mut v = encoded;
             if let Some(o) = v.as_object_mut() {
                 o.retain(|k, _| keep.contains(&k.as_str()));
@@ -168,10 +193,11 @@ async fn upstream_count(
             json!({"generateContentRequest": inner})
         }
     };
-    let answer = crate::exchange::call_once(upstream, live, rec, target, &path, body.to_string().into())
-        .await
-        .map_err(|f| log::warn!("{} count_tokens via {}: {f:?}", rec.id, p.name))
-        .ok()?;
+    let answer =
+        crate::exchange::call_once(upstream, live, rec, target, &path, body.to_string().into())
+            .await
+            .map_err(|f| log::warn!("{} count_tokens via {}: {f:?}", rec.id, p.name))
+            .ok()?;
     match p.dialect {
         Dialect::Gemini => filters::gemini::request::count_tokens_from_upstream(&answer),
         _ => serde_json::from_slice::<serde_json::Value>(&answer)

@@ -44,9 +44,15 @@ fn shape(
         first == Some(b'[') || (!array && first == Some(b'"'))
     });
     if !present {
-        let what = if array { "an array" } else { "a string or an array" };
-        return Err(ApiError::invalid(format!("{conversation}: {what} is required"))
-            .with_param(conversation));
+        let what = if array {
+            "an array"
+        } else {
+            "a string or an array"
+        };
+        return Err(
+            ApiError::invalid(format!("{conversation}: {what} is required"))
+                .with_param(conversation),
+        );
     }
     if dialect.model_in_path() {
         let call = filters::ingress::gemini_call(path)

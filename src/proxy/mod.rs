@@ -93,12 +93,24 @@ impl ProxyHttp for Gateway {
                 endpoints::stored_response(session, rec, &live, self.conversations).await
             }
             Endpoint::CountTokens(dialect) => {
-                Box::pin(endpoints::count_tokens(&self.upstream, session, rec, &live, dialect))
-                    .await
+                Box::pin(endpoints::count_tokens(
+                    &self.upstream,
+                    session,
+                    rec,
+                    &live,
+                    dialect,
+                ))
+                .await
             }
             Endpoint::Embeddings(dialect) => {
-                Box::pin(embeddings::embeddings(&self.upstream, session, rec, &live, dialect))
-                    .await
+                Box::pin(embeddings::embeddings(
+                    &self.upstream,
+                    session,
+                    rec,
+                    &live,
+                    dialect,
+                ))
+                .await
             }
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
             Endpoint::Generate(dialect) => {

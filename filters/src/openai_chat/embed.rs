@@ -63,7 +63,10 @@ pub fn encode(req: &EmbedRequest, model: &str) -> Value {
 /// An OpenAI-compatible upstream's answer (float vectors, as asked).
 pub fn decode_response(body: &[u8]) -> Result<EmbedResponse, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(ErrorKind::Api, format!("upstream embeddings are not JSON: {e}"))
+        ApiError::new(
+            ErrorKind::Api,
+            format!("upstream embeddings are not JSON: {e}"),
+        )
     })?;
     let mut data: Vec<&Value> = v
         .get("data")
@@ -76,7 +79,10 @@ pub fn decode_response(body: &[u8]) -> Result<EmbedResponse, ApiError> {
         .map(|d| match d.get("embedding") {
             Some(Value::Array(xs)) => Ok(xs.iter().filter_map(Value::as_f64).collect()),
             Some(Value::String(b64)) => from_base64(b64),
-            _ => Err(ApiError::new(ErrorKind::Api, "upstream embedding has no vector")),
+            _ => Err(ApiError::new(
+                ErrorKind::Api,
+                "upstream embedding has no vector",
+            )),
         })
         .collect::<Result<_, _>>()?;
     let input_tokens = v["usage"]["prompt_tokens"].as_u64().unwrap_or(0);

@@ -39,7 +39,11 @@ pub fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -74,7 +78,10 @@ mod tests {
         for s in ["gemini-2.5-pro", "mock;calls=2;tool=x", "ünï code/?#%"] {
             assert_eq!(percent_decode(&path_segment(s)).as_deref(), Some(s));
         }
-        assert_eq!(query_param("alt=sse&key=k%2B1", "key").as_deref(), Some("k+1"));
+        assert_eq!(
+            query_param("alt=sse&key=k%2B1", "key").as_deref(),
+            Some("k+1")
+        );
         assert_eq!(query_param("alt=sse", "key"), None);
         assert_eq!(query_param("key", "key").as_deref(), Some(""));
     }

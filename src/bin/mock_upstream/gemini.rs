@@ -102,7 +102,12 @@ pub(crate) fn inputs(req: &Value) -> Inputs {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let role = |c: &Value| c.get("role").and_then(Value::as_str).unwrap_or("user").to_owned();
+    let role = |c: &Value| {
+        c.get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("user")
+            .to_owned()
+    };
     // Tool results in the last (user) turn, as Anthropic's tool_result blocks.
     let mut results = Vec::new();
     if let Some(last) = contents.last().filter(|c| role(c) != "model") {
@@ -112,7 +117,10 @@ pub(crate) fn inputs(req: &Value) -> Inputs {
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            if let Some(fr) = p.get("functionResponse").or_else(|| p.get("function_response")) {
+            if let Some(fr) = p
+                .get("functionResponse")
+                .or_else(|| p.get("function_response"))
+            {
                 results.push(function_response_text(fr));
             }
         }

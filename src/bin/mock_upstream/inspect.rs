@@ -45,7 +45,9 @@ pub(crate) fn record(
     if seen.len() == SEEN {
         seen.pop_front();
     }
-    seen.push_back(digest.unwrap_or_else(|| json!({"path": path, "endpoint": endpoint, "truncated": true})));
+    seen.push_back(
+        digest.unwrap_or_else(|| json!({"path": path, "endpoint": endpoint, "truncated": true})),
+    );
     s.total
 }
 
@@ -112,9 +114,9 @@ impl Digest {
                         "content" if m.get("role").and_then(Value::as_str) == Some("tool") => {
                             self.results.push(x.clone())
                         }
-                        "functionResponse" | "function_response" => {
-                            self.results.push(x.get("response").cloned().unwrap_or(Value::Null))
-                        }
+                        "functionResponse" | "function_response" => self
+                            .results
+                            .push(x.get("response").cloned().unwrap_or(Value::Null)),
                         _ => {}
                     }
                     self.walk(x);

@@ -421,7 +421,16 @@ async fn respond(
     });
     let opts = options(&model);
     let query_key = gemini::query_param(query, "key");
-    let n = record(stats, &model, path, hdrs, query_key.as_deref(), body, &req, &endpoint.label());
+    let n = record(
+        stats,
+        &model,
+        path,
+        hdrs,
+        query_key.as_deref(),
+        body,
+        &req,
+        &endpoint.label(),
+    );
     let keep_open = answer(
         sock,
         endpoint,
@@ -478,7 +487,10 @@ async fn answer(
         return Ok(false);
     }
     let generate = match endpoint {
-        Endpoint::Generate(d) => Some((d, req.get("stream").and_then(Value::as_bool).unwrap_or(false))),
+        Endpoint::Generate(d) => Some((
+            d,
+            req.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        )),
         Endpoint::GeminiAction(gemini::Action::Generate) => Some((Dialect::Gemini, false)),
         Endpoint::GeminiAction(gemini::Action::Stream) => Some((Dialect::Gemini, true)),
         _ => None,
@@ -726,7 +738,9 @@ async fn respond_stream(
         }
         if i == after {
             let fault_event = || fault_event(kind, plan, model, fault, after);
-            if let Some(keep_open) = mid_stream_fault(sock, fault, fault_event, stats, model).await? {
+            if let Some(keep_open) =
+                mid_stream_fault(sock, fault, fault_event, stats, model).await?
+            {
                 return Ok(keep_open);
             }
         }

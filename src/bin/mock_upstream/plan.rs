@@ -428,7 +428,13 @@ impl Plan {
 pub(crate) const SHELL_COMMAND: &str = "echo modelswitch-$((6*7))";
 
 /// Tool names `shell=1` looks for first, in the order offered.
-const SHELL_TOOLS: [&str; 5] = ["Bash", "shell", "exec_command", "local_shell", "shell_command"];
+const SHELL_TOOLS: [&str; 5] = [
+    "Bash",
+    "shell",
+    "exec_command",
+    "local_shell",
+    "shell_command",
+];
 
 /// `shell=1`: the first offered tool named one of [`SHELL_TOOLS`] (else
 /// the first offered tool), with arguments running [`SHELL_COMMAND`]

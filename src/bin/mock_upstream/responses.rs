@@ -33,10 +33,15 @@ pub(crate) fn inputs(req: &Value) -> Inputs {
         .and_then(Value::as_array)
         .map(|ts| {
             ts.iter()
-                .filter(|t| t.get("type").and_then(Value::as_str).unwrap_or("function") == "function")
+                .filter(|t| {
+                    t.get("type").and_then(Value::as_str).unwrap_or("function") == "function"
+                })
                 .filter_map(|t| {
                     let name = t.get("name").and_then(Value::as_str)?;
-                    Some((name.to_owned(), t.get("parameters").cloned().unwrap_or(Value::Null)))
+                    Some((
+                        name.to_owned(),
+                        t.get("parameters").cloned().unwrap_or(Value::Null),
+                    ))
                 })
                 .collect::<Vec<_>>()
         })
@@ -183,15 +188,33 @@ pub(crate) fn events(plan: &Plan, model: &str) -> Vec<String> {
             }
             v
         };
-        evs.push(("response.output_item.added", json!({"output_index": oi,
-            "item": {"type": "reasoning", "id": REASONING_ID, "summary": []}})));
-        evs.push(("response.reasoning_summary_part.added", with(json!({"part": {"type": "summary_text", "text": ""}}))));
+        evs.push((
+            "response.output_item.added",
+            json!({"output_index": oi,
+            "item": {"type": "reasoning", "id": REASONING_ID, "summary": []}}),
+        ));
+        evs.push((
+            "response.reasoning_summary_part.added",
+            with(json!({"part": {"type": "summary_text", "text": ""}})),
+        ));
         for piece in plan.reasoning_pieces() {
-            evs.push(("response.reasoning_summary_text.delta", with(json!({"delta": piece}))));
+            evs.push((
+                "response.reasoning_summary_text.delta",
+                with(json!({"delta": piece})),
+            ));
         }
-        evs.push(("response.reasoning_summary_text.done", with(json!({"text": r}))));
-        evs.push(("response.reasoning_summary_part.done", with(json!({"part": {"type": "summary_text", "text": r}}))));
-        evs.push(("response.output_item.done", json!({"output_index": oi, "item": reasoning_item(r)})));
+        evs.push((
+            "response.reasoning_summary_text.done",
+            with(json!({"text": r})),
+        ));
+        evs.push((
+            "response.reasoning_summary_part.done",
+            with(json!({"part": {"type": "summary_text", "text": r}})),
+        ));
+        evs.push((
+            "response.output_item.done",
+            json!({"output_index": oi, "item": reasoning_item(r)}),
+        ));
         oi += 1;
     }
     if plan.calls.is_empty() {
@@ -203,30 +226,60 @@ pub(crate) fn events(plan: &Plan, model: &str) -> Vec<String> {
             }
             v
         };
-        evs.push(("response.output_item.added", json!({"output_index": oi, "item": message_item("", "in_progress")})));
-        evs.push(("response.content_part.added", at(json!({"part": text_part("")}))));
+        evs.push((
+            "response.output_item.added",
+            json!({"output_index": oi, "item": message_item("", "in_progress")}),
+        ));
+        evs.push((
+            "response.content_part.added",
+            at(json!({"part": text_part("")})),
+        ));
         for p in &plan.pieces {
-            evs.push(("response.output_text.delta", at(json!({"delta": p, "logprobs": []}))));
+            evs.push((
+                "response.output_text.delta",
+                at(json!({"delta": p, "logprobs": []})),
+            ));
         }
-        evs.push(("response.output_text.done", at(json!({"text": text, "logprobs": []}))));
-        evs.push(("response.content_part.done", at(json!({"part": text_part(&text)}))));
-        evs.push(("response.output_item.done", json!({"output_index": oi, "item": message_item(&text, "completed")})));
+        evs.push((
+            "response.output_text.done",
+            at(json!({"text": text, "logprobs": []})),
+        ));
+        evs.push((
+            "response.content_part.done",
+            at(json!({"part": text_part(&text)})),
+        ));
+        evs.push((
+            "response.output_item.done",
+            json!({"output_index": oi, "item": message_item(&text, "completed")}),
+        ));
     }
     // Each call: added, its arguments in two halves, done; `interleave=1`
     // opens every call before any arguments and alternates the halves.
     let base = oi;
     let added = |i: usize| {
         let (id, name, _) = &plan.calls[i];
-        ("response.output_item.added", json!({"output_index": base + i, "item": call_item(i, id, name, "", "in_progress")}))
+        (
+            "response.output_item.added",
+            json!({"output_index": base + i, "item": call_item(i, id, name, "", "in_progress")}),
+        )
     };
     let delta = |i: usize, s: &str| {
-        ("response.function_call_arguments.delta", json!({"item_id": format!("fc_mock{i}"), "output_index": base + i, "delta": s}))
+        (
+            "response.function_call_arguments.delta",
+            json!({"item_id": format!("fc_mock{i}"), "output_index": base + i, "delta": s}),
+        )
     };
     let done = |i: usize| {
         let (id, name, args) = &plan.calls[i];
         [
-            ("response.function_call_arguments.done", json!({"item_id": format!("fc_mock{i}"), "output_index": base + i, "arguments": args})),
-            ("response.output_item.done", json!({"output_index": base + i, "item": call_item(i, id, name, args, "completed")})),
+            (
+                "response.function_call_arguments.done",
+                json!({"item_id": format!("fc_mock{i}"), "output_index": base + i, "arguments": args}),
+            ),
+            (
+                "response.output_item.done",
+                json!({"output_index": base + i, "item": call_item(i, id, name, args, "completed")}),
+            ),
         ]
     };
     let halves: Vec<(&str, &str)> = plan
