@@ -354,7 +354,18 @@ impl StreamEncoder {
                 let idx = self.ensure_open(out, OpenKind::Thinking);
                 self.emit(out, "content_block_delta", &json!({"type": "content_block_delta", "index": idx, "delta": {"type": "thinking_delta", "thinking": t}}));
             }
-            StreamEvent::ReasoningSignature(s) => self.signature = Some(s.clone()),
+            StreamEvent::ReasoningSignature(s) => {
+                // One signature per thinking block. A second one (Gemini
+                // signs a thought and then the function call after it), or
+                // one with no thinking open, gets a block of its own: the
+                // signature must reach the client to come back.
+                let thinking = matches!(self.open, Some((OpenKind::Thinking, _)));
+                if !thinking || self.signature.is_some() {
+                    self.close_open(out);
+                    self.ensure_open(out, OpenKind::Thinking);
+                }
+                self.signature = Some(s.clone());
+            }
             StreamEvent::ToolCallStart { index, id, name } => {
                 // A text or thinking block never stays open under a tool.
                 self.close_open(out);
@@ -488,6 +499,35 @@ mod tests {
             enc.encode(e, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn every_signature_reaches_the_client_in_a_block_of_its_own() {
+        // Gemini signs the thought and then the call after it.
+        let out = encode_all(&[
+            StreamEvent::Start { usage: None },
+            StreamEvent::ReasoningSignature("sig-thought".into()),
+            StreamEvent::Reasoning("think".into()),
+            StreamEvent::ReasoningSignature("sig-call".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_a".into(),
+                name: "a".into(),
+            },
+            StreamEvent::Done,
+        ]);
+        let evs = check_anthropic_stream(&out);
+        let sigs: Vec<&Value> = evs
+            .iter()
+            .filter(|(_, v)| v["delta"]["type"] == "signature_delta")
+            .map(|(_, v)| &v["delta"]["signature"])
+            .collect();
+        assert_eq!(sigs, ["sig-thought", "sig-call"]);
+        let thinking = evs
+            .iter()
+            .filter(|(n, v)| n == "content_block_start" && v["content_block"]["type"] == "thinking")
+            .count();
+        assert_eq!(thinking, 2);
     }
 
     #[test]
