@@ -48,6 +48,26 @@ pub struct HostedTool {
 }
 
 impl HostedTool {
+    /// A group of the client's own functions that only its vendor's API
+    /// can describe (Codex's `namespace` tools): left out for other
+    /// vendors rather than refused, since nothing is lost but the group.
+    pub fn client_side(&self) -> bool {
+        self.issuer == Issuer::OpenAi
+            && self.spec.get("type").and_then(Value::as_str) == Some("namespace")
+    }
+
+    /// Refuses the first hosted tool an upstream speaking for `vendor`
+    /// (`None`: a vendor with no hosted tools of this kind) cannot run.
+    pub fn check_all(tools: &[Self], vendor: Option<Issuer>, upstream: &str) -> Result<(), ApiError> {
+        match tools
+            .iter()
+            .find(|t| Some(t.issuer) != vendor && !t.client_side())
+        {
+            Some(t) => Err(t.refused(upstream)),
+            None => Ok(()),
+        }
+    }
+
     /// The 400 for a hosted tool sent to an upstream that cannot run it.
     pub fn refused(&self, upstream: &str) -> ApiError {
         let kind = self

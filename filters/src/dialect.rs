@@ -3,7 +3,7 @@
 //! error, read usage, authenticate upstream — is matched here, exhaustively,
 //! so a new dialect is a new folder plus one arm in each match below.
 
-use crate::canonical::{Issuer, Observed, Request, Response, StreamEvent, Usage};
+use crate::canonical::{HostedTool, Issuer, Observed, Request, Response, StreamEvent, Usage};
 use crate::error::ApiError;
 use crate::wire::sse::SseEvent;
 use crate::{anthropic, gemini, openai_chat, openai_responses};
@@ -73,13 +73,17 @@ pub fn encode_request(
     max_output_tokens: Option<u64>,
 ) -> Result<Value, ApiError> {
     match dialect {
-        Dialect::OpenAiChat => Ok(openai_chat::request::encode(
-            req,
-            model,
-            &opts.openai,
-            max_output_tokens,
-        )),
+        Dialect::OpenAiChat => {
+            HostedTool::check_all(&req.hosted_tools, None, "OpenAI Chat")?;
+            Ok(openai_chat::request::encode(
+                req,
+                model,
+                &opts.openai,
+                max_output_tokens,
+            ))
+        }
         Dialect::Anthropic => {
+            HostedTool::check_all(&req.hosted_tools, Some(Issuer::Anthropic), "Anthropic")?;
             anthropic::request::encode(req, model, &opts.anthropic, max_output_tokens)
         }
         Dialect::Gemini => gemini::request::encode(req, model, &opts.gemini, max_output_tokens),
@@ -481,6 +485,30 @@ mod tests {
         let h = credential_headers(Dialect::Gemini, Some("g-key"));
         assert_eq!(h[0].0, "x-goog-api-key");
         assert!(h[0].1.is_sensitive());
+    }
+
+    #[test]
+    fn hosted_tools_reach_only_their_vendor_and_client_groups_are_left_out() {
+        let body = br#"{"model":"m","input":"hi","tools":[
+            {"type":"function","name":"exec_command","parameters":{"type":"object"}},
+            {"type":"namespace","name":"multi_agent_v1","tools":[]}]}"#;
+        let req = decode_request(Dialect::OpenAiResponses, body).unwrap();
+        let opts = EncodeOptions::default();
+        for d in [Dialect::OpenAiChat, Dialect::Anthropic, Dialect::Gemini] {
+            let v = encode_request(d, &req, "up", &opts, None).unwrap();
+            assert!(!v.to_string().contains("multi_agent_v1"), "{d:?}");
+        }
+        let v = encode_request(Dialect::OpenAiResponses, &req, "up", &opts, None).unwrap();
+        assert!(v.to_string().contains("multi_agent_v1"));
+
+        let body = br#"{"model":"m","input":"hi","tools":[{"type":"web_search"}]}"#;
+        let req = decode_request(Dialect::OpenAiResponses, body).unwrap();
+        for d in [Dialect::OpenAiChat, Dialect::Anthropic, Dialect::Gemini] {
+            let e = encode_request(d, &req, "up", &opts, None).unwrap_err();
+            assert!(e.message.contains("'web_search'"), "{d:?}: {}", e.message);
+            assert_eq!(e.param.as_deref(), Some("tools"));
+        }
+        assert!(encode_request(Dialect::OpenAiResponses, &req, "up", &opts, None).is_ok());
     }
 
     #[test]

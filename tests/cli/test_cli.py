@@ -126,6 +126,9 @@ def codex_config(stack, prefix):
         f'model = "{prefix}-shell"',
         'model_provider = "modelswitch"',
         "check_for_update_on_startup = false",
+        # Web search runs only on OpenAI's side: the gateway refuses it for
+        # models served by anyone else, so it is off (as the README says).
+        'web_search = "disabled"',
         'approval_policy = "never"',
         'sandbox_mode = "danger-full-access"',
         "",

@@ -632,10 +632,8 @@ fn encode_tools(req: &Request, out: &mut Map<String, Value>) -> Result<(), ApiEr
             out.insert("toolConfig".into(), json!({ "functionCallingConfig": fcc }));
         }
     }
-    for h in &req.hosted_tools {
-        if h.issuer != Issuer::Gemini {
-            return Err(h.refused("Gemini"));
-        }
+    HostedTool::check_all(&req.hosted_tools, Some(Issuer::Gemini), "Gemini")?;
+    for h in req.hosted_tools.iter().filter(|h| h.issuer == Issuer::Gemini) {
         tools.push(h.spec.clone());
     }
     if !tools.is_empty() {

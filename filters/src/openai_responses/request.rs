@@ -730,10 +730,8 @@ fn encode_tools(req: &Request, out: &mut Map<String, Value>) -> Result<(), ApiEr
         }
         tools.push(v);
     }
-    for h in &req.hosted_tools {
-        if h.issuer != Issuer::OpenAi {
-            return Err(h.refused("OpenAI Responses"));
-        }
+    HostedTool::check_all(&req.hosted_tools, Some(Issuer::OpenAi), "OpenAI Responses")?;
+    for h in req.hosted_tools.iter().filter(|h| h.issuer == Issuer::OpenAi) {
         tools.push(h.spec.clone());
     }
     if !tools.is_empty() {
