@@ -107,6 +107,89 @@ fn transcode(c: &mut Criterion) {
     g.finish();
 }
 
+/// A 200-chunk upstream stream in `dialect`, written by that dialect's own
+/// encoder (so every dialect's stream carries the same content).
+fn stream_in(dialect: Dialect) -> Vec<u8> {
+    use filters::canonical::{FinishReason, StreamEvent, Usage};
+    use filters::dialect::{ClientStream, StreamEncoder};
+    if dialect == Dialect::OpenAiChat {
+        return openai_stream();
+    }
+    let c = ClientStream {
+        model: "up",
+        include_usage: true,
+        estimated_input: 10,
+        response_id: "resp_bench",
+        ..ClientStream::default()
+    };
+    let mut enc = StreamEncoder::new(dialect, &c);
+    let mut out = BytesMut::new();
+    enc.encode(&StreamEvent::Start { usage: None }, &mut out);
+    for i in 0..200 {
+        enc.encode(&StreamEvent::Text(format!("word{i} ")), &mut out);
+    }
+    let usage = Usage {
+        input_uncached: 10,
+        output_total: 200,
+        ..Usage::default()
+    };
+    enc.encode(&StreamEvent::Usage(usage), &mut out);
+    let finish = StreamEvent::Finish {
+        reason: FinishReason::Stop,
+        stop_sequence: None,
+    };
+    enc.encode(&finish, &mut out);
+    enc.encode(&StreamEvent::Done, &mut out);
+    out.to_vec()
+}
+
+/// CPU per chunk of every translated pair, beside the Chat ⇄ Anthropic
+/// pairs that were measured first: a new dialect should cost at most
+/// 1.2× theirs.
+fn dialect_pairs(c: &mut Criterion) {
+    use Dialect::*;
+    let pairs = [
+        (OpenAiChat, Anthropic),
+        (Anthropic, OpenAiChat),
+        (Gemini, OpenAiChat),
+        (Gemini, Anthropic),
+        (OpenAiResponses, OpenAiChat),
+        (OpenAiResponses, Anthropic),
+        (OpenAiChat, Gemini),
+        (Anthropic, Gemini),
+        (OpenAiChat, OpenAiResponses),
+        (Anthropic, OpenAiResponses),
+        (Gemini, OpenAiResponses),
+        (OpenAiResponses, Gemini),
+    ];
+    let mut g = c.benchmark_group("translate_200_chunks");
+    g.throughput(Throughput::Elements(200));
+    for (up, client) in pairs {
+        let input = stream_in(up);
+        let reads = pieces(&input);
+        let name = format!("{}_to_{}", up.name(), client.name());
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let c = filters::dialect::ClientStream {
+                    model: "client",
+                    estimated_input: 10,
+                    response_id: "resp_x",
+                    ..Default::default()
+                };
+                let mut t = StreamTranscoder::translate_for(up, client, &c);
+                let mut out = BytesMut::with_capacity(64 * 1024);
+                for r in &reads {
+                    t.feed(r, &mut out);
+                }
+                t.finish(&mut out);
+                assert_eq!(t.progress(), &filters::stream::Progress::Done);
+                black_box(out.len())
+            })
+        });
+    }
+    g.finish();
+}
+
 /// A Claude Code-sized request: system prompt, tools, a few turns.
 fn anthropic_request() -> Vec<u8> {
     let tools: Vec<serde_json::Value> = (0..12)
@@ -237,5 +320,13 @@ fn lookups(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sse, transcode, requests, responses, lookups);
+criterion_group!(
+    benches,
+    sse,
+    transcode,
+    dialect_pairs,
+    requests,
+    responses,
+    lookups
+);
 criterion_main!(benches);

@@ -58,7 +58,11 @@ impl HostedTool {
 
     /// Refuses the first hosted tool an upstream speaking for `vendor`
     /// (`None`: a vendor with no hosted tools of this kind) cannot run.
-    pub fn check_all(tools: &[Self], vendor: Option<Issuer>, upstream: &str) -> Result<(), ApiError> {
+    pub fn check_all(
+        tools: &[Self],
+        vendor: Option<Issuer>,
+        upstream: &str,
+    ) -> Result<(), ApiError> {
         match tools
             .iter()
             .find(|t| Some(t.issuer) != vendor && !t.client_side())

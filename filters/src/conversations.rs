@@ -11,7 +11,7 @@
 use crate::canonical::{Message, Part, Role};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,9 @@ pub enum Lookup {
 pub struct ConversationStore {
     limits: Limits,
     inner: Mutex<Inner>,
+    /// Ids a Responses provider minted (it keeps those turns itself), and
+    /// which provider: `GET`/`DELETE` go there. Bounded by count.
+    origins: Mutex<(HashMap<String, Arc<str>>, VecDeque<String>)>,
 }
 
 fn messages_bytes(messages: &[Message]) -> usize {
@@ -88,6 +91,7 @@ impl ConversationStore {
         Self {
             limits,
             inner: Mutex::default(),
+            origins: Mutex::default(),
         }
     }
 
@@ -186,6 +190,27 @@ impl ConversationStore {
             }
             None => false,
         }
+    }
+
+    /// `id` was answered by Responses provider `provider`.
+    pub fn remember_origin(&self, id: &str, provider: Arc<str>) {
+        let mut o = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *o;
+        if map.insert(id.to_owned(), provider).is_none() {
+            order.push_back(id.to_owned());
+        }
+        while map.len() > self.limits.max_entries {
+            match order.pop_front() {
+                Some(old) => map.remove(&old),
+                None => break,
+            };
+        }
+    }
+
+    /// The Responses provider that minted `id`, if one did.
+    pub fn origin(&self, id: &str) -> Option<Arc<str>> {
+        let o = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        o.0.get(id).cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -301,6 +326,20 @@ mod tests {
         }
         assert!(tiny.len() < 10 && !tiny.is_empty());
         assert!(tiny.lock().bytes <= 700);
+    }
+
+    #[test]
+    fn origins_are_bounded() {
+        let s = ConversationStore::new(Limits {
+            max_entries: 2,
+            ..Limits::default()
+        });
+        let p: Arc<str> = Arc::from("openai");
+        for id in ["a", "b", "c"] {
+            s.remember_origin(id, p.clone());
+        }
+        assert_eq!(s.origin("a"), None);
+        assert_eq!(s.origin("c").as_deref(), Some("openai"));
     }
 
     #[test]

@@ -201,8 +201,10 @@ pub struct ClientStream<'a> {
     pub include_usage: bool,
     /// Anthropic `message_start` must carry input tokens before any are known.
     pub estimated_input: u64,
-    /// OpenAI Responses: the id the gateway minted for this response.
+    /// OpenAI Responses: the id the gateway minted for this response, and
+    /// the one it continues.
     pub response_id: &'a str,
+    pub previous_response_id: Option<&'a str>,
     /// OpenAI Chat: how reasoning is sent.
     pub reasoning: openai_chat::stream::ReasoningOutput,
 }
@@ -228,7 +230,8 @@ impl StreamEncoder {
             )),
             Dialect::Gemini => Self::Gemini(gemini::stream::StreamEncoder::new(c.model)),
             Dialect::OpenAiResponses => Self::Responses(
-                openai_responses::stream::StreamEncoder::new(c.model, c.response_id),
+                openai_responses::stream::StreamEncoder::new(c.model, c.response_id)
+                    .with_previous_response_id(c.previous_response_id),
             ),
         }
     }
@@ -279,6 +282,14 @@ impl PassThrough {
             Self::Anthropic(p) => p.event(ev, out),
             Self::Gemini(p) => p.event(ev, out),
             Self::Responses(p) => p.event(ev, out),
+        }
+    }
+
+    /// The upstream's own id for this response (OpenAI Responses).
+    pub fn response_id(&self) -> Option<&str> {
+        match self {
+            Self::Responses(p) => p.response_id(),
+            _ => None,
         }
     }
 

@@ -98,6 +98,14 @@ impl StreamTranscoder {
         self
     }
 
+    /// The id the upstream gave a same-dialect Responses stream.
+    pub fn upstream_response_id(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::PassThrough(p) => p.response_id(),
+            Mode::Translate { .. } => None,
+        }
+    }
+
     /// The whole answer as the client got it, once the stream is done.
     pub fn take_response(&mut self, id: String, model: String) -> Option<Response> {
         if self.progress != Progress::Done {

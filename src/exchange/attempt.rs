@@ -298,6 +298,7 @@ async fn call(
     // large, and every level that held them inline would copy them
     // (measured: a third of the gateway's instructions were memcpy).
     let outgoing = Outgoing {
+        method: "POST",
         path: target.generate_path(attempts.req.stream),
         key,
         headers: &headers,

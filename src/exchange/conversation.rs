@@ -16,6 +16,8 @@ use std::time::Instant;
 pub struct Responses<'a> {
     pub id: &'a str,
     pub store: &'a ConversationStore,
+    /// The conversation it continues, echoed in the answer as OpenAI does.
+    pub previous: Option<&'a str>,
 }
 
 /// A turn waiting for its answer: what the client added to the
@@ -43,20 +45,14 @@ pub fn expand(
         let history = match store.history(&id, Instant::now()) {
             Lookup::Found(m) => m,
             Lookup::Unknown => {
-                return Err(ApiError::new(
-                    ErrorKind::NotFound,
-                    format!("Previous response with id '{id}' not found."),
-                )
-                .with_param("previous_response_id"))
+                return Err(not_found(format!(
+                    "Previous response with id '{id}' not found."
+                )))
             }
             Lookup::Broken(gone) => {
-                return Err(ApiError::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "Previous response with id '{id}' builds on '{gone}', which has expired."
-                    ),
-                )
-                .with_param("previous_response_id"))
+                return Err(not_found(format!(
+                    "Previous response with id '{id}' builds on '{gone}', which has expired."
+                )))
             }
         };
         let new = std::mem::take(&mut req.messages);
@@ -64,6 +60,12 @@ pub fn expand(
         req.messages.extend(new);
     }
     Ok(turn)
+}
+
+fn not_found(message: String) -> ApiError {
+    let mut e = ApiError::new(ErrorKind::NotFound, message).with_param("previous_response_id");
+    e.code = Some("previous_response_not_found".into());
+    e
 }
 
 /// The answered turn, kept under the response's id.

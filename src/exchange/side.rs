@@ -15,13 +15,13 @@ use filters::key_pool::Pick;
 /// Largest answer accepted (a big embeddings batch).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// POSTs `body` to `path` on `target`'s provider; the 2xx body, or why not.
+/// Sends `body` to `path` on `target`'s provider; the 2xx body, or why not.
 pub async fn call_once(
     upstream: &UpstreamClient,
     live: &Live,
     rec: &mut RequestRecord,
     target: &Target,
-    path: &str,
+    (method, path): (&str, &str),
     body: Bytes,
 ) -> Result<Bytes, Failure> {
     let provider = &target.provider;
@@ -38,6 +38,7 @@ pub async fn call_once(
     )];
     let deadline = started + target.timeouts.first_event;
     let outgoing = Outgoing {
+        method,
         path,
         key,
         headers: &headers,

@@ -130,9 +130,17 @@ pub(super) async fn stream_target(
         Served::Clean
     };
     rec.result.usage = t.usage();
+    // A Responses provider keeps its own turns: remember whose they are.
+    if let (Some(r), Some(id)) = (req.responses, t.upstream_response_id()) {
+        r.store.remember_origin(id, provider.name.clone());
+    }
     if let (Some(r), Some(turn)) = (keep, turn) {
         if let Some(answer) = t.take_response(r.id.to_owned(), req.model.to_owned()) {
-            let body = dialect::encode_response(req.dialect, &answer, req.model).to_string();
+            let mut body = dialect::encode_response(req.dialect, &answer, req.model);
+            if let Some(previous) = r.previous {
+                body["previous_response_id"] = previous.into();
+            }
+            let body = body.to_string();
             conversation::keep(r, turn, &answer, body.into());
         }
     }
@@ -167,6 +175,7 @@ fn transcoder(
             include_usage: prepared.include_usage,
             estimated_input: estimate_tokens_from_bytes(req.body_len),
             response_id: req.responses.map_or("", |r| r.id),
+            previous_response_id: req.responses.and_then(|r| r.previous),
             reasoning: req.reasoning,
         };
         let t = StreamTranscoder::translate_for(target.provider.dialect, req.dialect, &client);

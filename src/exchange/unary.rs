@@ -48,6 +48,10 @@ pub(super) async fn unary_target(
         let members = filters::wire::json_peek::members(&body)
             .map_err(|e| Failure::BadResponse(e.to_string()))?;
         rec.result.usage = filters::stream::usage_of_members(upstream_dialect, &members);
+        // A Responses provider keeps its own turns: remember whose they are.
+        if let (Some(r), Some(id)) = (req.responses, members.str("id")) {
+            r.store.remember_origin(&id, target.provider.name.clone());
+        }
         // Gemini names the model as `modelVersion`.
         let member = if upstream_dialect == Dialect::Gemini {
             "modelVersion"
@@ -73,7 +77,10 @@ pub(super) async fn unary_target(
         if let Some(r) = req.responses {
             decoded.id = r.id.to_owned();
         }
-        let v = dialect::encode_response(req.dialect, &decoded, req.model);
+        let mut v = dialect::encode_response(req.dialect, &decoded, req.model);
+        if let Some(previous) = req.responses.and_then(|r| r.previous) {
+            v["previous_response_id"] = previous.into();
+        }
         let out =
             Bytes::from(serde_json::to_vec(&v).map_err(|e| Failure::BadResponse(e.to_string()))?);
         if let (Some(r), Some(turn)) = (req.responses, payload.take_turn()) {

@@ -97,7 +97,7 @@ pub async fn embeddings(
             live,
             rec,
             target,
-            &path,
+            ("POST", &path),
             Bytes::from(upstream_body.to_string()),
         )
         .await;

@@ -77,8 +77,10 @@ pub async fn model(
 }
 
 /// `GET`/`DELETE /v1/responses/{id}`: a response the gateway kept for a
-/// model whose provider keeps none.
+/// model whose provider keeps none, or — for one a Responses provider
+/// answered — that provider's own copy.
 pub async fn stored_response(
+    upstream: &UpstreamClient,
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
@@ -89,19 +91,49 @@ pub async fn stored_response(
     rec.client.key_name = Some(key.name.clone());
     let req = session.req_header();
     let id = filters::ingress::trailing_id(req.uri.path()).unwrap_or_default();
+    let delete = req.method == http::Method::DELETE;
     let not_found = || {
-        ApiError::new(
+        let mut e = ApiError::new(
             ErrorKind::NotFound,
             format!("Response with id '{id}' not found."),
-        )
+        );
+        e.code = Some("response_not_found".into());
+        e
     };
-    let body = if req.method == http::Method::DELETE {
-        if !store.delete(&id) {
-            return Err(not_found());
-        }
-        Bytes::from(json!({"id": id, "object": "response.deleted", "deleted": true}).to_string())
+    let local = if delete {
+        store
+            .delete(&id)
+            .then(|| json!({"id": id, "object": "response.deleted", "deleted": true}))
+            .map(|v| Bytes::from(v.to_string()))
     } else {
-        store.response(&id, Instant::now()).ok_or_else(not_found)?
+        store.response(&id, Instant::now())
+    };
+    let body = match local {
+        Some(body) => body,
+        None => {
+            let origin = store.origin(&id).ok_or_else(not_found)?;
+            // Any target of that provider carries its key pool and budgets.
+            let target = live
+                .config
+                .routes
+                .values()
+                .flat_map(|r| r.targets.iter())
+                .find(|t| t.provider.name == origin)
+                .ok_or_else(not_found)?;
+            let p = &target.provider;
+            let path = format!(
+                "{}/responses/{}",
+                p.path_prefix,
+                filters::wire::http::path_segment(&id)
+            );
+            let method = if delete { "DELETE" } else { "GET" };
+            crate::exchange::call_once(upstream, live, rec, target, (method, &path), Bytes::new())
+                .await
+                .map_err(|f| match f {
+                    crate::upstream::Failure::Status(404, _) => not_found(),
+                    f => f.to_api_error(&p.name, &rec.id),
+                })?
+        }
     };
     respond(session, rec, 200, "application/json", body, &[], false).await;
     Ok(())
@@ -193,11 +225,17 @@ async fn upstream_count(
             json!({"generateContentRequest": inner})
         }
     };
-    let answer =
-        crate::exchange::call_once(upstream, live, rec, target, &path, body.to_string().into())
-            .await
-            .map_err(|f| log::warn!("{} count_tokens via {}: {f:?}", rec.id, p.name))
-            .ok()?;
+    let answer = crate::exchange::call_once(
+        upstream,
+        live,
+        rec,
+        target,
+        ("POST", &path),
+        body.to_string().into(),
+    )
+    .await
+    .map_err(|f| log::warn!("{} count_tokens via {}: {f:?}", rec.id, p.name))
+    .ok()?;
     match p.dialect {
         Dialect::Gemini => filters::gemini::request::count_tokens_from_upstream(&answer),
         _ => serde_json::from_slice::<serde_json::Value>(&answer)

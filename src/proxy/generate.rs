@@ -99,6 +99,9 @@ pub async fn generate(
     let members = filters::wire::json_peek::members(&body)
         .map_err(|e| ApiError::invalid(format!("request body is not a valid JSON object: {e}")))?;
     let Shape { model, stream } = shape(dialect, session.req_header().uri.path(), &members)?;
+    let previous_response_id = members
+        .str("previous_response_id")
+        .filter(|_| dialect == Dialect::OpenAiResponses);
     let rewritable = Rewritable::of(&members);
     drop(members);
     rec.client.model = Some(model.clone());
@@ -143,6 +146,7 @@ pub async fn generate(
         responses: response_id.as_deref().map(|id| Responses {
             id,
             store: conversations,
+            previous: previous_response_id.as_deref(),
         }),
         dialect,
         model: &model,

@@ -90,7 +90,15 @@ impl ProxyHttp for Gateway {
             Endpoint::Models => endpoints::models(session, rec, &live, hint).await,
             Endpoint::Model => endpoints::model(session, rec, &live, hint).await,
             Endpoint::StoredResponse => {
-                endpoints::stored_response(session, rec, &live, self.conversations).await
+                let store = self.conversations;
+                Box::pin(endpoints::stored_response(
+                    &self.upstream,
+                    session,
+                    rec,
+                    &live,
+                    store,
+                ))
+                .await
             }
             Endpoint::CountTokens(dialect) => {
                 Box::pin(endpoints::count_tokens(

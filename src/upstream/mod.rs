@@ -61,6 +61,8 @@ thread_local! {
 
 /// What to send to one target.
 pub struct Outgoing<'a> {
+    /// `POST` for everything but reading or deleting a stored response.
+    pub method: &'a str,
     pub path: &'a str,
     /// Which of the provider's keys (and so credential headers) to use.
     pub key: Option<usize>,
@@ -133,6 +135,7 @@ impl UpstreamClient {
         deadline: Instant,
     ) -> Result<UpstreamCall, Failure> {
         let Outgoing {
+            method,
             path,
             key,
             headers,
@@ -159,6 +162,7 @@ impl UpstreamClient {
             h.finish()
         };
         let mut wire = request_head(
+            method,
             path,
             &host_header,
             body.len(),
@@ -265,6 +269,7 @@ async fn exchange(
 /// in order (credentials, the request's own, the provider's configured
 /// ones); a later header of the same name replaces an earlier one.
 fn request_head(
+    method: &str,
     path: &str,
     host: &str,
     body_len: usize,
@@ -285,7 +290,8 @@ fn request_head(
     let all = || own.iter().chain(groups.iter().flat_map(|g| g.iter()));
     let later = |i: usize, name: &HeaderName| all().skip(i + 1).any(|(n, _)| n == name);
     let mut buf = Vec::with_capacity(512 + path.len() + body_len.min(COALESCE_BODY));
-    buf.extend_from_slice(b"POST ");
+    buf.extend_from_slice(method.as_bytes());
+    buf.extend_from_slice(b" ");
     buf.extend_from_slice(path.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
     for (i, (name, value)) in all().enumerate() {
@@ -449,6 +455,7 @@ mod tests {
         let route = [h("authorization", "Bearer sk-up"), h("x-tenant", "a")];
         let provider = [h("user-agent", "team-proxy"), h("x-tenant", "b")];
         let head = request_head(
+            "POST",
             "/v1/chat/completions",
             "api.example.com",
             42,

@@ -633,7 +633,11 @@ fn encode_tools(req: &Request, out: &mut Map<String, Value>) -> Result<(), ApiEr
         }
     }
     HostedTool::check_all(&req.hosted_tools, Some(Issuer::Gemini), "Gemini")?;
-    for h in req.hosted_tools.iter().filter(|h| h.issuer == Issuer::Gemini) {
+    for h in req
+        .hosted_tools
+        .iter()
+        .filter(|h| h.issuer == Issuer::Gemini)
+    {
         tools.push(h.spec.clone());
     }
     if !tools.is_empty() {

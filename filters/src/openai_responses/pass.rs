@@ -129,6 +129,11 @@ impl PassThrough {
         self.done
     }
 
+    /// The id the upstream gave this response (from `response.created`).
+    pub fn response_id(&self) -> Option<&str> {
+        self.response_id.as_deref()
+    }
+
     /// The client's in-stream failure after a forwarded prefix: a
     /// `response.failed` for the same response, continuing the upstream's
     /// sequence numbers (what Codex and the SDKs expect, rather than a bare

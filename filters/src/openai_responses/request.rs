@@ -731,7 +731,11 @@ fn encode_tools(req: &Request, out: &mut Map<String, Value>) -> Result<(), ApiEr
         tools.push(v);
     }
     HostedTool::check_all(&req.hosted_tools, Some(Issuer::OpenAi), "OpenAI Responses")?;
-    for h in req.hosted_tools.iter().filter(|h| h.issuer == Issuer::OpenAi) {
+    for h in req
+        .hosted_tools
+        .iter()
+        .filter(|h| h.issuer == Issuer::OpenAi)
+    {
         tools.push(h.spec.clone());
     }
     if !tools.is_empty() {

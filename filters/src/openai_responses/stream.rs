@@ -398,6 +398,8 @@ pub struct StreamEncoder {
     usage: Option<Usage>,
     finish: Option<FinishReason>,
     scratch: Vec<u8>,
+    /// Echoed in every response object, as OpenAI does.
+    previous_response_id: Option<String>,
 }
 
 impl StreamEncoder {
@@ -418,7 +420,22 @@ impl StreamEncoder {
             usage: None,
             finish: None,
             scratch: Vec::with_capacity(256),
+            previous_response_id: None,
         }
+    }
+
+    /// The conversation this response continues, echoed like OpenAI does.
+    pub fn with_previous_response_id(mut self, id: Option<&str>) -> Self {
+        self.previous_response_id = id.map(str::to_owned);
+        self
+    }
+
+    fn envelope(&self, status: &str) -> Value {
+        let mut v = envelope(&self.id, &self.model, self.created_at, status);
+        if let Some(p) = &self.previous_response_id {
+            v["previous_response_id"] = json!(p);
+        }
+        v
     }
 
     /// One event: `type` and `sequence_number` added, named by `event:`.
@@ -437,7 +454,7 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
-        let resp = envelope(&self.id, &self.model, self.created_at, "in_progress");
+        let resp = self.envelope("in_progress");
         self.emit(out, "response.created", json!({"response": resp}));
         self.emit(out, "response.in_progress", json!({"response": resp}));
     }
@@ -726,7 +743,7 @@ impl StreamEncoder {
             Some(_) => ("incomplete", "response.incomplete"),
             None => ("completed", "response.completed"),
         };
-        let mut resp = envelope(&self.id, &self.model, self.created_at, status);
+        let mut resp = self.envelope(status);
         resp["output"] = Value::Array(std::mem::take(&mut self.output));
         resp["usage"] = usage_to_wire(&self.usage.unwrap_or_default());
         if let Some(reason) = incomplete {
@@ -744,7 +761,7 @@ impl StreamEncoder {
         }
         self.ensure_started(out);
         self.ended = true;
-        let mut resp = envelope(&self.id, &self.model, self.created_at, "failed");
+        let mut resp = self.envelope("failed");
         resp["output"] = Value::Array(std::mem::take(&mut self.output));
         resp["error"] = json!({"code": super::error::failed_code(e),
             "message": super::error::failed_message(e)});

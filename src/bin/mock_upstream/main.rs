@@ -131,6 +131,9 @@ pub(crate) struct Stats {
     by_endpoint: HashMap<String, u64>,
     /// Per model, digests of its last `SEEN` requests, oldest first.
     seen: HashMap<String, VecDeque<Value>>,
+    /// Responses answered with `store` not false, by id, for
+    /// `GET`/`DELETE /v1/responses/{id}` (as OpenAI keeps them).
+    stored: HashMap<String, Value>,
 }
 
 /// How many request digests `seen` keeps per model.
@@ -500,6 +503,12 @@ async fn answer(
     };
     let mut plan = Plan::new(req, dialect, opts, defaults, a.body_len);
     plan.response_id = format!("resp_mock_{}", a.n);
+    if dialect == Dialect::Responses && req.get("store") != Some(&Value::Bool(false)) {
+        if let Ok(mut s) = stats.lock() {
+            s.stored
+                .insert(plan.response_id.clone(), responses::body(&plan, a.model));
+        }
+    }
     let kind = match dialect {
         Dialect::Gemini => Kind::Gemini {
             sse: gemini::query_param(a.query, "alt").is_some_and(|v| v == "sse"),
@@ -567,6 +576,38 @@ async fn respond_control(
                    "by_endpoint": s.by_endpoint, "seen": s.seen})
         };
         return write_plain(sock, 200, &v.to_string(), "").await.map(Some);
+    }
+    if let Some(id) = route
+        .strip_prefix("/v1/responses/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        let found = {
+            let mut s = stats
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            *s.by_endpoint
+                .entry(format!("responses:{method}"))
+                .or_default() += 1;
+            match method {
+                "GET" => s.stored.get(id).cloned(),
+                "DELETE" => s
+                    .stored
+                    .remove(id)
+                    .map(|_| json!({"id": id, "object": "response.deleted", "deleted": true})),
+                _ => None,
+            }
+        };
+        let (status, body) = match found {
+            Some(v) => (200, v),
+            None => (
+                404,
+                json!({"error": {"message": format!("Response with id '{id}' not found."),
+                "type": "invalid_request_error", "param": null, "code": null}}),
+            ),
+        };
+        return write_plain(sock, status, &body.to_string(), "")
+            .await
+            .map(Some);
     }
     if method == "POST" && route == "/_mock/reset" {
         if let Ok(mut s) = stats.lock() {
