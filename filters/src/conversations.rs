@@ -75,8 +75,11 @@ pub struct ConversationStore {
     inner: Mutex<Inner>,
     /// Ids a Responses provider minted (it keeps those turns itself), and
     /// which provider: `GET`/`DELETE` go there. Bounded by count.
-    origins: Mutex<(HashMap<String, Arc<str>>, VecDeque<String>)>,
+    origins: Mutex<Origins>,
 }
+
+/// Response id → provider, and the ids in insertion order for eviction.
+type Origins = (HashMap<String, Arc<str>>, VecDeque<String>);
 
 fn messages_bytes(messages: &[Message]) -> usize {
     let req = crate::canonical::Request {
