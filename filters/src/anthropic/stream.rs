@@ -265,6 +265,24 @@ impl StreamEncoder {
         }
     }
 
+    /// A text or thinking delta, the hot path, written without a JSON
+    /// tree; `kind_and_field` closes the delta type's string and names its
+    /// text member.
+    fn delta(&mut self, out: &mut BytesMut, idx: u64, kind_and_field: &str, t: &str) {
+        let b = &mut self.scratch;
+        b.clear();
+        b.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
+        // The number through serde_json: itoa, no allocation.
+        let ok = serde_json::to_writer(&mut *b, &idx).is_ok();
+        b.extend_from_slice(b",\"delta\":{\"type\":\"");
+        b.extend_from_slice(kind_and_field.as_bytes());
+        b.extend_from_slice(b"\":");
+        if ok && serde_json::to_writer(&mut *b, t).is_ok() {
+            b.extend_from_slice(b"}}");
+            encode_event(out, Some("content_block_delta"), &self.scratch);
+        }
+    }
+
     fn start(&mut self, out: &mut BytesMut, usage: Option<Usage>) {
         if self.started {
             return;
@@ -348,11 +366,11 @@ impl StreamEncoder {
             StreamEvent::Start { .. } => {}
             StreamEvent::Text(t) => {
                 let idx = self.ensure_open(out, OpenKind::Text);
-                self.emit(out, "content_block_delta", &json!({"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": t}}));
+                self.delta(out, idx, "text_delta\",\"text", t);
             }
             StreamEvent::Reasoning(t) => {
                 let idx = self.ensure_open(out, OpenKind::Thinking);
-                self.emit(out, "content_block_delta", &json!({"type": "content_block_delta", "index": idx, "delta": {"type": "thinking_delta", "thinking": t}}));
+                self.delta(out, idx, "thinking_delta\",\"thinking", t);
             }
             StreamEvent::ReasoningSignature(s) => {
                 // One signature per thinking block. A second one (Gemini

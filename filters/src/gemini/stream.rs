@@ -22,6 +22,38 @@ use serde_json::{json, Value};
 
 // ------------------------------------------------------------------ decoder
 
+/// The members of a chunk the decoder reads, typed: unknown members
+/// (`modelVersion`, `responseId`, `index`, safety ratings) are skipped
+/// without building a tree, which was most of a text chunk's cost.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireChunk {
+    #[serde(default)]
+    candidates: Vec<WireCandidate>,
+    usage_metadata: Option<Value>,
+    error: Option<Value>,
+    prompt_feedback: Option<WireFeedback>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCandidate {
+    content: Option<WireContent>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct WireContent {
+    #[serde(default)]
+    parts: Vec<Value>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireFeedback {
+    block_reason: Option<Value>,
+}
+
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
@@ -41,10 +73,14 @@ impl StreamDecoder {
         if self.done || data.is_empty() {
             return;
         }
-        match serde_json::from_str::<Value>(data) {
-            // A JSON-array framed body fed as one event: its chunks in order.
-            Ok(Value::Array(chunks)) => chunks.iter().for_each(|c| self.chunk(c, out)),
-            Ok(v) => self.chunk(&v, out),
+        // A JSON-array framed body fed as one event: its chunks in order.
+        let parsed = if data.starts_with('[') {
+            serde_json::from_str::<Vec<WireChunk>>(data)
+        } else {
+            serde_json::from_str::<WireChunk>(data).map(|c| vec![c])
+        };
+        match parsed {
+            Ok(chunks) => chunks.iter().for_each(|c| self.chunk(c, out)),
             Err(e) => {
                 self.done = true;
                 out.push(StreamEvent::Error(ApiError::new(
@@ -55,36 +91,35 @@ impl StreamDecoder {
         }
     }
 
-    fn chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+    fn chunk(&mut self, v: &WireChunk, out: &mut Vec<StreamEvent>) {
         if self.done {
             return;
         }
-        if v.get("error").is_some_and(|e| !e.is_null()) {
+        if let Some(e) = v.error.as_ref().filter(|e| !e.is_null()) {
             self.done = true;
-            out.push(StreamEvent::Error(ApiError::from_stream_payload(v)));
+            let payload = json!({ "error": e });
+            out.push(StreamEvent::Error(ApiError::from_stream_payload(&payload)));
             return;
         }
-        let usage = v.get("usageMetadata").map(usage_from_wire);
+        let usage = v.usage_metadata.as_ref().map(usage_from_wire);
         if !self.started {
             self.started = true;
             self.usage = usage;
             out.push(StreamEvent::Start { usage });
         }
-        let cand = v.pointer("/candidates/0");
-        if let Some(parts) = cand
-            .and_then(|c| c.pointer("/content/parts"))
-            .and_then(Value::as_array)
-        {
-            for p in parts {
+        let cand = v.candidates.first();
+        if let Some(content) = cand.and_then(|c| c.content.as_ref()) {
+            for p in &content.parts {
                 self.part(p, out);
             }
         }
-        if let Some(f) = cand
-            .and_then(|c| c.get("finishReason"))
-            .and_then(Value::as_str)
-        {
+        let blocked = v
+            .prompt_feedback
+            .as_ref()
+            .is_some_and(|f| f.block_reason.is_some());
+        if let Some(f) = cand.and_then(|c| c.finish_reason.as_deref()) {
             self.finish = Some(finish_from_wire(f));
-        } else if cand.is_none() && v.pointer("/promptFeedback/blockReason").is_some() {
+        } else if cand.is_none() && blocked {
             self.finish = Some(FinishReason::ContentFilter);
         }
         if let Some(u) = usage.filter(|u| Some(*u) != self.usage) {
@@ -176,13 +211,24 @@ pub struct StreamEncoder {
     usage: Option<Usage>,
     finish: Option<FinishReason>,
     scratch: Vec<u8>,
+    /// `"modelVersion":…,"responseId":…}`, serialised once: a text chunk is
+    /// the hot path and is written without a JSON tree.
+    tail: Vec<u8>,
 }
+
+/// A one-text-part chunk up to the text.
+const TEXT_HEAD: &[u8] = b"{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":";
 
 impl StreamEncoder {
     pub fn new(model: &str) -> Self {
+        let id = new_id("");
+        let mut tail = serde_json::to_vec(&json!({"modelVersion": model, "responseId": id}))
+            .unwrap_or_default();
+        tail.remove(0);
         Self {
+            tail,
             model: model.to_owned(),
-            id: new_id(""),
+            id,
             pending_signature: None,
             calls: Vec::new(),
             usage: None,
@@ -209,6 +255,29 @@ impl StreamEncoder {
         }
         v["candidates"] = json!([cand]);
         self.emit(out, &v);
+    }
+
+    /// A text (or thought) chunk; written directly when nothing else
+    /// rides along (no buffered calls, no held signature).
+    fn text_part(&mut self, out: &mut BytesMut, text: &str, thought: bool) {
+        if self.pending_signature.is_some() || self.calls.iter().any(Option::is_some) {
+            let mut part = json!({ "text": text });
+            if thought {
+                part["thought"] = json!(true);
+            }
+            return self.part(out, part);
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(TEXT_HEAD);
+        if serde_json::to_writer(&mut self.scratch, text).is_err() {
+            return;
+        }
+        if thought {
+            self.scratch.extend_from_slice(b",\"thought\":true");
+        }
+        self.scratch.extend_from_slice(b"}]},\"index\":0}],");
+        self.scratch.extend_from_slice(&self.tail);
+        encode_event(out, None, &self.scratch);
     }
 
     /// A content part, carrying the signature held for it.
@@ -243,8 +312,8 @@ impl StreamEncoder {
                     self.usage = *usage;
                 }
             }
-            StreamEvent::Text(t) => self.part(out, json!({"text": t})),
-            StreamEvent::Reasoning(t) => self.part(out, json!({"text": t, "thought": true})),
+            StreamEvent::Text(t) => self.text_part(out, t, false),
+            StreamEvent::Reasoning(t) => self.text_part(out, t, true),
             StreamEvent::ReasoningSignature(s) => self.signature(s, out),
             StreamEvent::ToolCallStart { index, id, name } => {
                 if self.calls.len() <= *index {

@@ -352,3 +352,22 @@ fn errors_after_commit_and_no_keepalive() {
         json!([{"text": ""}])
     );
 }
+
+#[test]
+fn text_chunks_written_directly_equal_the_tree_built_ones() {
+    let mut enc = StreamEncoder::new("m\"odel");
+    for thought in [false, true] {
+        let (mut fast, mut tree) = (BytesMut::new(), BytesMut::new());
+        enc.text_part(&mut fast, "hé \"q\"\n", thought);
+        let mut part = json!({"text": "hé \"q\"\n"});
+        if thought {
+            part["thought"] = json!(true);
+        }
+        enc.chunk(&mut tree, vec![part], false);
+        let parse = |b: &BytesMut| -> Value {
+            let text = std::str::from_utf8(b).unwrap();
+            serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap()
+        };
+        assert_eq!(parse(&fast), parse(&tree));
+    }
+}

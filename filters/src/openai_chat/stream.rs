@@ -283,16 +283,32 @@ pub struct StreamEncoder {
     usage: Option<Usage>,
     finish: Option<FinishReason>,
     scratch: Vec<u8>,
+    /// Every content chunk up to its delta, serialised once: a text delta
+    /// is the hot path, and building a JSON tree per chunk was most of it.
+    delta_prefix: Vec<u8>,
 }
+
+/// What follows a content chunk's delta.
+const DELTA_SUFFIX: &[u8] = b",\"logprobs\":null,\"finish_reason\":null}]}";
 
 impl StreamEncoder {
     pub fn new(model: &str, include_usage: bool) -> Self {
+        let id = new_id("chatcmpl-");
+        let created = unix_now();
+        let head = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "system_fingerprint": null});
+        // `{…head…,"choices":[{"index":0,"delta":` — the head's closing brace
+        // replaced by the choices member.
+        let mut delta_prefix = serde_json::to_vec(&head).unwrap_or_default();
+        delta_prefix.pop();
+        delta_prefix.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
         Self {
+            delta_prefix,
             reasoning_output: ReasoningOutput::Delta,
             held_reasoning: String::new(),
-            id: new_id("chatcmpl-"),
+            id,
             model: model.to_owned(),
-            created: unix_now(),
+            created,
             include_usage,
             role_sent: false,
             saw_tool: false,
@@ -312,7 +328,22 @@ impl StreamEncoder {
     fn flush_reasoning(&mut self, out: &mut BytesMut) {
         if !self.held_reasoning.is_empty() {
             let text = std::mem::take(&mut self.held_reasoning);
-            self.chunk(out, json!({"reasoning_content": text}), None);
+            self.text_chunk(out, "reasoning_content", &text);
+        }
+    }
+
+    /// A chunk whose delta is one text member (`content`,
+    /// `reasoning_content`), written without a JSON tree.
+    fn text_chunk(&mut self, out: &mut BytesMut, field: &str, text: &str) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.delta_prefix);
+        self.scratch.extend_from_slice(b"{\"");
+        self.scratch.extend_from_slice(field.as_bytes());
+        self.scratch.extend_from_slice(b"\":");
+        if serde_json::to_writer(&mut self.scratch, text).is_ok() {
+            self.scratch.extend_from_slice(b"}");
+            self.scratch.extend_from_slice(DELTA_SUFFIX);
+            encode_event(out, None, &self.scratch);
         }
     }
 
@@ -355,14 +386,12 @@ impl StreamEncoder {
             }
             StreamEvent::Text(t) => {
                 self.ensure_role(out);
-                self.chunk(out, json!({"content": t}), None);
+                self.text_chunk(out, "content", t);
             }
             StreamEvent::Reasoning(t) => {
                 self.ensure_role(out);
                 match self.reasoning_output {
-                    ReasoningOutput::Delta => {
-                        self.chunk(out, json!({"reasoning_content": t}), None)
-                    }
+                    ReasoningOutput::Delta => self.text_chunk(out, "reasoning_content", t),
                     ReasoningOutput::Whole => self.held_reasoning.push_str(t),
                     ReasoningOutput::Omit => {}
                 }
@@ -449,6 +478,19 @@ mod tests {
                     .map(str::to_owned)
             })
             .collect()
+    }
+
+    #[test]
+    fn text_chunks_written_directly_equal_the_tree_built_ones() {
+        let mut enc = StreamEncoder::new("m\"odel", false);
+        let (mut fast, mut tree) = (BytesMut::new(), BytesMut::new());
+        enc.text_chunk(&mut fast, "content", "hé \"quoted\"\n");
+        enc.chunk(&mut tree, json!({"content": "hé \"quoted\"\n"}), None);
+        let parse = |b: &BytesMut| -> Value {
+            let text = std::str::from_utf8(b).unwrap();
+            serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap()
+        };
+        assert_eq!(parse(&fast), parse(&tree));
     }
 
     #[test]

@@ -438,6 +438,37 @@ impl StreamEncoder {
         v
     }
 
+    /// A text or summary delta, the hot path, written without a JSON tree
+    /// (the same members `emit` would write).
+    fn delta_event(&mut self, out: &mut BytesMut, name: &str, id: &str, index: usize, t: &str) {
+        let text_delta = name == "response.output_text.delta";
+        let b = &mut self.scratch;
+        b.clear();
+        b.extend_from_slice(b"{\"type\":\"");
+        b.extend_from_slice(name.as_bytes());
+        b.extend_from_slice(b"\",\"sequence_number\":");
+        // Numbers through serde_json: itoa, no allocation.
+        let mut ok = serde_json::to_writer(&mut *b, &self.seq).is_ok();
+        b.extend_from_slice(b",\"item_id\":");
+        ok &= serde_json::to_writer(&mut *b, id).is_ok();
+        b.extend_from_slice(b",\"output_index\":");
+        ok &= serde_json::to_writer(&mut *b, &index).is_ok();
+        b.extend_from_slice(if text_delta {
+            b",\"content_index\":0,\"delta\":".as_slice()
+        } else {
+            b",\"summary_index\":0,\"delta\":".as_slice()
+        });
+        if !ok || serde_json::to_writer(&mut *b, t).is_err() {
+            return;
+        }
+        if text_delta {
+            b.extend_from_slice(b",\"logprobs\":[]");
+        }
+        b.push(b'}');
+        self.seq += 1;
+        encode_event(out, Some(name), &self.scratch);
+    }
+
     /// One event: `type` and `sequence_number` added, named by `event:`.
     fn emit(&mut self, out: &mut BytesMut, name: &str, mut v: Value) {
         v["type"] = json!(name);
@@ -510,9 +541,11 @@ impl StreamEncoder {
         }
         if let Some(OpenItem::Message { id, index, text }) = &mut self.open {
             text.push_str(t);
-            let v = json!({"item_id": id, "output_index": index, "content_index": 0,
-                "delta": t, "logprobs": []});
-            self.emit(out, "response.output_text.delta", v);
+            let (id, index) = (std::mem::take(id), *index);
+            self.delta_event(out, "response.output_text.delta", &id, index, t);
+            if let Some(OpenItem::Message { id: slot, .. }) = &mut self.open {
+                *slot = id;
+            }
         }
     }
 
@@ -541,8 +574,11 @@ impl StreamEncoder {
         }) = &mut self.open
         {
             text.push_str(t);
-            let v = json!({"item_id": id, "output_index": index, "summary_index": 0, "delta": t});
-            self.emit(out, "response.reasoning_summary_text.delta", v);
+            let (id, index) = (std::mem::take(id), *index);
+            self.delta_event(out, "response.reasoning_summary_text.delta", &id, index, t);
+            if let Some(OpenItem::Reasoning { id: slot, .. }) = &mut self.open {
+                *slot = id;
+            }
         }
     }
 
