@@ -99,9 +99,9 @@ pub async fn generate(
     let members = filters::wire::json_peek::members(&body)
         .map_err(|e| ApiError::invalid(format!("request body is not a valid JSON object: {e}")))?;
     let Shape { model, stream } = shape(dialect, session.req_header().uri.path(), &members)?;
-    let previous_response_id = members
-        .str("previous_response_id")
-        .filter(|_| dialect == Dialect::OpenAiResponses);
+    let previous_response_id = (dialect == Dialect::OpenAiResponses)
+        .then(|| members.str("previous_response_id"))
+        .flatten();
     let rewritable = Rewritable::of(&members);
     drop(members);
     rec.client.model = Some(model.clone());
