@@ -168,9 +168,6 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             filters::conversations::Limits::default(),
         ))),
     };
-    // The tokenizer's tables load in the background, not on the first
-    // count_tokens request.
-    std::thread::spawn(filters::tokens::warm_up);
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
     let mut service = Service::new("modelswitch".into(), edge);

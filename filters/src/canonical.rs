@@ -478,6 +478,17 @@ pub fn signature_from_client(wire: &str, client: Issuer) -> String {
     signature_minted(client, wire)
 }
 
+/// Whether raw request bytes carry a token the gateway tagged (one of the
+/// issuer tags, or the unsigned marker). Exact tags only: a conversation
+/// that merely mentions "modelswitch-" keeps its pass-through.
+pub fn contains_tagged_token(body: &[u8]) -> bool {
+    const TAILS: [&[u8]; 4] = [b"anthropic:", b"gemini:", b"openai:", b"unsigned:"];
+    memchr::memmem::find_iter(body, TAG_PREFIX.as_bytes()).any(|at| {
+        let rest = &body[at + TAG_PREFIX.len()..];
+        TAILS.iter().any(|t| rest.starts_with(t))
+    })
+}
+
 /// Marks a reasoning signature the gateway made up because the upstream
 /// gave none (Anthropic clients drop unsigned thinking). It must never reach
 /// a real Anthropic upstream, which rejects any signature it did not mint.
@@ -492,6 +503,46 @@ mod signature_tests {
     use super::*;
 
     #[test]
+    fn accumulated_reasoning_keeps_each_signature_with_its_block() {
+        let fold = |evs: Vec<StreamEvent>| {
+            let mut a = Accumulator::default();
+            evs.iter().for_each(|e| a.push(e));
+            a.into_response("r".into(), "m".into())
+                .parts
+                .into_iter()
+                .filter_map(|p| match p {
+                    Part::Reasoning(r) => Some((r.text, r.signature)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let sig = |s: &str| StreamEvent::ReasoningSignature(s.into());
+        let think = |s: &str| StreamEvent::Reasoning(s.into());
+        // Anthropic: text, then its signature; two blocks.
+        assert_eq!(
+            fold(vec![
+                think("a"),
+                think("b"),
+                sig("s1"),
+                think("c"),
+                sig("s2")
+            ]),
+            [
+                ("ab".into(), Some("s1".into())),
+                ("c".into(), Some("s2".into()))
+            ]
+        );
+        // Gemini: the thought's signature first, then one for the call.
+        assert_eq!(
+            fold(vec![sig("g1"), think("t"), sig("g2")]),
+            [
+                ("t".into(), Some("g1".into())),
+                (String::new(), Some("g2".into()))
+            ]
+        );
+    }
+
+    #[test]
     fn tokens_go_back_only_to_their_issuer() {
         let g = signature_minted(Issuer::Gemini, "g1");
         assert_eq!(signature_issued_by(&g, Issuer::Gemini), Some("g1"));
@@ -503,6 +554,18 @@ mod signature_tests {
         assert_eq!(signature_issued_by(&a, Issuer::Gemini), None);
         let synthetic = format!("{SYNTHETIC_SIGNATURE_PREFIX}x");
         assert_eq!(signature_issued_by(&synthetic, Issuer::Anthropic), None);
+    }
+
+    #[test]
+    fn only_exact_tags_count_as_tagged_tokens() {
+        assert!(contains_tagged_token(
+            b"{\"signature\":\"modelswitch-gemini:abc\"}"
+        ));
+        assert!(contains_tagged_token(b"x modelswitch-unsigned:1"));
+        assert!(!contains_tagged_token(
+            b"echo modelswitch-$((6*7)) -> modelswitch-42"
+        ));
+        assert!(!contains_tagged_token(b"modelswitch-"));
     }
 
     #[test]
@@ -581,8 +644,10 @@ pub(crate) fn opt_str(v: &serde_json::Value, key: &str) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct Accumulator {
     text: String,
-    reasoning: String,
-    signature: Option<String>,
+    /// In order, each with its own signature: a signature belongs to the
+    /// reasoning before it (Gemini also signs a function call with one of
+    /// its own), and a token must come back exactly as it was minted.
+    reasoning: Vec<Reasoning>,
     calls: Vec<ToolCall>,
     finish: Option<FinishReason>,
     stop_sequence: Option<String>,
@@ -594,8 +659,24 @@ impl Accumulator {
         match ev {
             StreamEvent::Start { usage: Some(u) } | StreamEvent::Usage(u) => self.usage = *u,
             StreamEvent::Text(t) => self.text.push_str(t),
-            StreamEvent::Reasoning(t) => self.reasoning.push_str(t),
-            StreamEvent::ReasoningSignature(s) => self.signature = Some(s.clone()),
+            // Anthropic signs a block after its text, Gemini before it: a
+            // signed block takes more text only while it has none.
+            StreamEvent::Reasoning(t) => match self.reasoning.last_mut() {
+                Some(r) if r.signature.is_none() || r.text.is_empty() => r.text.push_str(t),
+                _ => self.reasoning.push(Reasoning {
+                    text: t.clone(),
+                    signature: None,
+                    redacted: None,
+                }),
+            },
+            StreamEvent::ReasoningSignature(s) => match self.reasoning.last_mut() {
+                Some(r) if r.signature.is_none() => r.signature = Some(s.clone()),
+                _ => self.reasoning.push(Reasoning {
+                    text: String::new(),
+                    signature: Some(s.clone()),
+                    redacted: None,
+                }),
+            },
             StreamEvent::ToolCallStart { index, id, name } => {
                 if *index >= self.calls.len() {
                     self.calls.resize_with(index + 1, || ToolCall {
@@ -624,14 +705,7 @@ impl Accumulator {
     }
 
     pub fn into_response(self, id: String, model: String) -> Response {
-        let mut parts = Vec::new();
-        if !self.reasoning.is_empty() || self.signature.is_some() {
-            parts.push(Part::Reasoning(Reasoning {
-                text: self.reasoning,
-                signature: self.signature,
-                redacted: None,
-            }));
-        }
+        let mut parts: Vec<Part> = self.reasoning.into_iter().map(Part::Reasoning).collect();
         if !self.text.is_empty() {
             parts.push(Part::Text(TextPart {
                 text: self.text,

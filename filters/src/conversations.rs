@@ -43,6 +43,9 @@ pub struct Turn {
     pub output: Vec<Part>,
     /// The response object as the client got it, for `GET`.
     pub response: Bytes,
+    /// The client key's name: only the key that made a turn may read,
+    /// continue or delete it (the id alone is no credential).
+    pub owner: String,
 }
 
 #[derive(Debug)]
@@ -78,15 +81,41 @@ pub struct ConversationStore {
     origins: Mutex<Origins>,
 }
 
-/// Response id → provider, and the ids in insertion order for eviction.
-type Origins = (HashMap<String, Arc<str>>, VecDeque<String>);
+/// Response id → (provider, owning key name), and the ids in insertion
+/// order for eviction.
+type Origins = (HashMap<String, (Arc<str>, String)>, VecDeque<String>);
 
-fn messages_bytes(messages: &[Message]) -> usize {
-    let req = crate::canonical::Request {
-        messages: messages.to_vec(),
-        ..Default::default()
+/// Bytes a part holds: every string in it (not a token estimate: images,
+/// documents and signatures count in full).
+fn part_bytes(p: &Part) -> usize {
+    use crate::canonical::Media;
+    let media = |m: &Media| match m {
+        Media::Base64 { mime, data } => mime.len() + data.len(),
+        Media::Url(u) | Media::Text(u) => u.len(),
     };
-    crate::canonical::text_bytes(&req)
+    32 + match p {
+        Part::Text(t) => t.text.len(),
+        Part::Image(m) | Part::Document(m) => media(m),
+        Part::ToolCall(c) => c.id.len() + c.name.len() + c.arguments.len(),
+        Part::ToolResult(r) => r.call_id.len() + r.content.iter().map(part_bytes).sum::<usize>(),
+        Part::Reasoning(r) => {
+            r.text.len()
+                + r.signature.as_ref().map_or(0, String::len)
+                + r.redacted.as_ref().map_or(0, String::len)
+        }
+    }
+}
+
+/// What one kept turn costs, roughly as allocated.
+fn turn_bytes(id: &str, turn: &Turn) -> usize {
+    let parts = turn
+        .input
+        .iter()
+        .flat_map(|m| &m.parts)
+        .chain(&turn.output)
+        .map(part_bytes)
+        .sum::<usize>();
+    id.len() + turn.response.len() + turn.owner.len() + parts + 256
 }
 
 impl ConversationStore {
@@ -105,14 +134,7 @@ impl ConversationStore {
     }
 
     pub fn insert(&self, id: String, turn: Turn, now: Instant) {
-        let bytes = id.len()
-            + turn.response.len()
-            + messages_bytes(&turn.input)
-            + messages_bytes(&[Message {
-                role: Role::Assistant,
-                parts: turn.output.clone(),
-            }])
-            + 256;
+        let bytes = turn_bytes(&id, &turn);
         if bytes > self.limits.max_bytes {
             return;
         }
@@ -143,13 +165,13 @@ impl ConversationStore {
 
     /// The whole conversation up to and including response `id`: every
     /// earlier turn's input and output, oldest first.
-    pub fn history(&self, id: &str, now: Instant) -> Lookup {
+    pub fn history(&self, id: &str, owner: &str, now: Instant) -> Lookup {
         let mut inner = self.lock();
         expire(&mut inner, &self.limits, now);
         let mut chain = Vec::new();
         let mut at = Some(id.to_owned());
         while let Some(cur) = at {
-            let Some(e) = inner.entries.get(&cur) else {
+            let Some(e) = inner.entries.get(&cur).filter(|e| e.turn.owner == owner) else {
                 return if chain.is_empty() {
                     Lookup::Unknown
                 } else {
@@ -177,14 +199,21 @@ impl ConversationStore {
     }
 
     /// The response object as it was sent.
-    pub fn response(&self, id: &str, now: Instant) -> Option<Bytes> {
+    pub fn response(&self, id: &str, owner: &str, now: Instant) -> Option<Bytes> {
         let mut inner = self.lock();
         expire(&mut inner, &self.limits, now);
-        inner.entries.get(id).map(|e| e.turn.response.clone())
+        inner
+            .entries
+            .get(id)
+            .filter(|e| e.turn.owner == owner)
+            .map(|e| e.turn.response.clone())
     }
 
-    pub fn delete(&self, id: &str) -> bool {
+    pub fn delete(&self, id: &str, owner: &str) -> bool {
         let mut inner = self.lock();
+        if inner.entries.get(id).is_none_or(|e| e.turn.owner != owner) {
+            return false;
+        }
         match inner.entries.remove(id) {
             Some(e) => {
                 inner.bytes -= e.bytes;
@@ -195,11 +224,14 @@ impl ConversationStore {
         }
     }
 
-    /// `id` was answered by Responses provider `provider`.
-    pub fn remember_origin(&self, id: &str, provider: Arc<str>) {
+    /// `id` was answered by Responses provider `provider` for `owner`.
+    pub fn remember_origin(&self, id: &str, provider: Arc<str>, owner: &str) {
         let mut o = self.origins.lock().unwrap_or_else(|p| p.into_inner());
         let (map, order) = &mut *o;
-        if map.insert(id.to_owned(), provider).is_none() {
+        if map
+            .insert(id.to_owned(), (provider, owner.to_owned()))
+            .is_none()
+        {
             order.push_back(id.to_owned());
         }
         while map.len() > self.limits.max_entries {
@@ -210,10 +242,20 @@ impl ConversationStore {
         }
     }
 
-    /// The Responses provider that minted `id`, if one did.
-    pub fn origin(&self, id: &str) -> Option<Arc<str>> {
+    /// The Responses provider that minted `id` for `owner`, if one did.
+    pub fn origin(&self, id: &str, owner: &str) -> Option<Arc<str>> {
         let o = self.origins.lock().unwrap_or_else(|p| p.into_inner());
-        o.0.get(id).cloned()
+        o.0.get(id)
+            .filter(|(_, o)| o == owner)
+            .map(|(p, _)| p.clone())
+    }
+
+    /// Whether the gateway itself keeps `id` for `owner` (rather than a
+    /// Responses provider).
+    pub fn contains(&self, id: &str, owner: &str, now: Instant) -> bool {
+        let mut inner = self.lock();
+        expire(&mut inner, &self.limits, now);
+        inner.entries.get(id).is_some_and(|e| e.turn.owner == owner)
     }
 
     pub fn len(&self) -> usize {
@@ -269,6 +311,7 @@ mod tests {
             input: vec![text(Role::User, input)],
             output: text(Role::Assistant, output).parts,
             response: Bytes::from_static(b"{}"),
+            owner: "k".into(),
         }
     }
 
@@ -278,7 +321,7 @@ mod tests {
         let t0 = Instant::now();
         s.insert("r1".into(), turn(None, "q1", "a1"), t0);
         s.insert("r2".into(), turn(Some("r1"), "q2", "a2"), t0);
-        let Lookup::Found(m) = s.history("r2", t0) else {
+        let Lookup::Found(m) = s.history("r2", "k", t0) else {
             panic!("not found")
         };
         let texts: Vec<_> = m
@@ -297,7 +340,7 @@ mod tests {
                 (Role::Assistant, "a2")
             ]
         );
-        assert_eq!(s.history("nope", t0), Lookup::Unknown);
+        assert_eq!(s.history("nope", "k", t0), Lookup::Unknown);
     }
 
     #[test]
@@ -314,9 +357,11 @@ mod tests {
         s.insert("r3".into(), turn(Some("r2"), "q3", "a3"), t0);
         assert_eq!(s.len(), 2);
         // r1 was evicted: r3's chain is broken, and says where.
-        assert_eq!(s.history("r3", t0), Lookup::Broken("r1".into()));
-        assert!(s.response("r2", t0).is_some());
-        assert!(s.response("r2", t0 + Duration::from_secs(61)).is_none());
+        assert_eq!(s.history("r3", "k", t0), Lookup::Broken("r1".into()));
+        assert!(s.response("r2", "k", t0).is_some());
+        assert!(s
+            .response("r2", "k", t0 + Duration::from_secs(61))
+            .is_none());
         assert!(s.is_empty());
 
         let tiny = ConversationStore::new(Limits {
@@ -339,10 +384,41 @@ mod tests {
         });
         let p: Arc<str> = Arc::from("openai");
         for id in ["a", "b", "c"] {
-            s.remember_origin(id, p.clone());
+            s.remember_origin(id, p.clone(), "k");
         }
-        assert_eq!(s.origin("a"), None);
-        assert_eq!(s.origin("c").as_deref(), Some("openai"));
+        assert_eq!(s.origin("a", "k"), None);
+        assert_eq!(s.origin("c", "k").as_deref(), Some("openai"));
+        assert_eq!(s.origin("c", "other"), None);
+    }
+
+    #[test]
+    fn only_the_owner_sees_a_turn() {
+        let s = ConversationStore::new(Limits::default());
+        let t0 = Instant::now();
+        s.insert("r1".into(), turn(None, "q1", "a1"), t0);
+        assert_eq!(s.history("r1", "intruder", t0), Lookup::Unknown);
+        assert!(s.response("r1", "intruder", t0).is_none());
+        assert!(!s.delete("r1", "intruder"));
+        assert!(s.contains("r1", "k", t0) && !s.contains("r1", "intruder", t0));
+        assert!(s.response("r1", "k", t0).is_some());
+    }
+
+    #[test]
+    fn size_counts_every_byte_kept() {
+        let big = "x".repeat(100_000);
+        let mut t = turn(None, "q", "a");
+        t.input[0]
+            .parts
+            .push(Part::Image(crate::canonical::Media::Base64 {
+                mime: "image/png".into(),
+                data: big.clone(),
+            }));
+        t.output.push(Part::Reasoning(crate::canonical::Reasoning {
+            text: String::new(),
+            signature: Some(big),
+            redacted: None,
+        }));
+        assert!(turn_bytes("r1", &t) > 200_000);
     }
 
     #[test]
@@ -350,9 +426,9 @@ mod tests {
         let s = ConversationStore::new(Limits::default());
         let t0 = Instant::now();
         s.insert("r1".into(), turn(None, "q1", "a1"), t0);
-        assert!(s.delete("r1"));
-        assert!(!s.delete("r1"));
-        assert_eq!(s.history("r1", t0), Lookup::Unknown);
+        assert!(s.delete("r1", "k"));
+        assert!(!s.delete("r1", "k"));
+        assert_eq!(s.history("r1", "k", t0), Lookup::Unknown);
         assert_eq!(s.lock().bytes, 0);
     }
 }

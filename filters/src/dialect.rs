@@ -352,7 +352,7 @@ pub fn carries_synthetic_signature(dialect: Dialect, body: &[u8]) -> bool {
     match dialect {
         Dialect::OpenAiChat => false,
         Dialect::Anthropic | Dialect::OpenAiResponses => {
-            memchr::memmem::find(body, b"modelswitch-").is_some()
+            crate::canonical::contains_tagged_token(body)
         }
         // Gemini clients carry other vendors' tokens base64-encoded (the
         // SDK insists on base64 there).

@@ -14,19 +14,39 @@ const REPLY_PRIMING: u64 = 3;
 /// 1024×1024 tile count.
 const IMAGE_TOKENS: u64 = 765;
 
+/// BPE merging is quadratic in the length of one unbroken run (a 512 KiB
+/// run of letters takes minutes), so text is counted in pieces of at most
+/// this many bytes: a cut can split one token in two, one token in 2 KiB.
+const PIECE: usize = 2048;
+
+/// Tokens of `text`. CPU-bound (tens of ms for a large prompt): callers on
+/// an async runtime run it with `spawn_blocking`. The tables (~50 MB) load
+/// on first use, so a gateway whose providers count for themselves never
+/// holds them.
 fn count(text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    tiktoken_rs::o200k_base_singleton()
-        .encode_ordinary(text)
-        .len() as u64
-}
-
-/// Loads the tokenizer's tables (about 0.2 s) so the first count does not
-/// pay for them; call once at startup, off the request path.
-pub fn warm_up() {
-    let _ = count("warm up");
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    let mut total = 0u64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(PIECE);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // Prefer to cut after whitespace, where BPE pieces end anyway.
+        if cut < rest.len() {
+            if let Some(ws) = rest[..cut].rfind(char::is_whitespace) {
+                if ws > 0 {
+                    cut = ws;
+                }
+            }
+        }
+        total += bpe.encode_ordinary(&rest[..cut]).len() as u64;
+        rest = &rest[cut..];
+    }
+    total
 }
 
 fn part_tokens(p: &Part) -> u64 {
@@ -112,6 +132,20 @@ mod tests {
             "{n} tokens for {} bytes",
             cjk.len()
         );
+    }
+
+    #[test]
+    fn long_unbroken_runs_are_counted_in_pieces() {
+        // Whole, this run takes minutes to merge; in pieces, milliseconds.
+        let run = "x".repeat(256 * 1024);
+        let n = text_tokens([run.as_str()]);
+        assert!(n > 0 && n < run.len() as u64, "{n}");
+        // Cuts at whitespace leave ordinary prose counted as a whole.
+        let prose = "the quick brown fox jumps over the lazy dog ".repeat(200);
+        let whole = tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(&prose)
+            .len() as u64;
+        assert_eq!(text_tokens([prose.as_str()]), whole);
     }
 
     #[test]

@@ -59,8 +59,11 @@ impl Attempts<'_> {
     /// minted, which must never reach Anthropic (a full decode drops it).
     fn prepare(&mut self, target: &Target, route: &Route) -> Result<Prepared, ApiError> {
         let provider = &target.provider;
-        let pass_through =
-            provider.dialect == self.req.dialect && !self.carries_synthetic_signature;
+        // A conversation the gateway keeps must be expanded, whoever serves it.
+        let local_previous = self.req.responses.is_some_and(|r| r.local_previous);
+        let pass_through = provider.dialect == self.req.dialect
+            && !self.carries_synthetic_signature
+            && !local_previous;
         let spec = payload::Target {
             dialect: provider.dialect,
             model: &target.model,

@@ -19,7 +19,7 @@ use crate::shutdown::Drain;
 use crate::state::Live;
 use crate::upstream::{Failure, UpstreamClient};
 use attempt::{attempt, Attempts, Tried};
-pub use conversation::Responses;
+pub use conversation::{mint_id as mint_response_id, Responses};
 use filters::error::{ApiError, ErrorKind};
 use filters::Dialect;
 pub use payload::{Payload, Rewritable};

@@ -28,6 +28,9 @@ pub struct Rewritable {
     /// OpenAI `stream_options.include_usage`, for a same-dialect stream
     /// that is re-encoded rather than passed through.
     include_usage: bool,
+    /// Nothing the canonical stream cannot carry (OpenAI `n > 1`,
+    /// `logprobs`): a same-dialect stream may be re-encoded.
+    reencodable: bool,
 }
 
 impl Rewritable {
@@ -47,8 +50,10 @@ impl Rewritable {
             max_output_tokens: number("max_output_tokens"),
             include_usage: members
                 .raw("stream_options")
-                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(raw).ok())
-                .is_some_and(|v| v["include_usage"] == true),
+                .and_then(|raw| filters::wire::json_peek::members(raw).ok())
+                .is_some_and(|m| m.raw("include_usage") == Some(b"true")),
+            reencodable: members.raw("n").is_none_or(|n| n == b"1" || n == b"null")
+                && members.raw("logprobs") != Some(b"true"),
         }
     }
 }
@@ -63,7 +68,7 @@ pub struct Payload {
     /// OpenAI Responses clients: the gateway's conversation store, and the
     /// turn this request adds to it (once decoded for a non-Responses
     /// upstream).
-    conversations: Option<&'static ConversationStore>,
+    conversations: Option<(&'static ConversationStore, String)>,
     turn: Option<PendingTurn>,
     expanded: bool,
 }
@@ -73,6 +78,8 @@ pub struct Prepared {
     pub body: Bytes,
     pub pass_through: bool,
     pub include_usage: bool,
+    /// A same-dialect stream may be re-encoded (see `Rewritable`).
+    pub reencodable: bool,
 }
 
 /// How the body for one target is made.
@@ -106,10 +113,11 @@ impl Payload {
         self
     }
 
-    /// A Responses client's request: `previous_response_id` is expanded
-    /// from `store` for upstreams that keep no conversations.
-    pub fn with_conversations(mut self, store: &'static ConversationStore) -> Self {
-        self.conversations = Some(store);
+    /// A Responses client's request by the key named `owner`:
+    /// `previous_response_id` is expanded from `store` for upstreams that
+    /// keep no conversations, and for any upstream when the gateway kept it.
+    pub fn with_conversations(mut self, store: &'static ConversationStore, owner: &str) -> Self {
+        self.conversations = Some((store, owner.to_owned()));
         self
     }
 
@@ -136,13 +144,18 @@ impl Payload {
             self.canonical = Some(req);
         }
         let req = self.canonical.as_mut().ok_or_else(released)?;
-        // Only a Responses upstream knows its own response ids; for any
-        // other the gateway stands in, once (the expanded request suits a
-        // Responses fallback target too).
-        if let Some(store) = self.conversations {
-            if !self.expanded && upstream != Dialect::OpenAiResponses {
+        // A Responses provider resolves the ids it minted; every other id
+        // (and every id for any other upstream) the gateway expands, once:
+        // the expanded request suits a Responses fallback target too.
+        if let Some((store, owner)) = &self.conversations {
+            let providers_id = req
+                .previous_response_id
+                .as_deref()
+                .is_some_and(|p| !store.contains(p, owner, std::time::Instant::now()));
+            let resolved_upstream = upstream == Dialect::OpenAiResponses && providers_id;
+            if !self.expanded && !resolved_upstream {
                 self.expanded = true;
-                self.turn = conversation::expand(req, store)?;
+                self.turn = conversation::expand(req, store, owner)?;
             }
         }
         Ok(req)
@@ -163,6 +176,7 @@ impl Payload {
                 body: Bytes::from(self.splice(body, target)?),
                 pass_through: true,
                 include_usage: self.rewritable.include_usage,
+                reencodable: self.rewritable.reencodable,
             });
         }
         let canonical = self.canonical(client, target.dialect)?;
@@ -179,6 +193,7 @@ impl Payload {
             body: Bytes::from(body),
             pass_through: false,
             include_usage: canonical.include_usage,
+            reencodable: true,
         })
     }
 

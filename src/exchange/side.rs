@@ -1,16 +1,19 @@
-//! Calls beside generation (embeddings, token counts): one request to one
-//! target with a key from its pool, the outcome recorded like a
-//! generation attempt's, the answer read whole. No streaming and no
-//! commit point, so the caller simply moves on to its next target.
+//! Calls beside generation (embeddings, token counts, stored responses):
+//! one request to one target with a key from its pool, the answer read
+//! whole. No streaming and no commit point, so the caller simply moves on
+//! to its next target. Only the key learns from the outcome: a provider
+//! without a count endpoint (404), or a client asking for an expired
+//! response, says nothing about how the provider generates, so the
+//! generation breaker is neither consulted nor moved.
 
-use super::attempt::{record_outcome, Served, Tried};
 use super::now;
 use crate::config::Target;
 use crate::record::{Attempt, AttemptOutcome, RequestRecord};
 use crate::state::Live;
 use crate::upstream::{Failure, Outgoing, UpstreamClient};
 use bytes::Bytes;
-use filters::key_pool::Pick;
+use filters::key_pool::{KeyOutcome, Pick};
+use std::time::SystemTime;
 
 /// Largest answer accepted (a big embeddings batch).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -57,11 +60,16 @@ pub async fn call_once(
         Ok(body)
     }
     .await;
-    let tried = match &result {
-        Ok(_) => Tried::Served(Served::Clean),
-        Err(f) => Tried::Failed(f.clone()),
-    };
-    record_outcome(live, target, key, &tried);
+    if let Some(i) = key {
+        let wall = SystemTime::now();
+        let outcome = match &result {
+            Ok(_) => KeyOutcome::Success(200),
+            Err(f) => f.key_outcome(wall, provider.max_cooldown),
+        };
+        state
+            .key_pool()
+            .record(i, &target.model, now(), wall, outcome);
+    }
     rec.attempts.push(Attempt {
         provider: provider.clone(),
         model: target.model.clone(),

@@ -130,19 +130,8 @@ pub(super) async fn stream_target(
         Served::Clean
     };
     rec.result.usage = t.usage();
-    // A Responses provider keeps its own turns: remember whose they are.
-    if let (Some(r), Some(id)) = (req.responses, t.upstream_response_id()) {
-        r.store.remember_origin(id, provider.name.clone());
-    }
-    if let (Some(r), Some(turn)) = (keep, turn) {
-        if let Some(answer) = t.take_response(r.id.to_owned(), req.model.to_owned()) {
-            let mut body = dialect::encode_response(req.dialect, &answer, req.model);
-            if let Some(previous) = r.previous {
-                body["previous_response_id"] = previous.into();
-            }
-            let body = body.to_string();
-            conversation::keep(r, turn, &answer, body.into());
-        }
+    if let Some(r) = req.responses {
+        conversation::after_stream(r, &mut t, turn.filter(|_| keep.is_some()), provider, req);
     }
     let _ = session.write_response_body(None, true).await;
     if *t.progress() == Progress::Done {
@@ -165,7 +154,10 @@ fn transcoder(
     max_event_bytes: usize,
 ) -> StreamTranscoder {
     // Reasoning other than as deltas needs the events, not the bytes.
-    let reshape = req.dialect == Dialect::OpenAiChat && req.reasoning != ReasoningOutput::Delta;
+    // (Not when the client asked for what canonical events cannot carry.)
+    let reshape = req.dialect == Dialect::OpenAiChat
+        && req.reasoning != ReasoningOutput::Delta
+        && prepared.reencodable;
     let t = if prepared.pass_through && !reshape {
         let rename = Some(req.model).filter(|m| **m != *target.model);
         StreamTranscoder::pass_through(req.dialect, rename)
@@ -179,7 +171,7 @@ fn transcoder(
             reasoning: req.reasoning,
         };
         let t = StreamTranscoder::translate_for(target.provider.dialect, req.dialect, &client);
-        if req.responses.is_some() {
+        if req.responses.is_some_and(|r| r.keep) {
             t.with_accumulator()
         } else {
             t

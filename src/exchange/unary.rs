@@ -50,7 +50,8 @@ pub(super) async fn unary_target(
         rec.result.usage = filters::stream::usage_of_members(upstream_dialect, &members);
         // A Responses provider keeps its own turns: remember whose they are.
         if let (Some(r), Some(id)) = (req.responses, members.str("id")) {
-            r.store.remember_origin(&id, target.provider.name.clone());
+            r.store
+                .remember_origin(&id, target.provider.name.clone(), r.owner);
         }
         // Gemini names the model as `modelVersion`.
         let member = if upstream_dialect == Dialect::Gemini {

@@ -24,9 +24,15 @@ pub fn authenticate(snap: &Snapshot, session: &Session) -> Result<Arc<ClientKey>
     let cred = match header {
         Some(c) => c,
         None => {
+            // Only Gemini's API takes a key in the URL; elsewhere a URL is
+            // too easily logged by whatever sits in front of the gateway.
+            let path = req.uri.path();
+            let gemini = filters::ingress::dialect_hint(path, false) == filters::Dialect::Gemini
+                || filters::ingress::gemini_call(path).is_some();
             query = req
                 .uri
                 .query()
+                .filter(|_| gemini)
                 .and_then(|q| filters::wire::http::query_param(q, "key"));
             query.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
                 ApiError::new(

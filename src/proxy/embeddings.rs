@@ -140,7 +140,13 @@ async fn answer_client(
     }
     // Gemini does not count embedding input: the tokenizer does.
     if r.input_tokens == 0 {
-        r.input_tokens = filters::tokens::text_tokens(asked.req.inputs.iter().map(String::as_str));
+        // CPU-bound: off the worker's runtime, which serves other requests.
+        let inputs = asked.req.inputs.clone();
+        r.input_tokens = tokio::task::spawn_blocking(move || {
+            filters::tokens::text_tokens(inputs.iter().map(String::as_str))
+        })
+        .await
+        .unwrap_or(0);
     }
     rec.result.usage = Some(Usage {
         input_uncached: r.input_tokens,

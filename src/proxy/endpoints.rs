@@ -102,16 +102,16 @@ pub async fn stored_response(
     };
     let local = if delete {
         store
-            .delete(&id)
+            .delete(&id, &key.name)
             .then(|| json!({"id": id, "object": "response.deleted", "deleted": true}))
             .map(|v| Bytes::from(v.to_string()))
     } else {
-        store.response(&id, Instant::now())
+        store.response(&id, &key.name, Instant::now())
     };
     let body = match local {
         Some(body) => body,
         None => {
-            let origin = store.origin(&id).ok_or_else(not_found)?;
+            let origin = store.origin(&id, &key.name).ok_or_else(not_found)?;
             // Any target of that provider carries its key pool and budgets.
             let target = live
                 .config
@@ -173,7 +173,13 @@ pub async fn count_tokens(
     if let Some(t) = route.as_ref().and_then(|r| r.targets.first()) {
         tokens = upstream_count(upstream, live, rec, t, &req).await;
     }
-    let tokens = tokens.unwrap_or_else(|| filters::tokens::request_tokens(&req));
+    let tokens = match tokens {
+        Some(n) => n,
+        // CPU-bound: off the worker's runtime, which serves other requests.
+        None => tokio::task::spawn_blocking(move || filters::tokens::request_tokens(&req))
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Api, format!("token count failed: {e}")))?,
+    };
     let v = match dialect {
         Dialect::Gemini => filters::gemini::request::count_tokens_body(tokens),
         _ => json!({"input_tokens": tokens}),

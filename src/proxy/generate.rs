@@ -102,6 +102,8 @@ pub async fn generate(
     let previous_response_id = (dialect == Dialect::OpenAiResponses)
         .then(|| members.str("previous_response_id"))
         .flatten();
+    // OpenAI keeps a response unless told `store: false` (Codex always is).
+    let store_asked = members.raw("store") != Some(b"false");
     let rewritable = Rewritable::of(&members);
     drop(members);
     rec.client.model = Some(model.clone());
@@ -138,8 +140,16 @@ pub async fn generate(
             .query()
             .and_then(|q| filters::wire::http::query_param(q, "alt"))
             .is_none_or(|alt| alt != "sse");
-    let response_id =
-        (dialect == Dialect::OpenAiResponses).then(|| filters::canonical::new_id("resp_"));
+    let response_id = if dialect == Dialect::OpenAiResponses {
+        Some(exchange::mint_response_id().ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Api,
+                "the system has no randomness for a response id",
+            )
+        })?)
+    } else {
+        None
+    };
     let request = ClientRequest {
         reasoning: exchange::openai_reasoning(route.openai_reasoning, head),
         json_array,
@@ -147,6 +157,11 @@ pub async fn generate(
             id,
             store: conversations,
             previous: previous_response_id.as_deref(),
+            local_previous: previous_response_id
+                .as_deref()
+                .is_some_and(|p| conversations.contains(p, &key.name, std::time::Instant::now())),
+            owner: &key.name,
+            keep: store_asked,
         }),
         dialect,
         model: &model,
@@ -163,7 +178,7 @@ pub async fn generate(
         payload = payload.with_path_model(&model, stream);
     }
     if dialect == Dialect::OpenAiResponses {
-        payload = payload.with_conversations(conversations);
+        payload = payload.with_conversations(conversations, &key.name);
     }
     let run = Box::pin(exchange::run(
         upstream, session, rec, live, &route, &request, payload,

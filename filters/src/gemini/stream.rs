@@ -222,9 +222,12 @@ const TEXT_HEAD: &[u8] = b"{\"candidates\":[{\"content\":{\"role\":\"model\",\"p
 impl StreamEncoder {
     pub fn new(model: &str) -> Self {
         let id = new_id("");
-        let mut tail = serde_json::to_vec(&json!({"modelVersion": model, "responseId": id}))
+        // The object without its opening brace.
+        let tail = serde_json::to_vec(&json!({"modelVersion": model, "responseId": id}))
+            .unwrap_or_default()
+            .get(1..)
+            .map(<[u8]>::to_vec)
             .unwrap_or_default();
-        tail.remove(0);
         Self {
             tail,
             model: model.to_owned(),
