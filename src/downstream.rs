@@ -67,6 +67,12 @@ async fn read_capped(session: &mut Session, cap: usize) -> Result<Bytes, ApiErro
 
 /// Writes a complete response. A failed write means the client left:
 /// there is no one to tell.
+/// A 200 with a JSON body the gateway wrote itself.
+pub async fn respond_json(session: &mut Session, rec: &mut RequestRecord, v: &serde_json::Value) {
+    let body = Bytes::from(v.to_string());
+    respond(session, rec, 200, "application/json", body, &[], false).await;
+}
+
 pub async fn respond(
     session: &mut Session,
     rec: &mut RequestRecord,

@@ -5,7 +5,7 @@
 //! embed (Anthropic) is passed over.
 
 use super::auth::authenticate;
-use crate::downstream::{read_body, respond};
+use crate::downstream::{read_body, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
 use crate::upstream::UpstreamClient;
@@ -156,15 +156,6 @@ async fn answer_client(
         Dialect::Gemini => gemini::embed::encode_embed_response(r, asked.single),
         _ => openai_chat::embed::encode_response(r, &asked.req.model, asked.base64),
     };
-    respond(
-        session,
-        rec,
-        200,
-        "application/json",
-        Bytes::from(v.to_string()),
-        &[],
-        false,
-    )
-    .await;
+    respond_json(session, rec, &v).await;
     Ok(())
 }

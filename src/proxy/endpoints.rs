@@ -2,7 +2,7 @@
 //! listing, token counting and the upstream key statistics.
 
 use super::auth::{authenticate, require_role};
-use crate::downstream::{read_body, respond};
+use crate::downstream::{read_body, respond, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
 use crate::upstream::UpstreamClient;
@@ -38,8 +38,7 @@ pub async fn models(
         .map(String::as_str)
         .filter(|m| key.allows_model(m))
         .collect();
-    let body = Bytes::from(dialect::model_listing(dialect, &names).to_string());
-    respond(session, rec, 200, "application/json", body, &[], false).await;
+    respond_json(session, rec, &dialect::model_listing(dialect, &names)).await;
     Ok(())
 }
 
@@ -63,16 +62,7 @@ pub async fn model(
         Dialect::Gemini => filters::gemini::models::model(&id),
         _ => dialect::model_listing(dialect, &[id.as_str()])["data"][0].take(),
     };
-    respond(
-        session,
-        rec,
-        200,
-        "application/json",
-        Bytes::from(v.to_string()),
-        &[],
-        false,
-    )
-    .await;
+    respond_json(session, rec, &v).await;
     Ok(())
 }
 
@@ -184,16 +174,7 @@ pub async fn count_tokens(
         Dialect::Gemini => filters::gemini::request::count_tokens_body(tokens),
         _ => json!({"input_tokens": tokens}),
     };
-    respond(
-        session,
-        rec,
-        200,
-        "application/json",
-        Bytes::from(v.to_string()),
-        &[],
-        false,
-    )
-    .await;
+    respond_json(session, rec, &v).await;
     Ok(())
 }
 
@@ -286,8 +267,7 @@ pub async fn key_stats(
             json!({"provider": &*p.name, "keys": keys})
         })
         .collect();
-    let body = Bytes::from(json!({ "providers": providers }).to_string());
-    respond(session, rec, 200, "application/json", body, &[], false).await;
+    respond_json(session, rec, &json!({ "providers": providers })).await;
     Ok(())
 }
 
