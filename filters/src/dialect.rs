@@ -3,7 +3,10 @@
 //! error, read usage, authenticate upstream — is matched here, exhaustively,
 //! so a new dialect is a new folder plus one arm in each match below.
 
-use crate::canonical::{HostedTool, Issuer, Observed, Request, Response, StreamEvent, Usage};
+use crate::canonical::{
+    EmbedRequest, EmbedResponse, HostedTool, Issuer, Observed, Request, Response, StreamEvent,
+    Usage,
+};
 use crate::error::ApiError;
 use crate::wire::sse::SseEvent;
 use crate::{anthropic, gemini, openai_chat, openai_responses};
@@ -400,6 +403,130 @@ pub fn count_tokens_path(dialect: Dialect, prefix: &str, model: &str) -> Option<
             crate::wire::http::path_segment(model)
         )),
         Dialect::OpenAiChat | Dialect::OpenAiResponses => None,
+    }
+}
+
+/// The request member that holds the conversation, and whether it must be
+/// an array (Responses `input` may also be a string).
+pub fn conversation_member(dialect: Dialect) -> (&'static str, bool) {
+    match dialect {
+        Dialect::OpenAiChat | Dialect::Anthropic => ("messages", true),
+        Dialect::Gemini => ("contents", true),
+        Dialect::OpenAiResponses => ("input", false),
+    }
+}
+
+/// The response member that names the model.
+pub fn model_member(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Gemini => "modelVersion",
+        _ => "model",
+    }
+}
+
+/// The member a same-dialect body's output cap goes in when the client
+/// set none.
+pub fn max_tokens_member(dialect: Dialect, opts: &EncodeOptions) -> &'static str {
+    match dialect {
+        Dialect::OpenAiChat if opts.openai.max_completion_tokens_field => "max_completion_tokens",
+        Dialect::OpenAiResponses => "max_output_tokens",
+        Dialect::Gemini => "maxOutputTokens",
+        _ => "max_tokens",
+    }
+}
+
+/// A client's count-tokens request.
+pub fn decode_count_tokens(dialect: Dialect, body: &[u8]) -> Result<Request, ApiError> {
+    match dialect {
+        Dialect::Gemini => gemini::request::decode_count_tokens(body),
+        _ => decode_request(dialect, body),
+    }
+}
+
+/// The body that asks an upstream of `dialect` to count `req`'s tokens
+/// (only what its count endpoint accepts).
+pub fn count_tokens_request(
+    dialect: Dialect,
+    req: &Request,
+    model: &str,
+    opts: &EncodeOptions,
+) -> Result<Value, ApiError> {
+    match dialect {
+        Dialect::Gemini => gemini::request::count_tokens_request(req, model),
+        _ => {
+            // Anthropic's count endpoint refuses `max_tokens` and the like.
+            const KEEP: [&str; 6] = [
+                "model",
+                "messages",
+                "system",
+                "tools",
+                "tool_choice",
+                "thinking",
+            ];
+            let mut v = encode_request(dialect, req, model, opts, None)?;
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|k, _| KEEP.contains(&k.as_str()));
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// The count in an upstream's count-tokens answer.
+pub fn count_tokens_answer(dialect: Dialect, body: &[u8]) -> Option<u64> {
+    match dialect {
+        Dialect::Gemini => gemini::request::count_tokens_from_upstream(body),
+        _ => serde_json::from_slice::<Value>(body)
+            .ok()?
+            .get("input_tokens")?
+            .as_u64(),
+    }
+}
+
+/// A count-tokens answer in the client's shape.
+pub fn count_tokens_body(dialect: Dialect, tokens: u64) -> Value {
+    match dialect {
+        Dialect::Gemini => gemini::request::count_tokens_body(tokens),
+        _ => serde_json::json!({ "input_tokens": tokens }),
+    }
+}
+
+/// The embeddings request body for an upstream of `dialect`.
+pub fn encode_embed(dialect: Dialect, req: &EmbedRequest, model: &str) -> Value {
+    match dialect {
+        Dialect::Gemini => gemini::embed::encode_batch(req, model),
+        _ => openai_chat::embed::encode(req, model),
+    }
+}
+
+/// An upstream's embeddings answer.
+pub fn decode_embed_response(dialect: Dialect, body: &[u8]) -> Result<EmbedResponse, ApiError> {
+    match dialect {
+        Dialect::Gemini => gemini::embed::decode_batch_response(body),
+        _ => openai_chat::embed::decode_response(body),
+    }
+}
+
+/// The client's embeddings answer: OpenAI's (vectors as base64 if asked),
+/// or Gemini's (one `embedding` for `:embedContent`, else a batch).
+pub fn encode_embed_answer(
+    dialect: Dialect,
+    r: &EmbedResponse,
+    model: &str,
+    base64: bool,
+    single: bool,
+) -> Value {
+    match dialect {
+        Dialect::Gemini => gemini::embed::encode_embed_response(r, single),
+        _ => openai_chat::embed::encode_response(r, model, base64),
+    }
+}
+
+/// One model in the client's shape (`GET /v1/models/{id}`).
+pub fn model_entry(dialect: Dialect, name: &str) -> Value {
+    match dialect {
+        Dialect::Gemini => gemini::models::model(name),
+        _ => model_listing(dialect, &[name])["data"][0].take(),
     }
 }
 

@@ -228,14 +228,7 @@ impl Payload {
             }
             if !any {
                 // Unbounded: add the cap as the member the dialect reads.
-                let field = match (
-                    target.dialect,
-                    target.encode.openai.max_completion_tokens_field,
-                ) {
-                    (Dialect::OpenAiChat, true) => "max_completion_tokens",
-                    (Dialect::OpenAiResponses, _) => "max_output_tokens",
-                    _ => "max_tokens",
-                };
+                let field = dialect::max_tokens_member(target.dialect, target.encode);
                 let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
                 let member = format!("\"{field}\":{cap},").into_bytes();
                 edits.push((open + 1..open + 1, member));

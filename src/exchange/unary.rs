@@ -53,12 +53,7 @@ pub(super) async fn unary_target(
             r.store
                 .remember_origin(&id, target.provider.name.clone(), r.owner);
         }
-        // Gemini names the model as `modelVersion`.
-        let member = if upstream_dialect == Dialect::Gemini {
-            "modelVersion"
-        } else {
-            "model"
-        };
+        let member = dialect::model_member(upstream_dialect);
         let quoted =
             serde_json::to_vec(req.model).map_err(|e| Failure::BadResponse(e.to_string()))?;
         match members.str(member) {

@@ -88,10 +88,7 @@ pub async fn embeddings(
         let Some(path) = dialect::embed_path(p.dialect, &p.path_prefix, &target.model) else {
             continue;
         };
-        let upstream_body = match p.dialect {
-            Dialect::Gemini => gemini::embed::encode_batch(&asked.req, &target.model),
-            _ => openai_chat::embed::encode(&asked.req, &target.model),
-        };
+        let upstream_body = dialect::encode_embed(p.dialect, &asked.req, &target.model);
         let answer = crate::exchange::call_once(
             upstream,
             live,
@@ -103,10 +100,7 @@ pub async fn embeddings(
         .await;
         let decoded = answer
             .map_err(|f| f.to_api_error(&p.name, &rec.id))
-            .and_then(|b| match p.dialect {
-                Dialect::Gemini => gemini::embed::decode_batch_response(&b),
-                _ => openai_chat::embed::decode_response(&b),
-            });
+            .and_then(|b| dialect::decode_embed_response(p.dialect, &b));
         match decoded {
             Ok(mut r) => return answer_client(session, rec, &asked, &mut r, dialect).await,
             Err(e) if e.is_deterministic() => return Err(e),
@@ -152,10 +146,7 @@ async fn answer_client(
         input_uncached: r.input_tokens,
         ..Usage::default()
     });
-    let v = match dialect {
-        Dialect::Gemini => gemini::embed::encode_embed_response(r, asked.single),
-        _ => openai_chat::embed::encode_response(r, &asked.req.model, asked.base64),
-    };
+    let v = dialect::encode_embed_answer(dialect, r, &asked.req.model, asked.base64, asked.single);
     respond_json(session, rec, &v).await;
     Ok(())
 }

@@ -58,10 +58,7 @@ pub async fn model(
             format!("model '{id}' is not configured"),
         ));
     }
-    let v = match dialect {
-        Dialect::Gemini => filters::gemini::models::model(&id),
-        _ => dialect::model_listing(dialect, &[id.as_str()])["data"][0].take(),
-    };
+    let v = dialect::model_entry(dialect, &id);
     respond_json(session, rec, &v).await;
     Ok(())
 }
@@ -144,17 +141,11 @@ pub async fn count_tokens(
     let key = authenticate(&live.config, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, &live.config).await?;
-    let (req, model) = match dialect {
-        Dialect::Gemini => {
-            let path = session.req_header().uri.path();
-            let model = filters::ingress::gemini_call(path).map(|c| c.model);
-            (filters::gemini::request::decode_count_tokens(&body)?, model)
-        }
-        _ => {
-            let req = dialect::decode_request(dialect, &body)?;
-            let model = Some(req.model.clone());
-            (req, model)
-        }
+    let req = dialect::decode_count_tokens(dialect, &body)?;
+    let model = if dialect.model_in_path() {
+        filters::ingress::gemini_call(session.req_header().uri.path()).map(|c| c.model)
+    } else {
+        Some(req.model.clone())
     };
     let route = model
         .filter(|m| key.allows_model(m))
@@ -170,10 +161,7 @@ pub async fn count_tokens(
             .await
             .map_err(|e| ApiError::new(ErrorKind::Api, format!("token count failed: {e}")))?,
     };
-    let v = match dialect {
-        Dialect::Gemini => filters::gemini::request::count_tokens_body(tokens),
-        _ => json!({"input_tokens": tokens}),
-    };
+    let v = dialect::count_tokens_body(dialect, tokens);
     respond_json(session, rec, &v).await;
     Ok(())
 }
@@ -188,30 +176,7 @@ async fn upstream_count(
 ) -> Option<u64> {
     let p = &target.provider;
     let path = dialect::count_tokens_path(p.dialect, &p.path_prefix, &target.model)?;
-    let encoded = dialect::encode_request(p.dialect, req, &target.model, &p.encode, None).ok()?;
-    let body = match p.dialect {
-        // Only what the count endpoint accepts (it refuses `max_tokens`).
-        Dialect::Anthropic => {
-            let keep = [
-                "model",
-                "messages",
-                "system",
-                "tools",
-                "tool_choice",
-                "thinking",
-            ];
-            let mut v = encoded;
-            if let Some(o) = v.as_object_mut() {
-                o.retain(|k, _| keep.contains(&k.as_str()));
-            }
-            v
-        }
-        _ => {
-            let mut inner = encoded;
-            inner["model"] = json!(format!("models/{}", target.model));
-            json!({"generateContentRequest": inner})
-        }
-    };
+    let body = dialect::count_tokens_request(p.dialect, req, &target.model, &p.encode).ok()?;
     let answer = crate::exchange::call_once(
         upstream,
         live,
@@ -223,13 +188,7 @@ async fn upstream_count(
     .await
     .map_err(|f| log::warn!("{} count_tokens via {}: {f:?}", rec.id, p.name))
     .ok()?;
-    match p.dialect {
-        Dialect::Gemini => filters::gemini::request::count_tokens_from_upstream(&answer),
-        _ => serde_json::from_slice::<serde_json::Value>(&answer)
-            .ok()?
-            .get("input_tokens")?
-            .as_u64(),
-    }
+    dialect::count_tokens_answer(p.dialect, &answer)
 }
 
 /// `GET /api/upstream-keys/stats` (admin): every upstream key's state and

@@ -34,11 +34,7 @@ fn shape(
             .with_param(name));
         }
     }
-    let (conversation, array) = match dialect {
-        Dialect::OpenAiChat | Dialect::Anthropic => ("messages", true),
-        Dialect::Gemini => ("contents", true),
-        Dialect::OpenAiResponses => ("input", false),
-    };
+    let (conversation, array) = filters::dialect::conversation_member(dialect);
     let present = members.raw(conversation).is_some_and(|m| {
         let first = m.first().copied();
         first == Some(b'[') || (!array && first == Some(b'"'))
