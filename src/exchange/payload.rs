@@ -68,9 +68,17 @@ pub struct Payload {
     /// OpenAI Responses clients: the gateway's conversation store, and the
     /// turn this request adds to it (once decoded for a non-Responses
     /// upstream).
-    conversations: Option<(&'static ConversationStore, String)>,
+    conversations: Option<Conversations>,
     turn: Option<PendingTurn>,
     expanded: bool,
+}
+
+/// A Responses client's conversation context.
+struct Conversations {
+    store: &'static ConversationStore,
+    owner: String,
+    /// `previous_response_id` names a turn the gateway keeps.
+    local_previous: bool,
 }
 
 /// A body ready for one target.
@@ -115,9 +123,19 @@ impl Payload {
 
     /// A Responses client's request by the key named `owner`:
     /// `previous_response_id` is expanded from `store` for upstreams that
-    /// keep no conversations, and for any upstream when the gateway kept it.
-    pub fn with_conversations(mut self, store: &'static ConversationStore, owner: &str) -> Self {
-        self.conversations = Some((store, owner.to_owned()));
+    /// keep no conversations, and for any upstream when the gateway kept it
+    /// (`local_previous`, looked up once by the caller).
+    pub fn with_conversations(
+        mut self,
+        store: &'static ConversationStore,
+        owner: &str,
+        local_previous: bool,
+    ) -> Self {
+        self.conversations = Some(Conversations {
+            store,
+            owner: owner.to_owned(),
+            local_previous,
+        });
         self
     }
 
@@ -147,15 +165,12 @@ impl Payload {
         // A Responses provider resolves the ids it minted; every other id
         // (and every id for any other upstream) the gateway expands, once:
         // the expanded request suits a Responses fallback target too.
-        if let Some((store, owner)) = &self.conversations {
-            let providers_id = req
-                .previous_response_id
-                .as_deref()
-                .is_some_and(|p| !store.contains(p, owner, std::time::Instant::now()));
+        if let Some(c) = &self.conversations {
+            let providers_id = req.previous_response_id.is_some() && !c.local_previous;
             let resolved_upstream = upstream == Dialect::OpenAiResponses && providers_id;
             if !self.expanded && !resolved_upstream {
                 self.expanded = true;
-                self.turn = conversation::expand(req, store, owner)?;
+                self.turn = conversation::expand(req, c.store, &c.owner)?;
             }
         }
         Ok(req)

@@ -50,7 +50,6 @@ pub(super) async fn stream_target(
     }
     let provider = &target.provider;
     let mut t = transcoder(req, target, prepared, req.max_event_bytes);
-    let keep = req.responses.filter(|_| !prepared.pass_through);
     let mut out = BytesMut::with_capacity(4096);
     // Before commit: everything stays here, so a failure can still fall over.
     let mut upstream_ended = false;
@@ -131,7 +130,8 @@ pub(super) async fn stream_target(
     };
     rec.result.usage = t.usage();
     if let Some(r) = req.responses {
-        conversation::after_stream(r, &mut t, turn.filter(|_| keep.is_some()), provider, req);
+        // A pass-through stream has no turn: its request was never decoded.
+        conversation::after_stream(r, &mut t, turn, provider, req);
     }
     let _ = session.write_response_body(None, true).await;
     if *t.progress() == Progress::Done {

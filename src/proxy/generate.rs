@@ -146,6 +146,9 @@ pub async fn generate(
     } else {
         None
     };
+    let local_previous = previous_response_id
+        .as_deref()
+        .is_some_and(|p| conversations.contains(p, &key.name, std::time::Instant::now()));
     let request = ClientRequest {
         reasoning: exchange::openai_reasoning(route.openai_reasoning, head),
         json_array,
@@ -153,9 +156,7 @@ pub async fn generate(
             id,
             store: conversations,
             previous: previous_response_id.as_deref(),
-            local_previous: previous_response_id
-                .as_deref()
-                .is_some_and(|p| conversations.contains(p, &key.name, std::time::Instant::now())),
+            local_previous,
             owner: &key.name,
             keep: store_asked,
         }),
@@ -174,7 +175,7 @@ pub async fn generate(
         payload = payload.with_path_model(&model, stream);
     }
     if dialect == Dialect::OpenAiResponses {
-        payload = payload.with_conversations(conversations, &key.name);
+        payload = payload.with_conversations(conversations, &key.name, local_previous);
     }
     let run = Box::pin(exchange::run(
         upstream, session, rec, live, &route, &request, payload,

@@ -438,37 +438,6 @@ impl StreamEncoder {
         v
     }
 
-    /// A text or summary delta, the hot path, written without a JSON tree
-    /// (the same members `emit` would write).
-    fn delta_event(&mut self, out: &mut BytesMut, name: &str, id: &str, index: usize, t: &str) {
-        let text_delta = name == "response.output_text.delta";
-        let b = &mut self.scratch;
-        b.clear();
-        b.extend_from_slice(b"{\"type\":\"");
-        b.extend_from_slice(name.as_bytes());
-        b.extend_from_slice(b"\",\"sequence_number\":");
-        // Numbers through serde_json: itoa, no allocation.
-        let mut ok = serde_json::to_writer(&mut *b, &self.seq).is_ok();
-        b.extend_from_slice(b",\"item_id\":");
-        ok &= serde_json::to_writer(&mut *b, id).is_ok();
-        b.extend_from_slice(b",\"output_index\":");
-        ok &= serde_json::to_writer(&mut *b, &index).is_ok();
-        b.extend_from_slice(if text_delta {
-            b",\"content_index\":0,\"delta\":".as_slice()
-        } else {
-            b",\"summary_index\":0,\"delta\":".as_slice()
-        });
-        if !ok || serde_json::to_writer(&mut *b, t).is_err() {
-            return;
-        }
-        if text_delta {
-            b.extend_from_slice(b",\"logprobs\":[]");
-        }
-        b.push(b'}');
-        self.seq += 1;
-        encode_event(out, Some(name), &self.scratch);
-    }
-
     /// One event: `type` and `sequence_number` added, named by `event:`.
     fn emit(&mut self, out: &mut BytesMut, name: &str, mut v: Value) {
         v["type"] = json!(name);
@@ -541,11 +510,8 @@ impl StreamEncoder {
         }
         if let Some(OpenItem::Message { id, index, text }) = &mut self.open {
             text.push_str(t);
-            let (id, index) = (std::mem::take(id), *index);
-            self.delta_event(out, "response.output_text.delta", &id, index, t);
-            if let Some(OpenItem::Message { id: slot, .. }) = &mut self.open {
-                *slot = id;
-            }
+            let name = "response.output_text.delta";
+            delta_event(&mut self.scratch, &mut self.seq, out, name, id, *index, t);
         }
     }
 
@@ -574,11 +540,8 @@ impl StreamEncoder {
         }) = &mut self.open
         {
             text.push_str(t);
-            let (id, index) = (std::mem::take(id), *index);
-            self.delta_event(out, "response.reasoning_summary_text.delta", &id, index, t);
-            if let Some(OpenItem::Reasoning { id: slot, .. }) = &mut self.open {
-                *slot = id;
-            }
+            let name = "response.reasoning_summary_text.delta";
+            delta_event(&mut self.scratch, &mut self.seq, out, name, id, *index, t);
         }
     }
 
@@ -811,6 +774,46 @@ impl StreamEncoder {
     pub fn keepalive(out: &mut BytesMut) {
         out.extend_from_slice(b": keep-alive\n\n");
     }
+}
+
+/// A text or summary delta, the hot path, written without a JSON tree
+/// (the same members `emit` would write). A free function over the
+/// encoder's scratch buffer and counter, so it can run while the open item
+/// is borrowed.
+fn delta_event(
+    b: &mut Vec<u8>,
+    seq: &mut u64,
+    out: &mut BytesMut,
+    name: &str,
+    id: &str,
+    index: usize,
+    t: &str,
+) {
+    let text_delta = name == "response.output_text.delta";
+    b.clear();
+    b.extend_from_slice(b"{\"type\":\"");
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(b"\",\"sequence_number\":");
+    // Numbers through serde_json: itoa, no allocation.
+    let mut ok = serde_json::to_writer(&mut *b, &*seq).is_ok();
+    b.extend_from_slice(b",\"item_id\":");
+    ok &= serde_json::to_writer(&mut *b, id).is_ok();
+    b.extend_from_slice(b",\"output_index\":");
+    ok &= serde_json::to_writer(&mut *b, &index).is_ok();
+    b.extend_from_slice(if text_delta {
+        b",\"content_index\":0,\"delta\":".as_slice()
+    } else {
+        b",\"summary_index\":0,\"delta\":".as_slice()
+    });
+    if !ok || serde_json::to_writer(&mut *b, t).is_err() {
+        return;
+    }
+    if text_delta {
+        b.extend_from_slice(b",\"logprobs\":[]");
+    }
+    b.push(b'}');
+    *seq += 1;
+    encode_event(out, Some(name), b);
 }
 
 #[cfg(test)]
