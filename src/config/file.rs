@@ -2,6 +2,7 @@
 //! hold, unknown keys refused, durations in humantime (`30s`, `2m`).
 //! Nothing here is checked beyond its type; `validate` does the rest.
 
+use filters::limits::Limits;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +18,59 @@ pub(super) struct FileConfig {
     pub(super) models: Vec<FileModel>,
     #[serde(default)]
     pub(super) api_keys: Vec<FileApiKey>,
+    #[serde(default)]
+    pub(super) storage: FileStorage,
+    #[serde(default)]
+    pub(super) limits: FileLimits,
+    #[serde(default)]
+    pub(super) auth: FileAuth,
+}
+
+/// `[storage]`: where runtime keys (and, later, usage) are kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileStorage {
+    /// Relative paths are relative to the config file's directory.
+    pub(super) sqlite_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum FileLimitBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum FileOnBackendError {
+    Allow,
+    Deny,
+}
+
+/// `[limits]`: where limiter counters live and how days and tokens count.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLimits {
+    pub(super) backend: Option<FileLimitBackend>,
+    pub(super) redis_url: Option<String>,
+    pub(super) redis_url_env: Option<String>,
+    /// Longest wait for one Redis round trip before `on_backend_error`.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) redis_timeout: Option<Duration>,
+    pub(super) on_backend_error: Option<FileOnBackendError>,
+    /// IANA name; where a day starts for `rpd` and `tpd`.
+    pub(super) timezone: Option<String>,
+    /// Output tokens reserved for a request that names no maximum.
+    pub(super) default_reserve_output: Option<u64>,
+}
+
+/// `[auth]`: how clients are recognised.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAuth {
+    /// Requests from 127.0.0.1 or ::1 without a key act as this key (by name).
+    pub(super) localhost_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +187,8 @@ pub(super) struct FileProvider {
     pub(super) first_event_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub(super) idle_timeout: Option<Duration>,
+    /// Shared by every key: keeps the team under its upstream quota.
+    pub(super) limits: Option<Limits>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -200,14 +256,28 @@ pub(super) struct FileModel {
     pub(super) idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub(super) total_timeout: Option<Duration>,
+    /// Shared by every key that uses the model.
+    pub(super) limits: Option<Limits>,
 }
 
+/// `[[api_keys]]`: the key itself and the attributes every key has
+/// (`filters::auth::KeySpec`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileApiKey {
     pub(super) key: String,
     pub(super) name: String,
     #[serde(default)]
+    pub(super) description: String,
+    #[serde(default)]
     pub(super) roles: Vec<String>,
+    pub(super) enabled: Option<bool>,
+    /// RFC 3339 (TOML's own datetimes are refused: a string says the zone).
+    pub(super) expires_at: Option<String>,
     pub(super) allowed_models: Option<Vec<String>>,
+    pub(super) allowed_providers: Option<Vec<String>>,
+    pub(super) limits: Option<Limits>,
+    pub(super) max_output_tokens: Option<u64>,
+    #[serde(default)]
+    pub(super) deny_params: Vec<String>,
 }

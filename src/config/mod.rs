@@ -31,7 +31,33 @@ impl std::fmt::Display for ConfigErrors {
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
-    parse(&text)
+    let mut snap = parse(&text)?;
+    // The store sits beside the config unless told otherwise.
+    if snap.process.sqlite_path.is_relative() {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        snap.process.sqlite_path = dir.join(&snap.process.sqlite_path);
+    }
+    Ok(snap)
+}
+
+/// The key store's path from a config file, reading nothing else (the
+/// `keys` CLI must work without the providers' secrets in its environment).
+pub fn sqlite_path_of(path: &Path) -> Result<std::path::PathBuf, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let doc: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("{}: {}", path.display(), describe_toml_error(&text, &e)))?;
+    let given = match doc.get("storage").and_then(|s| s.get("sqlite_path")) {
+        None => "modelswitch.db",
+        Some(toml::Value::String(s)) if !s.is_empty() => s.as_str(),
+        Some(_) => return Err("storage.sqlite_path: a non-empty string is required".into()),
+    };
+    let p = Path::new(given);
+    Ok(if p.is_relative() {
+        path.parent().unwrap_or(Path::new(".")).join(p)
+    } else {
+        p.to_owned()
+    })
 }
 
 pub fn parse(text: &str) -> Result<Snapshot, ConfigErrors> {

@@ -45,6 +45,8 @@ pub struct Provider {
     pub timeouts: Timeouts,
     /// Several replicas, or one with an active health check.
     pub replicas: Option<Replicas>,
+    /// Shared by every key (`rpm`, `tpm`, `concurrency`).
+    pub limits: filters::limits::Limits,
 }
 
 impl Provider {
@@ -154,6 +156,8 @@ pub struct Route {
     /// How reasoning reaches OpenAI Chat clients; `None`: per client (see
     /// `exchange::openai_reasoning`).
     pub openai_reasoning: Option<filters::openai_chat::stream::ReasoningOutput>,
+    /// Shared by every key (`rpm`, `tpm`, `concurrency`).
+    pub limits: filters::limits::Limits,
 }
 
 /// Settings read once at startup; a reload that changes them is reported
@@ -166,6 +170,34 @@ pub struct Process {
     pub upstream_pool_size: usize,
     /// On SIGTERM/SIGINT, how long requests in flight may still run.
     pub shutdown_grace: Duration,
+    /// The SQLite key store (absolute: resolved against the config's directory).
+    pub sqlite_path: std::path::PathBuf,
+    /// Where limiter counters live.
+    pub limit_backend: LimitBackend,
+}
+
+/// Where limiter counters live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitBackend {
+    /// In this process: exact for one gateway.
+    Memory,
+    /// In Redis, shared by every gateway that points at it (the URL may
+    /// hold a password: never shown).
+    Redis { url: Secret },
+}
+
+/// `[limits]`: what can change on a reload.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Where a day starts.
+    pub timezone: filters::limits::day::TimeZone,
+    pub timezone_name: String,
+    /// Output tokens reserved for a request that names no maximum.
+    pub default_reserve_output: u64,
+    /// While the Redis backend is unreachable: admit (from local
+    /// counters) or refuse.
+    pub allow_on_backend_error: bool,
+    pub redis_timeout: Duration,
 }
 
 /// Limits on what clients (and, per event, upstream streams) may cost.
@@ -202,7 +234,12 @@ pub struct Snapshot {
     pub routes: HashMap<String, Arc<Route>>,
     /// Model names in config order, for `/v1/models`.
     pub model_names: Vec<String>,
+    /// Config keys by their secret.
     pub keys: HashMap<String, Arc<ClientKey>>,
+    pub limits: LimitSettings,
+    /// `[auth] localhost_key`: the key (by name) that keyless requests from
+    /// the loopback interface act as.
+    pub localhost_key: Option<String>,
     /// The distinct provider + model pairs, by `Target::slot`.
     pub target_slots: Vec<(Arc<Provider>, Arc<str>)>,
 }

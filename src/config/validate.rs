@@ -3,16 +3,17 @@
 //! path it concerns; a secret's value never appears in a message.
 
 use super::file::{
-    FileApiKey, FileBalance, FileConfig, FileMidSystem, FileModel, FileProvider,
-    FileReasoningOutput, FileServer, OneOrMany, ProviderType,
+    FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits, FileMidSystem, FileModel,
+    FileOnBackendError, FileProvider, FileReasoningOutput, FileServer, OneOrMany, ProviderType,
 };
 use super::secret::Secret;
 use super::snapshot::{
-    Balance, Downstream, HealthCheck, Process, Provider, ReplicaSpec, Replicas, Route, Snapshot,
-    Target, Timeouts,
+    Balance, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider, ReplicaSpec,
+    Replicas, Route, Snapshot, Target, Timeouts,
 };
 use super::ConfigErrors;
-use filters::auth::ClientKey;
+use filters::auth::{ClientKey, KeySource, KeySpec};
+use filters::limits::Limits;
 use filters::breaker::BreakerConfig;
 use filters::wire::http::host_header;
 use filters::{dialect, Dialect};
@@ -85,6 +86,8 @@ mod bounds {
     /// interval only spaces them out: the two are not cross-checked.
     pub const HEALTH_INTERVAL: Bounds<Duration> = Bounds(ms(100), secs(HOUR));
     pub const HEALTH_TIMEOUT: Bounds<Duration> = Bounds(ms(100), secs(5 * MIN));
+    // [limits]
+    pub const REDIS_TIMEOUT: Bounds<Duration> = Bounds(ms(10), secs(30));
 }
 
 type Errors = Vec<String>;
@@ -201,11 +204,35 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         }
     }
     let (routes, model_names, target_slots) = models(&f.models, &by_name, total_timeout, &mut errs);
-    let keys = api_keys(&f.api_keys, &model_names, &mut errs);
+    let keys = api_keys(&f.api_keys, &model_names, &by_name, &mut errs);
+    let (limit_backend, limits) = limits_section(&f.limits, &mut errs);
+    let localhost_key = f.auth.localhost_key.clone();
+    if let Some(name) = &localhost_key {
+        if !keys.values().any(|k| &k.name == name) {
+            errs.push(format!(
+                "auth.localhost_key: no key named '{name}' in [[api_keys]]"
+            ));
+        }
+    }
+    let sqlite_path = f
+        .storage
+        .sqlite_path
+        .clone()
+        .unwrap_or_else(|| "modelswitch.db".to_owned());
+    if sqlite_path.is_empty() {
+        errs.push("storage.sqlite_path: must not be empty".into());
+    }
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
+    let process = Process {
+        sqlite_path: sqlite_path.into(),
+        limit_backend,
+        ..process
+    };
     Ok(Snapshot {
+        limits,
+        localhost_key,
         process,
         reload: f.server.reload.unwrap_or(true),
         max_request_body_bytes: f.server.max_request_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
@@ -330,6 +357,9 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
         shutdown_grace: bounds::SHUTDOWN_GRACE
             .check("server.shutdown_grace", server.shutdown_grace, errs)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        // Set by `validate` from [storage] and [limits].
+        sqlite_path: std::path::PathBuf::new(),
+        limit_backend: LimitBackend::Memory,
     };
     Server {
         process,
@@ -645,7 +675,86 @@ fn provider(
             keepalive: base.keepalive,
         },
         replicas,
+        limits: shared_limits(&format!("{at}.limits"), p.limits, errs),
     })
+}
+
+/// `limits` of a model or a provider: shared by every key, so only the
+/// per-minute and in-flight dimensions apply (days belong to keys).
+fn shared_limits(at: &str, limits: Option<Limits>, errs: &mut Errors) -> Limits {
+    let Some(l) = limits else {
+        return Limits::default();
+    };
+    for p in l.problems() {
+        errs.push(format!("{at}.{p}"));
+    }
+    for (d, v) in [("rpd", l.rpd), ("tpd", l.tpd)] {
+        if v.is_some() {
+            errs.push(format!(
+                "{at}.{d}: only rpm, tpm and concurrency apply here (per-day limits are set on keys)"
+            ));
+        }
+    }
+    l
+}
+
+/// `[limits]`: the backend (restart to change) and what can change live.
+fn limits_section(l: &FileLimits, errs: &mut Errors) -> (LimitBackend, LimitSettings) {
+    let url = match (&l.redis_url, &l.redis_url_env) {
+        (Some(u), None) => Some(u.clone()),
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => {
+                errs.push(format!(
+                    "limits.redis_url_env: environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            errs.push("limits.redis_url: set redis_url or redis_url_env, not both".into());
+            None
+        }
+        (None, None) => None,
+    };
+    let backend = match l.backend.unwrap_or(FileLimitBackend::Memory) {
+        FileLimitBackend::Memory => LimitBackend::Memory,
+        FileLimitBackend::Redis => match url {
+            // Never echoed: the URL may carry a password.
+            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                LimitBackend::Redis { url: Secret::new(u) }
+            }
+            Some(_) => {
+                errs.push("limits.redis_url: must start with redis:// or rediss://".into());
+                LimitBackend::Memory
+            }
+            None => {
+                errs.push("limits.redis_url: required with backend = \"redis\"".into());
+                LimitBackend::Memory
+            }
+        },
+    };
+    let timezone_name = l.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+    let timezone = filters::limits::day::zone(&timezone_name).unwrap_or_else(|| {
+        errs.push(format!(
+            "limits.timezone: '{timezone_name}' is not an IANA time zone (e.g. UTC, Asia/Shanghai)"
+        ));
+        filters::limits::day::TimeZone::UTC
+    });
+    let default_reserve_output = l.default_reserve_output.unwrap_or(4096);
+    if !(1..=10_000_000).contains(&default_reserve_output) {
+        errs.push("limits.default_reserve_output: 1 to 10000000 tokens".into());
+    }
+    let settings = LimitSettings {
+        timezone,
+        timezone_name,
+        default_reserve_output,
+        allow_on_backend_error: l.on_backend_error != Some(FileOnBackendError::Deny),
+        redis_timeout: bounds::REDIS_TIMEOUT
+            .check("limits.redis_timeout", l.redis_timeout, errs)
+            .unwrap_or(Duration::from_millis(500)),
+    };
+    (backend, settings)
 }
 
 type Slots = Vec<(Arc<Provider>, Arc<str>)>;
@@ -725,6 +834,7 @@ fn models(
                 total_timeout,
                 targets,
                 max_output_tokens: m.max_output_tokens,
+                limits: shared_limits(&format!("{at}.limits"), m.limits, errs),
                 openai_reasoning: m.openai_reasoning.map(|r| {
                     use filters::openai_chat::stream::ReasoningOutput;
                     match r {
@@ -739,14 +849,18 @@ fn models(
     (routes, model_names, slots)
 }
 
-/// `[[api_keys]]`: the clients allowed in, by key.
+/// `[[api_keys]]`: the clients allowed in, by key. Exact model names
+/// must name a configured model (globs may match none yet), providers a
+/// configured provider.
 fn api_keys(
     keys: &[FileApiKey],
     model_names: &[String],
+    providers: &HashMap<&str, Arc<Provider>>,
     errs: &mut Errors,
 ) -> HashMap<String, Arc<ClientKey>> {
     let all_models: HashSet<&str> = model_names.iter().map(String::as_str).collect();
     let mut out = HashMap::new();
+    let mut names = HashSet::new();
     for (i, k) in keys.iter().enumerate() {
         let at = format!("api_keys[{i}]");
         if let Some(problem) = header_value_problem(&k.key) {
@@ -757,24 +871,39 @@ fn api_keys(
         if out.contains_key(&k.key) {
             errs.push(format!("{at}.key: the same key is configured twice"));
         }
+        if !names.insert(k.name.as_str()) {
+            errs.push(format!("{at}.name: key '{}' is defined twice", k.name));
+        }
         for (j, m) in k.allowed_models.iter().flatten().enumerate() {
-            if !all_models.contains(m.as_str()) {
+            if !filters::glob::is_glob(m) && !all_models.contains(m.as_str()) {
                 errs.push(format!("{at}.allowed_models[{j}]: no model named '{m}'"));
             }
         }
-        out.insert(
-            k.key.clone(),
-            Arc::new(ClientKey {
-                name: k.name.clone(),
-                roles: k.roles.clone(),
-                allowed_models: k
-                    .allowed_models
-                    .as_ref()
-                    .map(|v| v.iter().cloned().collect()),
-            }),
-        );
+        for (j, p) in k.allowed_providers.iter().flatten().enumerate() {
+            if !providers.contains_key(p.as_str()) {
+                errs.push(format!("{at}.allowed_providers[{j}]: no provider named '{p}'"));
+            }
+        }
+        let spec = KeySpec {
+            name: k.name.clone(),
+            description: k.description.clone(),
+            roles: k.roles.clone(),
+            enabled: k.enabled.unwrap_or(true),
+            expires_at: k.expires_at.clone(),
+            allowed_models: k.allowed_models.clone(),
+            allowed_providers: k.allowed_providers.clone(),
+            limits: k.limits.unwrap_or_default(),
+            max_output_tokens: k.max_output_tokens,
+            deny_params: k.deny_params.clone(),
+        };
+        match ClientKey::from_spec(spec, KeySource::Config, None) {
+            Ok(key) => {
+                out.insert(k.key.clone(), Arc::new(key));
+            }
+            Err(problems) => errs.extend(problems.into_iter().map(|p| format!("{at}.{p}"))),
+        }
     }
-    if out.is_empty() {
+    if out.is_empty() && errs.is_empty() {
         errs.push("api_keys: at least one key is required (the gateway never runs open)".into());
     }
     out

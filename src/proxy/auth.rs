@@ -1,7 +1,9 @@
 //! Client authentication: the gateway's own keys, never the provider's.
 
 use crate::config::Snapshot;
-use filters::auth::ClientKey;
+use crate::state::Live;
+use crate::state::keys::{KeyEntry, Keys};
+use filters::auth::{ClientKey, Role, Unusable};
 use filters::error::{ApiError, ErrorKind};
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -11,7 +13,11 @@ use std::sync::Arc;
 /// `?key=` query parameter Gemini REST clients use, looked up in the live
 /// config. The query is never forwarded (upstream paths are built from
 /// config) and never logged (the access log writes the path alone).
-pub fn authenticate(snap: &Snapshot, session: &Session) -> Result<Arc<ClientKey>, ApiError> {
+///
+/// Without any credential, a request from the loopback interface acts as
+/// `[auth] localhost_key` when one is configured.
+pub fn authenticate(live: &Live, session: &Session) -> Result<Arc<KeyEntry>, ApiError> {
+    let (keys, snap) = (&*live.keys, &live.config);
     let req = session.req_header();
     let h = &req.headers;
     let header = filters::auth::credential(
@@ -34,28 +40,83 @@ pub fn authenticate(snap: &Snapshot, session: &Session) -> Result<Arc<ClientKey>
                 .query()
                 .filter(|_| gemini)
                 .and_then(|q| filters::wire::http::query_param(q, "key"));
-            query.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::Authentication,
-                    "missing API key: send Authorization: Bearer <key>, x-api-key: <key> \
-                     or x-goog-api-key: <key>",
-                )
-            })?
+            match query.as_deref().filter(|k| !k.is_empty()) {
+                Some(k) => k,
+                None => return localhost(keys, snap, session),
+            }
         }
     };
-    snap.keys
-        .get(cred)
-        .cloned()
-        .ok_or_else(|| ApiError::new(ErrorKind::Authentication, "invalid API key"))
+    let entry = keys
+        .find(cred)
+        .ok_or_else(|| ApiError::new(ErrorKind::Authentication, "invalid API key"))?;
+    usable(entry)
 }
 
-pub fn require_role(key: &ClientKey, role: &str) -> Result<(), ApiError> {
+/// A keyless request: the localhost key for loopback clients, if set.
+fn localhost(keys: &Keys, snap: &Snapshot, session: &Session) -> Result<Arc<KeyEntry>, ApiError> {
+    let loopback = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .is_some_and(|a| a.ip().is_loopback());
+    let entry = snap
+        .localhost_key
+        .as_deref()
+        .filter(|_| loopback)
+        .and_then(|name| keys.by_name(name));
+    match entry {
+        Some(e) => usable(e),
+        None => Err(ApiError::new(
+            ErrorKind::Authentication,
+            "missing API key: send Authorization: Bearer <key>, x-api-key: <key> \
+             or x-goog-api-key: <key>",
+        )),
+    }
+}
+
+/// A known key, unless it is switched off or past its expiry.
+fn usable(entry: Arc<KeyEntry>) -> Result<Arc<KeyEntry>, ApiError> {
+    let now = unix_now();
+    match entry.key.usable(now) {
+        Ok(()) => {
+            entry.runtime.touch(now);
+            Ok(entry)
+        }
+        Err(Unusable::Disabled) => Err(ApiError::new(
+            ErrorKind::Authentication,
+            "this API key is disabled",
+        )),
+        Err(Unusable::Expired) => Err(ApiError::new(
+            ErrorKind::Authentication,
+            "this API key has expired",
+        )),
+    }
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub fn require_role(key: &ClientKey, role: Role) -> Result<(), ApiError> {
     if key.has_role(role) {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorKind::PermissionDenied,
-            format!("the {role} role is required"),
+            format!("the {} role is required", role.name()),
+        ))
+    }
+}
+
+/// The admin API's read side: admins and viewers.
+pub fn require_viewer(key: &ClientKey) -> Result<(), ApiError> {
+    if key.can_view() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "the admin or viewer role is required",
         ))
     }
 }

@@ -63,7 +63,7 @@ pub async fn embeddings(
     dialect: Dialect,
 ) -> Result<(), ApiError> {
     rec.client.dialect = Some(dialect);
-    let key = authenticate(&live.config, session)?;
+    let key = authenticate(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, &live.config).await?;
     let asked = decode(dialect, session.req_header().uri.path(), &body)?;

@@ -30,7 +30,7 @@ pub async fn models(
     live: &Live,
     dialect: Dialect,
 ) -> Result<(), ApiError> {
-    let key = authenticate(&live.config, session)?;
+    let key = authenticate(live, session)?;
     let names: Vec<&str> = live
         .config
         .model_names
@@ -49,7 +49,7 @@ pub async fn model(
     live: &Live,
     dialect: Dialect,
 ) -> Result<(), ApiError> {
-    let key = authenticate(&live.config, session)?;
+    let key = authenticate(live, session)?;
     let path = session.req_header().uri.path();
     let id = filters::ingress::trailing_id(path).unwrap_or_default();
     if !live.config.routes.contains_key(&id) || !key.allows_model(&id) {
@@ -74,7 +74,7 @@ pub async fn stored_response(
     store: &ConversationStore,
 ) -> Result<(), ApiError> {
     rec.client.dialect = Some(Dialect::OpenAiResponses);
-    let key = authenticate(&live.config, session)?;
+    let key = authenticate(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let req = session.req_header();
     let id = filters::ingress::trailing_id(req.uri.path()).unwrap_or_default();
@@ -138,7 +138,7 @@ pub async fn count_tokens(
     dialect: Dialect,
 ) -> Result<(), ApiError> {
     rec.client.dialect = Some(dialect);
-    let key = authenticate(&live.config, session)?;
+    let key = authenticate(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, &live.config).await?;
     let req = dialect::decode_count_tokens(dialect, &body)?;
@@ -198,8 +198,8 @@ pub async fn key_stats(
     rec: &mut RequestRecord,
     live: &Live,
 ) -> Result<(), ApiError> {
-    let key = authenticate(&live.config, session)?;
-    require_role(&key, "admin")?;
+    let key = authenticate(live, session)?;
+    require_role(&key, filters::auth::Role::Admin)?;
     let now = crate::exchange::now();
     let providers: Vec<serde_json::Value> = live
         .providers()

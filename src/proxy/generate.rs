@@ -83,7 +83,7 @@ pub async fn generate(
     conversations: &'static ConversationStore,
 ) -> Result<(), ApiError> {
     let snap = &live.config;
-    let key = authenticate(snap, session)?;
+    let key = authenticate(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, snap).await?;
     if let Err(e) = std::str::from_utf8(&body) {

@@ -10,6 +10,7 @@
 //! when a config is published.
 
 pub mod health;
+pub mod keys;
 pub mod replicas;
 
 use crate::config::secret::Secret;
@@ -25,6 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// Requests in flight keep the `Live` they started with.
 pub struct Live {
     pub config: Snapshot,
+    /// Every client key (config and store), process-wide.
+    pub keys: Arc<keys::Keys>,
     providers: Vec<Arc<ProviderState>>,
     targets: Vec<Arc<TargetState>>,
 }
@@ -87,6 +90,8 @@ struct Known {
 #[derive(Default)]
 pub struct Registry {
     known: Mutex<Known>,
+    /// Binding a config publishes its keys here.
+    pub keys: Arc<keys::Keys>,
 }
 
 impl Registry {
@@ -127,7 +132,9 @@ impl Registry {
             next.targets.insert(id, state);
         }
         *known = next;
+        self.keys.set_config(&config.keys);
         Ok(Live {
+            keys: self.keys.clone(),
             config,
             providers,
             targets,
