@@ -123,6 +123,7 @@ pub async fn respond_error(
     if let Some(a) = attempts {
         extra.push(("x-modelswitch-attempts", a));
     }
+    extra.extend(rec.limit_headers.iter().cloned());
     let body = Bytes::from(dialect::error_bytes(dialect, e));
     respond(
         session,

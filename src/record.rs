@@ -21,6 +21,11 @@ pub struct RequestRecord {
     pub result: Outcome,
     /// Counts the request for graceful shutdown until the record drops.
     pub in_flight: Option<InFlight>,
+    /// Limiter holds (the key's and model's, each served provider's),
+    /// settled with the real usage when the request ends.
+    pub holds: Vec<crate::limits::Admission>,
+    /// The rate-limit headers for this client's SDK.
+    pub limit_headers: Vec<(&'static str, String)>,
 }
 
 /// What the client sent and who it is.
@@ -67,6 +72,10 @@ pub enum AttemptOutcome {
     Unhealthy,
     /// Not sent: every key is resting after rate limits.
     KeysCooling,
+    /// Not sent: the provider's own limit (`[[providers]] limits`) is reached.
+    ProviderLimit,
+    /// Not sent: the client key may not use this provider.
+    NotAllowed,
     /// The client left before anything was sent to it.
     ClientLeft,
     /// The upstream failed (`503`, `connect`, `timeout-first-event`, …).
@@ -94,6 +103,8 @@ impl std::fmt::Display for AttemptOutcome {
             Self::CircuitOpen => "circuit-open",
             Self::Unhealthy => "unhealthy",
             Self::KeysCooling => "keys-cooling",
+            Self::ProviderLimit => "provider-limit",
+            Self::NotAllowed => "not-allowed",
             Self::ClientLeft => "client-left",
             Self::Failed(kind) => return kind.fmt(f),
         })
@@ -109,6 +120,25 @@ impl RequestRecord {
             attempts: Vec::new(),
             result: Outcome::default(),
             in_flight: None,
+            holds: Vec::new(),
+            limit_headers: Vec::new(),
+        }
+    }
+
+    /// Ends the request's limiter holds: the real usage when a target
+    /// served and reported it; nothing when none served; the reservation
+    /// when one served without a usage report.
+    pub fn settle_limits(&mut self) {
+        if self.holds.is_empty() {
+            return;
+        }
+        let actual = match (self.result.served_by, &self.result.usage) {
+            (None, _) => Some(0),
+            (Some(_), Some(u)) => Some(u.input_total().saturating_add(u.output_total)),
+            (Some(_), None) => None,
+        };
+        for hold in self.holds.drain(..) {
+            hold.settle(actual);
         }
     }
 

@@ -591,6 +591,22 @@ pub fn model_listing(dialect: Dialect, names: &[&str]) -> Value {
     }
 }
 
+/// The rate-limit headers this dialect's SDKs read: Anthropic's family for
+/// Anthropic clients, OpenAI's for everyone else (Gemini's SDKs read none,
+/// and OpenAI's names are what generic tooling looks for).
+pub fn rate_limit_headers(
+    dialect: Dialect,
+    headroom: &crate::limits::Headroom,
+    now_ms: u64,
+) -> crate::limits::headers::Headers {
+    match dialect {
+        Dialect::Anthropic => crate::limits::headers::anthropic(headroom, now_ms),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses | Dialect::Gemini => {
+            crate::limits::headers::openai(headroom)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,14 @@ impl Reloader {
                 "server.shutdown_grace",
                 snap.process.shutdown_grace != self.process.shutdown_grace,
             ),
+            (
+                "storage.sqlite_path",
+                snap.process.sqlite_path != self.process.sqlite_path,
+            ),
+            (
+                "limits.backend",
+                snap.process.limit_backend != self.process.limit_backend,
+            ),
         ] {
             if differs {
                 log::warn!("{path}: {setting} changed: needs a restart; the running value stays");

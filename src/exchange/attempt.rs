@@ -51,13 +51,21 @@ pub(super) struct Attempts<'a> {
     /// (which drops it) rather than passed through. Scanned once.
     pub carries_synthetic_signature: bool,
     pub payload: Payload,
+    /// Tokens reserved against a provider's limit.
+    pub reserve: u64,
+    /// The current target's provider-limit hold.
+    pub hold: Option<crate::limits::Admission>,
+    /// The first provider limit that turned a target away.
+    pub provider_refused: Option<crate::limits::Refused>,
+    /// A target was skipped: the key may not use its provider.
+    pub not_allowed: bool,
 }
 
 impl Attempts<'_> {
     /// The body for `target`. Same dialect: the client's bytes with the
     /// model replaced — unless reasoning history carries a signature we
     /// minted, which must never reach Anthropic (a full decode drops it).
-    fn prepare(&mut self, target: &Target, route: &Route) -> Result<Prepared, ApiError> {
+    fn prepare(&mut self, target: &Target) -> Result<Prepared, ApiError> {
         let provider = &target.provider;
         // A conversation the gateway keeps must be expanded, whoever serves it.
         let local_previous = self.req.responses.is_some_and(|r| r.local_previous);
@@ -68,7 +76,7 @@ impl Attempts<'_> {
             dialect: provider.dialect,
             model: &target.model,
             encode: &provider.encode,
-            max_output_tokens: route.max_output_tokens,
+            max_output_tokens: self.req.max_output_tokens,
         };
         self.payload.prepare(self.req.dialect, &spec, pass_through)
     }
@@ -151,8 +159,77 @@ fn admit(live: &Live, rec: &mut RequestRecord, target: &Target, forced: bool) ->
 }
 
 /// One target: breaker, key, call, and the outcome recorded where it
-/// belongs (breaker for the target's health, pool for the key's).
+/// belongs (breaker for the target's health, pool for the key's), and the
+/// provider's limit held while it serves.
 pub(super) async fn attempt(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    route: &Route,
+    attempts: &mut Attempts<'_>,
+    target: &Target,
+    forced: bool,
+) -> Result<Tried, ApiError> {
+    let tried = attempt_target(upstream, session, rec, route, attempts, target, forced).await;
+    if let Some(hold) = attempts.hold.take() {
+        match &tried {
+            // Settled with the usage when the request ends.
+            Ok(Tried::Served(_)) => rec.holds.push(hold),
+            // The upstream may have produced tokens: the reservation stands.
+            Ok(Tried::ClientLeft) => drop(hold),
+            // Asked and failed: counted as a request, no tokens.
+            _ => hold.settle(Some(0)),
+        }
+    }
+    tried
+}
+
+/// Whether the client key may use the target's provider, and its
+/// provider's limit admits the request (held in `attempts.hold`).
+async fn provider_admits(
+    rec: &mut RequestRecord,
+    route: &Route,
+    attempts: &mut Attempts<'_>,
+    target: &Target,
+) -> Option<Tried> {
+    let provider = &target.provider;
+    let skip = Tried::Skipped {
+        retry_at: None,
+        rate_limited: false,
+    };
+    if let Some(allowed) = attempts.req.allowed_providers {
+        if !allowed.iter().any(|p| **p == *provider.name) {
+            rec.attempts
+                .push(Attempt::untried(target, AttemptOutcome::NotAllowed));
+            attempts.not_allowed = true;
+            return Some(skip);
+        }
+    }
+    let live = attempts.live;
+    let subject = live.provider_subject(provider)?;
+    let settings = &live.config.limits;
+    let lease = route.total_timeout + Duration::from_secs(60);
+    match live
+        .limiter
+        .admit(vec![subject], attempts.reserve, settings, lease, &rec.id)
+        .await
+    {
+        Ok(hold) => {
+            attempts.hold = Some(hold);
+            None
+        }
+        Err(refused) => {
+            rec.attempts
+                .push(Attempt::untried(target, AttemptOutcome::ProviderLimit));
+            if attempts.provider_refused.is_none() {
+                attempts.provider_refused = Some(refused);
+            }
+            Some(skip)
+        }
+    }
+}
+
+async fn attempt_target(
     upstream: &UpstreamClient,
     session: &mut Session,
     rec: &mut RequestRecord,
@@ -167,7 +244,11 @@ pub(super) async fn attempt(
     if let Some(skip) = admit(live, rec, target, forced) {
         return Ok(skip);
     }
-    let mut prepared = match attempts.prepare(target, route) {
+    if let Some(skip) = provider_admits(rec, route, attempts, target).await {
+        live.breaker(target.slot).release_probe();
+        return Ok(skip);
+    }
+    let mut prepared = match attempts.prepare(target) {
         Ok(p) => p,
         Err(e) => {
             live.breaker(target.slot).release_probe();

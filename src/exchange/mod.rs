@@ -80,6 +80,12 @@ pub struct ClientRequest<'a> {
     pub json_array: bool,
     /// OpenAI Responses clients: the answer's id and the conversation store.
     pub responses: Option<Responses<'a>>,
+    /// The output cap: the model's, tightened by the key's.
+    pub max_output_tokens: Option<u64>,
+    /// The client key's provider allow-list (`None`: every provider).
+    pub allowed_providers: Option<&'a [String]>,
+    /// Tokens a provider's limit reserves for this request.
+    pub reserve: u64,
 }
 
 /// How reasoning reaches an OpenAI Chat client when the model does not
@@ -144,6 +150,10 @@ pub async fn run(
         total_deadline: rec.started + route.total_timeout,
         carries_synthetic_signature: req.carries_synthetic_signature,
         payload,
+        reserve: req.reserve,
+        hold: None,
+        provider_refused: None,
+        not_allowed: false,
     };
     let mut failures: Vec<(Arc<str>, Failure)> = Vec::new();
     let mut skipped: Vec<(&Target, Option<Instant>, bool)> = Vec::new();
@@ -184,7 +194,22 @@ pub async fn run(
         }
     }
     if failures.is_empty() {
-        // Never asked: every key disabled by a 401, or no healthy replica.
+        // Never asked: a provider's own limit, a provider the key may not
+        // use, every key disabled by a 401, or no healthy replica.
+        match attempts.provider_refused.take() {
+            Some(crate::limits::Refused::Limit(r)) => return Err(crate::limits::refusal_error(&r)),
+            Some(crate::limits::Refused::Backend) => return Err(crate::limits::backend_error()),
+            None => {}
+        }
+        if attempts.not_allowed && skipped.iter().all(|(_, at, keys)| at.is_none() && !keys) {
+            return Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "this API key may not use any provider that serves model '{}'",
+                    req.model
+                ),
+            ));
+        }
         let e = if skipped.iter().any(|(_, _, keys)| *keys) {
             ApiError::new(
                 ErrorKind::Api,

@@ -103,5 +103,6 @@ pub(super) fn target_headers(rec: &RequestRecord, target: &Target) -> Vec<(&'sta
     if !rec.attempts.is_empty() {
         extra.push(("x-modelswitch-attempts", rec.attempts_header()));
     }
+    extra.extend(rec.limit_headers.iter().cloned());
     extra
 }

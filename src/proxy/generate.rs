@@ -100,6 +100,15 @@ pub async fn generate(
         .flatten();
     // OpenAI keeps a response unless told `store: false` (Codex always is).
     let store_asked = members.raw("store") != Some(b"false");
+    if let Some(field) = key.deny_params.iter().find(|f| members.raw(f).is_some()) {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!("this API key may not set '{field}'"),
+        )
+        .with_status(400)
+        .with_param(field.as_str()));
+    }
+    let asked_output = requested_output(&members);
     let rewritable = Rewritable::of(&members);
     drop(members);
     rec.client.model = Some(model.clone());
@@ -127,6 +136,17 @@ pub async fn generate(
             format!("this API key may not use model '{model}'"),
         ));
     }
+    // The key's output cap tightens the model's.
+    let max_output_tokens = match (route.max_output_tokens, key.max_output_tokens) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let output = asked_output
+        .unwrap_or(snap.limits.default_reserve_output)
+        .min(max_output_tokens.unwrap_or(u64::MAX));
+    let reserve =
+        filters::limits::reservation(crate::limits::input_estimate(body.len()), output);
+    admit(live, rec, &key, &route, &model, dialect, reserve).await?;
     let head = session.req_header();
     // Gemini's REST API streams one JSON array unless asked for SSE.
     let json_array = stream
@@ -163,6 +183,9 @@ pub async fn generate(
         dialect,
         model: &model,
         stream,
+        max_output_tokens,
+        allowed_providers: key.allowed_providers.as_deref(),
+        reserve,
         headers: ClientHeaders::from_request(session.req_header(), dialect),
         body_len: body.len(),
         carries_synthetic_signature: filters::dialect::carries_synthetic_signature(dialect, &body),
@@ -194,5 +217,64 @@ pub async fn generate(
             "the gateway is shutting down",
         )),
         None => Ok(()),
+    }
+}
+
+/// The output a request asks for at most, wherever its dialect puts it.
+fn requested_output(members: &filters::wire::json_peek::Members<'_>) -> Option<u64> {
+    let number = |raw: &[u8]| std::str::from_utf8(raw).ok()?.trim().parse::<u64>().ok();
+    ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|m| members.raw(m).and_then(number))
+        .or_else(|| {
+            let config = members.raw("generationConfig")?;
+            let inner = filters::wire::json_peek::members(config).ok()?;
+            inner.raw("maxOutputTokens").and_then(number)
+        })
+}
+
+/// The key's and the model's limits: the request is counted in both, or
+/// refused with a 429 naming the limit. `tokens` are reserved (the input
+/// estimated from the body, plus the most output the request may
+/// produce); the real usage replaces them when the request ends.
+async fn admit(
+    live: &Live,
+    rec: &mut RequestRecord,
+    key: &crate::state::keys::KeyEntry,
+    route: &crate::config::Route,
+    model: &str,
+    dialect: Dialect,
+    tokens: u64,
+) -> Result<(), ApiError> {
+    let mut subjects = Vec::with_capacity(2);
+    if !key.limits.is_empty() {
+        subjects.push(crate::limits::Subject {
+            scope: filters::limits::Scope::Key,
+            name: std::sync::Arc::from(key.name.as_str()),
+            limits: key.limits,
+            counters: key.runtime.counters.clone(),
+        });
+    }
+    subjects.extend(live.model_subject(route, model));
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    let settings = &live.config.limits;
+    let lease = route.total_timeout + std::time::Duration::from_secs(60);
+    let limiter = &live.limiter;
+    match limiter.admit(subjects, tokens, settings, lease, &rec.id).await {
+        Ok(hold) => {
+            let now = limiter.clock(settings).now_ms;
+            rec.limit_headers = filters::dialect::rate_limit_headers(dialect, &hold.headroom, now);
+            rec.holds.push(hold);
+            Ok(())
+        }
+        Err(crate::limits::Refused::Limit(r)) => {
+            let now = limiter.clock(settings).now_ms;
+            let headroom = filters::limits::Headroom::exhausted(&r);
+            rec.limit_headers = filters::dialect::rate_limit_headers(dialect, &headroom, now);
+            Err(crate::limits::refusal_error(&r))
+        }
+        Err(crate::limits::Refused::Backend) => Err(crate::limits::backend_error()),
     }
 }

@@ -166,6 +166,7 @@ impl ProxyHttp for Gateway {
         _e: Option<&pingora::Error>,
         rec: &mut RequestRecord,
     ) {
+        rec.settle_limits();
         if log::log_enabled!(log::Level::Info) {
             access_log::write(session, rec);
         }

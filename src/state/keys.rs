@@ -18,7 +18,7 @@ pub struct KeyRuntime {
     pub last_used: AtomicI64,
     /// Memory-backend limiter counters (also the fallback while Redis is
     /// unreachable).
-    pub counters: Mutex<Counters>,
+    pub counters: Arc<Mutex<Counters>>,
 }
 
 impl KeyRuntime {

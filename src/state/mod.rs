@@ -28,9 +28,15 @@ pub struct Live {
     pub config: Snapshot,
     /// Every client key (config and store), process-wide.
     pub keys: Arc<keys::Keys>,
+    pub limiter: Arc<crate::limits::Limiter>,
     providers: Vec<Arc<ProviderState>>,
     targets: Vec<Arc<TargetState>>,
+    /// Limiter counters of the models that have limits, by name.
+    models: HashMap<String, Counted>,
 }
+
+/// Limiter counters, kept by name across reloads.
+pub type Counted = Arc<Mutex<filters::limits::Counters>>;
 
 pub type LiveStore = Arc<ArcSwap<Live>>;
 
@@ -41,6 +47,27 @@ impl Live {
 
     pub fn breaker(&self, slot: usize) -> MutexGuard<'_, Breaker> {
         lock(&self.targets[slot].breaker)
+    }
+
+    /// The limiter subject of a model with limits.
+    pub fn model_subject(&self, route: &crate::config::Route, name: &str) -> Option<crate::limits::Subject> {
+        let counters = self.models.get(name)?;
+        Some(crate::limits::Subject {
+            scope: filters::limits::Scope::Model,
+            name: Arc::from(name),
+            limits: route.limits,
+            counters: counters.clone(),
+        })
+    }
+
+    /// The limiter subject of a provider with limits.
+    pub fn provider_subject(&self, p: &Provider) -> Option<crate::limits::Subject> {
+        (!p.limits.is_empty()).then(|| crate::limits::Subject {
+            scope: filters::limits::Scope::Provider,
+            name: p.name.clone(),
+            limits: p.limits,
+            counters: self.providers[p.index].counters.clone(),
+        })
     }
 
     /// Each provider with its runtime state, in config order.
@@ -62,6 +89,8 @@ pub struct TargetState {
 pub struct ProviderState {
     key_pool: Arc<Mutex<KeyPool>>,
     pub replicas: Option<Arc<ReplicaPool>>,
+    /// Limiter counters for the provider's shared limits.
+    counters: Counted,
 }
 
 impl ProviderState {
@@ -85,6 +114,8 @@ struct Known {
     providers: HashMap<Arc<str>, KnownProvider>,
     /// By provider endpoint (`Provider::endpoint`) and upstream model.
     targets: HashMap<(String, Arc<str>), Arc<TargetState>>,
+    /// Limiter counters of models with limits, by model name.
+    models: HashMap<String, Counted>,
 }
 
 #[derive(Default)]
@@ -92,9 +123,17 @@ pub struct Registry {
     known: Mutex<Known>,
     /// Binding a config publishes its keys here.
     pub keys: Arc<keys::Keys>,
+    pub limiter: Arc<crate::limits::Limiter>,
 }
 
 impl Registry {
+    pub fn with_limiter(limiter: Arc<crate::limits::Limiter>) -> Self {
+        Self {
+            limiter,
+            ..Self::default()
+        }
+    }
+
     /// Binds `config` to the state kept for its identities, creating what
     /// is new; state of identities the config no longer has is dropped.
     /// Fails only when a new replica pool cannot be built (a host that
@@ -131,13 +170,22 @@ impl Registry {
             targets.push(state.clone());
             next.targets.insert(id, state);
         }
+        for (name, route) in &config.routes {
+            if !route.limits.is_empty() {
+                let c = known.models.get(name).cloned().unwrap_or_default();
+                next.models.insert(name.clone(), c);
+            }
+        }
+        let models = next.models.clone();
         *known = next;
         self.keys.set_config(&config.keys);
         Ok(Live {
             keys: self.keys.clone(),
+            limiter: self.limiter.clone(),
             config,
             providers,
             targets,
+            models,
         })
     }
 }
@@ -169,9 +217,14 @@ fn bind_provider(p: &Provider, old: Option<&KnownProvider>) -> Result<KnownProvi
         }
         None => Arc::new(Mutex::new(KeyPool::new(p.keys.len(), p.key_cooldown))),
     };
+    let counters = old.map(|k| k.state.counters.clone()).unwrap_or_default();
     Ok(KnownProvider {
         keys: p.keys.clone(),
-        state: Arc::new(ProviderState { key_pool, replicas }),
+        state: Arc::new(ProviderState {
+            key_pool,
+            replicas,
+            counters,
+        }),
         replicas: replicas_id,
     })
 }

@@ -17,6 +17,7 @@
 //! Lua script; a budget (money per day or month) is one more dimension.
 
 pub mod day;
+pub mod headers;
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -483,6 +484,20 @@ impl Headroom {
 
     pub fn is_empty(&self) -> bool {
         self.requests.is_none() && self.tokens.is_none()
+    }
+
+    /// What a refusal leaves: nothing of its dimension until it resets.
+    pub fn exhausted(r: &Refusal) -> Self {
+        let status = DimensionStatus {
+            dimension: r.dimension,
+            limit: r.limit,
+            used: r.limit,
+            remaining: 0,
+            reset_ms: r.retry_after_ms.unwrap_or(0),
+        };
+        let mut h = Self::default();
+        h.add(&[status]);
+        h
     }
 }
 
