@@ -26,6 +26,8 @@ pub enum Endpoint {
     StoredResponse,
     /// `GET /api/upstream-keys/stats`: per-key statistics (admin role).
     UpstreamKeyStats,
+    /// `/api/keys[/{name}[/limits]]`: the client keys (admin API).
+    AdminKeys,
     /// Known path, wrong method.
     MethodNotAllowed,
     NotFound,
@@ -145,6 +147,9 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
         } else {
             Endpoint::MethodNotAllowed
         };
+    }
+    if path == "/api/keys" || path.starts_with("/api/keys/") {
+        return Endpoint::AdminKeys;
     }
     if is_single_model(path) {
         return if is_get {

@@ -4,6 +4,7 @@
 //! rendered here, at one edge, in the caller's dialect.
 
 mod access_log;
+mod admin;
 mod auth;
 pub mod connection;
 mod embeddings;
@@ -29,6 +30,8 @@ pub struct Gateway {
     /// OpenAI Responses conversations kept for providers that keep none;
     /// lives as long as the process.
     pub conversations: &'static filters::conversations::ConversationStore,
+    /// Runtime keys (the admin API writes them).
+    pub key_store: Option<crate::store::KeyStore>,
 }
 
 #[async_trait]
@@ -121,6 +124,9 @@ impl ProxyHttp for Gateway {
                 .await
             }
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
+            Endpoint::AdminKeys => {
+                Box::pin(admin::keys(session, rec, &live, self.key_store.as_ref())).await
+            }
             Endpoint::Generate(dialect) => {
                 rec.client.dialect = Some(dialect);
                 // Boxed: a small `request_filter` future is cheap for Pingora to move.
