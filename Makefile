@@ -18,7 +18,8 @@ CLI_DIR    := target/cli
 all: build
 
 ## What a fresh machine lacks: pingora-core builds zlib-ng with cmake; the SDK
-## tests need python3 with venv. Installs them with apt-get when run as root.
+## tests need python3 with venv; the Redis limiter tests start redis-server.
+## Installs them with apt-get when run as root.
 deps:
 	@command -v cmake >/dev/null 2>&1 || { \
 	  echo "installing cmake (needed to build pingora-core)"; \
@@ -28,6 +29,10 @@ deps:
 	  echo "installing python3-venv (needed for the SDK tests)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
 	  else echo "python3-venv is missing: run 'sudo apt-get install -y python3-venv'"; exit 1; fi; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (the Redis limiter tests start their own)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; fi; }
 
 ## Node and npm for the Node SDK and agent CLI tests: Debian's packages when
 ## run as root and absent (the machine image brings Node 20).
