@@ -1,0 +1,425 @@
+//! `modelswitch keys create|list|show|update|revoke`: the key store from a
+//! shell, beside a running gateway (which serves each change within a
+//! second) or without one. Reads only `storage.sqlite_path` of the config,
+//! so it needs none of the providers' secrets.
+//!
+//! Exit codes: 0 done, 1 no such key / name taken / store failure, 2 bad
+//! input (with the field at fault).
+
+use crate::store::{KeyStore, StoreError, StoredKey};
+use clap::{Args, Subcommand};
+use filters::auth::{format_rfc3339, KeySpec};
+use filters::limits::Limits;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct KeysArgs {
+    /// The key store file (default: `storage.sqlite_path` of the config).
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Mint a key; it is printed once and never again.
+    // Boxed: the flags are large beside the other verbs (and commands).
+    Create(Box<CreateArgs>),
+    /// Every stored key (never a secret).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One key's attributes (never its secret).
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a key's attributes; what is not named stays.
+    Update(Box<UpdateArgs>),
+    /// Delete a key: it stops working within a second.
+    Revoke { name: String },
+}
+
+/// A key's attributes as flags; each one given replaces that attribute.
+#[derive(Args)]
+struct Attributes {
+    #[arg(long)]
+    description: Option<String>,
+    /// admin, user or viewer (repeat or separate with commas; default user).
+    #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
+    roles: Vec<String>,
+    /// Models the key may call: names or `*` globs, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    /// Providers the key may reach, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    providers: Option<Vec<String>>,
+    /// Requests per minute.
+    #[arg(long)]
+    rpm: Option<u64>,
+    /// Tokens per minute.
+    #[arg(long)]
+    tpm: Option<u64>,
+    /// Requests per day.
+    #[arg(long)]
+    rpd: Option<u64>,
+    /// Tokens per day.
+    #[arg(long)]
+    tpd: Option<u64>,
+    /// Requests in flight.
+    #[arg(long)]
+    concurrency: Option<u64>,
+    /// Requests asking for more output are clamped to this.
+    #[arg(long)]
+    max_output_tokens: Option<u64>,
+    /// Request fields the key may not set, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    deny_params: Option<Vec<String>>,
+    /// When the key stops working, e.g. 2027-01-01T00:00:00Z.
+    #[arg(long, value_name = "RFC3339")]
+    expires: Option<String>,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    attributes: Attributes,
+    /// Create it switched off.
+    #[arg(long)]
+    disabled: bool,
+    /// Print `{"key": ..., "name": ...}`.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    name: String,
+    #[command(flatten)]
+    attributes: Attributes,
+    #[arg(long, conflicts_with = "disable")]
+    enable: bool,
+    #[arg(long)]
+    disable: bool,
+    /// Remove every limit (then apply any limit flags given).
+    #[arg(long)]
+    clear_limits: bool,
+    /// The key never expires.
+    #[arg(long, conflicts_with = "expires")]
+    clear_expiry: bool,
+    /// The key may call every model.
+    #[arg(long, conflicts_with = "models")]
+    clear_models: bool,
+    /// The key may reach every provider.
+    #[arg(long, conflicts_with = "providers")]
+    clear_providers: bool,
+}
+
+impl Attributes {
+    fn apply(self, spec: &mut KeySpec) {
+        if let Some(d) = self.description {
+            spec.description = d;
+        }
+        if !self.roles.is_empty() {
+            spec.roles = self.roles;
+        }
+        if self.models.is_some() {
+            spec.allowed_models = self.models;
+        }
+        if self.providers.is_some() {
+            spec.allowed_providers = self.providers;
+        }
+        let limits = &mut spec.limits;
+        for (field, value) in [
+            (&mut limits.rpm, self.rpm),
+            (&mut limits.tpm, self.tpm),
+            (&mut limits.rpd, self.rpd),
+            (&mut limits.tpd, self.tpd),
+            (&mut limits.concurrency, self.concurrency),
+        ] {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        if self.max_output_tokens.is_some() {
+            spec.max_output_tokens = self.max_output_tokens;
+        }
+        if let Some(p) = self.deny_params {
+            spec.deny_params = p;
+        }
+        if self.expires.is_some() {
+            spec.expires_at = self.expires;
+        }
+    }
+}
+
+pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
+    let path = match args.db {
+        Some(p) => p,
+        None => match crate::config::sqlite_path_of(config) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let store = match KeyStore::open(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(verb(&store, args.verb)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StoreError::Invalid(errs)) => {
+            eprintln!("invalid key attributes:");
+            for e in errs {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn verb(store: &KeyStore, verb: Verb) -> Result<(), StoreError> {
+    match verb {
+        Verb::Create(args) => {
+            let args = *args;
+            let mut spec = KeySpec::named(args.name);
+            args.attributes.apply(&mut spec);
+            spec.enabled = !args.disabled;
+            let (made, secret) = store.create(spec).await?;
+            if args.json {
+                out(&format!(
+                    "{}\n",
+                    json!({"key": secret, "name": made.spec.name})
+                ));
+            } else {
+                out(&format!("{secret}\n"));
+                // On stderr: `KEY=$(modelswitch keys create ...)` keeps
+                // only the key, and a terminal still shows the warning.
+                eprintln!(
+                    "Created key '{}' ({}). Store it now: it will not be shown again.",
+                    made.spec.name, made.prefix
+                );
+            }
+        }
+        Verb::List { json } => {
+            let keys = store.list().await?;
+            let used = store.last_used().await?;
+            out(&if json {
+                let all: Vec<Value> = keys.iter().map(|k| key_json(k, &used)).collect();
+                format!("{}\n", Value::Array(all))
+            } else {
+                table(&keys, &used)
+            });
+        }
+        Verb::Show { name, json } => {
+            let key = store.get(&name).await?.ok_or(StoreError::NotFound(name))?;
+            let used = store.last_used().await?;
+            out(&if json {
+                format!("{:#}\n", key_json(&key, &used))
+            } else {
+                details(&key, &used)
+            });
+        }
+        Verb::Update(args) => {
+            let args = *args;
+            let name = args.name;
+            let old = store
+                .get(&name)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            let mut spec = old.spec.clone();
+            if args.clear_limits {
+                spec.limits = Limits::default();
+            }
+            if args.clear_expiry {
+                spec.expires_at = None;
+            }
+            if args.clear_models {
+                spec.allowed_models = None;
+            }
+            if args.clear_providers {
+                spec.allowed_providers = None;
+            }
+            args.attributes.apply(&mut spec);
+            if args.enable || args.disable {
+                spec.enabled = args.enable;
+            }
+            if spec == old.spec {
+                eprintln!("key '{name}': nothing to change");
+                return Ok(());
+            }
+            store.update(&name, spec).await?;
+            eprintln!("Updated key '{name}'.");
+        }
+        Verb::Revoke { name } => {
+            if !store.delete(&name).await? {
+                return Err(StoreError::NotFound(name));
+            }
+            eprintln!("Revoked key '{name}'.");
+        }
+    }
+    Ok(())
+}
+
+/// Writes to stdout, ignoring a closed pipe (`keys list | head`).
+fn out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn roles(spec: &KeySpec) -> String {
+    if spec.roles.is_empty() {
+        "user".into()
+    } else {
+        spec.roles.join(",")
+    }
+}
+
+fn limits(l: &Limits) -> String {
+    let set: Vec<String> = l
+        .each()
+        .into_iter()
+        .filter_map(|(d, v)| v.map(|n| format!("{}={n}", d.name())))
+        .collect();
+    if set.is_empty() {
+        "-".into()
+    } else {
+        set.join(" ")
+    }
+}
+
+fn last_used(k: &StoredKey, used: &HashMap<String, i64>) -> String {
+    used.get(&k.spec.name)
+        .map_or_else(|| "never".into(), |t| format_rfc3339(*t))
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn table(keys: &[StoredKey], used: &HashMap<String, i64>) -> String {
+    let header = [
+        "NAME",
+        "PREFIX",
+        "ROLES",
+        "ENABLED",
+        "EXPIRES",
+        "LIMITS",
+        "LAST USED",
+    ];
+    let mut rows = vec![header.map(String::from)];
+    for k in keys {
+        rows.push([
+            k.spec.name.clone(),
+            k.prefix.clone(),
+            roles(&k.spec),
+            yes_no(k.spec.enabled).into(),
+            k.spec.expires_at.clone().unwrap_or_else(|| "-".into()),
+            limits(&k.spec.limits),
+            last_used(k, used),
+        ]);
+    }
+    let mut widths = [0; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        s.push_str(cells.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+fn details(k: &StoredKey, used: &HashMap<String, i64>) -> String {
+    let list = |v: &Option<Vec<String>>, all: &str| v.as_ref().map_or(all.into(), |v| v.join(","));
+    let spec = &k.spec;
+    let fields = [
+        ("name", spec.name.clone()),
+        ("prefix", k.prefix.clone()),
+        ("description", spec.description.clone()),
+        ("roles", roles(spec)),
+        ("enabled", yes_no(spec.enabled).into()),
+        (
+            "expires",
+            spec.expires_at.clone().unwrap_or_else(|| "never".into()),
+        ),
+        ("models", list(&spec.allowed_models, "all")),
+        ("providers", list(&spec.allowed_providers, "all")),
+        ("limits", limits(&spec.limits)),
+        (
+            "max output tokens",
+            spec.max_output_tokens.map_or("-".into(), |n| n.to_string()),
+        ),
+        (
+            "denied params",
+            if spec.deny_params.is_empty() {
+                "-".into()
+            } else {
+                spec.deny_params.join(",")
+            },
+        ),
+        ("created", format_rfc3339(k.created_at)),
+        ("updated", format_rfc3339(k.updated_at)),
+        ("last used", last_used(k, used)),
+    ];
+    fields
+        .iter()
+        .map(|(f, v)| format!("{:<18} {v}", format!("{f}:")).trim_end().to_owned() + "\n")
+        .collect()
+}
+
+/// The key's attributes as the store's JSON has them, plus what identifies
+/// it and when it changed; never the secret or its hash.
+fn key_json(k: &StoredKey, used: &HashMap<String, i64>) -> Value {
+    let mut v = serde_json::to_value(&k.spec).unwrap_or(Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("prefix".into(), k.prefix.clone().into());
+        map.insert("created_at".into(), format_rfc3339(k.created_at).into());
+        map.insert("updated_at".into(), format_rfc3339(k.updated_at).into());
+        map.insert(
+            "last_used_at".into(),
+            used.get(&k.spec.name)
+                .map_or(Value::Null, |t| format_rfc3339(*t).into()),
+        );
+    }
+    v
+}

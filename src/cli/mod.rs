@@ -1,0 +1,3 @@
+//! Subcommands that work on stored state without running the gateway.
+
+pub mod keys;

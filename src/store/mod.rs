@@ -1,0 +1,249 @@
+//! Stored state behind one small interface: today the runtime API keys in
+//! SQLite (`sqlite.rs`). Callers see `KeyStore` and plain types only, so a
+//! PostgreSQL backend can join later without touching them.
+//!
+//! A sqlx pool belongs to the tokio runtime that made it, and the gateway
+//! runs one single-threaded runtime per Pingora worker plus others for
+//! background services. So the pool lives on a thread of its own, with
+//! its own runtime; a `KeyStore` is a channel to that thread and works
+//! from any runtime (a CLI just `block_on`s it). The thread ends when the
+//! last handle is dropped, and it is also the one writer of the process.
+
+pub mod refresh;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use filters::auth::{ClientKey, KeySource, KeySpec};
+use sqlite::Sqlite;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tokio::sync::{mpsc, oneshot};
+
+/// A key as the store keeps it: its attributes and what identifies it,
+/// never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub spec: KeySpec,
+    /// SHA-256 of the secret.
+    pub hash: [u8; 32],
+    /// The first characters of the secret (`sk-ms-AbCd`), safe to show.
+    pub prefix: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl StoredKey {
+    /// The key as the request path reads it; a row written by another
+    /// version may no longer validate.
+    pub fn client_key(&self) -> Result<ClientKey, Vec<String>> {
+        ClientKey::from_spec(
+            self.spec.clone(),
+            KeySource::Store,
+            Some(self.prefix.clone()),
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// A key of this name exists.
+    Conflict(String),
+    /// No key of this name.
+    NotFound(String),
+    /// What is wrong with the attributes, each naming its field.
+    Invalid(Vec<String>),
+    /// The database failed; the message never holds a key.
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conflict(name) => write!(f, "a key named '{name}' exists"),
+            Self::NotFound(name) => write!(f, "no key named '{name}'"),
+            Self::Invalid(errs) => f.write_str(&errs.join("; ")),
+            Self::Backend(msg) => write!(f, "key store: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A key to insert: the secret stays with the caller, only its hash and
+/// prefix travel to the store's thread.
+struct NewKey {
+    spec: KeySpec,
+    hash: [u8; 32],
+    prefix: String,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Request {
+    Create(NewKey, Reply<StoredKey>),
+    List(Reply<Vec<StoredKey>>),
+    Get(String, Reply<Option<StoredKey>>),
+    Update(String, KeySpec, Reply<StoredKey>),
+    Delete(String, Reply<bool>),
+    Version(Reply<i64>),
+    Touch(Vec<(String, i64)>, Reply<()>),
+    LastUsed(Reply<HashMap<String, i64>>),
+}
+
+/// A handle on the key store; clones share one database thread.
+#[derive(Clone)]
+pub struct KeyStore {
+    requests: mpsc::Sender<Request>,
+}
+
+impl KeyStore {
+    /// Opens (creating if needed) the SQLite file at `path` and brings its
+    /// schema up to date. Blocks until the database is ready.
+    pub fn open(path: &Path) -> Result<KeyStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("{}: cannot create: {e}", dir.display()))
+            })?;
+        }
+        // Requests wait here while the thread is busy: a bounded queue
+        // pushes back on callers instead of growing.
+        let (requests, inbox) = mpsc::channel(64);
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let owned = path.to_owned();
+        std::thread::Builder::new()
+            .name("key-store".into())
+            .spawn(move || serve(owned, inbox, ready_tx))
+            .map_err(|e| StoreError::Backend(format!("cannot start its thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(KeyStore { requests }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(closed()),
+        }
+    }
+
+    /// Mints a key for `spec`; the secret is returned here and only here.
+    pub async fn create(&self, spec: KeySpec) -> Result<(StoredKey, String), StoreError> {
+        ClientKey::from_spec(spec.clone(), KeySource::Store, None).map_err(StoreError::Invalid)?;
+        let secret = filters::auth::generate_key(getrandom::fill)
+            .map_err(|e| StoreError::Backend(format!("no randomness for a key: {e}")))?;
+        let new = NewKey {
+            spec,
+            hash: filters::auth::key_hash(&secret),
+            prefix: filters::auth::display_prefix(&secret),
+        };
+        let stored = self.ask(|r| Request::Create(new, r)).await?;
+        Ok((stored, secret))
+    }
+
+    /// Every key, by name.
+    pub async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.ask(Request::List).await
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<StoredKey>, StoreError> {
+        self.ask(|r| Request::Get(name.to_owned(), r)).await
+    }
+
+    /// Replaces every attribute of the key `name`; its secret stays.
+    pub async fn update(&self, name: &str, spec: KeySpec) -> Result<StoredKey, StoreError> {
+        // The name is how clients' keys are known in logs and limits: a
+        // new name is a new key.
+        if spec.name != name {
+            return Err(StoreError::Invalid(vec![format!(
+                "name: a key cannot be renamed ('{name}' to '{}')",
+                spec.name
+            )]));
+        }
+        ClientKey::from_spec(spec.clone(), KeySource::Store, None).map_err(StoreError::Invalid)?;
+        self.ask(|r| Request::Update(name.to_owned(), spec, r))
+            .await
+    }
+
+    /// Revokes the key `name`; false if there was none.
+    pub async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.ask(|r| Request::Delete(name.to_owned(), r)).await
+    }
+
+    /// Changes with every create, update and delete, by any process.
+    pub async fn version(&self) -> Result<i64, StoreError> {
+        self.ask(Request::Version).await
+    }
+
+    /// Records last uses (key name, Unix seconds); an older time never
+    /// replaces a newer one. Not a change of the keys: the version stays.
+    pub async fn touch(&self, used: Vec<(String, i64)>) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.ask(|r| Request::Touch(used, r)).await
+    }
+
+    /// Last use (Unix seconds) by key name, of keys used at least once.
+    pub async fn last_used(&self) -> Result<HashMap<String, i64>, StoreError> {
+        self.ask(Request::LastUsed).await
+    }
+
+    async fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(request(tx))
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Backend("its thread has stopped".into())
+}
+
+/// The store's thread: connects, reports readiness, then answers requests
+/// one at a time (one writer) until every handle is gone.
+fn serve(
+    path: PathBuf,
+    mut inbox: mpsc::Receiver<Request>,
+    ready: std::sync::mpsc::SyncSender<Result<(), StoreError>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(StoreError::Backend(format!("no runtime: {e}"))));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let db = match Sqlite::connect(&path).await {
+            Ok(db) => db,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        while let Some(request) = inbox.recv().await {
+            answer(&db, request).await;
+        }
+        db.close().await;
+    });
+}
+
+async fn answer(db: &Sqlite, request: Request) {
+    // A caller that gave up no longer wants the answer: send errors are
+    // ignored.
+    match request {
+        Request::Create(new, r) => drop(r.send(db.create(new).await)),
+        Request::List(r) => drop(r.send(db.list().await)),
+        Request::Get(name, r) => drop(r.send(db.get(&name).await)),
+        Request::Update(name, spec, r) => drop(r.send(db.update(&name, spec).await)),
+        Request::Delete(name, r) => drop(r.send(db.delete(&name).await)),
+        Request::Version(r) => drop(r.send(db.version().await)),
+        Request::Touch(used, r) => drop(r.send(db.touch(used).await)),
+        Request::LastUsed(r) => drop(r.send(db.last_used().await)),
+    }
+}

@@ -1,0 +1,333 @@
+//! The key store in SQLite: WAL (readers never wait for the writer, and
+//! other processes — the `keys` CLI, other gateways — share the file),
+//! a 5 s busy timeout for their writes, and every change to `keys` with a
+//! bump of `meta.keys_version` in one transaction.
+
+use super::{NewKey, StoreError, StoredKey};
+use filters::auth::KeySpec;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+/// Writes take the write lock at BEGIN, so waiting for another process's
+/// writer goes through the busy timeout instead of failing on upgrade.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+const LIST: &str =
+    "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys ORDER BY name";
+const GET: &str =
+    "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys WHERE name = ?";
+
+pub(super) struct Sqlite {
+    pool: SqlitePool,
+}
+
+impl Sqlite {
+    pub(super) async fn connect(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        // One connection: requests are answered one at a time anyway.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        // Two processes opening a new file together may both try the first
+        // migration; the loser finds it applied on a second try.
+        let mut tries = 0;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => return Ok(Self { pool }),
+                Err(_) if tries < 4 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "{}: cannot migrate: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn create(&self, new: NewKey) -> Result<StoredKey, StoreError> {
+        let now = unix_now();
+        let spec = spec_json(&new.spec)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        let taken = sqlx::query("SELECT 1 FROM keys WHERE name = ?")
+            .bind(&new.spec.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(new.spec.name));
+        }
+        sqlx::query(
+            "INSERT INTO keys (name, hash, prefix, spec, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&new.spec.name)
+        .bind(filters::auth::hex(&new.hash))
+        .bind(&new.prefix)
+        .bind(spec)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // A new key under an old name has not been used yet.
+        forget_use(&mut tx, &new.spec.name).await?;
+        bump_version(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(StoredKey {
+            spec: new.spec,
+            hash: new.hash,
+            prefix: new.prefix,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub(super) async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query(LIST)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        // One unreadable row (written by another version) must not hide
+        // every other key.
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                stored(row)
+                    .map_err(|e| log::warn!("a key store row is skipped: {e}"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    pub(super) async fn get(&self, name: &str) -> Result<Option<StoredKey>, StoreError> {
+        let row = sqlx::query(GET)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(stored).transpose()
+    }
+
+    pub(super) async fn update(&self, name: &str, spec: KeySpec) -> Result<StoredKey, StoreError> {
+        let now = unix_now();
+        let json = spec_json(&spec)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        let row = sqlx::query(
+            "UPDATE keys SET spec = ?, updated_at = ? WHERE name = ? \
+             RETURNING hash, prefix, created_at",
+        )
+        .bind(json)
+        .bind(now)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(name.to_owned()));
+        };
+        let hash = unhex(&row.try_get::<String, _>("hash").map_err(backend)?)
+            .ok_or_else(|| StoreError::Backend(format!("key '{name}': malformed hash")))?;
+        let prefix = row.try_get("prefix").map_err(backend)?;
+        let created_at = row.try_get("created_at").map_err(backend)?;
+        bump_version(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(StoredKey {
+            spec,
+            hash,
+            prefix,
+            created_at,
+            updated_at: now,
+        })
+    }
+
+    pub(super) async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        let gone = sqlx::query("DELETE FROM keys WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        forget_use(&mut tx, name).await?;
+        bump_version(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    pub(super) async fn version(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT keys_version FROM meta WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    pub(super) async fn touch(&self, used: Vec<(String, i64)>) -> Result<(), StoreError> {
+        // One transaction for the batch: one fsync, not one per key.
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        for (name, at) in used {
+            sqlx::query(
+                "INSERT INTO key_activity (name, last_used_at) VALUES (?, ?) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET last_used_at = max(last_used_at, excluded.last_used_at)",
+            )
+            .bind(name)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    pub(super) async fn last_used(&self) -> Result<HashMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, last_used_at FROM key_activity")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    #[cfg(test)]
+    pub(super) async fn pragma(&self, name: &'static str) -> Result<String, StoreError> {
+        let row = sqlx::query(match name {
+            "journal_mode" => "PRAGMA journal_mode",
+            "busy_timeout" => "PRAGMA busy_timeout",
+            _ => "PRAGMA foreign_keys",
+        })
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        // journal_mode answers text, the others integers.
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+            .map_err(backend)
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+async fn bump_version(tx: &mut Tx) -> Result<(), StoreError> {
+    sqlx::query("UPDATE meta SET keys_version = keys_version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)
+        .map(drop)
+}
+
+async fn forget_use(tx: &mut Tx, name: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM key_activity WHERE name = ?")
+        .bind(name)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)
+        .map(drop)
+}
+
+/// sqlx messages carry SQLite's text, never bound values: no key leaks.
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<StoredKey, StoreError> {
+    let name: String = row.try_get("name").map_err(backend)?;
+    let hash: String = row.try_get("hash").map_err(backend)?;
+    let json: String = row.try_get("spec").map_err(backend)?;
+    Ok(StoredKey {
+        spec: spec_from(&name, &json)?,
+        hash: unhex(&hash)
+            .ok_or_else(|| StoreError::Backend(format!("key '{name}': malformed hash")))?,
+        prefix: row.try_get("prefix").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        updated_at: row.try_get("updated_at").map_err(backend)?,
+    })
+}
+
+/// The attributes without the name, which has its own column.
+fn spec_json(spec: &KeySpec) -> Result<String, StoreError> {
+    let mut value = serde_json::to_value(spec)
+        .map_err(|e| StoreError::Backend(format!("cannot encode attributes: {e}")))?;
+    if let Some(map) = value.as_object_mut() {
+        map.remove("name");
+    }
+    Ok(value.to_string())
+}
+
+fn spec_from(name: &str, json: &str) -> Result<KeySpec, StoreError> {
+    let unreadable = |e: String| StoreError::Backend(format!("key '{name}': attributes: {e}"));
+    let mut value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| unreadable(e.to_string()))?;
+    let map = value
+        .as_object_mut()
+        .ok_or_else(|| unreadable("not an object".into()))?;
+    map.insert("name".into(), name.into());
+    serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let digit = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *o = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_round_trip_through_hex() {
+        let h = filters::auth::key_hash("sk-ms-x");
+        assert_eq!(unhex(&filters::auth::hex(&h)), Some(h));
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn the_name_lives_in_its_column_not_in_the_json() {
+        let mut spec = KeySpec::named("k");
+        spec.limits.rpm = Some(5);
+        let json = spec_json(&spec).unwrap();
+        assert!(!json.contains("\"name\""));
+        assert_eq!(spec_from("k", &json).unwrap(), spec);
+    }
+}
