@@ -3,13 +3,16 @@
 //! `modelswitch --config FILE` runs the gateway; `modelswitch check --config
 //! FILE` validates a config and names the TOML path of every error.
 
+mod cli;
 mod config;
 mod downstream;
 mod exchange;
+mod limits;
 mod proxy;
 mod record;
 mod shutdown;
 mod state;
+mod store;
 mod upstream;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +53,8 @@ enum Command {
     Run,
     /// Validate the config file and exit.
     Check,
+    /// Create, list, show, update and revoke stored API keys.
+    Keys(cli::keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +78,11 @@ fn main() -> ExitCode {
         )
     })
     .init();
+    // `keys` reads only the store's path from the config: it runs without
+    // the providers' secrets in its environment.
+    if let Some(Command::Keys(args)) = cli.command {
+        return cli::keys::run(&cli.config, args);
+    }
     let snapshot = match config::load(&cli.config) {
         Ok(s) => s,
         Err(e) => {
@@ -88,7 +98,19 @@ fn main() -> ExitCode {
     );
     // Binding builds replica pools, which resolves their hosts: `check`
     // reports a host that does not resolve as the running gateway would.
-    let registry = Arc::new(state::Registry::default());
+    let limiter = match &snapshot.process.limit_backend {
+        config::LimitBackend::Memory => limits::Limiter::memory(),
+        config::LimitBackend::Redis { url } => {
+            match limits::Limiter::redis(url.expose(), snapshot.limits.redis_timeout) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{}: limits.redis_url: {e}", cli.config.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let registry = Arc::new(state::Registry::with_limiter(Arc::new(limiter)));
     let live = match registry.bind(snapshot) {
         Ok(l) => l,
         Err(e) => {
@@ -102,6 +124,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(&cli.config, live, registry),
+        Command::Keys(args) => cli::keys::run(&cli.config, args),
     }
 }
 
@@ -112,6 +135,26 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
         n => n,
     };
     let listen = process.listen.clone();
+    // Runtime keys: served from the first request on, kept current after.
+    let key_store = match store::KeyStore::open(&process.sqlite_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot open the key store {}: {e}", process.sqlite_path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(store::refresh::load_into(&key_store, &registry.keys))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = loaded {
+        eprintln!("cannot read the key store {}: {e}", process.sqlite_path.display());
+        return ExitCode::from(2);
+    }
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a
     // taken address would start and silently split the traffic. Refuse.
     for addr in &listen {
@@ -167,6 +210,7 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
         conversations: Box::leak(Box::new(filters::conversations::ConversationStore::new(
             filters::conversations::Limits::default(),
         ))),
+        key_store: Some(key_store.clone()),
     };
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
@@ -185,6 +229,13 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
     server.add_service(background_service(
         "health checks",
         state::health::HealthChecks { store },
+    ));
+    server.add_service(background_service(
+        "key store",
+        store::refresh::KeyRefresh {
+            store: key_store,
+            keys: registry.keys.clone(),
+        },
     ));
     log::info!("modelswitch listening on {}", listen.join(", "));
     let signals = shutdown::Signals { drain, grace };
