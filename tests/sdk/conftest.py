@@ -15,6 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MODELSWITCH_BIN_DIR", ROOT / "target" / "debug"))
 KEY = "sk-sdk-test-key"
+# Keys with limits (test_limits.py): roomy ones that only report, and one
+# per client that allows a single request a minute.
+LIMITED_KEY = "sk-sdk-limited-key"
+TINY_KEYS = {"openai": "sk-sdk-tiny-openai", "anthropic": "sk-sdk-tiny-anthropic"}
 
 # model name -> ordered (provider, upstream model) chain
 MODELS = {
@@ -88,7 +92,14 @@ def _config(mock_port, port):
         "[[api_keys]]",
         f'key = "{KEY}"',
         'name = "sdk"',
+        "",
+        "[[api_keys]]",
+        f'key = "{LIMITED_KEY}"',
+        'name = "sdk-limited"',
+        "limits = { rpm = 1000, tpm = 10000000, rpd = 100000 }",
     ]
+    for client, key in TINY_KEYS.items():
+        lines += ["", "[[api_keys]]", f'key = "{key}"', f'name = "sdk-tiny-{client}"', "limits = { rpm = 1 }"]
     for name, chain in MODELS.items():
         if any(p not in enabled_providers() for p, _ in chain):
             continue
