@@ -167,7 +167,7 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench-key-0001"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "sk-bench-key-0001")
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %d %.3f %d %d %d %d\n", summary.requests, summary.duration / 1e6,
@@ -200,12 +200,12 @@ start_gateway() { # log file
   wait_port $GW
 }
 
-run() { # scenario target addr path body conns
-  local line threads=2 procs="" before cpu=-
+run() { # scenario target addr path body conns [client key]
+  local line threads=2 procs="" before cpu=- key=${7:-sk-bench-key-0001}
   [ "$6" -lt 2 ] && threads=1
   case $2 in nginx) procs=$NGINX_PID ;; gateway) procs=$GW_PID ;; esac
   [ -n "$procs" ] && before=$(cpu_us $procs)
-  line=$(BODY_FILE="$OUT/$5.json" wrk -t"$threads" -c"$6" -d"${DURATION}s" --timeout 10s -s "$OUT/post.lua" "http://$3$4" | grep '^RESULT' || echo "RESULT 0 1 1 0 0 0")
+  line=$(BODY_FILE="$OUT/$5.json" BENCH_KEY="$key" wrk -t"$threads" -c"$6" -d"${DURATION}s" --timeout 10s -s "$OUT/post.lua" "http://$3$4" | grep '^RESULT' || echo "RESULT 0 1 1 0 0 0")
   if [ -n "$procs" ]; then
     sleep 0.2  # let the proxy finish closing wrk's connections
     cpu=$(( $(cpu_us $procs) - before ))
@@ -285,6 +285,12 @@ targets = [{ provider = "mock-anthropic", model = "bench-claude;chunks=20;delay_
 [[api_keys]]
 key = "sk-bench-key-0001"
 name = "bench"
+# The same traffic under limits it never reaches: what checking, counting
+# and settling rpm/tpm costs per request (scenario passthrough-limited).
+[[api_keys]]
+key = "sk-bench-key-limited"
+name = "bench-limited"
+limits = { rpm = 1000000000, tpm = 1000000000000 }
 EOF
   start_gateway gateway.log
   wait_port $MOCK
@@ -299,6 +305,7 @@ EOF
     run passthrough direct  $MOCK  /v1/chat/completions chat "$c"
     run passthrough nginx   $NGINX /v1/chat/completions chat "$c"
     run passthrough gateway $GW    /v1/chat/completions chat "$c"
+    run passthrough-limited gateway $GW /v1/chat/completions chat "$c" sk-bench-key-limited
     run translated  gateway $GW    /v1/messages          chat-anthropic "$c"
     run stream      direct  $MOCK  /v1/chat/completions stream "$c"
     run stream      nginx   $NGINX /v1/chat/completions stream "$c"

@@ -15,7 +15,7 @@ import re
 import sys
 
 out = sys.argv[1]
-BASE = {"translated": "passthrough", "stream-translated": "stream"}
+BASE = {"translated": "passthrough", "stream-translated": "stream", "passthrough-limited": "passthrough"}
 
 
 def us(v):
@@ -194,6 +194,11 @@ def report(workers, meta, rows, ttfb):
     g, n = get("passthrough", "gateway", 64), get("passthrough", "nginx", 64)
     if g and n and n["rps"]:
         check("pass-through RPS ≥ 90% of nginx at 64 conns", g["rps"] >= 0.9 * n["rps"], f"{100 * g['rps'] / n['rps']:.0f}%")
+    for c in (16, 64):
+        lim, g = get("passthrough-limited", "gateway", c), get("passthrough", "gateway", c)
+        if lim and g and g["rps"]:
+            check(f"pass-through RPS with an rpm/tpm-limited key within 3% of an unlimited one ({c} conns)",
+                  lim["rps"] >= 0.97 * g["rps"], f"{100 * lim['rps'] / g['rps']:.1f}%")
     g, d = get("passthrough", "gateway", 1), get("passthrough", "direct", 1)
     if g and d:
         check("added p50 ≤ 0.15 ms at 1 conn", g["p50"] - d["p50"] <= 0.15, f"{g['p50'] - d['p50']:.3f} ms")
