@@ -70,7 +70,8 @@ async fn read_capped(session: &mut Session, cap: usize) -> Result<Bytes, ApiErro
 /// A 200 with a JSON body the gateway wrote itself.
 pub async fn respond_json(session: &mut Session, rec: &mut RequestRecord, v: &serde_json::Value) {
     let body = Bytes::from(v.to_string());
-    respond(session, rec, 200, "application/json", body, &[], false).await;
+    let limits = std::mem::take(&mut rec.limit_headers);
+    respond(session, rec, 200, "application/json", body, &limits, false).await;
 }
 
 pub async fn respond(

@@ -125,17 +125,17 @@ impl RequestRecord {
         }
     }
 
-    /// Ends the request's limiter holds: the real usage when a target
-    /// served and reported it; nothing when none served; the reservation
-    /// when one served without a usage report.
+    /// Ends the request's limiter holds: the real usage when it is known;
+    /// nothing when no target served; the reservation when one served
+    /// without a usage report.
     pub fn settle_limits(&mut self) {
         if self.holds.is_empty() {
             return;
         }
-        let actual = match (self.result.served_by, &self.result.usage) {
-            (None, _) => Some(0),
-            (Some(_), Some(u)) => Some(u.input_total().saturating_add(u.output_total)),
-            (Some(_), None) => None,
+        let actual = match (&self.result.usage, self.result.served_by) {
+            (Some(u), _) => Some(u.input_total().saturating_add(u.output_total)),
+            (None, None) => Some(0),
+            (None, Some(_)) => None,
         };
         for hold in self.holds.drain(..) {
             hold.settle(actual);

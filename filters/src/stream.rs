@@ -452,6 +452,23 @@ mod tests {
     }
 
     #[test]
+    fn anthropic_pass_through_keeps_the_input_counts_of_message_start() {
+        let anth = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"up\",\"usage\":{\"input_tokens\":24,\"cache_read_input_tokens\":100,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        for piece in [1, 7, anth.len()] {
+            let mut t = StreamTranscoder::pass_through(Dialect::Anthropic, None);
+            let (_, p) = run(&mut t, anth.as_bytes(), piece);
+            assert_eq!(p, Progress::Done);
+            let u = t.usage().unwrap();
+            assert_eq!((u.input_uncached, u.cache_read, u.output_total), (24, 100, 9));
+        }
+    }
+
+    #[test]
     fn error_before_content_fails_without_commit() {
         let mut t =
             StreamTranscoder::translate(Dialect::Anthropic, Dialect::OpenAiChat, "c", true, 1);

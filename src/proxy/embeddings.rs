@@ -82,8 +82,14 @@ pub async fn embeddings(
         )
         .with_param("model")
     })?;
+    // Embeddings produce no output tokens: the input estimate is the hold.
+    let reserve = crate::limits::input_estimate(body.len());
+    super::admission::admit(live, rec, &key, &route, &model, dialect, reserve).await?;
     let mut last: Option<ApiError> = None;
     for target in &route.targets {
+        if !key.allows_provider(&target.provider.name) {
+            continue;
+        }
         let p = &target.provider;
         let Some(path) = dialect::embed_path(p.dialect, &p.path_prefix, &target.model) else {
             continue;

@@ -146,7 +146,7 @@ pub async fn generate(
         .min(max_output_tokens.unwrap_or(u64::MAX));
     let reserve =
         filters::limits::reservation(crate::limits::input_estimate(body.len()), output);
-    admit(live, rec, &key, &route, &model, dialect, reserve).await?;
+    super::admission::admit(live, rec, &key, &route, &model, dialect, reserve).await?;
     let head = session.req_header();
     // Gemini's REST API streams one JSON array unless asked for SSE.
     let json_array = stream
@@ -231,50 +231,4 @@ fn requested_output(members: &filters::wire::json_peek::Members<'_>) -> Option<u
             let inner = filters::wire::json_peek::members(config).ok()?;
             inner.raw("maxOutputTokens").and_then(number)
         })
-}
-
-/// The key's and the model's limits: the request is counted in both, or
-/// refused with a 429 naming the limit. `tokens` are reserved (the input
-/// estimated from the body, plus the most output the request may
-/// produce); the real usage replaces them when the request ends.
-async fn admit(
-    live: &Live,
-    rec: &mut RequestRecord,
-    key: &crate::state::keys::KeyEntry,
-    route: &crate::config::Route,
-    model: &str,
-    dialect: Dialect,
-    tokens: u64,
-) -> Result<(), ApiError> {
-    let mut subjects = Vec::with_capacity(2);
-    if !key.limits.is_empty() {
-        subjects.push(crate::limits::Subject {
-            scope: filters::limits::Scope::Key,
-            name: std::sync::Arc::from(key.name.as_str()),
-            limits: key.limits,
-            counters: key.runtime.counters.clone(),
-        });
-    }
-    subjects.extend(live.model_subject(route, model));
-    if subjects.is_empty() {
-        return Ok(());
-    }
-    let settings = &live.config.limits;
-    let lease = route.total_timeout + std::time::Duration::from_secs(60);
-    let limiter = &live.limiter;
-    match limiter.admit(subjects, tokens, settings, lease, &rec.id).await {
-        Ok(hold) => {
-            let now = limiter.clock(settings).now_ms;
-            rec.limit_headers = filters::dialect::rate_limit_headers(dialect, &hold.headroom, now);
-            rec.holds.push(hold);
-            Ok(())
-        }
-        Err(crate::limits::Refused::Limit(r)) => {
-            let now = limiter.clock(settings).now_ms;
-            let headroom = filters::limits::Headroom::exhausted(&r);
-            rec.limit_headers = filters::dialect::rate_limit_headers(dialect, &headroom, now);
-            Err(crate::limits::refusal_error(&r))
-        }
-        Err(crate::limits::Refused::Backend) => Err(crate::limits::backend_error()),
-    }
 }

@@ -5,6 +5,7 @@
 
 mod access_log;
 mod admin;
+mod admission;
 mod auth;
 pub mod connection;
 mod embeddings;

@@ -12,12 +12,16 @@ use serde_json::Value;
 pub struct PassThrough {
     /// The client's model name, when it differs from the upstream's.
     rename: Option<String>,
+    /// Usage so far: `message_start` brings the input counts, each
+    /// `message_delta` the output so far (and may omit the input).
+    usage: Usage,
 }
 
 impl PassThrough {
     pub fn new(rename: Option<&str>) -> Self {
         Self {
             rename: rename.map(str::to_owned),
+            usage: Usage::default(),
         }
     }
 
@@ -50,7 +54,10 @@ impl PassThrough {
                 } else {
                     v.get("usage")
                 }
-                .map(|u| super::response::usage_from_wire(u, Usage::default()));
+                .map(|u| super::response::usage_from_wire(u, self.usage));
+                if let Some(u) = usage {
+                    self.usage = u;
+                }
                 let data = serde_json::to_vec(&v).unwrap_or_default();
                 encode_event(out, Some(name), &data);
                 usage.map_or(Observed::Nothing, Observed::Usage)
