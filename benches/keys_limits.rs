@@ -34,7 +34,12 @@ fn table() -> (Keys, String, String) {
         Arc::new(ClientKey::from_spec(spec, source, None).unwrap())
     };
     let config: HashMap<String, Arc<ClientKey>> = (0..1000)
-        .map(|i| (format!("sk-config-key-{i:06}"), key(format!("cfg{i}"), KeySource::Config)))
+        .map(|i| {
+            (
+                format!("sk-config-key-{i:06}"),
+                key(format!("cfg{i}"), KeySource::Config),
+            )
+        })
         .collect();
     let minted = |i: usize| format!("sk-ms-{i:032}");
     let store: Vec<StoreKey> = (0..10_000)

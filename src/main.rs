@@ -139,7 +139,10 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
     let key_store = match store::KeyStore::open(&process.sqlite_path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("cannot open the key store {}: {e}", process.sqlite_path.display());
+            eprintln!(
+                "cannot open the key store {}: {e}",
+                process.sqlite_path.display()
+            );
             return ExitCode::from(2);
         }
     };
@@ -152,7 +155,10 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
                 .map_err(|e| e.to_string())
         });
     if let Err(e) = loaded {
-        eprintln!("cannot read the key store {}: {e}", process.sqlite_path.display());
+        eprintln!(
+            "cannot read the key store {}: {e}",
+            process.sqlite_path.display()
+        );
         return ExitCode::from(2);
     }
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a

@@ -254,15 +254,17 @@ fn spec_problems(spec: &KeySpec) -> Vec<String> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
     if !name_ok {
         errs.push(
-            "name: 1 to 64 characters of letters, digits, '-', '_', '.' or '@' are required"
-                .into(),
+            "name: 1 to 64 characters of letters, digits, '-', '_', '.' or '@' are required".into(),
         );
     }
     if spec.description.len() > 1024 {
         errs.push("description: at most 1024 characters".into());
     }
     let lists = [
-        ("allowed_models", spec.allowed_models.as_deref().unwrap_or(&[])),
+        (
+            "allowed_models",
+            spec.allowed_models.as_deref().unwrap_or(&[]),
+        ),
         (
             "allowed_providers",
             spec.allowed_providers.as_deref().unwrap_or(&[]),
@@ -282,7 +284,12 @@ fn spec_problems(spec: &KeySpec) -> Vec<String> {
     if spec.max_output_tokens == Some(0) {
         errs.push("max_output_tokens: must be at least 1".into());
     }
-    errs.extend(spec.limits.problems().into_iter().map(|p| format!("limits.{p}")));
+    errs.extend(
+        spec.limits
+            .problems()
+            .into_iter()
+            .map(|p| format!("limits.{p}")),
+    );
     errs
 }
 
@@ -436,7 +443,9 @@ mod tests {
         assert!(errs[0].starts_with("name:"));
         assert!(errs.iter().any(|e| e.starts_with("deny_params[0]:")));
         assert!(errs.iter().any(|e| e.starts_with("limits.rpm:")));
-        assert!(errs.iter().any(|e| e == "roles[1]: unknown role 'root' (admin, user or viewer)"));
+        assert!(errs
+            .iter()
+            .any(|e| e == "roles[1]: unknown role 'root' (admin, user or viewer)"));
         assert!(errs.iter().any(|e| e.starts_with("expires_at: 'tomorrow'")));
     }
 

@@ -464,7 +464,10 @@ mod tests {
             let (_, p) = run(&mut t, anth.as_bytes(), piece);
             assert_eq!(p, Progress::Done);
             let u = t.usage().unwrap();
-            assert_eq!((u.input_uncached, u.cache_read, u.output_total), (24, 100, 9));
+            assert_eq!(
+                (u.input_uncached, u.cache_read, u.output_total),
+                (24, 100, 9)
+            );
         }
     }
 

@@ -13,8 +13,8 @@ use super::snapshot::{
 };
 use super::ConfigErrors;
 use filters::auth::{ClientKey, KeySource, KeySpec};
-use filters::limits::Limits;
 use filters::breaker::BreakerConfig;
+use filters::limits::Limits;
 use filters::wire::http::host_header;
 use filters::{dialect, Dialect};
 use std::collections::{HashMap, HashSet};
@@ -721,7 +721,9 @@ fn limits_section(l: &FileLimits, errs: &mut Errors) -> (LimitBackend, LimitSett
         FileLimitBackend::Memory => LimitBackend::Memory,
         FileLimitBackend::Redis => match url {
             // Never echoed: the URL may carry a password.
-            Some(u) if u.starts_with("redis://") => LimitBackend::Redis { url: Secret::new(u) },
+            Some(u) if u.starts_with("redis://") => LimitBackend::Redis {
+                url: Secret::new(u),
+            },
             Some(u) if u.starts_with("rediss://") => {
                 errs.push(
                     "limits.redis_url: rediss:// (TLS) is not supported yet; reach Redis over a \
@@ -887,7 +889,9 @@ fn api_keys(
         }
         for (j, p) in k.allowed_providers.iter().flatten().enumerate() {
             if !providers.contains_key(p.as_str()) {
-                errs.push(format!("{at}.allowed_providers[{j}]: no provider named '{p}'"));
+                errs.push(format!(
+                    "{at}.allowed_providers[{j}]: no provider named '{p}'"
+                ));
             }
         }
         let spec = KeySpec {

@@ -76,11 +76,14 @@ impl Limiter {
         Self {
             base_ms,
             base: tokio::time::Instant::now(),
-            day: Mutex::new((String::new(), DaySpan {
-                id: 0,
-                start_ms: 0,
-                end_ms: 0,
-            })),
+            day: Mutex::new((
+                String::new(),
+                DaySpan {
+                    id: 0,
+                    start_ms: 0,
+                    end_ms: 0,
+                },
+            )),
             remote: None,
         }
     }
@@ -109,10 +112,7 @@ impl Limiter {
                 day_of(&settings.timezone, now_ms),
             );
         }
-        Clock {
-            now_ms,
-            day: day.1,
-        }
+        Clock { now_ms, day: day.1 }
     }
 
     /// Checks every subject and counts the request in all of them, or in
@@ -149,7 +149,13 @@ impl Limiter {
                             headroom.add(statuses);
                         }
                     }
-                    return Ok(self.admission(subjects, admitted.ticket, true, headroom, request_id));
+                    return Ok(self.admission(
+                        subjects,
+                        admitted.ticket,
+                        true,
+                        headroom,
+                        request_id,
+                    ));
                 }
                 Ok(Err(refusal)) => return Err(Refused::Limit(refusal)),
                 Err(e) => {
@@ -217,7 +223,11 @@ impl Limiter {
     }
 
     /// One subject's use and remaining per limited dimension.
-    pub async fn status(&self, subject: &Subject, settings: &LimitSettings) -> Vec<DimensionStatus> {
+    pub async fn status(
+        &self,
+        subject: &Subject,
+        settings: &LimitSettings,
+    ) -> Vec<DimensionStatus> {
         let clock = self.clock(settings);
         if let Some(remote) = self.remote.as_ref().filter(|r| r.up(clock.now_ms)) {
             let rs = redis::RemoteSubject {

@@ -53,7 +53,9 @@ async fn a_burst_of_100_concurrent_requests_admits_exactly_rpm() {
 #[tokio::test(start_paused = true)]
 async fn a_day_limit_resets_at_midnight_in_the_configured_zone() {
     // 23:59:00 in Shanghai (15:59:00 UTC).
-    let start = u64::try_from(filters::auth::parse_rfc3339("2026-12-03T15:59:00Z").unwrap()).unwrap() * 1000;
+    let start = u64::try_from(filters::auth::parse_rfc3339("2026-12-03T15:59:00Z").unwrap())
+        .unwrap()
+        * 1000;
     let limiter = Arc::new(Limiter::starting_at(start));
     let counters = Arc::new(Mutex::new(Counters::default()));
     let limits = Limits {
@@ -61,7 +63,15 @@ async fn a_day_limit_resets_at_midnight_in_the_configured_zone() {
         ..Limits::default()
     };
     let s = settings("Asia/Shanghai");
-    let ask = || limiter.admit(vec![subject(Scope::Key, limits, &counters)], 0, &s, Duration::from_secs(60), "r");
+    let ask = || {
+        limiter.admit(
+            vec![subject(Scope::Key, limits, &counters)],
+            0,
+            &s,
+            Duration::from_secs(60),
+            "r",
+        )
+    };
     ask().await.unwrap().settle(Some(0));
     match ask().await {
         Err(Refused::Limit(r)) => {
@@ -77,7 +87,15 @@ async fn a_day_limit_resets_at_midnight_in_the_configured_zone() {
     // In UTC it is still the same day.
     let utc = settings("UTC");
     let other = Arc::new(Mutex::new(Counters::default()));
-    let ask_utc = || limiter.admit(vec![subject(Scope::Key, limits, &other)], 0, &utc, Duration::from_secs(60), "r");
+    let ask_utc = || {
+        limiter.admit(
+            vec![subject(Scope::Key, limits, &other)],
+            0,
+            &utc,
+            Duration::from_secs(60),
+            "r",
+        )
+    };
     ask_utc().await.unwrap().settle(Some(0));
     assert!(ask_utc().await.is_err());
 }
@@ -92,7 +110,15 @@ async fn holds_settle_to_real_usage_and_free_their_place_when_dropped() {
         ..Limits::default()
     };
     let s = settings("UTC");
-    let ask = |tokens| limiter.admit(vec![subject(Scope::Key, limits, &counters)], tokens, &s, Duration::from_secs(60), "r");
+    let ask = |tokens| {
+        limiter.admit(
+            vec![subject(Scope::Key, limits, &counters)],
+            tokens,
+            &s,
+            Duration::from_secs(60),
+            "r",
+        )
+    };
     let hold = ask(900).await.unwrap();
     assert_eq!(hold.headroom.tokens.unwrap().remaining, 100);
     match ask(10).await {

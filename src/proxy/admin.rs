@@ -68,7 +68,9 @@ pub async fn keys(
             let v = limits_view(live, &entry).await;
             send(session, rec, 200, &v).await
         }
-        _ => Err(ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405)),
+        _ => Err(
+            ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
+        ),
     }
 }
 
@@ -89,7 +91,10 @@ fn store_error(e: StoreError) -> ApiError {
         StoreError::Invalid(problems) => ApiError::invalid(problems.join("; ")),
         StoreError::Backend(m) => {
             log::warn!("key store: {m}");
-            ApiError::new(ErrorKind::Api, "the key store failed; see the gateway's log")
+            ApiError::new(
+                ErrorKind::Api,
+                "the key store failed; see the gateway's log",
+            )
         }
     }
 }
@@ -117,7 +122,11 @@ fn view(entry: &KeyEntry, stored: Option<&StoredKey>, stored_last_used: i64) -> 
     v.insert("limits".into(), json!(entry.limits));
     v.insert("source".into(), json!(entry.source.name()));
     v.insert("prefix".into(), json!(entry.prefix));
-    let last = entry.runtime.last_used.load(Ordering::Relaxed).max(stored_last_used);
+    let last = entry
+        .runtime
+        .last_used
+        .load(Ordering::Relaxed)
+        .max(stored_last_used);
     v.insert(
         "last_used_at".into(),
         if last > 0 {
@@ -174,9 +183,21 @@ async fn spec_body(session: &mut Session, live: &Live) -> Result<Map<String, Val
     let mut obj = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => m,
         Ok(_) => return Err(ApiError::invalid("the body must be a JSON object")),
-        Err(e) => return Err(ApiError::invalid(format!("the body is not valid JSON: {e}"))),
+        Err(e) => {
+            return Err(ApiError::invalid(format!(
+                "the body is not valid JSON: {e}"
+            )))
+        }
     };
-    for name in ["rate_limit", "daily_limit", "rpm", "tpm", "rpd", "tpd", "concurrency"] {
+    for name in [
+        "rate_limit",
+        "daily_limit",
+        "rpm",
+        "tpm",
+        "rpd",
+        "tpd",
+        "concurrency",
+    ] {
         if let Some(v) = obj.remove(name) {
             let limits = obj
                 .entry("limits")
@@ -185,7 +206,9 @@ async fn spec_body(session: &mut Session, live: &Live) -> Result<Map<String, Val
                 Value::Object(l) => {
                     l.insert(name.to_owned(), v);
                 }
-                _ => return Err(ApiError::invalid("limits: must be an object").with_param("limits")),
+                _ => {
+                    return Err(ApiError::invalid("limits: must be an object").with_param("limits"))
+                }
             }
         }
     }
@@ -206,8 +229,10 @@ async fn create(
     let store = store.ok_or_else(no_store)?;
     let spec = parse_spec(spec_body(session, live).await?)?;
     if live.keys.by_name(&spec.name).is_some() {
-        return Err(ApiError::invalid(format!("a key named '{}' already exists", spec.name))
-            .with_status(409));
+        return Err(
+            ApiError::invalid(format!("a key named '{}' already exists", spec.name))
+                .with_status(409),
+        );
     }
     let (stored, secret) = store.create(spec).await.map_err(store_error)?;
     // Usable at once, not at the next poll.
@@ -266,7 +291,9 @@ async fn update(
             match v {
                 Value::Object(l) => limits.extend(l),
                 Value::Null => limits.clear(),
-                _ => return Err(ApiError::invalid("limits: must be an object").with_param("limits")),
+                _ => {
+                    return Err(ApiError::invalid("limits: must be an object").with_param("limits"))
+                }
             }
             limits.retain(|_, v| !v.is_null());
             merged.insert(k, Value::Object(limits));
@@ -278,7 +305,9 @@ async fn update(
     }
     let spec = parse_spec(merged)?;
     if spec.name != name {
-        return Err(ApiError::invalid("name: a key cannot be renamed; create a new one").with_param("name"));
+        return Err(
+            ApiError::invalid("name: a key cannot be renamed; create a new one").with_param("name"),
+        );
     }
     let stored = store.update(name, spec).await.map_err(store_error)?;
     refresh(store, live).await;
@@ -299,7 +328,10 @@ async fn revoke(
     writable(live, name)?;
     let store = store.ok_or_else(no_store)?;
     if !store.delete(name).await.map_err(store_error)? {
-        return Err(ApiError::new(ErrorKind::NotFound, format!("no key named '{name}'")));
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no key named '{name}'"),
+        ));
     }
     refresh(store, live).await;
     send(session, rec, 200, &json!({"name": name, "deleted": true})).await

@@ -35,7 +35,10 @@ pub async fn admit(
     let settings = &live.config.limits;
     let lease = route.total_timeout + std::time::Duration::from_secs(60);
     let limiter = &live.limiter;
-    match limiter.admit(subjects, tokens, settings, lease, &rec.id).await {
+    match limiter
+        .admit(subjects, tokens, settings, lease, &rec.id)
+        .await
+    {
         Ok(hold) => {
             let now = limiter.clock(settings).now_ms;
             rec.limit_headers = filters::dialect::rate_limit_headers(dialect, &hold.headroom, now);

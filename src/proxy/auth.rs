@@ -1,8 +1,8 @@
 //! Client authentication: the gateway's own keys, never the provider's.
 
 use crate::config::Snapshot;
-use crate::state::Live;
 use crate::state::keys::{KeyEntry, Keys};
+use crate::state::Live;
 use filters::auth::{ClientKey, Role, Unusable};
 use filters::error::{ApiError, ErrorKind};
 use pingora::proxy::Session;

@@ -144,8 +144,7 @@ pub async fn generate(
     let output = asked_output
         .unwrap_or(snap.limits.default_reserve_output)
         .min(max_output_tokens.unwrap_or(u64::MAX));
-    let reserve =
-        filters::limits::reservation(crate::limits::input_estimate(body.len()), output);
+    let reserve = filters::limits::reservation(crate::limits::input_estimate(body.len()), output);
     super::admission::admit(live, rec, &key, &route, &model, dialect, reserve).await?;
     let head = session.req_header();
     // Gemini's REST API streams one JSON array unless asked for SSE.

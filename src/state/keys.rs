@@ -124,11 +124,7 @@ impl Keys {
         let mut table = Table::default();
         let mut runtimes = HashMap::new();
         let mut entry = |key: &Arc<ClientKey>| {
-            let runtime = sources
-                .runtimes
-                .get(&key.name)
-                .cloned()
-                .unwrap_or_default();
+            let runtime = sources.runtimes.get(&key.name).cloned().unwrap_or_default();
             runtimes.insert(key.name.clone(), runtime.clone());
             Arc::new(KeyEntry {
                 key: key.clone(),
@@ -183,9 +179,14 @@ mod tests {
         }]);
         assert_eq!(keys.find("sk-config-key").unwrap().key.name, "cfg");
         assert_eq!(keys.find(minted).unwrap().key.name, "runtime");
-        assert!(keys.find("sk-ms-0123456789abcdefghijABCDEFGHIJ02").is_none());
+        assert!(keys
+            .find("sk-ms-0123456789abcdefghijABCDEFGHIJ02")
+            .is_none());
         assert_eq!(
-            keys.all().iter().map(|e| e.key.name.as_str()).collect::<Vec<_>>(),
+            keys.all()
+                .iter()
+                .map(|e| e.key.name.as_str())
+                .collect::<Vec<_>>(),
             ["cfg", "runtime"]
         );
     }
@@ -207,11 +208,25 @@ mod tests {
         keys.by_name("a").unwrap().runtime.touch(42);
         keys.set_store(store(&["a"]));
         keys.set_config(&HashMap::new());
-        assert_eq!(keys.by_name("a").unwrap().runtime.last_used.load(Ordering::Relaxed), 42);
+        assert_eq!(
+            keys.by_name("a")
+                .unwrap()
+                .runtime
+                .last_used
+                .load(Ordering::Relaxed),
+            42
+        );
         assert!(keys.by_name("b").is_none());
         keys.set_store(store(&["b"]));
         keys.set_store(store(&["a"]));
-        assert_eq!(keys.by_name("a").unwrap().runtime.last_used.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            keys.by_name("a")
+                .unwrap()
+                .runtime
+                .last_used
+                .load(Ordering::Relaxed),
+            0
+        );
     }
 
     #[test]

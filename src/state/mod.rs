@@ -50,7 +50,11 @@ impl Live {
     }
 
     /// The limiter subject of a model with limits.
-    pub fn model_subject(&self, route: &crate::config::Route, name: &str) -> Option<crate::limits::Subject> {
+    pub fn model_subject(
+        &self,
+        route: &crate::config::Route,
+        name: &str,
+    ) -> Option<crate::limits::Subject> {
         let counters = self.models.get(name)?;
         Some(crate::limits::Subject {
             scope: filters::limits::Scope::Model,

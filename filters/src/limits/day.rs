@@ -29,7 +29,8 @@ pub fn day_of(tz: &TimeZone, now_ms: u64) -> DaySpan {
     let millis = i64::try_from(now_ms).unwrap_or(i64::MAX);
     let ts = Timestamp::from_millisecond(millis).unwrap_or(Timestamp::MAX);
     let date = ts.to_zoned_datetime(tz.clone()).date();
-    let id = i64::from(date.year()) * 10_000 + i64::from(date.month()) * 100 + i64::from(date.day());
+    let id =
+        i64::from(date.year()) * 10_000 + i64::from(date.month()) * 100 + i64::from(date.day());
     let edge = |d: jiff::civil::Date| -> u64 {
         d.to_zoned_datetime(tz.clone())
             .map(|z| u64::try_from(z.timestamp().as_millisecond()).unwrap_or(0))

@@ -133,7 +133,13 @@ mod tests {
         assert_eq!(o[5], ("x-ratelimit-reset-tokens", "1.5s".into()));
         let now = 1_796_256_000_000; // 2026-12-03T00:00:00Z
         let a = anthropic(&h, now);
-        assert_eq!(a[2], ("anthropic-ratelimit-requests-reset", "2026-12-03T00:01:00Z".into()));
+        assert_eq!(
+            a[2],
+            (
+                "anthropic-ratelimit-requests-reset",
+                "2026-12-03T00:01:00Z".into()
+            )
+        );
         assert_eq!(a[4], ("anthropic-ratelimit-tokens-remaining", "400".into()));
         assert!(openai(&Headroom::default()).is_empty());
     }

@@ -37,7 +37,11 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm: Option<u64>,
     /// Requests per day (`daily_limit`).
-    #[serde(default, alias = "daily_limit", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "daily_limit",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rpd: Option<u64>,
     /// Tokens per day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,7 +328,12 @@ impl Counters {
     }
 
     /// The first limit `tokens` more would break, with when it would not.
-    fn check(&self, limits: &Limits, tokens: u64, clock: &Clock) -> Option<(Dimension, u64, Option<u64>, bool)> {
+    fn check(
+        &self,
+        limits: &Limits,
+        tokens: u64,
+        clock: &Clock,
+    ) -> Option<(Dimension, u64, Option<u64>, bool)> {
         let until_tomorrow = clock.day.end_ms.saturating_sub(clock.now_ms);
         if let Some(l) = limits.concurrency {
             if self.in_flight >= l {

@@ -33,10 +33,15 @@ fn rpm_admits_exactly_the_limit_in_any_minute() {
     };
     let mut c = Counters::default();
     let t0 = 5_500;
-    let admitted = (0..100).filter(|_| one(&limits, &mut c, 0, &clock(t0)).is_ok()).count();
+    let admitted = (0..100)
+        .filter(|_| one(&limits, &mut c, 0, &clock(t0)).is_ok())
+        .count();
     assert_eq!(admitted, 10);
     let refusal = one(&limits, &mut c, 0, &clock(t0)).unwrap_err();
-    assert_eq!((refusal.scope, refusal.dimension, refusal.limit), (Scope::Key, Dimension::Rpm, 10));
+    assert_eq!(
+        (refusal.scope, refusal.dimension, refusal.limit),
+        (Scope::Key, Dimension::Rpm, 10)
+    );
     // Counted as if at the end of second 5: free again at 66 s, not before.
     assert_eq!(refusal.retry_after_ms, Some(66_000 - t0));
     assert!(one(&limits, &mut c, 0, &clock(65_999)).is_err());
@@ -130,7 +135,10 @@ fn days_reset_at_the_configured_midnight() {
     assert!(one(&limits, &mut c, 0, &at("2026-12-03T10:00:00Z")).is_ok());
     assert!(one(&limits, &mut c, 0, &at("2026-12-03T12:00:00Z")).is_ok());
     let r = one(&limits, &mut c, 0, &at("2026-12-03T15:59:00Z")).unwrap_err();
-    assert_eq!((r.dimension, r.retry_after_ms), (Dimension::Rpd, Some(60_000)));
+    assert_eq!(
+        (r.dimension, r.retry_after_ms),
+        (Dimension::Rpd, Some(60_000))
+    );
     // Midnight in Shanghai is 16:00 UTC.
     assert!(one(&limits, &mut c, 0, &at("2026-12-03T16:00:00Z")).is_ok());
 }
@@ -145,7 +153,10 @@ fn concurrency_counts_requests_in_flight() {
     let a = one(&limits, &mut c, 0, &clock(0)).unwrap();
     let _b = one(&limits, &mut c, 0, &clock(0)).unwrap();
     let r = one(&limits, &mut c, 0, &clock(0)).unwrap_err();
-    assert_eq!((r.dimension, r.retry_after_ms), (Dimension::Concurrency, None));
+    assert_eq!(
+        (r.dimension, r.retry_after_ms),
+        (Dimension::Concurrency, None)
+    );
     c.settle(&a, 0);
     assert!(one(&limits, &mut c, 0, &clock(0)).is_ok());
 }
@@ -202,7 +213,10 @@ fn status_and_headroom_report_the_tightest_limit() {
     let mut h = Headroom::default();
     h.add(&statuses);
     let req = h.requests.unwrap();
-    assert_eq!((req.dimension, req.limit, req.remaining), (Dimension::Rpd, 3, 2));
+    assert_eq!(
+        (req.dimension, req.limit, req.remaining),
+        (Dimension::Rpd, 3, 2)
+    );
     let tok = h.tokens.unwrap();
     assert_eq!((tok.limit, tok.used, tok.remaining), (100, 30, 70));
     assert_eq!(tok.reset_ms, 71_000 - 10_500);
