@@ -126,19 +126,25 @@ impl RequestRecord {
     }
 
     /// Ends the request's limiter holds: the real usage when it is known;
-    /// nothing when no target served; the reservation when one served
-    /// without a usage report.
-    pub fn settle_limits(&mut self) {
+    /// nothing when no upstream was asked or every one failed; the
+    /// reservation when an upstream may have worked for it without a usage
+    /// report (it served without one, or the client left while it ran).
+    pub async fn settle_limits(&mut self) {
         if self.holds.is_empty() {
             return;
         }
+        let client_left = self
+            .attempts
+            .iter()
+            .any(|a| a.outcome == AttemptOutcome::ClientLeft);
         let actual = match (&self.result.usage, self.result.served_by) {
             (Some(u), _) => Some(u.input_total().saturating_add(u.output_total)),
-            (None, None) => Some(0),
             (None, Some(_)) => None,
+            (None, None) if client_left => None,
+            (None, None) => Some(0),
         };
         for hold in self.holds.drain(..) {
-            hold.settle(actual);
+            hold.release(actual).await;
         }
     }
 

@@ -119,6 +119,11 @@ limits = { tpm = 1000 }
         None,
         "it can never pass: no Retry-After"
     );
+    assert_eq!(
+        r.header("x-should-retry"),
+        Some("false"),
+        "SDKs must not retry it"
+    );
     assert_eq!(mock_total(&m), 0);
 
     // The same request with room to spare is served.
@@ -355,14 +360,30 @@ limits = { rpm = 100, tpm = 100000 }
     );
     settles_to(gw.addr, "settle", "tpm", real);
 
-    // A Chat stream that did not ask for usage: unknown, the reservation stands.
+    // A Chat stream that did not ask for usage: the gateway asks the
+    // upstream for it, settles to it, and does not forward it.
     let mut body = chat("free");
     body["stream"] = json!(true);
     body["max_tokens"] = json!(400);
     let r = chat_as(gw.addr, "sk-test-unknown", &body);
     assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(
+        !text.contains("prompt_tokens") && !text.contains("\"choices\":[]"),
+        "the usage chunk reached a client that did not ask: {text}"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     let reserved = body.to_string().len().div_ceil(3) as u64 + 400;
-    settles_to(gw.addr, "unknown", "tpm", reserved);
+    let mut last = Value::Null;
+    let settled = wait_until(KEY_CHANGE, || {
+        last = limits_of(gw.addr, "unknown");
+        let used = last["tpm"]["used"].as_u64().unwrap_or(0);
+        used > 0 && used < reserved
+    });
+    assert!(
+        settled,
+        "tpm should settle to the real usage (< {reserved}): {last}"
+    );
 
     // Nothing served: counted as a request, no tokens.
     let r = chat_as(gw.addr, "sk-test-failed", &chat("broken"));
@@ -588,6 +609,9 @@ limits = { rpm = 1 }
     assert_refused(&r, "rate limit reached for key 'local': rpm = 1");
     // A wrong key is still wrong.
     let r = chat_as(gw.addr, "sk-test-wrong", &chat("free"));
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Never the admin API: any local process would be an admin.
+    let r = request(gw.addr, "GET", "/api/keys", &[], b"");
     assert_eq!(r.status, 401, "{}", r.text());
 
     let plain = gateway(&with(&m, ""));
@@ -1668,4 +1692,93 @@ impl Held {
         );
         r
     }
+}
+
+// ------------------------------------------------------- review fixes
+
+#[test]
+fn a_viewer_only_key_reads_the_admin_api_but_calls_no_model() {
+    let m = mock();
+    let gw = gateway(&with(&m, ROLES));
+    let r = chat_as(gw.addr, "sk-test-viewer", &chat("free"));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(message(&r).contains("viewer"), "{}", r.text());
+    let r = api(gw.addr, "GET", "/api/keys", "sk-test-viewer", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(chat_as(gw.addr, "sk-test-user", &chat("free")).status, 200);
+    assert_eq!(mock_total(&m), 1);
+}
+
+#[test]
+fn patching_with_an_earlier_systems_name_replaces_the_limit() {
+    let m = mock();
+    let gw = gateway(&with(&m, "\n[storage]\nsqlite_path = \"keys.db\"\n"));
+    create_key(
+        gw.addr,
+        &json!({"name": "aliased", "limits": {"rpm": 5, "rpd": 50}}),
+    );
+    for (patch, want) in [
+        (json!({"rate_limit": 20}), json!({"rpm": 20, "rpd": 50})),
+        (
+            json!({"limits": {"daily_limit": 70}}),
+            json!({"rpm": 20, "rpd": 70}),
+        ),
+        (json!({"limits": {"rpm": null}}), json!({"rpd": 70})),
+    ] {
+        let r = api(gw.addr, "PATCH", "/api/keys/aliased", KEY, Some(&patch));
+        assert_eq!(r.status, 200, "{patch}: {}", r.text());
+        assert_eq!(r.json()["limits"], want, "{patch}");
+    }
+    let r = api(gw.addr, "GET", "/api/keys/aliased/nothing", KEY, None);
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = api(gw.addr, "PUT", "/api/keys/aliased", KEY, None);
+    assert_eq!(r.status, 405, "{}", r.text());
+}
+
+#[test]
+fn the_cli_refuses_a_name_the_config_file_already_has() {
+    let m = mock();
+    let gw = live_gateway(&with(&m, "\n[storage]\nsqlite_path = \"keys.db\"\n"));
+    let out = Command::new(env!("CARGO_BIN_EXE_modelswitch"))
+        .arg("-c")
+        .arg(&gw.path)
+        .args(["keys", "create", "--name", "admin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("config file"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("sk-ms-"),
+        "no dead key printed"
+    );
+}
+
+#[test]
+fn count_tokens_asks_only_a_provider_the_key_may_use() {
+    let m = mock();
+    let gw = gateway(&with(
+        &m,
+        r#"
+[[models]]
+name = "both"
+targets = [{ provider = "anthropic", model = "m-count-a" }, { provider = "anthropic-2", model = "m-count-b" }]
+
+[[api_keys]]
+key = "sk-test-second-only"
+name = "second-only"
+allowed_providers = ["anthropic-2"]
+"#,
+    ));
+    let body = json!({"model": "both", "messages": [{"role": "user", "content": "count me"}]});
+    let r = post_json(
+        gw.addr,
+        "/v1/messages/count_tokens",
+        "sk-test-second-only",
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stats = mock_stats(m.addr);
+    assert!(stats["last"].get("m-count-a").is_none(), "{stats}");
+    assert!(stats["last"].get("m-count-b").is_some(), "{stats}");
 }

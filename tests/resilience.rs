@@ -528,8 +528,8 @@ fn a_connection_the_upstream_closed_while_parked_is_not_reused() {
 #[test]
 fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
     let m = mock();
-    // ~43 descriptors are the gateway's own (listeners, one runtime per
-    // worker and per background service, the key store's); 5 more are far
+    // ~43-46 descriptors are the gateway's own (listeners, one runtime per
+    // worker and per background service, the key store's files); 8 more are far
     // fewer than 12 held streams need (a client socket and an upstream
     // socket each).
     // Waiting for a descriptor counts against the first-event budget: give
@@ -543,7 +543,7 @@ fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
         "first_event_timeout = \"3s\"",
         "first_event_timeout = \"20s\"",
     );
-    let gw = gateway_with_open_files(&text, 48);
+    let gw = gateway_with_open_files(&text, 54);
     let clients: Vec<_> = (0..12)
         .map(|_| {
             let addr = gw.addr;

@@ -8,6 +8,7 @@ use crate::canonical::{
     Usage,
 };
 use crate::error::ApiError;
+use crate::wire::json_peek;
 use crate::wire::sse::SseEvent;
 use crate::{anthropic, gemini, openai_chat, openai_responses};
 use bytes::BytesMut;
@@ -276,6 +277,14 @@ impl PassThrough {
             Dialect::OpenAiResponses => {
                 Self::Responses(openai_responses::pass::PassThrough::new(rename))
             }
+        }
+    }
+
+    /// OpenAI Chat: the gateway asked for usage the client did not; its
+    /// chunk is read, not forwarded. Other dialects always report usage.
+    pub fn hide_usage_chunk(&mut self) {
+        if let Self::OpenAi(p) = self {
+            p.hide_usage_chunk();
         }
     }
 
@@ -588,6 +597,46 @@ pub fn model_listing(dialect: Dialect, names: &[&str]) -> Value {
             "data": names.iter().map(|n| json!({"type": "model", "id": n, "display_name": n,
                 "created_at": "2025-01-01T00:00:00Z"})).collect::<Vec<_>>(),
             "has_more": false, "first_id": names.first(), "last_id": names.last()}),
+    }
+}
+
+/// What a request asks of its output: the most tokens per answer (where
+/// its dialect names them) and how many answers (OpenAI `n`, Gemini
+/// `candidateCount`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputAsk {
+    pub max_tokens: Option<u64>,
+    pub choices: u64,
+}
+
+pub fn requested_output(dialect: Dialect, members: &json_peek::Members<'_>) -> OutputAsk {
+    let number = |raw: &[u8]| std::str::from_utf8(raw).ok()?.trim().parse::<u64>().ok();
+    let (max_tokens, choices) = match dialect {
+        Dialect::OpenAiChat => (
+            ["max_completion_tokens", "max_tokens"]
+                .iter()
+                .find_map(|m| members.raw(m).and_then(number)),
+            members.raw("n").and_then(number),
+        ),
+        Dialect::OpenAiResponses => (members.raw("max_output_tokens").and_then(number), None),
+        Dialect::Anthropic => (members.raw("max_tokens").and_then(number), None),
+        Dialect::Gemini => {
+            let config = members
+                .raw("generationConfig")
+                .and_then(|c| json_peek::members(c).ok());
+            (
+                config
+                    .as_ref()
+                    .and_then(|c| c.raw("maxOutputTokens").and_then(number)),
+                config
+                    .as_ref()
+                    .and_then(|c| c.raw("candidateCount").and_then(number)),
+            )
+        }
+    };
+    OutputAsk {
+        max_tokens,
+        choices: choices.unwrap_or(1).clamp(1, 128),
     }
 }
 

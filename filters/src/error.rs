@@ -131,6 +131,9 @@ pub struct ApiError {
     pub code: Option<String>,
     /// Seconds (or an HTTP date) from the upstream's `retry-after`.
     pub retry_after: Option<String>,
+    /// A retry can never succeed, whatever the kind says (a request larger
+    /// than a token limit): `x-should-retry: false`.
+    pub final_answer: bool,
 }
 
 impl ApiError {
@@ -142,6 +145,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
+            final_answer: false,
         }
     }
 
@@ -163,14 +167,15 @@ impl ApiError {
     /// Errors the gateway itself decided on, which a retry cannot fix: the
     /// SDKs should not retry them (`x-should-retry: false`).
     pub fn is_deterministic(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::InvalidRequest
-                | ErrorKind::Authentication
-                | ErrorKind::PermissionDenied
-                | ErrorKind::NotFound
-                | ErrorKind::RequestTooLarge
-        )
+        self.final_answer
+            || matches!(
+                self.kind,
+                ErrorKind::InvalidRequest
+                    | ErrorKind::Authentication
+                    | ErrorKind::PermissionDenied
+                    | ErrorKind::NotFound
+                    | ErrorKind::RequestTooLarge
+            )
     }
 
     /// Reads an upstream's error response (any dialect's shape, or any

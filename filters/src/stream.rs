@@ -122,6 +122,15 @@ impl StreamTranscoder {
         )
     }
 
+    /// A pass-through stream whose upstream was asked for usage its client
+    /// did not ask for: that usage is counted, not forwarded.
+    pub fn hiding_usage(mut self) -> Self {
+        if let Mode::PassThrough(p) = &mut self.mode {
+            p.hide_usage_chunk();
+        }
+        self
+    }
+
     fn with_mode(client: Dialect, mode: Mode) -> Self {
         Self {
             client,
@@ -449,6 +458,24 @@ mod tests {
         assert!(matches!(p, Progress::Failed(_)));
         assert!(text.contains("\"model\":\"client\""));
         assert!(text.ends_with("\n\n") && text.contains("event: error\n"));
+    }
+
+    #[test]
+    fn usage_the_client_did_not_ask_for_is_counted_not_forwarded() {
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None).hiding_usage();
+        let (text, p) = run(&mut t, OPENAI_STREAM.as_bytes(), 5);
+        assert_eq!(p, Progress::Done);
+        assert!(
+            !text.contains("prompt_tokens") && text.ends_with("data: [DONE]\n\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("data: ").count(), 4, "{text}");
+        let u = t.usage().unwrap();
+        assert_eq!((u.input_uncached, u.output_total), (3, 2));
+        // Without the flag the client's own usage chunk goes through.
+        let mut t = StreamTranscoder::pass_through(Dialect::OpenAiChat, None);
+        let (text, _) = run(&mut t, OPENAI_STREAM.as_bytes(), 5);
+        assert!(text.contains("\"prompt_tokens\":3"));
     }
 
     #[test]

@@ -122,6 +122,12 @@ struct UpdateArgs {
     /// The key may reach every provider.
     #[arg(long, conflicts_with = "providers")]
     clear_providers: bool,
+    /// No output cap of the key's own.
+    #[arg(long, conflicts_with = "max_output_tokens")]
+    clear_max_output_tokens: bool,
+    /// The key may set every request field.
+    #[arg(long, conflicts_with = "deny_params")]
+    clear_deny_params: bool,
 }
 
 impl Attributes {
@@ -190,7 +196,10 @@ pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(verb(&store, args.verb)) {
+    // A store key named like a config key would never be served (the
+    // config's wins): refuse it here rather than print a dead key.
+    let config_names = crate::config::key_names_of(config).unwrap_or_default();
+    match runtime.block_on(verb(&store, args.verb, &config_names)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(StoreError::Invalid(errs)) => {
             eprintln!("invalid key attributes:");
@@ -206,10 +215,16 @@ pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
     }
 }
 
-async fn verb(store: &KeyStore, verb: Verb) -> Result<(), StoreError> {
+async fn verb(store: &KeyStore, verb: Verb, config_names: &[String]) -> Result<(), StoreError> {
     match verb {
         Verb::Create(args) => {
             let args = *args;
+            if config_names.contains(&args.name) {
+                return Err(StoreError::Conflict(format!(
+                    "a key named '{}' is defined in the config file",
+                    args.name
+                )));
+            }
             let mut spec = KeySpec::named(args.name);
             args.attributes.apply(&mut spec);
             spec.enabled = !args.disabled;
@@ -267,6 +282,12 @@ async fn verb(store: &KeyStore, verb: Verb) -> Result<(), StoreError> {
             }
             if args.clear_providers {
                 spec.allowed_providers = None;
+            }
+            if args.clear_max_output_tokens {
+                spec.max_output_tokens = None;
+            }
+            if args.clear_deny_params {
+                spec.deny_params.clear();
             }
             args.attributes.apply(&mut spec);
             if args.enable || args.disable {

@@ -40,6 +40,24 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
     Ok(snap)
 }
 
+/// The names of the config file's `[[api_keys]]`, reading nothing else.
+pub fn key_names_of(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let doc: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("{}: {}", path.display(), describe_toml_error(&text, &e)))?;
+    Ok(doc
+        .get("api_keys")
+        .and_then(toml::Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k.get("name").and_then(toml::Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// The key store's path from a config file, reading nothing else (the
 /// `keys` CLI must work without the providers' secrets in its environment).
 pub fn sqlite_path_of(path: &Path) -> Result<std::path::PathBuf, String> {

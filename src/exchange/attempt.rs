@@ -173,50 +173,58 @@ pub(super) async fn attempt(
     let tried = attempt_target(upstream, session, rec, route, attempts, target, forced).await;
     if let Some(hold) = attempts.hold.take() {
         match &tried {
-            // Settled with the usage when the request ends.
-            Ok(Tried::Served(_)) => rec.holds.push(hold),
-            // The upstream may have produced tokens: the reservation stands.
-            Ok(Tried::ClientLeft) => drop(hold),
+            // Settled with the request's usage when it ends (the
+            // reservation stands if the client left while it ran).
+            Ok(Tried::Served(_) | Tried::ClientLeft) => rec.holds.push(hold),
             // Asked and failed: counted as a request, no tokens.
-            _ => hold.settle(Some(0)),
+            _ => hold.release(Some(0)).await,
         }
     }
     tried
 }
 
-/// Whether the client key may use the target's provider, and its
-/// provider's limit admits the request (held in `attempts.hold`).
+/// Whether the client key may use the target's provider.
+fn provider_allowed(rec: &mut RequestRecord, attempts: &mut Attempts<'_>, target: &Target) -> bool {
+    let allowed = attempts
+        .req
+        .allowed_providers
+        .is_none_or(|ps| ps.iter().any(|p| **p == *target.provider.name));
+    if !allowed {
+        rec.attempts
+            .push(Attempt::untried(target, AttemptOutcome::NotAllowed));
+        attempts.not_allowed = true;
+    }
+    allowed
+}
+
+/// Whether the provider's own limit admits one more upstream call (the
+/// hold goes to `attempts.hold`); counted per call, just before it is sent.
 async fn provider_admits(
     rec: &mut RequestRecord,
     route: &Route,
     attempts: &mut Attempts<'_>,
     target: &Target,
-) -> Option<Tried> {
-    let provider = &target.provider;
-    let skip = Tried::Skipped {
-        retry_at: None,
-        rate_limited: false,
-    };
-    if let Some(allowed) = attempts.req.allowed_providers {
-        if !allowed.iter().any(|p| **p == *provider.name) {
-            rec.attempts
-                .push(Attempt::untried(target, AttemptOutcome::NotAllowed));
-            attempts.not_allowed = true;
-            return Some(skip);
-        }
+) -> bool {
+    // The previous key's call failed: it used no tokens.
+    if let Some(hold) = attempts.hold.take() {
+        hold.release(Some(0)).await;
     }
     let live = attempts.live;
-    let subject = live.provider_subject(provider)?;
+    let Some(subject) = live.provider_subject(&target.provider) else {
+        return true;
+    };
     let settings = &live.config.limits;
     let lease = route.total_timeout + Duration::from_secs(60);
-    match live
-        .limiter
-        .admit(vec![subject], attempts.reserve, settings, lease, &rec.id)
-        .await
-    {
+    let admitted =
+        Box::pin(
+            live.limiter
+                .admit(vec![subject], attempts.reserve, settings, lease, &rec.id),
+        )
+        .await;
+    match admitted {
         Ok(hold) => {
             attempts.hold = Some(hold);
-            None
+            true
         }
         Err(refused) => {
             rec.attempts
@@ -224,7 +232,7 @@ async fn provider_admits(
             if attempts.provider_refused.is_none() {
                 attempts.provider_refused = Some(refused);
             }
-            Some(skip)
+            false
         }
     }
 }
@@ -241,11 +249,13 @@ async fn attempt_target(
     let provider = &target.provider;
     let live = attempts.live;
     let state = live.provider(provider);
-    if let Some(skip) = admit(live, rec, target, forced) {
-        return Ok(skip);
+    if !provider_allowed(rec, attempts, target) {
+        return Ok(Tried::Skipped {
+            retry_at: None,
+            rate_limited: false,
+        });
     }
-    if let Some(skip) = provider_admits(rec, route, attempts, target).await {
-        live.breaker(target.slot).release_probe();
+    if let Some(skip) = admit(live, rec, target, forced) {
         return Ok(skip);
     }
     let mut prepared = match attempts.prepare(target) {
@@ -292,6 +302,16 @@ async fn attempt_target(
                 earliest
             }
         };
+        if !provider_admits(rec, route, attempts, target).await {
+            live.breaker(target.slot).release_probe();
+            return Ok(key_failure.map_or(
+                Tried::Skipped {
+                    retry_at: None,
+                    rate_limited: false,
+                },
+                Tried::Failed,
+            ));
+        }
         let (outcome, timing) = Box::pin(call(
             upstream,
             session,

@@ -197,7 +197,14 @@ pub async fn run(
         // Never asked: a provider's own limit, a provider the key may not
         // use, every key disabled by a 401, or no healthy replica.
         match attempts.provider_refused.take() {
-            Some(crate::limits::Refused::Limit(r)) => return Err(crate::limits::refusal_error(&r)),
+            Some(crate::limits::Refused::Limit(r)) => {
+                // The headers tell of the limit that refused, not the key's.
+                let now = live.limiter.clock(&live.config.limits).now_ms;
+                let headroom = filters::limits::Headroom::exhausted(&r);
+                rec.limit_headers =
+                    filters::dialect::rate_limit_headers(req.dialect, &headroom, now);
+                return Err(crate::limits::refusal_error(&r));
+            }
             Some(crate::limits::Refused::Backend) => return Err(crate::limits::backend_error()),
             None => {}
         }

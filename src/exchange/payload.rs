@@ -28,6 +28,11 @@ pub struct Rewritable {
     /// OpenAI `stream_options.include_usage`, for a same-dialect stream
     /// that is re-encoded rather than passed through.
     include_usage: bool,
+    /// `"stream": true`, and where `stream_options` sits, if anywhere: a
+    /// same-dialect OpenAI stream is asked for usage the client did not
+    /// ask for (limits and accounting need it).
+    stream: bool,
+    stream_options: Option<Range<usize>>,
     /// Nothing the canonical stream cannot carry (OpenAI `n > 1`,
     /// `logprobs`): a same-dialect stream may be re-encoded.
     reencodable: bool,
@@ -52,6 +57,8 @@ impl Rewritable {
                 .raw("stream_options")
                 .and_then(|raw| filters::wire::json_peek::members(raw).ok())
                 .is_some_and(|m| m.raw("include_usage") == Some(b"true")),
+            stream: members.raw("stream") == Some(b"true"),
+            stream_options: members.get("stream_options"),
             reencodable: members.raw("n").is_none_or(|n| n == b"1" || n == b"null")
                 && members.raw("logprobs") != Some(b"true"),
         }
@@ -88,6 +95,9 @@ pub struct Prepared {
     pub include_usage: bool,
     /// A same-dialect stream may be re-encoded (see `Rewritable`).
     pub reencodable: bool,
+    /// The upstream was asked for usage the client did not ask for: its
+    /// usage chunk is read, not forwarded.
+    pub usage_injected: bool,
 }
 
 /// How the body for one target is made.
@@ -187,11 +197,15 @@ impl Payload {
     ) -> Result<Prepared, ApiError> {
         if pass_through {
             let body = self.body.as_ref().ok_or_else(released)?;
+            let r = &self.rewritable;
+            let usage_injected =
+                target.dialect == Dialect::OpenAiChat && r.stream && !r.include_usage;
             return Ok(Prepared {
-                body: Bytes::from(self.splice(body, target)?),
+                body: Bytes::from(self.splice(body, target, usage_injected)?),
                 pass_through: true,
-                include_usage: self.rewritable.include_usage,
-                reencodable: self.rewritable.reencodable,
+                include_usage: r.include_usage,
+                reencodable: r.reencodable,
+                usage_injected,
             });
         }
         let canonical = self.canonical(client, target.dialect)?;
@@ -209,13 +223,20 @@ impl Payload {
             pass_through: false,
             include_usage: canonical.include_usage,
             reencodable: true,
+            // A translated stream's encoder writes usage only if asked.
+            usage_injected: false,
         })
     }
 
     /// The same-dialect rewrite: whatever the client sent, the upstream
-    /// receives exactly the routed model, and no more output tokens than
-    /// the model's cap.
-    fn splice(&self, body: &[u8], target: &Target<'_>) -> Result<Vec<u8>, ApiError> {
+    /// receives exactly the routed model, no more output tokens than the
+    /// model's cap, and (`ask_usage`) `stream_options.include_usage`.
+    fn splice(
+        &self,
+        body: &[u8],
+        target: &Target<'_>,
+        ask_usage: bool,
+    ) -> Result<Vec<u8>, ApiError> {
         let quote = |v: &str| {
             serde_json::to_vec(v).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))
         };
@@ -247,6 +268,24 @@ impl Payload {
                 let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
                 let member = format!("\"{field}\":{cap},").into_bytes();
                 edits.push((open + 1..open + 1, member));
+            }
+        }
+        if ask_usage {
+            let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
+            match &r.stream_options {
+                // The client's options, with usage on.
+                Some(at) => {
+                    let mut options: serde_json::Value = serde_json::from_slice(&body[at.clone()])
+                        .ok()
+                        .filter(serde_json::Value::is_object)
+                        .unwrap_or_else(|| serde_json::json!({}));
+                    options["include_usage"] = true.into();
+                    edits.push((at.clone(), options.to_string().into_bytes()));
+                }
+                None => edits.push((
+                    open + 1..open + 1,
+                    b"\"stream_options\":{\"include_usage\":true},".to_vec(),
+                )),
             }
         }
         edits.sort_by_key(|(at, _)| at.start);
@@ -324,6 +363,53 @@ mod tests {
             pass(&mut p, Some(4096), Dialect::Anthropic)["max_tokens"],
             100
         );
+    }
+
+    #[test]
+    fn a_same_dialect_openai_stream_is_asked_for_usage() {
+        for (body, asked) in [
+            (r#"{"model":"m","stream":true,"messages":[]}"#, false),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1},"messages":[]}"#,
+                false,
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#,
+                true,
+            ),
+        ] {
+            let mut p = payload(body);
+            let encode = dialect::EncodeOptions::default();
+            let target = Target {
+                dialect: Dialect::OpenAiChat,
+                model: "up",
+                encode: &encode,
+                max_output_tokens: Some(64),
+            };
+            let prepared = p.prepare(Dialect::OpenAiChat, &target, true).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&prepared.body).unwrap();
+            assert_eq!(v["stream_options"]["include_usage"], true, "{v}");
+            assert_eq!(
+                (v["model"].as_str(), v["max_tokens"].as_u64()),
+                (Some("up"), Some(64))
+            );
+            assert_eq!(prepared.usage_injected, !asked, "{body}");
+            if body.contains("\"x\"") {
+                assert_eq!(
+                    v["stream_options"]["x"], 1,
+                    "the client's other options stay"
+                );
+            }
+        }
+        // Not streaming, or not OpenAI: nothing added.
+        let mut p = payload(r#"{"model":"m","messages":[]}"#);
+        assert!(pass(&mut p, None, Dialect::OpenAiChat)
+            .get("stream_options")
+            .is_none());
+        let mut p = payload(r#"{"model":"m","stream":true,"messages":[]}"#);
+        assert!(pass(&mut p, None, Dialect::Anthropic)
+            .get("stream_options")
+            .is_none());
     }
 
     #[test]

@@ -160,7 +160,12 @@ fn transcoder(
         && prepared.reencodable;
     let t = if prepared.pass_through && !reshape {
         let rename = Some(req.model).filter(|m| **m != *target.model);
-        StreamTranscoder::pass_through(req.dialect, rename)
+        let t = StreamTranscoder::pass_through(req.dialect, rename);
+        if prepared.usage_injected {
+            t.hiding_usage()
+        } else {
+            t
+        }
     } else {
         let client = ClientStream {
             model: req.model,

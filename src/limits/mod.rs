@@ -7,6 +7,7 @@
 pub mod redis;
 
 use crate::config::LimitSettings;
+use arc_swap::ArcSwap;
 use filters::error::{ApiError, ErrorKind};
 use filters::limits::day::{day_of, DaySpan};
 use filters::limits::{
@@ -42,15 +43,45 @@ struct Remote {
     down_until: AtomicU64,
     /// The last time a failure was logged (Unix ms), to log once a while.
     logged_at: AtomicU64,
+    /// Settles that could not reach Redis, replayed once it answers again:
+    /// each frees a place in flight that would otherwise linger for its
+    /// whole lease. Settling is idempotent (the Lua script adjusts only an
+    /// admission still in flight), so a replay never counts twice.
+    pending: Mutex<Vec<Settle>>,
+    /// Makes each admission's lease id unique, also within one request
+    /// (a provider admitted once per upstream call).
+    seq: AtomicU64,
+}
+
+/// A Redis settle to send (or send again).
+struct Settle {
+    subjects: Vec<Subject>,
+    ticket: Ticket,
+    actual: u64,
+    id: String,
+}
+
+/// At most this many settles wait for Redis; past it the oldest leases
+/// are left to expire by themselves.
+const MAX_PENDING: usize = 10_000;
+
+/// Where the limiter's time comes from.
+enum TimeSource {
+    /// The wall clock: windows and days follow it, as every replica's does.
+    System,
+    /// `base_ms` at `base`, moving with tokio's clock (paused-time tests).
+    #[cfg(test)]
+    Tokio {
+        base_ms: u64,
+        base: tokio::time::Instant,
+    },
 }
 
 pub struct Limiter {
-    /// Unix milliseconds at `base`, and `base` on tokio's clock: time moves
-    /// with tokio's, so paused-time tests can cross a day.
-    base_ms: u64,
-    base: tokio::time::Instant,
-    /// The current day in the current zone, recomputed at its end.
-    day: Mutex<(String, DaySpan)>,
+    time: TimeSource,
+    /// The current day in the current zone, recomputed at its end; read
+    /// without a lock shared by the workers.
+    day: ArcSwap<(String, DaySpan)>,
     remote: Option<Remote>,
 }
 
@@ -65,25 +96,28 @@ const REMOTE_REST: Duration = Duration::from_secs(1);
 
 impl Limiter {
     pub fn memory() -> Self {
-        let base_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Self::starting_at(base_ms)
+        Self::with_time(TimeSource::System)
     }
 
-    /// A limiter whose clock reads `base_ms` now (tests).
+    /// A limiter whose clock reads `base_ms` now and moves with tokio's
+    /// (tests under paused time).
+    #[cfg(test)]
     pub fn starting_at(base_ms: u64) -> Self {
-        Self {
+        Self::with_time(TimeSource::Tokio {
             base_ms,
             base: tokio::time::Instant::now(),
-            day: Mutex::new((
-                String::new(),
-                DaySpan {
-                    id: 0,
-                    start_ms: 0,
-                    end_ms: 0,
-                },
-            )),
+        })
+    }
+
+    fn with_time(time: TimeSource) -> Self {
+        let nowhere = DaySpan {
+            id: 0,
+            start_ms: 0,
+            end_ms: 0,
+        };
+        Self {
+            time,
+            day: ArcSwap::from_pointee((String::new(), nowhere)),
             remote: None,
         }
     }
@@ -94,6 +128,8 @@ impl Limiter {
             redis: redis::RedisLimiter::new(url, timeout)?,
             down_until: AtomicU64::new(0),
             logged_at: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(0),
         });
         Ok(l)
     }
@@ -102,17 +138,33 @@ impl Limiter {
         self.remote.is_some()
     }
 
+    fn now_ms(&self) -> u64 {
+        match &self.time {
+            TimeSource::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            #[cfg(test)]
+            TimeSource::Tokio { base_ms, base } => {
+                let elapsed = tokio::time::Instant::now().saturating_duration_since(*base);
+                base_ms.saturating_add(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            }
+        }
+    }
+
     /// Now, and the day it falls in under `settings.timezone`.
     pub fn clock(&self, settings: &LimitSettings) -> Clock {
-        let now_ms = self.clock_ms();
-        let mut day = lock(&self.day);
-        if day.0 != settings.timezone_name || !day.1.contains(now_ms) {
-            *day = (
-                settings.timezone_name.clone(),
-                day_of(&settings.timezone, now_ms),
-            );
+        let now_ms = self.now_ms();
+        let cached = self.day.load();
+        if cached.0 == settings.timezone_name && cached.1.contains(now_ms) {
+            return Clock {
+                now_ms,
+                day: cached.1,
+            };
         }
-        Clock { now_ms, day: day.1 }
+        let day = day_of(&settings.timezone, now_ms);
+        self.day
+            .store(Arc::new((settings.timezone_name.clone(), day)));
+        Clock { now_ms, day }
     }
 
     /// Checks every subject and counts the request in all of them, or in
@@ -128,38 +180,47 @@ impl Limiter {
     ) -> Result<Admission, Refused> {
         let clock = self.clock(settings);
         if let Some(remote) = self.remote.as_ref().filter(|r| r.up(clock.now_ms)) {
-            let remote_subjects: Vec<redis::RemoteSubject<'_>> = subjects
-                .iter()
-                .map(|s| redis::RemoteSubject {
-                    scope: s.scope,
-                    name: &s.name,
-                    limits: &s.limits,
-                })
-                .collect();
+            let id = format!(
+                "{request_id}.{}",
+                remote.seq.fetch_add(1, Ordering::Relaxed)
+            );
+            let remote_subjects: Vec<redis::RemoteSubject<'_>> =
+                subjects.iter().map(Subject::remote).collect();
             let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
             match remote
                 .redis
-                .admit(&remote_subjects, tokens, &clock, lease_ms, request_id)
+                .admit(&remote_subjects, tokens, &clock, lease_ms, &id)
                 .await
             {
                 Ok(Ok(admitted)) => {
+                    drop(remote_subjects);
+                    self.replay_pending();
                     let mut headroom = Headroom::default();
                     for (s, statuses) in subjects.iter().zip(&admitted.statuses) {
                         if s.scope != Scope::Provider {
                             headroom.add(statuses);
                         }
                     }
-                    return Ok(self.admission(
-                        subjects,
-                        admitted.ticket,
-                        true,
-                        headroom,
-                        request_id,
-                    ));
+                    return Ok(self.admission(subjects, admitted.ticket, Some(id), headroom));
                 }
                 Ok(Err(refusal)) => return Err(Refused::Limit(refusal)),
                 Err(e) => {
+                    drop(remote_subjects);
                     remote.failed(clock.now_ms, &e);
+                    // The script may have run and the answer been lost:
+                    // release what it would have held (a no-op if it
+                    // never ran), once Redis answers again.
+                    let ticket = Ticket {
+                        sec: clock.sec(),
+                        day: clock.day.id,
+                        tokens,
+                    };
+                    remote.queue(Settle {
+                        subjects: subjects.clone(),
+                        ticket,
+                        actual: 0,
+                        id,
+                    });
                     if !settings.allow_on_backend_error {
                         return Err(Refused::Backend);
                     }
@@ -168,7 +229,7 @@ impl Limiter {
         } else if self.remote.is_some() && !settings.allow_on_backend_error {
             return Err(Refused::Backend);
         }
-        self.admit_here(subjects, tokens, &clock, request_id)
+        self.admit_here(subjects, tokens, &clock)
     }
 
     /// The memory backend (and Redis's fallback): the subjects' counters
@@ -179,7 +240,6 @@ impl Limiter {
         subjects: Vec<Subject>,
         tokens: u64,
         clock: &Clock,
-        request_id: &str,
     ) -> Result<Admission, Refused> {
         let mut guards: Vec<MutexGuard<'_, Counters>> =
             subjects.iter().map(|s| lock(&s.counters)).collect();
@@ -200,25 +260,54 @@ impl Limiter {
         }
         drop(checked);
         drop(guards);
-        Ok(self.admission(subjects, ticket, false, headroom, request_id))
+        Ok(self.admission(subjects, ticket, None, headroom))
     }
 
     fn admission(
         self: &Arc<Self>,
         subjects: Vec<Subject>,
         ticket: Ticket,
-        remote: bool,
+        remote_id: Option<String>,
         headroom: Headroom,
-        request_id: &str,
     ) -> Admission {
         Admission {
             limiter: self.clone(),
             subjects,
             ticket,
-            remote,
+            remote_id,
             headroom,
-            request_id: request_id.to_owned(),
             settled: false,
+        }
+    }
+
+    /// Sends the settles Redis missed, in the background.
+    fn replay_pending(self: &Arc<Self>) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let batch = std::mem::take(&mut *lock(&remote.pending));
+        if batch.is_empty() {
+            return;
+        }
+        let limiter = self.clone();
+        tokio::spawn(async move {
+            for s in batch {
+                limiter.settle_remote(s).await;
+            }
+        });
+    }
+
+    /// One Redis settle; queued again if Redis does not take it.
+    async fn settle_remote(&self, s: Settle) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let rs: Vec<redis::RemoteSubject<'_>> = s.subjects.iter().map(Subject::remote).collect();
+        let result = remote.redis.settle(&rs, &s.ticket, s.actual, &s.id).await;
+        drop(rs);
+        if let Err(e) = result {
+            remote.failed(self.now_ms(), &e);
+            remote.queue(s);
         }
     }
 
@@ -230,17 +319,22 @@ impl Limiter {
     ) -> Vec<DimensionStatus> {
         let clock = self.clock(settings);
         if let Some(remote) = self.remote.as_ref().filter(|r| r.up(clock.now_ms)) {
-            let rs = redis::RemoteSubject {
-                scope: subject.scope,
-                name: &subject.name,
-                limits: &subject.limits,
-            };
-            match remote.redis.status(&rs, &clock).await {
+            match remote.redis.status(&subject.remote(), &clock).await {
                 Ok(s) => return s,
                 Err(e) => remote.failed(clock.now_ms, &e),
             }
         }
         lock(&subject.counters).status(&subject.limits, &clock)
+    }
+}
+
+impl Subject {
+    fn remote(&self) -> redis::RemoteSubject<'_> {
+        redis::RemoteSubject {
+            scope: self.scope,
+            name: &self.name,
+            limits: &self.limits,
+        }
     }
 }
 
@@ -263,6 +357,14 @@ impl Remote {
             log::warn!("limits: the Redis backend failed ({e}); using this gateway's own counters or refusing, as on_backend_error says");
         }
     }
+
+    fn queue(&self, s: Settle) {
+        let mut pending = lock(&self.pending);
+        if pending.len() >= MAX_PENDING {
+            pending.remove(0);
+        }
+        pending.push(s);
+    }
 }
 
 /// A request's hold on its limits, until it ends.
@@ -270,11 +372,10 @@ pub struct Admission {
     limiter: Arc<Limiter>,
     subjects: Vec<Subject>,
     ticket: Ticket,
-    /// Counted in Redis (else here).
-    remote: bool,
+    /// Counted in Redis under this lease id (else here).
+    remote_id: Option<String>,
     /// The key's and the model's tightest limits, for response headers.
     pub headroom: Headroom,
-    request_id: String,
     settled: bool,
 }
 
@@ -282,90 +383,75 @@ impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admission")
             .field("ticket", &self.ticket)
-            .field("remote", &self.remote)
+            .field("remote", &self.remote_id.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Admission {
     /// Ends the hold: frees its places in flight and replaces the reserved
-    /// tokens by `actual` (`None`: unknown, the reservation stands).
-    pub fn settle(mut self, actual: Option<u64>) {
-        self.finish(actual);
-    }
-
-    fn finish(&mut self, actual: Option<u64>) {
-        if std::mem::replace(&mut self.settled, true) {
-            return;
-        }
+    /// tokens by `actual` (`None`: unknown, the reservation stands). A
+    /// Redis hold is settled before this returns (bounded by
+    /// `redis_timeout`), so the client's next request finds its place free.
+    pub async fn release(mut self, actual: Option<u64>) {
+        self.settled = true;
         let actual = actual.unwrap_or(self.ticket.tokens);
-        if !self.remote {
-            for s in &self.subjects {
-                lock(&s.counters).settle(&self.ticket, actual);
+        match self.remote_id.take() {
+            None => self.settle_here(actual),
+            Some(id) => {
+                let s = Settle {
+                    subjects: std::mem::take(&mut self.subjects),
+                    ticket: self.ticket,
+                    actual,
+                    id,
+                };
+                self.limiter.settle_remote(s).await;
             }
-            return;
         }
-        if self.limiter.remote.is_none() {
-            return;
-        }
-        // Off the request path; without a runtime (the process is ending)
-        // the leases expire by themselves.
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let limiter = self.limiter.clone();
-        let subjects = std::mem::take(&mut self.subjects);
-        let ticket = self.ticket;
-        let id = std::mem::take(&mut self.request_id);
-        rt.spawn(async move {
-            let Some(remote) = limiter.remote.as_ref() else {
-                return;
-            };
-            let rs: Vec<redis::RemoteSubject<'_>> = subjects
-                .iter()
-                .map(|s| redis::RemoteSubject {
-                    scope: s.scope,
-                    name: &s.name,
-                    limits: &s.limits,
-                })
-                .collect();
-            if let Err(e) = remote.redis.settle(&rs, &ticket, actual, &id).await {
-                remote.failed(limiter.clock_ms(), &e);
-            }
-        });
     }
-}
 
-impl Limiter {
-    fn clock_ms(&self) -> u64 {
-        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.base);
-        self.base_ms
-            .saturating_add(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    fn settle_here(&self, actual: u64) {
+        for s in &self.subjects {
+            lock(&s.counters).settle(&self.ticket, actual);
+        }
     }
 }
 
 impl Drop for Admission {
-    /// A request that ends without settling (cancelled, or a path that
-    /// forgot) still frees its places; its reservation stands.
+    /// A hold dropped without `release` (a request cancelled mid-way)
+    /// still frees its places; its reservation stands.
     fn drop(&mut self) {
-        self.finish(None);
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let actual = self.ticket.tokens;
+        let Some(id) = self.remote_id.take() else {
+            self.settle_here(actual);
+            return;
+        };
+        let s = Settle {
+            subjects: std::mem::take(&mut self.subjects),
+            ticket: self.ticket,
+            actual,
+            id,
+        };
+        let limiter = self.limiter.clone();
+        // Without a runtime (the process is ending) the lease expires by itself.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { limiter.settle_remote(s).await });
+        }
     }
-}
-
-/// Tokens to reserve for a request body of `len` bytes: a UTF-8 byte per
-/// token or more in every script (CJK is three bytes and about one token
-/// per character), and JSON adds its own, so len / 3 errs high.
-pub fn input_estimate(len: usize) -> u64 {
-    u64::try_from(len.div_ceil(3)).unwrap_or(u64::MAX)
 }
 
 /// A refusal as the client sees it: a 429 naming the limit and its scope,
 /// with `Retry-After`. A request larger than a token limit can never pass:
-/// SDKs are told not to retry it.
+/// SDKs are told not to retry it (`x-should-retry: false`).
 pub fn refusal_error(r: &Refusal) -> ApiError {
     let mut e = ApiError::new(ErrorKind::RateLimited, r.message());
     e.code = Some("rate_limit_exceeded".into());
-    if !r.too_large {
+    if r.too_large {
+        e.final_answer = true;
+    } else {
         e.retry_after = Some(r.retry_after_secs().to_string());
     }
     e

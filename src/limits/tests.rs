@@ -35,11 +35,16 @@ async fn a_burst_of_100_concurrent_requests_admits_exactly_rpm() {
             let (limiter, counters, s) = (limiter.clone(), counters.clone(), s.clone());
             tokio::spawn(async move {
                 let subj = subject(Scope::Key, limits, &counters);
-                limiter
+                match limiter
                     .admit(vec![subj], 0, &s, Duration::from_secs(60), &format!("r{i}"))
                     .await
-                    .map(|a| a.settle(Some(0)))
-                    .is_ok()
+                {
+                    Ok(hold) => {
+                        hold.release(Some(0)).await;
+                        true
+                    }
+                    Err(_) => false,
+                }
             })
         })
         .collect();
@@ -72,7 +77,7 @@ async fn a_day_limit_resets_at_midnight_in_the_configured_zone() {
             "r",
         )
     };
-    ask().await.unwrap().settle(Some(0));
+    ask().await.unwrap().release(Some(0)).await;
     match ask().await {
         Err(Refused::Limit(r)) => {
             assert_eq!(r.dimension, Dimension::Rpd);
@@ -96,7 +101,7 @@ async fn a_day_limit_resets_at_midnight_in_the_configured_zone() {
             "r",
         )
     };
-    ask_utc().await.unwrap().settle(Some(0));
+    ask_utc().await.unwrap().release(Some(0)).await;
     assert!(ask_utc().await.is_err());
 }
 
@@ -125,7 +130,7 @@ async fn holds_settle_to_real_usage_and_free_their_place_when_dropped() {
         Err(Refused::Limit(r)) => assert_eq!(r.dimension, Dimension::Concurrency),
         other => panic!("{other:?}"),
     }
-    hold.settle(Some(300));
+    hold.release(Some(300)).await;
     let hold = ask(700).await.unwrap();
     // Dropped without a usage report: the reservation stands.
     drop(hold);

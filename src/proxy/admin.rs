@@ -3,7 +3,7 @@
 //! admin or viewer role, changes the admin role. Keys from the config file
 //! are listed but read-only: the file stays their one source of truth.
 
-use super::auth::{authenticate, require_role, require_viewer, unix_now};
+use super::auth::{authenticate_admin, require_role, require_viewer, unix_now};
 use crate::downstream::{read_body, respond};
 use crate::record::RequestRecord;
 use crate::state::keys::KeyEntry;
@@ -26,7 +26,7 @@ pub async fn keys(
     live: &Live,
     store: Option<&KeyStore>,
 ) -> Result<(), ApiError> {
-    let caller = authenticate(live, session)?;
+    let caller = authenticate_admin(live, session)?;
     rec.client.key_name = Some(caller.name.clone());
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_owned();
@@ -50,11 +50,19 @@ pub async fn keys(
         ([], false) if method == http::Method::POST => create(session, rec, live, store).await,
         ([name], true) => {
             let entry = find(live, name)?;
-            let created = match store {
-                Some(s) if entry.source == KeySource::Store => s.get(name).await.ok().flatten(),
-                _ => None,
+            let (created, last_used) = match store {
+                Some(s) => {
+                    let created = if entry.source == KeySource::Store {
+                        s.get(name).await.ok().flatten()
+                    } else {
+                        None
+                    };
+                    let last = s.last_used().await.ok().and_then(|m| m.get(name).copied());
+                    (created, last.unwrap_or(0))
+                }
+                None => (None, 0),
             };
-            let v = view(&entry, created.as_ref(), 0);
+            let v = view(&entry, created.as_ref(), last_used);
             send(session, rec, 200, &v).await
         }
         ([name], false) if method == http::Method::PATCH => {
@@ -68,9 +76,13 @@ pub async fn keys(
             let v = limits_view(live, &entry).await;
             send(session, rec, 200, &v).await
         }
-        _ => Err(
+        ([] | [_], _) | ([_, _], false) if segments.get(1).is_none_or(|l| l == "limits") => Err(
             ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
         ),
+        _ => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no route for {path}"),
+        )),
     }
 }
 
@@ -106,7 +118,8 @@ async fn send(
     v: &Value,
 ) -> Result<(), ApiError> {
     let body = Bytes::from(v.to_string());
-    respond(session, rec, status, "application/json", body, &[], false).await;
+    let head = session.req_header().method == http::Method::HEAD;
+    respond(session, rec, status, "application/json", body, &[], head).await;
     Ok(())
 }
 
@@ -189,6 +202,21 @@ async fn spec_body(session: &mut Session, live: &Live) -> Result<Map<String, Val
             )))
         }
     };
+    // Earlier systems' names become ours, so a merge never holds both.
+    fn canonical(name: &str) -> &str {
+        match name {
+            "rate_limit" => "rpm",
+            "daily_limit" => "rpd",
+            other => other,
+        }
+    }
+    if let Some(Value::Object(l)) = obj.get_mut("limits") {
+        for alias in ["rate_limit", "daily_limit"] {
+            if let Some(v) = l.remove(alias) {
+                l.insert(canonical(alias).to_owned(), v);
+            }
+        }
+    }
     for name in [
         "rate_limit",
         "daily_limit",
@@ -204,7 +232,7 @@ async fn spec_body(session: &mut Session, live: &Live) -> Result<Map<String, Val
                 .or_insert_with(|| Value::Object(Map::new()));
             match limits {
                 Value::Object(l) => {
-                    l.insert(name.to_owned(), v);
+                    l.insert(canonical(name).to_owned(), v);
                 }
                 _ => {
                     return Err(ApiError::invalid("limits: must be an object").with_param("limits"))

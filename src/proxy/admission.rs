@@ -19,6 +19,10 @@ pub async fn admit(
     dialect: Dialect,
     tokens: u64,
 ) -> Result<(), ApiError> {
+    let model_subject = live.model_subject(route, model);
+    if key.limits.is_empty() && model_subject.is_none() {
+        return Ok(());
+    }
     let mut subjects = Vec::with_capacity(2);
     if !key.limits.is_empty() {
         subjects.push(crate::limits::Subject {
@@ -28,10 +32,7 @@ pub async fn admit(
             counters: key.runtime.counters.clone(),
         });
     }
-    subjects.extend(live.model_subject(route, model));
-    if subjects.is_empty() {
-        return Ok(());
-    }
+    subjects.extend(model_subject);
     let settings = &live.config.limits;
     let lease = route.total_timeout + std::time::Duration::from_secs(60);
     let limiter = &live.limiter;
@@ -53,4 +54,15 @@ pub async fn admit(
         }
         Err(crate::limits::Refused::Backend) => Err(crate::limits::backend_error()),
     }
+}
+
+/// Whether any limit this request meets counts tokens: the key's, the
+/// model's, or a provider's of the route.
+pub fn counts_tokens(key: &crate::state::keys::KeyEntry, route: &crate::config::Route) -> bool {
+    key.limits.uses_tokens()
+        || route.limits.uses_tokens()
+        || route
+            .targets
+            .iter()
+            .any(|t| t.provider.limits.uses_tokens())
 }

@@ -17,6 +17,34 @@ use std::sync::Arc;
 /// Without any credential, a request from the loopback interface acts as
 /// `[auth] localhost_key` when one is configured.
 pub fn authenticate(live: &Live, session: &Session) -> Result<Arc<KeyEntry>, ApiError> {
+    identify(live, session, true)
+}
+
+/// For the admin API: never the localhost key (any local process, or a
+/// proxy on the same host, would be an admin).
+pub fn authenticate_admin(live: &Live, session: &Session) -> Result<Arc<KeyEntry>, ApiError> {
+    identify(live, session, false)
+}
+
+/// For the endpoints that call models: a `viewer`-only key reads the admin
+/// API and nothing else.
+pub fn authenticate_caller(live: &Live, session: &Session) -> Result<Arc<KeyEntry>, ApiError> {
+    let key = authenticate(live, session)?;
+    if key.has_role(Role::User) || key.has_role(Role::Admin) {
+        Ok(key)
+    } else {
+        Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "this key has only the viewer role: it may read the admin API, not call models",
+        ))
+    }
+}
+
+fn identify(
+    live: &Live,
+    session: &Session,
+    localhost_allowed: bool,
+) -> Result<Arc<KeyEntry>, ApiError> {
     let (keys, snap) = (&*live.keys, &live.config);
     let req = session.req_header();
     let h = &req.headers;
@@ -42,7 +70,8 @@ pub fn authenticate(live: &Live, session: &Session) -> Result<Arc<KeyEntry>, Api
                 .and_then(|q| filters::wire::http::query_param(q, "key"));
             match query.as_deref().filter(|k| !k.is_empty()) {
                 Some(k) => k,
-                None => return localhost(keys, snap, session),
+                None if localhost_allowed => return localhost(keys, snap, session),
+                None => return Err(missing()),
             }
         }
     };
@@ -53,24 +82,31 @@ pub fn authenticate(live: &Live, session: &Session) -> Result<Arc<KeyEntry>, Api
 }
 
 /// A keyless request: the localhost key for loopback clients, if set.
+/// Both ends of the connection must be loopback addresses (an IPv4 client
+/// of a dual-stack listener arrives as `::ffff:127.0.0.1`).
 fn localhost(keys: &Keys, snap: &Snapshot, session: &Session) -> Result<Arc<KeyEntry>, ApiError> {
-    let loopback = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .is_some_and(|a| a.ip().is_loopback());
+    let loopback = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+        a.and_then(|a| a.as_inet())
+            .is_some_and(|a| a.ip().to_canonical().is_loopback())
+    };
+    let local = loopback(session.client_addr()) && loopback(session.server_addr());
     let entry = snap
         .localhost_key
         .as_deref()
-        .filter(|_| loopback)
+        .filter(|_| local)
         .and_then(|name| keys.by_name(name));
     match entry {
         Some(e) => usable(e),
-        None => Err(ApiError::new(
-            ErrorKind::Authentication,
-            "missing API key: send Authorization: Bearer <key>, x-api-key: <key> \
-             or x-goog-api-key: <key>",
-        )),
+        None => Err(missing()),
     }
+}
+
+fn missing() -> ApiError {
+    ApiError::new(
+        ErrorKind::Authentication,
+        "missing API key: send Authorization: Bearer <key>, x-api-key: <key> \
+         or x-goog-api-key: <key>",
+    )
 }
 
 /// A known key, unless it is switched off or past its expiry.

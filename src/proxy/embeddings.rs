@@ -4,7 +4,7 @@
 //! `:batchEmbedContents`). Targets are tried in order; one that cannot
 //! embed (Anthropic) is passed over.
 
-use super::auth::authenticate;
+use super::auth::authenticate_caller;
 use crate::downstream::{read_body, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
@@ -63,7 +63,7 @@ pub async fn embeddings(
     dialect: Dialect,
 ) -> Result<(), ApiError> {
     rec.client.dialect = Some(dialect);
-    let key = authenticate(live, session)?;
+    let key = authenticate_caller(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, &live.config).await?;
     let asked = decode(dialect, session.req_header().uri.path(), &body)?;
@@ -82,8 +82,24 @@ pub async fn embeddings(
         )
         .with_param("model")
     })?;
+    let denied = (!key.deny_params.is_empty())
+        .then(|| filters::wire::json_peek::members(&body).ok())
+        .flatten()
+        .and_then(|m| key.deny_params.iter().find(|f| m.raw(f).is_some()).cloned());
+    if let Some(field) = denied {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!("this API key may not set '{field}'"),
+        )
+        .with_status(400)
+        .with_param(field.as_str()));
+    }
     // Embeddings produce no output tokens: the input estimate is the hold.
-    let reserve = crate::limits::input_estimate(body.len());
+    let reserve = if super::admission::counts_tokens(&key, &route) {
+        filters::limits::estimate::input_tokens(&body)
+    } else {
+        0
+    };
     super::admission::admit(live, rec, &key, &route, &model, dialect, reserve).await?;
     let mut last: Option<ApiError> = None;
     for target in &route.targets {

@@ -1,7 +1,7 @@
 //! The endpoints answered by the gateway itself: health, the model
 //! listing, token counting and the upstream key statistics.
 
-use super::auth::{authenticate, require_role};
+use super::auth::{authenticate, authenticate_admin, authenticate_caller, require_role};
 use crate::downstream::{read_body, respond, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
@@ -74,7 +74,7 @@ pub async fn stored_response(
     store: &ConversationStore,
 ) -> Result<(), ApiError> {
     rec.client.dialect = Some(Dialect::OpenAiResponses);
-    let key = authenticate(live, session)?;
+    let key = authenticate_caller(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let req = session.req_header();
     let id = filters::ingress::trailing_id(req.uri.path()).unwrap_or_default();
@@ -138,7 +138,7 @@ pub async fn count_tokens(
     dialect: Dialect,
 ) -> Result<(), ApiError> {
     rec.client.dialect = Some(dialect);
-    let key = authenticate(live, session)?;
+    let key = authenticate_caller(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, &live.config).await?;
     let req = dialect::decode_count_tokens(dialect, &body)?;
@@ -151,7 +151,14 @@ pub async fn count_tokens(
         .filter(|m| key.allows_model(m))
         .and_then(|m| live.config.routes.get(&m).cloned());
     let mut tokens = None;
-    if let Some(t) = route.as_ref().and_then(|r| r.targets.first()) {
+    // The first target the key may use: a provider it may not use never
+    // sees its prompt.
+    let first = route.as_ref().and_then(|r| {
+        r.targets
+            .iter()
+            .find(|t| key.allows_provider(&t.provider.name))
+    });
+    if let Some(t) = first {
         tokens = upstream_count(upstream, live, rec, t, &req).await;
     }
     let tokens = match tokens {
@@ -198,7 +205,7 @@ pub async fn key_stats(
     rec: &mut RequestRecord,
     live: &Live,
 ) -> Result<(), ApiError> {
-    let key = authenticate(live, session)?;
+    let key = authenticate_admin(live, session)?;
     require_role(&key, filters::auth::Role::Admin)?;
     let now = crate::exchange::now();
     let providers: Vec<serde_json::Value> = live

@@ -1,7 +1,7 @@
 //! A generation request up to the exchange: auth, the body, the model and
 //! its route, the key's allow-list.
 
-use super::auth::authenticate;
+use super::auth::authenticate_caller;
 use crate::downstream::read_body;
 use crate::exchange::{self, ClientHeaders, ClientRequest, Payload, Responses, Rewritable};
 use crate::record::RequestRecord;
@@ -83,7 +83,7 @@ pub async fn generate(
     conversations: &'static ConversationStore,
 ) -> Result<(), ApiError> {
     let snap = &live.config;
-    let key = authenticate(live, session)?;
+    let key = authenticate_caller(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, snap).await?;
     if let Err(e) = std::str::from_utf8(&body) {
@@ -108,7 +108,7 @@ pub async fn generate(
         .with_status(400)
         .with_param(field.as_str()));
     }
-    let asked_output = requested_output(&members);
+    let asked = filters::dialect::requested_output(dialect, &members);
     let rewritable = Rewritable::of(&members);
     drop(members);
     rec.client.model = Some(model.clone());
@@ -141,10 +141,18 @@ pub async fn generate(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let output = asked_output
-        .unwrap_or(snap.limits.default_reserve_output)
-        .min(max_output_tokens.unwrap_or(u64::MAX));
-    let reserve = filters::limits::reservation(crate::limits::input_estimate(body.len()), output);
+    // Tokens are reserved only where a token limit counts them: the body
+    // is scanned for inline media only then.
+    let reserve = if super::admission::counts_tokens(&key, &route) {
+        let output = asked
+            .max_tokens
+            .unwrap_or(snap.limits.default_reserve_output)
+            .min(max_output_tokens.unwrap_or(u64::MAX))
+            .saturating_mul(asked.choices);
+        filters::limits::reservation(filters::limits::estimate::input_tokens(&body), output)
+    } else {
+        0
+    };
     super::admission::admit(live, rec, &key, &route, &model, dialect, reserve).await?;
     let head = session.req_header();
     // Gemini's REST API streams one JSON array unless asked for SSE.
@@ -217,17 +225,4 @@ pub async fn generate(
         )),
         None => Ok(()),
     }
-}
-
-/// The output a request asks for at most, wherever its dialect puts it.
-fn requested_output(members: &filters::wire::json_peek::Members<'_>) -> Option<u64> {
-    let number = |raw: &[u8]| std::str::from_utf8(raw).ok()?.trim().parse::<u64>().ok();
-    ["max_tokens", "max_completion_tokens", "max_output_tokens"]
-        .iter()
-        .find_map(|m| members.raw(m).and_then(number))
-        .or_else(|| {
-            let config = members.raw("generationConfig")?;
-            let inner = filters::wire::json_peek::members(config).ok()?;
-            inner.raw("maxOutputTokens").and_then(number)
-        })
 }

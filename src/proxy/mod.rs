@@ -173,7 +173,7 @@ impl ProxyHttp for Gateway {
         _e: Option<&pingora::Error>,
         rec: &mut RequestRecord,
     ) {
-        rec.settle_limits();
+        rec.settle_limits().await;
         if log::log_enabled!(log::Level::Info) {
             access_log::write(session, rec);
         }

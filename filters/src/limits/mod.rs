@@ -17,6 +17,7 @@
 //! Lua script; a budget (money per day or month) is one more dimension.
 
 pub mod day;
+pub mod estimate;
 pub mod headers;
 
 use serde::{Deserialize, Serialize};

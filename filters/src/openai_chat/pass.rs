@@ -14,6 +14,9 @@ pub struct PassThrough {
     /// chunk to reuse; `None` when it equals the upstream's.
     rename_json: Option<Vec<u8>>,
     finish_seen: bool,
+    /// The gateway asked the upstream for usage the client did not ask
+    /// for: the usage-only chunk is read, not forwarded.
+    hide_usage_chunk: bool,
 }
 
 /// A choice, as far as its end is concerned.
@@ -28,7 +31,14 @@ impl PassThrough {
         Self {
             rename_json: rename.and_then(|r| serde_json::to_vec(r).ok()),
             finish_seen: false,
+            hide_usage_chunk: false,
         }
+    }
+
+    /// Reads the usage-only chunk without forwarding it (the client did not
+    /// set `stream_options.include_usage`; the gateway did, to count).
+    pub fn hide_usage_chunk(&mut self) {
+        self.hide_usage_chunk = true;
     }
 
     pub fn event(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Observed {
@@ -45,11 +55,16 @@ impl PassThrough {
             let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
             return Observed::Error(ApiError::from_stream_payload(&v));
         }
-        let renamed = self
-            .rename_json
-            .as_ref()
-            .and_then(|quoted| m.replace("model", quoted));
-        encode_event(out, None, renamed.as_deref().unwrap_or(data.as_bytes()));
+        let usage_only = self.hide_usage_chunk
+            && m.raw("choices") == Some(b"[]")
+            && m.raw("usage").is_some_and(|u| u.first() == Some(&b'{'));
+        if !usage_only {
+            let renamed = self
+                .rename_json
+                .as_ref()
+                .and_then(|quoted| m.replace("model", quoted));
+            encode_event(out, None, renamed.as_deref().unwrap_or(data.as_bytes()));
+        }
         // Every OpenAI chunk carries `"finish_reason": null`; only a string
         // ends a choice. Read just that field of each choice, without a tree.
         if data.contains("\"finish_reason\"")

@@ -15,12 +15,14 @@ local function adjust(key, field)
   end
 end
 
+-- Only an admission still in flight is settled: a settle replayed after an
+-- outage, or one for an admission whose reply was lost (and which may never
+-- have run), changes nothing twice.
 for i = 1, #KEYS / 3 do
   local base = 3 * (i - 1)
-  if delta ~= 0 then
+  if redis.call('ZREM', KEYS[base + 3], request_id) == 1 and delta ~= 0 then
     adjust(KEYS[base + 1], sec)
     adjust(KEYS[base + 2], 't')
   end
-  redis.call('ZREM', KEYS[base + 3], request_id)
 end
 return 1
