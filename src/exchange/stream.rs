@@ -197,7 +197,8 @@ fn stream_head(
     target: &Target,
 ) -> Result<ResponseHeader, Failure> {
     rec.result.status = 200;
-    let mut resp = ResponseHeader::build(200, Some(8)).map_err(|e| Failure::Io(e.to_string()))?;
+    let mut resp = ResponseHeader::build_no_case(200, Some(8 + rec.limit_headers.len()))
+        .map_err(|e| Failure::Io(e.to_string()))?;
     let content_type = if req.json_array {
         "application/json; charset=utf-8"
     } else {

@@ -201,7 +201,13 @@ impl Limiter {
                             headroom.add(statuses);
                         }
                     }
-                    return Ok(self.admission(subjects, admitted.ticket, Some(id), headroom));
+                    return Ok(self.admission(
+                        subjects,
+                        admitted.ticket,
+                        Some(id),
+                        headroom,
+                        clock.now_ms,
+                    ));
                 }
                 Ok(Err(refusal)) => return Err(Refused::Limit(refusal)),
                 Err(e) => {
@@ -260,7 +266,7 @@ impl Limiter {
         }
         drop(checked);
         drop(guards);
-        Ok(self.admission(subjects, ticket, None, headroom))
+        Ok(self.admission(subjects, ticket, None, headroom, clock.now_ms))
     }
 
     fn admission(
@@ -269,6 +275,7 @@ impl Limiter {
         ticket: Ticket,
         remote_id: Option<String>,
         headroom: Headroom,
+        at_ms: u64,
     ) -> Admission {
         Admission {
             limiter: self.clone(),
@@ -276,6 +283,7 @@ impl Limiter {
             ticket,
             remote_id,
             headroom,
+            at_ms,
             settled: false,
         }
     }
@@ -376,6 +384,8 @@ pub struct Admission {
     remote_id: Option<String>,
     /// The key's and the model's tightest limits, for response headers.
     pub headroom: Headroom,
+    /// When it was admitted (Unix ms): where the headers' resets count from.
+    pub at_ms: u64,
     settled: bool,
 }
 

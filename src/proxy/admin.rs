@@ -279,14 +279,18 @@ async fn create(
     send(session, rec, 201, &v).await
 }
 
-/// A config key cannot be changed here.
-fn writable(live: &Live, name: &str) -> Result<(), ApiError> {
+/// The store a key can be changed in: a config key cannot be changed here.
+fn writable<'a>(
+    live: &Live,
+    store: Option<&'a KeyStore>,
+    name: &str,
+) -> Result<&'a KeyStore, ApiError> {
     match live.keys.by_name(name) {
         Some(e) if e.source == KeySource::Config => Err(ApiError::invalid(format!(
             "key '{name}' is defined in the config file: edit the file to change it"
         ))
         .with_status(409)),
-        _ => Ok(()),
+        _ => store.ok_or_else(no_store),
     }
 }
 
@@ -297,8 +301,7 @@ async fn update(
     store: Option<&KeyStore>,
     name: &str,
 ) -> Result<(), ApiError> {
-    writable(live, name)?;
-    let store = store.ok_or_else(no_store)?;
+    let store = writable(live, store, name)?;
     let patch = spec_body(session, live).await?;
     let current = store
         .get(name)
@@ -353,8 +356,7 @@ async fn revoke(
     store: Option<&KeyStore>,
     name: &str,
 ) -> Result<(), ApiError> {
-    writable(live, name)?;
-    let store = store.ok_or_else(no_store)?;
+    let store = writable(live, store, name)?;
     if !store.delete(name).await.map_err(store_error)? {
         return Err(ApiError::new(
             ErrorKind::NotFound,
@@ -376,7 +378,7 @@ async fn refresh(store: &KeyStore, live: &Live) {
 async fn limits_view(live: &Live, entry: &KeyEntry) -> Value {
     let subject = crate::limits::Subject {
         scope: Scope::Key,
-        name: Arc::from(entry.name.as_str()),
+        name: entry.subject_name.clone(),
         limits: entry.limits,
         counters: entry.runtime.counters.clone(),
     };

@@ -27,7 +27,7 @@ pub async fn admit(
     if !key.limits.is_empty() {
         subjects.push(crate::limits::Subject {
             scope: filters::limits::Scope::Key,
-            name: std::sync::Arc::from(key.name.as_str()),
+            name: key.subject_name.clone(),
             limits: key.limits,
             counters: key.runtime.counters.clone(),
         });
@@ -41,8 +41,8 @@ pub async fn admit(
         .await
     {
         Ok(hold) => {
-            let now = limiter.clock(settings).now_ms;
-            rec.limit_headers = filters::dialect::rate_limit_headers(dialect, &hold.headroom, now);
+            rec.limit_headers =
+                filters::dialect::rate_limit_headers(dialect, &hold.headroom, hold.at_ms);
             rec.holds.push(hold);
             Ok(())
         }

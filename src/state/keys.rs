@@ -35,6 +35,9 @@ impl KeyRuntime {
 pub struct KeyEntry {
     pub key: Arc<ClientKey>,
     pub runtime: Arc<KeyRuntime>,
+    /// The key's name as its limiter subject names it, shared rather than
+    /// copied per request.
+    pub subject_name: Arc<str>,
 }
 
 impl std::ops::Deref for KeyEntry {
@@ -129,6 +132,7 @@ impl Keys {
             Arc::new(KeyEntry {
                 key: key.clone(),
                 runtime,
+                subject_name: Arc::from(key.name.as_str()),
             })
         };
         for (secret, key) in &sources.config {

@@ -12,6 +12,7 @@
 //! base64 (1.5–3k tokens per page).
 
 use memchr::memmem;
+use std::sync::LazyLock;
 
 /// Base64 runs shorter than this are left to the text estimate.
 const MIN_BLOB: usize = 256;
@@ -22,6 +23,11 @@ const DOCUMENT_BYTES_PER_TOKEN: u64 = 40;
 
 /// The input tokens to reserve for `body`.
 pub fn input_tokens(body: &[u8]) -> u64 {
+    let text_only = u64::try_from(body.len()).unwrap_or(u64::MAX).div_ceil(3);
+    // Too short to hold a blob: most chat requests stop here.
+    if body.len() < MIN_BLOB {
+        return text_only;
+    }
     let mut media_bytes = 0usize;
     let mut media_tokens = 0u64;
     for (start, len) in blobs(body) {
@@ -50,14 +56,18 @@ fn blobs(body: &[u8]) -> Vec<(usize, usize)> {
         body.get(from..)
             .map_or(0, |rest| rest.iter().take_while(|&&b| is_base64(b)).count())
     };
-    for at in memmem::find_iter(body, b"base64,") {
+    static DATA_URL: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"base64,"));
+    static DATA_MEMBER: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"data\""));
+    for at in DATA_URL.find_iter(body) {
         let start = at + 7;
         let len = run(start);
         if len >= MIN_BLOB {
             out.push((start, len));
         }
     }
-    for at in memmem::find_iter(body, b"\"data\"") {
+    for at in DATA_MEMBER.find_iter(body) {
         // `"data"`, optional spaces, `:`, optional spaces, `"`.
         let mut i = at + 6;
         while body.get(i).is_some_and(|b| b.is_ascii_whitespace()) {

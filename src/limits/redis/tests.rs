@@ -4,127 +4,23 @@
 use super::*;
 use filters::limits::day::{day_of, zone, DaySpan};
 use filters::limits::{self as memory, Counters, Subject};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A `redis-server` on a free loopback port, in its own directory, with
-/// nothing saved; killed on drop.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
+// The same harness the integration tests use: a real `redis-server` on a
+// free loopback port, stopped and restarted on that port for outages.
+#[path = "../../../tests/common/redis.rs"]
+#[allow(dead_code)]
+mod harness;
 
-impl Server {
-    fn start() -> Self {
-        for attempt in 0..5 {
-            // The port is free when asked; another test may take it before
-            // redis binds, hence the attempts.
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .unwrap()
-                .port();
-            let dir = std::env::temp_dir().join(format!(
-                "modelswitch-redis-{}-{port}-{attempt}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut server = Self {
-                child: None,
-                port,
-                dir,
-            };
-            if server.launch() {
-                return server;
-            }
-        }
-        panic!("redis-server did not start on any of 5 ports");
-    }
+use harness::Redis as Server;
 
-    /// Starts the server on `self.port`; false if it did not answer.
-    fn launch(&mut self) -> bool {
-        let spawned = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed (needed by the Redis limiter tests): `make deps` installs it"
-            ),
-            Err(e) => panic!("redis-server did not start: {e}"),
-        };
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if child.try_wait().unwrap().is_some() {
-                    self.child = None;
-                    return false;
-                }
-            }
-            if ping(self.port) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop();
-        false
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        assert!(
-            self.launch(),
-            "redis-server did not restart on port {}",
-            self.port
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    async fn raw(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+async fn raw(server: &Server) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
 }
 
 fn limiter(server: &Server) -> RedisLimiter {
@@ -454,7 +350,7 @@ async fn a_refusal_changes_nothing() {
         .await
         .unwrap()
         .unwrap();
-    let mut raw = server.raw().await;
+    let mut raw = raw(&server).await;
     let dump = |keys: Vec<String>| {
         let mut keys = keys;
         keys.sort();
@@ -501,7 +397,7 @@ async fn keys_expire_and_minute_hashes_stay_small() {
             .await
             .unwrap();
     }
-    let mut raw = server.raw().await;
+    let mut raw = raw(&server).await;
     for (k, most) in [("rm", 61), ("tm", 61)] {
         let name = format!("ms:lim:k:idle:soon:{k}");
         let len: u64 = redis::cmd("HLEN")
@@ -703,7 +599,7 @@ async fn a_stopped_server_is_an_error_within_the_timeout_and_a_restarted_one_wor
 
 #[tokio::test]
 async fn connects_lazily_and_never_shows_the_password() {
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
