@@ -22,6 +22,7 @@ pub mod key_pool;
 pub mod limits;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod pricing;
 pub mod stream;
 pub mod tokens;
 pub mod wire;
