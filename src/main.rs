@@ -26,6 +26,7 @@ use pingora::services::listening::Service;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 // mimalloc: glibc's malloc and free were ~15% of a pass-through request's
@@ -207,6 +208,11 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
         })
     });
     let drain = Arc::new(shutdown::Drain::default());
+    // The last uses of keys since the refresh service's last flush.
+    drain.on_exit({
+        let (store, keys) = (key_store.clone(), registry.keys.clone());
+        Box::new(move || store::refresh::flush_now(&store, &keys, Duration::from_secs(2)))
+    });
     let gateway = proxy::Gateway {
         upstream: Arc::new(upstream::UpstreamClient::new(process.upstream_pool_size)),
         store: store.clone(),

@@ -13,13 +13,26 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Shared by the signal watch, the request path and the exit watchdog.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Drain {
     /// When streams still running are ended; set once, at the signal.
     deadline: OnceLock<Instant>,
     /// Wakes `ended` waiters when the deadline is set.
     signal: tokio::sync::Notify,
     in_flight: AtomicUsize,
+    /// Run, in order, once the last request is answered and before the
+    /// process exits: what is kept in memory for a store (last uses,
+    /// queued usage rows) is written out, each bounded by its own timeout.
+    on_exit: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain")
+            .field("deadline", &self.deadline)
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Counts one request as in flight until dropped.
@@ -36,6 +49,26 @@ impl Drain {
     pub fn enter(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
+    }
+
+    /// `flush` runs after the last request and before the exit.
+    pub fn on_exit(&self, flush: Box<dyn FnOnce() + Send>) {
+        self.on_exit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(flush);
+    }
+
+    fn run_exit_hooks(&self) {
+        let hooks = std::mem::take(
+            &mut *self
+                .on_exit
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for hook in hooks {
+            hook();
+        }
     }
 
     /// When streams still running are ended, once a signal has come.
@@ -77,6 +110,7 @@ impl Drain {
             .spawn(move || loop {
                 let idle = drain.in_flight.load(Ordering::Acquire) == 0;
                 if idle || Instant::now() > deadline + Duration::from_secs(1) {
+                    drain.run_exit_hooks();
                     log::info!("shutdown complete");
                     log::logger().flush();
                     std::process::exit(0);

@@ -1782,3 +1782,27 @@ allowed_providers = ["anthropic-2"]
     assert!(stats["last"].get("m-count-a").is_none(), "{stats}");
     assert!(stats["last"].get("m-count-b").is_some(), "{stats}");
 }
+
+#[test]
+fn last_uses_reach_the_store_at_shutdown() {
+    let m = mock();
+    let gw = live_gateway(&with(&m, "\n[storage]\nsqlite_path = \"keys.db\"\n"));
+    let secret = cli_create(&gw.path, &["--name", "used-at-exit"]);
+    let r = poll_status(KEY_CHANGE, 200, || {
+        chat_as(gw.addr(), &secret, &chat("free"))
+    });
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Well before the refresh service's five-second flush.
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut shown = Value::Null;
+    let written = wait_until(Duration::from_secs(5), || {
+        let out = cli(&gw.path, &["show", "used-at-exit", "--json"]);
+        shown = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
+        shown["last_used_at"].is_string()
+    });
+    assert!(written, "the last use was lost at exit: {shown}");
+}

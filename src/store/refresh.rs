@@ -80,6 +80,34 @@ pub async fn flush_last_used(
     Ok(())
 }
 
+/// Writes every key's last use, blocking for at most `within`: for the
+/// moment before the process exits, when no runtime is left to run the
+/// refresh service's last flush.
+pub fn flush_now(store: &KeyStore, keys: &Keys, within: std::time::Duration) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::warn!("key store: last uses not written at exit: {e}");
+            return;
+        }
+    };
+    let mut flushed = HashMap::new();
+    let done = rt.block_on(tokio::time::timeout(
+        within,
+        flush_last_used(store, keys, &mut flushed),
+    ));
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::warn!("key store: last uses not written at exit: {e}"),
+        Err(_) => {
+            log::warn!("key store: last uses not written at exit: the store did not answer in time")
+        }
+    }
+}
+
 /// Warns about a failing operation at most once per `WARN_EVERY`, and says
 /// when it works again.
 struct Trouble {
