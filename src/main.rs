@@ -92,10 +92,11 @@ fn main() -> ExitCode {
         }
     };
     let summary = format!(
-        "{} providers, {} models, {} api keys",
+        "{} providers, {} models, {} api keys, {} prices",
         snapshot.providers.len(),
         snapshot.routes.len(),
-        snapshot.keys.len()
+        snapshot.keys.len(),
+        snapshot.prices.entries().count()
     );
     // Binding builds replica pools, which resolves their hosts: `check`
     // reports a host that does not resolve as the running gateway would.

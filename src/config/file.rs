@@ -24,6 +24,9 @@ pub(super) struct FileConfig {
     pub(super) limits: FileLimits,
     #[serde(default)]
     pub(super) auth: FileAuth,
+    /// Prices that replace or add to the shipped table.
+    #[serde(default)]
+    pub(super) prices: Vec<filters::pricing::PriceSpec>,
 }
 
 /// `[storage]`: where runtime keys (and, later, usage) are kept.

@@ -910,4 +910,23 @@ mod tests {
             "invalid string; expected `\"`, `'`"
         );
     }
+
+    #[test]
+    fn prices_in_the_config_override_the_shipped_table_or_are_refused_by_path() {
+        let with = |prices: &str| format!("{GOOD}\n{prices}");
+        let s = parse(&with(
+            "[[prices]]\nmodel = \"gpt-4o\"\ncurrency = \"CNY\"\ninput = 1\noutput = 2.5\n",
+        ))
+        .unwrap();
+        let p = s.prices.lookup("gpt-4o").unwrap();
+        assert_eq!(p.currency.as_str(), "CNY");
+        assert!(
+            s.prices.lookup("claude-haiku-4-5").is_some(),
+            "the shipped table stays"
+        );
+        let e = errors(&with(
+            "[[prices]]\nmodel = \"m\"\ncurrency = \"usd\"\ninput = 0.12345678\noutput = 1\n",
+        ));
+        assert!(e.iter().any(|m| m.starts_with("prices[0]")), "{e:?}");
+    }
 }

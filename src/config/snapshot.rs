@@ -237,6 +237,8 @@ pub struct Snapshot {
     /// Config keys by their secret.
     pub keys: HashMap<String, Arc<ClientKey>>,
     pub limits: LimitSettings,
+    /// The shipped prices with the config's `[[prices]]` over them.
+    pub prices: Arc<filters::pricing::PriceTable>,
     /// `[auth] localhost_key`: the key (by name) that keyless requests from
     /// the loopback interface act as.
     pub localhost_key: Option<String>,

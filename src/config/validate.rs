@@ -206,6 +206,9 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     let (routes, model_names, target_slots) = models(&f.models, &by_name, total_timeout, &mut errs);
     let keys = api_keys(&f.api_keys, &model_names, &by_name, &mut errs);
     let (limit_backend, limits) = limits_section(&f.limits, &mut errs);
+    let prices = filters::pricing::PriceTable::with_overrides(&f.prices)
+        .map_err(|e| errs.extend(e))
+        .ok();
     let localhost_key = f.auth.localhost_key.clone();
     if let Some(name) = &localhost_key {
         if !keys.values().any(|k| &k.name == name) {
@@ -230,8 +233,12 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         limit_backend,
         ..process
     };
+    let Some(prices) = prices else {
+        return Err(ConfigErrors(errs));
+    };
     Ok(Snapshot {
         limits,
+        prices: Arc::new(prices),
         localhost_key,
         process,
         reload: f.server.reload.unwrap_or(true),

@@ -446,7 +446,6 @@ fn unknown_fields_are_refused_with_their_entry_named() {
     .unwrap_err();
     assert_eq!(err.len(), 1);
     assert!(err[0].starts_with("prices[1]"), "{err:?}");
-    assert!(err[0].contains("(line 7)"), "{err:?}");
     assert!(err[0].contains("unknown field `discount`"), "{err:?}");
 
     let err = read_price_file(
@@ -570,33 +569,15 @@ fn reader_handles_the_toml_a_price_file_needs() {
 }
 
 #[test]
-fn reader_refuses_what_it_does_not_understand() {
-    for (text, want) in [
-        (
-            "model = \"x\"\n",
-            "line 1: `model` outside a [[prices]] table",
-        ),
-        ("[prices]\n", "line 1: only [[prices]] tables"),
-        (
-            "[[models]]\n",
-            "line 1: only [[prices]] tables are understood, not [[models]]",
-        ),
-        (
-            "[[prices]]\nx = [1, 2]\n",
-            "line 2: \"[1, 2]\" is not a value",
-        ),
-        ("[[prices]]\nx = 1e3\n", "line 2: \"1e3\" is not a value"),
-        ("[[prices]]\nx = \"open\n", "line 2: unterminated string"),
-        ("[[prices]]\nx = 1 y\n", "line 2: unexpected \"y\""),
-        ("[[prices]]\nx = 1\nx = 2\n", "line 3: `x` given twice"),
-        (
-            "[[prices]]\nx = { a = { b = 1 } }\n",
-            "line 2: nested inline tables",
-        ),
-        ("[[prices]]\nx = \"\\q\"\n", "line 2: unknown escape \\q"),
+fn a_file_that_is_not_a_price_list_is_refused() {
+    for text in [
+        "model = \"x\"\n",
+        "[[models]]\nname = \"x\"\n",
+        "[[prices]]\nmodel = \"open\n",
+        "[[prices]]\nmodel = \"a\"\nmodel = \"b\"\n",
     ] {
         let errors = read_price_file(text).unwrap_err();
-        assert!(errors[0].starts_with(want), "{text:?}: {errors:?}");
+        assert_eq!(errors.len(), 1, "{text:?}: {errors:?}");
     }
 }
 
