@@ -1009,3 +1009,41 @@ fn a_second_gateway_on_a_taken_address_refuses_to_start() {
         "the first one is unaffected"
     );
 }
+
+#[test]
+fn the_json_access_log_writes_one_parsable_object_per_request() {
+    let m = mock();
+    let text = config(m.addr, &[], "access_log = \"json\"");
+    let gw = live_gateway(&text);
+    let mark = gw.log_mark();
+    let mut body = json!({"model": "oa", "messages": [{"role": "user", "content": "hi\n\"quoted\""}]});
+    let r = post_json(gw.addr(), "/v1/chat/completions", KEY, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    body["model"] = json!("no-such-model\n{\"forged\":1}");
+    let r = post_json(gw.addr(), "/v1/chat/completions", KEY, &body);
+    assert_eq!(r.status, 404, "{}", r.text());
+    let mut lines = Vec::new();
+    let found = wait_until(std::time::Duration::from_secs(5), || {
+        lines = gw
+            .log_since(mark)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= 2
+    });
+    assert!(found, "{}", gw.log_since(mark));
+    let served: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(served["status"], 200);
+    assert_eq!(served["model"], "oa");
+    assert_eq!(served["key"], "admin");
+    assert_eq!(served["provider"], "openai");
+    assert!(served["usage"]["input"].as_u64().unwrap() > 0, "{served}");
+    assert_eq!(served["attempts"][0]["outcome"], "ok");
+    let refused: Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(refused["status"], 404);
+    assert!(refused["error"].as_str().unwrap().contains("not configured"));
+    // Client text stays inside its string: nothing forged a line.
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(!gw.log_since(mark).contains(KEY), "no key in the log");
+}

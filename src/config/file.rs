@@ -39,6 +39,14 @@ pub(super) struct FileStorage {
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+pub(super) enum FileAccessLog {
+    Text,
+    Json,
+    Off,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub(super) enum FileLimitBackend {
     Memory,
     Redis,
@@ -128,6 +136,8 @@ pub(super) struct FileServer {
     pub(super) max_event_bytes: Option<usize>,
     /// Watch the file and publish each valid change (SIGHUP always does).
     pub(super) reload: Option<bool>,
+    /// The access log's form: a text line, a JSON object per line, or none.
+    pub(super) access_log: Option<FileAccessLog>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

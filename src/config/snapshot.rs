@@ -176,6 +176,16 @@ pub struct Process {
     pub limit_backend: LimitBackend,
 }
 
+/// The access log's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// One line of `key=value` pieces (the default: cheapest to write).
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+    Off,
+}
+
 /// Where limiter counters live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitBackend {
@@ -228,6 +238,7 @@ pub struct Snapshot {
     pub process: Process,
     /// Watch the config file for changes.
     pub reload: bool,
+    pub access_log: AccessLog,
     pub max_request_body_bytes: usize,
     pub downstream: Downstream,
     pub providers: Vec<Arc<Provider>>,

@@ -3,12 +3,12 @@
 //! path it concerns; a secret's value never appears in a message.
 
 use super::file::{
-    FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits, FileMidSystem, FileModel,
+    FileAccessLog, FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits, FileMidSystem, FileModel,
     FileOnBackendError, FileProvider, FileReasoningOutput, FileServer, OneOrMany, ProviderType,
 };
 use super::secret::Secret;
 use super::snapshot::{
-    Balance, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider, ReplicaSpec,
+    AccessLog, Balance, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider, ReplicaSpec,
     Replicas, Route, Snapshot, Target, Timeouts,
 };
 use super::ConfigErrors;
@@ -242,6 +242,11 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         localhost_key,
         process,
         reload: f.server.reload.unwrap_or(true),
+        access_log: match f.server.access_log {
+            None | Some(FileAccessLog::Text) => AccessLog::Text,
+            Some(FileAccessLog::Json) => AccessLog::Json,
+            Some(FileAccessLog::Off) => AccessLog::Off,
+        },
         max_request_body_bytes: f.server.max_request_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         downstream,
         providers,

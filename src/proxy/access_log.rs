@@ -34,6 +34,61 @@ pub fn write(session: &Session, rec: &RequestRecord) {
     );
 }
 
+/// The same facts as one JSON object per line (`[server] access_log =
+/// "json"`), for log pipelines: written under the `modelswitch::access` target, which
+/// the logger prints bare (no timestamp prefix), so each line parses.
+/// serde_json escapes every string, so client text cannot break a line.
+pub fn write_json(session: &Session, rec: &RequestRecord) {
+    let req = session.req_header();
+    let served = rec.served_by();
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let attempts: Vec<serde_json::Value> = rec
+        .attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "provider": &*a.provider.name,
+                "model": &*a.model,
+                "outcome": a.outcome.to_string(),
+                "key": a.key,
+            })
+        })
+        .collect();
+    let usage = rec.result.usage.map(|u| {
+        serde_json::json!({
+            "input": u.input_total(),
+            "cache_read": u.cache_read,
+            "cache_write": u.cache_write,
+            "output": u.output_total,
+            "reasoning": u.reasoning,
+        })
+    });
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let line = serde_json::json!({
+        "ts_ms": ts,
+        "request_id": rec.id,
+        "client": session.client_addr().map(ToString::to_string),
+        "method": req.method.as_str(),
+        "path": req.uri.path(),
+        "status": rec.result.status,
+        "dialect": rec.client.dialect.map(Dialect::name),
+        "key": rec.client.key_name,
+        "model": rec.client.model,
+        "stream": rec.client.stream,
+        "provider": served.map(|a| &*a.provider.name),
+        "upstream_model": served.map(|a| &*a.model),
+        "attempts": attempts,
+        "usage": usage,
+        "upstream_ms": ms(served.and_then(|a| a.to_status)),
+        "first_event_ms": ms(served.and_then(|a| a.to_first_event)),
+        "ms": ms(Some(rec.started.elapsed())),
+        "error": rec.result.error,
+    });
+    log::info!(target: "modelswitch::access", "{line}");
+}
+
 /// Client-supplied text, escaped only when it holds something that could
 /// forge or garble a line (control characters, quotes, backslashes).
 struct Escaped<'a>(&'a str);
