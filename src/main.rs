@@ -8,6 +8,7 @@ mod config;
 mod downstream;
 mod exchange;
 mod limits;
+mod metrics;
 mod proxy;
 mod record;
 mod shutdown;

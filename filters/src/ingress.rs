@@ -28,6 +28,8 @@ pub enum Endpoint {
     UpstreamKeyStats,
     /// `/api/keys[/{name}[/limits]]`: the client keys (admin API).
     AdminKeys,
+    /// `GET /metrics`: Prometheus text format.
+    Metrics,
     /// Known path, wrong method.
     MethodNotAllowed,
     NotFound,
@@ -179,6 +181,7 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
             (true, Endpoint::Embeddings(Dialect::OpenAiChat))
         }
         "/api/upstream-keys/stats" => (false, Endpoint::UpstreamKeyStats),
+        "/metrics" => (false, Endpoint::Metrics),
         "/v1/models"
         | "/openai/models"
         | "/openai/v1/models"
@@ -242,6 +245,7 @@ mod tests {
             Endpoint::UpstreamKeyStats
         );
         assert_eq!(classify("GET", "/health"), Endpoint::Health);
+        assert_eq!(classify("GET", "/metrics"), Endpoint::Metrics);
         assert_eq!(
             classify("GET", "/v1/chat/completions"),
             Endpoint::MethodNotAllowed

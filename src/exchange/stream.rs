@@ -86,6 +86,7 @@ pub(super) async fn stream_target(
     }
 
     // Commit.
+    let _streaming = crate::metrics::stream_started();
     timing.to_first_event = Some(sent.elapsed());
     let resp = stream_head(rec, req, target)?;
     session.set_write_timeout(Some(req.write_timeout));

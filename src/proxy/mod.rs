@@ -125,6 +125,7 @@ impl ProxyHttp for Gateway {
                 .await
             }
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
+            Endpoint::Metrics => crate::metrics::serve(session, rec, &live).await,
             Endpoint::AdminKeys => {
                 Box::pin(admin::keys(session, rec, &live, self.key_store.as_ref())).await
             }
@@ -174,6 +175,7 @@ impl ProxyHttp for Gateway {
         rec: &mut RequestRecord,
     ) {
         rec.settle_limits().await;
+        crate::metrics::observe(rec, &self.store.load());
         if log::log_enabled!(log::Level::Info) {
             access_log::write(session, rec);
         }
