@@ -1,7 +1,7 @@
-//! `GET /metrics` over real sockets: after requests served, refused and
-//! fallen over, the scrape parses as Prometheus text (a strict parser
-//! below), its request counters match the requests made and its token
-//! counters the usage the responses reported.
+//! `GET /metrics` over real sockets: after requests served, refused by a
+//! limit, for an unknown model and fallen over, the scrape parses as
+//! Prometheus text (a strict parser below), its request counters match the
+//! requests made and its token counters the usage the responses reported.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -192,7 +192,7 @@ const TYPES: [&str; 5] = ["input", "cache_read", "cache_write", "output", "reaso
 #[test]
 fn metrics_count_what_was_served_refused_and_fallen_over() {
     let m = mock();
-    let gw = gateway(&config(
+    let mut cfg = config(
         m.addr,
         &[
             ("served", &[("openai", "mock;reasoning=1;cached=40")]),
@@ -201,7 +201,11 @@ fn metrics_count_what_was_served_refused_and_fallen_over() {
             ("an", &[("anthropic", "mock;cached=10")]),
         ],
         "",
-    ));
+    );
+    cfg.push_str(
+        "\n[[api_keys]]\nkey = \"sk-test-one-per-minute\"\nname = \"one\"\nlimits = { rpm = 1 }\n",
+    );
+    let gw = gateway(&cfg);
     let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi there"}]});
     let mut tokens = [0u64; 5];
     let mut add = |u: [u64; 5]| {
@@ -244,18 +248,35 @@ fn metrics_count_what_was_served_refused_and_fallen_over() {
     assert_eq!(r.status, 200, "{}", r.text());
     add(anthropic_usage(&r.json()["usage"]));
 
+    // A key's limit: one served, the next refused.
+    let r = post_json(
+        gw.addr,
+        "/v1/chat/completions",
+        "sk-test-one-per-minute",
+        &chat("oa"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    add(chat_usage(&r.json()["usage"]));
+    let r = post_json(
+        gw.addr,
+        "/v1/chat/completions",
+        "sk-test-one-per-minute",
+        &chat("oa"),
+    );
+    assert_eq!(r.status, 429, "{}", r.text());
+
     // Requests are observed in Pingora's logging hook, just after the
     // response went out: wait for the last of them.
     let mut samples = Vec::new();
     let counted = wait_until(Duration::from_secs(5), || {
         samples = scrape(gw.addr);
-        sum(&samples, "modelswitch_requests_total", &[]) >= 5.0
+        sum(&samples, "modelswitch_requests_total", &[]) >= 7.0
     });
     assert!(counted, "{samples:#?}");
 
     let requests = |labels: &[(&str, &str)]| sum(&samples, "modelswitch_requests_total", labels);
-    // Scrapes are not LLM API requests: exactly the five made.
-    assert_eq!(requests(&[]), 5.0);
+    // Scrapes are not LLM API requests: exactly the seven made.
+    assert_eq!(requests(&[]), 7.0);
     let ok = [("outcome", "ok"), ("status", "200")];
     assert_eq!(
         requests(
@@ -300,6 +321,24 @@ fn metrics_count_what_was_served_refused_and_fallen_over() {
         ]),
         1.0
     );
+    assert_eq!(requests(&[&ok[..], &[("model", "oa")]].concat()), 1.0);
+    assert_eq!(
+        requests(&[
+            ("model", "oa"),
+            ("provider", "none"),
+            ("status", "429"),
+            ("outcome", "refused")
+        ]),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "modelswitch_limit_refusals_total",
+            &[("scope", "key"), ("dimension", "rpm")]
+        ),
+        1.0
+    );
     assert!(samples
         .iter()
         .all(|s| s.labels.values().all(|v| !v.contains("nope"))));
@@ -310,7 +349,7 @@ fn metrics_count_what_was_served_refused_and_fallen_over() {
         attempts(&[("model", "m-down;status=503"), ("outcome", "503")]),
         1.0
     );
-    assert_eq!(attempts(&[("outcome", "ok")]), 4.0);
+    assert_eq!(attempts(&[("outcome", "ok")]), 5.0);
 
     for (kind, want) in TYPES.iter().zip(tokens) {
         assert_eq!(
@@ -326,7 +365,7 @@ fn metrics_count_what_was_served_refused_and_fallen_over() {
 
     assert_eq!(
         sum(&samples, "modelswitch_request_duration_seconds_count", &[]),
-        5.0
+        7.0
     );
     assert_eq!(
         sum(

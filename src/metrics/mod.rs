@@ -55,6 +55,7 @@ pub struct Metrics {
     streams: IntGauge,
     breaker_open: IntGaugeVec,
     upstream_keys: IntGaugeVec,
+    limit_refusals: IntCounterVec,
     /// Scrape-time gauges are reset and refilled; two scrapes at once must
     /// not see each other's half-filled sets.
     scrape: Mutex<()>,
@@ -139,6 +140,11 @@ impl Metrics {
             "A provider's keys by state (active, cooling, disabled).",
             &["provider", "state"],
         )?;
+        let limit_refusals = counter(
+            "modelswitch_limit_refusals_total",
+            "Requests a limit turned away, by the limit's scope (key, model, provider) and dimension.",
+            &["scope", "dimension"],
+        )?;
         Ok(Self {
             registry,
             requests,
@@ -150,6 +156,7 @@ impl Metrics {
             streams,
             breaker_open,
             upstream_keys,
+            limit_refusals,
             scrape: Mutex::new(()),
         })
     }
@@ -185,6 +192,11 @@ impl Metrics {
         }
         if let Some(o) = overhead(rec, total) {
             self.overhead.observe(o.as_secs_f64());
+        }
+        if let Some((scope, dimension)) = refused_limit(rec) {
+            self.limit_refusals
+                .with_label_values(&[scope, dimension])
+                .inc();
         }
         if let Some(u) = &rec.result.usage {
             for (kind, n) in token_counts(u) {
@@ -354,6 +366,43 @@ fn outcome(rec: &RequestRecord) -> &'static str {
         500..=599 | 429 => "upstream_error",
         _ => "client_error",
     }
+}
+
+/// The limit that refused a request, read back from its rendered message
+/// (`filters::limits::Refusal::message`, the one text the record keeps;
+/// a test renders every scope and dimension through it), as closed-set
+/// names.
+fn refused_limit(rec: &RequestRecord) -> Option<(&'static str, &'static str)> {
+    use filters::limits::{Dimension, Scope};
+    if rec.result.status < 400 {
+        return None;
+    }
+    let message = rec.result.error.as_deref()?;
+    let (scope, dimension) = if let Some(rest) = message.strip_prefix("rate limit reached for ") {
+        let (scope, rest) = rest.split_once(" '")?;
+        let (_, rest) = rest.rsplit_once("': ")?;
+        (scope, rest.split_once(" = ")?.0)
+    } else {
+        let rest = message.strip_prefix("this request needs more tokens than the ")?;
+        let (scope, rest) = rest.split_once(" '")?;
+        let (_, rest) = rest.rsplit_once("' may use: its ")?;
+        (scope, rest.split_once(" limit is ")?.0)
+    };
+    let scope = [Scope::Key, Scope::Model, Scope::Provider]
+        .into_iter()
+        .map(Scope::name)
+        .find(|n| *n == scope)?;
+    let dimension = [
+        Dimension::Rpm,
+        Dimension::Tpm,
+        Dimension::Rpd,
+        Dimension::Tpd,
+        Dimension::Concurrency,
+    ]
+    .into_iter()
+    .map(Dimension::name)
+    .find(|n| *n == dimension)?;
+    Some((scope, dimension))
 }
 
 /// The four usage buckets of PROTOCOLS.md plus reasoning: `input` is the

@@ -106,6 +106,47 @@ fn outcome_from_the_record() {
 }
 
 #[test]
+fn limit_refusals_name_scope_and_dimension() {
+    use filters::limits::{Dimension, Refusal, Scope};
+    let mut r = record(429, vec![]);
+    for scope in [Scope::Key, Scope::Model, Scope::Provider] {
+        for dimension in [
+            Dimension::Rpm,
+            Dimension::Tpm,
+            Dimension::Rpd,
+            Dimension::Tpd,
+            Dimension::Concurrency,
+        ] {
+            for too_large in [false, true] {
+                let refusal = Refusal {
+                    scope,
+                    // A name that looks like the message's own punctuation.
+                    subject: "it's: a = name' may use: its".into(),
+                    dimension,
+                    limit: 5,
+                    retry_after_ms: None,
+                    too_large,
+                };
+                r.result.error = Some(refusal.message());
+                assert_eq!(
+                    refused_limit(&r),
+                    Some((scope.name(), dimension.name())),
+                    "{}",
+                    refusal.message()
+                );
+            }
+        }
+    }
+    r.result.error = Some("model 'x' is not configured".into());
+    assert_eq!(refused_limit(&r), None);
+    r.result.error = Some("rate limit reached for key 'k': bogus = 1 (x)".into());
+    assert_eq!(refused_limit(&r), None);
+    r.result.status = 200;
+    r.result.error = Some("rate limit reached for key 'k': rpm = 1 (x)".into());
+    assert_eq!(refused_limit(&r), None);
+}
+
+#[test]
 fn attempt_labels_equal_their_display() {
     let mut all = vec![
         AttemptOutcome::Ok,
@@ -182,8 +223,8 @@ fn overhead_only_when_every_upstream_time_is_known() {
     assert_eq!(overhead(&record(404, vec![]), total), None);
 }
 
-/// A scrape of fresh metrics after two served requests and one request to
-/// the gateway's own endpoints.
+/// A scrape of fresh metrics after two served requests, one refused and
+/// one to the gateway's own endpoints.
 fn scrape() -> String {
     let live = live();
     let m = Metrics::new().unwrap();
@@ -199,6 +240,10 @@ fn scrape() -> String {
     let mut health = RequestRecord::new("req_2".into());
     health.result.status = 200;
     m.observe(&health, &live);
+    let mut refused = record(429, vec![]);
+    refused.result.error =
+        Some("rate limit reached for key 'c': rpm = 1 (requests per minute)".into());
+    m.observe(&refused, &live);
     String::from_utf8(m.render(&live).unwrap()).unwrap()
 }
 
@@ -241,8 +286,14 @@ fn observe_then_render_counts_and_scrape_gauges() {
         r#"modelswitch_upstream_keys{provider="a",state="cooling"} 0"#
     ));
     assert!(has("modelswitch_streams_in_flight 0"));
+    assert!(has(
+        r#"modelswitch_limit_refusals_total{dimension="rpm",scope="key"} 1"#
+    ));
+    assert!(has(
+        r#"modelswitch_requests_total{dialect="openai",model="m",outcome="refused",provider="none",status="429"} 1"#
+    ));
     assert!(!text.contains("other"), "{text}");
-    assert_eq!(exported().len(), 9, "{text}");
+    assert_eq!(exported().len(), 10, "{text}");
 }
 
 /// `modelswitch_...` names in a PromQL expression, with the histogram
