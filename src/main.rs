@@ -15,6 +15,7 @@ mod shutdown;
 mod state;
 mod store;
 mod upstream;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -209,7 +210,17 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             Ok(())
         })
     });
+    // Usage rows: queued by the request path, written by one writer.
+    let usage = Arc::new(usage::UsageSink::new(
+        key_store.clone(),
+        &process.sqlite_path,
+    ));
     let drain = Arc::new(shutdown::Drain::default());
+    // Usage rows still queued (then spilled) when the last request ends.
+    drain.on_exit({
+        let usage = usage.clone();
+        Box::new(move || usage::flush_now(&usage, Duration::from_secs(10)))
+    });
     // The last uses of keys since the refresh service's last flush.
     drain.on_exit({
         let (store, keys) = (key_store.clone(), registry.keys.clone());
@@ -225,6 +236,7 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             filters::conversations::Limits::default(),
         ))),
         key_store: Some(key_store.clone()),
+        usage: usage.clone(),
     };
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
@@ -250,6 +262,10 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             store: key_store,
             keys: registry.keys.clone(),
         },
+    ));
+    server.add_service(background_service(
+        "usage writer",
+        usage::UsageWriter { sink: usage },
     ));
     log::info!("modelswitch listening on {}", listen.join(", "));
     let signals = shutdown::Signals { drain, grace };

@@ -33,6 +33,8 @@ pub struct Gateway {
     pub conversations: &'static filters::conversations::ConversationStore,
     /// Runtime keys (the admin API writes them).
     pub key_store: Option<crate::store::KeyStore>,
+    /// Usage rows, one per request, written off the request path.
+    pub usage: Arc<crate::usage::UsageSink>,
 }
 
 #[async_trait]
@@ -175,6 +177,7 @@ impl ProxyHttp for Gateway {
         rec: &mut RequestRecord,
     ) {
         rec.settle_limits().await;
+        self.usage.record(crate::usage::UsageRow::of(session, rec));
         crate::metrics::observe(rec, &self.store.load());
         if log::log_enabled!(log::Level::Info) {
             access_log::write(session, rec);

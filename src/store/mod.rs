@@ -14,6 +14,7 @@ mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use crate::usage::UsageRow;
 use filters::auth::{ClientKey, KeySource, KeySpec};
 use sqlite::Sqlite;
 use std::collections::HashMap;
@@ -91,6 +92,9 @@ enum Request {
     Version(Reply<i64>),
     Touch(Vec<(String, i64)>, Reply<()>),
     LastUsed(Reply<HashMap<String, i64>>),
+    InsertUsage(Vec<UsageRow>, Reply<u64>),
+    #[cfg(test)]
+    UsageCount(Reply<u64>),
 }
 
 /// A handle on the key store; clones share one database thread.
@@ -186,6 +190,22 @@ impl KeyStore {
         self.ask(Request::LastUsed).await
     }
 
+    /// Inserts usage rows in one transaction; a row whose request id is
+    /// stored already is skipped (a replay never doubles a row). Returns
+    /// the rows inserted.
+    pub async fn insert_usage(&self, rows: Vec<UsageRow>) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.ask(|r| Request::InsertUsage(rows, r)).await
+    }
+
+    /// How many usage rows are stored.
+    #[cfg(test)]
+    pub async fn usage_count(&self) -> Result<u64, StoreError> {
+        self.ask(Request::UsageCount).await
+    }
+
     async fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.requests
@@ -245,5 +265,8 @@ async fn answer(db: &Sqlite, request: Request) {
         Request::Version(r) => drop(r.send(db.version().await)),
         Request::Touch(used, r) => drop(r.send(db.touch(used).await)),
         Request::LastUsed(r) => drop(r.send(db.last_used().await)),
+        Request::InsertUsage(rows, r) => drop(r.send(db.insert_usage(rows).await)),
+        #[cfg(test)]
+        Request::UsageCount(r) => drop(r.send(db.usage_count().await)),
     }
 }

@@ -4,6 +4,7 @@
 //! bump of `meta.keys_version` in one transaction.
 
 use super::{NewKey, StoreError, StoredKey};
+use crate::usage::UsageRow;
 use filters::auth::KeySpec;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
@@ -16,6 +17,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 /// Writes take the write lock at BEGIN, so waiting for another process's
 /// writer goes through the busy timeout instead of failing on upgrade.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+const INSERT_USAGE: &str = "INSERT OR IGNORE INTO usage (ts, request_id, key_name, dialect, \
+     endpoint, model, provider, upstream_model, attempts, status, stream, input_uncached, \
+     cache_read, cache_write, output, reasoning, cost_nanos, currency, latency_ms, ttfb_ms, \
+     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 const LIST: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys ORDER BY name";
@@ -211,6 +218,57 @@ impl Sqlite {
         Ok(rows.into_iter().collect())
     }
 
+    pub(super) async fn insert_usage(&self, rows: Vec<UsageRow>) -> Result<u64, StoreError> {
+        // One transaction for the batch: one fsync, not one per row.
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        let mut inserted = 0;
+        for row in rows {
+            inserted += sqlx::query(INSERT_USAGE)
+                .bind(row.ts)
+                .bind(row.request_id)
+                .bind(row.key_name)
+                .bind(row.dialect)
+                .bind(row.endpoint)
+                .bind(row.model)
+                .bind(row.provider)
+                .bind(row.upstream_model)
+                .bind(row.attempts)
+                .bind(i64::from(row.status))
+                .bind(row.stream)
+                .bind(int(row.input_uncached))
+                .bind(int(row.cache_read))
+                .bind(int(row.cache_write))
+                .bind(int(row.output))
+                .bind(int(row.reasoning))
+                .bind(row.cost_nanos)
+                .bind(row.currency)
+                .bind(row.latency_ms)
+                .bind(row.ttfb_ms)
+                .bind(row.overhead_ms)
+                .bind(row.bytes_in.map(int))
+                .bind(row.bytes_out.map(int))
+                .bind(row.client_addr)
+                .bind(row.user_agent)
+                .bind(row.session_id)
+                .bind(row.error)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(inserted)
+    }
+
+    #[cfg(test)]
+    pub(super) async fn usage_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM usage")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     #[cfg(test)]
     pub(super) async fn pragma(&self, name: &'static str) -> Result<String, StoreError> {
         let row = sqlx::query(match name {
@@ -302,6 +360,11 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
         *o = digit(pair[0])? << 4 | digit(pair[1])?;
     }
     Some(out)
+}
+
+/// SQLite integers are signed; counts past i64 are not real anyway.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn unix_now() -> i64 {
