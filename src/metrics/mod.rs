@@ -12,6 +12,7 @@ use crate::downstream::respond;
 use crate::record::{AttemptOutcome, RequestRecord};
 use crate::state::Live;
 use bytes::Bytes;
+use filters::breaker::BreakerState;
 use filters::error::{ApiError, ErrorKind};
 use filters::key_pool::KeyState;
 use once_cell::sync::Lazy;
@@ -37,9 +38,9 @@ const OVERHEAD_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
-/// The label for a requested model the config does not route, and for
-/// "no provider served it".
+/// The model label of a requested model the config does not route.
 const OTHER: &str = "other";
+/// No model was named, or no provider served the request.
 const NONE: &str = "none";
 
 /// The registered families. One per process: the record is observed in
@@ -218,7 +219,7 @@ impl Metrics {
         // Reset first: targets and providers a reload removed disappear.
         self.breaker_open.reset();
         for (slot, (provider, model)) in live.config.target_slots.iter().enumerate() {
-            let open = live.breaker(slot).state().name() != "closed";
+            let open = !matches!(live.breaker(slot).state(), BreakerState::Closed);
             self.breaker_open
                 .with_label_values(&[&*provider.name, &**model])
                 .set(i64::from(open));
@@ -290,17 +291,8 @@ pub async fn serve(
         .render(live)
         .map_err(|e| ApiError::new(ErrorKind::Api, format!("metrics encoding failed: {e}")))?;
     let head = session.req_header().method == http::Method::HEAD;
-    let content_type = TextEncoder::new().format_type().to_owned();
-    respond(
-        session,
-        rec,
-        200,
-        &content_type,
-        Bytes::from(body),
-        &[],
-        head,
-    )
-    .await;
+    let body = Bytes::from(body);
+    respond(session, rec, 200, prometheus::TEXT_FORMAT, body, &[], head).await;
     Ok(())
 }
 
