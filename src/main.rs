@@ -71,6 +71,10 @@ fn main() -> ExitCode {
     .write_style(env_logger::WriteStyle::Never)
     .format(|buf, record| {
         use std::io::Write;
+        // JSON access-log lines go out bare, so each line parses.
+        if record.target() == "modelswitch::access" {
+            return writeln!(buf, "{}", record.args());
+        }
         writeln!(
             buf,
             "[{} {:<5} {}] {}",

@@ -1016,7 +1016,8 @@ fn the_json_access_log_writes_one_parsable_object_per_request() {
     let text = config(m.addr, &[], "access_log = \"json\"");
     let gw = live_gateway(&text);
     let mark = gw.log_mark();
-    let mut body = json!({"model": "oa", "messages": [{"role": "user", "content": "hi\n\"quoted\""}]});
+    let mut body =
+        json!({"model": "oa", "messages": [{"role": "user", "content": "hi\n\"quoted\""}]});
     let r = post_json(gw.addr(), "/v1/chat/completions", KEY, &body);
     assert_eq!(r.status, 200, "{}", r.text());
     body["model"] = json!("no-such-model\n{\"forged\":1}");
@@ -1042,7 +1043,10 @@ fn the_json_access_log_writes_one_parsable_object_per_request() {
     assert_eq!(served["attempts"][0]["outcome"], "ok");
     let refused: Value = serde_json::from_str(&lines[1]).unwrap();
     assert_eq!(refused["status"], 404);
-    assert!(refused["error"].as_str().unwrap().contains("not configured"));
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("not configured"));
     // Client text stays inside its string: nothing forged a line.
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(!gw.log_since(mark).contains(KEY), "no key in the log");

@@ -3,13 +3,14 @@
 //! path it concerns; a secret's value never appears in a message.
 
 use super::file::{
-    FileAccessLog, FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits, FileMidSystem, FileModel,
-    FileOnBackendError, FileProvider, FileReasoningOutput, FileServer, OneOrMany, ProviderType,
+    FileAccessLog, FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits,
+    FileMidSystem, FileModel, FileOnBackendError, FileProvider, FileReasoningOutput, FileServer,
+    OneOrMany, ProviderType,
 };
 use super::secret::Secret;
 use super::snapshot::{
-    AccessLog, Balance, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider, ReplicaSpec,
-    Replicas, Route, Snapshot, Target, Timeouts,
+    AccessLog, Balance, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider,
+    ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
 };
 use super::ConfigErrors;
 use filters::auth::{ClientKey, KeySource, KeySpec};

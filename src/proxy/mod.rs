@@ -180,7 +180,11 @@ impl ProxyHttp for Gateway {
         self.usage.record(crate::usage::UsageRow::of(session, rec));
         crate::metrics::observe(rec, &self.store.load());
         if log::log_enabled!(log::Level::Info) {
-            access_log::write(session, rec);
+            match self.store.load().config.access_log {
+                crate::config::AccessLog::Text => access_log::write(session, rec),
+                crate::config::AccessLog::Json => access_log::write_json(session, rec),
+                crate::config::AccessLog::Off => {}
+            }
         }
     }
 }
