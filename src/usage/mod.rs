@@ -219,6 +219,18 @@ impl BackgroundService for UsageWriter {
     async fn start(&self, _shutdown: ShutdownWatch) {
         // Runs until the exit flush closes the queue: requests still in
         // flight after the shutdown signal keep being written meanwhile.
+        // Rows spilled by an earlier run go in first, before any queue.
+        if self.sink.spill.pending() {
+            let replayed = {
+                let _writer = self.sink.writer.lock().await;
+                self.sink.spill.replay(&self.sink.store).await
+            };
+            match replayed {
+                Ok(n) => log::info!("usage: {n} rows replayed from the spill file"),
+                // Left on disk: replayed again when the queue is next empty.
+                Err(e) => log::warn!("usage: the spill file waits for the store: {e}"),
+            }
+        }
         let mut backoff = MIN_BACKOFF;
         let mut failing_since: Option<Instant> = None;
         loop {
