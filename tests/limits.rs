@@ -1798,6 +1798,17 @@ fn last_uses_reach_the_store_at_shutdown() {
         .status()
         .unwrap();
     assert!(status.success());
+    // Nothing in flight: the exit (after its hooks) comes at once; "Z" is
+    // a child that has exited and waits for this test to reap it.
+    let stat = format!("/proc/{}/stat", gw.pid());
+    let exited = wait_until(Duration::from_secs(2), || {
+        std::fs::read_to_string(&stat).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    });
+    assert!(exited, "still running 2 s after SIGTERM");
     let mut shown = Value::Null;
     let written = wait_until(Duration::from_secs(5), || {
         let out = cli(&gw.path, &["show", "used-at-exit", "--json"]);

@@ -95,10 +95,10 @@ pub fn flush_now(store: &KeyStore, keys: &Keys, within: std::time::Duration) {
         }
     };
     let mut flushed = HashMap::new();
-    let done = rt.block_on(tokio::time::timeout(
-        within,
-        flush_last_used(store, keys, &mut flushed),
-    ));
+    // The timer is made inside the runtime: outside, tokio panics.
+    let done = rt.block_on(async {
+        tokio::time::timeout(within, flush_last_used(store, keys, &mut flushed)).await
+    });
     match done {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::warn!("key store: last uses not written at exit: {e}"),
