@@ -215,16 +215,19 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
         })
     });
     // Usage rows: queued by the request path, written by one writer.
-    let usage = Arc::new(usage::UsageSink::new(
-        key_store.clone(),
-        &process.sqlite_path,
-    ));
+    let usage = process.record_usage.then(|| {
+        Arc::new(usage::UsageSink::new(
+            key_store.clone(),
+            &process.sqlite_path,
+        ))
+    });
     let drain = Arc::new(shutdown::Drain::default());
     // Usage rows still queued (then spilled) when the last request ends.
-    drain.on_exit({
-        let usage = usage.clone();
-        Box::new(move || usage::flush_now(&usage, Duration::from_secs(10)))
-    });
+    if let Some(usage) = usage.clone() {
+        drain.on_exit(Box::new(move || {
+            usage::flush_now(&usage, Duration::from_secs(10))
+        }));
+    }
     // The last uses of keys since the refresh service's last flush.
     drain.on_exit({
         let (store, keys) = (key_store.clone(), registry.keys.clone());
@@ -267,10 +270,12 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             keys: registry.keys.clone(),
         },
     ));
-    server.add_service(background_service(
-        "usage writer",
-        usage::UsageWriter { sink: usage },
-    ));
+    if let Some(sink) = usage {
+        server.add_service(background_service(
+            "usage writer",
+            usage::UsageWriter { sink },
+        ));
+    }
     log::info!("modelswitch listening on {}", listen.join(", "));
     let signals = shutdown::Signals { drain, grace };
     server.run(RunArgs {

@@ -30,7 +30,7 @@ fn gateway_with_db(m: &Proc) -> LiveGateway {
         ],
         "",
     );
-    c.push_str("\n[storage]\nsqlite_path = \"keys.db\"\n");
+    c.push_str("\n[storage]\nsqlite_path = \"keys.db\"\nrecord_usage = true\n");
     live_gateway(&c)
 }
 

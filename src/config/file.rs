@@ -35,6 +35,9 @@ pub(super) struct FileConfig {
 pub(super) struct FileStorage {
     /// Relative paths are relative to the config file's directory.
     pub(super) sqlite_path: Option<String>,
+    /// Write one usage row per request (off until its writer is made
+    /// cheap enough for every request: issue 12).
+    pub(super) record_usage: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -104,6 +104,10 @@ impl Reloader {
                 "limits.backend",
                 snap.process.limit_backend != self.process.limit_backend,
             ),
+            (
+                "storage.record_usage",
+                snap.process.record_usage != self.process.record_usage,
+            ),
         ] {
             if differs {
                 log::warn!("{path}: {setting} changed: needs a restart; the running value stays");

@@ -174,6 +174,8 @@ pub struct Process {
     pub sqlite_path: std::path::PathBuf,
     /// Where limiter counters live.
     pub limit_backend: LimitBackend,
+    /// Write one usage row per request (`[storage] record_usage`).
+    pub record_usage: bool,
 }
 
 /// The access log's form.

@@ -232,6 +232,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     let process = Process {
         sqlite_path: sqlite_path.into(),
         limit_backend,
+        record_usage: f.storage.record_usage.unwrap_or(false),
         ..process
     };
     let Some(prices) = prices else {
@@ -373,6 +374,7 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
         // Set by `validate` from [storage] and [limits].
         sqlite_path: std::path::PathBuf::new(),
         limit_backend: LimitBackend::Memory,
+        record_usage: false,
     };
     Server {
         process,

@@ -34,7 +34,7 @@ pub struct Gateway {
     /// Runtime keys (the admin API writes them).
     pub key_store: Option<crate::store::KeyStore>,
     /// Usage rows, one per request, written off the request path.
-    pub usage: Arc<crate::usage::UsageSink>,
+    pub usage: Option<Arc<crate::usage::UsageSink>>,
 }
 
 #[async_trait]
@@ -177,7 +177,9 @@ impl ProxyHttp for Gateway {
         rec: &mut RequestRecord,
     ) {
         rec.settle_limits().await;
-        self.usage.record(crate::usage::UsageRow::of(session, rec));
+        if let Some(usage) = &self.usage {
+            usage.record(crate::usage::UsageRow::of(session, rec));
+        }
         crate::metrics::observe(rec, &self.store.load());
         if log::log_enabled!(log::Level::Info) {
             match self.store.load().config.access_log {
