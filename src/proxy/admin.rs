@@ -87,9 +87,11 @@ pub async fn keys(
 }
 
 fn find(live: &Live, name: &str) -> Result<Arc<KeyEntry>, ApiError> {
-    live.keys
-        .by_name(name)
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no key named '{name}'")))
+    live.keys.by_name(name).ok_or_else(|| no_key(name))
+}
+
+fn no_key(name: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("no key named '{name}'"))
 }
 
 fn no_store() -> ApiError {
@@ -307,7 +309,7 @@ async fn update(
         .get(name)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no key named '{name}'")))?;
+        .ok_or_else(|| no_key(name))?;
     let mut merged = match serde_json::to_value(&current.spec) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -358,10 +360,7 @@ async fn revoke(
 ) -> Result<(), ApiError> {
     let store = writable(live, store, name)?;
     if !store.delete(name).await.map_err(store_error)? {
-        return Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no key named '{name}'"),
-        ));
+        return Err(no_key(name));
     }
     refresh(store, live).await;
     send(session, rec, 200, &json!({"name": name, "deleted": true})).await
