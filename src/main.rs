@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod downstream;
 mod exchange;
+mod journal;
 mod limits;
 mod metrics;
 mod proxy;
@@ -62,7 +63,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(
+    let logger = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("modelswitch=info,warn"),
     )
     // A plain format: the default one wraps every write to indent
@@ -84,7 +85,12 @@ fn main() -> ExitCode {
             record.args()
         )
     })
-    .init();
+    .build();
+    // Every line printed is also kept, the last ones, for `GET /api/logs`.
+    let log_ring = Arc::new(journal::LogRing::new(journal::ring::DEFAULT_CAPACITY));
+    if let Err(e) = journal::RingLogger::install(logger, log_ring.clone()) {
+        eprintln!("cannot install the logger: {e}");
+    }
     // `keys` reads only the store's path from the config: it runs without
     // the providers' secrets in its environment.
     if let Some(Command::Keys(args)) = cli.command {
@@ -131,12 +137,17 @@ fn main() -> ExitCode {
             println!("{}: ok ({summary})", cli.config.display());
             ExitCode::SUCCESS
         }
-        Command::Run => run(&cli.config, live, registry),
+        Command::Run => run(&cli.config, live, registry, log_ring),
         Command::Keys(args) => cli::keys::run(&cli.config, args),
     }
 }
 
-fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCode {
+fn run(
+    path: &Path,
+    live: state::Live,
+    registry: Arc<state::Registry>,
+    log_ring: Arc<journal::LogRing>,
+) -> ExitCode {
     let process = live.config.process.clone();
     let threads = match process.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -228,6 +239,13 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             usage::flush_now(&usage, Duration::from_secs(10))
         }));
     }
+    // The conversation log: its writer always runs (a reload may turn the
+    // log on); what is queued at exit is written then.
+    let conversations = Arc::new(journal::ConversationLog::new(&process.conversation_files));
+    drain.on_exit({
+        let log = conversations.clone();
+        Box::new(move || journal::flush_now(&log))
+    });
     // The last uses of keys since the refresh service's last flush.
     drain.on_exit({
         let (store, keys) = (key_store.clone(), registry.keys.clone());
@@ -244,6 +262,10 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
         ))),
         key_store: Some(key_store.clone()),
         usage: usage.clone(),
+        journal: journal::Journal {
+            conversations: conversations.clone(),
+            ring: log_ring,
+        },
     };
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
@@ -276,6 +298,10 @@ fn run(path: &Path, live: state::Live, registry: Arc<state::Registry>) -> ExitCo
             usage::UsageWriter { sink },
         ));
     }
+    server.add_service(background_service(
+        "conversation log",
+        journal::ConversationWriter { log: conversations },
+    ));
     log::info!("modelswitch listening on {}", listen.join(", "));
     let signals = shutdown::Signals { drain, grace };
     server.run(RunArgs {

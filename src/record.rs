@@ -26,6 +26,9 @@ pub struct RequestRecord {
     pub holds: Vec<crate::limits::Admission>,
     /// The rate-limit headers for this client's SDK.
     pub limit_headers: Vec<(&'static str, String)>,
+    /// The request and answer kept for the conversation log; `None` when
+    /// this request is not logged (the capture hooks then do nothing).
+    pub conversation: Option<Box<crate::journal::Capture>>,
 }
 
 /// What the client sent and who it is.
@@ -122,6 +125,7 @@ impl RequestRecord {
             in_flight: None,
             holds: Vec::new(),
             limit_headers: Vec::new(),
+            conversation: None,
         }
     }
 

@@ -81,6 +81,10 @@ pub struct KeySpec {
     /// Top-level request fields this key may not set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny_params: Vec<String>,
+    /// Conversation logging for this key's requests, over `[logging]
+    /// conversations` either way; absent: the global setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_conversations: Option<bool>,
 }
 
 fn enabled_default() -> bool {
@@ -100,6 +104,7 @@ impl KeySpec {
             limits: Limits::default(),
             max_output_tokens: None,
             deny_params: Vec::new(),
+            log_conversations: None,
         }
     }
 }

@@ -30,6 +30,10 @@ pub enum Endpoint {
     AdminKeys,
     /// `GET /metrics`: Prometheus text format.
     Metrics,
+    /// `GET /api/logs`: recent gateway log lines (admin or viewer).
+    AdminLogs,
+    /// `GET /api/conversations[/{request_id}]`: the conversation log.
+    AdminConversations,
     /// Known path, wrong method.
     MethodNotAllowed,
     NotFound,
@@ -153,6 +157,17 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
     if path == "/api/keys" || path.starts_with("/api/keys/") {
         return Endpoint::AdminKeys;
     }
+    if path == "/api/conversations"
+        || path
+            .strip_prefix("/api/conversations/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    {
+        return if is_get {
+            Endpoint::AdminConversations
+        } else {
+            Endpoint::MethodNotAllowed
+        };
+    }
     if is_single_model(path) {
         return if is_get {
             Endpoint::Model
@@ -182,6 +197,7 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
         }
         "/api/upstream-keys/stats" => (false, Endpoint::UpstreamKeyStats),
         "/metrics" => (false, Endpoint::Metrics),
+        "/api/logs" => (false, Endpoint::AdminLogs),
         "/v1/models"
         | "/openai/models"
         | "/openai/v1/models"
@@ -251,6 +267,20 @@ mod tests {
             Endpoint::MethodNotAllowed
         );
         assert_eq!(classify("POST", "/v2/whatever"), Endpoint::NotFound);
+        assert_eq!(classify("GET", "/api/logs"), Endpoint::AdminLogs);
+        assert_eq!(
+            classify("GET", "/api/conversations?key=a"),
+            Endpoint::AdminConversations
+        );
+        assert_eq!(
+            classify("GET", "/api/conversations/req_1"),
+            Endpoint::AdminConversations
+        );
+        assert_eq!(
+            classify("DELETE", "/api/conversations/req_1"),
+            Endpoint::MethodNotAllowed
+        );
+        assert_eq!(classify("GET", "/api/conversations/a/b"), Endpoint::NotFound);
     }
 
     #[test]

@@ -27,6 +27,25 @@ pub(super) struct FileConfig {
     /// Prices that replace or add to the shipped table.
     #[serde(default)]
     pub(super) prices: Vec<filters::pricing::PriceSpec>,
+    #[serde(default)]
+    pub(super) logging: FileLogging,
+}
+
+/// `[logging]`: the conversation log (off unless asked for, here or per key).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLogging {
+    /// Every key's default; a key's `log_conversations` overrides it.
+    pub(super) conversations: Option<bool>,
+    /// Relative paths are relative to the config file's directory.
+    pub(super) dir: Option<String>,
+    /// A day's file rolls over to `….1.jsonl` past this size.
+    pub(super) max_file_bytes: Option<u64>,
+    /// Files older than this are deleted.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) retention: Option<Duration>,
+    /// At most this many files are kept (the oldest go first).
+    pub(super) max_files: Option<usize>,
 }
 
 /// `[storage]`: where runtime keys (and, later, usage) are kept.
@@ -296,4 +315,5 @@ pub(super) struct FileApiKey {
     pub(super) max_output_tokens: Option<u64>,
     #[serde(default)]
     pub(super) deny_params: Vec<String>,
+    pub(super) log_conversations: Option<bool>,
 }

@@ -37,6 +37,11 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
         let dir = path.parent().unwrap_or(Path::new("."));
         snap.process.sqlite_path = dir.join(&snap.process.sqlite_path);
     }
+    // So is the conversation log.
+    if snap.process.conversation_files.dir.is_relative() {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        snap.process.conversation_files.dir = dir.join(&snap.process.conversation_files.dir);
+    }
     Ok(snap)
 }
 

@@ -108,6 +108,10 @@ impl Reloader {
                 "storage.record_usage",
                 snap.process.record_usage != self.process.record_usage,
             ),
+            (
+                "logging.dir, max_file_bytes, retention or max_files",
+                snap.process.conversation_files != self.process.conversation_files,
+            ),
         ] {
             if differs {
                 log::warn!("{path}: {setting} changed: needs a restart; the running value stays");

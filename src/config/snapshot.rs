@@ -176,6 +176,19 @@ pub struct Process {
     pub limit_backend: LimitBackend,
     /// Write one usage row per request (`[storage] record_usage`).
     pub record_usage: bool,
+    /// Where and how the conversation log is written (`[logging]`).
+    pub conversation_files: ConversationFiles,
+}
+
+/// `[logging]`'s files: one writer opens them at start, so a change needs
+/// a restart (whether conversations are logged does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationFiles {
+    /// Absolute once loaded: relative paths are resolved beside the config.
+    pub dir: std::path::PathBuf,
+    pub max_file_bytes: u64,
+    pub retention: Duration,
+    pub max_files: usize,
 }
 
 /// The access log's form.
@@ -241,6 +254,8 @@ pub struct Snapshot {
     /// Watch the config file for changes.
     pub reload: bool,
     pub access_log: AccessLog,
+    /// `[logging] conversations`: every key's default.
+    pub log_conversations: bool,
     pub max_request_body_bytes: usize,
     pub downstream: Downstream,
     pub providers: Vec<Arc<Provider>>,

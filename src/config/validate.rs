@@ -3,13 +3,13 @@
 //! path it concerns; a secret's value never appears in a message.
 
 use super::file::{
-    FileAccessLog, FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits,
+    FileAccessLog, FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits, FileLogging,
     FileMidSystem, FileModel, FileOnBackendError, FileProvider, FileReasoningOutput, FileServer,
     OneOrMany, ProviderType,
 };
 use super::secret::Secret;
 use super::snapshot::{
-    AccessLog, Balance, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider,
+    AccessLog, Balance, ConversationFiles, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider,
     ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
 };
 use super::ConfigErrors;
@@ -210,6 +210,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     let prices = filters::pricing::PriceTable::with_overrides(&f.prices)
         .map_err(|e| errs.extend(e))
         .ok();
+    let conversation_files = logging_files(&f.logging, &mut errs);
     let localhost_key = f.auth.localhost_key.clone();
     if let Some(name) = &localhost_key {
         if !keys.values().any(|k| &k.name == name) {
@@ -233,6 +234,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         sqlite_path: sqlite_path.into(),
         limit_backend,
         record_usage: f.storage.record_usage.unwrap_or(false),
+        conversation_files,
         ..process
     };
     let Some(prices) = prices else {
@@ -244,6 +246,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         localhost_key,
         process,
         reload: f.server.reload.unwrap_or(true),
+        log_conversations: f.logging.conversations.unwrap_or(false),
         access_log: match f.server.access_log {
             None | Some(FileAccessLog::Text) => AccessLog::Text,
             Some(FileAccessLog::Json) => AccessLog::Json,
@@ -257,6 +260,33 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         keys,
         target_slots,
     })
+}
+
+/// `[logging]`'s files: a daily file rolls over at `max_file_bytes`
+/// (64 MiB) and is kept `retention` (14 days), `max_files` (1000) at most.
+fn logging_files(l: &FileLogging, errs: &mut Errors) -> ConversationFiles {
+    let dir = l.dir.clone().unwrap_or_else(|| "conversations".to_owned());
+    if dir.is_empty() {
+        errs.push("logging.dir: must not be empty".into());
+    }
+    let max_file_bytes = l.max_file_bytes.unwrap_or(64 << 20);
+    if max_file_bytes < 4096 {
+        errs.push("logging.max_file_bytes: must be at least 4096".into());
+    }
+    let retention = l.retention.unwrap_or(Duration::from_secs(14 * 86_400));
+    if retention < Duration::from_secs(3600) {
+        errs.push("logging.retention: must be at least 1h".into());
+    }
+    let max_files = l.max_files.unwrap_or(1000);
+    if max_files == 0 {
+        errs.push("logging.max_files: must be at least 1".into());
+    }
+    ConversationFiles {
+        dir: dir.into(),
+        max_file_bytes,
+        retention,
+        max_files,
+    }
 }
 
 fn one_or_many(v: &OneOrMany) -> Vec<String> {
@@ -371,10 +401,16 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
         shutdown_grace: bounds::SHUTDOWN_GRACE
             .check("server.shutdown_grace", server.shutdown_grace, errs)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
-        // Set by `validate` from [storage] and [limits].
+        // Set by `validate` from [storage], [limits] and [logging].
         sqlite_path: std::path::PathBuf::new(),
         limit_backend: LimitBackend::Memory,
         record_usage: false,
+        conversation_files: ConversationFiles {
+            dir: std::path::PathBuf::new(),
+            max_file_bytes: 0,
+            retention: Duration::ZERO,
+            max_files: 0,
+        },
     };
     Server {
         process,
@@ -920,6 +956,7 @@ fn api_keys(
             limits: k.limits.unwrap_or_default(),
             max_output_tokens: k.max_output_tokens,
             deny_params: k.deny_params.clone(),
+            log_conversations: k.log_conversations,
         };
         match ClientKey::from_spec(spec, KeySource::Config, None) {
             Ok(key) => {

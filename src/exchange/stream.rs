@@ -49,6 +49,9 @@ pub(super) async fn stream_target(
         )));
     }
     let provider = &target.provider;
+    if let Some(c) = &mut rec.conversation {
+        c.stream_start(provider.dialect);
+    }
     let mut t = transcoder(req, target, prepared, req.max_event_bytes);
     let mut out = BytesMut::with_capacity(4096);
     // Before commit: everything stays here, so a failure can still fall over.
@@ -60,6 +63,9 @@ pub(super) async fn stream_target(
         };
         match read? {
             Some(chunk) => {
+                if let Some(c) = &mut rec.conversation {
+                    c.chunk(&chunk);
+                }
                 t.feed(&chunk, &mut out);
                 // What waits for the commit point is bounded too: an
                 // upstream sending endless preamble events is a failure.
@@ -113,7 +119,8 @@ pub(super) async fn stream_target(
             request_id: &rec.id,
             drain: req.drain,
         };
-        let relayed = relay(session, &mut call, &mut t, &mut out, bounds);
+        let capture = rec.conversation.as_deref_mut();
+        let relayed = relay(session, &mut call, &mut t, &mut out, bounds, capture);
         match relayed.await {
             Some(ended) => upstream_ended = ended,
             None => {
@@ -234,6 +241,7 @@ async fn relay(
     t: &mut StreamTranscoder,
     out: &mut BytesMut,
     bounds: Bounds<'_>,
+    mut capture: Option<&mut crate::journal::Capture>,
 ) -> Option<bool> {
     let Bounds {
         target,
@@ -264,6 +272,9 @@ async fn relay(
         let read = or_client_left(session, call.read(wake, Phase::Idle)).await?;
         match read {
             Ok(Some(chunk)) => {
+                if let Some(c) = capture.as_deref_mut() {
+                    c.chunk(&chunk);
+                }
                 t.feed(&chunk, out);
                 idle_deadline = now() + idle;
                 next_keepalive = now() + keepalive;

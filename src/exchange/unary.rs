@@ -89,6 +89,9 @@ pub(super) async fn unary_target(
     if out.len() > LARGE_ANSWER {
         session.set_write_timeout(Some(req.write_timeout));
     }
+    if let Some(c) = &mut rec.conversation {
+        c.body(upstream_dialect, body);
+    }
     let extra = target_headers(rec, target);
     respond(session, rec, 200, "application/json", out, &extra, false).await;
     Ok(Served::Clean)

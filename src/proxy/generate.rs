@@ -86,6 +86,10 @@ pub async fn generate(
     let key = authenticate_caller(live, session)?;
     rec.client.key_name = Some(key.name.clone());
     let body = read_body(session, snap).await?;
+    // Logged conversations keep the body (a shared buffer, not a copy).
+    if crate::journal::logs_conversations(snap.log_conversations, &key) {
+        rec.conversation = Some(Box::new(crate::journal::Capture::new(body.clone())));
+    }
     if let Err(e) = std::str::from_utf8(&body) {
         return Err(ApiError::invalid(format!(
             "request body is not valid UTF-8 (byte {})",

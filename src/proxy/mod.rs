@@ -5,6 +5,7 @@
 
 mod access_log;
 mod admin;
+mod admin_logs;
 mod admission;
 mod auth;
 pub mod connection;
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub key_store: Option<crate::store::KeyStore>,
     /// Usage rows, one per request, written off the request path.
     pub usage: Option<Arc<crate::usage::UsageSink>>,
+    /// The conversation log and the recent log lines.
+    pub journal: crate::journal::Journal,
 }
 
 #[async_trait]
@@ -131,6 +134,16 @@ impl ProxyHttp for Gateway {
             Endpoint::AdminKeys => {
                 Box::pin(admin::keys(session, rec, &live, self.key_store.as_ref())).await
             }
+            Endpoint::AdminLogs => admin_logs::logs(session, rec, &live, &self.journal).await,
+            Endpoint::AdminConversations => {
+                Box::pin(admin_logs::conversations(
+                    session,
+                    rec,
+                    &live,
+                    &self.journal,
+                ))
+                .await
+            }
             Endpoint::Generate(dialect) => {
                 rec.client.dialect = Some(dialect);
                 // Boxed: a small `request_filter` future is cheap for Pingora to move.
@@ -181,6 +194,10 @@ impl ProxyHttp for Gateway {
             usage.record(crate::usage::UsageRow::of(session, rec));
         }
         crate::metrics::observe(rec, &self.store.load());
+        if let Some(capture) = rec.conversation.take() {
+            let entry = crate::journal::Entry::of(rec, capture);
+            self.journal.conversations.record(entry);
+        }
         if log::log_enabled!(log::Level::Info) {
             match self.store.load().config.access_log {
                 crate::config::AccessLog::Text => access_log::write(session, rec),
