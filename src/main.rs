@@ -15,6 +15,7 @@ mod record;
 mod shutdown;
 mod state;
 mod store;
+mod telemetry;
 mod upstream;
 mod usage;
 
@@ -251,6 +252,17 @@ fn run(
         let (store, keys) = (key_store.clone(), registry.keys.clone());
         Box::new(move || store::refresh::flush_now(&store, &keys, Duration::from_secs(2)))
     });
+    // Trace spans: always wired, sent only while `[telemetry] otlp_endpoint`
+    // is set (it reloads); what is queued at exit is sent then.
+    let tracer = Arc::new(telemetry::Tracer::default());
+    let exporter = telemetry::Exporter {
+        tracer: tracer.clone(),
+        store: store.clone(),
+    };
+    drain.on_exit({
+        let (tracer, store) = (tracer.clone(), store.clone());
+        Box::new(move || telemetry::flush_now(&tracer, &store, Duration::from_secs(3)))
+    });
     let gateway = proxy::Gateway {
         upstream: Arc::new(upstream::UpstreamClient::new(process.upstream_pool_size)),
         store: store.clone(),
@@ -266,6 +278,7 @@ fn run(
             conversations: conversations.clone(),
             ring: log_ring,
         },
+        tracer,
     };
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
@@ -302,6 +315,7 @@ fn run(
         "conversation log",
         journal::ConversationWriter { log: conversations },
     ));
+    server.add_service(background_service("trace exporter", exporter));
     log::info!("modelswitch listening on {}", listen.join(", "));
     let signals = shutdown::Signals { drain, grace };
     server.run(RunArgs {

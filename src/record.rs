@@ -63,6 +63,10 @@ pub struct Attempt {
     pub to_status: Option<Duration>,
     /// From sending the request to the first real event (or whole body).
     pub to_first_event: Option<Duration>,
+    /// When the target was tried (or skipped) and when that ended: the
+    /// attempt's trace span.
+    pub started: Instant,
+    pub ended: Instant,
 }
 
 /// What became of one attempt: a closed set, so it can label metrics.
@@ -88,6 +92,7 @@ pub enum AttemptOutcome {
 impl Attempt {
     /// A target skipped without a call.
     pub fn untried(target: &Target, outcome: AttemptOutcome) -> Self {
+        let now = Instant::now();
         Self {
             provider: target.provider.clone(),
             model: target.model.clone(),
@@ -95,6 +100,8 @@ impl Attempt {
             outcome,
             to_status: None,
             to_first_event: None,
+            started: now,
+            ended: now,
         }
     }
 }
@@ -213,6 +220,8 @@ mod tests {
             outcome,
             to_status: None,
             to_first_event: None,
+            started: r.started,
+            ended: r.started,
         };
         r.attempts.push(attempt(AttemptOutcome::CircuitOpen, None));
         let failed = AttemptOutcome::Failed(FailureKind::Status(503));

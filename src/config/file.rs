@@ -28,6 +28,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) prices: Vec<filters::pricing::PriceSpec>,
     #[serde(default)]
+    pub(super) telemetry: FileTelemetry,
+    #[serde(default)]
     pub(super) logging: FileLogging,
 }
 
@@ -46,6 +48,26 @@ pub(super) struct FileLogging {
     pub(super) retention: Option<Duration>,
     /// At most this many files are kept (the oldest go first).
     pub(super) max_files: Option<usize>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP (off without an
+/// endpoint).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTelemetry {
+    /// The collector's base URL; spans go to `{otlp_endpoint}/v1/traces`.
+    pub(super) otlp_endpoint: Option<String>,
+    pub(super) service_name: Option<String>,
+    pub(super) sample_ratio: Option<f64>,
+    pub(super) batch_max: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) batch_interval: Option<Duration>,
+    /// Sent with every export, e.g. a collector's auth header.
+    #[serde(default)]
+    pub(super) headers: HashMap<String, String>,
+    /// The same, each value read from the named environment variable.
+    #[serde(default)]
+    pub(super) headers_env: HashMap<String, String>,
 }
 
 /// `[storage]`: where runtime keys (and, later, usage) are kept.

@@ -272,4 +272,28 @@ pub struct Snapshot {
     pub localhost_key: Option<String>,
     /// The distinct provider + model pairs, by `Target::slot`.
     pub target_slots: Vec<(Arc<Provider>, Arc<str>)>,
+    /// `[telemetry]`: traces, exported while `otlp_endpoint` is set.
+    pub telemetry: Option<Telemetry>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP. Read live by the
+/// exporter, so a reload turns traces on, off or elsewhere.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// The endpoint's path with `/v1/traces` after it.
+    pub path: String,
+    pub host_header: String,
+    /// Sent with every export (collector auth): the values are secrets.
+    pub headers: Vec<(HeaderName, Secret)>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// Share of requests traced when the client sends no `traceparent`.
+    pub sample_ratio: f64,
+    /// Most spans in one export.
+    pub batch_max: usize,
+    /// Longest a span waits for its batch to fill.
+    pub batch_interval: Duration,
 }

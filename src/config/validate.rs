@@ -211,6 +211,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         .map_err(|e| errs.extend(e))
         .ok();
     let conversation_files = logging_files(&f.logging, &mut errs);
+    let telemetry = telemetry(&f.telemetry, &mut errs);
     let localhost_key = f.auth.localhost_key.clone();
     if let Some(name) = &localhost_key {
         if !keys.values().any(|k| &k.name == name) {
@@ -259,6 +260,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         model_names,
         keys,
         target_slots,
+        telemetry,
     })
 }
 
@@ -991,4 +993,95 @@ pub(super) fn parse_base_url(url: &str) -> Option<(bool, String, u16, String)> {
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let prefix = uri.path().trim_end_matches('/').to_owned();
     Some((tls, host, port, prefix))
+}
+
+/// `[telemetry]`: off without `otlp_endpoint`. A header value is a secret
+/// (collector credentials): messages name where it came from, never it.
+fn telemetry(
+    t: &super::file::FileTelemetry,
+    errs: &mut Errors,
+) -> Option<super::snapshot::Telemetry> {
+    let url = t.otlp_endpoint.as_deref()?;
+    let Some((tls, host, port, prefix)) = parse_base_url(url) else {
+        errs.push(format!(
+            "telemetry.otlp_endpoint: '{url}' is not an http(s) URL like http://127.0.0.1:4318"
+        ));
+        return None;
+    };
+    let sample_ratio = t.sample_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        errs.push("telemetry.sample_ratio: must be from 0 to 1".into());
+    }
+    let batch_max = Bounds(1, 10_000)
+        .check("telemetry.batch_max", t.batch_max, errs)
+        .unwrap_or(512);
+    let batch_interval = Bounds(Duration::from_millis(10), Duration::from_secs(60))
+        .check("telemetry.batch_interval", t.batch_interval, errs)
+        .unwrap_or(Duration::from_secs(1));
+    let service_name = t
+        .service_name
+        .clone()
+        .unwrap_or_else(|| "modelswitch".to_owned());
+    if service_name.trim().is_empty() {
+        errs.push("telemetry.service_name: must not be empty".into());
+    }
+    let inline = t
+        .headers
+        .iter()
+        .map(|(k, v)| (format!("telemetry.headers.{k}"), k, Some(v.clone())));
+    let from_env = t.headers_env.iter().map(|(k, var)| {
+        let value = std::env::var(var).ok().filter(|v| !v.is_empty());
+        if value.is_none() {
+            errs.push(format!(
+                "telemetry.headers_env.{k}: environment variable {var} is not set"
+            ));
+        }
+        (format!("telemetry.headers_env.{k}"), k, value)
+    });
+    let mut headers: Vec<(http::HeaderName, Secret)> = Vec::new();
+    for (at, name, value) in inline.collect::<Vec<_>>().into_iter().chain(from_env.collect::<Vec<_>>()) {
+        let Ok(name) = http::HeaderName::try_from(name.as_str()) else {
+            errs.push(format!("{at}: not a valid header name"));
+            continue;
+        };
+        if [
+            http::header::HOST,
+            http::header::CONTENT_LENGTH,
+            http::header::CONTENT_TYPE,
+            http::header::TRANSFER_ENCODING,
+            http::header::CONNECTION,
+        ]
+        .contains(&name)
+        {
+            errs.push(format!("{at}: the exporter sets this header itself"));
+            continue;
+        }
+        if headers.iter().any(|(n, _)| *n == name) {
+            errs.push(format!("{at}: header set twice (headers and headers_env)"));
+            continue;
+        }
+        let Some(value) = value else { continue };
+        // Unlike a provider key, a value may hold spaces (`Bearer …`).
+        let bad = value.chars().position(|c| !matches!(c, ' '..='~'));
+        match bad {
+            _ if value.trim().is_empty() => errs.push(format!("{at}: must not be empty")),
+            Some(i) => errs.push(format!(
+                "{at}: not a valid header value (control or non-ASCII character at position {})",
+                i + 1
+            )),
+            None => headers.push((name, Secret::new(value.trim().to_owned()))),
+        }
+    }
+    Some(super::snapshot::Telemetry {
+        host_header: host_header(&host, port, tls),
+        path: format!("{prefix}/v1/traces"),
+        tls,
+        host,
+        port,
+        headers,
+        service_name,
+        sample_ratio,
+        batch_max,
+        batch_interval,
+    })
 }

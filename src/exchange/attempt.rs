@@ -332,6 +332,8 @@ async fn attempt_target(
                 outcome,
                 to_status: timing.to_status,
                 to_first_event: timing.to_first_event,
+                started: now,
+                ended: Instant::now(),
             });
             rec.attempts.len() - 1
         };

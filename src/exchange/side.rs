@@ -80,6 +80,8 @@ pub async fn call_once(
         },
         to_status: Some(started.elapsed()),
         to_first_event: None,
+        started,
+        ended: now(),
     });
     if result.is_ok() {
         rec.result.served_by = Some(rec.attempts.len() - 1);

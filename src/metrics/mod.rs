@@ -57,6 +57,7 @@ pub struct Metrics {
     breaker_open: IntGaugeVec,
     upstream_keys: IntGaugeVec,
     limit_refusals: IntCounterVec,
+    trace_spans: IntCounterVec,
     /// Scrape-time gauges are reset and refilled; two scrapes at once must
     /// not see each other's half-filled sets.
     scrape: Mutex<()>,
@@ -146,6 +147,11 @@ impl Metrics {
             "Requests a limit turned away, by the limit's scope (key, model, provider) and dimension.",
             &["scope", "dimension"],
         )?;
+        let trace_spans = counter(
+            "modelswitch_trace_spans_total",
+            "Trace spans the OTLP collector accepted (exported) or that were dropped (queue full, export failed).",
+            &["result"],
+        )?;
         Ok(Self {
             registry,
             requests,
@@ -158,6 +164,7 @@ impl Metrics {
             breaker_open,
             upstream_keys,
             limit_refusals,
+            trace_spans,
             scrape: Mutex::new(()),
         })
     }
@@ -255,6 +262,15 @@ fn key_state_index(state: KeyState) -> usize {
 pub fn observe(rec: &RequestRecord, live: &Live) {
     if let Some(m) = METRICS.as_ref() {
         m.observe(rec, live);
+    }
+}
+
+/// `n` trace spans exported or dropped (`result`).
+pub fn trace_spans(result: &str, n: usize) {
+    if let Some(m) = METRICS.as_ref() {
+        m.trace_spans
+            .with_label_values(&[result])
+            .inc_by(n as u64);
     }
 }
 

@@ -36,6 +36,8 @@ fn attempt(live: &Live, outcome: AttemptOutcome) -> Attempt {
         outcome,
         to_status: Some(Duration::from_millis(5)),
         to_first_event: Some(Duration::from_millis(20)),
+        started: std::time::Instant::now(),
+        ended: std::time::Instant::now(),
     }
 }
 

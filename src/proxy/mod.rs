@@ -36,6 +36,8 @@ pub struct Gateway {
     pub key_store: Option<crate::store::KeyStore>,
     /// Usage rows, one per request, written off the request path.
     pub usage: Option<Arc<crate::usage::UsageSink>>,
+    /// Trace spans, exported while `[telemetry] otlp_endpoint` is set.
+    pub tracer: Arc<crate::telemetry::Tracer>,
     /// The conversation log and the recent log lines.
     pub journal: crate::journal::Journal,
 }
@@ -198,6 +200,11 @@ impl ProxyHttp for Gateway {
             let entry = crate::journal::Entry::of(rec, capture);
             self.journal.conversations.record(entry);
         }
+        self.tracer.record(
+            session.req_header(),
+            rec,
+            self.store.load().config.telemetry.as_ref(),
+        );
         if log::log_enabled!(log::Level::Info) {
             match self.store.load().config.access_log {
                 crate::config::AccessLog::Text => access_log::write(session, rec),
