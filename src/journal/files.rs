@@ -219,7 +219,14 @@ impl DailyFiles {
             Some(c) => c.day != day || (c.size > 0 && c.size + len > self.policy.max_file_bytes),
         };
         if roll {
-            self.open(day, now_ms)?;
+            // Past the cap within the day: the next index, never back into
+            // a file with room left for a smaller line.
+            let next = self
+                .current
+                .as_ref()
+                .filter(|c| c.day == day)
+                .map(|c| c.index + 1);
+            self.open(day, next, now_ms)?;
         }
         let Some(c) = &mut self.current else {
             return Err(io::Error::other("no file is open"));
@@ -238,9 +245,9 @@ impl DailyFiles {
         }
     }
 
-    /// Opens the file for `day` that has room: after a restart, the day's
-    /// last file is appended to while under the cap.
-    fn open(&mut self, day: Day, now_ms: i64) -> io::Result<()> {
+    /// Opens file `index` of `day`, or with none given, the day's last file
+    /// while it is under the cap (after a restart) or the one after it.
+    fn open(&mut self, day: Day, index: Option<u32>, now_ms: i64) -> io::Result<()> {
         if let Some(mut c) = self.current.take() {
             c.out.flush()?;
         }
@@ -248,11 +255,14 @@ impl DailyFiles {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
-        let last = list_newest_first(&self.dir)?
-            .into_iter()
-            .find(|f| f.day == day);
+        let last = match index {
+            Some(_) => None,
+            None => list_newest_first(&self.dir)?
+                .into_iter()
+                .find(|f| f.day == day),
+        };
         let (index, size) = match last {
-            None => (0, 0),
+            None => (index.unwrap_or(0), 0),
             Some(f) => {
                 let size = std::fs::metadata(&f.path).map_or(0, |m| m.len());
                 if size < self.policy.max_file_bytes {
@@ -514,7 +524,7 @@ mod tests {
         assert!(dir.join("keep-me.jsonl").exists());
         // At most two files: the oldest go, never the one being written.
         let mut capped = DailyFiles::new(dir.clone(), policy(1 << 20, 14, 2));
-        capped.append(DAY0 + 1, b"{}").unwrap();
+        capped.append(DAY0, b"{}").unwrap();
         assert_eq!(
             names(&dir),
             [
