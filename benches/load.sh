@@ -254,7 +254,10 @@ http {
 EOF
   nginx -c "$PWD/$DIR/nginx.conf" -g 'daemon off;' & NGINX_PID=$!; pids+=($NGINX_PID)
 
+  rm -f "$DIR"/modelswitch.db*  # usage rows of this run only
   cat > "$DIR/gateway.toml" <<EOF
+# Usage rows are recorded (the default): their queue and writer are part
+# of every figure below.
 [server]
 listen = "$GW"
 threads = $W
@@ -329,8 +332,14 @@ EOF
   load_rss=$(awk '/VmHWM/ {print $2}' /proc/$GW_PID/status)
   load_cpu=$(cpu_s $GW_PID)
   nginx_load_cpu=$(cpu_s $NGINX_PID)
+  # The usage store's threads (its own and sqlx's SQLite worker): what
+  # writing the rows of every request above cost, in µs (10 ms ticks).
+  writer_cpu_us=$(for t in /proc/$GW_PID/task/*; do
+      case "$(cat "$t/comm" 2>/dev/null)" in key-store|sqlx-sqlite-wor*) awk '{print $14 + $15}' "$t/stat" ;; esac
+    done | awk '{s += $1} END {print s * 10000}')
   stop $NGINX_PID TERM
   stop $GW_PID INT  # SIGINT: fast shutdown (SIGTERM waits out a grace period)
+  usage_rows=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage').fetchone()[0])" "$DIR/modelswitch.db" 2>/dev/null || echo 0)
 
   soak="" soak_rss="" peak_fds="" soak_cpu=""
   if [ "$SOAK" -gt 0 ] && { [ $first = 1 ] || [ "$SOAK_ALL" = 1 ]; }; then
@@ -370,6 +379,8 @@ idle_rss=$idle_rss
 load_rss=$load_rss
 load_cpu=$load_cpu
 nginx_load_cpu=$nginx_load_cpu
+usage_rows=$usage_rows
+writer_cpu_us=$writer_cpu_us
 soak=$soak
 soak_streams=$SOAK
 soak_rss=$soak_rss

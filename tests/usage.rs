@@ -1,8 +1,10 @@
 //! Usage rows over real sockets (issue 12): one row per request with the
 //! key, model, provider and the tokens the client was told; every answered
-//! request has its row after SIGTERM in the middle of a burst; a database
-//! locked by another connection loses and doubles nothing. The rows are
-//! read straight from the gateway's SQLite file.
+//! request has its row after SIGTERM in the middle of 10,000 requests; a
+//! database locked by another connection for longer than its busy timeout
+//! loses and doubles nothing and delays no request; a full queue spills to
+//! disk and the spill is replayed. The rows are read straight from the
+//! gateway's SQLite file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -220,50 +222,101 @@ fn try_chat(addr: SocketAddr, model: &str) -> Option<u16> {
 }
 
 #[test]
-fn sigterm_in_a_burst_leaves_a_row_for_every_answered_request() {
+fn sigterm_in_the_middle_of_10000_requests_leaves_a_row_for_every_answered_one() {
     let m = mock();
     let gw = gateway_with_db(&m);
-    let n = 500;
+    let (threads, each) = (50, 200);
     let answered = AtomicUsize::new(0);
-    let start = Barrier::new(n + 1);
+    let start = Barrier::new(threads + 1);
     let addr = gw.addr();
     let statuses: Vec<Option<u16>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
+        let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let (start, answered) = (&start, &answered);
                 s.spawn(move || {
                     start.wait();
-                    let r = try_chat(addr, "u-oa");
-                    answered.fetch_add(1, Ordering::Relaxed);
-                    r
+                    let mut seen = Vec::with_capacity(each);
+                    for _ in 0..each {
+                        let r = try_chat(addr, "u-oa");
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        seen.push(r);
+                        // Refused or cut: the gateway is going away.
+                        if r.is_none() {
+                            break;
+                        }
+                    }
+                    seen
                 })
             })
             .collect();
         start.wait();
-        // In the middle of the burst.
-        wait_until(Duration::from_secs(10), || {
-            answered.load(Ordering::Relaxed) >= 50
+        // In the middle of the 10,000.
+        wait_until(Duration::from_secs(120), || {
+            answered.load(Ordering::Relaxed) >= threads * each / 2
         });
         let status = Command::new("kill")
             .args(["-TERM", &gw.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let ok = statuses.iter().filter(|s| **s == Some(200)).count();
-    assert!(ok >= 50, "{ok} answered");
+    assert!(ok >= threads * each / 2, "{ok} answered");
     // The exit hook writes what is still queued once the last request is
     // answered; give it the time it may take, then the rows must match.
     let path = db(&gw);
     let ok_rows = || rows(&path).iter().filter(|r| r.status == 200).count();
     let mut seen = 0;
-    wait_until(Duration::from_secs(15), || {
+    wait_until(Duration::from_secs(20), || {
         seen = ok_rows();
         seen >= ok
     });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(ok_rows(), ok, "rows of answered requests after SIGTERM");
+}
+
+#[test]
+fn a_full_queue_spills_to_disk_and_the_spill_is_replayed() {
+    let m = mock();
+    let mut c = config(m.addr, &[("u-oa", &[("openai", UPSTREAM)])], "");
+    c.push_str("\n[storage]\nsqlite_path = \"keys.db\"\nusage_queue = 4\n");
+    let gw = live_gateway(&c);
+    let path = db(&gw);
+    let spill = gw.dir.join("keys.db.usage-spill.jsonl");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The store locked: the writer holds at most one batch and 4 queued.
+    let mut lock = rt.block_on(connect(&path, false));
+    rt.block_on(sqlx::query("BEGIN EXCLUSIVE").execute(&mut lock))
+        .unwrap();
+    let sent = 40;
+    for _ in 0..sent {
+        let r = post_json(gw.addr(), "/v1/chat/completions", KEY, &chat("u-oa"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // At most a batch of 4 held by the stuck writer and 4 queued; the
+    // rest went to disk.
+    let spilled = std::fs::read_to_string(&spill).unwrap_or_default();
+    assert!(
+        spilled.lines().count() >= sent as usize - 8,
+        "spill file: {} lines",
+        spilled.lines().count()
+    );
+    assert!(!spilled.contains(KEY), "a client key in the spill file");
+    rt.block_on(sqlx::query("ROLLBACK").execute(&mut lock))
+        .unwrap();
+    drop(lock);
+    assert_eq!(wait_for_rows(&path, sent, Duration::from_secs(20)), sent);
+    wait_until(Duration::from_secs(10), || !spill.exists());
+    assert!(!spill.exists(), "the spill file is removed once replayed");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(&path), sent);
 }
 
 #[test]
@@ -282,7 +335,8 @@ fn a_locked_database_loses_and_doubles_nothing() {
     let locked = Instant::now();
     let mut sent = 0;
     let mut slowest = Duration::ZERO;
-    while locked.elapsed() < Duration::from_secs(3) {
+    // Past the store's 5 s busy timeout: its insert fails and is retried.
+    while locked.elapsed() < Duration::from_millis(5500) {
         let t = Instant::now();
         let r = post_json(gw.addr(), "/v1/chat/completions", KEY, &chat("u-oa"));
         slowest = slowest.max(t.elapsed());

@@ -402,6 +402,29 @@ pub fn new_id(prefix: &str) -> String {
     s
 }
 
+/// A fresh id that sorts by time: `prefix`, then the Unix milliseconds
+/// `now_ms` in 8 base-62 digits (fixed width, in ASCII order, so ids
+/// compare as their times do, for some 6,900 years), then 16 random
+/// characters (~95 bits). Request ids key the usage table's unique index,
+/// and an index fed ids in time order appends at its right edge instead
+/// of touching a random page per row: measured at half the insert cost.
+pub fn new_sortable_id(prefix: &str, now_ms: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut s = String::with_capacity(prefix.len() + 24);
+    s.push_str(prefix);
+    let mut time = [b'0'; 8];
+    let mut rest = now_ms;
+    for d in time.iter_mut().rev() {
+        *d = DIGITS[(rest % 62) as usize];
+        rest /= 62;
+    }
+    s.extend(time.iter().map(|&b| b as char));
+    for _ in 0..16 {
+        s.push(DIGITS[fastrand::usize(..DIGITS.len())] as char);
+    }
+    s
+}
+
 /// Who minted an opaque reasoning token (Anthropic `signature`, Gemini
 /// `thoughtSignature`, OpenAI Responses `encrypted_content`). Each vendor
 /// rejects (or silently mis-reads) tokens it did not mint, so a token goes
@@ -784,5 +807,26 @@ fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn sortable_ids_sort_by_time_and_differ_within_a_millisecond() {
+        let a = new_sortable_id("req_", 1_764_000_000_000);
+        let b = new_sortable_id("req_", 1_764_000_000_001);
+        let c = new_sortable_id("req_", 1_764_000_000_001);
+        assert_eq!(a.len(), 4 + 24);
+        assert!(a.starts_with("req_") && a.is_ascii());
+        assert!(a < b && a < c, "{a} {b} {c}");
+        assert_ne!(b, c);
+        assert_eq!(b[..12], c[..12]);
+        // Far-apart times keep their order too: fixed-width digits.
+        assert!(new_sortable_id("r", 0) < new_sortable_id("r", 61));
+        assert!(new_sortable_id("r", 61) < new_sortable_id("r", 62));
+        assert!(new_sortable_id("r", 62u64.pow(8) - 1).starts_with("rzzzzzzzz"));
     }
 }

@@ -18,15 +18,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 /// writer goes through the busy timeout instead of failing on upgrade.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// Multi-row inserts: sqlx runs each statement through its worker thread,
-/// so one statement per row cost a thread hand-off per row — the writer
-/// then used more CPU than the requests it recorded. 27 columns × 200 rows
-/// stays far under SQLite's 32,766 bound variables.
 const INSERT_USAGE: &str = "INSERT OR IGNORE INTO usage (ts, request_id, key_name, dialect, \
      endpoint, model, provider, upstream_model, attempts, status, stream, input_uncached, \
      cache_read, cache_write, output, reasoning, cost_nanos, currency, latency_ms, ttfb_ms, \
-     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) ";
-const USAGE_ROWS_PER_STATEMENT: usize = 200;
+     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 
 const LIST: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys ORDER BY name";
@@ -34,7 +31,11 @@ const GET: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys WHERE name = ?";
 
 pub(super) struct Sqlite {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
+    path: std::path::PathBuf,
+    /// The usage rows' own connection (rusqlite), opened at the first
+    /// batch and reopened after a failure.
+    usage: std::sync::Mutex<Option<rusqlite::Connection>>,
 }
 
 impl Sqlite {
@@ -56,7 +57,13 @@ impl Sqlite {
         let mut tries = 0;
         loop {
             match MIGRATOR.run(&pool).await {
-                Ok(()) => return Ok(Self { pool }),
+                Ok(()) => {
+                    return Ok(Self {
+                        pool,
+                        path: path.to_owned(),
+                        usage: std::sync::Mutex::new(None),
+                    })
+                }
                 Err(_) if tries < 4 => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -223,51 +230,25 @@ impl Sqlite {
     }
 
     pub(super) async fn insert_usage(&self, rows: Vec<UsageRow>) -> Result<u64, StoreError> {
-        // One transaction for the batch: one fsync, not one per row.
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        let mut inserted = 0;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk = rows.by_ref().take(USAGE_ROWS_PER_STATEMENT);
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT_USAGE);
-            q.push_values(chunk, |mut b, row| {
-                b.push_bind(row.ts)
-                    .push_bind(row.request_id)
-                    .push_bind(row.key_name)
-                    .push_bind(row.dialect)
-                    .push_bind(row.endpoint)
-                    .push_bind(row.model)
-                    .push_bind(row.provider)
-                    .push_bind(row.upstream_model)
-                    .push_bind(row.attempts)
-                    .push_bind(i64::from(row.status))
-                    .push_bind(row.stream)
-                    .push_bind(int(row.input_uncached))
-                    .push_bind(int(row.cache_read))
-                    .push_bind(int(row.cache_write))
-                    .push_bind(int(row.output))
-                    .push_bind(int(row.reasoning))
-                    .push_bind(row.cost_nanos)
-                    .push_bind(row.currency)
-                    .push_bind(row.latency_ms)
-                    .push_bind(row.ttfb_ms)
-                    .push_bind(row.overhead_ms)
-                    .push_bind(row.bytes_in.map(int))
-                    .push_bind(row.bytes_out.map(int))
-                    .push_bind(row.client_addr)
-                    .push_bind(row.user_agent)
-                    .push_bind(row.session_id)
-                    .push_bind(row.error);
-            });
-            inserted += q
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
+        // Blocking, on the store's own thread: nothing else waits on it
+        // but the store's other requests, which would wait for the one
+        // write lock anyway.
+        let mut writer = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if writer.is_none() {
+            *writer = Some(open_usage_writer(&self.path)?);
         }
-        tx.commit().await.map_err(backend)?;
-        Ok(inserted)
+        let Some(conn) = writer.as_mut() else {
+            return Err(StoreError::Backend("no usage writer".into()));
+        };
+        let result = insert_rows(conn, &rows);
+        if result.is_err() {
+            // A connection in an unknown state is not reused.
+            *writer = None;
+        }
+        result.map_err(|e| StoreError::Backend(format!("usage rows: {e}")))
     }
 
     #[cfg(test)]
@@ -316,7 +297,7 @@ async fn forget_use(tx: &mut Tx, name: &str) -> Result<(), StoreError> {
 }
 
 /// sqlx messages carry SQLite's text, never bound values: no key leaks.
-fn backend(e: sqlx::Error) -> StoreError {
+pub(super) fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -373,6 +354,60 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 }
 
 /// SQLite integers are signed; counts past i64 are not real anyway.
+/// The connection the usage rows go through: the same file, the same busy
+/// timeout as the pool's, so another process's writer is waited for.
+fn open_usage_writer(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path)
+        .and_then(|c| c.busy_timeout(Duration::from_secs(5)).map(|()| c))
+        .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+    conn.set_prepared_statement_cache_capacity(4);
+    Ok(conn)
+}
+
+/// One transaction (one fsync), one cached statement stepped per row; a
+/// request id already stored is skipped, so a replay never doubles a row.
+fn insert_rows(conn: &mut rusqlite::Connection, rows: &[UsageRow]) -> rusqlite::Result<u64> {
+    use rusqlite::params;
+    let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let mut inserted = 0;
+    {
+        let mut insert = tx.prepare_cached(INSERT_USAGE)?;
+        for row in rows {
+            inserted += insert.execute(params![
+                row.ts,
+                row.request_id,
+                row.key_name,
+                row.dialect,
+                row.endpoint,
+                row.model,
+                row.provider,
+                row.upstream_model,
+                row.attempts,
+                row.status,
+                row.stream,
+                int(row.input_uncached),
+                int(row.cache_read),
+                int(row.cache_write),
+                int(row.output),
+                int(row.reasoning),
+                row.cost_nanos,
+                row.currency,
+                row.latency_ms,
+                row.ttfb_ms,
+                row.overhead_ms,
+                row.bytes_in.map(int),
+                row.bytes_out.map(int),
+                row.client_addr,
+                row.user_agent,
+                row.session_id,
+                row.error,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(u64::try_from(inserted).unwrap_or(0))
+}
+
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -92,9 +92,7 @@ impl UsageRow {
     pub fn from_record(rec: &RequestRecord, client: Client, elapsed: Duration) -> Self {
         let served = rec.served_by();
         let usage = rec.result.usage.unwrap_or_default();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = i64::try_from(unix_ms()).unwrap_or(i64::MAX);
         let elapsed_ms = i64::try_from(elapsed.as_millis()).unwrap_or(0);
         let ttfb = served.and_then(|a| a.to_first_event);
         // A non-streamed answer's first event is its whole body, so the
@@ -122,8 +120,11 @@ impl UsageRow {
             cache_write: usage.cache_write,
             output: usage.output_total,
             reasoning: usage.reasoning,
-            cost_nanos: None,
-            currency: None,
+            cost_nanos: rec
+                .result
+                .cost
+                .map(|c| i64::try_from(c.total).unwrap_or(i64::MAX)),
+            currency: rec.result.cost.map(|c| c.currency.as_str().to_owned()),
             latency_ms: ms(elapsed),
             ttfb_ms: ttfb.map(ms),
             overhead_ms: overhead.map(ms),
@@ -135,6 +136,13 @@ impl UsageRow {
             error: rec.result.error.clone(),
         }
     }
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Milliseconds with microsecond precision.

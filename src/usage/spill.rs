@@ -89,6 +89,7 @@ impl Spill {
             Some(Ok(())) => {
                 self.dirty.store(true, Ordering::Release);
                 self.spilled.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::usage_spilled();
             }
             Some(Err(e)) => self.lose(&format!("{}: {e}", self.path.display())),
             None => self.lose("no spill file"),
