@@ -267,3 +267,47 @@ fn conversations_are_logged_per_key_assembled_and_served_to_their_owners() {
     assert_eq!(get(addr, "/api/logs", LIMITED_KEY).status, 403);
     assert_eq!(get(addr, "/api/logs?limit=0", KEY).status, 400);
 }
+
+/// Global on, one key off: the key's own setting wins; and a request
+/// answered just before SIGTERM is in the file once the process has ended
+/// (the writer polls; the exit flush writes what it had not taken yet).
+#[test]
+fn the_global_setting_yields_to_a_key_and_exit_writes_what_is_queued() {
+    let m = mock();
+    let mut c = config(m.addr, &[], "");
+    c.push_str(&format!(
+        r#"
+[[api_keys]]
+key = "{LOGGED_KEY}"
+name = "quiet"
+log_conversations = false
+
+[logging]
+conversations = true
+dir = "logs/conv"
+"#
+    ));
+    let mut gw = live_gateway(&c);
+    let addr = gw.addr();
+    let body = json!({"model": "oa", "messages": [{"role": "user", "content": "bye"}]});
+    let quiet = post_json(addr, "/v1/chat/completions", LOGGED_KEY, &body);
+    let admin = post_json(addr, "/v1/chat/completions", KEY, &body);
+    assert_eq!((quiet.status, admin.status), (200, 200));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || gw.proc.try_wait().is_some()),
+        "the gateway exits"
+    );
+    let logged = lines(&gw.dir.join("logs/conv"));
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert_eq!(logged[0]["key"], "admin");
+    assert_eq!(
+        logged[0]["request_id"],
+        admin.header("x-request-id").unwrap()
+    );
+    assert_eq!(logged[0]["preview"], "bye");
+}

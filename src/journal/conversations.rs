@@ -26,6 +26,9 @@ pub const QUEUE_BYTES: usize = 256 * 1024 * 1024;
 const WAIT: Duration = Duration::from_millis(200);
 /// At most one warning this often (milliseconds).
 const WARN_EVERY_MS: i64 = 30_000;
+/// Old files are also pruned this often, not only when a file opens: a log
+/// that went quiet still lets its files expire.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The request path's handle, and the writer's state behind a lock the exit
 /// flush can take over.
@@ -153,6 +156,17 @@ impl ConversationLog {
         }
     }
 
+    /// Deletes files past their retention or the count cap.
+    fn prune(&self) {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = w.files.prune(super::files::now_ms()) {
+            log::warn!(
+                "conversation log: cannot prune {}: {e}",
+                w.files.dir().display()
+            );
+        }
+    }
+
     /// Closes the queue and writes what is left.
     pub fn finish(&self) {
         self.writer
@@ -183,7 +197,12 @@ impl BackgroundService for ConversationWriter {
     async fn start(&self, _shutdown: ShutdownWatch) {
         // Runs until the exit flush closes the queue, so requests finishing
         // during a shutdown's grace are still written.
+        let mut pruned = std::time::Instant::now();
         while self.log.drain() {
+            if pruned.elapsed() >= PRUNE_EVERY {
+                self.log.prune();
+                pruned = std::time::Instant::now();
+            }
             tokio::time::sleep(WAIT).await;
         }
     }
