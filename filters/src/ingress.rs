@@ -28,6 +28,8 @@ pub enum Endpoint {
     UpstreamKeyStats,
     /// `/api/keys[/{name}[/limits]]`: the client keys (admin API).
     AdminKeys,
+    /// `/api/usage[/requests[/{request_id}]|/export]`: usage rows (admin API).
+    AdminUsage,
     /// `GET /metrics`: Prometheus text format.
     Metrics,
     /// `GET /api/logs`: recent gateway log lines (admin or viewer).
@@ -156,6 +158,9 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
     }
     if path == "/api/keys" || path.starts_with("/api/keys/") {
         return Endpoint::AdminKeys;
+    }
+    if path == "/api/usage" || path.starts_with("/api/usage/") {
+        return Endpoint::AdminUsage;
     }
     if path == "/api/conversations"
         || path
@@ -353,6 +358,23 @@ mod tests {
             trailing_id("/v1beta/models/gemini-x").as_deref(),
             Some("gemini-x")
         );
+    }
+
+    #[test]
+    fn usage_paths_go_to_the_usage_api() {
+        for path in [
+            "/api/usage",
+            "/api/usage/",
+            "/api/usage?group_by=day",
+            "/api/usage/requests",
+            "/api/usage/requests/req_1",
+            "/api/usage/export?from=0",
+        ] {
+            assert_eq!(classify("GET", path), Endpoint::AdminUsage, "{path}");
+        }
+        // The method is the handler's to refuse, in the caller's dialect.
+        assert_eq!(classify("POST", "/api/usage"), Endpoint::AdminUsage);
+        assert_eq!(classify("GET", "/api/usagex"), Endpoint::NotFound);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod access_log;
 mod admin;
+mod admin_usage;
 mod admin_logs;
 mod admission;
 mod auth;
@@ -135,6 +136,11 @@ impl ProxyHttp for Gateway {
             Endpoint::Metrics => crate::metrics::serve(session, rec, &live).await,
             Endpoint::AdminKeys => {
                 Box::pin(admin::keys(session, rec, &live, self.key_store.as_ref())).await
+            }
+            Endpoint::AdminUsage => {
+                // Rows are there to read only when they are recorded.
+                let store = self.usage.as_ref().and(self.key_store.as_ref());
+                Box::pin(admin_usage::usage(session, rec, &live, store)).await
             }
             Endpoint::AdminLogs => admin_logs::logs(session, rec, &live, &self.journal).await,
             Endpoint::AdminConversations => {

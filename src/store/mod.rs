@@ -11,8 +11,10 @@
 
 pub mod refresh;
 mod sqlite;
+mod sqlite_usage;
 #[cfg(test)]
 mod tests;
+pub mod usage_query;
 
 use crate::usage::UsageRow;
 use filters::auth::{ClientKey, KeySource, KeySpec};
@@ -93,6 +95,14 @@ enum Request {
     Touch(Vec<(String, i64)>, Reply<()>),
     LastUsed(Reply<HashMap<String, i64>>),
     InsertUsage(Vec<UsageRow>, Reply<u64>),
+    UsageSummary(usage_query::SummaryQuery, Reply<usage_query::Summary>),
+    UsagePage(
+        usage_query::UsageFilter,
+        Option<usage_query::Cursor>,
+        u32,
+        Reply<usage_query::Page>,
+    ),
+    UsageByRequest(String, Reply<Option<usage_query::StoredUsage>>),
     #[cfg(test)]
     UsageCount(Reply<u64>),
 }
@@ -200,6 +210,36 @@ impl KeyStore {
         self.ask(|r| Request::InsertUsage(rows, r)).await
     }
 
+    /// Usage totals over a time range, overall and per group.
+    pub async fn usage_summary(
+        &self,
+        q: usage_query::SummaryQuery,
+    ) -> Result<usage_query::Summary, StoreError> {
+        self.ask(|r| Request::UsageSummary(q, r)).await
+    }
+
+    /// Up to `limit` usage rows after `after`, newest first. Each page is
+    /// one request to the store's thread, so a long walk (an export) lets
+    /// the usage writer in between pages.
+    pub async fn usage_page(
+        &self,
+        filter: usage_query::UsageFilter,
+        after: Option<usage_query::Cursor>,
+        limit: u32,
+    ) -> Result<usage_query::Page, StoreError> {
+        self.ask(|r| Request::UsagePage(filter, after, limit, r))
+            .await
+    }
+
+    /// The usage row of one request.
+    pub async fn usage_by_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<usage_query::StoredUsage>, StoreError> {
+        self.ask(|r| Request::UsageByRequest(request_id.to_owned(), r))
+            .await
+    }
+
     /// How many usage rows are stored.
     #[cfg(test)]
     pub async fn usage_count(&self) -> Result<u64, StoreError> {
@@ -266,6 +306,11 @@ async fn answer(db: &Sqlite, request: Request) {
         Request::Touch(used, r) => drop(r.send(db.touch(used).await)),
         Request::LastUsed(r) => drop(r.send(db.last_used().await)),
         Request::InsertUsage(rows, r) => drop(r.send(db.insert_usage(rows).await)),
+        Request::UsageSummary(q, r) => drop(r.send(db.usage_summary(&q).await)),
+        Request::UsagePage(f, after, limit, r) => {
+            drop(r.send(db.usage_page(&f, after, limit).await))
+        }
+        Request::UsageByRequest(id, r) => drop(r.send(db.usage_by_request(&id).await)),
         #[cfg(test)]
         Request::UsageCount(r) => drop(r.send(db.usage_count().await)),
     }

@@ -1,0 +1,269 @@
+//! The usage read side on SQLite: binds and runs `usage_query`'s
+//! statements. WAL lets these reads run beside another process's writes;
+//! in this process they take turns with the writer on the store's thread,
+//! one statement (one page, one day) at a time.
+
+use super::sqlite::{backend, Sqlite};
+use super::usage_query::{self, Bind, ReadColumns, Sql, UsageReader};
+use super::StoreError;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+impl UsageReader for Sqlite {
+    type Row = SqliteRow;
+
+    async fn fetch(&self, sql: &Sql) -> Result<Vec<SqliteRow>, StoreError> {
+        // The text is built from fixed fragments; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+        for b in &sql.binds {
+            q = match b {
+                Bind::Int(n) => q.bind(*n),
+                Bind::Text(s) => q.bind(s.clone()),
+            };
+        }
+        q.fetch_all(&self.pool).await.map_err(backend)
+    }
+}
+
+impl ReadColumns for SqliteRow {
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.try_get(i).map_err(backend)
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.try_get(i).map_err(backend)
+    }
+
+    fn real(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        self.try_get(i).map_err(backend)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
+        self.try_get(i).map_err(backend)
+    }
+}
+
+impl Sqlite {
+    pub(super) async fn usage_summary(
+        &self,
+        q: &usage_query::SummaryQuery,
+    ) -> Result<usage_query::Summary, StoreError> {
+        usage_query::summarize(self, q).await
+    }
+
+    pub(super) async fn usage_page(
+        &self,
+        filter: &usage_query::UsageFilter,
+        after: Option<usage_query::Cursor>,
+        limit: u32,
+    ) -> Result<usage_query::Page, StoreError> {
+        usage_query::page(self, filter, after, limit).await
+    }
+
+    pub(super) async fn usage_by_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<usage_query::StoredUsage>, StoreError> {
+        usage_query::by_request(self, request_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::usage_query::*;
+    use super::*;
+    use crate::usage::UsageRow;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn open() -> (Sqlite, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "modelswitch-usage-query-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        (Sqlite::connect(&dir.join("t.db")).await.unwrap(), dir)
+    }
+
+    fn row(i: usize, ts: i64, key: &str, model: &str, provider: &str, status: u16) -> UsageRow {
+        UsageRow {
+            ts,
+            request_id: format!("req_{i}"),
+            key_name: Some(key.into()),
+            dialect: Some("openai".into()),
+            endpoint: "/v1/chat/completions".into(),
+            model: Some(model.into()),
+            provider: Some(provider.into()),
+            upstream_model: Some("up".into()),
+            attempts: r#"[{"provider":"p","model":"up","outcome":"ok"}]"#.into(),
+            status,
+            stream: i.is_multiple_of(2),
+            input_uncached: 10 + i as u64,
+            cache_read: 3,
+            cache_write: 1,
+            output: 7,
+            reasoning: 2,
+            cost_nanos: (!i.is_multiple_of(3)).then_some(1_000 * i as i64),
+            currency: (!i.is_multiple_of(3)).then(|| if i % 3 == 1 { "USD" } else { "CNY" }.into()),
+            latency_ms: 12.5,
+            ttfb_ms: Some(3.25),
+            overhead_ms: None,
+            bytes_in: Some(100),
+            bytes_out: None,
+            client_addr: Some("127.0.0.1:5".into()),
+            user_agent: Some("ua, \"quoted\"".into()),
+            session_id: None,
+            error: (status >= 400).then(|| "boom".into()),
+        }
+    }
+
+    #[test]
+    fn sqlite_binds_dollar_placeholders_by_number() {
+        runtime().block_on(async {
+            let (db, dir) = open().await;
+            // Out of order and reused: bound by number, not by appearance.
+            let sql = Sql {
+                text: "SELECT $2 - $1, $1, $2 * $2".into(),
+                binds: vec![Bind::Int(1), Bind::Int(5)],
+            };
+            let rows = db.fetch(&sql).await.unwrap();
+            assert_eq!(rows[0].int(0).unwrap(), Some(4));
+            assert_eq!(rows[0].int(1).unwrap(), Some(1));
+            assert_eq!(rows[0].int(2).unwrap(), Some(25));
+            db.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
+
+    #[test]
+    fn summaries_pages_and_single_rows_read_back_what_was_written() {
+        runtime().block_on(async {
+            let (db, dir) = open().await;
+            let hour = 3_600_000;
+            let base = 1_764_720_000_000; // 2025-12-03T00:00:00Z
+            let mut rows = Vec::new();
+            for i in 0..30 {
+                let key = if i % 2 == 0 { "a" } else { "b" };
+                let model = if i % 5 == 0 { "m2" } else { "m1" };
+                let status = if i % 7 == 0 { 502 } else { 200 };
+                // Three rows share each ts: the id breaks ties.
+                rows.push(row(
+                    i,
+                    base + (i as i64 / 3) * hour,
+                    key,
+                    model,
+                    "p",
+                    status,
+                ));
+            }
+            db.insert_usage(rows.clone()).await.unwrap();
+            let all = UsageFilter::between(base, base + 48 * hour);
+            let utc = filters::limits::day::zone("UTC").unwrap();
+
+            let q = SummaryQuery {
+                filter: all.clone(),
+                group_by: vec![GroupBy::Key],
+                zone: utc.clone(),
+            };
+            let s = db.usage_summary(&q).await.unwrap();
+            assert_eq!(s.totals.requests, 30);
+            assert_eq!(
+                s.totals.errors,
+                rows.iter().filter(|r| r.status >= 400).count() as u64
+            );
+            let input: u64 = rows.iter().map(|r| r.input_uncached).sum();
+            assert_eq!(s.totals.input_uncached, input);
+            assert_eq!(s.totals.reasoning, 60);
+            let cost = |c: &str| -> i64 {
+                rows.iter()
+                    .filter(|r| r.currency.as_deref() == Some(c))
+                    .map(|r| r.cost_nanos.unwrap())
+                    .sum()
+            };
+            assert_eq!(s.totals.cost_nanos["USD"], cost("USD"));
+            assert_eq!(s.totals.cost_nanos["CNY"], cost("CNY"));
+            assert_eq!(s.totals.unpriced, 10);
+            assert_eq!(s.groups.len(), 2);
+            assert_eq!(s.groups[0].keys, vec![GroupValue::Name(Some("a".into()))]);
+            assert_eq!(s.groups[0].totals.requests, 15);
+
+            // Days and hours: ten hours on one UTC day.
+            let q = SummaryQuery {
+                filter: all.clone(),
+                group_by: vec![GroupBy::Day, GroupBy::Hour],
+                zone: utc,
+            };
+            let s = db.usage_summary(&q).await.unwrap();
+            assert_eq!(s.groups.len(), 10);
+            assert_eq!(s.groups[0].keys[0], GroupValue::Day("2025-12-03".into()));
+            assert_eq!(s.groups[0].keys[1], GroupValue::Hour(base));
+            assert_eq!(s.groups[9].keys[1], GroupValue::Hour(base + 9 * hour));
+            assert_eq!(s.totals.requests, 30);
+            // Five hours behind UTC, the first five hours are the day before.
+            let q = SummaryQuery {
+                filter: all.clone(),
+                group_by: vec![GroupBy::Day],
+                zone: filters::limits::day::zone("America/New_York").unwrap(),
+            };
+            let s = db.usage_summary(&q).await.unwrap();
+            let days: Vec<_> = s
+                .groups
+                .iter()
+                .map(|g| (g.keys[0].clone(), g.totals.requests))
+                .collect();
+            assert_eq!(
+                days,
+                vec![
+                    (GroupValue::Day("2025-12-02".into()), 15),
+                    (GroupValue::Day("2025-12-03".into()), 15)
+                ]
+            );
+
+            // Filters.
+            let mut f = all.clone();
+            f.key = Some("b".into());
+            f.model = Some("m2".into());
+            let q = SummaryQuery {
+                filter: f,
+                group_by: vec![],
+                zone: filters::limits::day::zone("UTC").unwrap(),
+            };
+            let s = db.usage_summary(&q).await.unwrap();
+            assert_eq!(s.totals.requests, 3); // 5, 15, 25
+
+            // Pages of 7 visit every row once, newest first.
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let p = db.usage_page(&all, after, 7).await.unwrap();
+                assert!(p.rows.len() <= 7);
+                seen.extend(p.rows.iter().map(|r| r.row.clone()));
+                match p.next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+            let mut want = rows.clone();
+            want.reverse(); // later ts, then later id, first
+            assert_eq!(seen, want);
+
+            let mut errors = all.clone();
+            errors.status = Some(StatusFilter::Error);
+            let p = db.usage_page(&errors, None, 500).await.unwrap();
+            assert_eq!(p.rows.len(), 5);
+            assert!(p.next.is_none());
+
+            let one = db.usage_by_request("req_4").await.unwrap().unwrap();
+            assert_eq!(one.row, rows[4]);
+            assert!(db.usage_by_request("req_x").await.unwrap().is_none());
+            db.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
+}
