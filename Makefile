@@ -18,7 +18,8 @@ CLI_DIR    := target/cli
 all: build
 
 ## What a fresh machine lacks: pingora-core builds zlib-ng with cmake; the SDK
-## tests need python3 with venv; the Redis limiter tests start redis-server.
+## tests need python3 with venv; the Redis limiter tests start redis-server;
+## the Postgres store tests start PostgreSQL (Debian's postgresql package).
 ## Installs them with apt-get when run as root.
 deps:
 	@command -v cmake >/dev/null 2>&1 || { \
@@ -33,6 +34,10 @@ deps:
 	  echo "installing redis-server (the Redis limiter tests start their own)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; fi; }
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  echo "installing postgresql (the Postgres store tests start their own server)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "postgresql is missing: run 'sudo apt-get install -y postgresql'"; exit 1; fi; }
 
 ## Node and npm for the Node SDK and agent CLI tests: Debian's packages when
 ## run as root and absent (the machine image brings Node 20).

@@ -156,13 +156,11 @@ fn run(
     };
     let listen = process.listen.clone();
     // Runtime keys: served from the first request on, kept current after.
-    let key_store = match store::KeyStore::open(&process.sqlite_path) {
+    // (The store's errors name the file or the URL, its password masked.)
+    let key_store = match store::KeyStore::open_configured(&process) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "cannot open the key store {}: {e}",
-                process.sqlite_path.display()
-            );
+            eprintln!("cannot open the key store: {e}");
             return ExitCode::from(2);
         }
     };
@@ -177,7 +175,7 @@ fn run(
     if let Err(e) = loaded {
         eprintln!(
             "cannot read the key store {}: {e}",
-            process.sqlite_path.display()
+            store::shown(&process)
         );
         return ExitCode::from(2);
     }
@@ -226,7 +224,9 @@ fn run(
             Ok(())
         })
     });
-    // Usage rows: queued by the request path, written by one writer.
+    // Usage rows: queued by the request path, written by one writer. The
+    // spill file is local whatever the backend: beside sqlite_path (by
+    // default modelswitch.db beside the config, never created for Postgres).
     let usage = process.record_usage.then(|| {
         Arc::new(usage::UsageSink::new(
             key_store.clone(),

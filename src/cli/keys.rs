@@ -1,7 +1,8 @@
 //! `modelswitch keys create|list|show|update|revoke`: the key store from a
 //! shell, beside a running gateway (which serves each change within a
-//! second) or without one. Reads only `storage.sqlite_path` of the config,
-//! so it needs none of the providers' secrets.
+//! second) or without one. Reads only `[storage]` of the config (the
+//! SQLite path, or the PostgreSQL URL with `backend = "postgres"`), so it
+//! needs none of the providers' secrets.
 //!
 //! Exit codes: 0 done, 1 no such key / name taken / store failure, 2 bad
 //! input (with the field at fault).
@@ -18,7 +19,8 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct KeysArgs {
-    /// The key store file (default: `storage.sqlite_path` of the config).
+    /// A SQLite key store file, whatever the config says (default: the
+    /// config's `[storage]`: its sqlite_path, or its postgres_url).
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
     #[command(subcommand)]
@@ -169,20 +171,25 @@ impl Attributes {
 }
 
 pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
-    let path = match args.db {
-        Some(p) => p,
-        None => match crate::config::sqlite_path_of(config) {
-            Ok(p) => p,
+    let at = match args.db {
+        Some(p) => StoreAt::Sqlite(p),
+        None => match store_of(config) {
+            Ok(at) => at,
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::from(2);
             }
         },
     };
-    let store = match KeyStore::open(&path) {
+    // The store's errors name the file or the URL (its password masked).
+    let opened = match &at {
+        StoreAt::Sqlite(path) => KeyStore::open(path),
+        StoreAt::Postgres(url) => KeyStore::open_postgres(url),
+    };
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -212,6 +219,41 @@ pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Where the keys are: a SQLite file or a PostgreSQL URL.
+#[derive(Debug, PartialEq, Eq)]
+enum StoreAt {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// The config's `[storage]`, reading nothing else: `backend`, then the
+/// Postgres URL (or the variable holding it) or the SQLite path.
+fn store_of(config: &Path) -> Result<StoreAt, String> {
+    let text = std::fs::read_to_string(config)
+        .map_err(|e| format!("{}: cannot read: {e}", config.display()))?;
+    // A file that does not parse is reported by `sqlite_path_of`, with the
+    // line at fault and never a value.
+    let Ok(doc) = toml::from_str::<toml::Table>(&text) else {
+        return crate::config::sqlite_path_of(config).map(StoreAt::Sqlite);
+    };
+    let storage = doc.get("storage");
+    let text_of = |name: &str| -> Result<Option<&str>, String> {
+        match storage.and_then(|s| s.get(name)) {
+            None => Ok(None),
+            Some(toml::Value::String(v)) => Ok(Some(v.as_str())),
+            Some(_) => Err(format!("storage.{name}: a string is required")),
+        }
+    };
+    match text_of("backend")? {
+        None | Some("sqlite") => crate::config::sqlite_path_of(config).map(StoreAt::Sqlite),
+        Some("postgres") => {
+            crate::store::resolve_url(text_of("postgres_url")?, text_of("postgres_url_env")?)
+                .map(StoreAt::Postgres)
+        }
+        Some(_) => Err("storage.backend: sqlite or postgres".into()),
     }
 }
 
@@ -443,4 +485,56 @@ fn key_json(k: &StoredKey, used: &HashMap<String, i64>) -> Value {
         );
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(tag: &str, storage: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "modelswitch-cli-store-{tag}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gateway.toml");
+        // Only [storage] is read: the rest may be anything, even invalid.
+        std::fs::write(&path, format!("[[providers]]\nname = 1\n{storage}")).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_store_comes_from_the_storage_table_alone() {
+        let c = config_with("default", "");
+        assert_eq!(
+            store_of(&c).unwrap(),
+            StoreAt::Sqlite(c.parent().unwrap().join("modelswitch.db"))
+        );
+        let c = config_with(
+            "pg",
+            "[storage]\nbackend = \"postgres\"\npostgres_url = \"postgres://u:p@h/db\"\n",
+        );
+        assert_eq!(
+            store_of(&c).unwrap(),
+            StoreAt::Postgres("postgres://u:p@h/db".into())
+        );
+        let c = config_with("pg-none", "[storage]\nbackend = \"postgres\"\n");
+        assert!(store_of(&c)
+            .unwrap_err()
+            .starts_with("storage.postgres_url: required"));
+        let c = config_with(
+            "pg-bad",
+            "[storage]\nbackend = \"postgres\"\npostgres_url = \"redis://u:hidden@h\"\n",
+        );
+        let err = store_of(&c).unwrap_err();
+        assert!(
+            err.contains("must start with") && !err.contains("hidden"),
+            "{err}"
+        );
+        let c = config_with("other", "[storage]\nbackend = \"mysql\"\n");
+        assert_eq!(
+            store_of(&c).unwrap_err(),
+            "storage.backend: sqlite or postgres"
+        );
+    }
 }

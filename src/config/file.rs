@@ -79,6 +79,19 @@ pub(super) struct FileStorage {
     /// Write one usage row per request (off until its writer is made
     /// cheap enough for every request: issue 12).
     pub(super) record_usage: Option<bool>,
+    /// `sqlite` (the default) or `postgres`, for replicas sharing one
+    /// database.
+    pub(super) backend: Option<FileStoreBackend>,
+    pub(super) postgres_url: Option<String>,
+    /// The name of an environment variable holding the URL.
+    pub(super) postgres_url_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum FileStoreBackend {
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

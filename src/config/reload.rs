@@ -109,6 +109,10 @@ impl Reloader {
                 snap.process.record_usage != self.process.record_usage,
             ),
             (
+                "storage.backend or postgres_url",
+                snap.process.store_backend != self.process.store_backend,
+            ),
+            (
                 "logging.dir, max_file_bytes, retention or max_files",
                 snap.process.conversation_files != self.process.conversation_files,
             ),

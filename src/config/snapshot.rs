@@ -176,6 +176,8 @@ pub struct Process {
     pub limit_backend: LimitBackend,
     /// Write one usage row per request (`[storage] record_usage`).
     pub record_usage: bool,
+    /// Where keys and usage rows are stored (`[storage] backend`).
+    pub store_backend: StoreBackend,
     /// Where and how the conversation log is written (`[logging]`).
     pub conversation_files: ConversationFiles,
 }
@@ -199,6 +201,17 @@ pub enum AccessLog {
     /// One JSON object per line, for log pipelines.
     Json,
     Off,
+}
+
+/// Where runtime keys and usage rows are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// The SQLite file at `Process::sqlite_path`: one machine.
+    Sqlite,
+    /// One PostgreSQL database shared by every replica that points at it
+    /// (the URL may hold a password: never shown). The usage spill file
+    /// stays local, beside `Process::sqlite_path`.
+    Postgres { url: Secret },
 }
 
 /// Where limiter counters live.

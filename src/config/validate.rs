@@ -12,6 +12,8 @@ use super::snapshot::{
     AccessLog, Balance, ConversationFiles, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider,
     ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
 };
+use super::file::FileStoreBackend;
+use super::snapshot::StoreBackend;
 use super::ConfigErrors;
 use filters::auth::{ClientKey, KeySource, KeySpec};
 use filters::breaker::BreakerConfig;
@@ -228,6 +230,31 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     if sqlite_path.is_empty() {
         errs.push("storage.sqlite_path: must not be empty".into());
     }
+    let store_backend = match f.storage.backend.unwrap_or(FileStoreBackend::Sqlite) {
+        FileStoreBackend::Sqlite => {
+            if f.storage.postgres_url.is_some() || f.storage.postgres_url_env.is_some() {
+                errs.push(
+                    "storage.postgres_url: only read with backend = \"postgres\" \
+                     (the backend is sqlite)"
+                        .into(),
+                );
+            }
+            StoreBackend::Sqlite
+        }
+        // Checked by the store's own parser; messages never hold the URL.
+        FileStoreBackend::Postgres => match crate::store::resolve_url(
+            f.storage.postgres_url.as_deref(),
+            f.storage.postgres_url_env.as_deref(),
+        ) {
+            Ok(url) => StoreBackend::Postgres {
+                url: Secret::new(url),
+            },
+            Err(e) => {
+                errs.push(e);
+                StoreBackend::Sqlite
+            }
+        },
+    };
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
@@ -235,6 +262,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         sqlite_path: sqlite_path.into(),
         limit_backend,
         record_usage: f.storage.record_usage.unwrap_or(false),
+        store_backend,
         conversation_files,
         ..process
     };
@@ -407,6 +435,7 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
         sqlite_path: std::path::PathBuf::new(),
         limit_backend: LimitBackend::Memory,
         record_usage: false,
+        store_backend: StoreBackend::Sqlite,
         conversation_files: ConversationFiles {
             dir: std::path::PathBuf::new(),
             max_file_bytes: 0,

@@ -1,6 +1,8 @@
-//! Stored state behind one small interface: today the runtime API keys in
-//! SQLite (`sqlite.rs`). Callers see `KeyStore` and plain types only, so a
-//! PostgreSQL backend can join later without touching them.
+//! Stored state behind one small interface: the runtime API keys and the
+//! usage rows, in SQLite (`sqlite.rs`, one machine) or PostgreSQL
+//! (`postgres.rs`, several replicas sharing one database). Callers see
+//! `KeyStore` and plain types only; `answer` is the one dispatch over the
+//! backends.
 //!
 //! A sqlx pool belongs to the tokio runtime that made it, and the gateway
 //! runs one single-threaded runtime per Pingora worker plus others for
@@ -9,15 +11,18 @@
 //! from any runtime (a CLI just `block_on`s it). The thread ends when the
 //! last handle is dropped, and it is also the one writer of the process.
 
+mod codec;
+mod postgres;
 pub mod refresh;
 mod sqlite;
-mod sqlite_usage;
 #[cfg(test)]
 mod tests;
-pub mod usage_query;
 
+use crate::config::{Process, StoreBackend};
 use crate::usage::UsageRow;
 use filters::auth::{ClientKey, KeySource, KeySpec};
+use postgres::Postgres;
+pub use postgres::{redact_url, resolve_url};
 use sqlite::Sqlite;
 use std::collections::HashMap;
 use std::fmt;
@@ -95,14 +100,6 @@ enum Request {
     Touch(Vec<(String, i64)>, Reply<()>),
     LastUsed(Reply<HashMap<String, i64>>),
     InsertUsage(Vec<UsageRow>, Reply<u64>),
-    UsageSummary(usage_query::SummaryQuery, Reply<usage_query::Summary>),
-    UsagePage(
-        usage_query::UsageFilter,
-        Option<usage_query::Cursor>,
-        u32,
-        Reply<usage_query::Page>,
-    ),
-    UsageByRequest(String, Reply<Option<usage_query::StoredUsage>>),
     #[cfg(test)]
     UsageCount(Reply<u64>),
 }
@@ -122,14 +119,32 @@ impl KeyStore {
                 StoreError::Backend(format!("{}: cannot create: {e}", dir.display()))
             })?;
         }
+        Self::start(Location::Sqlite(path.to_owned()))
+    }
+
+    /// The store the config names: `[storage] backend`.
+    pub fn open_configured(process: &Process) -> Result<KeyStore, StoreError> {
+        match &process.store_backend {
+            StoreBackend::Sqlite => Self::open(&process.sqlite_path),
+            StoreBackend::Postgres { url } => Self::open_postgres(url.expose()),
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url` (its password is never
+    /// shown in an error) and brings its schema up to date. Blocks until
+    /// the database is ready, 5 s at most for the connection.
+    pub fn open_postgres(url: &str) -> Result<KeyStore, StoreError> {
+        Self::start(Location::Postgres(url.to_owned()))
+    }
+
+    fn start(at: Location) -> Result<KeyStore, StoreError> {
         // Requests wait here while the thread is busy: a bounded queue
         // pushes back on callers instead of growing.
         let (requests, inbox) = mpsc::channel(64);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-        let owned = path.to_owned();
         std::thread::Builder::new()
             .name("key-store".into())
-            .spawn(move || serve(owned, inbox, ready_tx))
+            .spawn(move || serve(at, inbox, ready_tx))
             .map_err(|e| StoreError::Backend(format!("cannot start its thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(KeyStore { requests }),
@@ -210,36 +225,6 @@ impl KeyStore {
         self.ask(|r| Request::InsertUsage(rows, r)).await
     }
 
-    /// Usage totals over a time range, overall and per group.
-    pub async fn usage_summary(
-        &self,
-        q: usage_query::SummaryQuery,
-    ) -> Result<usage_query::Summary, StoreError> {
-        self.ask(|r| Request::UsageSummary(q, r)).await
-    }
-
-    /// Up to `limit` usage rows after `after`, newest first. Each page is
-    /// one request to the store's thread, so a long walk (an export) lets
-    /// the usage writer in between pages.
-    pub async fn usage_page(
-        &self,
-        filter: usage_query::UsageFilter,
-        after: Option<usage_query::Cursor>,
-        limit: u32,
-    ) -> Result<usage_query::Page, StoreError> {
-        self.ask(|r| Request::UsagePage(filter, after, limit, r))
-            .await
-    }
-
-    /// The usage row of one request.
-    pub async fn usage_by_request(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<usage_query::StoredUsage>, StoreError> {
-        self.ask(|r| Request::UsageByRequest(request_id.to_owned(), r))
-            .await
-    }
-
     /// How many usage rows are stored.
     #[cfg(test)]
     pub async fn usage_count(&self) -> Result<u64, StoreError> {
@@ -256,14 +241,46 @@ impl KeyStore {
     }
 }
 
+/// Which store the config names, for messages: the file, or the URL with
+/// its password masked.
+pub fn shown(process: &Process) -> String {
+    match &process.store_backend {
+        StoreBackend::Sqlite => process.sqlite_path.display().to_string(),
+        StoreBackend::Postgres { url } => redact_url(url.expose()),
+    }
+}
+
 fn closed() -> StoreError {
     StoreError::Backend("its thread has stopped".into())
+}
+
+/// Where the store's thread connects.
+enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// The backend the store's thread holds.
+enum Db {
+    Sqlite(Sqlite),
+    Postgres(Postgres),
+}
+
+/// The same call on whichever backend `$db` is: each backend has the same
+/// methods with the same signatures.
+macro_rules! on {
+    ($db:expr, $d:ident => $call:expr) => {
+        match $db {
+            Db::Sqlite($d) => $call,
+            Db::Postgres($d) => $call,
+        }
+    };
 }
 
 /// The store's thread: connects, reports readiness, then answers requests
 /// one at a time (one writer) until every handle is gone.
 fn serve(
-    path: PathBuf,
+    at: Location,
     mut inbox: mpsc::Receiver<Request>,
     ready: std::sync::mpsc::SyncSender<Result<(), StoreError>>,
 ) {
@@ -278,7 +295,11 @@ fn serve(
         }
     };
     runtime.block_on(async move {
-        let db = match Sqlite::connect(&path).await {
+        let connected = match at {
+            Location::Sqlite(path) => Sqlite::connect(&path).await.map(Db::Sqlite),
+            Location::Postgres(url) => Postgres::connect(&url).await.map(Db::Postgres),
+        };
+        let db = match connected {
             Ok(db) => db,
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -289,29 +310,24 @@ fn serve(
         while let Some(request) = inbox.recv().await {
             answer(&db, request).await;
         }
-        db.close().await;
+        on!(&db, d => d.close().await);
     });
 }
 
-async fn answer(db: &Sqlite, request: Request) {
+async fn answer(db: &Db, request: Request) {
     // A caller that gave up no longer wants the answer: send errors are
     // ignored.
     match request {
-        Request::Create(new, r) => drop(r.send(db.create(new).await)),
-        Request::List(r) => drop(r.send(db.list().await)),
-        Request::Get(name, r) => drop(r.send(db.get(&name).await)),
-        Request::Update(name, spec, r) => drop(r.send(db.update(&name, spec).await)),
-        Request::Delete(name, r) => drop(r.send(db.delete(&name).await)),
-        Request::Version(r) => drop(r.send(db.version().await)),
-        Request::Touch(used, r) => drop(r.send(db.touch(used).await)),
-        Request::LastUsed(r) => drop(r.send(db.last_used().await)),
-        Request::InsertUsage(rows, r) => drop(r.send(db.insert_usage(rows).await)),
-        Request::UsageSummary(q, r) => drop(r.send(db.usage_summary(&q).await)),
-        Request::UsagePage(f, after, limit, r) => {
-            drop(r.send(db.usage_page(&f, after, limit).await))
-        }
-        Request::UsageByRequest(id, r) => drop(r.send(db.usage_by_request(&id).await)),
+        Request::Create(new, r) => drop(r.send(on!(db, d => d.create(new).await))),
+        Request::List(r) => drop(r.send(on!(db, d => d.list().await))),
+        Request::Get(name, r) => drop(r.send(on!(db, d => d.get(&name).await))),
+        Request::Update(name, spec, r) => drop(r.send(on!(db, d => d.update(&name, spec).await))),
+        Request::Delete(name, r) => drop(r.send(on!(db, d => d.delete(&name).await))),
+        Request::Version(r) => drop(r.send(on!(db, d => d.version().await))),
+        Request::Touch(used, r) => drop(r.send(on!(db, d => d.touch(used).await))),
+        Request::LastUsed(r) => drop(r.send(on!(db, d => d.last_used().await))),
+        Request::InsertUsage(rows, r) => drop(r.send(on!(db, d => d.insert_usage(rows).await))),
         #[cfg(test)]
-        Request::UsageCount(r) => drop(r.send(db.usage_count().await)),
+        Request::UsageCount(r) => drop(r.send(on!(db, d => d.usage_count().await))),
     }
 }

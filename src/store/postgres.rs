@@ -1,0 +1,497 @@
+//! The key store and usage rows in PostgreSQL, for several gateway
+//! replicas sharing one database. The same semantics as `sqlite.rs`: every
+//! change to `keys` bumps `meta.keys_version` in the same transaction,
+//! `touch` never replaces a newer last use with an older one, and usage
+//! rows are inserted many per statement, a request id stored once.
+//!
+//! A small pool (the store's thread answers one request at a time; the
+//! pool only spares a reconnect after a connection breaks), a bounded
+//! connect, and a statement timeout so one stuck query cannot hold the
+//! thread — and with it every caller — forever. The URL's password never
+//! reaches an error: each message goes through [`Scrub`].
+
+use super::codec::{hash_from, int, spec_from, spec_json, unix_now};
+use super::{NewKey, StoreError, StoredKey};
+use crate::usage::UsageRow;
+use filters::auth::KeySpec;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, Row};
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+/// Connections per process: requests are answered one at a time.
+const POOL_SIZE: u32 = 4;
+/// Longest wait for a connection, a new one's connect and login included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a statement may run; the migrations have none (a new index on
+/// a large table may rightly take longer).
+const STATEMENT_TIMEOUT: &str = "30s";
+
+/// 27 columns × 200 rows stays far under PostgreSQL's 65,535 bound
+/// parameters, and one statement per batch is one round trip.
+const INSERT_USAGE: &str = "INSERT INTO usage (ts, request_id, key_name, dialect, \
+     endpoint, model, provider, upstream_model, attempts, status, stream, input_uncached, \
+     cache_read, cache_write, output, reasoning, cost_nanos, currency, latency_ms, ttfb_ms, \
+     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) ";
+const USAGE_ROWS_PER_STATEMENT: usize = 200;
+
+const LIST: &str =
+    "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys ORDER BY name";
+const GET: &str =
+    "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys WHERE name = $1";
+
+pub(super) struct Postgres {
+    pool: PgPool,
+    scrub: Scrub,
+}
+
+impl Postgres {
+    /// Connects, brings the schema up to date, and opens the pool. Several
+    /// replicas starting together are fine: sqlx's migrator holds an
+    /// advisory lock while it works.
+    pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
+        let scrub = Scrub::of(url);
+        let shown = redact_url(url);
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Backend(format!("{shown}: {what}{}", scrub.text(&e.to_string())))
+        };
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| fail("", &e))?
+            .application_name("modelswitch");
+        let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, options.clone().connect())
+            .await
+            .map_err(|_| fail("", &"no connection within 5s"))?
+            .map_err(|e| fail("", &e))?;
+        let migrated = MIGRATOR.run(&mut conn).await;
+        // Closing ends the session, and with it the migrator's lock.
+        let _ = conn.close().await;
+        migrated.map_err(|e| fail("cannot migrate: ", &e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            // A pooled connection may have died with a server restart: a
+            // ping before use reconnects instead of failing one request.
+            .test_before_acquire(true)
+            .connect_with(options.options([("statement_timeout", STATEMENT_TIMEOUT)]))
+            .await
+            .map_err(|e| fail("", &e))?;
+        Ok(Self { pool, scrub })
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn create(&self, new: NewKey) -> Result<StoredKey, StoreError> {
+        let now = unix_now();
+        let spec = spec_json(&new.spec)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.fail(e))?;
+        // ON CONFLICT rather than a check first: two replicas creating one
+        // name at once both pass a check, and one would then fail on the
+        // primary key with a database error instead of a conflict.
+        let inserted = sqlx::query(
+            "INSERT INTO keys (name, hash, prefix, spec, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&new.spec.name)
+        .bind(filters::auth::hex(&new.hash))
+        .bind(&new.prefix)
+        .bind(spec)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.fail(e))?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(new.spec.name));
+        }
+        // A new key under an old name has not been used yet.
+        self.forget_use(&mut tx, &new.spec.name).await?;
+        self.bump_version(&mut tx).await?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(StoredKey {
+            spec: new.spec,
+            hash: new.hash,
+            prefix: new.prefix,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub(super) async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query(LIST)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        // One unreadable row (written by another version) must not hide
+        // every other key.
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                stored(row)
+                    .map_err(|e| log::warn!("a key store row is skipped: {e}"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    pub(super) async fn get(&self, name: &str) -> Result<Option<StoredKey>, StoreError> {
+        let row = sqlx::query(GET)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        row.as_ref().map(stored).transpose()
+    }
+
+    pub(super) async fn update(&self, name: &str, spec: KeySpec) -> Result<StoredKey, StoreError> {
+        let now = unix_now();
+        let json = spec_json(&spec)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.fail(e))?;
+        let row = sqlx::query(
+            "UPDATE keys SET spec = $1, updated_at = $2 WHERE name = $3 \
+             RETURNING hash, prefix, created_at",
+        )
+        .bind(json)
+        .bind(now)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.fail(e))?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(name.to_owned()));
+        };
+        let hash = hash_from(name, &row.try_get::<String, _>("hash").map_err(backend)?)?;
+        let prefix = row.try_get("prefix").map_err(backend)?;
+        let created_at = row.try_get("created_at").map_err(backend)?;
+        self.bump_version(&mut tx).await?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(StoredKey {
+            spec,
+            hash,
+            prefix,
+            created_at,
+            updated_at: now,
+        })
+    }
+
+    pub(super) async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.fail(e))?;
+        let gone = sqlx::query("DELETE FROM keys WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.fail(e))?
+            .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        self.forget_use(&mut tx, name).await?;
+        self.bump_version(&mut tx).await?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(true)
+    }
+
+    pub(super) async fn version(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT keys_version FROM meta WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub(super) async fn touch(&self, used: Vec<(String, i64)>) -> Result<(), StoreError> {
+        // One statement for the batch. Names once each (an upsert may not
+        // touch one row twice) and in order, so two replicas touching the
+        // same keys lock their rows in the same order and never deadlock.
+        let mut latest: BTreeMap<String, i64> = BTreeMap::new();
+        for (name, at) in used {
+            let slot = latest.entry(name).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+        let (names, ats): (Vec<String>, Vec<i64>) = latest.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO key_activity (name, last_used_at) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+             ON CONFLICT (name) DO UPDATE \
+             SET last_used_at = GREATEST(key_activity.last_used_at, EXCLUDED.last_used_at)",
+        )
+        .bind(names)
+        .bind(ats)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.fail(e))
+        .map(drop)
+    }
+
+    pub(super) async fn last_used(&self) -> Result<HashMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, last_used_at FROM key_activity")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.fail(e))?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub(super) async fn insert_usage(&self, rows: Vec<UsageRow>) -> Result<u64, StoreError> {
+        // One transaction for the batch: one commit, not one per row.
+        let mut tx = self.pool.begin().await.map_err(|e| self.fail(e))?;
+        let mut inserted = 0;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk = rows.by_ref().take(USAGE_ROWS_PER_STATEMENT);
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_USAGE);
+            q.push_values(chunk, |mut b, row| {
+                b.push_bind(row.ts)
+                    .push_bind(row.request_id)
+                    .push_bind(row.key_name)
+                    .push_bind(row.dialect)
+                    .push_bind(row.endpoint)
+                    .push_bind(row.model)
+                    .push_bind(row.provider)
+                    .push_bind(row.upstream_model)
+                    .push_bind(row.attempts)
+                    .push_bind(i64::from(row.status))
+                    .push_bind(row.stream)
+                    .push_bind(int(row.input_uncached))
+                    .push_bind(int(row.cache_read))
+                    .push_bind(int(row.cache_write))
+                    .push_bind(int(row.output))
+                    .push_bind(int(row.reasoning))
+                    .push_bind(row.cost_nanos)
+                    .push_bind(row.currency)
+                    .push_bind(row.latency_ms)
+                    .push_bind(row.ttfb_ms)
+                    .push_bind(row.overhead_ms)
+                    .push_bind(row.bytes_in.map(int))
+                    .push_bind(row.bytes_out.map(int))
+                    .push_bind(row.client_addr)
+                    .push_bind(row.user_agent)
+                    .push_bind(row.session_id)
+                    .push_bind(row.error);
+            });
+            // DO NOTHING also skips a second row of one id in the same
+            // statement (DO UPDATE would fail there).
+            q.push(" ON CONFLICT (request_id) DO NOTHING");
+            inserted += q
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.fail(e))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(inserted)
+    }
+
+    #[cfg(test)]
+    pub(super) async fn usage_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM usage")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn bump_version(&self, tx: &mut Tx) -> Result<(), StoreError> {
+        sqlx::query("UPDATE meta SET keys_version = keys_version + 1 WHERE id = 1")
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.fail(e))
+            .map(drop)
+    }
+
+    async fn forget_use(&self, tx: &mut Tx, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM key_activity WHERE name = $1")
+            .bind(name)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.fail(e))
+            .map(drop)
+    }
+
+    /// sqlx's messages carry the server's text, never bound values; the
+    /// scrub is for the one message that could hold the URL (a connect).
+    fn fail(&self, e: sqlx::Error) -> StoreError {
+        StoreError::Backend(self.scrub.text(&e.to_string()))
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Decoding a row read back names no secret: its errors carry column names.
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn stored(row: &PgRow) -> Result<StoredKey, StoreError> {
+    let name: String = row.try_get("name").map_err(backend)?;
+    let hash: String = row.try_get("hash").map_err(backend)?;
+    let json: String = row.try_get("spec").map_err(backend)?;
+    Ok(StoredKey {
+        spec: spec_from(&name, &json)?,
+        hash: hash_from(&name, &hash)?,
+        prefix: row.try_get("prefix").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        updated_at: row.try_get("updated_at").map_err(backend)?,
+    })
+}
+
+/// `[storage] postgres_url` or `postgres_url_env` (the name of a variable
+/// holding it) into the URL, checked: exactly one of the two, the scheme,
+/// and sqlx's own parse. Messages name the setting and never its value.
+pub fn resolve_url(url: Option<&str>, url_env: Option<&str>) -> Result<String, String> {
+    let url = match (url, url_env) {
+        (Some(u), None) => u.to_owned(),
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            _ => {
+                return Err(format!(
+                    "storage.postgres_url_env: environment variable {var} is not set"
+                ))
+            }
+        },
+        (Some(_), Some(_)) => {
+            return Err(
+                "storage.postgres_url: set postgres_url or postgres_url_env, not both".into(),
+            )
+        }
+        (None, None) => {
+            return Err(
+                "storage.postgres_url: required with backend = \"postgres\" \
+                 (or postgres_url_env naming a variable that holds it)"
+                    .into(),
+            )
+        }
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("storage.postgres_url: must start with postgres:// or postgresql://".into());
+    }
+    if let Err(e) = PgConnectOptions::from_str(&url) {
+        return Err(format!(
+            "storage.postgres_url: {}",
+            Scrub::of(&url).text(&e.to_string())
+        ));
+    }
+    Ok(url)
+}
+
+/// The URL with its password masked (`postgres://app:***@db/modelswitch`),
+/// for messages that must say which database.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme) = url.find("://") else {
+        // Not a URL: nothing of it is safe to show.
+        return "***".to_owned();
+    };
+    let rest = &url[scheme + 3..];
+    let (before_query, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
+    };
+    let mut out = url[..scheme + 3].to_owned();
+    // The last '@' ends the user info: a password written with a raw '@'
+    // or '/' is then masked whole rather than shown in part.
+    match before_query.rfind('@') {
+        Some(at) => {
+            let user = before_query[..at].split(':').next().unwrap_or("");
+            out.push_str(user);
+            if before_query[..at].contains(':') {
+                out.push_str(":***");
+            }
+            out.push_str(&before_query[at..]);
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// Takes a URL's password out of any text, however it is written there.
+pub(super) struct Scrub {
+    url: String,
+    shown: String,
+    secrets: Vec<String>,
+}
+
+impl Scrub {
+    pub(super) fn of(url: &str) -> Self {
+        let mut secrets = Vec::new();
+        if let Some(scheme) = url.find("://") {
+            let rest = &url[scheme + 3..];
+            let before_query = rest.split('?').next().unwrap_or("");
+            if let Some(at) = before_query.rfind('@') {
+                if let Some((_, pass)) = before_query[..at].split_once(':') {
+                    secrets.push(pass.to_owned());
+                }
+            }
+            if let Some((_, query)) = rest.split_once('?') {
+                for pair in query.split('&') {
+                    if let Some((k, v)) = pair.split_once('=') {
+                        if k.eq_ignore_ascii_case("password") {
+                            secrets.push(v.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+        secrets.extend(decoded);
+        secrets.retain(|s| !s.is_empty());
+        // Longest first: a password that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self {
+            url: url.to_owned(),
+            shown: redact_url(url),
+            secrets,
+        }
+    }
+
+    pub(super) fn text(&self, text: &str) -> String {
+        let mut out = text.replace(&self.url, &self.shown);
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+}
+
+/// `%40` to `@` and so on; a malformed escape stays as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => match (hex(h), hex(l)) {
+                (Some(h), Some(l)) => {
+                    out.push(u8::try_from(h << 4 | l).unwrap_or(b'?'));
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+#[path = "postgres_tests.rs"]
+mod tests;

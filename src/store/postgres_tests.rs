@@ -1,0 +1,341 @@
+//! The key store and usage rows against a real PostgreSQL server each test
+//! starts for itself (Debian's `postgresql`; `make deps` installs it), and
+//! the URL helpers on their own.
+
+use super::*;
+use crate::store::{KeyStore, StoreError};
+
+// The same harness the integration tests use: a fresh cluster on a free
+// loopback port, stopped and started again for outages.
+#[path = "../../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use harness::Postgres as Server;
+
+fn limited(name: &str, rpm: u64) -> KeySpec {
+    let mut spec = KeySpec::named(name);
+    spec.limits.rpm = Some(rpm);
+    spec.roles = vec!["admin".into()];
+    spec.allowed_models = Some(vec!["gpt-*".into()]);
+    spec
+}
+
+fn usage_row(id: &str, stream: bool) -> UsageRow {
+    UsageRow {
+        ts: 1_700_000_000_123,
+        request_id: id.into(),
+        key_name: Some("k".into()),
+        dialect: Some("openai".into()),
+        endpoint: "/v1/chat/completions".into(),
+        model: Some("m".into()),
+        provider: Some("p".into()),
+        upstream_model: None,
+        attempts: r#"[{"provider":"p","model":"um","outcome":"ok","key":0}]"#.into(),
+        status: 200,
+        stream,
+        input_uncached: 10,
+        cache_read: 2,
+        cache_write: 1,
+        output: 7,
+        reasoning: 3,
+        cost_nanos: Some(1_500),
+        currency: Some("USD".into()),
+        latency_ms: 1.25,
+        ttfb_ms: Some(1.0),
+        overhead_ms: None,
+        bytes_in: Some(100),
+        bytes_out: Some(u64::MAX),
+        client_addr: Some("127.0.0.1:1".into()),
+        user_agent: Some("t".into()),
+        session_id: None,
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn keys_create_list_get_update_delete_version_and_touch() {
+    let pg = Server::start();
+    let store = KeyStore::open_postgres(&pg.url()).unwrap();
+    assert_eq!(store.version().await.unwrap(), 0);
+    let (made, secret) = store.create(limited("alice", 10)).await.unwrap();
+    assert_eq!(made.hash, filters::auth::key_hash(&secret));
+    store.create(KeySpec::named("bob")).await.unwrap();
+    assert_eq!(store.version().await.unwrap(), 2);
+    let names: Vec<_> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.spec.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let got = store.get("alice").await.unwrap().unwrap();
+    assert_eq!(got, made);
+    assert!(got.client_key().unwrap().allows_model("gpt-4o"));
+    assert_eq!(store.get("nobody").await.unwrap(), None);
+
+    // Refusals change nothing.
+    assert_eq!(
+        store.create(KeySpec::named("bob")).await.unwrap_err(),
+        StoreError::Conflict("bob".into())
+    );
+    assert_eq!(
+        store.update("zz", KeySpec::named("zz")).await.unwrap_err(),
+        StoreError::NotFound("zz".into())
+    );
+    assert_eq!(store.version().await.unwrap(), 2);
+
+    let updated = store.update("alice", limited("alice", 5)).await.unwrap();
+    assert_eq!(
+        (updated.hash, updated.created_at),
+        (made.hash, made.created_at)
+    );
+    assert_eq!(
+        store.get("alice").await.unwrap().unwrap().spec.limits.rpm,
+        Some(5)
+    );
+    assert_eq!(store.version().await.unwrap(), 3);
+
+    // Last uses: the newer time wins, a batch may name a key twice, and
+    // none of it is a change of the keys.
+    store
+        .touch(vec![
+            ("alice".into(), 100),
+            ("cfg".into(), 50),
+            ("cfg".into(), 70),
+        ])
+        .await
+        .unwrap();
+    store.touch(vec![("alice".into(), 90)]).await.unwrap();
+    assert_eq!(
+        store.last_used().await.unwrap(),
+        [("alice".into(), 100), ("cfg".into(), 70)].into()
+    );
+    assert_eq!(store.version().await.unwrap(), 3);
+
+    assert!(store.delete("alice").await.unwrap());
+    assert!(!store.delete("alice").await.unwrap());
+    assert_eq!(store.version().await.unwrap(), 4);
+    // A new key under a revoked key's name starts unused.
+    store.create(KeySpec::named("alice")).await.unwrap();
+    assert!(!store.last_used().await.unwrap().contains_key("alice"));
+
+    // The database holds the hash and the prefix, never the secret.
+    let dump = pg.psql("SELECT name, hash, prefix, spec FROM keys");
+    assert!(dump.contains("bob"), "read the wrong table: {dump}");
+    let (bob, bob_secret) = store.create(KeySpec::named("carol")).await.unwrap();
+    let dump = pg.psql("SELECT name, hash, prefix, spec FROM keys");
+    assert!(dump.contains(&filters::auth::hex(&bob.hash)));
+    assert!(
+        !dump.contains(&bob_secret[10..]),
+        "part of the secret is stored"
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_share_keys_and_migrate_together() {
+    let pg = Server::start();
+    let url = pg.url();
+    // Two replicas starting at once on an empty database: the migrator's
+    // lock lets one create the schema and the other find it.
+    let (a, b) = {
+        let (u1, u2) = (url.clone(), url.clone());
+        let one = std::thread::spawn(move || KeyStore::open_postgres(&u1));
+        let two = std::thread::spawn(move || KeyStore::open_postgres(&u2));
+        (one.join().unwrap().unwrap(), two.join().unwrap().unwrap())
+    };
+    a.create(KeySpec::named("from-a")).await.unwrap();
+    assert!(b.get("from-a").await.unwrap().is_some());
+    b.update("from-a", limited("from-a", 7)).await.unwrap();
+    assert_eq!(
+        a.get("from-a").await.unwrap().unwrap().spec.limits.rpm,
+        Some(7)
+    );
+    assert_eq!(a.version().await.unwrap(), b.version().await.unwrap());
+    // One name created by both at once: one wins, the other is told it
+    // exists (not a database error).
+    let (x, y) = tokio::join!(
+        a.create(KeySpec::named("race")),
+        b.create(KeySpec::named("race"))
+    );
+    let conflicts = [&x, &y]
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict(n)) if n == "race"))
+        .count();
+    assert_eq!(
+        (x.is_ok() || y.is_ok(), conflicts),
+        (true, 1),
+        "{x:?} {y:?}"
+    );
+    // Touches from both replicas over the same keys.
+    let (t1, t2) = tokio::join!(
+        a.touch(vec![("from-a".into(), 5), ("race".into(), 9)]),
+        b.touch(vec![("race".into(), 7), ("from-a".into(), 6)])
+    );
+    t1.unwrap();
+    t2.unwrap();
+    assert_eq!(
+        a.last_used().await.unwrap(),
+        [("from-a".into(), 6), ("race".into(), 9)].into()
+    );
+    assert_eq!(pg.scalar("SELECT count(*) FROM _sqlx_migrations"), 2);
+}
+
+#[tokio::test]
+async fn usage_rows_are_inserted_once_with_their_types() {
+    let pg = Server::start();
+    let store = KeyStore::open_postgres(&pg.url()).unwrap();
+    let rows: Vec<UsageRow> = (0..450)
+        .map(|i| usage_row(&format!("req-{i}"), i % 2 == 0))
+        .collect();
+    // More rows than one statement holds, and one id twice in a batch.
+    let mut batch = rows.clone();
+    batch.push(usage_row("req-7", false));
+    assert_eq!(store.insert_usage(batch).await.unwrap(), 450);
+    // A replay inserts nothing again.
+    assert_eq!(store.insert_usage(rows[..300].to_vec()).await.unwrap(), 0);
+    assert_eq!(store.usage_count().await.unwrap(), 450);
+    assert_eq!(pg.scalar("SELECT count(*) FROM usage WHERE stream"), 225);
+    let row = pg.psql(
+        "SELECT ts, status, stream, input_uncached, cost_nanos, currency, latency_ms, \
+         ttfb_ms, overhead_ms IS NULL, bytes_out FROM usage WHERE request_id = 'req-4'",
+    );
+    assert_eq!(
+        row.trim(),
+        format!("1700000000123|200|t|10|1500|USD|1.25|1|t|{}", i64::MAX)
+    );
+    // The types the read side decodes, the same as SQLite's.
+    let types = pg.psql(
+        "SELECT column_name || ':' || data_type FROM information_schema.columns \
+         WHERE table_name = 'usage' AND column_name IN ('ts','status','stream','latency_ms') \
+         ORDER BY column_name",
+    );
+    assert_eq!(
+        types.lines().collect::<Vec<_>>(),
+        [
+            "latency_ms:double precision",
+            "status:bigint",
+            "stream:boolean",
+            "ts:bigint"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_outage_fails_requests_then_the_store_works_again() {
+    let mut pg = Server::start();
+    let store = KeyStore::open_postgres(&pg.url()).unwrap();
+    store.create(KeySpec::named("a")).await.unwrap();
+    pg.stop();
+    let started = std::time::Instant::now();
+    let err = store.version().await.unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    assert!(matches!(&err, StoreError::Backend(_)), "{err:?}");
+    assert!(!err.to_string().contains(&pg.password), "{err}");
+    pg.start_again();
+    assert_eq!(store.version().await.unwrap(), 1);
+    assert!(store.get("a").await.unwrap().is_some());
+}
+
+#[test]
+fn opening_names_the_database_and_never_its_password() {
+    let pg = Server::start();
+    let wrong = pg.url().replace(&pg.password, "Wrong-Password-123");
+    let err = KeyStore::open_postgres(&wrong).err().unwrap().to_string();
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(
+        err.contains("postgres://modelswitch:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains("Wrong-Password-123"), "{err}");
+    drop(pg);
+    // Nobody listening: refused at once, the password masked as well.
+    let err = KeyStore::open_postgres(&wrong).err().unwrap().to_string();
+    assert!(!err.contains("Wrong-Password-123"), "{err}");
+}
+
+#[test]
+fn urls_are_shown_with_their_password_masked() {
+    assert_eq!(
+        redact_url("postgres://app:s3cret@db:5432/ms"),
+        "postgres://app:***@db:5432/ms"
+    );
+    assert_eq!(
+        redact_url("postgresql://app@db/ms?sslmode=require&password=s3cret"),
+        "postgresql://app@db/ms?sslmode=require&password=***"
+    );
+    // A raw '@' or '/' in the password: masked whole, not in part.
+    assert_eq!(
+        redact_url("postgres://app:p@ss/w0rd@db/ms"),
+        "postgres://app:***@db/ms"
+    );
+    assert_eq!(redact_url("postgres://db/ms"), "postgres://db/ms");
+    assert_eq!(redact_url("host=db password=x"), "***");
+}
+
+#[test]
+fn the_scrub_takes_the_password_out_however_it_is_written() {
+    let url = "postgres://app:p%40ss%2Fw0rd@db/ms?password=other-one";
+    let scrub = Scrub::of(url);
+    let text = scrub.text(&format!(
+        "cannot reach {url}; tried p@ss/w0rd and p%40ss%2Fw0rd and other-one"
+    ));
+    assert_eq!(
+        text,
+        "cannot reach postgres://app:***@db/ms?password=***; tried *** and *** and ***"
+    );
+    assert_eq!(percent_decode("a%2"), "a%2");
+    assert_eq!(percent_decode("%zz%41"), "%zzA");
+}
+
+#[test]
+fn the_config_url_is_checked_and_read_from_the_environment() {
+    assert_eq!(
+        resolve_url(Some("postgresql://u:p@h/db"), None).unwrap(),
+        "postgresql://u:p@h/db"
+    );
+    let err = resolve_url(Some("mysql://u:hidden@h/db"), None).unwrap_err();
+    assert!(err.starts_with("storage.postgres_url: must start with postgres://"));
+    assert!(!err.contains("hidden"));
+    let err = resolve_url(Some("postgres://u:hidden@h:notaport/db"), None).unwrap_err();
+    assert!(err.starts_with("storage.postgres_url: "), "{err}");
+    assert!(!err.contains("hidden"), "{err}");
+    assert!(resolve_url(None, None).unwrap_err().contains("required"));
+    assert!(resolve_url(Some("postgres://h/db"), Some("X"))
+        .unwrap_err()
+        .contains("not both"));
+    // A variable name no other test sets.
+    let var = "MODELSWITCH_TEST_PG_URL_UNSET_9f2";
+    assert_eq!(
+        resolve_url(None, Some(var)).unwrap_err(),
+        format!("storage.postgres_url_env: environment variable {var} is not set")
+    );
+    // PATH is set everywhere and is not a URL: read, then refused.
+    assert!(resolve_url(None, Some("PATH"))
+        .unwrap_err()
+        .contains("must start with"));
+}
+
+#[tokio::test]
+async fn tls_is_used_when_the_url_asks_for_it() {
+    let pg = Server::start_tls();
+    // The server refuses logins without TLS: these work only through it.
+    let store = KeyStore::open_postgres(&format!("{}?sslmode=require", pg.url())).unwrap();
+    store.create(KeySpec::named("over-tls")).await.unwrap();
+    assert_eq!(store.version().await.unwrap(), 1);
+    let count = |ssl: &str| {
+        pg.scalar(&format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE s.ssl = {ssl} AND a.application_name = 'modelswitch'"
+        ))
+    };
+    assert!(count("true") >= 1, "the store holds no connection over TLS");
+    assert_eq!(count("false"), 0);
+    let err = KeyStore::open_postgres(&format!("{}?sslmode=disable", pg.url()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no encryption"), "{err}");
+    assert!(!err.contains(&pg.password), "{err}");
+}
