@@ -13,8 +13,8 @@ mod keys;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use filters::auth::{ClientKey, KeySource, KeySpec};
-use filters::limits::day::{day_of, zone};
-use filters::limits::{self, Clock, Headroom, Limits, Scope, Subject};
+use filters::limits::day::{day_of, month_of, zone};
+use filters::limits::{self, Amounts, Clock, Headroom, Limits, Scope, Subject};
 use keys::{Keys, StoreKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,10 +64,18 @@ fn admit_and_settle(entry: &keys::KeyEntry, clock: &Clock) -> Headroom {
         limits: &entry.key.limits,
         counters: &mut counters,
     }];
-    let ticket = limits::admit(&mut subjects, 1200, clock).unwrap();
+    let reserve = Amounts {
+        tokens: 1200,
+        spend: 0,
+    };
+    let ticket = limits::admit(&mut subjects, reserve, clock).unwrap();
     let mut headroom = Headroom::default();
     headroom.add(&subjects[0].counters.status(&entry.key.limits, clock));
-    counters.settle(&ticket, 900);
+    let actual = Amounts {
+        tokens: 900,
+        spend: 0,
+    };
+    counters.settle(&entry.key.limits, &ticket, actual);
     headroom
 }
 
@@ -78,6 +86,7 @@ fn admission(c: &mut Criterion) {
     let clock = Clock {
         now_ms,
         day: day_of(&tz, now_ms),
+        month: month_of(&tz, now_ms),
     };
     let mut g = c.benchmark_group("admission");
     g.bench_function("config key lookup", |b| {

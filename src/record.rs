@@ -48,6 +48,10 @@ pub struct Outcome {
     /// The attempt that answered, as an index into `attempts`.
     pub served_by: Option<usize>,
     pub usage: Option<Usage>,
+    /// What the usage cost at the served upstream model's price; `None`
+    /// when nothing was served, the usage is unknown or the model has no
+    /// price. Set by `price` when the request ends.
+    pub cost: Option<filters::pricing::Cost>,
     pub error: Option<String>,
 }
 
@@ -136,10 +140,27 @@ impl RequestRecord {
         }
     }
 
-    /// Ends the request's limiter holds: the real usage when it is known;
-    /// nothing when no upstream was asked or every one failed; the
-    /// reservation when an upstream may have worked for it without a usage
-    /// report (it served without one, or the client left while it ran).
+    /// Prices the served usage: the upstream model's entry in `prices`,
+    /// every cache write billed as a 5-minute one (the usage does not say
+    /// which writes were 1-hour ones).
+    pub fn price(&mut self, prices: &filters::pricing::PriceTable) {
+        let Some(usage) = &self.result.usage else {
+            return;
+        };
+        let Some(served) = self.served_by() else {
+            return;
+        };
+        self.result.cost = prices
+            .lookup(&served.model)
+            .map(|p| filters::pricing::cost(p, usage));
+    }
+
+    /// Ends the request's limiter holds: the real usage and its cost
+    /// (`result.cost`, set by `price` before this; none: an unpriced model,
+    /// free) when the usage is known; nothing when no upstream was asked or
+    /// every one failed; the reservation when an upstream may have worked
+    /// for it without a usage report (it served without one, or the client
+    /// left while it ran).
     pub async fn settle_limits(&mut self) {
         if self.holds.is_empty() {
             return;
@@ -149,10 +170,13 @@ impl RequestRecord {
             .iter()
             .any(|a| a.outcome == AttemptOutcome::ClientLeft);
         let actual = match (&self.result.usage, self.result.served_by) {
-            (Some(u), _) => Some(u.input_total().saturating_add(u.output_total)),
+            (Some(u), _) => Some(crate::limits::Used {
+                tokens: u.input_total().saturating_add(u.output_total),
+                cost: self.result.cost.map(|c| (c.total, c.currency)),
+            }),
             (None, Some(_)) => None,
             (None, None) if client_left => None,
-            (None, None) => Some(0),
+            (None, None) => Some(crate::limits::Used::NOTHING),
         };
         for hold in self.holds.drain(..) {
             hold.release(actual).await;

@@ -3,6 +3,7 @@
 //! TOML file, the key store, the admin API); `ClientKey` is its validated
 //! form as the request path reads it.
 
+use crate::limits::budget::Budget;
 use crate::limits::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -75,6 +76,10 @@ pub struct KeySpec {
     pub allowed_providers: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+    /// Money per day and month in the gateway's budget currency
+    /// (`{ daily = 5, monthly = "100.50" }`).
+    #[serde(default, skip_serializing_if = "Budget::is_empty")]
+    pub budget: Budget,
     /// Requests asking for more output are clamped to this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u64>,
@@ -102,6 +107,7 @@ impl KeySpec {
             allowed_models: None,
             allowed_providers: None,
             limits: Limits::default(),
+            budget: Budget::default(),
             max_output_tokens: None,
             deny_params: Vec::new(),
             log_conversations: None,
@@ -208,7 +214,10 @@ impl ClientKey {
             expires_at,
             allowed_models: spec.allowed_models.as_ref().map(NameFilter::new),
             allowed_providers: spec.allowed_providers.clone(),
-            limits: spec.limits,
+            limits: Limits {
+                budget: spec.budget,
+                ..spec.limits
+            },
             max_output_tokens: spec.max_output_tokens,
             deny_params: spec.deny_params.clone(),
             source,
@@ -294,6 +303,12 @@ fn spec_problems(spec: &KeySpec) -> Vec<String> {
             .problems()
             .into_iter()
             .map(|p| format!("limits.{p}")),
+    );
+    errs.extend(
+        spec.budget
+            .problems()
+            .into_iter()
+            .map(|p| format!("budget.{p}")),
     );
     errs
 }
@@ -506,5 +521,28 @@ mod tests {
         assert!(spec.enabled && spec.roles.is_empty());
         assert_eq!(spec.limits.rpm, Some(10));
         assert!(serde_json::from_str::<KeySpec>(r#"{"name":"x","bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_budget_sits_beside_limits_and_reaches_the_key() {
+        let spec: KeySpec = serde_json::from_str(
+            r#"{"name":"ci","limits":{"rpm":10},"budget":{"daily":5,"monthly":"100.50"}}"#,
+        )
+        .unwrap();
+        let key = ClientKey::from_spec(spec.clone(), KeySource::Config, None).unwrap();
+        assert_eq!(key.limits.rpm, Some(10));
+        assert_eq!(key.limits.budget.daily, Some(5_000_000_000));
+        assert_eq!(key.limits.budget.monthly, Some(100_500_000_000));
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(json.contains(r#""budget":{"daily":"5","monthly":"100.5"}"#), "{json}");
+        // Only beside `limits`, not inside it.
+        assert!(serde_json::from_str::<KeySpec>(
+            r#"{"name":"ci","limits":{"budget":{"daily":5}}}"#
+        )
+        .is_err());
+        let mut zero = KeySpec::named("z");
+        zero.budget.daily = Some(0);
+        let errs = ClientKey::from_spec(zero, KeySource::Config, None).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("budget.daily:")), "{errs:?}");
     }
 }

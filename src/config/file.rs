@@ -2,6 +2,7 @@
 //! hold, unknown keys refused, durations in humantime (`30s`, `2m`).
 //! Nothing here is checked beyond its type; `validate` does the rest.
 
+use filters::limits::budget::Budget;
 use filters::limits::Limits;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub(super) struct FileConfig {
     pub(super) storage: FileStorage,
     #[serde(default)]
     pub(super) limits: FileLimits,
+    #[serde(default)]
+    pub(super) budgets: FileBudgets,
     #[serde(default)]
     pub(super) auth: FileAuth,
     /// Prices that replace or add to the shipped table.
@@ -131,6 +134,17 @@ pub(super) struct FileLimits {
     pub(super) timezone: Option<String>,
     /// Output tokens reserved for a request that names no maximum.
     pub(super) default_reserve_output: Option<u64>,
+}
+
+/// `[budgets]`: the currency budgets are set in, and rates into it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileBudgets {
+    /// Default `USD`.
+    pub(super) currency: Option<String>,
+    /// Units of the budget currency per unit of another (`CNY = "0.138"`).
+    #[serde(default)]
+    pub(super) rates: HashMap<String, filters::pricing::PriceLiteral>,
 }
 
 /// `[auth]`: how clients are recognised.
@@ -259,6 +273,8 @@ pub(super) struct FileProvider {
     pub(super) idle_timeout: Option<Duration>,
     /// Shared by every key: keeps the team under its upstream quota.
     pub(super) limits: Option<Limits>,
+    /// Money per day and month, for every call this provider serves.
+    pub(super) budget: Option<Budget>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +344,8 @@ pub(super) struct FileModel {
     pub(super) total_timeout: Option<Duration>,
     /// Shared by every key that uses the model.
     pub(super) limits: Option<Limits>,
+    /// Money per day and month, shared by every key that uses the model.
+    pub(super) budget: Option<Budget>,
 }
 
 /// `[[api_keys]]`: the key itself and the attributes every key has
@@ -347,6 +365,7 @@ pub(super) struct FileApiKey {
     pub(super) allowed_models: Option<Vec<String>>,
     pub(super) allowed_providers: Option<Vec<String>>,
     pub(super) limits: Option<Limits>,
+    pub(super) budget: Option<Budget>,
     pub(super) max_output_tokens: Option<u64>,
     #[serde(default)]
     pub(super) deny_params: Vec<String>,

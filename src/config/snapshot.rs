@@ -236,6 +236,8 @@ pub struct LimitSettings {
     /// counters) or refuse.
     pub allow_on_backend_error: bool,
     pub redis_timeout: Duration,
+    /// `[budgets]`: the currency budgets count in, and rates into it.
+    pub budgets: std::sync::Arc<filters::limits::budget::Exchange>,
 }
 
 /// Limits on what clients (and, per event, upstream streams) may cost.

@@ -13,6 +13,7 @@ use super::snapshot::{
     ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
 };
 use super::file::FileStoreBackend;
+use super::file::FileBudgets;
 use super::snapshot::StoreBackend;
 use super::ConfigErrors;
 use filters::auth::{ClientKey, KeySource, KeySpec};
@@ -208,7 +209,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     }
     let (routes, model_names, target_slots) = models(&f.models, &by_name, total_timeout, &mut errs);
     let keys = api_keys(&f.api_keys, &model_names, &by_name, &mut errs);
-    let (limit_backend, limits) = limits_section(&f.limits, &mut errs);
+    let (limit_backend, limits) = limits_section(&f.limits, &f.budgets, &mut errs);
     let prices = filters::pricing::PriceTable::with_overrides(&f.prices)
         .map_err(|e| errs.extend(e))
         .ok();
@@ -757,16 +758,31 @@ fn provider(
             keepalive: base.keepalive,
         },
         replicas,
-        limits: shared_limits(&format!("{at}.limits"), p.limits, errs),
+        limits: shared_limits(&at, p.limits, p.budget, errs),
     })
 }
 
 /// `limits` of a model or a provider: shared by every key, so only the
-/// per-minute and in-flight dimensions apply (days belong to keys).
-fn shared_limits(at: &str, limits: Option<Limits>, errs: &mut Errors) -> Limits {
+/// per-minute and in-flight dimensions apply (days belong to keys); and
+/// its `budget` beside them.
+fn shared_limits(
+    at: &str,
+    limits: Option<Limits>,
+    budget: Option<filters::limits::budget::Budget>,
+    errs: &mut Errors,
+) -> Limits {
+    let budget = budget.unwrap_or_default();
+    for p in budget.problems() {
+        errs.push(format!("{at}.budget.{p}"));
+    }
+    let at = &format!("{at}.limits");
     let Some(l) = limits else {
-        return Limits::default();
+        return Limits {
+            budget,
+            ..Limits::default()
+        };
     };
+    let l = Limits { budget, ..l };
     for p in l.problems() {
         errs.push(format!("{at}.{p}"));
     }
@@ -781,7 +797,11 @@ fn shared_limits(at: &str, limits: Option<Limits>, errs: &mut Errors) -> Limits 
 }
 
 /// `[limits]`: the backend (restart to change) and what can change live.
-fn limits_section(l: &FileLimits, errs: &mut Errors) -> (LimitBackend, LimitSettings) {
+fn limits_section(
+    l: &FileLimits,
+    budgets: &FileBudgets,
+    errs: &mut Errors,
+) -> (LimitBackend, LimitSettings) {
     let url = match (&l.redis_url, &l.redis_url_env) {
         (Some(u), None) => Some(u.clone()),
         (None, Some(var)) => match std::env::var(var) {
@@ -843,8 +863,45 @@ fn limits_section(l: &FileLimits, errs: &mut Errors) -> (LimitBackend, LimitSett
         redis_timeout: bounds::REDIS_TIMEOUT
             .check("limits.redis_timeout", l.redis_timeout, errs)
             .unwrap_or(Duration::from_millis(500)),
+        budgets: Arc::new(budgets_section(budgets, errs)),
     };
     (backend, settings)
+}
+
+/// `[budgets]`: the currency budgets are in (USD unless set) and the
+/// exact rates that bring prices in other currencies into it.
+fn budgets_section(b: &FileBudgets, errs: &mut Errors) -> filters::limits::budget::Exchange {
+    use filters::pricing::{Currency, PerMillion};
+    let currency = match b.currency.as_deref().map(Currency::parse) {
+        None => Currency::USD,
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            errs.push(format!("budgets.currency: {e}"));
+            Currency::USD
+        }
+    };
+    let mut exchange = filters::limits::budget::Exchange::new(currency);
+    let mut rates: Vec<_> = b.rates.iter().collect();
+    rates.sort_by(|a, b| a.0.cmp(b.0));
+    for (code, rate) in rates {
+        let at = format!("budgets.rates.{code}");
+        let from = match Currency::parse(code) {
+            Ok(c) => c,
+            Err(e) => {
+                errs.push(format!("{at}: {e}"));
+                continue;
+            }
+        };
+        match PerMillion::parse(rate.as_str()) {
+            Ok(r) if r == PerMillion::ZERO => errs.push(format!("{at}: must be more than 0")),
+            Ok(_) if from == currency => errs.push(format!(
+                "{at}: {code} is the budget currency itself (its rate is 1)"
+            )),
+            Ok(r) => exchange = exchange.with_rate(from, r),
+            Err(e) => errs.push(format!("{at}: {e} ({currency} per {code}, at most 6 decimals)")),
+        }
+    }
+    exchange
 }
 
 type Slots = Vec<(Arc<Provider>, Arc<str>)>;
@@ -924,7 +981,7 @@ fn models(
                 total_timeout,
                 targets,
                 max_output_tokens: m.max_output_tokens,
-                limits: shared_limits(&format!("{at}.limits"), m.limits, errs),
+                limits: shared_limits(&at, m.limits, m.budget, errs),
                 openai_reasoning: m.openai_reasoning.map(|r| {
                     use filters::openai_chat::stream::ReasoningOutput;
                     match r {
@@ -985,6 +1042,7 @@ fn api_keys(
             allowed_models: k.allowed_models.clone(),
             allowed_providers: k.allowed_providers.clone(),
             limits: k.limits.unwrap_or_default(),
+            budget: k.budget.unwrap_or_default(),
             max_output_tokens: k.max_output_tokens,
             deny_params: k.deny_params.clone(),
             log_conversations: k.log_conversations,

@@ -51,8 +51,8 @@ pub(super) struct Attempts<'a> {
     /// (which drops it) rather than passed through. Scanned once.
     pub carries_synthetic_signature: bool,
     pub payload: Payload,
-    /// Tokens reserved against a provider's limit.
-    pub reserve: u64,
+    /// What a provider's limit and budget reserve.
+    pub reserve: &'a crate::limits::Reserve,
     /// The current target's provider-limit hold.
     pub hold: Option<crate::limits::Admission>,
     /// The first provider limit that turned a target away.
@@ -176,8 +176,8 @@ pub(super) async fn attempt(
             // Settled with the request's usage when it ends (the
             // reservation stands if the client left while it ran).
             Ok(Tried::Served(_) | Tried::ClientLeft) => rec.holds.push(hold),
-            // Asked and failed: counted as a request, no tokens.
-            _ => hold.release(Some(0)).await,
+            // Asked and failed: counted as a request, no tokens, no cost.
+            _ => hold.release(Some(crate::limits::Used::NOTHING)).await,
         }
     }
     tried
@@ -205,9 +205,9 @@ async fn provider_admits(
     attempts: &mut Attempts<'_>,
     target: &Target,
 ) -> bool {
-    // The previous key's call failed: it used no tokens.
+    // The previous key's call failed: it used no tokens and cost nothing.
     if let Some(hold) = attempts.hold.take() {
-        hold.release(Some(0)).await;
+        hold.release(Some(crate::limits::Used::NOTHING)).await;
     }
     let live = attempts.live;
     let Some(subject) = live.provider_subject(&target.provider) else {
@@ -215,10 +215,11 @@ async fn provider_admits(
     };
     let settings = &live.config.limits;
     let lease = route.total_timeout + Duration::from_secs(60);
+    let amounts = attempts.reserve.for_provider(target.slot);
     let admitted =
         Box::pin(
             live.limiter
-                .admit(vec![subject], attempts.reserve, settings, lease, &rec.id),
+                .admit(vec![subject], amounts, settings, lease, &rec.id),
         )
         .await;
     match admitted {

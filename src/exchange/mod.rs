@@ -84,8 +84,8 @@ pub struct ClientRequest<'a> {
     pub max_output_tokens: Option<u64>,
     /// The client key's provider allow-list (`None`: every provider).
     pub allowed_providers: Option<&'a [String]>,
-    /// Tokens a provider's limit reserves for this request.
-    pub reserve: u64,
+    /// What a provider's limit and budget reserve for this request.
+    pub reserve: crate::limits::Reserve,
 }
 
 /// How reasoning reaches an OpenAI Chat client when the model does not
@@ -150,7 +150,7 @@ pub async fn run(
         total_deadline: rec.started + route.total_timeout,
         carries_synthetic_signature: req.carries_synthetic_signature,
         payload,
-        reserve: req.reserve,
+        reserve: &req.reserve,
         hold: None,
         provider_refused: None,
         not_allowed: false,

@@ -1,18 +1,20 @@
 //! The client limiter's shell: the sans-IO rules of `filters::limits` over
 //! this process's counters, or over Redis when gateways share their limits
 //! (`[limits] backend = "redis"`). An admission is held by the request
-//! record and settled when the request ends — with the real usage, or with
-//! what was reserved when the usage is unknown.
+//! record and settled when the request ends — with the real usage and
+//! cost, or with what was reserved when the usage is unknown.
 
 pub mod redis;
 
 use crate::config::LimitSettings;
 use arc_swap::ArcSwap;
 use filters::error::{ApiError, ErrorKind};
-use filters::limits::day::{day_of, DaySpan};
+use filters::limits::budget::Exchange;
+use filters::limits::day::{day_of, month_of, DaySpan};
 use filters::limits::{
-    self, Clock, Counters, DimensionStatus, Headroom, Limits, Refusal, Scope, Ticket,
+    self, Amounts, Clock, Counters, DimensionStatus, Headroom, Limits, Refusal, Scope, Ticket,
 };
+use filters::pricing::{Currency, Nanos};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -57,8 +59,53 @@ struct Remote {
 struct Settle {
     subjects: Vec<Subject>,
     ticket: Ticket,
-    actual: u64,
+    actual: Amounts,
     id: String,
+}
+
+/// What a request really used, to settle its holds with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Used {
+    pub tokens: u64,
+    /// What it cost in its price's currency; `None`: an unpriced model,
+    /// which costs nothing.
+    pub cost: Option<(Nanos, Currency)>,
+}
+
+impl Used {
+    /// An upstream call that failed: counted as a request, nothing more.
+    pub const NOTHING: Self = Self {
+        tokens: 0,
+        cost: None,
+    };
+}
+
+/// What a request reserves at admission: tokens for every subject, and
+/// the worst-case spend (in the budget currency) for subjects with a
+/// budget — the route's dearest target for the key and the model, each
+/// target's own for its provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reserve {
+    pub tokens: u64,
+    /// For the key's and the model's budgets.
+    pub spend: Nanos,
+    /// Target slot → worst case at that target's price, for providers
+    /// with a budget.
+    pub provider_spend: Vec<(usize, Nanos)>,
+}
+
+impl Reserve {
+    /// What a provider's hold reserves when `slot` serves.
+    pub fn for_provider(&self, slot: usize) -> Amounts {
+        Amounts {
+            tokens: self.tokens,
+            spend: self
+                .provider_spend
+                .iter()
+                .find(|(s, _)| *s == slot)
+                .map_or(0, |(_, n)| *n),
+        }
+    }
 }
 
 /// At most this many settles wait for Redis; past it the oldest leases
@@ -79,9 +126,9 @@ enum TimeSource {
 
 pub struct Limiter {
     time: TimeSource,
-    /// The current day in the current zone, recomputed at its end; read
-    /// without a lock shared by the workers.
-    day: ArcSwap<(String, DaySpan)>,
+    /// The current day and month in the current zone, recomputed at the
+    /// day's end; read without a lock shared by the workers.
+    day: ArcSwap<(String, DaySpan, DaySpan)>,
     remote: Option<Remote>,
 }
 
@@ -117,7 +164,7 @@ impl Limiter {
         };
         Self {
             time,
-            day: ArcSwap::from_pointee((String::new(), nowhere)),
+            day: ArcSwap::from_pointee((String::new(), nowhere, nowhere)),
             remote: None,
         }
     }
@@ -151,34 +198,57 @@ impl Limiter {
         }
     }
 
-    /// Now, and the day it falls in under `settings.timezone`.
+    /// Now, and the day and month it falls in under `settings.timezone`.
     pub fn clock(&self, settings: &LimitSettings) -> Clock {
         let now_ms = self.now_ms();
         let cached = self.day.load();
+        // A day lies inside its month: while the day holds, so does the month.
         if cached.0 == settings.timezone_name && cached.1.contains(now_ms) {
             return Clock {
                 now_ms,
                 day: cached.1,
+                month: cached.2,
             };
         }
         let day = day_of(&settings.timezone, now_ms);
+        let month = month_of(&settings.timezone, now_ms);
         self.day
-            .store(Arc::new((settings.timezone_name.clone(), day)));
-        Clock { now_ms, day }
+            .store(Arc::new((settings.timezone_name.clone(), day, month)));
+        Clock { now_ms, day, month }
     }
 
     /// Checks every subject and counts the request in all of them, or in
-    /// none. `tokens` is the reservation; `lease` bounds how long a
+    /// none. `amounts` is the reservation; `lease` bounds how long a
     /// crashed gateway's place in flight lingers in Redis.
     pub async fn admit(
         self: &Arc<Self>,
         subjects: Vec<Subject>,
-        tokens: u64,
+        amounts: Amounts,
+        settings: &LimitSettings,
+        lease: Duration,
+        request_id: &str,
+    ) -> Result<Admission, Refused> {
+        let mut admitted = self
+            .admit_anywhere(subjects, amounts, settings, lease, request_id)
+            .await;
+        if let Err(Refused::Limit(r)) = &mut admitted {
+            if r.dimension.is_spend() {
+                r.currency = Some(settings.budgets.currency);
+            }
+        }
+        admitted
+    }
+
+    async fn admit_anywhere(
+        self: &Arc<Self>,
+        subjects: Vec<Subject>,
+        amounts: Amounts,
         settings: &LimitSettings,
         lease: Duration,
         request_id: &str,
     ) -> Result<Admission, Refused> {
         let clock = self.clock(settings);
+        let exchange = settings.budgets.clone();
         if let Some(remote) = self.remote.as_ref().filter(|r| r.up(clock.now_ms)) {
             let id = format!(
                 "{request_id}.{}",
@@ -189,7 +259,7 @@ impl Limiter {
             let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
             match remote
                 .redis
-                .admit(&remote_subjects, tokens, &clock, lease_ms, &id)
+                .admit(&remote_subjects, amounts, &clock, lease_ms, &id)
                 .await
             {
                 Ok(Ok(admitted)) => {
@@ -207,6 +277,7 @@ impl Limiter {
                         Some(id),
                         headroom,
                         clock.now_ms,
+                        exchange,
                     ));
                 }
                 Ok(Err(refusal)) => return Err(Refused::Limit(refusal)),
@@ -216,15 +287,10 @@ impl Limiter {
                     // The script may have run and the answer been lost:
                     // release what it would have held (a no-op if it
                     // never ran), once Redis answers again.
-                    let ticket = Ticket {
-                        sec: clock.sec(),
-                        day: clock.day.id,
-                        tokens,
-                    };
                     remote.queue(Settle {
                         subjects: subjects.clone(),
-                        ticket,
-                        actual: 0,
+                        ticket: Ticket::new(&clock, amounts),
+                        actual: Amounts::ZERO,
                         id,
                     });
                     if !settings.allow_on_backend_error {
@@ -235,7 +301,7 @@ impl Limiter {
         } else if self.remote.is_some() && !settings.allow_on_backend_error {
             return Err(Refused::Backend);
         }
-        self.admit_here(subjects, tokens, &clock)
+        self.admit_here(subjects, amounts, &clock, exchange)
     }
 
     /// The memory backend (and Redis's fallback): the subjects' counters
@@ -244,8 +310,9 @@ impl Limiter {
     fn admit_here(
         self: &Arc<Self>,
         subjects: Vec<Subject>,
-        tokens: u64,
+        amounts: Amounts,
         clock: &Clock,
+        exchange: Arc<Exchange>,
     ) -> Result<Admission, Refused> {
         let mut guards: Vec<MutexGuard<'_, Counters>> =
             subjects.iter().map(|s| lock(&s.counters)).collect();
@@ -259,14 +326,14 @@ impl Limiter {
                 counters: g,
             })
             .collect();
-        let ticket = limits::admit(&mut checked, tokens, clock).map_err(Refused::Limit)?;
+        let ticket = limits::admit(&mut checked, amounts, clock).map_err(Refused::Limit)?;
         let mut headroom = Headroom::default();
         for s in checked.iter_mut().filter(|s| s.scope != Scope::Provider) {
             headroom.add(&s.counters.status(s.limits, clock));
         }
         drop(checked);
         drop(guards);
-        Ok(self.admission(subjects, ticket, None, headroom, clock.now_ms))
+        Ok(self.admission(subjects, ticket, None, headroom, clock.now_ms, exchange))
     }
 
     fn admission(
@@ -276,6 +343,7 @@ impl Limiter {
         remote_id: Option<String>,
         headroom: Headroom,
         at_ms: u64,
+        exchange: Arc<Exchange>,
     ) -> Admission {
         Admission {
             limiter: self.clone(),
@@ -284,6 +352,7 @@ impl Limiter {
             remote_id,
             headroom,
             at_ms,
+            exchange,
             settled: false,
         }
     }
@@ -386,6 +455,9 @@ pub struct Admission {
     pub headroom: Headroom,
     /// When it was admitted (Unix ms): where the headers' resets count from.
     pub at_ms: u64,
+    /// The budget currency and rates it was admitted under: the real cost
+    /// is counted in the currency the reservation was.
+    exchange: Arc<Exchange>,
     settled: bool,
 }
 
@@ -399,13 +471,27 @@ impl std::fmt::Debug for Admission {
 }
 
 impl Admission {
+    /// The amounts held.
+    #[cfg(test)]
+    pub fn reserved(&self) -> Amounts {
+        self.ticket.reserved()
+    }
+
     /// Ends the hold: frees its places in flight and replaces the reserved
-    /// tokens by `actual` (`None`: unknown, the reservation stands). A
-    /// Redis hold is settled before this returns (bounded by
-    /// `redis_timeout`), so the client's next request finds its place free.
-    pub async fn release(mut self, actual: Option<u64>) {
+    /// tokens and spend by `actual` (`None`: unknown, the reservation
+    /// stands). A cost in a currency without a rate (the config changed
+    /// since admission) keeps the reserved spend. A Redis hold is settled
+    /// before this returns (bounded by `redis_timeout`), so the client's
+    /// next request finds its place free.
+    pub async fn release(mut self, actual: Option<Used>) {
         self.settled = true;
-        let actual = actual.unwrap_or(self.ticket.tokens);
+        let actual = actual.map_or(self.ticket.reserved(), |u| Amounts {
+            tokens: u.tokens,
+            spend: u
+                .cost
+                .map_or(Ok(0), |(n, c)| self.exchange.nearest(n, c))
+                .unwrap_or(self.ticket.spend),
+        });
         match self.remote_id.take() {
             None => self.settle_here(actual),
             Some(id) => {
@@ -420,9 +506,9 @@ impl Admission {
         }
     }
 
-    fn settle_here(&self, actual: u64) {
+    fn settle_here(&self, actual: Amounts) {
         for s in &self.subjects {
-            lock(&s.counters).settle(&self.ticket, actual);
+            lock(&s.counters).settle(&s.limits, &self.ticket, actual);
         }
     }
 }
@@ -434,7 +520,7 @@ impl Drop for Admission {
         if std::mem::replace(&mut self.settled, true) {
             return;
         }
-        let actual = self.ticket.tokens;
+        let actual = self.ticket.reserved();
         let Some(id) = self.remote_id.take() else {
             self.settle_here(actual);
             return;
@@ -455,16 +541,47 @@ impl Drop for Admission {
 
 /// A refusal as the client sees it: a 429 naming the limit and its scope,
 /// with `Retry-After`. A request larger than a token limit can never pass:
-/// SDKs are told not to retry it (`x-should-retry: false`).
+/// SDKs are told not to retry it (`x-should-retry: false`); nor to retry
+/// a spent budget within seconds (it comes back when its day or month
+/// ends, which `Retry-After` says).
 pub fn refusal_error(r: &Refusal) -> ApiError {
     let mut e = ApiError::new(ErrorKind::RateLimited, r.message());
-    e.code = Some("rate_limit_exceeded".into());
+    let spend = r.dimension.is_spend();
+    e.code = Some(
+        if spend {
+            "budget_exceeded"
+        } else {
+            "rate_limit_exceeded"
+        }
+        .into(),
+    );
     if r.too_large {
         e.final_answer = true;
     } else {
         e.retry_after = Some(r.retry_after_secs().to_string());
+        e.final_answer = spend;
     }
     e
+}
+
+/// A request that a budget must count, priced in a currency the budget
+/// currency has no rate for: refused rather than let through uncounted.
+pub fn no_rate_error(
+    scope: Scope,
+    subject: &str,
+    model: &str,
+    e: filters::limits::budget::NoRate,
+) -> ApiError {
+    let mut err = ApiError::new(
+        ErrorKind::Api,
+        format!(
+            "the budget of {} '{subject}' cannot count upstream model '{model}': {e}",
+            scope.name()
+        ),
+    )
+    .with_status(500);
+    err.final_answer = true;
+    err
 }
 
 /// Redis is unreachable and `on_backend_error = "deny"`.

@@ -7,17 +7,26 @@
 //! - `rm`, `tm`: hash second → requests, tokens admitted in it; buckets past
 //!   the window are dropped at each admission (at most 61 fields), and the
 //!   hash vanishes two minutes after its last admission;
-//! - `d:{day id}`: hash `r`, `t`, the day's requests and tokens, kept until
-//!   a day after the day ends;
+//! - `d:{day id}`: hash `r`, `t`, the day's requests and tokens, and `s`,
+//!   its spend (nanos) for a subject with a budget; kept until a day after
+//!   the day ends;
+//! - `mo:{month id}`: hash `s`, the month's spend, for a subject with a
+//!   budget; kept until a day after the month ends;
 //! - `c`: sorted set of requests in flight, request id → end of its lease
 //!   (ms), so a gateway that dies mid-request frees its places by itself.
+//!
+//! Spend is added by `HINCRBY`, exact in Redis's 64-bit integers; the
+//! script compares it in Lua numbers (doubles), exact to the nano up to
+//! 2^53 nanos (some 9 million currency units) and within a few parts in
+//! 10^16 beyond.
 //!
 //! Time is the caller's [`Clock`], never Redis's `TIME`: days follow the
 //! configured time zone, and tests can fix the clock. Keys of several
 //! subjects meet in one script, so a Redis Cluster is not supported (one
 //! primary, with replicas for failover, is).
 
-use filters::limits::{Clock, Dimension, DimensionStatus, Limits, Refusal, Scope, Ticket};
+use filters::limits::budget::MAX_BUDGET;
+use filters::limits::{Amounts, Clock, Dimension, DimensionStatus, Limits, Refusal, Scope, Ticket};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script, ScriptInvocation};
 use std::fmt;
@@ -35,8 +44,12 @@ const MAX_COUNT: u64 = 1_000_000_000_000_000;
 /// that run past midnight (they change nothing visible, but find the day).
 const DAY_GRACE_MS: u64 = 86_400_000;
 
+/// Money amounts are cut here: twice the largest budget, so a worst case
+/// above any budget stays above it, and sums stay inside 64 bits.
+const MAX_SPEND: u64 = 2 * MAX_BUDGET;
+
 /// The numbers the status script returns per subject.
-const COUNTS_LEN: usize = 7;
+const COUNTS_LEN: usize = 9;
 
 /// The shared Redis limiter. Cheap to share behind an `Arc`; calls from
 /// any number of tasks go over one multiplexed connection.
@@ -133,16 +146,12 @@ impl RedisLimiter {
     pub async fn admit(
         &self,
         subjects: &[RemoteSubject<'_>],
-        tokens: u64,
+        amounts: Amounts,
         clock: &Clock,
         lease_ms: u64,
         request_id: &str,
     ) -> Result<Result<Admitted, Refusal>, BackendError> {
-        let ticket = Ticket {
-            sec: clock.sec(),
-            day: clock.day.id,
-            tokens,
-        };
+        let ticket = Ticket::new(clock, amounts);
         if subjects.is_empty() {
             return Ok(Ok(Admitted {
                 ticket,
@@ -150,23 +159,33 @@ impl RedisLimiter {
             }));
         }
         let until_tomorrow = clock.day.end_ms.saturating_sub(clock.now_ms);
+        let until_next_month = clock.month.end_ms.saturating_sub(clock.now_ms);
         let mut call = self.admit_script.prepare_invoke();
         for s in subjects {
             call.key(key(s, "rm"))
                 .key(key(s, "tm"))
                 .key(day_key(s, clock.day.id))
-                .key(key(s, "c"));
+                .key(key(s, "c"))
+                .key(month_key(s, clock.month.id));
         }
         call.arg(clock.now_ms.min(MAX_COUNT))
             .arg(clock.sec().min(MAX_COUNT))
-            .arg(tokens.min(MAX_COUNT))
+            .arg(amounts.tokens.min(MAX_COUNT))
             .arg(until_tomorrow.min(MAX_COUNT))
             .arg(lease_ms.min(MAX_COUNT))
             .arg(request_id)
-            .arg(until_tomorrow.saturating_add(DAY_GRACE_MS).min(MAX_COUNT));
+            .arg(until_tomorrow.saturating_add(DAY_GRACE_MS).min(MAX_COUNT))
+            .arg(amounts.spend.min(MAX_SPEND))
+            .arg(until_next_month.min(MAX_COUNT))
+            .arg(until_next_month.saturating_add(DAY_GRACE_MS).min(MAX_COUNT));
         for s in subjects {
-            for (_, limit) in s.limits.each() {
-                call.arg(limit.map_or(-1, |l| i64::try_from(l.min(MAX_COUNT)).unwrap_or(-1)));
+            for (dimension, limit) in s.limits.each() {
+                let most = if dimension.is_spend() {
+                    MAX_SPEND
+                } else {
+                    MAX_COUNT
+                };
+                call.arg(limit.map_or(-1, |l| i64::try_from(l.min(most)).unwrap_or(-1)));
             }
         }
         let reply: Vec<i64> = self.run("admit", &call).await?;
@@ -188,29 +207,36 @@ impl RedisLimiter {
         }
     }
 
-    /// Ends an admission: replaces the reserved tokens by `actual` in the
-    /// second and day they were counted in, and frees the place in flight.
+    /// Ends an admission: replaces the reserved tokens and spend by
+    /// `actual` in the second, day and month they were counted in, and
+    /// frees the place in flight.
     pub async fn settle(
         &self,
         subjects: &[RemoteSubject<'_>],
         ticket: &Ticket,
-        actual: u64,
+        actual: Amounts,
         request_id: &str,
     ) -> Result<(), BackendError> {
         if subjects.is_empty() {
             return Ok(());
         }
-        let delta = i128::from(actual.min(MAX_COUNT)) - i128::from(ticket.tokens.min(MAX_COUNT));
+        let delta =
+            i128::from(actual.tokens.min(MAX_COUNT)) - i128::from(ticket.tokens.min(MAX_COUNT));
+        let spent =
+            i128::from(actual.spend.min(MAX_SPEND)) - i128::from(ticket.spend.min(MAX_SPEND));
         let mut call = self.settle_script.prepare_invoke();
         for s in subjects {
             call.key(key(s, "tm"))
                 .key(day_key(s, ticket.day))
-                .key(key(s, "c"));
+                .key(key(s, "c"))
+                .key(month_key(s, ticket.month));
         }
-        // Both ends are under MAX_COUNT, so the difference fits an i64.
+        // Both ends are under MAX_COUNT (MAX_SPEND), so the differences
+        // fit an i64.
         call.arg(ticket.sec.min(MAX_COUNT))
             .arg(i64::try_from(delta).unwrap_or(0))
-            .arg(request_id);
+            .arg(request_id)
+            .arg(i64::try_from(spent).unwrap_or(0));
         let _: i64 = self.run("settle", &call).await?;
         Ok(())
     }
@@ -226,6 +252,7 @@ impl RedisLimiter {
             .key(key(subject, "tm"))
             .key(day_key(subject, clock.day.id))
             .key(key(subject, "c"))
+            .key(month_key(subject, clock.month.id))
             .arg(clock.now_ms.min(MAX_COUNT))
             .arg(clock.sec().min(MAX_COUNT));
         let reply: Vec<i64> = self.run("status", &call).await?;
@@ -310,6 +337,7 @@ impl RedisLimiter {
             limit,
             retry_after_ms: u64::try_from(retry).ok(),
             too_large: too_large == 1,
+            currency: None,
         })
     }
 }
@@ -320,6 +348,10 @@ fn key(s: &RemoteSubject<'_>, suffix: &str) -> String {
 
 fn day_key(s: &RemoteSubject<'_>, day: i64) -> String {
     key(s, &format!("d:{day}"))
+}
+
+fn month_key(s: &RemoteSubject<'_>, month: i64) -> String {
+    key(s, &format!("mo:{month}"))
 }
 
 fn limit_of(limits: &Limits, dimension: Dimension) -> Option<u64> {
@@ -340,6 +372,8 @@ struct Counts {
     requests_day: u64,
     tokens_day: u64,
     in_flight: u64,
+    spend_day: u64,
+    spend_month: u64,
 }
 
 impl Counts {
@@ -353,6 +387,8 @@ impl Counts {
             requests_day: at(4),
             tokens_day: at(5),
             in_flight: at(6),
+            spend_day: at(7),
+            spend_month: at(8),
         }
     }
 }
@@ -371,6 +407,11 @@ fn statuses(limits: &Limits, c: &Counts, clock: &Clock) -> Vec<DimensionStatus> 
                 Dimension::Rpd => (c.requests_day, until_tomorrow),
                 Dimension::Tpd => (c.tokens_day, until_tomorrow),
                 Dimension::Concurrency => (c.in_flight, 0),
+                Dimension::DailyBudget => (c.spend_day, until_tomorrow),
+                Dimension::MonthlyBudget => (
+                    c.spend_month,
+                    clock.month.end_ms.saturating_sub(clock.now_ms),
+                ),
             };
             Some(DimensionStatus {
                 dimension,

@@ -128,6 +128,7 @@ fn limit_refusals_name_scope_and_dimension() {
                     limit: 5,
                     retry_after_ms: None,
                     too_large,
+                    currency: None,
                 };
                 r.result.error = Some(refusal.message());
                 assert_eq!(

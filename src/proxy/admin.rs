@@ -387,12 +387,24 @@ async fn limits_view(live: &Live, entry: &KeyEntry) -> Value {
         live.limiter.status(&subject, &live.config.limits).await
     };
     let mut out = Map::new();
+    let currency = live.config.limits.budgets.currency;
     for s in statuses {
-        let mut d = json!({
-            "limit": s.limit,
-            "used": s.used,
-            "remaining": s.remaining,
-        });
+        let mut d = if s.dimension.is_spend() {
+            // Money as exact decimal strings in the budget currency.
+            let decimal = filters::limits::budget::decimal;
+            json!({
+                "limit": decimal(s.limit),
+                "used": decimal(s.used),
+                "remaining": decimal(s.remaining),
+                "currency": currency.as_str(),
+            })
+        } else {
+            json!({
+                "limit": s.limit,
+                "used": s.used,
+                "remaining": s.remaining,
+            })
+        };
         if s.dimension != Dimension::Concurrency {
             d["reset_seconds"] = json!(s.reset_ms as f64 / 1000.0);
         }

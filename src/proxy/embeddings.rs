@@ -95,12 +95,15 @@ pub async fn embeddings(
         .with_param(field.as_str()));
     }
     // Embeddings produce no output tokens: the input estimate is the hold.
-    let reserve = if super::admission::counts_tokens(&key, &route) {
-        filters::limits::estimate::input_tokens(&body)
-    } else {
-        0
+    let size = super::admission::Size {
+        input: if super::admission::needs_size(&key, &route) {
+            filters::limits::estimate::input_tokens(&body)
+        } else {
+            0
+        },
+        output: 0,
     };
-    super::admission::admit(live, rec, &key, &route, &model, dialect, reserve).await?;
+    super::admission::admit(live, rec, &key, &route, &model, dialect, size).await?;
     let mut last: Option<ApiError> = None;
     for target in &route.targets {
         if !key.allows_provider(&target.provider.name) {

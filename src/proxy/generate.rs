@@ -145,19 +145,22 @@ pub async fn generate(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    // Tokens are reserved only where a token limit counts them: the body
-    // is scanned for inline media only then.
-    let reserve = if super::admission::counts_tokens(&key, &route) {
+    // Sized only where a token limit or a budget counts it: the body is
+    // scanned for inline media only then.
+    let size = if super::admission::needs_size(&key, &route) {
         let output = asked
             .max_tokens
             .unwrap_or(snap.limits.default_reserve_output)
             .min(max_output_tokens.unwrap_or(u64::MAX))
             .saturating_mul(asked.choices);
-        filters::limits::reservation(filters::limits::estimate::input_tokens(&body), output)
+        super::admission::Size {
+            input: filters::limits::estimate::input_tokens(&body),
+            output,
+        }
     } else {
-        0
+        super::admission::Size::default()
     };
-    super::admission::admit(live, rec, &key, &route, &model, dialect, reserve).await?;
+    let reserve = super::admission::admit(live, rec, &key, &route, &model, dialect, size).await?;
     let head = session.req_header();
     // Gemini's REST API streams one JSON array unless asked for SSE.
     let json_array = stream

@@ -1,10 +1,12 @@
-//! Where a limiter's day starts: midnight in the configured IANA time zone
-//! (`[limits] timezone`), daylight-saving days included (23 or 25 hours).
+//! Where a limiter's day (and a budget's month) starts: midnight in the
+//! configured IANA time zone (`[limits] timezone`), daylight-saving days
+//! included (23 or 25 hours).
 
 pub use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-/// One calendar day: its id (`20261203`) and its span in Unix milliseconds.
+/// One calendar day (id `20261203`) or month (id `202612`), and its span
+/// in Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DaySpan {
     pub id: i64,
@@ -45,6 +47,27 @@ pub fn day_of(tz: &TimeZone, now_ms: u64) -> DaySpan {
     }
 }
 
+/// The calendar month in `tz` that holds `now_ms`: from midnight on its
+/// first day to midnight on the next month's.
+pub fn month_of(tz: &TimeZone, now_ms: u64) -> DaySpan {
+    let millis = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    let ts = Timestamp::from_millisecond(millis).unwrap_or(Timestamp::MAX);
+    let date = ts.to_zoned_datetime(tz.clone()).date();
+    let id = i64::from(date.year()) * 100 + i64::from(date.month());
+    let edge = |d: jiff::civil::Date| -> u64 {
+        d.to_zoned_datetime(tz.clone())
+            .map(|z| u64::try_from(z.timestamp().as_millisecond()).unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let start_ms = edge(date.first_of_month());
+    let end_ms = date.last_of_month().tomorrow().map_or(u64::MAX, edge);
+    DaySpan {
+        id,
+        start_ms,
+        end_ms: end_ms.max(now_ms.saturating_add(1)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +97,28 @@ mod tests {
         assert_eq!(spring.end_ms - spring.start_ms, 23 * 3_600_000);
         let autumn = day_of(&ny, ms("2026-11-01T12:00:00Z"));
         assert_eq!(autumn.end_ms - autumn.start_ms, 25 * 3_600_000);
+    }
+
+    #[test]
+    fn months_start_at_local_midnight_on_the_first() {
+        let shanghai = zone("Asia/Shanghai").unwrap();
+        // 2026-12-31T15:59:59Z is 23:59:59 on New Year's Eve in Shanghai.
+        let before = month_of(&shanghai, ms("2026-12-31T15:59:59Z"));
+        let after = month_of(&shanghai, ms("2026-12-31T16:00:00Z"));
+        assert_eq!((before.id, after.id), (202612, 202701));
+        assert_eq!(before.start_ms, ms("2026-11-30T16:00:00Z"));
+        assert_eq!(before.end_ms, ms("2026-12-31T16:00:00Z"));
+        assert_eq!(after.start_ms, before.end_ms);
+        // February 2028 has 29 days; UTC has no offset.
+        let feb = month_of(&zone("UTC").unwrap(), ms("2028-02-10T00:00:00Z"));
+        assert_eq!(feb.id, 202802);
+        assert_eq!(feb.end_ms - feb.start_ms, 29 * 86_400_000);
+        // A month with a daylight-saving change is an hour short.
+        let march = month_of(
+            &zone("America/New_York").unwrap(),
+            ms("2026-03-15T12:00:00Z"),
+        );
+        assert_eq!(march.end_ms - march.start_ms, 31 * 86_400_000 - 3_600_000);
+        assert!(march.contains(ms("2026-03-15T12:00:00Z")));
     }
 }

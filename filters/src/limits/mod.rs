@@ -13,13 +13,21 @@
 //! response ends, in the bucket and day where they were reserved, so
 //! requests in flight can never overshoot `tpm` together.
 //!
+//! **Budgets** (`budget.rs`) are money per calendar day and month, counted
+//! the same way: a request's worst-case cost is reserved at admission and
+//! replaced by its real cost when it ends, in the day and month where it
+//! was reserved, so requests in flight never overshoot a budget together.
+//!
 //! The Redis backend (`src/limits/redis.rs`) runs these same rules in one
-//! Lua script; a budget (money per day or month) is one more dimension.
+//! Lua script.
 
+pub mod budget;
 pub mod day;
 pub mod estimate;
 pub mod headers;
 
+use crate::pricing::{Currency, Nanos};
+use budget::Budget;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -50,6 +58,10 @@ pub struct Limits {
     /// Requests in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u64>,
+    /// Money per day and month. Written beside `limits` in a config or key
+    /// (`budget = { daily = 5 }`), so not read from `limits` itself.
+    #[serde(skip)]
+    pub budget: Budget,
 }
 
 impl Limits {
@@ -57,22 +69,25 @@ impl Limits {
         *self == Self::default()
     }
 
-    /// Every limit with its dimension.
-    pub fn each(&self) -> [(Dimension, Option<u64>); 5] {
+    /// Every limit with its dimension (budgets in nanos).
+    pub fn each(&self) -> [(Dimension, Option<u64>); 7] {
         [
             (Dimension::Rpm, self.rpm),
             (Dimension::Tpm, self.tpm),
             (Dimension::Rpd, self.rpd),
             (Dimension::Tpd, self.tpd),
             (Dimension::Concurrency, self.concurrency),
+            (Dimension::DailyBudget, self.budget.daily),
+            (Dimension::MonthlyBudget, self.budget.monthly),
         ]
     }
 
     /// Zero (which would refuse everything; disable the key instead) and
-    /// absurd values, by field name.
+    /// absurd values, by field name; the budget's are `Budget::problems`.
     pub fn problems(&self) -> Vec<String> {
         self.each()
             .into_iter()
+            .filter(|(d, _)| !d.is_spend())
             .filter_map(|(d, v)| match v {
                 Some(0) => Some(format!(
                     "{}: must be at least 1 (leave it out for no limit)",
@@ -86,6 +101,10 @@ impl Limits {
 
     pub fn uses_tokens(&self) -> bool {
         self.tpm.is_some() || self.tpd.is_some()
+    }
+
+    pub fn has_budget(&self) -> bool {
+        !self.budget.is_empty()
     }
 }
 
@@ -123,6 +142,10 @@ pub enum Dimension {
     Rpd,
     Tpd,
     Concurrency,
+    /// Money per calendar day.
+    DailyBudget,
+    /// Money per calendar month.
+    MonthlyBudget,
 }
 
 impl Dimension {
@@ -133,6 +156,8 @@ impl Dimension {
             Self::Rpd => "rpd",
             Self::Tpd => "tpd",
             Self::Concurrency => "concurrency",
+            Self::DailyBudget => "daily_budget",
+            Self::MonthlyBudget => "monthly_budget",
         }
     }
 
@@ -143,11 +168,18 @@ impl Dimension {
             Self::Rpd => "requests per day",
             Self::Tpd => "tokens per day",
             Self::Concurrency => "requests in flight",
+            Self::DailyBudget => "spend per day",
+            Self::MonthlyBudget => "spend per month",
         }
     }
 
     pub fn is_tokens(self) -> bool {
         matches!(self, Self::Tpm | Self::Tpd)
+    }
+
+    /// Counted in money (nanos of the budget currency).
+    pub fn is_spend(self) -> bool {
+        matches!(self, Self::DailyBudget | Self::MonthlyBudget)
     }
 }
 
@@ -158,12 +190,15 @@ pub struct Refusal {
     /// The key, model or provider name.
     pub subject: String,
     pub dimension: Dimension,
+    /// Nanos of `currency` for a budget.
     pub limit: u64,
     /// When it could be admitted; `None` for concurrency (when a request
     /// ends) and for a request larger than the limit itself (never).
     pub retry_after_ms: Option<u64>,
     /// The request alone needs more than the limit.
     pub too_large: bool,
+    /// A budget's currency, for the message (the limiter's shell knows it).
+    pub currency: Option<Currency>,
 }
 
 impl Refusal {
@@ -176,6 +211,27 @@ impl Refusal {
             limit,
             ..
         } = self;
+        if dimension.is_spend() {
+            let amount = self
+                .currency
+                .map_or_else(|| budget::decimal(*limit), |c| budget::money(*limit, c));
+            let period = match dimension {
+                Dimension::DailyBudget => "daily",
+                _ => "monthly",
+            };
+            if self.too_large {
+                return format!(
+                    "this request may cost more than the {scope} '{subject}' may spend: its {period} budget is {amount} ({}); lower max_tokens",
+                    dimension.describe(),
+                    scope = scope.name(),
+                );
+            }
+            return format!(
+                "budget reached for {scope} '{subject}': {period} budget {amount} ({})",
+                dimension.describe(),
+                scope = scope.name(),
+            );
+        }
         if self.too_large {
             return format!(
                 "this request needs more tokens than the {scope} '{subject}' may use: its {} limit is {limit} ({}); lower max_tokens",
@@ -198,27 +254,74 @@ impl Refusal {
     }
 }
 
-/// The moment of a check: wall-clock milliseconds and the current day.
+/// The moment of a check: wall-clock milliseconds, the current day and
+/// the current month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clock {
     pub now_ms: u64,
     pub day: day::DaySpan,
+    pub month: day::DaySpan,
 }
 
 impl Clock {
     pub fn sec(&self) -> u64 {
         self.now_ms / 1000
     }
+
+    fn until_tomorrow(&self) -> u64 {
+        self.day.end_ms.saturating_sub(self.now_ms)
+    }
+
+    fn until_next_month(&self) -> u64 {
+        self.month.end_ms.saturating_sub(self.now_ms)
+    }
+}
+
+/// What one request reserves, or what it really used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Amounts {
+    pub tokens: u64,
+    /// Money, in nanos of the budget currency.
+    pub spend: Nanos,
+}
+
+impl Amounts {
+    pub const ZERO: Self = Self {
+        tokens: 0,
+        spend: 0,
+    };
 }
 
 /// What one admission holds, to settle it later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
-    /// The second and day it was counted in.
+    /// The second, day and month it was counted in.
     pub sec: u64,
     pub day: i64,
+    pub month: i64,
     /// Tokens reserved.
     pub tokens: u64,
+    /// Money reserved (counted only by subjects with a budget).
+    pub spend: Nanos,
+}
+
+impl Ticket {
+    pub fn new(clock: &Clock, amounts: Amounts) -> Self {
+        Self {
+            sec: clock.sec(),
+            day: clock.day.id,
+            month: clock.month.id,
+            tokens: amounts.tokens,
+            spend: amounts.spend,
+        }
+    }
+
+    pub fn reserved(&self) -> Amounts {
+        Amounts {
+            tokens: self.tokens,
+            spend: self.spend,
+        }
+    }
 }
 
 /// A window holds an admission this many seconds after its second starts.
@@ -291,7 +394,7 @@ fn clamp_u64(v: i128) -> u64 {
     u64::try_from(v.max(0)).unwrap_or(u64::MAX)
 }
 
-/// A calendar day's total.
+/// A calendar day's (or month's) total.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DayCount {
     day: i64,
@@ -308,6 +411,13 @@ impl DayCount {
     pub fn used(&self) -> u64 {
         self.used
     }
+
+    /// Moves the total by `delta` if it is still the period `id`.
+    fn adjust(&mut self, id: i64, delta: i128) {
+        if self.day == id {
+            self.used = clamp_u64(i128::from(self.used) + delta);
+        }
+    }
 }
 
 /// One subject's counters (a key, a model or a provider).
@@ -317,6 +427,9 @@ pub struct Counters {
     pub tokens: Window,
     pub requests_day: DayCount,
     pub tokens_day: DayCount,
+    /// Money, counted only while the subject has a budget.
+    pub spend_day: DayCount,
+    pub spend_month: DayCount,
     pub in_flight: u64,
 }
 
@@ -326,16 +439,19 @@ impl Counters {
         self.tokens.expire(clock.sec());
         self.requests_day.roll(clock.day.id);
         self.tokens_day.roll(clock.day.id);
+        self.spend_day.roll(clock.day.id);
+        self.spend_month.roll(clock.month.id);
     }
 
-    /// The first limit `tokens` more would break, with when it would not.
+    /// The first limit `amounts` more would break, with when it would not.
     fn check(
         &self,
         limits: &Limits,
-        tokens: u64,
+        amounts: Amounts,
         clock: &Clock,
     ) -> Option<(Dimension, u64, Option<u64>, bool)> {
-        let until_tomorrow = clock.day.end_ms.saturating_sub(clock.now_ms);
+        let Amounts { tokens, spend } = amounts;
+        let until_tomorrow = clock.until_tomorrow();
         if let Some(l) = limits.concurrency {
             if self.in_flight >= l {
                 return Some((Dimension::Concurrency, l, None, false));
@@ -369,36 +485,70 @@ impl Counters {
                 return Some((Dimension::Tpd, l, Some(until_tomorrow), false));
             }
         }
+        let budgets = [
+            (
+                Dimension::DailyBudget,
+                limits.budget.daily,
+                &self.spend_day,
+                until_tomorrow,
+            ),
+            (
+                Dimension::MonthlyBudget,
+                limits.budget.monthly,
+                &self.spend_month,
+                clock.until_next_month(),
+            ),
+        ];
+        for (dimension, limit, count, until_reset) in budgets {
+            if let Some(l) = limit {
+                if spend > l {
+                    return Some((dimension, l, None, true));
+                }
+                if count.used.saturating_add(spend) > l {
+                    return Some((dimension, l, Some(until_reset), false));
+                }
+            }
+        }
         None
     }
 
-    fn reserve(&mut self, tokens: u64, clock: &Clock) {
+    fn reserve(&mut self, limits: &Limits, amounts: Amounts, clock: &Clock) {
+        let Amounts { tokens, spend } = amounts;
         self.requests.add(clock.sec(), 1);
         self.requests_day.used = self.requests_day.used.saturating_add(1);
         // Even zero: settlement finds the bucket to put the real usage in.
         self.tokens.add(clock.sec(), tokens);
         self.tokens_day.used = self.tokens_day.used.saturating_add(tokens);
+        // Money only where a budget counts it: a subject without one keeps
+        // no totals that a budget added later would wrongly start from.
+        if limits.has_budget() {
+            self.spend_day.used = self.spend_day.used.saturating_add(spend);
+            self.spend_month.used = self.spend_month.used.saturating_add(spend);
+        }
         self.in_flight = self.in_flight.saturating_add(1);
     }
 
     /// Ends an admission: frees its place in flight and replaces the
-    /// reserved tokens by `actual` where they were counted.
-    pub fn settle(&mut self, ticket: &Ticket, actual: u64) {
+    /// reserved amounts by `actual` where they were counted. `limits` are
+    /// the ones it was admitted under.
+    pub fn settle(&mut self, limits: &Limits, ticket: &Ticket, actual: Amounts) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        let delta = i128::from(actual) - i128::from(ticket.tokens);
-        if delta == 0 {
-            return;
+        let delta = i128::from(actual.tokens) - i128::from(ticket.tokens);
+        if delta != 0 {
+            self.tokens.adjust(ticket.sec, delta);
+            self.tokens_day.adjust(ticket.day, delta);
         }
-        self.tokens.adjust(ticket.sec, delta);
-        if self.tokens_day.day == ticket.day {
-            self.tokens_day.used = clamp_u64(i128::from(self.tokens_day.used) + delta);
+        let delta = i128::from(actual.spend) - i128::from(ticket.spend);
+        if delta != 0 && limits.has_budget() {
+            self.spend_day.adjust(ticket.day, delta);
+            self.spend_month.adjust(ticket.month, delta);
         }
     }
 
     /// Use and remaining per limited dimension, as of `clock`.
     pub fn status(&mut self, limits: &Limits, clock: &Clock) -> Vec<DimensionStatus> {
         self.roll(clock);
-        let until_tomorrow = clock.day.end_ms.saturating_sub(clock.now_ms);
+        let until_tomorrow = clock.until_tomorrow();
         limits
             .each()
             .into_iter()
@@ -410,6 +560,8 @@ impl Counters {
                     Dimension::Rpd => (self.requests_day.used, until_tomorrow),
                     Dimension::Tpd => (self.tokens_day.used, until_tomorrow),
                     Dimension::Concurrency => (self.in_flight, 0),
+                    Dimension::DailyBudget => (self.spend_day.used, until_tomorrow),
+                    Dimension::MonthlyBudget => (self.spend_month.used, clock.until_next_month()),
                 };
                 Some(DimensionStatus {
                     dimension: d,
@@ -444,11 +596,15 @@ pub struct Subject<'a> {
 
 /// Checks every subject and, only if all admit, counts the request in
 /// each: all or nothing, so a refusal by one limit never uses another's.
-pub fn admit(subjects: &mut [Subject<'_>], tokens: u64, clock: &Clock) -> Result<Ticket, Refusal> {
+pub fn admit(
+    subjects: &mut [Subject<'_>],
+    amounts: Amounts,
+    clock: &Clock,
+) -> Result<Ticket, Refusal> {
     for s in subjects.iter_mut() {
         s.counters.roll(clock);
         if let Some((dimension, limit, retry_after_ms, too_large)) =
-            s.counters.check(s.limits, tokens, clock)
+            s.counters.check(s.limits, amounts, clock)
         {
             return Err(Refusal {
                 scope: s.scope,
@@ -457,17 +613,14 @@ pub fn admit(subjects: &mut [Subject<'_>], tokens: u64, clock: &Clock) -> Result
                 limit,
                 retry_after_ms,
                 too_large,
+                currency: None,
             });
         }
     }
     for s in subjects.iter_mut() {
-        s.counters.reserve(tokens, clock);
+        s.counters.reserve(s.limits, amounts, clock);
     }
-    Ok(Ticket {
-        sec: clock.sec(),
-        day: clock.day.id,
-        tokens,
-    })
+    Ok(Ticket::new(clock, amounts))
 }
 
 /// The request and token figures a client's SDK reads: the tightest of
@@ -484,7 +637,10 @@ impl Headroom {
             let slot = match s.dimension {
                 Dimension::Rpm | Dimension::Rpd => &mut self.requests,
                 Dimension::Tpm | Dimension::Tpd => &mut self.tokens,
-                Dimension::Concurrency => continue,
+                // Budgets have no header SDKs read.
+                Dimension::Concurrency | Dimension::DailyBudget | Dimension::MonthlyBudget => {
+                    continue
+                }
             };
             if slot.is_none_or(|cur| s.remaining < cur.remaining) {
                 *slot = Some(*s);

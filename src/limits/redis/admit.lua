@@ -1,10 +1,11 @@
 -- Admits one request against every subject or none: all are checked
 -- first, and only if all admit does each count it (filters' `admit`).
 --
--- KEYS, per subject: rm, tm, d:<day>, c.
+-- KEYS, per subject: rm, tm, d:<day>, c, mo:<month>.
 -- ARGV: now_ms, now_sec, tokens, until_tomorrow_ms, lease_ms, request_id,
---       day_ttl_ms, then per subject rpm, tpm, rpd, tpd, concurrency
---       (-1: not limited).
+--       day_ttl_ms, spend, until_next_month_ms, month_ttl_ms, then per
+--       subject rpm, tpm, rpd, tpd, concurrency, daily budget, monthly
+--       budget (-1: not limited).
 -- Returns {0, subject (1-based), dimension, retry_ms or -1, too_large} on a
 -- refusal (which writes nothing), else {1, then each subject's counts}.
 local now_ms, now_sec = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -13,16 +14,21 @@ local until_tomorrow = tonumber(ARGV[4])
 local lease_ms = tonumber(ARGV[5])
 local request_id = ARGV[6]
 local day_ttl = ARGV[7]
-local n = #KEYS / 4
+local spend = tonumber(ARGV[8])
+local until_next_month = tonumber(ARGV[9])
+local month_ttl = ARGV[10]
+local n = #KEYS / 5
+local LIMITS = 7
+local FIRST_LIMIT = 11
 
 -- Dimension codes, in Limits::each order (redis.rs maps them back).
-local RPM, TPM, RPD, TPD, CONCURRENCY = 0, 1, 2, 3, 4
+local RPM, TPM, RPD, TPD, CONCURRENCY, DAILY, MONTHLY = 0, 1, 2, 3, 4, 5, 6
 -- Minute hashes outlive their newest bucket (61 s) with room for a late
 -- settlement; an idle subject's keys then vanish.
 local MINUTE_TTL_MS = '120000'
 
 local function limit(i, dimension)
-  local v = tonumber(ARGV[8 + 5 * (i - 1) + dimension])
+  local v = tonumber(ARGV[FIRST_LIMIT + LIMITS * (i - 1) + dimension])
   if v < 0 then
     return nil
   end
@@ -32,7 +38,7 @@ end
 -- The first limit of subject i this request would break, in Counters::check
 -- order: {dimension, retry_ms or -1, too_large}.
 local function check(i)
-  local base = 4 * (i - 1)
+  local base = 5 * (i - 1)
   local rpm, tpm, rpd, tpd, concurrency =
     limit(i, RPM), limit(i, TPM), limit(i, RPD), limit(i, TPD), limit(i, CONCURRENCY)
   if concurrency and in_flight(KEYS[base + 4], now_ms) >= concurrency then
@@ -44,7 +50,7 @@ local function check(i)
       return { RPM, wait_for(w, now_ms, 1, rpm), 0 }
     end
   end
-  local requests_day, tokens_day = day_counts(KEYS[base + 3])
+  local requests_day, tokens_day, spend_day = day_counts(KEYS[base + 3])
   if rpd and requests_day >= rpd then
     return { RPD, until_tomorrow, 0 }
   end
@@ -63,6 +69,23 @@ local function check(i)
     end
     if tokens_day + tokens > tpd then
       return { TPD, until_tomorrow, 0 }
+    end
+  end
+  local daily, monthly = limit(i, DAILY), limit(i, MONTHLY)
+  if daily then
+    if spend > daily then
+      return { DAILY, -1, 1 }
+    end
+    if spend_day + spend > daily then
+      return { DAILY, until_tomorrow, 0 }
+    end
+  end
+  if monthly then
+    if spend > monthly then
+      return { MONTHLY, -1, 1 }
+    end
+    if month_spend(KEYS[base + 5]) + spend > monthly then
+      return { MONTHLY, until_next_month, 0 }
     end
   end
   return nil
@@ -85,8 +108,9 @@ end
 
 local reply = { 1 }
 for i = 1, n do
-  local base = 4 * (i - 1)
-  local rm, tm, d, c = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
+  local base = 5 * (i - 1)
+  local rm, tm, d, c, mo =
+    KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5]
   prune(rm)
   prune(tm)
   redis.call('HINCRBY', rm, ARGV[2], '1')
@@ -96,6 +120,12 @@ for i = 1, n do
   redis.call('PEXPIRE', tm, MINUTE_TTL_MS)
   redis.call('HINCRBY', d, 'r', '1')
   redis.call('HINCRBY', d, 't', ARGV[3])
+  -- Money only where a budget counts it (as Counters::reserve).
+  if limit(i, DAILY) or limit(i, MONTHLY) then
+    redis.call('HINCRBY', d, 's', ARGV[8])
+    redis.call('HINCRBY', mo, 's', ARGV[8])
+    redis.call('PEXPIRE', mo, month_ttl)
+  end
   redis.call('PEXPIRE', d, day_ttl)
   redis.call('ZREMRANGEBYSCORE', c, '-inf', ARGV[1])
   redis.call('ZADD', c, int(now_ms + lease_ms), request_id)
@@ -104,7 +134,7 @@ for i = 1, n do
   if redis.call('PTTL', c) < keep then
     redis.call('PEXPIRE', c, int(keep))
   end
-  for _, v in ipairs(counts(rm, tm, d, c, now_ms, now_sec)) do
+  for _, v in ipairs(counts(rm, tm, d, c, mo, now_ms, now_sec)) do
     reply[#reply + 1] = v
   end
 end

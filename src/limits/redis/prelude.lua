@@ -55,10 +55,15 @@ local function wait_for(w, now_ms, need, limit)
   return 0
 end
 
--- A day's requests and tokens (hash fields r, t).
+-- A day's requests, tokens and spend (hash fields r, t, s).
 local function day_counts(key)
-  local rt = redis.call('HMGET', key, 'r', 't')
-  return tonumber(rt[1]) or 0, tonumber(rt[2]) or 0
+  local rts = redis.call('HMGET', key, 'r', 't', 's')
+  return tonumber(rts[1]) or 0, tonumber(rts[2]) or 0, tonumber(rts[3]) or 0
+end
+
+-- A month's spend (hash field s).
+local function month_spend(key)
+  return tonumber(redis.call('HGET', key, 's')) or 0
 end
 
 -- Leases not yet ended: a gateway that died mid-request stops holding a
@@ -68,9 +73,12 @@ local function in_flight(key, now_ms)
 end
 
 -- What one subject's status is made of, in the order redis.rs reads it.
-local function counts(rm, tm, d, c, now_ms, now_sec)
+local function counts(rm, tm, d, c, mo, now_ms, now_sec)
   local r, t = window(rm, now_sec), window(tm, now_sec)
-  local rd, td = day_counts(d)
-  return { r.total, reset_ms(r, now_ms), t.total, reset_ms(t, now_ms), rd, td, in_flight(c, now_ms) }
+  local rd, td, sd = day_counts(d)
+  return {
+    r.total, reset_ms(r, now_ms), t.total, reset_ms(t, now_ms), rd, td, in_flight(c, now_ms),
+    sd, month_spend(mo),
+  }
 end
 

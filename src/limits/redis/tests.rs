@@ -2,8 +2,9 @@
 //! the in-memory limiter of `filters::limits` for the same history.
 
 use super::*;
-use filters::limits::day::{day_of, zone, DaySpan};
-use filters::limits::{self as memory, Counters, Subject};
+use filters::limits::budget::Budget;
+use filters::limits::day::{day_of, month_of, zone, DaySpan};
+use filters::limits::{self as memory, Amounts, Counters, Subject};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +28,8 @@ fn limiter(server: &Server) -> RedisLimiter {
     RedisLimiter::new(&server.url(), Duration::from_secs(2)).unwrap()
 }
 
-/// A fixed clock in day 1, which spans the first 24 hours.
+/// A fixed clock in day 1, which spans the first 24 hours, and month 1,
+/// the first 30 days.
 fn clock(now_ms: u64) -> Clock {
     Clock {
         now_ms,
@@ -36,6 +38,18 @@ fn clock(now_ms: u64) -> Clock {
             start_ms: 0,
             end_ms: 86_400_000,
         },
+        month: DaySpan {
+            id: 1,
+            start_ms: 0,
+            end_ms: 30 * 86_400_000,
+        },
+    }
+}
+
+fn tokens(n: u64) -> Amounts {
+    Amounts {
+        tokens: n,
+        spend: 0,
     }
 }
 
@@ -56,7 +70,7 @@ async fn admit_one(
     at: &Clock,
     id: &str,
 ) -> Result<Admitted, Refusal> {
-    l.admit(std::slice::from_ref(s), tokens, at, LEASE, id)
+    l.admit(std::slice::from_ref(s), self::tokens(tokens), at, LEASE, id)
         .await
         .unwrap()
 }
@@ -175,12 +189,12 @@ async fn tokens_reserve_then_settle_to_real_usage() {
     assert_eq!(refused.retry_after_ms, Some(62_000 - 2_000));
     assert!(!refused.too_large);
     // The response used only 100: room for the 500 now.
-    l.settle(std::slice::from_ref(&s), &first.ticket, 100, "r1")
+    l.settle(std::slice::from_ref(&s), &first.ticket, tokens(100), "r1")
         .await
         .unwrap();
     let second = admit_one(&l, &s, 500, &clock(2_000), "r2").await.unwrap();
     assert_eq!(second.statuses[0][0].used, 600);
-    l.settle(std::slice::from_ref(&s), &second.ticket, 450, "r2")
+    l.settle(std::slice::from_ref(&s), &second.ticket, tokens(450), "r2")
         .await
         .unwrap();
     let status = l.status(&s, &clock(3_000)).await.unwrap();
@@ -236,6 +250,7 @@ async fn days_end_at_local_midnight() {
     let at = |ms: u64| Clock {
         now_ms: ms,
         day: day_of(&shanghai, ms),
+        month: month_of(&shanghai, ms),
     };
     // 2026-12-03T15:59:58Z is 23:59:58 in Shanghai; midnight 2 s later.
     let midnight = 1_796_313_600_000;
@@ -261,9 +276,14 @@ async fn days_end_at_local_midnight() {
     let today = admit_one(&l, &s, 900, &after, "c").await.unwrap();
     assert_eq!(today.ticket.day, 20261204);
     // Yesterday's request ending now counts in yesterday, not today.
-    l.settle(std::slice::from_ref(&s), &first.ticket, 1_000_000, "a")
-        .await
-        .unwrap();
+    l.settle(
+        std::slice::from_ref(&s),
+        &first.ticket,
+        tokens(1_000_000),
+        "a",
+    )
+    .await
+    .unwrap();
     let status = l.status(&s, &after).await.unwrap();
     assert_eq!((status[0].used, status[1].used), (1, 900));
     assert_eq!(status[0].reset_ms, 86_400_000);
@@ -287,9 +307,15 @@ async fn places_in_flight_free_on_settlement_or_when_the_lease_ends() {
         let s = &s;
         let l = &l;
         async move {
-            l.admit(std::slice::from_ref(s), 0, &clock(at), lease, id)
-                .await
-                .unwrap()
+            l.admit(
+                std::slice::from_ref(s),
+                Amounts::ZERO,
+                &clock(at),
+                lease,
+                id,
+            )
+            .await
+            .unwrap()
         }
     };
     let a = one("a", 1_000, 10_000).await.unwrap();
@@ -299,7 +325,7 @@ async fn places_in_flight_free_on_settlement_or_when_the_lease_ends() {
         (r.dimension, r.retry_after_ms, r.too_large),
         (Dimension::Concurrency, None, false)
     );
-    l.settle(std::slice::from_ref(&s), &a.ticket, 0, "a")
+    l.settle(std::slice::from_ref(&s), &a.ticket, Amounts::ZERO, "a")
         .await
         .unwrap();
     let c = one("c", 1_000, 10_000).await.unwrap();
@@ -310,10 +336,10 @@ async fn places_in_flight_free_on_settlement_or_when_the_lease_ends() {
     assert_eq!(d.statuses[0][0].used, 2);
     assert_eq!(l.status(&s, &clock(6_000)).await.unwrap()[0].used, 2);
     // Settling twice, or a lease already over, frees nothing more.
-    l.settle(std::slice::from_ref(&s), &a.ticket, 0, "a")
+    l.settle(std::slice::from_ref(&s), &a.ticket, Amounts::ZERO, "a")
         .await
         .unwrap();
-    l.settle(std::slice::from_ref(&s), &a.ticket, 0, "b")
+    l.settle(std::slice::from_ref(&s), &a.ticket, Amounts::ZERO, "b")
         .await
         .unwrap();
     assert_eq!(l.status(&s, &clock(6_000)).await.unwrap()[0].used, 2);
@@ -329,6 +355,7 @@ async fn a_refusal_changes_nothing() {
         rpd: Some(1000),
         tpd: Some(1_000_000),
         concurrency: Some(100),
+        budget: Budget::default(),
     };
     let tight = Limits {
         rpm: Some(1),
@@ -346,7 +373,7 @@ async fn a_refusal_changes_nothing() {
     };
     let both = [key, model];
     let ok = l
-        .admit(&both, 10, &clock(1_000), LEASE, "a")
+        .admit(&both, tokens(10), &clock(1_000), LEASE, "a")
         .await
         .unwrap()
         .unwrap();
@@ -363,7 +390,7 @@ async fn a_refusal_changes_nothing() {
         .unwrap();
     let key_status = l.status(&key, &clock(2_000)).await.unwrap();
     let r = l
-        .admit(&both, 10, &clock(2_000), LEASE, "b")
+        .admit(&both, tokens(10), &clock(2_000), LEASE, "b")
         .await
         .unwrap()
         .unwrap_err();
@@ -446,6 +473,10 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
                 rpd: pick(15, 80),
                 tpd: pick(8_000, 40_000),
                 concurrency: pick(2, 6),
+                budget: Budget {
+                    daily: pick(3_000_000, 15_000_000),
+                    monthly: pick(8_000_000, 40_000_000),
+                },
             })
             .collect();
         let mut counters: Vec<Counters> = (0..3).map(|_| Counters::default()).collect();
@@ -458,8 +489,14 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
                 limits: &limits[i],
             })
             .collect();
-        // Ten minutes before midnight in Shanghai: the history crosses it.
-        let mut now = 1_796_313_600_000 - 600_000 + rng.u64(0..1000);
+        // Ten minutes before midnight in Shanghai: the history crosses it;
+        // every other seed, the midnight that ends December.
+        let midnight = if seed % 2 == 0 {
+            1_798_732_800_000
+        } else {
+            1_796_313_600_000
+        };
+        let mut now = midnight - 600_000 + rng.u64(0..1000);
         let mut open: Vec<(Ticket, std::ops::Range<usize>, String)> = Vec::new();
         for step in 0..600 {
             // Mostly bursts, now and then a pause that empties windows.
@@ -471,6 +508,7 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
             let at = Clock {
                 now_ms: now,
                 day: day_of(&shanghai, now),
+                month: month_of(&shanghai, now),
             };
             match rng.u8(0..10) {
                 0..=5 => {
@@ -481,6 +519,13 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
                     } else {
                         rng.u64(0..2_500)
                     };
+                    // Now and then a request dearer than any budget.
+                    let spend = match rng.u8(0..25) {
+                        0 => 50_000_000,
+                        1..=3 => 0,
+                        _ => rng.u64(0..2_000_000),
+                    };
+                    let amounts = Amounts { tokens, spend };
                     let id = format!("{seed}-{step}");
                     let mut subjects: Vec<Subject<'_>> = counters[range.clone()]
                         .iter_mut()
@@ -492,9 +537,9 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
                             counters: c,
                         })
                         .collect();
-                    let expected = memory::admit(&mut subjects, tokens, &at);
+                    let expected = memory::admit(&mut subjects, amounts, &at);
                     let got = l
-                        .admit(&remote[range.clone()], tokens, &at, LEASE, &id)
+                        .admit(&remote[range.clone()], amounts, &at, LEASE, &id)
                         .await
                         .unwrap();
                     match (expected, got) {
@@ -514,9 +559,12 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
                 }
                 6..=8 if !open.is_empty() => {
                     let (ticket, range, id) = open.swap_remove(rng.usize(0..open.len()));
-                    let actual = rng.u64(0..=ticket.tokens + ticket.tokens / 5);
-                    for c in &mut counters[range.clone()] {
-                        c.settle(&ticket, actual);
+                    let actual = Amounts {
+                        tokens: rng.u64(0..=ticket.tokens + ticket.tokens / 5),
+                        spend: rng.u64(0..=ticket.spend + ticket.spend / 5),
+                    };
+                    for (c, i) in counters[range.clone()].iter_mut().zip(range.clone()) {
+                        c.settle(&limits[i], &ticket, actual);
                     }
                     l.settle(&remote[range], &ticket, actual, &id)
                         .await
@@ -550,7 +598,7 @@ async fn a_stopped_server_is_an_error_within_the_timeout_and_a_restarted_one_wor
     for _ in 0..3 {
         let started = Instant::now();
         let err = l
-            .admit(std::slice::from_ref(&s), 0, &at, LEASE, "b")
+            .admit(std::slice::from_ref(&s), Amounts::ZERO, &at, LEASE, "b")
             .await
             .unwrap_err();
         assert!(
@@ -568,12 +616,8 @@ async fn a_stopped_server_is_an_error_within_the_timeout_and_a_restarted_one_wor
         assert!(l
             .settle(
                 std::slice::from_ref(&s),
-                &Ticket {
-                    sec: 1,
-                    day: 1,
-                    tokens: 0
-                },
-                0,
+                &Ticket::new(&at, Amounts::ZERO),
+                Amounts::ZERO,
                 "a"
             )
             .await
@@ -584,7 +628,10 @@ async fn a_stopped_server_is_an_error_within_the_timeout_and_a_restarted_one_wor
     // The same limiter finds the new server (whose script cache is empty).
     let deadline = Instant::now() + Duration::from_secs(5);
     let admitted = loop {
-        match l.admit(std::slice::from_ref(&s), 0, &at, LEASE, "c").await {
+        match l
+            .admit(std::slice::from_ref(&s), Amounts::ZERO, &at, LEASE, "c")
+            .await
+        {
             Ok(r) => break r.unwrap(),
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
