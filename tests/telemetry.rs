@@ -4,7 +4,8 @@
 //! request that falls over is one request span with one child per
 //! attempt; a caller's `traceparent` is continued (and its "not sampled"
 //! followed); GenAI attributes and token counts match what the mock
-//! reported. Without `[telemetry]` the receiver gets nothing.
+//! reported. Without an endpoint the receiver gets nothing; a reload turns
+//! traces on and off; SIGTERM sends what is still queued.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -363,18 +364,73 @@ headers = {{ authorization = "Bearer otlp-test-token" }}
 }
 
 #[test]
-fn without_telemetry_the_collector_hears_nothing() {
+fn traces_follow_reloads_on_and_off() {
     let otlp = receiver();
     let m = mock();
-    // The receiver's address is in the config, but not as an endpoint.
+    let base = config(m.addr, &models(), "");
+    let on = format!(
+        "{base}\n[telemetry]\notlp_endpoint = \"http://{}\"\nbatch_interval = \"50ms\"\n",
+        otlp.addr
+    );
+    // The receiver's address is in the file, but not as an endpoint.
+    let off = format!(
+        "{base}\n[telemetry]\nservice_name = \"not-at-{}\"\nbatch_interval = \"50ms\"\n",
+        otlp.addr
+    );
+    let gw = live_gateway(&off);
+    chat(
+        gw.addr(),
+        "fo",
+        Some(&format!("00-{TRACE}-{CALLER_SPAN}-01")),
+    );
+    chat(gw.addr(), "plain", None);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(otlp.count(), 0, "off: the collector hears nothing");
+
+    let mark = gw.log_mark();
+    gw.replace_file(&on);
+    assert!(
+        gw.wait_for_log(mark, "config reloaded", Duration::from_secs(10)),
+        "{}",
+        gw.log_since(mark)
+    );
+    chat(gw.addr(), "plain", None);
+    assert!(
+        wait_until(Duration::from_secs(10), || otlp.spans().len() == 2),
+        "on: one request span and its attempt"
+    );
+
+    let mark = gw.log_mark();
+    gw.replace_file(&off);
+    assert!(gw.wait_for_log(mark, "config reloaded", Duration::from_secs(10)));
+    chat(gw.addr(), "plain", None);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(otlp.spans().len(), 2, "off again");
+}
+
+#[test]
+fn sigterm_sends_the_spans_still_queued() {
+    let otlp = receiver();
+    let m = mock();
     let mut cfg = config(m.addr, &models(), "");
+    // A batch would wait a minute to fill: only the exit sends it.
     cfg.push_str(&format!(
-        "\n[telemetry]\nservice_name = \"not-at-{}\"\nbatch_interval = \"50ms\"\n",
+        "\n[telemetry]\notlp_endpoint = \"http://{}\"\nbatch_interval = \"60s\"\n",
         otlp.addr
     ));
-    let gw = gateway(&cfg);
-    chat(gw.addr, "fo", Some(&format!("00-{TRACE}-{CALLER_SPAN}-01")));
+    let mut gw = gateway(&cfg);
+    chat(gw.addr, "fo", None);
     chat(gw.addr, "plain", None);
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(otlp.count(), 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(otlp.count(), 0, "still filling its batch");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        wait_until(Duration::from_secs(15), || gw.try_wait().is_some()),
+        "the gateway did not exit"
+    );
+    assert_eq!(otlp.spans().len(), 5, "3 of the fallback, 2 of the other");
 }

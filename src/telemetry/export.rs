@@ -25,9 +25,6 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tries of one batch before it is dropped.
 const TRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// While traces are off the exporter wakes this often, so the exit flush
-/// never waits long for its lock.
-const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// At most one warning per this while exports keep failing.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 /// Largest collector response head read.
@@ -37,7 +34,8 @@ const MAX_HEAD: usize = 16 * 1024;
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Step {
     Sent,
-    Idle,
+    /// Traces were turned off meanwhile: what was queued is dropped.
+    Dropped,
     /// The queue is closed: the exit flush has taken over.
     Closed,
 }
@@ -78,20 +76,22 @@ impl BackgroundService for Exporter {
 }
 
 impl Tracer {
-    /// One batch from the queue to the collector.
+    /// One batch from the queue to the collector. Every wait ends at once
+    /// when the exit flush asks for the queue (`Step::Closed`): spans taken
+    /// but not sent stay in the carry, for the flush to send.
     pub(super) async fn step(&self, connector: &TransportConnector, store: &LiveStore) -> Step {
-        let wait = store
-            .load()
-            .config
-            .telemetry
-            .as_ref()
-            .map_or(IDLE_WAIT, |t| t.batch_interval.min(IDLE_WAIT));
-        let mut p = self.pending.lock().await;
+        let mut closing = self.closing.subscribe();
+        let mut p = tokio::select! {
+            p = self.pending.lock() => p,
+            () = closed(&mut closing) => return Step::Closed,
+        };
         if p.carry.is_empty() {
-            match tokio::time::timeout(wait, p.queue.recv()).await {
-                Ok(Some(spans)) => p.carry = spans,
-                Ok(None) => return Step::Closed,
-                Err(_) => return Step::Idle,
+            tokio::select! {
+                spans = p.queue.recv() => match spans {
+                    Some(spans) => p.carry = spans,
+                    None => return Step::Closed,
+                },
+                () = closed(&mut closing) => return Step::Closed,
             }
         }
         // Read now: a reload may have turned traces off, or moved them.
@@ -99,16 +99,19 @@ impl Tracer {
             let n = p.carry.len();
             p.carry.clear();
             self.count_dropped(n);
-            return Step::Idle;
+            return Step::Dropped;
         };
         let until = tokio::time::Instant::now() + settings.batch_interval;
         while p.carry.len() < settings.batch_max {
-            match tokio::time::timeout_at(until, p.queue.recv()).await {
-                Ok(Some(spans)) => p.carry.extend(spans),
-                Ok(None) | Err(_) => break,
+            tokio::select! {
+                spans = tokio::time::timeout_at(until, p.queue.recv()) => match spans {
+                    Ok(Some(spans)) => p.carry.extend(spans),
+                    Ok(None) | Err(_) => break,
+                },
+                () = closed(&mut closing) => return Step::Closed,
             }
         }
-        let batch = take_batch(&mut *p, settings.batch_max);
+        let batch = take_batch(&mut p, settings.batch_max);
         self.export(connector, &settings, &batch).await;
         Step::Sent
     }
@@ -121,7 +124,7 @@ impl Tracer {
             p.carry.extend(spans);
         }
         while !p.carry.is_empty() {
-            let batch = take_batch(&mut *p, settings.batch_max);
+            let batch = take_batch(&mut p, settings.batch_max);
             self.export(connector, settings, &batch).await;
         }
     }
@@ -174,6 +177,12 @@ impl Tracer {
     }
 }
 
+/// Resolves once the exit flush has asked for the queue.
+async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    // An error: the sender is gone with the tracer, which cannot be.
+    let _ = closing.wait_for(|&c| c).await;
+}
+
 /// Up to `max` spans from the front of the carry.
 fn take_batch(p: &mut Pending, max: usize) -> Vec<super::Span> {
     if p.carry.len() <= max {
@@ -187,6 +196,8 @@ fn take_batch(p: &mut Pending, max: usize) -> Vec<super::Span> {
 /// sent by then is dropped.
 pub fn flush_now(tracer: &Tracer, store: &LiveStore, within: Duration) {
     let settings = store.load().config.telemetry.clone();
+    // The exporter lets go of the queue, whatever it was waiting for.
+    tracer.closing.send_replace(true);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

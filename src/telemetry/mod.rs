@@ -45,6 +45,8 @@ pub struct Tracer {
     /// The exporter's side. A lock so the exit flush can take over between
     /// two of the exporter's batches.
     pending: tokio::sync::Mutex<Pending>,
+    /// Set by the exit flush: the exporter stops waiting and lets go.
+    closing: tokio::sync::watch::Sender<bool>,
     exported: AtomicU64,
     dropped: AtomicU64,
     /// When the export last failed and said so; warnings are spaced out.
@@ -74,6 +76,7 @@ impl Tracer {
                 queue: rx,
                 carry: Vec::new(),
             }),
+            closing: tokio::sync::watch::Sender::new(false),
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             last_warning: std::sync::Mutex::new(None),

@@ -22,10 +22,10 @@ pub fn encode(spans: &[Span], service_name: &str) -> Vec<u8> {
         resource_spans: [ResourceSpans {
             resource: Resource {
                 attributes: vec![
-                    kv("service.name", AnyValue::StringValue(service_name)),
-                    kv("service.version", AnyValue::StringValue(VERSION)),
-                    kv("telemetry.sdk.name", AnyValue::StringValue(SCOPE)),
-                    kv("telemetry.sdk.language", AnyValue::StringValue("rust")),
+                    kv("service.name", AnyValue::String(service_name)),
+                    kv("service.version", AnyValue::String(VERSION)),
+                    kv("telemetry.sdk.name", AnyValue::String(SCOPE)),
+                    kv("telemetry.sdk.language", AnyValue::String("rust")),
                 ],
             },
             scope_spans: [ScopeSpans {
@@ -96,13 +96,16 @@ struct KeyValue<'a> {
 
 /// OTLP's `AnyValue`: one field named by its type.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 enum AnyValue<'a> {
-    StringValue(&'a str),
+    #[serde(rename = "stringValue")]
+    String(&'a str),
     /// int64: a decimal string in OTLP/JSON.
-    IntValue(String),
-    DoubleValue(f64),
-    BoolValue(bool),
+    #[serde(rename = "intValue")]
+    Int(String),
+    #[serde(rename = "doubleValue")]
+    Double(f64),
+    #[serde(rename = "boolValue")]
+    Bool(bool),
 }
 
 #[derive(Serialize)]
@@ -140,13 +143,13 @@ impl<'a> JsonSpan<'a> {
                     kv(
                         k,
                         match v {
-                            Value::Str(s) => AnyValue::StringValue(s),
-                            Value::Int(n) => AnyValue::IntValue(n.to_string()),
+                            Value::Str(s) => AnyValue::String(s),
+                            Value::Int(n) => AnyValue::Int(n.to_string()),
                             // JSON has no NaN or infinity: never produced,
                             // but a zero is better than a rejected batch.
-                            Value::Double(d) if d.is_finite() => AnyValue::DoubleValue(*d),
-                            Value::Double(_) => AnyValue::DoubleValue(0.0),
-                            Value::Bool(b) => AnyValue::BoolValue(*b),
+                            Value::Double(d) if d.is_finite() => AnyValue::Double(*d),
+                            Value::Double(_) => AnyValue::Double(0.0),
+                            Value::Bool(b) => AnyValue::Bool(*b),
                         },
                     )
                 })

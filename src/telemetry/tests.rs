@@ -721,3 +721,50 @@ async fn a_refused_batch_is_dropped_at_once_and_the_exit_flush_sends_the_rest() 
     tracer.push(build(&rec, &inbound(None), &clock, &mut rng));
     assert_eq!(tracer.counts(), (1, 5));
 }
+
+#[tokio::test]
+async fn the_exit_flush_takes_over_from_a_batch_still_filling() {
+    let (port, task) = collector(vec![200]).await;
+    // A batch would wait a minute to fill: the exit must not.
+    let store = live_store(&format!(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\nbatch_interval = \"60s\""
+    ));
+    let tracer = Arc::new(Tracer::with_capacity(8));
+    let snap = snapshot("");
+    let (rec, clock) = fallen_over(&snap);
+    tracer.push(build(
+        &rec,
+        &inbound(None),
+        &clock,
+        &mut fastrand::Rng::with_seed(5),
+    ));
+    let exporter = {
+        let (tracer, store) = (tracer.clone(), store.clone());
+        tokio::spawn(async move {
+            let connector = pingora::connectors::TransportConnector::new(None);
+            tracer.step(&connector, &store).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!exporter.is_finished(), "the batch waits to fill");
+    let flush = {
+        let (tracer, store) = (tracer.clone(), store.clone());
+        tokio::task::spawn_blocking(move || flush_now(&tracer, &store, Duration::from_secs(5)))
+    };
+    let step = tokio::time::timeout(Duration::from_secs(2), exporter).await;
+    assert!(matches!(step, Ok(Ok(export::Step::Closed))));
+    tokio::time::timeout(Duration::from_secs(10), flush)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tracer.counts(), (3, 0));
+    let bodies = task.await.unwrap();
+    let json: Json = serde_json::from_slice(&bodies[0]).unwrap();
+    assert_eq!(
+        json["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
