@@ -13,10 +13,13 @@
 
 mod codec;
 mod postgres;
+mod postgres_usage;
 pub mod refresh;
 mod sqlite;
+mod sqlite_usage;
 #[cfg(test)]
 mod tests;
+pub mod usage_query;
 
 use crate::config::{Process, StoreBackend};
 use crate::usage::UsageRow;
@@ -100,6 +103,14 @@ enum Request {
     Touch(Vec<(String, i64)>, Reply<()>),
     LastUsed(Reply<HashMap<String, i64>>),
     InsertUsage(Vec<UsageRow>, Reply<u64>),
+    UsageSummary(usage_query::SummaryQuery, Reply<usage_query::Summary>),
+    UsagePage(
+        usage_query::UsageFilter,
+        Option<usage_query::Cursor>,
+        u32,
+        Reply<usage_query::Page>,
+    ),
+    UsageByRequest(String, Reply<Option<usage_query::StoredUsage>>),
     #[cfg(test)]
     UsageCount(Reply<u64>),
 }
@@ -225,6 +236,36 @@ impl KeyStore {
         self.ask(|r| Request::InsertUsage(rows, r)).await
     }
 
+    /// Usage totals over a time range, overall and per group.
+    pub async fn usage_summary(
+        &self,
+        q: usage_query::SummaryQuery,
+    ) -> Result<usage_query::Summary, StoreError> {
+        self.ask(|r| Request::UsageSummary(q, r)).await
+    }
+
+    /// Up to `limit` usage rows after `after`, newest first. Each page is
+    /// one request to the store's thread, so a long walk (an export) lets
+    /// the usage writer in between pages.
+    pub async fn usage_page(
+        &self,
+        filter: usage_query::UsageFilter,
+        after: Option<usage_query::Cursor>,
+        limit: u32,
+    ) -> Result<usage_query::Page, StoreError> {
+        self.ask(|r| Request::UsagePage(filter, after, limit, r))
+            .await
+    }
+
+    /// The usage row of one request.
+    pub async fn usage_by_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<usage_query::StoredUsage>, StoreError> {
+        self.ask(|r| Request::UsageByRequest(request_id.to_owned(), r))
+            .await
+    }
+
     /// How many usage rows are stored.
     #[cfg(test)]
     pub async fn usage_count(&self) -> Result<u64, StoreError> {
@@ -327,6 +368,15 @@ async fn answer(db: &Db, request: Request) {
         Request::Touch(used, r) => drop(r.send(on!(db, d => d.touch(used).await))),
         Request::LastUsed(r) => drop(r.send(on!(db, d => d.last_used().await))),
         Request::InsertUsage(rows, r) => drop(r.send(on!(db, d => d.insert_usage(rows).await))),
+        // The read side's SQL is backend-neutral (usage_query); each
+        // backend binds and runs it (sqlite_usage.rs, postgres_usage.rs).
+        Request::UsageSummary(q, r) => drop(r.send(on!(db, d => d.usage_summary(&q).await))),
+        Request::UsagePage(f, after, limit, r) => {
+            drop(r.send(on!(db, d => d.usage_page(&f, after, limit).await)))
+        }
+        Request::UsageByRequest(id, r) => {
+            drop(r.send(on!(db, d => d.usage_by_request(&id).await)))
+        }
         #[cfg(test)]
         Request::UsageCount(r) => drop(r.send(on!(db, d => d.usage_count().await))),
     }

@@ -44,7 +44,7 @@ const GET: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys WHERE name = $1";
 
 pub(super) struct Postgres {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     scrub: Scrub,
 }
 
@@ -315,7 +315,7 @@ impl Postgres {
 
     /// sqlx's messages carry the server's text, never bound values; the
     /// scrub is for the one message that could hold the URL (a connect).
-    fn fail(&self, e: sqlx::Error) -> StoreError {
+    pub(super) fn fail(&self, e: sqlx::Error) -> StoreError {
         StoreError::Backend(self.scrub.text(&e.to_string()))
     }
 }

@@ -339,3 +339,102 @@ async fn tls_is_used_when_the_url_asks_for_it() {
     assert!(err.contains("no encryption"), "{err}");
     assert!(!err.contains(&pg.password), "{err}");
 }
+
+#[tokio::test]
+async fn usage_reads_answer_exactly_as_on_sqlite() {
+    use crate::store::usage_query::{GroupBy, StatusFilter, SummaryQuery, UsageFilter};
+    let pg = Server::start();
+    let on_pg = KeyStore::open_postgres(&pg.url()).unwrap();
+    let on_sqlite = KeyStore::open(&super::super::tests::temp_db("pg-compare")).unwrap();
+    let hour = 3_600_000;
+    let base = 1_764_720_000_000; // 2025-12-03T00:00:00Z
+    let rows: Vec<UsageRow> = (0..40)
+        .map(|i: i64| {
+            let mut r = usage_row(&format!("req_{i:03}"), i % 2 == 0);
+            // Three rows share each ts (the id breaks ties); 13 hours span
+            // two days of New York.
+            r.ts = base + (i / 3) * hour;
+            r.key_name = Some(["a", "b", "c"][(i % 3) as usize].into());
+            r.model = (i % 7 != 0).then(|| ["m1", "m2"][(i % 2) as usize].into());
+            r.provider = Some(["p", "q"][(i % 4 / 2) as usize].into());
+            r.status = [200, 200, 429, 502, 200][(i % 5) as usize];
+            r.error = (i % 11 == 0).then(|| "stream cut".into());
+            r.input_uncached = 10 + u64::try_from(i).unwrap();
+            r.reasoning = u64::try_from(i % 4).unwrap();
+            r.bytes_out = Some(200);
+            (r.cost_nanos, r.currency) = match i % 3 {
+                0 => (None, None),
+                1 => (Some(1_000 * i), Some("USD".into())),
+                _ => (Some(7 * i), Some("CNY".into())),
+            };
+            r
+        })
+        .collect();
+    assert_eq!(on_pg.insert_usage(rows.clone()).await.unwrap(), 40);
+    assert_eq!(on_sqlite.insert_usage(rows.clone()).await.unwrap(), 40);
+
+    let all = UsageFilter::between(base, base + 48 * hour);
+    let mut narrow = all.clone();
+    narrow.key = Some("b".into());
+    narrow.status = Some(StatusFilter::Error);
+    let mut class = all.clone();
+    class.status = Some(StatusFilter::Class(4));
+    class.provider = Some("q".into());
+    let groupings: [&[GroupBy]; 5] = [
+        &[],
+        &[GroupBy::Key],
+        &[GroupBy::Provider, GroupBy::Model],
+        &[GroupBy::Day, GroupBy::Hour],
+        &[GroupBy::Model, GroupBy::Day],
+    ];
+    for filter in [&all, &narrow, &class] {
+        for group_by in groupings {
+            let q = SummaryQuery {
+                filter: filter.clone(),
+                group_by: group_by.to_vec(),
+                zone: filters::limits::day::zone("America/New_York").unwrap(),
+            };
+            let want = on_sqlite.usage_summary(q.clone()).await.unwrap();
+            let got = on_pg.usage_summary(q).await.unwrap();
+            assert_eq!(got, want, "{group_by:?} over {filter:?}");
+        }
+    }
+    let s = on_pg
+        .usage_summary(SummaryQuery {
+            filter: all.clone(),
+            group_by: vec![GroupBy::Day],
+            zone: filters::limits::day::zone("America/New_York").unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((s.totals.requests, s.groups.len()), (40, 2), "{s:?}");
+    assert_eq!(s.totals.unpriced, 14);
+
+    // Pages of 7, newest first, the same rows and cursors on both.
+    for filter in [&all, &narrow] {
+        let (mut after_pg, mut after_sqlite, mut seen) = (None, None, 0);
+        loop {
+            let got = on_pg.usage_page(filter.clone(), after_pg, 7).await.unwrap();
+            let want = on_sqlite
+                .usage_page(filter.clone(), after_sqlite, 7)
+                .await
+                .unwrap();
+            assert_eq!(got, want);
+            seen += got.rows.len();
+            match (got.next, want.next) {
+                (Some(a), Some(b)) => (after_pg, after_sqlite) = (Some(a), Some(b)),
+                _ => break,
+            }
+        }
+        if filter == &all {
+            assert_eq!(seen, 40);
+        }
+    }
+    let one = on_pg.usage_by_request("req_004").await.unwrap().unwrap();
+    assert_eq!(one.row, rows[4]);
+    assert_eq!(
+        Some(one),
+        on_sqlite.usage_by_request("req_004").await.unwrap()
+    );
+    assert!(on_pg.usage_by_request("req_x").await.unwrap().is_none());
+}
