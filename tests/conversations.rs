@@ -293,6 +293,32 @@ dir = "logs/conv"
     let quiet = post_json(addr, "/v1/chat/completions", LOGGED_KEY, &body);
     let admin = post_json(addr, "/v1/chat/completions", KEY, &body);
     assert_eq!((quiet.status, admin.status), (200, 200));
+    // A runtime key sets it through the admin API, created and edited.
+    let created = post_json(
+        addr,
+        "/api/keys",
+        KEY,
+        &json!({"name": "runtime", "log_conversations": false}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["log_conversations"], false);
+    let runtime_key = created.json()["key"].as_str().unwrap().to_owned();
+    let first = post_json(addr, "/v1/chat/completions", &runtime_key, &body);
+    assert_eq!(first.status, 200);
+    let auth = format!("Bearer {KEY}");
+    let patched = request(
+        addr,
+        "PATCH",
+        "/api/keys/runtime",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"log_conversations": true}"#,
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    let second = post_json(addr, "/v1/chat/completions", &runtime_key, &body);
+    assert_eq!(second.status, 200);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &gw.pid().to_string()])
         .status()
@@ -303,11 +329,21 @@ dir = "logs/conv"
         "the gateway exits"
     );
     let logged = lines(&gw.dir.join("logs/conv"));
-    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert_eq!(logged.len(), 2, "{logged:#?}");
     assert_eq!(logged[0]["key"], "admin");
     assert_eq!(
         logged[0]["request_id"],
         admin.header("x-request-id").unwrap()
     );
     assert_eq!(logged[0]["preview"], "bye");
+    assert_eq!(logged[1]["key"], "runtime");
+    assert_eq!(
+        logged[1]["request_id"],
+        second.header("x-request-id").unwrap()
+    );
+    let files = std::fs::read_dir(gw.dir.join("logs/conv")).unwrap();
+    for f in files {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        assert!(!text.contains(&runtime_key) && !text.contains(LOGGED_KEY));
+    }
 }

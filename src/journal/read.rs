@@ -55,6 +55,12 @@ fn day_overlaps(day_start: i64, q: &ListQuery) -> bool {
 pub fn list(dir: &Path, q: &ListQuery, budget: u64) -> io::Result<Listing> {
     let mut items = Vec::new();
     let mut read = 0;
+    // Key names need no JSON escaping: a line of another key is passed
+    // over without parsing it.
+    let key_member = q.key.as_ref().map(|k| format!("\"key\":{}", json!(k)));
+    let key_finder = key_member
+        .as_ref()
+        .map(|m| memchr::memmem::Finder::new(m.as_bytes()));
     for f in list_newest_first(dir)? {
         let start = f.day.start_ms();
         if !day_overlaps(start, q) {
@@ -76,6 +82,9 @@ pub fn list(dir: &Path, q: &ListQuery, budget: u64) -> io::Result<Listing> {
                     items,
                     partial: true,
                 });
+            }
+            if key_finder.as_ref().is_some_and(|k| k.find(&line).is_none()) {
+                continue;
             }
             // A torn last line (a crash mid-write) is skipped.
             let Ok(s) = serde_json::from_slice::<Summary>(&line) else {

@@ -33,7 +33,8 @@ pub struct LogLine {
 }
 
 pub struct LogRing {
-    lines: Mutex<VecDeque<LogLine>>,
+    /// Shared, so a query copies pointers under the lock, not messages.
+    lines: Mutex<VecDeque<Arc<LogLine>>>,
     capacity: usize,
 }
 
@@ -67,21 +68,21 @@ impl LogRing {
         if lines.len() >= self.capacity {
             lines.pop_front();
         }
-        lines.push_back(line);
+        lines.push_back(Arc::new(line));
     }
 
     /// Matching lines, newest first, at most `q.limit`.
     pub fn query(&self, q: &LogQuery) -> Vec<Value> {
         // Copied out under the lock, filtered outside it: the request path
         // logs into the same lock.
-        let lines: Vec<LogLine> = {
+        let lines: Vec<Arc<LogLine>> = {
             let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
             lines
                 .iter()
                 .rev()
                 .filter(|l| q.level.is_none_or(|lv| l.level <= lv))
                 .filter(|l| q.since_ms.is_none_or(|t| l.time_ms >= t))
-                .cloned()
+                .map(Arc::clone)
                 .collect()
         };
         lines
@@ -98,7 +99,7 @@ impl LogRing {
                         "time": rfc3339_ms(l.time_ms),
                         "level": l.level.as_str(),
                         "target": &*l.target,
-                        "message": l.message,
+                        "message": &l.message,
                         "request_id": request_id,
                         "key": key,
                     })
