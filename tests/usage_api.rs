@@ -691,3 +691,170 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     );
     records
 }
+
+/// Rows written straight into the gateway's database: more than one
+/// export page, over days of a zone 5:30 ahead of UTC, priced in two
+/// currencies.
+#[test]
+fn a_large_export_streams_every_row_once_and_days_follow_the_zone() {
+    let mock = mock();
+    let mut text = config_text(mock.addr, true);
+    text.push_str("\n[limits]\ntimezone = \"Asia/Kolkata\"\n");
+    let gw = live_gateway(&text);
+    let n = 2_500i64;
+    // 2025-01-01T12:00:00Z (17:30 in Kolkata), one row a minute: about
+    // 42 hours, on three of its days.
+    let base = 1_735_732_800_000i64;
+    let rows: Vec<(i64, String, &str, Option<(i64, &str)>)> = (0..n)
+        .map(|i| {
+            let key = if i % 3 == 0 { "limited" } else { "admin" };
+            let cost = match i % 4 {
+                0 => None,
+                1 | 2 => Some((1_000_000 + i, "USD")),
+                _ => Some((7 * i, "CNY")),
+            };
+            (base + i * 60_000, format!("req_bulk_{i:05}"), key, cost)
+        })
+        .collect();
+    block_on(async {
+        use sqlx::{ConnectOptions, Connection};
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(gw.dir.join("keys.db"))
+            .busy_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        let mut tx = c.begin().await.unwrap();
+        for (ts, id, key, cost) in &rows {
+            sqlx::query(
+                "INSERT INTO usage (ts, request_id, key_name, dialect, endpoint, model, provider, \
+                 upstream_model, attempts, status, stream, input_uncached, cache_read, cache_write, \
+                 output, reasoning, cost_nanos, currency, latency_ms, user_agent) \
+                 VALUES (?, ?, ?, 'openai', '/v1/chat/completions', 'u-oa', 'openai', 'up', '[]', \
+                 200, 0, 10, 2, 1, 5, 1, ?, ?, 3.5, 'line one\nline \"two\", and more')",
+            )
+            .bind(ts)
+            .bind(id)
+            .bind(*key)
+            .bind(cost.map(|c| c.0))
+            .bind(cost.map(|c| c.1))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
+    let window = format!("from={base}&to={}", base + n * 60_000);
+    let addr = gw.addr();
+
+    // Days of Asia/Kolkata, exact.
+    let r = get(addr, &format!("/api/usage?{window}&group_by=day"), KEY);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["timezone"], "Asia/Kolkata");
+    let zone = jiff::tz::TimeZone::get("Asia/Kolkata").unwrap();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (ts, ..) in &rows {
+        let day = jiff::Timestamp::from_millisecond(*ts)
+            .unwrap()
+            .to_zoned_datetime(zone.clone())
+            .date()
+            .to_string();
+        *want.entry(day).or_default() += 1;
+    }
+    let got: BTreeMap<String, u64> = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["day"].as_str().unwrap().to_owned(),
+                g["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(want.len(), 3, "{want:?}");
+
+    // Costs per currency, to the nano.
+    let usd: i64 = rows
+        .iter()
+        .filter_map(|r| r.3.filter(|c| c.1 == "USD").map(|c| c.0))
+        .sum();
+    let cny: i64 = rows
+        .iter()
+        .filter_map(|r| r.3.filter(|c| c.1 == "CNY").map(|c| c.0))
+        .sum();
+    assert_eq!(v["totals"]["cost_nanos"], json!({"USD": usd, "CNY": cny}));
+    let decimal = |n: i64| {
+        let frac = format!("{:09}", n % 1_000_000_000);
+        format!("{}.{}", n / 1_000_000_000, frac.trim_end_matches('0'))
+    };
+    assert_eq!(
+        v["totals"]["cost"],
+        json!({"USD": decimal(usd), "CNY": decimal(cny)})
+    );
+    assert_eq!(v["totals"]["unpriced"], n / 4);
+    assert_eq!(v["totals"]["output"], 5 * n);
+
+    // Pages of 500: every row once.
+    let mut seen = HashSet::new();
+    let mut cursor = String::new();
+    for page in 0.. {
+        assert!(page < 10, "pagination does not end");
+        let r = get(
+            addr,
+            &format!("/api/usage/requests?{window}&limit=500&cursor={cursor}"),
+            KEY,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        for row in v["data"].as_array().unwrap() {
+            assert!(seen.insert(row["request_id"].as_str().unwrap().to_owned()));
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), n as usize);
+
+    // The export spans three pages of the store, streamed in chunks.
+    let r = get(addr, &format!("/api/usage/export?{window}"), KEY);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.header("content-length"), None);
+    let records = parse_csv(&r.text());
+    assert_eq!(records.len(), 1 + n as usize);
+    let col = |name: &str| records[0].iter().position(|h| h == name).unwrap();
+    let ids: HashSet<&str> = records[1..]
+        .iter()
+        .map(|r| r[col("request_id")].as_str())
+        .collect();
+    assert_eq!(ids.len(), n as usize);
+    // Line breaks and quotes inside a cell survive.
+    assert!(records[1..]
+        .iter()
+        .all(|r| r[col("user_agent")] == "line one\nline \"two\", and more"));
+    // Newest first.
+    assert_eq!(
+        records[1][col("request_id")],
+        format!("req_bulk_{:05}", n - 1)
+    );
+    // A user key's export holds its own rows only.
+    let r = get(addr, &format!("/api/usage/export?{window}"), LIMITED_KEY);
+    let records = parse_csv(&r.text());
+    assert_eq!(
+        records.len() - 1,
+        rows.iter().filter(|r| r.2 == "limited").count()
+    );
+}
+
+/// Runs `f` on a small runtime of the test's own.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
