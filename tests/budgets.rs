@@ -303,6 +303,58 @@ fn budget_settings_are_checked_with_their_path() {
     assert_eq!(check_config(&ok), Ok(()));
 }
 
+#[test]
+fn a_key_created_through_the_api_takes_a_budget() {
+    let m = mock();
+    let gw = gateway(&with(&m, "\n[storage]\nsqlite_path = \"keys.db\"\n"));
+    let r = api(
+        gw.addr,
+        "POST",
+        "/api/keys",
+        Some(&json!({"name": "api", "budget": {"daily": "2.5", "monthly": 100}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    assert_eq!(
+        created["budget"],
+        json!({"daily": "2.5", "monthly": "100"}),
+        "{created}"
+    );
+    let secret = created["key"].as_str().unwrap().to_owned();
+    // Usable within a second of its creation.
+    assert!(wait_until(Duration::from_secs(2), || {
+        ask(gw.addr, &secret, "quick", 1).status == 200
+    }));
+    assert_eq!(ask(gw.addr, &secret, "quick", 1).status, 200);
+    assert_budget_refusal(
+        &ask(gw.addr, &secret, "quick", 1),
+        "budget reached for key 'api': daily budget 2.50 USD (spend per day)",
+    );
+    // A zero budget is refused with its field; a larger one takes effect.
+    let r = api(
+        gw.addr,
+        "PATCH",
+        "/api/keys/api",
+        Some(&json!({"budget": {"daily": 0}})),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("budget.daily"), "{}", r.text());
+    let r = api(
+        gw.addr,
+        "PATCH",
+        "/api/keys/api",
+        Some(&json!({"budget": {"daily": 4}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(wait_until(Duration::from_secs(2), || {
+        ask(gw.addr, &secret, "quick", 1).status == 200
+    }));
+    let limits = limits_of(gw.addr, "api");
+    assert_eq!(limits["daily_budget"]["used"], "3", "{limits}");
+    assert_eq!(limits["daily_budget"]["limit"], "4", "{limits}");
+    assert!(limits.get("monthly_budget").is_none(), "{limits}");
+}
+
 // ------------------------------------------------------- Redis
 
 #[test]
@@ -374,6 +426,22 @@ fn with(m: &Proc, extra: &str) -> String {
     c.push_str(PRICES);
     c.push_str(extra);
     c
+}
+
+/// An admin API call as the harness's admin key.
+fn api(gw: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Response {
+    let auth = format!("Bearer {KEY}");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    request(
+        gw,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
 }
 
 /// A Chat request for `model` with `max_tokens`.

@@ -462,6 +462,8 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
     let shanghai = zone("Asia/Shanghai").unwrap();
     let names = ["alice", "gpt", "upstream"];
     let scopes = [Scope::Key, Scope::Model, Scope::Provider];
+    // Refusals seen, by dimension: the histories must reach every kind.
+    let mut refused: std::collections::HashMap<(Dimension, bool), usize> = Default::default();
     for seed in 1..=8u64 {
         let mut rng = fastrand::Rng::with_seed(seed);
         // Each dimension limited or not, tight or loose, per subject.
@@ -551,7 +553,10 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
                             }
                             open.push((ticket, range, id));
                         }
-                        (Err(want), Err(got)) => assert_eq!(got, want, "seed {seed} step {step}"),
+                        (Err(want), Err(got)) => {
+                            assert_eq!(got, want, "seed {seed} step {step}");
+                            *refused.entry((want.dimension, want.too_large)).or_default() += 1;
+                        }
                         (want, got) => {
                             panic!("seed {seed} step {step}: memory {want:?}, redis {got:?}")
                         }
@@ -579,6 +584,18 @@ async fn agrees_with_the_memory_limiter_on_any_history() {
                 }
             }
         }
+    }
+    for kind in [
+        (Dimension::DailyBudget, false),
+        (Dimension::DailyBudget, true),
+        (Dimension::MonthlyBudget, false),
+        (Dimension::Tpm, false),
+        (Dimension::Rpm, false),
+    ] {
+        assert!(
+            refused.contains_key(&kind),
+            "{kind:?} never refused: {refused:?}"
+        );
     }
 }
 
