@@ -244,20 +244,29 @@ async fn exchange(
     body: &[u8],
 ) -> Result<(), PostError> {
     let retry = |what: &str, e: &dyn std::fmt::Display| PostError::Retry(format!("{what}: {e}"));
-    let addr = tokio::net::lookup_host((t.host.as_str(), t.port))
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
         .await
         .map_err(|e| retry("resolve", &e))?
-        .next()
-        .ok_or_else(|| PostError::Retry(format!("resolve: no address for {}", t.host)))?;
+        .collect();
     // An empty SNI would disable certificate verification.
-    let sni = if t.tls { t.host.clone() } else { String::new() };
-    let mut peer = HttpPeer::new(addr, t.tls, sni);
-    peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
-    peer.options.total_connection_timeout = Some(CONNECT_TIMEOUT * 2);
-    let mut stream = connector
-        .new_stream(&peer)
-        .await
-        .map_err(|e| retry("connect", &e))?;
+    let sni = if t.tls { t.host.as_str() } else { "" };
+    // Each address in turn: `localhost` may resolve to ::1 first while the
+    // collector listens on 127.0.0.1 only.
+    let mut failed = PostError::Retry(format!("resolve: no address for {}", t.host));
+    let mut connected = None;
+    for addr in addrs {
+        let mut peer = HttpPeer::new(addr, t.tls, sni.to_owned());
+        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+        peer.options.total_connection_timeout = Some(CONNECT_TIMEOUT * 2);
+        match connector.new_stream(&peer).await {
+            Ok(s) => {
+                connected = Some(s);
+                break;
+            }
+            Err(e) => failed = retry("connect", &e),
+        }
+    }
+    let mut stream = connected.ok_or(failed)?;
     let head = request_head(t, body.len());
     stream
         .write_all(head.as_bytes())

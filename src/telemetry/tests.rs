@@ -768,3 +768,186 @@ async fn the_exit_flush_takes_over_from_a_batch_still_filling() {
         3
     );
 }
+
+/// A self-signed certificate for `localhost` (end-entity, so rustls takes
+/// it) made by the `openssl` tool, or `None` without the tool.
+fn localhost_certificate(dir: &std::path::Path) -> Option<(String, String)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    assert!(made.success(), "openssl req failed");
+    Some((
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn an_https_collector_is_reached_over_tls_and_its_certificate_checked() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = std::env::temp_dir().join(format!(
+        "modelswitch-otlp-tls-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some((cert, key)) = localhost_certificate(&dir) else {
+        eprintln!("skipped: the openssl tool is not installed");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // `openssl s_server` terminates TLS: what the client sends comes out on
+    // its stdout, what goes into its stdin is sent back.
+    let mut server = tokio::process::Command::new("openssl")
+        .args(["s_server", "-quiet"])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .args(["-cert", &cert, "-key", &key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let listening = async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), listening)
+        .await
+        .unwrap();
+    // The probe's connection closed without a handshake: s_server waits
+    // for the next one, the exporter's.
+    let store = live_store(&format!(
+        "[telemetry]\notlp_endpoint = \"https://localhost:{port}\"\nbatch_interval = \"10ms\""
+    ));
+    let tracer = Arc::new(Tracer::with_capacity(8));
+    let snap = snapshot("");
+    let (rec, clock) = fallen_over(&snap);
+    tracer.push(build(
+        &rec,
+        &inbound(None),
+        &clock,
+        &mut fastrand::Rng::with_seed(6),
+    ));
+    let mut options = pingora::connectors::ConnectorOptions::new(1);
+    options.ca_file = Some(cert.clone());
+    let exporter = {
+        let (tracer, store) = (tracer.clone(), store.clone());
+        tokio::spawn(async move {
+            let connector = pingora::connectors::TransportConnector::new(Some(options));
+            tracer.step(&connector, &store).await
+        })
+    };
+    // The request, decrypted: head, then the body of its Content-Length.
+    let mut out = server.stdout.take().unwrap();
+    let read = async {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = out.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "s_server closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if got.len() >= end + 4 + length {
+                    return (
+                        text[..end].to_owned(),
+                        got[end + 4..end + 4 + length].to_vec(),
+                    );
+                }
+            }
+        }
+    };
+    let (head, body) = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap();
+    assert!(
+        head.starts_with("POST /v1/traces HTTP/1.1\r\nHost: localhost:"),
+        "{head}"
+    );
+    let json: Json = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        json["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let mut stdin = server.stdin.take().unwrap();
+    stdin
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+    let step = tokio::time::timeout(Duration::from_secs(10), exporter).await;
+    assert!(matches!(step, Ok(Ok(export::Step::Sent))));
+    assert_eq!(tracer.counts(), (3, 0));
+
+    // A certificate the exporter does not trust: no spans leave.
+    let untrusted = Tracer::with_capacity(8);
+    untrusted.push(build(
+        &rec,
+        &inbound(None),
+        &clock,
+        &mut fastrand::Rng::with_seed(8),
+    ));
+    let settings = store.load().config.telemetry.clone().unwrap();
+    let system_roots = pingora::connectors::TransportConnector::new(None);
+    let _ = server.kill().await;
+    let mut server = tokio::process::Command::new("openssl")
+        .args(["s_server", "-quiet"])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .args(["-cert", &cert, "-key", &key])
+        // Held open: s_server would take its end as the end of the session.
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let listening = async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), listening)
+        .await
+        .unwrap();
+    let finish = untrusted.finish(&system_roots, &settings);
+    tokio::time::timeout(Duration::from_secs(20), finish)
+        .await
+        .unwrap();
+    assert_eq!(untrusted.counts(), (0, 3));
+    let _ = server.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
