@@ -169,7 +169,7 @@ pub fn list_newest_first(dir: &Path) -> io::Result<Vec<LogFile>> {
             });
         }
     }
-    files.sort_by(|a, b| (b.day, b.index).cmp(&(a.day, a.index)));
+    files.sort_by_key(|f| std::cmp::Reverse((f.day, f.index)));
     Ok(files)
 }
 
