@@ -92,6 +92,16 @@ fn wait_for_rows(pg: &Postgres, n: i64, within: Duration) -> i64 {
     seen
 }
 
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "modelswitch-pg-{tag}-{}-{}",
@@ -185,6 +195,7 @@ fn every_request_has_one_row_in_postgres() {
     let pg = Postgres::start();
     let m = mock();
     let gw = live_gateway(&with_postgres(&m, &pg, None));
+    let from = now_ms();
     let n = 12;
     for i in 0..n {
         let model = if i % 3 == 0 { "u-an" } else { "u-oa" };
@@ -200,6 +211,9 @@ fn every_request_has_one_row_in_postgres() {
     );
     assert_eq!(r.status, 404, "{}", r.text());
     let total = n + 1;
+    // Every admin call below has a row too: the window closes before them.
+    let window = format!("from={from}&to={}", now_ms() + 1);
+    std::thread::sleep(Duration::from_millis(5));
     assert_eq!(wait_for_rows(&pg, total, Duration::from_secs(10)), total);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(usage_rows(&pg), total, "no row twice");
@@ -226,6 +240,43 @@ fn every_request_has_one_row_in_postgres() {
         pg.scalar("SELECT count(DISTINCT request_id) FROM usage"),
         total
     );
+
+    // The usage API reads the same rows back from PostgreSQL.
+    let r = api(
+        gw.addr(),
+        "GET",
+        &format!("/api/usage?{window}&group_by=provider,day"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["totals"]["requests"], total, "{v}");
+    assert_eq!(v["totals"]["errors"], 1, "{v}");
+    let sum = |col: &str| pg.scalar(&format!("SELECT sum({col}) FROM usage"));
+    for col in ["input_uncached", "output", "cache_read"] {
+        assert_eq!(v["totals"][col], sum(col), "{col}: {v}");
+    }
+    let served = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["provider"] == "anthropic")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(served["requests"], 4, "{v}");
+    // The call history, five rows a page: each row once.
+    let mut ids = std::collections::HashSet::new();
+    let mut path = format!("/api/usage/requests?{window}&limit=5");
+    for _ in 0..10 {
+        let page = api(gw.addr(), "GET", &path, None).json();
+        for row in page["data"].as_array().unwrap_or_else(|| panic!("{page}")) {
+            assert!(ids.insert(row["request_id"].as_str().unwrap().to_owned()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/usage/requests?{window}&limit=5&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), usize::try_from(total).unwrap());
 }
 
 /// A usage row as the spill file holds it (one JSON object per line).

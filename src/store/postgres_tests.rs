@@ -438,3 +438,41 @@ async fn usage_reads_answer_exactly_as_on_sqlite() {
     );
     assert!(on_pg.usage_by_request("req_x").await.unwrap().is_none());
 }
+
+#[test]
+fn the_config_names_the_backend_and_checks_its_url() {
+    use crate::config::StoreBackend;
+    let parse = |storage: &str| {
+        crate::config::parse(&format!(
+            "[[api_keys]]\nkey = \"sk-test-k\"\nname = \"k\"\n\n[storage]\n{storage}"
+        ))
+    };
+    let snap = parse("").unwrap();
+    assert_eq!(snap.process.store_backend, StoreBackend::Sqlite);
+    let snap =
+        parse("backend = \"postgres\"\npostgres_url = \"postgres://u:hidden@h/db\"").unwrap();
+    assert_eq!(
+        snap.process.store_backend,
+        StoreBackend::Postgres {
+            url: crate::config::secret::Secret::new("postgres://u:hidden@h/db".into())
+        }
+    );
+    // The URL is a secret: not even Debug shows it.
+    assert!(!format!("{:?}", snap.process).contains("hidden"));
+    for (storage, want) in [
+        ("backend = \"postgres\"", "storage.postgres_url: required"),
+        (
+            "backend = \"postgres\"\npostgres_url = \"http://u:hidden@h/db\"",
+            "storage.postgres_url: must start with",
+        ),
+        (
+            "postgres_url = \"postgres://u:hidden@h/db\"",
+            "storage.postgres_url: only read with backend = \"postgres\"",
+        ),
+        ("backend = \"mysql\"", "storage.backend"),
+    ] {
+        let errs = parse(storage).unwrap_err().0.join("\n");
+        assert!(errs.contains(want), "{storage}: {errs}");
+        assert!(!errs.contains("hidden"), "{errs}");
+    }
+}
