@@ -20,6 +20,10 @@ const LOGGED_KEY: &str = "sk-test-logged-user-key";
 const BODY_SECRET: &str = "sk-body-secret-abcdefghijklmnop";
 
 fn gateway(m: &Proc) -> LiveGateway {
+    live_gateway(&config_text(m, false))
+}
+
+fn config_text(m: &Proc, global: bool) -> String {
     let mut c = config(
         m.addr,
         &[
@@ -36,10 +40,10 @@ name = "logged"
 log_conversations = true
 
 [logging]
-conversations = false
+conversations = {global}
 "#
     ));
-    live_gateway(&c)
+    c
 }
 
 /// Every line of every conversation file, oldest file first.
@@ -266,6 +270,19 @@ fn conversations_are_logged_per_key_assembled_and_served_to_their_owners() {
         .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"));
     assert_eq!(get(addr, "/api/logs", LIMITED_KEY).status, 403);
     assert_eq!(get(addr, "/api/logs?limit=0", KEY).status, 400);
+
+    // The global setting reloads: the admin key's requests are logged now.
+    let mark = gw.log_mark();
+    gw.replace_file(&config_text(&m, true));
+    assert!(gw.wait_for_log(mark, "config reloaded", Duration::from_secs(5)));
+    let later = post_json(addr, "/v1/chat/completions", KEY, &body);
+    let later_id = later.header("x-request-id").unwrap().to_owned();
+    assert!(
+        wait_until(Duration::from_secs(5), || lines(&dir)
+            .iter()
+            .any(|l| l["request_id"] == later_id && l["key"] == "admin")),
+        "logged after the reload"
+    );
 }
 
 /// Global on, one key off: the key's own setting wins; and a request
