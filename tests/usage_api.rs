@@ -692,6 +692,9 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     records
 }
 
+/// Time, request id, key, cost (nanos, currency).
+type BulkRow = (i64, String, &'static str, Option<(i64, &'static str)>);
+
 /// Rows written straight into the gateway's database: more than one
 /// export page, over days of a zone 5:30 ahead of UTC, priced in two
 /// currencies.
@@ -705,7 +708,7 @@ fn a_large_export_streams_every_row_once_and_days_follow_the_zone() {
     // 2025-01-01T12:00:00Z (17:30 in Kolkata), one row a minute: about
     // 42 hours, on three of its days.
     let base = 1_735_732_800_000i64;
-    let rows: Vec<(i64, String, &str, Option<(i64, &str)>)> = (0..n)
+    let rows: Vec<BulkRow> = (0..n)
         .map(|i| {
             let key = if i % 3 == 0 { "limited" } else { "admin" };
             let cost = match i % 4 {

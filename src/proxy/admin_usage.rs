@@ -7,7 +7,7 @@
 //! is refused rather than answered with nothing. The localhost key never
 //! reads here (as for every admin path).
 
-use super::auth::{authenticate_admin, unix_now};
+use super::auth::authenticate_admin;
 use crate::downstream::respond;
 use crate::record::RequestRecord;
 use crate::state::keys::KeyEntry;
@@ -87,7 +87,7 @@ pub async fn usage(
                 .ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path")))
         })
         .collect::<Result<_, _>>()?;
-    let now = unix_now_ms();
+    let now = i64::try_from(crate::usage::row::unix_ms()).unwrap_or(i64::MAX);
     match segments.as_slice() {
         [] => {
             let p = Params::parse(&query, &[&FILTERS[..], &["group_by"]].concat())?;
@@ -177,14 +177,6 @@ fn visible(scope: &Scope, row: &UsageRow) -> bool {
         Scope::All => true,
         Scope::Own(name) => row.key_name.as_deref() == Some(name.as_str()),
     }
-}
-
-fn unix_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(unix_now().saturating_mul(1000), |d| {
-            i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 fn bad(param: &str, why: String) -> ApiError {
