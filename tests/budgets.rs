@@ -255,20 +255,34 @@ budget = { daily = "1.2" }
 #[test]
 fn a_price_in_a_currency_without_a_rate_is_refused_not_left_uncounted() {
     let m = mock();
-    let gw = gateway(&with(
-        &m,
-        r#"
+    let eur = r#"
 [[models]]
 name = "eur"
 targets = [{ provider = "openai", model = "m-eur;text=Hi" }]
-
-[[api_keys]]
-key = "sk-test-eur"
-name = "eur-user"
-budget = { monthly = 100 }
-"#,
-    ));
-    let r = ask(gw.addr, "sk-test-eur", "eur", 1);
+"#;
+    // A budget in the config that cannot count a target is a config error...
+    let mut text = with(&m, eur).replace("LISTEN", "127.0.0.1:0");
+    text.push_str(
+        "\n[[api_keys]]\nkey = \"sk-test-eur\"\nname = \"eur-user\"\nbudget = { monthly = 100 }\n",
+    );
+    let e = check_config(&text).unwrap_err().join("\n");
+    assert!(
+        e.contains("budgets.rates: upstream model 'm-eur;text=Hi' (model 'eur') counts against the budget of key 'eur-user', but prices in EUR cannot be counted against budgets in USD"),
+        "{e}"
+    );
+    // ...and a key made at runtime meets it as a refusal.
+    let mut text = with(&m, eur);
+    text.push_str("\n[storage]\nsqlite_path = \"keys.db\"\n");
+    let gw = gateway(&text);
+    let r = api(
+        gw.addr,
+        "POST",
+        "/api/keys",
+        Some(&json!({"name": "eur-user", "budget": {"monthly": 100}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let secret = r.json()["key"].as_str().unwrap().to_owned();
+    let r = poll(|| ask(gw.addr, &secret, "eur", 1), |r| r.status != 401);
     assert_eq!(r.status, 500, "{}", r.text());
     let msg = message(&r);
     assert!(
@@ -518,4 +532,16 @@ fn concurrently<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
+}
+
+/// `f()` until `done` holds (bounded: 2 s); the last answer.
+fn poll(mut f: impl FnMut() -> Response, done: impl Fn(&Response) -> bool) -> Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = f();
+        if done(&r) || std::time::Instant::now() >= deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }

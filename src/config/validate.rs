@@ -213,6 +213,9 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     let prices = filters::pricing::PriceTable::with_overrides(&f.prices)
         .map_err(|e| errs.extend(e))
         .ok();
+    if let Some(prices) = &prices {
+        budget_rates(&routes, &keys, prices, &limits.budgets, &mut errs);
+    }
     let conversation_files = logging_files(&f.logging, &mut errs);
     let telemetry = telemetry(&f.telemetry, &mut errs);
     let localhost_key = f.auth.localhost_key.clone();
@@ -758,7 +761,7 @@ fn provider(
             keepalive: base.keepalive,
         },
         replicas,
-        limits: shared_limits(&at, p.limits, p.budget, errs),
+        limits: shared_limits(at, p.limits, p.budget, errs),
     })
 }
 
@@ -874,6 +877,58 @@ fn budgets_section(b: &FileBudgets, errs: &mut Errors) -> filters::limits::budge
     use filters::pricing::{Currency, PerMillion};
     let currency = match b.currency.as_deref().map(Currency::parse) {
         None => Currency::USD,
+/// Every target a configured budget counts must be priced in a currency
+/// it can convert: a missing rate is found here rather than as a refusal
+/// at request time (which is all a key made at runtime can get).
+fn budget_rates(
+    routes: &HashMap<String, Arc<Route>>,
+    keys: &HashMap<String, Arc<ClientKey>>,
+    prices: &filters::pricing::PriceTable,
+    exchange: &filters::limits::budget::Exchange,
+    errs: &mut Errors,
+) {
+    let mut names: Vec<&String> = routes.keys().collect();
+    names.sort();
+    let mut seen = HashSet::new();
+    for name in names {
+        let route = &routes[name];
+        for t in &route.targets {
+            let Some(price) = prices.lookup(&t.model) else {
+                continue;
+            };
+            let Err(no_rate) = exchange.up(0, price.currency) else {
+                continue;
+            };
+            let mut whose = Vec::new();
+            if route.limits.has_budget() {
+                whose.push(format!("model '{name}'"));
+            }
+            if t.provider.limits.has_budget() {
+                whose.push(format!("provider '{}'", t.provider.name));
+            }
+            let mut budgeted: Vec<&str> = keys
+                .values()
+                .filter(|k| {
+                    k.limits.has_budget()
+                        && k.allows_model(name)
+                        && k.allows_provider(&t.provider.name)
+                })
+                .map(|k| k.name.as_str())
+                .collect();
+            budgeted.sort_unstable();
+            whose.extend(budgeted.into_iter().map(|k| format!("key '{k}'")));
+            let error = format!(
+                "budgets.rates: upstream model '{}' (model '{name}') counts against the budget of {}, but {no_rate}",
+                t.model,
+                whose.join(", ")
+            );
+            if !whose.is_empty() && seen.insert(error.clone()) {
+                errs.push(error);
+            }
+        }
+    }
+}
+
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             errs.push(format!("budgets.currency: {e}"));
