@@ -179,7 +179,11 @@ async fn two_replicas_share_keys_and_migrate_together() {
         a.last_used().await.unwrap(),
         [("from-a".into(), 6), ("race".into(), 9)].into()
     );
-    assert_eq!(pg.scalar("SELECT count(*) FROM _sqlx_migrations"), 2);
+    // Each migration applied once, by one of them.
+    assert_eq!(
+        pg.scalar("SELECT count(*) FROM _sqlx_migrations WHERE success"),
+        i64::try_from(MIGRATOR.iter().count()).unwrap()
+    );
 }
 
 #[tokio::test]
