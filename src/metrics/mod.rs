@@ -152,6 +152,10 @@ impl Metrics {
             "Trace spans the OTLP collector accepted (exported) or that were dropped (queue full, export failed).",
             &["result"],
         )?;
+        // Both series from the start, at 0: a rate over them works at once.
+        for result in ["exported", "dropped"] {
+            trace_spans.with_label_values(&[result]);
+        }
         Ok(Self {
             registry,
             requests,

@@ -296,7 +296,7 @@ fn observe_then_render_counts_and_scrape_gauges() {
         r#"modelswitch_requests_total{dialect="openai",model="m",outcome="refused",provider="none",status="429"} 1"#
     ));
     assert!(!text.contains("other"), "{text}");
-    assert_eq!(exported().len(), 10, "{text}");
+    assert_eq!(exported().len(), 11, "{text}");
 }
 
 /// `modelswitch_...` names in a PromQL expression, with the histogram
