@@ -228,9 +228,10 @@ fn run(
     // spill file is local whatever the backend: beside sqlite_path (by
     // default modelswitch.db beside the config, never created for Postgres).
     let usage = process.record_usage.then(|| {
-        Arc::new(usage::UsageSink::new(
+        Arc::new(usage::UsageSink::with_capacity(
             key_store.clone(),
             &process.sqlite_path,
+            process.usage_queue,
         ))
     });
     let drain = Arc::new(shutdown::Drain::default());
@@ -311,11 +312,11 @@ fn run(
             usage::UsageWriter { sink },
         ));
     }
+    server.add_service(background_service("trace exporter", exporter));
     server.add_service(background_service(
         "conversation log",
         journal::ConversationWriter { log: conversations },
     ));
-    server.add_service(background_service("trace exporter", exporter));
     log::info!("modelswitch listening on {}", listen.join(", "));
     let signals = shutdown::Signals { drain, grace };
     server.run(RunArgs {

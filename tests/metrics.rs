@@ -404,3 +404,96 @@ fn the_parser_is_strict() {
     assert_eq!(s[0].labels["x"], "q\"uote");
     assert_eq!(s[0].value, 2.5);
 }
+
+/// The counters and the usage rows come from the same record: after a mix
+/// of dialects, a stream, a fallover and an unknown model, requests,
+/// tokens by type and cost in `/metrics` equal the sums over the rows.
+#[test]
+fn counters_match_the_usage_rows() {
+    let m = mock();
+    let mut cfg = config(
+        m.addr,
+        &[
+            ("served", &[("openai", "mock;reasoning=2;cached=40")]),
+            ("fo", &[("openai", "m-down;status=503"), ("openai", "mock")]),
+            ("st", &[("openai", "mock;chunks=4")]),
+            ("an", &[("anthropic", "mock;cached=10;cache_write=7")]),
+        ],
+        "",
+    );
+    // Every mock model priced, cache and reasoning included.
+    cfg.push_str(
+        "\n[[prices]]\nmodel = \"mock*\"\ncurrency = \"USD\"\ninput = 3\noutput = 15\n\
+         cache_read = 0.3\ncache_write = 3.75\nreasoning = 15\n",
+    );
+    let gw = live_gateway(&cfg);
+    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi there"}]});
+    for model in ["served", "fo", "nope-not-configured", "served"] {
+        post_json(gw.addr(), "/v1/chat/completions", KEY, &chat(model));
+    }
+    let mut stream = chat("st");
+    stream["stream"] = json!(true);
+    let r = post_json(gw.addr(), "/v1/chat/completions", KEY, &stream);
+    assert_eq!(r.status, 200, "{}", r.text());
+    for _ in 0..2 {
+        let body = json!({"model": "an", "max_tokens": 50, "messages": [{"role": "user", "content": "hi there"}]});
+        let r = post_json(gw.addr(), "/v1/messages", KEY, &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let made = 7;
+
+    let db = gw.dir.join("modelswitch.db");
+    let read = || -> Option<(i64, [i64; 5], i64)> {
+        let c =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        c.query_row(
+            "SELECT count(*), sum(input_uncached), sum(cache_read), sum(cache_write), \
+             sum(output), sum(reasoning), sum(coalesce(cost_nanos, 0)) FROM usage \
+             WHERE dialect IS NOT NULL",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?],
+                    r.get(6)?,
+                ))
+            },
+        )
+        .ok()
+    };
+    let mut rows = None;
+    wait_until(Duration::from_secs(10), || {
+        rows = read();
+        rows.is_some_and(|(n, _, _)| n >= made)
+    });
+    let (n, tokens, cost_nanos) = rows.unwrap();
+    assert_eq!(n, made, "one row per request");
+    let samples = scrape(gw.addr());
+    assert_eq!(
+        sum(&samples, "modelswitch_requests_total", &[]),
+        made as f64
+    );
+    for (kind, want) in TYPES.iter().zip(tokens) {
+        assert_eq!(
+            sum(&samples, "modelswitch_tokens_total", &[("type", kind)]),
+            want as f64,
+            "{kind} tokens"
+        );
+    }
+    assert!(
+        tokens.iter().all(|&t| t > 0),
+        "every bucket exercised: {tokens:?}"
+    );
+    let cost = sum(&samples, "modelswitch_cost_total", &[("currency", "USD")]);
+    assert!(cost_nanos > 0);
+    assert!(
+        (cost - cost_nanos as f64 / 1e9).abs() < 1e-9 * made as f64,
+        "metrics {cost} vs rows {cost_nanos} nanos"
+    );
+    assert!(sum(&samples, "modelswitch_usage_rows_written_total", &[]) >= made as f64);
+    assert_eq!(
+        sum(&samples, "modelswitch_usage_spilled_rows_total", &[]),
+        0.0
+    );
+}

@@ -79,9 +79,10 @@ pub(super) struct FileTelemetry {
 pub(super) struct FileStorage {
     /// Relative paths are relative to the config file's directory.
     pub(super) sqlite_path: Option<String>,
-    /// Write one usage row per request (off until its writer is made
-    /// cheap enough for every request: issue 12).
+    /// Write one usage row per request (default true).
     pub(super) record_usage: Option<bool>,
+    /// Usage rows held in memory for the writer before they spill to disk.
+    pub(super) usage_queue: Option<usize>,
     /// `sqlite` (the default) or `postgres`, for replicas sharing one
     /// database.
     pub(super) backend: Option<FileStoreBackend>,
@@ -209,6 +210,8 @@ pub(super) struct FileServer {
     pub(super) reload: Option<bool>,
     /// The access log's form: a text line, a JSON object per line, or none.
     pub(super) access_log: Option<FileAccessLog>,
+    /// `GET /metrics` only with an admin or viewer key (open by default).
+    pub(super) metrics_require_key: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

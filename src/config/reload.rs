@@ -109,6 +109,10 @@ impl Reloader {
                 snap.process.record_usage != self.process.record_usage,
             ),
             (
+                "storage.usage_queue",
+                snap.process.usage_queue != self.process.usage_queue,
+            ),
+            (
                 "storage.backend or postgres_url",
                 snap.process.store_backend != self.process.store_backend,
             ),

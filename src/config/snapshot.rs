@@ -176,6 +176,8 @@ pub struct Process {
     pub limit_backend: LimitBackend,
     /// Write one usage row per request (`[storage] record_usage`).
     pub record_usage: bool,
+    /// Rows the usage queue holds before rows spill (`[storage] usage_queue`).
+    pub usage_queue: usize,
     /// Where keys and usage rows are stored (`[storage] backend`).
     pub store_backend: StoreBackend,
     /// Where and how the conversation log is written (`[logging]`).
@@ -268,6 +270,8 @@ pub struct Snapshot {
     pub process: Process,
     /// Watch the config file for changes.
     pub reload: bool,
+    /// `[server] metrics_require_key`: scrapes need an admin or viewer key.
+    pub metrics_require_key: bool,
     pub access_log: AccessLog,
     /// `[logging] conversations`: every key's default.
     pub log_conversations: bool,

@@ -234,6 +234,9 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     if sqlite_path.is_empty() {
         errs.push("storage.sqlite_path: must not be empty".into());
     }
+    if f.storage.usage_queue == Some(0) {
+        errs.push("storage.usage_queue: must be at least 1".into());
+    }
     let store_backend = match f.storage.backend.unwrap_or(FileStoreBackend::Sqlite) {
         FileStoreBackend::Sqlite => {
             if f.storage.postgres_url.is_some() || f.storage.postgres_url_env.is_some() {
@@ -265,7 +268,8 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     let process = Process {
         sqlite_path: sqlite_path.into(),
         limit_backend,
-        record_usage: f.storage.record_usage.unwrap_or(false),
+        record_usage: f.storage.record_usage.unwrap_or(true),
+        usage_queue: f.storage.usage_queue.unwrap_or(crate::usage::QUEUE_ROWS),
         store_backend,
         conversation_files,
         ..process
@@ -279,6 +283,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         localhost_key,
         process,
         reload: f.server.reload.unwrap_or(true),
+        metrics_require_key: f.server.metrics_require_key.unwrap_or(false),
         log_conversations: f.logging.conversations.unwrap_or(false),
         access_log: match f.server.access_log {
             None | Some(FileAccessLog::Text) => AccessLog::Text,
@@ -439,6 +444,7 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
         sqlite_path: std::path::PathBuf::new(),
         limit_backend: LimitBackend::Memory,
         record_usage: false,
+        usage_queue: crate::usage::QUEUE_ROWS,
         store_backend: StoreBackend::Sqlite,
         conversation_files: ConversationFiles {
             dir: std::path::PathBuf::new(),
@@ -871,12 +877,6 @@ fn limits_section(
     (backend, settings)
 }
 
-/// `[budgets]`: the currency budgets are in (USD unless set) and the
-/// exact rates that bring prices in other currencies into it.
-fn budgets_section(b: &FileBudgets, errs: &mut Errors) -> filters::limits::budget::Exchange {
-    use filters::pricing::{Currency, PerMillion};
-    let currency = match b.currency.as_deref().map(Currency::parse) {
-        None => Currency::USD,
 /// Every target a configured budget counts must be priced in a currency
 /// it can convert: a missing rate is found here rather than as a refusal
 /// at request time (which is all a key made at runtime can get).
@@ -929,6 +929,12 @@ fn budget_rates(
     }
 }
 
+/// `[budgets]`: the currency budgets are in (USD unless set) and the
+/// exact rates that bring prices in other currencies into it.
+fn budgets_section(b: &FileBudgets, errs: &mut Errors) -> filters::limits::budget::Exchange {
+    use filters::pricing::{Currency, PerMillion};
+    let currency = match b.currency.as_deref().map(Currency::parse) {
+        None => Currency::USD,
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             errs.push(format!("budgets.currency: {e}"));

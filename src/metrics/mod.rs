@@ -18,8 +18,8 @@ use filters::key_pool::KeyState;
 use once_cell::sync::Lazy;
 use pingora::proxy::Session;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Mutex;
 use std::time::Duration;
@@ -58,6 +58,11 @@ pub struct Metrics {
     upstream_keys: IntGaugeVec,
     limit_refusals: IntCounterVec,
     trace_spans: IntCounterVec,
+    cost: CounterVec,
+    usage_queue: IntGauge,
+    usage_spilled: IntCounter,
+    usage_written: IntCounter,
+    usage_write: Histogram,
     /// Scrape-time gauges are reset and refilled; two scrapes at once must
     /// not see each other's half-filled sets.
     scrape: Mutex<()>,
@@ -156,6 +161,40 @@ impl Metrics {
         for result in ["exported", "dropped"] {
             trace_spans.with_label_values(&[result]);
         }
+        let cost = CounterVec::new(
+            Opts::new(
+                "modelswitch_cost_total",
+                "What served requests cost at the price table, in units of the price's currency, by requested model, serving provider and currency.",
+            ),
+            &["model", "provider", "currency"],
+        )?;
+        registry.register(Box::new(cost.clone()))?;
+        let int_counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let usage_queue = IntGauge::new(
+            "modelswitch_usage_queue_rows",
+            "Usage rows waiting in memory for the writer (as of its last batch).",
+        )?;
+        registry.register(Box::new(usage_queue.clone()))?;
+        let usage_spilled = int_counter(
+            "modelswitch_usage_spilled_rows_total",
+            "Usage rows written to the spill file because the queue was full or closed.",
+        )?;
+        let usage_written = int_counter(
+            "modelswitch_usage_rows_written_total",
+            "Usage rows the writer committed to the store (queue and spill replays).",
+        )?;
+        let usage_write = Histogram::with_opts(
+            HistogramOpts::new(
+                "modelswitch_usage_write_seconds",
+                "Time of one committed batch of usage rows, from its start to the store's commit.",
+            )
+            .buckets(OVERHEAD_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(usage_write.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -169,6 +208,11 @@ impl Metrics {
             upstream_keys,
             limit_refusals,
             trace_spans,
+            cost,
+            usage_queue,
+            usage_spilled,
+            usage_written,
+            usage_write,
             scrape: Mutex::new(()),
         })
     }
@@ -209,6 +253,13 @@ impl Metrics {
             self.limit_refusals
                 .with_label_values(&[scope, dimension])
                 .inc();
+        }
+        if let Some(c) = &rec.result.cost {
+            if c.total > 0 {
+                self.cost
+                    .with_label_values(&[model, provider, c.currency.as_str()])
+                    .inc_by(c.total as f64 / 1e9);
+            }
         }
         if let Some(u) = &rec.result.usage {
             for (kind, n) in token_counts(u) {
@@ -272,9 +323,30 @@ pub fn observe(rec: &RequestRecord, live: &Live) {
 /// `n` trace spans exported or dropped (`result`).
 pub fn trace_spans(result: &str, n: usize) {
     if let Some(m) = METRICS.as_ref() {
-        m.trace_spans
-            .with_label_values(&[result])
-            .inc_by(n as u64);
+        m.trace_spans.with_label_values(&[result]).inc_by(n as u64);
+    }
+}
+
+/// A row went to the usage spill file.
+pub fn usage_spilled() {
+    if let Some(m) = METRICS.as_ref() {
+        m.usage_spilled.inc();
+    }
+}
+
+/// The writer committed `rows` in `took`, leaving `queued` in the queue.
+pub fn usage_written(rows: u64, took: Duration, queued: usize) {
+    if let Some(m) = METRICS.as_ref() {
+        m.usage_written.inc_by(rows);
+        m.usage_write.observe(took.as_secs_f64());
+        m.usage_queue.set(i64::try_from(queued).unwrap_or(i64::MAX));
+    }
+}
+
+/// The writer found the queue empty.
+pub fn usage_idle() {
+    if let Some(m) = METRICS.as_ref() {
+        m.usage_queue.set(0);
     }
 }
 
@@ -316,12 +388,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// Who may scrape. Open: scrapers sit on the operator's network, and the
-/// values name only configured models and providers, never keys. A config
-/// switch that requires a key is one check here, against the same
-/// client-key authentication the other endpoints use.
-fn admit(_live: &Live, _session: &Session) -> Result<(), ApiError> {
-    Ok(())
+/// Who may scrape. Open by default: scrapers sit on the operator's
+/// network, and the values name only configured models and providers,
+/// never keys. `[server] metrics_require_key` asks for an admin or viewer
+/// key, as the admin API's reads do.
+fn admit(live: &Live, session: &Session) -> Result<(), ApiError> {
+    if !live.config.metrics_require_key {
+        return Ok(());
+    }
+    let key = crate::proxy::auth::authenticate_admin(live, session)?;
+    crate::proxy::auth::require_viewer(&key)
 }
 
 /// The requested model, when the config routes it; else `other` (an

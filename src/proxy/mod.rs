@@ -5,10 +5,10 @@
 
 mod access_log;
 mod admin;
-mod admin_usage;
 mod admin_logs;
+mod admin_usage;
 mod admission;
-mod auth;
+pub(crate) mod auth;
 pub mod connection;
 mod embeddings;
 mod endpoints;
@@ -37,10 +37,10 @@ pub struct Gateway {
     pub key_store: Option<crate::store::KeyStore>,
     /// Usage rows, one per request, written off the request path.
     pub usage: Option<Arc<crate::usage::UsageSink>>,
-    /// Trace spans, exported while `[telemetry] otlp_endpoint` is set.
-    pub tracer: Arc<crate::telemetry::Tracer>,
     /// The conversation log and the recent log lines.
     pub journal: crate::journal::Journal,
+    /// Trace spans, exported while `[telemetry] otlp_endpoint` is set.
+    pub tracer: Arc<crate::telemetry::Tracer>,
 }
 
 #[async_trait]
@@ -48,7 +48,8 @@ impl ProxyHttp for Gateway {
     type CTX = RequestRecord;
 
     fn new_ctx(&self) -> RequestRecord {
-        let mut rec = RequestRecord::new(filters::canonical::new_id("req_"));
+        let id = filters::canonical::new_sortable_id("req_", crate::usage::row::unix_ms());
+        let mut rec = RequestRecord::new(id);
         rec.in_flight = Some(self.drain.enter());
         rec
     }
@@ -197,22 +198,21 @@ impl ProxyHttp for Gateway {
         _e: Option<&pingora::Error>,
         rec: &mut RequestRecord,
     ) {
+        let live = self.store.load();
+        rec.price(&live.config.prices);
         rec.settle_limits().await;
         if let Some(usage) = &self.usage {
             usage.record(crate::usage::UsageRow::of(session, rec));
         }
-        crate::metrics::observe(rec, &self.store.load());
+        crate::metrics::observe(rec, &live);
         if let Some(capture) = rec.conversation.take() {
             let entry = crate::journal::Entry::of(rec, capture);
             self.journal.conversations.record(entry);
         }
-        self.tracer.record(
-            session.req_header(),
-            rec,
-            self.store.load().config.telemetry.as_ref(),
-        );
+        self.tracer
+            .record(session.req_header(), rec, live.config.telemetry.as_ref());
         if log::log_enabled!(log::Level::Info) {
-            match self.store.load().config.access_log {
+            match live.config.access_log {
                 crate::config::AccessLog::Text => access_log::write(session, rec),
                 crate::config::AccessLog::Json => access_log::write_json(session, rec),
                 crate::config::AccessLog::Off => {}

@@ -27,6 +27,7 @@
 //! "mock;chunks=64;delay_ms=5;first_ms=20"  stream shape and timing
 //! "mock;calls=3;interleave=1"           parallel tool calls (when tools are offered), args interleaved
 //! "mock;reasoning=1;cached=40"          reasoning first; 40 cached prompt tokens in usage
+//! "mock;cache_write=7"                  Anthropic usage: 7 cache_creation_input_tokens
 //!                                       (`reasoning=N` or `reasoning=1;reasoning_chunks=N`:
 //!                                       streamed in N pieces, cut at words)
 //! "mock;finish=length"                  the answer stops at the output limit: Chat

@@ -18,6 +18,8 @@ pub(crate) struct Plan {
     pub(crate) interleave: bool,
     pub(crate) prompt_tokens: u64,
     pub(crate) cached: u64,
+    /// Anthropic's `cache_creation_input_tokens` (no other dialect reports writes).
+    pub(crate) cache_write: u64,
     pub(crate) first_ms: u64,
     pub(crate) delay_ms: u64,
     /// Responses: the id this answer carries (`resp_mock_N`) and the
@@ -196,6 +198,7 @@ impl Plan {
             interleave: num("interleave") == Some(1),
             prompt_tokens: (body_len as u64 / 4).max(1),
             cached: num("cached").unwrap_or(0),
+            cache_write: num("cache_write").unwrap_or(0),
             first_ms: num("first_ms").unwrap_or(d.first_ms),
             delay_ms: num("delay_ms").unwrap_or(d.delay_ms),
             response_id: String::new(),
@@ -268,7 +271,7 @@ impl Plan {
 
     pub(crate) fn anthropic_usage(&self) -> Value {
         json!({"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens(),
-               "cache_read_input_tokens": self.cached, "cache_creation_input_tokens": 0})
+               "cache_read_input_tokens": self.cached, "cache_creation_input_tokens": self.cache_write})
     }
 
     pub(crate) fn openai_body(&self, model: &str) -> Value {
@@ -379,7 +382,7 @@ impl Plan {
             "message_start",
             json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
                    "content": [], "stop_reason": null, "stop_sequence": null,
-                   "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 1, "cache_read_input_tokens": self.cached, "cache_creation_input_tokens": 0}}}),
+                   "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 1, "cache_read_input_tokens": self.cached, "cache_creation_input_tokens": self.cache_write}}}),
         )];
         out.push(ev("ping", json!({"type": "ping"})));
         let mut idx = 0;
