@@ -369,6 +369,52 @@ fn a_key_created_through_the_api_takes_a_budget() {
     assert!(limits.get("monthly_budget").is_none(), "{limits}");
 }
 
+#[test]
+fn the_keys_cli_sets_shows_and_clears_a_budget() {
+    let m = mock();
+    let gw = live_gateway(&with(&m, "\n[storage]\nsqlite_path = \"keys.db\"\n"));
+    let created = cli(
+        &gw.path,
+        &[
+            "create",
+            "--name",
+            "cli-b",
+            "--daily-budget",
+            "2.5",
+            "--json",
+        ],
+    );
+    let secret = serde_json::from_str::<Value>(created.trim()).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = poll(|| ask(gw.addr(), &secret, "quick", 1), |r| r.status == 200);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(ask(gw.addr(), &secret, "quick", 1).status, 200);
+    assert_budget_refusal(
+        &ask(gw.addr(), &secret, "quick", 1),
+        "budget reached for key 'cli-b': daily budget 2.50 USD (spend per day)",
+    );
+    let list = cli(&gw.path, &["list"]);
+    assert!(list.contains("daily_budget=2.5"), "{list}");
+    cli(&gw.path, &["update", "cli-b", "--monthly-budget", "100"]);
+    let shown: Value =
+        serde_json::from_str(cli(&gw.path, &["show", "cli-b", "--json"]).trim()).unwrap();
+    assert_eq!(
+        shown["budget"],
+        json!({"daily": "2.5", "monthly": "100"}),
+        "{shown}"
+    );
+    cli(&gw.path, &["update", "cli-b", "--clear-budget"]);
+    let r = poll(|| ask(gw.addr(), &secret, "quick", 1), |r| r.status == 200);
+    assert_eq!(
+        r.status,
+        200,
+        "still refused without a budget: {}",
+        r.text()
+    );
+}
+
 // ------------------------------------------------------- Redis
 
 #[test]
@@ -544,4 +590,22 @@ fn poll(mut f: impl FnMut() -> Response, done: impl Fn(&Response) -> bool) -> Re
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// `modelswitch -c <config> keys …`, which must succeed; its stdout.
+fn cli(config: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelswitch"))
+        .arg("-c")
+        .arg(config)
+        .arg("keys")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run modelswitch keys");
+    assert!(
+        out.status.success(),
+        "keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

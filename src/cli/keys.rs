@@ -10,6 +10,7 @@
 use crate::store::{KeyStore, StoreError, StoredKey};
 use clap::{Args, Subcommand};
 use filters::auth::{format_rfc3339, KeySpec};
+use filters::limits::budget::{self, Budget};
 use filters::limits::Limits;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -78,6 +79,12 @@ struct Attributes {
     /// Requests in flight.
     #[arg(long)]
     concurrency: Option<u64>,
+    /// Money per calendar day, in the [budgets] currency (e.g. 5 or 2.50).
+    #[arg(long, value_name = "AMOUNT", value_parser = budget::parse_amount)]
+    daily_budget: Option<u64>,
+    /// Money per calendar month, in the [budgets] currency.
+    #[arg(long, value_name = "AMOUNT", value_parser = budget::parse_amount)]
+    monthly_budget: Option<u64>,
     /// Requests asking for more output are clamped to this.
     #[arg(long)]
     max_output_tokens: Option<u64>,
@@ -115,6 +122,9 @@ struct UpdateArgs {
     /// Remove every limit (then apply any limit flags given).
     #[arg(long)]
     clear_limits: bool,
+    /// Remove the budget (then apply any budget flags given).
+    #[arg(long)]
+    clear_budget: bool,
     /// The key never expires.
     #[arg(long, conflicts_with = "expires")]
     clear_expiry: bool,
@@ -153,6 +163,14 @@ impl Attributes {
             (&mut limits.rpd, self.rpd),
             (&mut limits.tpd, self.tpd),
             (&mut limits.concurrency, self.concurrency),
+        ] {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        for (field, value) in [
+            (&mut spec.budget.daily, self.daily_budget),
+            (&mut spec.budget.monthly, self.monthly_budget),
         ] {
             if value.is_some() {
                 *field = value;
@@ -316,6 +334,9 @@ async fn verb(store: &KeyStore, verb: Verb, config_names: &[String]) -> Result<(
             if args.clear_limits {
                 spec.limits = Limits::default();
             }
+            if args.clear_budget {
+                spec.budget = Budget::default();
+            }
             if args.clear_expiry {
                 spec.expires_at = None;
             }
@@ -365,11 +386,24 @@ fn roles(spec: &KeySpec) -> String {
     }
 }
 
-fn limits(l: &Limits) -> String {
+/// `rpm=60 daily_budget=2.5`: limits as counts, budgets as decimals.
+fn limits(spec: &KeySpec) -> String {
+    let l = Limits {
+        budget: spec.budget,
+        ..spec.limits
+    };
     let set: Vec<String> = l
         .each()
         .into_iter()
-        .filter_map(|(d, v)| v.map(|n| format!("{}={n}", d.name())))
+        .filter_map(|(d, v)| {
+            v.map(|n| {
+                if d.is_spend() {
+                    format!("{}={}", d.name(), budget::decimal(n))
+                } else {
+                    format!("{}={n}", d.name())
+                }
+            })
+        })
         .collect();
     if set.is_empty() {
         "-".into()
@@ -409,7 +443,7 @@ fn table(keys: &[StoredKey], used: &HashMap<String, i64>) -> String {
             roles(&k.spec),
             yes_no(k.spec.enabled).into(),
             k.spec.expires_at.clone().unwrap_or_else(|| "-".into()),
-            limits(&k.spec.limits),
+            limits(&k.spec),
             last_used(k, used),
         ]);
     }
@@ -447,7 +481,7 @@ fn details(k: &StoredKey, used: &HashMap<String, i64>) -> String {
         ),
         ("models", list(&spec.allowed_models, "all")),
         ("providers", list(&spec.allowed_providers, "all")),
-        ("limits", limits(&spec.limits)),
+        ("limits", limits(spec)),
         (
             "max output tokens",
             spec.max_output_tokens.map_or("-".into(), |n| n.to_string()),
