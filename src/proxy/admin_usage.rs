@@ -91,60 +91,12 @@ pub async fn usage(
     match segments.as_slice() {
         [] => {
             let p = Params::parse(&query, &[&FILTERS[..], &["group_by"]].concat())?;
-            let filter = filter(&p, &scope, now)?;
-            let group_by = group_by(p.get("group_by"))?;
-            let summary = store
-                .usage_summary(SummaryQuery {
-                    filter: filter.clone(),
-                    group_by: group_by.clone(),
-                    zone: live.config.limits.timezone.clone(),
-                })
-                .await
-                .map_err(store_error)?;
-            let v = summary_json(
-                &summary,
-                &filter,
-                &group_by,
-                &live.config.limits.timezone_name,
-            );
+            let v = summary(live, store, &p, &scope, now).await?;
             send(session, rec, &v).await
         }
         [requests] if requests == "requests" => {
             let p = Params::parse(&query, &[&FILTERS[..], &["limit", "cursor"]].concat())?;
-            let filter = filter(&p, &scope, now)?;
-            let limit = match p.get("limit") {
-                None => DEFAULT_PAGE,
-                Some(v) => v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        bad(
-                            "limit",
-                            format!("must be a whole number from 1 to {MAX_PAGE}"),
-                        )
-                    })?,
-            };
-            let after = match p.get("cursor") {
-                None => None,
-                Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
-                    bad(
-                        "cursor",
-                        "not a cursor this API gave out (next_cursor)".into(),
-                    )
-                })?),
-            };
-            let page = store
-                .usage_page(filter, after, limit)
-                .await
-                .map_err(store_error)?;
-            let data: Vec<Value> = page.rows.iter().map(|r| row_json(&r.row)).collect();
-            let v = json!({
-                "object": "list",
-                "data": data,
-                "has_more": page.next.is_some(),
-                "next_cursor": page.next.map(|c| c.encode()),
-            });
+            let v = history(store, &p, &scope, now).await?;
             send(session, rec, &v).await
         }
         [requests, id] if requests == "requests" => {
@@ -170,6 +122,70 @@ pub async fn usage(
             format!("no route for {path}"),
         )),
     }
+}
+
+/// `GET /api/usage`: totals, overall and per group.
+async fn summary(
+    live: &Live,
+    store: &KeyStore,
+    p: &Params,
+    scope: &Scope,
+    now: i64,
+) -> Result<Value, ApiError> {
+    let filter = filter(p, scope, now)?;
+    let group_by = group_by(p.get("group_by"))?;
+    let summary = store
+        .usage_summary(SummaryQuery {
+            filter: filter.clone(),
+            group_by: group_by.clone(),
+            zone: live.config.limits.timezone.clone(),
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(summary_json(
+        &summary,
+        &filter,
+        &group_by,
+        &live.config.limits.timezone_name,
+    ))
+}
+
+/// `GET /api/usage/requests`: one page of the history, newest first.
+async fn history(store: &KeyStore, p: &Params, scope: &Scope, now: i64) -> Result<Value, ApiError> {
+    let filter = filter(p, scope, now)?;
+    let limit = match p.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )
+            })?,
+    };
+    let after = match p.get("cursor") {
+        None => None,
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+            bad(
+                "cursor",
+                "not a cursor this API gave out (next_cursor)".into(),
+            )
+        })?),
+    };
+    let page = store
+        .usage_page(filter, after, limit)
+        .await
+        .map_err(store_error)?;
+    let data: Vec<Value> = page.rows.iter().map(|r| row_json(&r.row)).collect();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "has_more": page.next.is_some(),
+        "next_cursor": page.next.map(|c| c.encode()),
+    }))
 }
 
 fn visible(scope: &Scope, row: &UsageRow) -> bool {
