@@ -169,6 +169,17 @@ api_key = "{k_responses}"
 key = "{KEY}"
 name = "admin"
 roles = ["admin"]
+
+# The usage scenario's upstream models, priced per bucket with distinct
+# rates, so the cost in /api/usage checks every bucket.
+[[prices]]
+model = "u-usage-*"
+currency = "USD"
+input = 3
+output = 15
+cache_read = 0.3
+cache_write = 3.75
+reasoning = 20
 "#,
         k_chat = D::Chat.upstream_key(),
         k_anthropic = D::Anthropic.upstream_key(),
@@ -1633,23 +1644,21 @@ fn structured_output_reaches_the_upstream_in_its_form() {
 /// Usage the client sees against PROTOCOLS §4.3, from what the mock
 /// reported: `p` uncached prompt, `cached`, `out` total output, `reasoning`
 /// (None: the upstream dialect does not report it).
-fn check_usage(c: D, a: &Answer, p: u64, cached: u64, out: u64, reasoning: Option<u64>) {
+fn check_usage(c: D, a: &Answer, [p, cached, written]: [u64; 3], out: u64, reasoning: Option<u64>) {
     let u = &a.usage;
+    // Dialects without a cache-write field count writes as prompt input.
+    let prompt = p + cached + written;
     let n = |k: &str| u.pointer(k).and_then(Value::as_u64);
     match c {
         D::Chat => {
-            assert_eq!(n("/prompt_tokens"), Some(p + cached), "prompt_tokens: {u}");
+            assert_eq!(n("/prompt_tokens"), Some(prompt), "prompt_tokens: {u}");
             assert_eq!(
                 n("/prompt_tokens_details/cached_tokens"),
                 Some(cached),
                 "cached_tokens: {u}"
             );
             assert_eq!(n("/completion_tokens"), Some(out), "completion_tokens: {u}");
-            assert_eq!(
-                n("/total_tokens"),
-                Some(p + cached + out),
-                "total_tokens: {u}"
-            );
+            assert_eq!(n("/total_tokens"), Some(prompt + out), "total_tokens: {u}");
             if let Some(r) = reasoning {
                 assert_eq!(
                     n("/completion_tokens_details/reasoning_tokens"),
@@ -1669,8 +1678,9 @@ fn check_usage(c: D, a: &Answer, p: u64, cached: u64, out: u64, reasoning: Optio
                 Some(cached),
                 "cache_read_input_tokens: {u}"
             );
-            assert!(
-                matches!(n("/cache_creation_input_tokens"), None | Some(0)),
+            assert_eq!(
+                n("/cache_creation_input_tokens").unwrap_or(0),
+                written,
                 "cache_creation_input_tokens: {u}"
             );
             assert_eq!(n("/output_tokens"), Some(out), "output_tokens: {u}");
@@ -1678,7 +1688,7 @@ fn check_usage(c: D, a: &Answer, p: u64, cached: u64, out: u64, reasoning: Optio
         D::Gemini => {
             assert_eq!(
                 n("/promptTokenCount"),
-                Some(p + cached),
+                Some(prompt),
                 "promptTokenCount: {u}"
             );
             assert_eq!(
@@ -1694,23 +1704,19 @@ fn check_usage(c: D, a: &Answer, p: u64, cached: u64, out: u64, reasoning: Optio
             }
             assert_eq!(
                 n("/totalTokenCount"),
-                Some(p + cached + out),
+                Some(prompt + out),
                 "totalTokenCount: {u}"
             );
         }
         D::Responses => {
-            assert_eq!(n("/input_tokens"), Some(p + cached), "input_tokens: {u}");
+            assert_eq!(n("/input_tokens"), Some(prompt), "input_tokens: {u}");
             assert_eq!(
                 n("/input_tokens_details/cached_tokens"),
                 Some(cached),
                 "cached_tokens: {u}"
             );
             assert_eq!(n("/output_tokens"), Some(out), "output_tokens: {u}");
-            assert_eq!(
-                n("/total_tokens"),
-                Some(p + cached + out),
-                "total_tokens: {u}"
-            );
+            assert_eq!(n("/total_tokens"), Some(prompt + out), "total_tokens: {u}");
             if let Some(r) = reasoning {
                 assert_eq!(
                     n("/output_tokens_details/reasoning_tokens"),
@@ -1724,8 +1730,12 @@ fn check_usage(c: D, a: &Answer, p: u64, cached: u64, out: u64, reasoning: Optio
 
 #[test]
 fn usage_is_consistent_in_every_client_dialect() {
-    let opts = "reasoning=1;cached=40;text=usage-answer";
+    // Only an Anthropic upstream reports cache writes (cache_write=7).
+    let opts = "reasoning=1;cached=40;cache_write=7;text=usage-answer";
     let e = env(&pair_models("usage", opts));
+    // What each client model's rows must add up to: requests and the four
+    // buckets plus reasoning (PROTOCOLS §4.3), whatever the dialect pair.
+    let expected = std::cell::RefCell::new(std::collections::BTreeMap::<String, [u64; 6]>::new());
     each_pair("usage", |c, u| {
         let m = client_model("usage", c, u);
         let up = up_model("usage", c, u, opts);
@@ -1744,9 +1754,21 @@ fn usage_is_consistent_in_every_client_dialect() {
             let body_len = e.last(&up)["body_len"].as_u64().unwrap();
             let p = (body_len / 4).max(1);
             let reasoning = (u != D::Anthropic).then_some(5);
-            let res = catch_unwind(AssertUnwindSafe(|| check_usage(c, &a, p, 40, 6, reasoning)));
+            let written = if u == D::Anthropic { 7 } else { 0 };
+            let mut sums = expected.borrow_mut();
+            let sum = sums.entry(m.clone()).or_default();
+            for (t, n) in sum
+                .iter_mut()
+                .zip([1, p, 40, written, 6, reasoning.unwrap_or(0)])
+            {
+                *t += n;
+            }
+            drop(sums);
+            let res = catch_unwind(AssertUnwindSafe(|| {
+                check_usage(c, &a, [p, 40, written], 6, reasoning)
+            }));
             if let Err(err) = res {
-                panic!("{mode:?}: {} (upstream prompt {p} uncached + 40 cached, output 6, reasoning 5)", panic_text(err));
+                panic!("{mode:?}: {} (upstream prompt {p} uncached + 40 cached + {written} written, output 6, reasoning 5)", panic_text(err));
             }
             if c == D::Anthropic && mode == Mode::Stream {
                 assert!(
@@ -1757,6 +1779,63 @@ fn usage_is_consistent_in_every_client_dialect() {
             }
         }
     });
+    // The usage rows of all 32 requests, as /api/usage adds them up per
+    // client model: the exact tokens, and the exact cost at the prices
+    // above (nanos per token: input 3,000, cache read 300, cache write
+    // 3,750, visible output 15,000, reasoning 20,000).
+    let expected = expected.into_inner();
+    assert_eq!(expected.len(), 16, "every pair answered");
+    let mut summary = Value::Null;
+    let all_in = wait_until(std::time::Duration::from_secs(10), || {
+        let r = request(
+            e.gw.addr,
+            "GET",
+            "/api/usage?group_by=model",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            b"",
+        );
+        summary = r.json();
+        // These polls are requests too, with rows of their own (no model).
+        let models: u64 = summary["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| g["model"].is_string())
+            .filter_map(|g| g["requests"].as_u64())
+            .sum();
+        models == 32
+    });
+    assert!(all_in, "{summary}");
+    for (model, [requests, p, cached, written, out, reasoning]) in &expected {
+        let g = summary["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["model"] == json!(model)))
+            .unwrap_or_else(|| panic!("no group for {model}: {summary}"));
+        let n = |k: &str| g[k].as_u64().unwrap_or(u64::MAX);
+        let got = [
+            n("requests"),
+            n("input_uncached"),
+            n("cache_read"),
+            n("cache_write"),
+            n("output"),
+            n("reasoning"),
+        ];
+        assert_eq!(
+            got,
+            [*requests, *p, *cached, *written, *out, *reasoning],
+            "{model}: {g}"
+        );
+        let cost = p * 3_000
+            + cached * 300
+            + written * 3_750
+            + (out - reasoning) * 15_000
+            + reasoning * 20_000;
+        assert_eq!(
+            g["cost_nanos"]["USD"].as_u64(),
+            Some(cost),
+            "{model} cost: {g}"
+        );
+    }
 }
 
 #[test]
