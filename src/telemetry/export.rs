@@ -1,12 +1,12 @@
 //! The exporter: spans from the queue in batches (up to `batch_max`, or
 //! whatever came within `batch_interval` of the first), POSTed as OTLP/JSON
-//! to `{otlp_endpoint}/v1/traces` over HTTP/1.1 — plain TCP, or TLS with
-//! the system's roots through Pingora's connector, as upstream calls go.
+//! to `{otlp_endpoint}/v1/traces` (`collector.rs` holds the HTTP side).
 //! A batch the collector could take later (a broken connection, a timeout,
 //! `429`, `502`-`504`) is tried again with backoff a couple of times, then
 //! dropped and counted: traces never hold memory without bound, nor
 //! anything on the request path.
 
+use super::collector::{Collector, PostError};
 use super::{otlp, Pending, Tracer};
 use crate::config::Telemetry;
 use crate::state::LiveStore;
@@ -14,21 +14,14 @@ use async_trait::async_trait;
 use pingora::connectors::TransportConnector;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use pingora::upstreams::peer::HttpPeer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One POST, from resolving the collector to its status line.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tries of one batch before it is dropped.
 const TRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// At most one warning per this while exports keep failing.
 const WARN_EVERY: Duration = Duration::from_secs(30);
-/// Largest collector response head read.
-const MAX_HEAD: usize = 16 * 1024;
 
 /// What one step of the exporter did.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,25 +31,6 @@ pub(super) enum Step {
     Dropped,
     /// The queue is closed: the exit flush has taken over.
     Closed,
-}
-
-/// Why a POST failed.
-#[derive(Debug)]
-pub(super) enum PostError {
-    /// The collector may take it later.
-    Retry(String),
-    /// The collector refused it (a 4xx other than 408 and 429): sending it
-    /// again would be refused again.
-    Refused(u16),
-}
-
-impl std::fmt::Display for PostError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Retry(e) => f.write_str(e),
-            Self::Refused(s) => write!(f, "refused with status {s}"),
-        }
-    }
 }
 
 /// The one exporter of spans, a background service.
@@ -70,8 +44,8 @@ impl BackgroundService for Exporter {
     async fn start(&self, _shutdown: ShutdownWatch) {
         // Runs until the exit flush closes the queue: requests still in
         // flight after the shutdown signal are traced meanwhile.
-        let connector = TransportConnector::new(None);
-        while self.tracer.step(&connector, &self.store).await != Step::Closed {}
+        let mut collector = Collector::new(TransportConnector::new(None));
+        while self.tracer.step(&mut collector, &self.store).await != Step::Closed {}
     }
 }
 
@@ -79,7 +53,7 @@ impl Tracer {
     /// One batch from the queue to the collector. Every wait ends at once
     /// when the exit flush asks for the queue (`Step::Closed`): spans taken
     /// but not sent stay in the carry, for the flush to send.
-    pub(super) async fn step(&self, connector: &TransportConnector, store: &LiveStore) -> Step {
+    pub(super) async fn step(&self, collector: &mut Collector, store: &LiveStore) -> Step {
         let mut closing = self.closing.subscribe();
         let mut p = tokio::select! {
             p = self.pending.lock() => p,
@@ -112,12 +86,12 @@ impl Tracer {
             }
         }
         let batch = take_batch(&mut p, settings.batch_max);
-        self.export(connector, &settings, &batch).await;
+        self.export(collector, &settings, &batch).await;
         Step::Sent
     }
 
     /// Closes the queue and sends everything left, one batch after another.
-    pub(super) async fn finish(&self, connector: &TransportConnector, settings: &Telemetry) {
+    pub(super) async fn finish(&self, collector: &mut Collector, settings: &Telemetry) {
         let mut p = self.pending.lock().await;
         p.queue.close();
         while let Ok(spans) = p.queue.try_recv() {
@@ -125,16 +99,16 @@ impl Tracer {
         }
         while !p.carry.is_empty() {
             let batch = take_batch(&mut p, settings.batch_max);
-            self.export(connector, settings, &batch).await;
+            self.export(collector, settings, &batch).await;
         }
     }
 
     /// One batch, tried up to `TRIES` times; counted as exported or dropped.
-    async fn export(&self, connector: &TransportConnector, t: &Telemetry, batch: &[super::Span]) {
+    async fn export(&self, collector: &mut Collector, t: &Telemetry, batch: &[super::Span]) {
         let body = otlp::encode(batch, &t.service_name);
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=TRIES {
-            match post(connector, t, &body).await {
+            match collector.post(t, &body).await {
                 Ok(()) => {
                     self.count_exported(batch.len());
                     let recovered = self
@@ -210,9 +184,9 @@ pub fn flush_now(tracer: &Tracer, store: &LiveStore, within: Duration) {
     };
     // The timer and the connector are made inside the runtime.
     let done = rt.block_on(async {
-        let connector = TransportConnector::new(None);
+        let mut collector = Collector::new(TransportConnector::new(None));
         match &settings {
-            Some(t) => tokio::time::timeout(within, tracer.finish(&connector, t))
+            Some(t) => tokio::time::timeout(within, tracer.finish(&mut collector, t))
                 .await
                 .is_ok(),
             None => true,
@@ -224,118 +198,5 @@ pub fn flush_now(tracer: &Tracer, store: &LiveStore, within: Duration) {
     }
     if dropped > 0 {
         log::info!("traces: {exported} spans exported and {dropped} dropped since start");
-    }
-}
-
-/// One POST of `body`; `Ok` on a 2xx.
-async fn post(connector: &TransportConnector, t: &Telemetry, body: &[u8]) -> Result<(), PostError> {
-    match tokio::time::timeout(EXPORT_TIMEOUT, exchange(connector, t, body)).await {
-        Ok(result) => result,
-        Err(_) => Err(PostError::Retry(format!(
-            "no answer within {}s",
-            EXPORT_TIMEOUT.as_secs()
-        ))),
-    }
-}
-
-async fn exchange(
-    connector: &TransportConnector,
-    t: &Telemetry,
-    body: &[u8],
-) -> Result<(), PostError> {
-    let retry = |what: &str, e: &dyn std::fmt::Display| PostError::Retry(format!("{what}: {e}"));
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
-        .await
-        .map_err(|e| retry("resolve", &e))?
-        .collect();
-    // An empty SNI would disable certificate verification.
-    let sni = if t.tls { t.host.as_str() } else { "" };
-    // Each address in turn: `localhost` may resolve to ::1 first while the
-    // collector listens on 127.0.0.1 only.
-    let mut failed = PostError::Retry(format!("resolve: no address for {}", t.host));
-    let mut connected = None;
-    for addr in addrs {
-        let mut peer = HttpPeer::new(addr, t.tls, sni.to_owned());
-        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
-        peer.options.total_connection_timeout = Some(CONNECT_TIMEOUT * 2);
-        match connector.new_stream(&peer).await {
-            Ok(s) => {
-                connected = Some(s);
-                break;
-            }
-            Err(e) => failed = retry("connect", &e),
-        }
-    }
-    let mut stream = connected.ok_or(failed)?;
-    let head = request_head(t, body.len());
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|e| retry("send", &e))?;
-    stream
-        .write_all(body)
-        .await
-        .map_err(|e| retry("send", &e))?;
-    stream.flush().await.map_err(|e| retry("send", &e))?;
-    let status = read_status(&mut stream).await?;
-    match status {
-        200..=299 => Ok(()),
-        // The OTLP specification's retryable statuses.
-        408 | 429 | 502 | 503 | 504 => Err(PostError::Retry(format!("status {status}"))),
-        s => Err(PostError::Refused(s)),
-    }
-}
-
-/// The request head: one connection per batch (`Connection: close`), the
-/// configured headers after the gateway's own.
-pub(super) fn request_head(t: &Telemetry, len: usize) -> String {
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\nUser-Agent: modelswitch/{}\r\n",
-        t.path,
-        t.host_header,
-        env!("CARGO_PKG_VERSION")
-    );
-    for (name, value) in &t.headers {
-        head.push_str(name.as_str());
-        head.push_str(": ");
-        head.push_str(value.expose());
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    head
-}
-
-/// The status of the collector's answer, from its head (the body, a
-/// partial-success report at most, is not read).
-pub(super) async fn read_status<S: tokio::io::AsyncRead + Unpin>(
-    stream: &mut S,
-) -> Result<u16, PostError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf) {
-            // An informational head (100 Continue) is followed by the
-            // real one, which may already be in the buffer.
-            Ok(httparse::Status::Complete(len)) if resp.code.is_some_and(|c| c < 200) => {
-                buf.drain(..len);
-                continue;
-            }
-            Ok(httparse::Status::Complete(_)) => return Ok(resp.code.unwrap_or(0)),
-            Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => {}
-            Ok(httparse::Status::Partial) => {
-                return Err(PostError::Retry("response head too large".into()))
-            }
-            Err(e) => return Err(PostError::Retry(format!("bad response: {e}"))),
-        }
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| PostError::Retry(format!("read: {e}")))?;
-        if n == 0 {
-            return Err(PostError::Retry("closed before answering".into()));
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }

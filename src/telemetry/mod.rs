@@ -14,6 +14,7 @@
 //! gateway's span a child of the caller's, sampled as the caller decided.
 //! Without one, `[telemetry] sample_ratio` of requests are traced.
 
+mod collector;
 mod context;
 mod export;
 mod otlp;

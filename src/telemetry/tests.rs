@@ -1,5 +1,5 @@
+use super::collector::{read_head, request_head, Collector};
 use super::context::{hex, TraceParent};
-use super::export::{read_status, request_head};
 use super::span::{build, Clock, Inbound, Span, SpanKind, Status, Value};
 use super::*;
 use crate::config::{parse, Telemetry};
@@ -7,6 +7,7 @@ use crate::record::{Attempt, AttemptOutcome};
 use filters::canonical::Usage;
 use filters::failure::FailureKind;
 use filters::Dialect;
+use pingora::connectors::TransportConnector;
 use serde_json::Value as Json;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -602,16 +603,35 @@ fn the_request_head_carries_the_path_length_and_headers() {
 }
 
 #[tokio::test]
-async fn the_collectors_status_is_read_past_informational_heads() {
+async fn the_collectors_answer_is_read_past_informational_heads() {
     let mut ok: &[u8] =
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-    assert_eq!(read_status(&mut ok).await.unwrap(), 200);
-    let mut busy: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
-    assert_eq!(read_status(&mut busy).await.unwrap(), 503);
+    let (head, rest) = read_head(&mut ok).await.unwrap();
+    assert_eq!(
+        (head.status, head.length, head.keep_alive),
+        (200, Some(2), true)
+    );
+    assert_eq!(rest, b"{}");
+    let mut busy: &[u8] =
+        b"HTTP/1.1 503 Service Unavailable\r\nConnection: keep-alive, close\r\n\r\n";
+    let (head, _) = read_head(&mut busy).await.unwrap();
+    assert_eq!(
+        (head.status, head.length, head.keep_alive),
+        (503, None, false)
+    );
+    let mut old: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+    assert!(!read_head(&mut old).await.unwrap().0.keep_alive);
+    let mut chunked: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(read_head(&mut chunked).await.unwrap().0.length, None);
+    // Nothing at all: the collector had closed (a kept connection may be
+    // retried on a fresh one); half an answer is not that.
+    let mut nothing: &[u8] = b"";
+    assert!(read_head(&mut nothing).await.unwrap_err().silent);
     let mut cut: &[u8] = b"HTTP/1.1 20";
-    assert!(read_status(&mut cut).await.is_err());
+    assert!(!read_head(&mut cut).await.unwrap_err().silent);
     let mut junk: &[u8] = b"not http at all\r\n\r\n";
-    assert!(read_status(&mut junk).await.is_err());
+    assert!(read_head(&mut junk).await.is_err());
 }
 
 /// A collector on a loopback port answering each POST with the next
@@ -675,8 +695,8 @@ async fn a_batch_is_retried_on_503_then_sent() {
         &clock,
         &mut fastrand::Rng::with_seed(2),
     ));
-    let connector = pingora::connectors::TransportConnector::new(None);
-    let step = tokio::time::timeout(Duration::from_secs(10), tracer.step(&connector, &store));
+    let mut collector = Collector::new(TransportConnector::new(None));
+    let step = tokio::time::timeout(Duration::from_secs(10), tracer.step(&mut collector, &store));
     assert!(step.await.is_ok());
     assert_eq!(tracer.counts(), (3, 0));
     let bodies = task.await.unwrap();
@@ -703,8 +723,8 @@ async fn a_refused_batch_is_dropped_at_once_and_the_exit_flush_sends_the_rest() 
     let (rec, clock) = fallen_over(&snap);
     let mut rng = fastrand::Rng::with_seed(4);
     tracer.push(build(&rec, &inbound(None), &clock, &mut rng));
-    let connector = pingora::connectors::TransportConnector::new(None);
-    let step = tokio::time::timeout(Duration::from_secs(10), tracer.step(&connector, &store));
+    let mut collector = Collector::new(TransportConnector::new(None));
+    let step = tokio::time::timeout(Duration::from_secs(10), tracer.step(&mut collector, &store));
     assert!(step.await.is_ok());
     // Two spans went (a batch of `batch_max`) and were refused; the third
     // waits in the carry for the exit flush.
@@ -712,7 +732,7 @@ async fn a_refused_batch_is_dropped_at_once_and_the_exit_flush_sends_the_rest() 
     let settings = store.load().config.telemetry.clone().unwrap();
     let finish = tokio::time::timeout(
         Duration::from_secs(10),
-        tracer.finish(&connector, &settings),
+        tracer.finish(&mut collector, &settings),
     );
     assert!(finish.await.is_ok());
     assert_eq!(tracer.counts(), (1, 2));
@@ -741,8 +761,8 @@ async fn the_exit_flush_takes_over_from_a_batch_still_filling() {
     let exporter = {
         let (tracer, store) = (tracer.clone(), store.clone());
         tokio::spawn(async move {
-            let connector = pingora::connectors::TransportConnector::new(None);
-            tracer.step(&connector, &store).await
+            let mut collector = Collector::new(TransportConnector::new(None));
+            tracer.step(&mut collector, &store).await
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -855,8 +875,8 @@ async fn an_https_collector_is_reached_over_tls_and_its_certificate_checked() {
     let exporter = {
         let (tracer, store) = (tracer.clone(), store.clone());
         tokio::spawn(async move {
-            let connector = pingora::connectors::TransportConnector::new(Some(options));
-            tracer.step(&connector, &store).await
+            let mut collector = Collector::new(TransportConnector::new(Some(options)));
+            tracer.step(&mut collector, &store).await
         })
     };
     // The request, decrypted: head, then the body of its Content-Length.
@@ -919,7 +939,7 @@ async fn an_https_collector_is_reached_over_tls_and_its_certificate_checked() {
         &mut fastrand::Rng::with_seed(8),
     ));
     let settings = store.load().config.telemetry.clone().unwrap();
-    let system_roots = pingora::connectors::TransportConnector::new(None);
+    let mut system_roots = Collector::new(TransportConnector::new(None));
     let _ = server.kill().await;
     let mut server = tokio::process::Command::new("openssl")
         .args(["s_server", "-quiet"])
@@ -943,11 +963,84 @@ async fn an_https_collector_is_reached_over_tls_and_its_certificate_checked() {
     tokio::time::timeout(Duration::from_secs(10), listening)
         .await
         .unwrap();
-    let finish = untrusted.finish(&system_roots, &settings);
+    let finish = untrusted.finish(&mut system_roots, &settings);
     tokio::time::timeout(Duration::from_secs(20), finish)
         .await
         .unwrap();
     assert_eq!(untrusted.counts(), (0, 3));
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A collector that answers every request on a connection (keep-alive),
+/// counting its connections; the bodies come back through the handle once
+/// `requests` have been answered.
+async fn keep_alive_collector(
+    requests: usize,
+) -> (u16, tokio::task::JoinHandle<(usize, Vec<Vec<u8>>)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut bodies, mut connections) = (Vec::new(), 0);
+        while bodies.len() < requests {
+            let (mut s, _) = listener.accept().await.unwrap();
+            connections += 1;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while bodies.len() < requests {
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut req = httparse::Request::new(&mut headers);
+                if let Ok(httparse::Status::Complete(len)) = req.parse(&buf) {
+                    let cl: usize = req
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                        .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                        .unwrap();
+                    if buf.len() >= len + cl {
+                        bodies.push(buf[len..len + cl].to_vec());
+                        buf.drain(..len + cl);
+                        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+                        s.write_all(answer.as_bytes()).await.unwrap();
+                        continue;
+                    }
+                }
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+        (connections, bodies)
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn batches_share_a_kept_connection() {
+    let (port, task) = keep_alive_collector(3).await;
+    let store = live_store(&format!(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\nbatch_interval = \"10ms\"\nbatch_max = 2"
+    ));
+    let tracer = Tracer::with_capacity(8);
+    let snap = snapshot("");
+    let (rec, clock) = fallen_over(&snap);
+    let mut rng = fastrand::Rng::with_seed(10);
+    tracer.push(build(&rec, &inbound(None), &clock, &mut rng));
+    tracer.push(build(&rec, &inbound(None), &clock, &mut rng));
+    let mut collector = Collector::new(TransportConnector::new(None));
+    for _ in 0..3 {
+        let step =
+            tokio::time::timeout(Duration::from_secs(10), tracer.step(&mut collector, &store));
+        assert_eq!(step.await.unwrap(), export::Step::Sent);
+    }
+    assert_eq!(tracer.counts(), (6, 0));
+    let (connections, bodies) = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bodies.len(), 3);
+    assert_eq!(connections, 1, "three batches, one connection");
 }
