@@ -1173,21 +1173,24 @@ fn telemetry(
     if service_name.trim().is_empty() {
         errs.push("telemetry.service_name: must not be empty".into());
     }
-    let inline = t
+    // Inline values and environment variables, in a stable order.
+    let mut given: Vec<(String, &String, Option<String>)> = t
         .headers
         .iter()
-        .map(|(k, v)| (format!("telemetry.headers.{k}"), k, Some(v.clone())));
-    let from_env = t.headers_env.iter().map(|(k, var)| {
+        .map(|(k, v)| (format!("telemetry.headers.{k}"), k, Some(v.clone())))
+        .collect();
+    for (k, var) in &t.headers_env {
         let value = std::env::var(var).ok().filter(|v| !v.is_empty());
         if value.is_none() {
             errs.push(format!(
                 "telemetry.headers_env.{k}: environment variable {var} is not set"
             ));
         }
-        (format!("telemetry.headers_env.{k}"), k, value)
-    });
+        given.push((format!("telemetry.headers_env.{k}"), k, value));
+    }
+    given.sort_by(|a, b| a.0.cmp(&b.0));
     let mut headers: Vec<(http::HeaderName, Secret)> = Vec::new();
-    for (at, name, value) in inline.collect::<Vec<_>>().into_iter().chain(from_env.collect::<Vec<_>>()) {
+    for (at, name, value) in given {
         let Ok(name) = http::HeaderName::try_from(name.as_str()) else {
             errs.push(format!("{at}: not a valid header name"));
             continue;
@@ -1198,6 +1201,7 @@ fn telemetry(
             http::header::CONTENT_TYPE,
             http::header::TRANSFER_ENCODING,
             http::header::CONNECTION,
+            http::header::USER_AGENT,
         ]
         .contains(&name)
         {
@@ -1205,7 +1209,7 @@ fn telemetry(
             continue;
         }
         if headers.iter().any(|(n, _)| *n == name) {
-            errs.push(format!("{at}: header set twice (headers and headers_env)"));
+            errs.push(format!("{at}: header set twice"));
             continue;
         }
         let Some(value) = value else { continue };
