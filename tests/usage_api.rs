@@ -332,7 +332,9 @@ fn totals_are_exact_per_key_model_provider_day_and_hour() {
     assert_eq!(anthropic["totals"]["requests"], 5);
     assert_eq!(group(&anthropic, &[("key", json!("other"))])["requests"], 2);
     assert_eq!(usage("status=error")["totals"]["requests"], 1);
-    assert_eq!(usage("status=4xx")["totals"]["requests"], 1);
+    let client_errors = usage("status=4xx");
+    assert_eq!(client_errors["totals"]["requests"], 1);
+    assert_eq!(client_errors["filters"]["status"], "4xx");
     assert_eq!(usage("status=200")["totals"]["requests"], s.made.len() - 1);
     assert_eq!(usage("model=u-an&key=admin")["totals"]["requests"], 3);
 
@@ -513,6 +515,7 @@ fn a_user_key_reads_its_own_rows_only_and_a_viewer_reads_all() {
     assert_eq!(v["totals"]["requests"], n_limited);
     assert_eq!(v["groups"].as_array().unwrap().len(), 1);
     assert_eq!(v["groups"][0]["key"], "limited");
+    assert_eq!(v["filters"]["key"], "limited");
     let r = get(
         addr,
         &format!("/api/usage?{}&key=limited", s.window),

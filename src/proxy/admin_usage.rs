@@ -391,6 +391,13 @@ fn summary_json(s: &Summary, f: &UsageFilter, group_by: &[GroupBy], zone: &str) 
         "from": rfc3339_ms(f.from_ms),
         "to": rfc3339_ms(f.to_ms),
         "timezone": zone,
+        // What was applied: a user key sees its key here.
+        "filters": {
+            "key": f.key,
+            "model": f.model,
+            "provider": f.provider,
+            "status": f.status.map(StatusFilter::name),
+        },
         "group_by": group_by.iter().map(|g| g.name()).collect::<Vec<_>>(),
         "totals": totals,
         "groups": groups,

@@ -32,6 +32,16 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
+    /// As [`Self::parse`] reads it.
+    pub fn name(self) -> String {
+        match self {
+            Self::Code(c) => c.to_string(),
+            Self::Class(h) => format!("{h}xx"),
+            Self::Ok => "ok".into(),
+            Self::Error => "error".into(),
+        }
+    }
+
     /// `200`, `4xx`, `ok`, `error`.
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
@@ -690,6 +700,9 @@ mod tests {
         assert_eq!(StatusFilter::parse("4XX"), Some(StatusFilter::Class(4)));
         assert_eq!(StatusFilter::parse("error"), Some(StatusFilter::Error));
         assert_eq!(StatusFilter::parse("ok"), Some(StatusFilter::Ok));
+        for s in ["429", "5xx", "ok", "error"] {
+            assert_eq!(StatusFilter::parse(s).unwrap().name(), s);
+        }
         for bad in ["", "6xx", "0xx", "99", "600", "abc", "2x"] {
             assert_eq!(StatusFilter::parse(bad), None, "{bad}");
         }
