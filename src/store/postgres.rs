@@ -2,7 +2,7 @@
 //! replicas sharing one database. The same semantics as `sqlite.rs`: every
 //! change to `keys` bumps `meta.keys_version` in the same transaction,
 //! `touch` never replaces a newer last use with an older one, and usage
-//! rows are inserted many per statement, a request id stored once.
+//! rows are inserted a whole batch per statement, a request id stored once.
 //!
 //! A small pool (the store's thread answers one request at a time; the
 //! pool only spares a reconnect after a connection breaks), a bounded
@@ -30,13 +30,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// a large table may rightly take longer).
 const STATEMENT_TIMEOUT: &str = "30s";
 
-/// 27 columns × 200 rows stays far under PostgreSQL's 65,535 bound
-/// parameters, and one statement per batch is one round trip.
+/// A batch of any size is one statement: each column goes as one array
+/// and UNNEST turns them back into rows. One prepared statement for every
+/// batch (a VALUES list of N rows is a new statement per N), and one
+/// round trip. DO NOTHING also skips a second row of one id in the same
+/// batch (DO UPDATE would fail there).
 const INSERT_USAGE: &str = "INSERT INTO usage (ts, request_id, key_name, dialect, \
      endpoint, model, provider, upstream_model, attempts, status, stream, input_uncached, \
      cache_read, cache_write, output, reasoning, cost_nanos, currency, latency_ms, ttfb_ms, \
-     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) ";
-const USAGE_ROWS_PER_STATEMENT: usize = 200;
+     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::boolean[], \
+     $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], \
+     $17::bigint[], $18::text[], $19::float8[], $20::float8[], $21::float8[], \
+     $22::bigint[], $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[]) \
+     ON CONFLICT (request_id) DO NOTHING";
 
 const LIST: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys ORDER BY name";
@@ -237,54 +245,40 @@ impl Postgres {
     }
 
     pub(super) async fn insert_usage(&self, rows: Vec<UsageRow>) -> Result<u64, StoreError> {
-        // One transaction for the batch: one commit, not one per row.
-        let mut tx = self.pool.begin().await.map_err(|e| self.fail(e))?;
-        let mut inserted = 0;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk = rows.by_ref().take(USAGE_ROWS_PER_STATEMENT);
-            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_USAGE);
-            q.push_values(chunk, |mut b, row| {
-                b.push_bind(row.ts)
-                    .push_bind(row.request_id)
-                    .push_bind(row.key_name)
-                    .push_bind(row.dialect)
-                    .push_bind(row.endpoint)
-                    .push_bind(row.model)
-                    .push_bind(row.provider)
-                    .push_bind(row.upstream_model)
-                    .push_bind(row.attempts)
-                    .push_bind(i64::from(row.status))
-                    .push_bind(row.stream)
-                    .push_bind(int(row.input_uncached))
-                    .push_bind(int(row.cache_read))
-                    .push_bind(int(row.cache_write))
-                    .push_bind(int(row.output))
-                    .push_bind(int(row.reasoning))
-                    .push_bind(row.cost_nanos)
-                    .push_bind(row.currency)
-                    .push_bind(row.latency_ms)
-                    .push_bind(row.ttfb_ms)
-                    .push_bind(row.overhead_ms)
-                    .push_bind(row.bytes_in.map(int))
-                    .push_bind(row.bytes_out.map(int))
-                    .push_bind(row.client_addr)
-                    .push_bind(row.user_agent)
-                    .push_bind(row.session_id)
-                    .push_bind(row.error);
-            });
-            // DO NOTHING also skips a second row of one id in the same
-            // statement (DO UPDATE would fail there).
-            q.push(" ON CONFLICT (request_id) DO NOTHING");
-            inserted += q
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.fail(e))?
-                .rows_affected();
-        }
-        tx.commit().await.map_err(|e| self.fail(e))?;
-        Ok(inserted)
+        let c = UsageColumns::of(rows);
+        // One statement: atomic by itself, no transaction needed.
+        sqlx::query(INSERT_USAGE)
+            .bind(c.ts)
+            .bind(c.request_id)
+            .bind(c.key_name)
+            .bind(c.dialect)
+            .bind(c.endpoint)
+            .bind(c.model)
+            .bind(c.provider)
+            .bind(c.upstream_model)
+            .bind(c.attempts)
+            .bind(c.status)
+            .bind(c.stream)
+            .bind(c.input_uncached)
+            .bind(c.cache_read)
+            .bind(c.cache_write)
+            .bind(c.output)
+            .bind(c.reasoning)
+            .bind(c.cost_nanos)
+            .bind(c.currency)
+            .bind(c.latency_ms)
+            .bind(c.ttfb_ms)
+            .bind(c.overhead_ms)
+            .bind(c.bytes_in)
+            .bind(c.bytes_out)
+            .bind(c.client_addr)
+            .bind(c.user_agent)
+            .bind(c.session_id)
+            .bind(c.error)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|e| self.fail(e))
     }
 
     #[cfg(test)]
@@ -321,6 +315,74 @@ impl Postgres {
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Usage rows turned into one array per column, for UNNEST.
+#[derive(Default)]
+struct UsageColumns {
+    ts: Vec<i64>,
+    request_id: Vec<String>,
+    key_name: Vec<Option<String>>,
+    dialect: Vec<Option<String>>,
+    endpoint: Vec<String>,
+    model: Vec<Option<String>>,
+    provider: Vec<Option<String>>,
+    upstream_model: Vec<Option<String>>,
+    attempts: Vec<String>,
+    status: Vec<i64>,
+    stream: Vec<bool>,
+    input_uncached: Vec<i64>,
+    cache_read: Vec<i64>,
+    cache_write: Vec<i64>,
+    output: Vec<i64>,
+    reasoning: Vec<i64>,
+    cost_nanos: Vec<Option<i64>>,
+    currency: Vec<Option<String>>,
+    latency_ms: Vec<f64>,
+    ttfb_ms: Vec<Option<f64>>,
+    overhead_ms: Vec<Option<f64>>,
+    bytes_in: Vec<Option<i64>>,
+    bytes_out: Vec<Option<i64>>,
+    client_addr: Vec<Option<String>>,
+    user_agent: Vec<Option<String>>,
+    session_id: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+}
+
+impl UsageColumns {
+    fn of(rows: Vec<UsageRow>) -> Self {
+        let mut c = Self::default();
+        for row in rows {
+            c.ts.push(row.ts);
+            c.request_id.push(row.request_id);
+            c.key_name.push(row.key_name);
+            c.dialect.push(row.dialect);
+            c.endpoint.push(row.endpoint);
+            c.model.push(row.model);
+            c.provider.push(row.provider);
+            c.upstream_model.push(row.upstream_model);
+            c.attempts.push(row.attempts);
+            c.status.push(i64::from(row.status));
+            c.stream.push(row.stream);
+            c.input_uncached.push(int(row.input_uncached));
+            c.cache_read.push(int(row.cache_read));
+            c.cache_write.push(int(row.cache_write));
+            c.output.push(int(row.output));
+            c.reasoning.push(int(row.reasoning));
+            c.cost_nanos.push(row.cost_nanos);
+            c.currency.push(row.currency);
+            c.latency_ms.push(row.latency_ms);
+            c.ttfb_ms.push(row.ttfb_ms);
+            c.overhead_ms.push(row.overhead_ms);
+            c.bytes_in.push(row.bytes_in.map(int));
+            c.bytes_out.push(row.bytes_out.map(int));
+            c.client_addr.push(row.client_addr);
+            c.user_agent.push(row.user_agent);
+            c.session_id.push(row.session_id);
+            c.error.push(row.error);
+        }
+        c
+    }
+}
 
 /// Decoding a row read back names no secret: its errors carry column names.
 fn backend(e: sqlx::Error) -> StoreError {

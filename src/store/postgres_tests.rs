@@ -193,7 +193,7 @@ async fn usage_rows_are_inserted_once_with_their_types() {
     let rows: Vec<UsageRow> = (0..450)
         .map(|i| usage_row(&format!("req-{i}"), i % 2 == 0))
         .collect();
-    // More rows than one statement holds, and one id twice in a batch.
+    // A batch larger than the writer's, with one id twice in it.
     let mut batch = rows.clone();
     batch.push(usage_row("req-7", false));
     assert_eq!(store.insert_usage(batch).await.unwrap(), 450);
