@@ -342,6 +342,23 @@ async fn tls_is_used_when_the_url_asks_for_it() {
         .to_string();
     assert!(err.contains("no encryption"), "{err}");
     assert!(!err.contains(&pg.password), "{err}");
+    // The server's certificate checked against the CA that signed it, and
+    // its name against the host: verify-full works with the CA given, and
+    // fails without it (the system's roots do not know this CA).
+    let ca = pg.ca_certificate();
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url(),
+        ca.display()
+    );
+    let store = KeyStore::open_postgres(&verified).unwrap();
+    assert_eq!(store.version().await.unwrap(), 1);
+    let err = KeyStore::open_postgres(&format!("{}?sslmode=verify-full", pg.url()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("certificate"), "{err}");
+    assert!(!err.contains(&pg.password), "{err}");
 }
 
 #[tokio::test]

@@ -210,32 +210,63 @@ impl Postgres {
         );
     }
 
-    /// A certificate for 127.0.0.1 and an `pg_hba.conf` that accepts TCP
-    /// logins over TLS only.
+    /// A test CA (`ca.crt`, for clients to verify with), a server
+    /// certificate it signed for IP 127.0.0.1, and a `pg_hba.conf` that
+    /// accepts TCP logins over TLS only.
     fn require_tls(&self) {
         let data = self.dir.join("data");
-        let out = Command::new("openssl")
-            .args([
+        let ext = self.dir.join("server.ext");
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").expect("server.ext");
+        let ca = |f: &str| self.dir.join(f).display().to_string();
+        let server = |f: &str| data.join(f).display().to_string();
+        let steps: [Vec<String>; 3] = [
+            // The CA: self-signed, CA:TRUE (openssl's v3_ca).
+            vec![
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain(["-subj".into(), "/CN=modelswitch test CA".into()])
+            .chain(["-keyout".into(), ca("ca.key"), "-out".into(), ca("ca.crt")])
+            .collect(),
+            vec![
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
                 "-subj",
                 "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(data.join("server.key"))
-            .arg("-out")
-            .arg(data.join("server.crt"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain(["-keyout".into(), server("server.key")])
+            .chain(["-out".into(), ca("server.csr")])
+            .collect(),
+            vec!["x509", "-req", "-days", "2", "-CAcreateserial"]
+                .into_iter()
+                .map(String::from)
+                .chain(["-in".into(), ca("server.csr"), "-CA".into(), ca("ca.crt")])
+                .chain([
+                    "-CAkey".into(),
+                    ca("ca.key"),
+                    "-extfile".into(),
+                    ca("server.ext"),
+                ])
+                .chain(["-out".into(), server("server.crt")])
+                .collect(),
+        ];
+        for args in steps {
+            let out = Command::new("openssl")
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::fs::write(
             data.join("pg_hba.conf"),
             "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
@@ -257,9 +288,9 @@ impl Postgres {
         std::io::Write::write_all(&mut conf, b"ssl = on\n").expect("postgresql.conf");
     }
 
-    /// The certificate clients may verify the server with.
-    pub fn certificate(&self) -> PathBuf {
-        self.dir.join("data").join("server.crt")
+    /// The CA certificate clients verify the server with (`sslrootcert`).
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.dir.join("ca.crt")
     }
 
     /// Starts the server on `self.port`; false if it exited or did not
