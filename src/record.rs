@@ -52,6 +52,8 @@ pub struct Outcome {
     /// when nothing was served, the usage is unknown or the model has no
     /// price. Set by `price` when the request ends.
     pub cost: Option<filters::pricing::Cost>,
+    /// The limit that turned the request away (metrics label it).
+    pub refused: Option<(filters::limits::Scope, filters::limits::Dimension)>,
     pub error: Option<String>,
 }
 

@@ -216,12 +216,11 @@ async fn provider_admits(
     let settings = &live.config.limits;
     let lease = route.total_timeout + Duration::from_secs(60);
     let amounts = attempts.reserve.for_provider(target.slot);
-    let admitted =
-        Box::pin(
-            live.limiter
-                .admit(vec![subject], amounts, settings, lease, &rec.id),
-        )
-        .await;
+    let admitted = Box::pin(
+        live.limiter
+            .admit(vec![subject], amounts, settings, lease, &rec.id),
+    )
+    .await;
     match admitted {
         Ok(hold) => {
             attempts.hold = Some(hold);

@@ -203,6 +203,7 @@ pub async fn run(
                 let headroom = filters::limits::Headroom::exhausted(&r);
                 rec.limit_headers =
                     filters::dialect::rate_limit_headers(req.dialect, &headroom, now);
+                rec.result.refused = Some((r.scope, r.dimension));
                 return Err(crate::limits::refusal_error(&r));
             }
             Some(crate::limits::Refused::Backend) => return Err(crate::limits::backend_error()),

@@ -249,9 +249,9 @@ impl Metrics {
         if let Some(o) = overhead(rec, total) {
             self.overhead.observe(o.as_secs_f64());
         }
-        if let Some((scope, dimension)) = refused_limit(rec) {
+        if let Some((scope, dimension)) = rec.result.refused {
             self.limit_refusals
-                .with_label_values(&[scope, dimension])
+                .with_label_values(&[scope.name(), dimension.name()])
                 .inc();
         }
         if let Some(c) = &rec.result.cost {
@@ -454,43 +454,6 @@ fn outcome(rec: &RequestRecord) -> &'static str {
         500..=599 | 429 => "upstream_error",
         _ => "client_error",
     }
-}
-
-/// The limit that refused a request, read back from its rendered message
-/// (`filters::limits::Refusal::message`, the one text the record keeps;
-/// a test renders every scope and dimension through it), as closed-set
-/// names.
-fn refused_limit(rec: &RequestRecord) -> Option<(&'static str, &'static str)> {
-    use filters::limits::{Dimension, Scope};
-    if rec.result.status < 400 {
-        return None;
-    }
-    let message = rec.result.error.as_deref()?;
-    let (scope, dimension) = if let Some(rest) = message.strip_prefix("rate limit reached for ") {
-        let (scope, rest) = rest.split_once(" '")?;
-        let (_, rest) = rest.rsplit_once("': ")?;
-        (scope, rest.split_once(" = ")?.0)
-    } else {
-        let rest = message.strip_prefix("this request needs more tokens than the ")?;
-        let (scope, rest) = rest.split_once(" '")?;
-        let (_, rest) = rest.rsplit_once("' may use: its ")?;
-        (scope, rest.split_once(" limit is ")?.0)
-    };
-    let scope = [Scope::Key, Scope::Model, Scope::Provider]
-        .into_iter()
-        .map(Scope::name)
-        .find(|n| *n == scope)?;
-    let dimension = [
-        Dimension::Rpm,
-        Dimension::Tpm,
-        Dimension::Rpd,
-        Dimension::Tpd,
-        Dimension::Concurrency,
-    ]
-    .into_iter()
-    .map(Dimension::name)
-    .find(|n| *n == dimension)?;
-    Some((scope, dimension))
 }
 
 /// The four usage buckets of PROTOCOLS.md plus reasoning: `input` is the

@@ -108,48 +108,6 @@ fn outcome_from_the_record() {
 }
 
 #[test]
-fn limit_refusals_name_scope_and_dimension() {
-    use filters::limits::{Dimension, Refusal, Scope};
-    let mut r = record(429, vec![]);
-    for scope in [Scope::Key, Scope::Model, Scope::Provider] {
-        for dimension in [
-            Dimension::Rpm,
-            Dimension::Tpm,
-            Dimension::Rpd,
-            Dimension::Tpd,
-            Dimension::Concurrency,
-        ] {
-            for too_large in [false, true] {
-                let refusal = Refusal {
-                    scope,
-                    // A name that looks like the message's own punctuation.
-                    subject: "it's: a = name' may use: its".into(),
-                    dimension,
-                    limit: 5,
-                    retry_after_ms: None,
-                    too_large,
-                    currency: None,
-                };
-                r.result.error = Some(refusal.message());
-                assert_eq!(
-                    refused_limit(&r),
-                    Some((scope.name(), dimension.name())),
-                    "{}",
-                    refusal.message()
-                );
-            }
-        }
-    }
-    r.result.error = Some("model 'x' is not configured".into());
-    assert_eq!(refused_limit(&r), None);
-    r.result.error = Some("rate limit reached for key 'k': bogus = 1 (x)".into());
-    assert_eq!(refused_limit(&r), None);
-    r.result.status = 200;
-    r.result.error = Some("rate limit reached for key 'k': rpm = 1 (x)".into());
-    assert_eq!(refused_limit(&r), None);
-}
-
-#[test]
 fn attempt_labels_equal_their_display() {
     let mut all = vec![
         AttemptOutcome::Ok,
@@ -237,6 +195,16 @@ fn scrape() -> String {
         output_total: 3,
         ..Usage::default()
     });
+    r.result.cost = Some(filters::pricing::Cost {
+        currency: filters::pricing::Currency::parse("USD").unwrap(),
+        total: 1_500_000_000,
+        input: 500_000_000,
+        cache_read: 0,
+        cache_write: 0,
+        output: 1_000_000_000,
+        reasoning: 0,
+        long_context: false,
+    });
     m.observe(&r, &live);
     m.observe(&r, &live);
     // The gateway's own endpoints carry no dialect and are not counted.
@@ -244,8 +212,12 @@ fn scrape() -> String {
     health.result.status = 200;
     m.observe(&health, &live);
     let mut refused = record(429, vec![]);
-    refused.result.error =
-        Some("rate limit reached for key 'c': rpm = 1 (requests per minute)".into());
+    refused.result.refused = Some((filters::limits::Scope::Key, filters::limits::Dimension::Rpm));
+    m.observe(&refused, &live);
+    refused.result.refused = Some((
+        filters::limits::Scope::Model,
+        filters::limits::Dimension::DailyBudget,
+    ));
     m.observe(&refused, &live);
     String::from_utf8(m.render(&live).unwrap()).unwrap()
 }
@@ -292,11 +264,19 @@ fn observe_then_render_counts_and_scrape_gauges() {
     assert!(has(
         r#"modelswitch_limit_refusals_total{dimension="rpm",scope="key"} 1"#
     ));
+    assert!(has(&format!(
+        r#"modelswitch_limit_refusals_total{{dimension="{}",scope="model"}} 1"#,
+        filters::limits::Dimension::DailyBudget.name()
+    )));
     assert!(has(
-        r#"modelswitch_requests_total{dialect="openai",model="m",outcome="refused",provider="none",status="429"} 1"#
+        r#"modelswitch_requests_total{dialect="openai",model="m",outcome="refused",provider="none",status="429"} 2"#
     ));
+    assert!(has(
+        r#"modelswitch_cost_total{currency="USD",model="m",provider="a"} 3"#
+    ));
+    assert!(has("modelswitch_usage_queue_rows 0"));
     assert!(!text.contains("other"), "{text}");
-    assert_eq!(exported().len(), 11, "{text}");
+    assert_eq!(exported().len(), 16, "{text}");
 }
 
 /// `modelswitch_...` names in a PromQL expression, with the histogram

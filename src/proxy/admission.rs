@@ -72,6 +72,7 @@ pub async fn admit(
             let now = limiter.clock(settings).now_ms;
             let headroom = filters::limits::Headroom::exhausted(&r);
             rec.limit_headers = filters::dialect::rate_limit_headers(dialect, &headroom, now);
+            rec.result.refused = Some((r.scope, r.dimension));
             Err(crate::limits::refusal_error(&r))
         }
         Err(crate::limits::Refused::Backend) => Err(crate::limits::backend_error()),
