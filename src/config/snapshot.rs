@@ -206,7 +206,7 @@ pub enum AccessLog {
 }
 
 /// Where runtime keys and usage rows are stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     /// The SQLite file at `Process::sqlite_path`: one machine.
     Sqlite,
@@ -214,6 +214,21 @@ pub enum StoreBackend {
     /// (the URL may hold a password: never shown). The usage spill file
     /// stays local, beside `Process::sqlite_path`.
     Postgres { url: Secret },
+}
+
+/// The URL with its password masked, wherever it is written in it (a
+/// `Secret`'s own mask keeps the last characters, which a URL ending in
+/// `?password=…` would give away).
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &crate::store::redact_url(url.expose()))
+                .finish(),
+        }
+    }
 }
 
 /// Where limiter counters live.

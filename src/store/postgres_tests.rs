@@ -478,8 +478,18 @@ fn the_config_names_the_backend_and_checks_its_url() {
             url: crate::config::secret::Secret::new("postgres://u:hidden@h/db".into())
         }
     );
-    // The URL is a secret: not even Debug shows it.
+    // The URL is a secret: not even Debug shows it, nor a part of a
+    // password given last, as a query parameter.
     assert!(!format!("{:?}", snap.process).contains("hidden"));
+    let snap =
+        parse("backend = \"postgres\"\npostgres_url = \"postgres://u@h/db?password=tailpass\"")
+            .unwrap();
+    let shown = format!("{:?}", snap.process);
+    assert!(shown.contains("postgres://u@h/db?password=***"), "{shown}");
+    assert!(
+        !shown.contains("tailpass") && !shown.contains("***pass"),
+        "{shown}"
+    );
     for (storage, want) in [
         ("backend = \"postgres\"", "storage.postgres_url: required"),
         (
