@@ -173,10 +173,7 @@ fn run(
                 .map_err(|e| e.to_string())
         });
     if let Err(e) = loaded {
-        eprintln!(
-            "cannot read the key store {}: {e}",
-            store::shown(&process)
-        );
+        eprintln!("cannot read the key store {}: {e}", store::shown(&process));
         return ExitCode::from(2);
     }
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a

@@ -2,19 +2,19 @@
 //! Every problem is collected (not just the first), each naming the TOML
 //! path it concerns; a secret's value never appears in a message.
 
+use super::file::FileStoreBackend;
 use super::file::{
     FileAccessLog, FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits, FileLogging,
     FileMidSystem, FileModel, FileOnBackendError, FileProvider, FileReasoningOutput, FileServer,
     OneOrMany, ProviderType,
 };
 use super::secret::Secret;
+use super::snapshot::StoreBackend;
 use super::snapshot::{
     AccessLog, Balance, ConversationFiles, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider,
     ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
 };
-use super::file::FileStoreBackend;
 use super::file::FileBudgets;
-use super::snapshot::StoreBackend;
 use super::ConfigErrors;
 use filters::auth::{ClientKey, KeySource, KeySpec};
 use filters::breaker::BreakerConfig;

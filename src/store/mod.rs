@@ -374,9 +374,7 @@ async fn answer(db: &Db, request: Request) {
         Request::UsagePage(f, after, limit, r) => {
             drop(r.send(on!(db, d => d.usage_page(&f, after, limit).await)))
         }
-        Request::UsageByRequest(id, r) => {
-            drop(r.send(on!(db, d => d.usage_by_request(&id).await)))
-        }
+        Request::UsageByRequest(id, r) => drop(r.send(on!(db, d => d.usage_by_request(&id).await))),
         #[cfg(test)]
         Request::UsageCount(r) => drop(r.send(on!(db, d => d.usage_count().await))),
     }
