@@ -110,7 +110,8 @@ enum Request {
         u32,
         Reply<usage_query::Page>,
     ),
-    UsageByRequest(String, Reply<Option<usage_query::StoredUsage>>),
+    /// The row of one request, by its id.
+    UsageOne(String, Reply<Option<usage_query::StoredUsage>>),
     #[cfg(test)]
     UsageCount(Reply<u64>),
 }
@@ -262,7 +263,7 @@ impl KeyStore {
         &self,
         request_id: &str,
     ) -> Result<Option<usage_query::StoredUsage>, StoreError> {
-        self.ask(|r| Request::UsageByRequest(request_id.to_owned(), r))
+        self.ask(|r| Request::UsageOne(request_id.to_owned(), r))
             .await
     }
 
@@ -374,7 +375,7 @@ async fn answer(db: &Db, request: Request) {
         Request::UsagePage(f, after, limit, r) => {
             drop(r.send(on!(db, d => d.usage_page(&f, after, limit).await)))
         }
-        Request::UsageByRequest(id, r) => drop(r.send(on!(db, d => d.usage_by_request(&id).await))),
+        Request::UsageOne(id, r) => drop(r.send(on!(db, d => d.usage_by_request(&id).await))),
         #[cfg(test)]
         Request::UsageCount(r) => drop(r.send(on!(db, d => d.usage_count().await))),
     }
