@@ -19,7 +19,8 @@ all: build
 
 ## What a fresh machine lacks: pingora-core builds zlib-ng with cmake; the SDK
 ## tests need python3 with venv; the Redis limiter tests start redis-server;
-## the Postgres store tests start PostgreSQL (Debian's postgresql package).
+## the Postgres store tests start PostgreSQL (Debian's postgresql package);
+## the TLS tests make certificates with openssl.
 ## Installs them with apt-get when run as root.
 deps:
 	@command -v cmake >/dev/null 2>&1 || { \
@@ -38,6 +39,10 @@ deps:
 	  echo "installing postgresql (the Postgres store tests start their own server)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "postgresql is missing: run 'sudo apt-get install -y postgresql'"; exit 1; fi; }
+	@command -v openssl >/dev/null 2>&1 || { \
+	  echo "installing openssl (the TLS tests make their certificates with it)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssl >/dev/null; \
+	  else echo "openssl is missing: run 'sudo apt-get install -y openssl'"; exit 1; fi; }
 
 ## Node and npm for the Node SDK and agent CLI tests: Debian's packages when
 ## run as root and absent (the machine image brings Node 20).

@@ -528,10 +528,9 @@ fn a_connection_the_upstream_closed_while_parked_is_not_reused() {
 #[test]
 fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
     let m = mock();
-    // ~43-46 descriptors are the gateway's own (listeners, one runtime per
-    // worker and per background service, the key store's files); 8 more are far
-    // fewer than 12 held streams need (a client socket and an upstream
-    // socket each).
+    // The gateway's own descriptors (listeners, one runtime per worker and
+    // per background service, the store's files) and 8 more: far fewer than
+    // 12 held streams need (a client socket and an upstream socket each).
     // Waiting for a descriptor counts against the first-event budget: give
     // the queue of 12 room on a busy machine (the point is that they wait).
     let text = config(
@@ -543,7 +542,22 @@ fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
         "first_event_timeout = \"3s\"",
         "first_event_timeout = \"20s\"",
     );
-    let gw = gateway_with_open_files(&text, 54);
+    // What the gateway holds by itself, measured rather than assumed: it
+    // grows with every background service (each has its own runtime).
+    let own = {
+        let probe = gateway(&text);
+        // A first request makes the usage writer open its connection.
+        let r = post_json(probe.addr, "/v1/chat/completions", KEY, &chat("slow"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::read_dir(format!("/proc/{}/fd", probe.pid()))
+            .unwrap()
+            .count() as u32
+    };
+    let gw = gateway_with_open_files(&text, own + 8);
+    let before = mock_stats(m.addr)["by_model"]["slow;chunks=4;delay_ms=100"]
+        .as_u64()
+        .unwrap_or(0);
     let clients: Vec<_> = (0..12)
         .map(|_| {
             let addr = gw.addr;
@@ -561,6 +575,6 @@ fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
     }
     assert_eq!(
         mock_stats(m.addr)["by_model"]["slow;chunks=4;delay_ms=100"],
-        12
+        before + 12
     );
 }

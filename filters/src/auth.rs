@@ -534,7 +534,10 @@ mod tests {
         assert_eq!(key.limits.budget.daily, Some(5_000_000_000));
         assert_eq!(key.limits.budget.monthly, Some(100_500_000_000));
         let json = serde_json::to_string(&spec).unwrap();
-        assert!(json.contains(r#""budget":{"daily":"5","monthly":"100.5"}"#), "{json}");
+        assert!(
+            json.contains(r#""budget":{"daily":"5","monthly":"100.5"}"#),
+            "{json}"
+        );
         // Only beside `limits`, not inside it.
         assert!(serde_json::from_str::<KeySpec>(
             r#"{"name":"ci","limits":{"budget":{"daily":5}}}"#
@@ -543,6 +546,9 @@ mod tests {
         let mut zero = KeySpec::named("z");
         zero.budget.daily = Some(0);
         let errs = ClientKey::from_spec(zero, KeySource::Config, None).unwrap_err();
-        assert!(errs.iter().any(|e| e.starts_with("budget.daily:")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with("budget.daily:")),
+            "{errs:?}"
+        );
     }
 }

@@ -285,7 +285,10 @@ mod tests {
             classify("DELETE", "/api/conversations/req_1"),
             Endpoint::MethodNotAllowed
         );
-        assert_eq!(classify("GET", "/api/conversations/a/b"), Endpoint::NotFound);
+        assert_eq!(
+            classify("GET", "/api/conversations/a/b"),
+            Endpoint::NotFound
+        );
     }
 
     #[test]

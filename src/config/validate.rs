@@ -2,6 +2,7 @@
 //! Every problem is collected (not just the first), each naming the TOML
 //! path it concerns; a secret's value never appears in a message.
 
+use super::file::FileBudgets;
 use super::file::FileStoreBackend;
 use super::file::{
     FileAccessLog, FileApiKey, FileBalance, FileConfig, FileLimitBackend, FileLimits, FileLogging,
@@ -11,10 +12,9 @@ use super::file::{
 use super::secret::Secret;
 use super::snapshot::StoreBackend;
 use super::snapshot::{
-    AccessLog, Balance, ConversationFiles, Downstream, HealthCheck, LimitBackend, LimitSettings, Process, Provider,
-    ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
+    AccessLog, Balance, ConversationFiles, Downstream, HealthCheck, LimitBackend, LimitSettings,
+    Process, Provider, ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
 };
-use super::file::FileBudgets;
 use super::ConfigErrors;
 use filters::auth::{ClientKey, KeySource, KeySpec};
 use filters::breaker::BreakerConfig;
@@ -959,7 +959,9 @@ fn budgets_section(b: &FileBudgets, errs: &mut Errors) -> filters::limits::budge
                 "{at}: {code} is the budget currency itself (its rate is 1)"
             )),
             Ok(r) => exchange = exchange.with_rate(from, r),
-            Err(e) => errs.push(format!("{at}: {e} ({currency} per {code}, at most 6 decimals)")),
+            Err(e) => errs.push(format!(
+                "{at}: {e} ({currency} per {code}, at most 6 decimals)"
+            )),
         }
     }
     exchange

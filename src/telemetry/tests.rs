@@ -790,8 +790,8 @@ async fn the_exit_flush_takes_over_from_a_batch_still_filling() {
 }
 
 /// A self-signed certificate for `localhost` (end-entity, so rustls takes
-/// it) made by the `openssl` tool, or `None` without the tool.
-fn localhost_certificate(dir: &std::path::Path) -> Option<(String, String)> {
+/// it) made by the `openssl` tool (`make deps` installs it).
+fn localhost_certificate(dir: &std::path::Path) -> (String, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = std::process::Command::new("openssl")
         .args([
@@ -807,12 +807,12 @@ fn localhost_certificate(dir: &std::path::Path) -> Option<(String, String)> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .ok()?;
+        .expect("the openssl tool is missing: run 'apt-get install -y openssl'");
     assert!(made.success(), "openssl req failed");
-    Some((
+    (
         cert.to_string_lossy().into_owned(),
         key.to_string_lossy().into_owned(),
-    ))
+    )
 }
 
 #[tokio::test]
@@ -824,10 +824,7 @@ async fn an_https_collector_is_reached_over_tls_and_its_certificate_checked() {
         fastrand::u64(..)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some((cert, key)) = localhost_certificate(&dir) else {
-        eprintln!("skipped: the openssl tool is not installed");
-        return;
-    };
+    let (cert, key) = localhost_certificate(&dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
