@@ -234,8 +234,14 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     if sqlite_path.is_empty() {
         errs.push("storage.sqlite_path: must not be empty".into());
     }
-    if f.storage.usage_queue == Some(0) {
-        errs.push("storage.usage_queue: must be at least 1".into());
+    if let Some(n) = f
+        .storage
+        .usage_queue
+        .filter(|n| !(1..=10_000_000).contains(n))
+    {
+        errs.push(format!(
+            "storage.usage_queue: {n} is out of range (1 to 10000000 rows; past the queue, rows spill to disk)"
+        ));
     }
     let store_backend = match f.storage.backend.unwrap_or(FileStoreBackend::Sqlite) {
         FileStoreBackend::Sqlite => {
@@ -1153,9 +1159,13 @@ fn telemetry(
 ) -> Option<super::snapshot::Telemetry> {
     let url = t.otlp_endpoint.as_deref()?;
     let Some((tls, host, port, prefix)) = parse_base_url(url) else {
-        errs.push(format!(
-            "telemetry.otlp_endpoint: '{url}' is not an http(s) URL like http://127.0.0.1:4318"
-        ));
+        // Not echoed: an endpoint may carry a credential (`?api-key=`,
+        // `user:pass@`), and config errors reach logs.
+        errs.push(
+            "telemetry.otlp_endpoint: not an http(s) URL without a query string, \
+             like http://127.0.0.1:4318"
+                .into(),
+        );
         return None;
     };
     let sample_ratio = t.sample_ratio.unwrap_or(1.0);

@@ -103,7 +103,7 @@ fn store_error(e: StoreError) -> ApiError {
         StoreError::Conflict(m) => ApiError::invalid(m).with_status(409),
         StoreError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
         StoreError::Invalid(problems) => ApiError::invalid(problems.join("; ")),
-        StoreError::Backend(m) => {
+        StoreError::Backend(m) | StoreError::Rejected(m) => {
             log::warn!("key store: {m}");
             ApiError::new(
                 ErrorKind::Api,

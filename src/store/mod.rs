@@ -68,6 +68,9 @@ pub enum StoreError {
     Invalid(Vec<String>),
     /// The database failed; the message never holds a key.
     Backend(String),
+    /// The database refused the data itself (a value it cannot hold): the
+    /// same rows would fail again, so they are not retried as they are.
+    Rejected(String),
 }
 
 impl fmt::Display for StoreError {
@@ -77,6 +80,7 @@ impl fmt::Display for StoreError {
             Self::NotFound(name) => write!(f, "no key named '{name}'"),
             Self::Invalid(errs) => f.write_str(&errs.join("; ")),
             Self::Backend(msg) => write!(f, "key store: {msg}"),
+            Self::Rejected(msg) => write!(f, "store refused the data: {msg}"),
         }
     }
 }

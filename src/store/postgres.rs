@@ -278,7 +278,16 @@ impl Postgres {
             .execute(&self.pool)
             .await
             .map(|done| done.rows_affected())
-            .map_err(|e| self.fail(e))
+            .map_err(|e| {
+                // SQLSTATE classes 22 (data exception) and 23 (integrity):
+                // the rows, not the database, are at fault.
+                let data = matches!(&e, sqlx::Error::Database(d)
+                    if d.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")));
+                match self.fail(e) {
+                    StoreError::Backend(m) if data => StoreError::Rejected(m),
+                    other => other,
+                }
+            })
     }
 
     #[cfg(test)]

@@ -507,3 +507,34 @@ fn the_config_names_the_backend_and_checks_its_url() {
         assert!(!errs.contains("hidden"), "{errs}");
     }
 }
+
+/// A row PostgreSQL cannot hold (a NUL in text) is refused as data, and the
+/// writer's insert sets it aside instead of retrying its whole batch for
+/// ever: the rest of the batch is stored, the refused row kept on disk.
+#[tokio::test]
+async fn a_row_the_database_refuses_is_set_aside_and_its_batch_stored() {
+    let pg = Server::start();
+    let store = KeyStore::open_postgres(&pg.url()).unwrap();
+    let mut bad = usage_row("req-bad", false);
+    bad.model = Some("a\0b".into());
+    assert!(
+        matches!(
+            store.insert_usage(vec![bad.clone()]).await,
+            Err(StoreError::Rejected(_))
+        ),
+        "a NUL byte is a data error"
+    );
+    let dir = std::env::temp_dir().join(format!("ms-rejected-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rejected = dir.join("rejected.jsonl");
+    let batch = vec![usage_row("req-a", false), bad, usage_row("req-b", true)];
+    let n = crate::usage::spill::insert(&store, batch, &rejected)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(store.usage_count().await.unwrap(), 2);
+    let kept = std::fs::read_to_string(&rejected).unwrap();
+    assert_eq!(kept.lines().count(), 1);
+    assert!(kept.contains("req-bad"), "{kept}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,6 +3,7 @@
 //! a 5 s busy timeout for their writes, and every change to `keys` with a
 //! bump of `meta.keys_version` in one transaction.
 
+use super::codec::{hash_from, int, spec_from, spec_json, unix_now};
 use super::{NewKey, StoreError, StoredKey};
 use crate::usage::UsageRow;
 use filters::auth::KeySpec;
@@ -163,8 +164,7 @@ impl Sqlite {
         let Some(row) = row else {
             return Err(StoreError::NotFound(name.to_owned()));
         };
-        let hash = unhex(&row.try_get::<String, _>("hash").map_err(backend)?)
-            .ok_or_else(|| StoreError::Backend(format!("key '{name}': malformed hash")))?;
+        let hash = hash_from(name, &row.try_get::<String, _>("hash").map_err(backend)?)?;
         let prefix = row.try_get("prefix").map_err(backend)?;
         let created_at = row.try_get("created_at").map_err(backend)?;
         bump_version(&mut tx).await?;
@@ -307,53 +307,13 @@ fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<StoredKey, StoreError> {
     let json: String = row.try_get("spec").map_err(backend)?;
     Ok(StoredKey {
         spec: spec_from(&name, &json)?,
-        hash: unhex(&hash)
-            .ok_or_else(|| StoreError::Backend(format!("key '{name}': malformed hash")))?,
+        hash: hash_from(&name, &hash)?,
         prefix: row.try_get("prefix").map_err(backend)?,
         created_at: row.try_get("created_at").map_err(backend)?,
         updated_at: row.try_get("updated_at").map_err(backend)?,
     })
 }
 
-/// The attributes without the name, which has its own column.
-fn spec_json(spec: &KeySpec) -> Result<String, StoreError> {
-    let mut value = serde_json::to_value(spec)
-        .map_err(|e| StoreError::Backend(format!("cannot encode attributes: {e}")))?;
-    if let Some(map) = value.as_object_mut() {
-        map.remove("name");
-    }
-    Ok(value.to_string())
-}
-
-fn spec_from(name: &str, json: &str) -> Result<KeySpec, StoreError> {
-    let unreadable = |e: String| StoreError::Backend(format!("key '{name}': attributes: {e}"));
-    let mut value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| unreadable(e.to_string()))?;
-    let map = value
-        .as_object_mut()
-        .ok_or_else(|| unreadable("not an object".into()))?;
-    map.insert("name".into(), name.into());
-    serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
-}
-
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let digit = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *o = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
-}
-
-/// SQLite integers are signed; counts past i64 are not real anyway.
 /// The connection the usage rows go through: the same file, the same busy
 /// timeout as the pool's, so another process's writer is waited for.
 fn open_usage_writer(path: &Path) -> Result<rusqlite::Connection, StoreError> {
@@ -406,36 +366,4 @@ fn insert_rows(conn: &mut rusqlite::Connection, rows: &[UsageRow]) -> rusqlite::
     }
     tx.commit()?;
     Ok(u64::try_from(inserted).unwrap_or(0))
-}
-
-fn int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_round_trip_through_hex() {
-        let h = filters::auth::key_hash("sk-ms-x");
-        assert_eq!(unhex(&filters::auth::hex(&h)), Some(h));
-        assert_eq!(unhex("zz"), None);
-        assert_eq!(unhex(&"g".repeat(64)), None);
-    }
-
-    #[test]
-    fn the_name_lives_in_its_column_not_in_the_json() {
-        let mut spec = KeySpec::named("k");
-        spec.limits.rpm = Some(5);
-        let json = spec_json(&spec).unwrap();
-        assert!(!json.contains("\"name\""));
-        assert_eq!(spec_from("k", &json).unwrap(), spec);
-    }
 }

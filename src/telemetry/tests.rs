@@ -562,9 +562,20 @@ fn telemetry_errors_name_the_setting_and_never_a_secret() {
     ));
     let errs = parse(&text).unwrap_err().0.join("\n");
     assert!(
-        errs.contains("telemetry.otlp_endpoint: 'ftp://collector' is not an http(s) URL"),
+        errs.contains("telemetry.otlp_endpoint: not an http(s) URL"),
         "{errs}"
     );
+    // An endpoint is never echoed: it may carry a credential.
+    let with_key = text.replace(
+        "ftp://collector",
+        "http://collector:4318/?api-key=sk-otlp-in-url",
+    );
+    let errs = parse(&with_key).unwrap_err().0.join("\n");
+    assert!(
+        errs.contains("telemetry.otlp_endpoint: not an http(s) URL"),
+        "{errs}"
+    );
+    assert!(!errs.contains("sk-otlp-in-url"), "{errs}");
     // The endpoint failed: the rest is not checked further.
     let text = text.replace("ftp://collector", "http://collector:4318");
     let errs = parse(&text).unwrap_err().0.join("\n");

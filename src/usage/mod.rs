@@ -9,7 +9,7 @@
 //! writes what is left.
 
 pub mod row;
-mod spill;
+pub(crate) mod spill;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +41,10 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 /// The request path's handle: cheap to call from every worker.
 pub struct UsageSink {
     queue: mpsc::Sender<UsageRow>,
+    /// The queue's other end, behind a lock held only to take rows (never
+    /// across a wait), so the exit flush can always empty the queue — even
+    /// while the writer is stuck in the store.
+    rows: std::sync::Mutex<mpsc::Receiver<UsageRow>>,
     /// The writer's side. A lock so the exit flush can take over from the
     /// writer between two of its batches.
     writer: tokio::sync::Mutex<Writer>,
@@ -49,7 +53,6 @@ pub struct UsageSink {
 }
 
 struct Writer {
-    queue: mpsc::Receiver<UsageRow>,
     /// Rows taken from the queue and not yet committed: kept across
     /// failures, so a database error loses nothing.
     pending: Vec<UsageRow>,
@@ -71,8 +74,8 @@ impl UsageSink {
         let (queue, rx) = mpsc::channel(capacity.max(1));
         Self {
             queue,
+            rows: std::sync::Mutex::new(rx),
             writer: tokio::sync::Mutex::new(Writer {
-                queue: rx,
                 pending: Vec::new(),
             }),
             spill: Spill::beside(db),
@@ -108,15 +111,8 @@ impl UsageSink {
     async fn step(&self) -> Result<Step, StoreError> {
         let mut w = self.writer.lock().await;
         if w.pending.is_empty() {
-            while w.pending.len() < BATCH_ROWS {
-                match w.queue.try_recv() {
-                    Ok(row) => w.pending.push(row),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) if w.pending.is_empty() => {
-                        return Ok(Step::Closed)
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
-                }
+            if self.take(&mut w.pending, BATCH_ROWS) {
+                return Ok(Step::Closed);
             }
             if w.pending.is_empty() {
                 if self.spill.pending() {
@@ -131,7 +127,7 @@ impl UsageSink {
         }
         // A clone per try: the batch stays until it is committed.
         let started = Instant::now();
-        let n = self.store.insert_usage(w.pending.clone()).await?;
+        let n = spill::insert(&self.store, w.pending.clone(), self.spill.rejected()).await?;
         w.pending.clear();
         crate::metrics::usage_written(n, started.elapsed(), self.queued());
         Ok(Step::Wrote(n))
@@ -142,14 +138,11 @@ impl UsageSink {
     /// spill file, for the next start.
     pub async fn finish(&self) -> Result<(), StoreError> {
         let mut w = self.writer.lock().await;
-        w.queue.close();
-        while let Ok(row) = w.queue.try_recv() {
-            w.pending.push(row);
-        }
+        self.close(&mut w.pending);
         while !w.pending.is_empty() {
             let n = w.pending.len().min(BATCH_ROWS);
             let batch: Vec<UsageRow> = w.pending[..n].to_vec();
-            if let Err(e) = self.store.insert_usage(batch).await {
+            if let Err(e) = spill::insert(&self.store, batch, self.spill.rejected()).await {
                 self.spill_pending(&mut w);
                 return Err(e);
             }
@@ -164,6 +157,36 @@ impl UsageSink {
     fn spill_pending(&self, w: &mut Writer) {
         for row in w.pending.drain(..) {
             self.spill.write(&row);
+        }
+    }
+
+    /// Moves up to `most` queued rows into `into`; true when the queue is
+    /// closed and empty.
+    fn take(&self, into: &mut Vec<UsageRow>, most: usize) -> bool {
+        let mut rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while into.len() < most {
+            match rows.try_recv() {
+                Ok(row) => into.push(row),
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+                Err(mpsc::error::TryRecvError::Disconnected) => return into.is_empty(),
+            }
+        }
+        false
+    }
+
+    /// Closes the queue (later rows spill) and moves what it holds into
+    /// `into`.
+    fn close(&self, into: &mut Vec<UsageRow>) {
+        let mut rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rows.close();
+        while let Ok(row) = rows.try_recv() {
+            into.push(row);
         }
     }
 }
@@ -194,20 +217,27 @@ pub fn flush_now(sink: &UsageSink, within: Duration) {
             sink.spill.path().display()
         ),
         Err(_) => {
-            // The writer's lock is free once `finish` is dropped, unless the
-            // writer itself is stuck in the store: then its batch is lost.
+            // The queue is always reachable: its rows go to the spill file.
+            // The writer's batch too, unless the writer itself is stuck in
+            // the store (a statement that never returns): then that one
+            // batch, at most BATCH_ROWS rows, is lost.
+            let mut queued = Vec::new();
+            sink.close(&mut queued);
+            for row in &queued {
+                sink.spill.write(row);
+            }
             if let Ok(mut w) = sink.writer.try_lock() {
-                w.queue.close();
-                while let Ok(row) = w.queue.try_recv() {
-                    w.pending.push(row);
-                }
                 sink.spill_pending(&mut w);
                 log::warn!(
                     "usage: the store did not answer in time; rows kept in {}",
                     sink.spill.path().display()
                 );
             } else {
-                log::warn!("usage: the store did not answer in time; a batch is lost");
+                log::warn!(
+                    "usage: the store did not answer in time; {} queued rows kept in {}, the batch being written is lost",
+                    queued.len(),
+                    sink.spill.path().display()
+                );
             }
         }
     }
@@ -245,9 +275,10 @@ impl BackgroundService for UsageWriter {
                     if failing_since.take().is_some() {
                         log::info!("usage: the store works again");
                     }
-                    // Rows still queued (a batch was full): go on at once.
-                    // Otherwise let the next batch gather.
-                    if self.sink.queued() == 0 {
+                    // A full batch waiting: go on at once. Otherwise let
+                    // the next batch gather (one transaction, one fsync,
+                    // for many rows).
+                    if self.sink.queued() < BATCH_ROWS {
                         tokio::time::sleep(BATCH_WAIT).await;
                     }
                 }

@@ -109,7 +109,7 @@ impl UsageRow {
             key_name: rec.client.key_name.clone(),
             dialect: rec.client.dialect.map(|d| Dialect::name(d).to_owned()),
             endpoint: client.endpoint,
-            model: rec.client.model.clone(),
+            model: rec.client.model.clone().map(no_nul),
             provider: served.map(|a| a.provider.name.to_string()),
             upstream_model: served.map(|a| a.model.to_string()),
             attempts: attempts_json(rec),
@@ -131,10 +131,21 @@ impl UsageRow {
             bytes_in: client.bytes_in,
             bytes_out: client.bytes_out,
             client_addr: client.client_addr,
-            user_agent: client.user_agent,
-            session_id: client.session_id,
-            error: rec.result.error.clone(),
+            user_agent: client.user_agent.map(no_nul),
+            session_id: client.session_id.map(no_nul),
+            error: rec.result.error.clone().map(no_nul),
         }
+    }
+}
+
+/// Client text without NUL characters: PostgreSQL cannot store them in a
+/// text column, and one such row would fail its whole batch again and again.
+/// (A model name is checked against the routes only after it is recorded.)
+pub(super) fn no_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
     }
 }
 

@@ -17,6 +17,9 @@ pub struct Spill {
     path: PathBuf,
     /// `<db>.usage-spill.jsonl.replaying`: being replayed.
     replaying: PathBuf,
+    /// Rows the store refused as data (never retried as they are): kept
+    /// here for an operator rather than dropped.
+    rejected: PathBuf,
     /// Open while rows are being appended; closed before a rename so no
     /// line lands in a file that is being replayed.
     file: Mutex<Option<File>>,
@@ -36,10 +39,14 @@ impl Spill {
         let mut name = path.as_os_str().to_owned();
         name.push(".replaying");
         let replaying = PathBuf::from(name);
+        let mut name = db.as_os_str().to_owned();
+        name.push(".usage-rejected.jsonl");
+        let rejected = PathBuf::from(name);
         let dirty = path.exists() || replaying.exists();
         Self {
             path,
             replaying,
+            rejected,
             file: Mutex::new(None),
             dirty: AtomicBool::new(dirty),
             spilled: AtomicU64::new(0),
@@ -49,6 +56,10 @@ impl Spill {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn rejected(&self) -> &Path {
+        &self.rejected
     }
 
     pub fn pending(&self) -> bool {
@@ -129,7 +140,7 @@ impl Spill {
                 Err(e) => return Err(io_error(&self.path, &e)),
             }
         }
-        *inserted += replay_file(&self.replaying, store).await?;
+        *inserted += replay_file(&self.replaying, store, &self.rejected).await?;
         std::fs::remove_file(&self.replaying).map_err(|e| io_error(&self.replaying, &e))?;
         // Rows may have been spilled while that one was replayed.
         if self.path.exists() {
@@ -139,9 +150,53 @@ impl Spill {
     }
 }
 
+/// Inserts `rows`; when the store refuses their data, one at a time, and
+/// a row refused alone is appended to `rejected` (and logged) instead of
+/// blocking every row after it. Other errors leave nothing written.
+pub async fn insert(
+    store: &KeyStore,
+    rows: Vec<UsageRow>,
+    rejected: &Path,
+) -> Result<u64, StoreError> {
+    match store.insert_usage(rows.clone()).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => return other,
+    }
+    let mut inserted = 0;
+    for row in rows {
+        match store.insert_usage(vec![row.clone()]).await {
+            Ok(n) => inserted += n,
+            Err(StoreError::Rejected(why)) => {
+                log::warn!(
+                    "usage: request {} refused by the store, kept in {}: {why}",
+                    row.request_id,
+                    rejected.display()
+                );
+                append_line(rejected, &row).map_err(|e| io_error(rejected, &e))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(inserted)
+}
+
+fn append_line(path: &Path, row: &UsageRow) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(row).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(&line)
+}
+
 /// Inserts the rows of the JSON-lines file at `path` in batches; a line
 /// that does not parse is logged and skipped.
-pub async fn replay_file(path: &Path, store: &KeyStore) -> Result<u64, StoreError> {
+pub async fn replay_file(
+    path: &Path,
+    store: &KeyStore,
+    rejected: &Path,
+) -> Result<u64, StoreError> {
     let file = File::open(path).map_err(|e| io_error(path, &e))?;
     let mut lines = BufReader::new(file).split(b'\n');
     let mut inserted = 0;
@@ -165,7 +220,7 @@ pub async fn replay_file(path: &Path, store: &KeyStore) -> Result<u64, StoreErro
             }
         }
         if !batch.is_empty() {
-            inserted += store.insert_usage(batch).await?;
+            inserted += insert(store, batch, rejected).await?;
         }
         if end {
             return Ok(inserted);

@@ -125,3 +125,31 @@ async fn finish_writes_the_queue_and_spill_and_later_rows_spill() {
     assert_eq!(sink.step().await.unwrap(), Step::Closed);
     assert!(sink.spill.path().exists());
 }
+
+#[test]
+fn at_exit_a_writer_stuck_in_the_store_loses_no_queued_row() {
+    let (sink, _db) = open("stuck", 100);
+    for i in 0..5 {
+        sink.record(row(&format!("req_{i}")));
+    }
+    // The writer is inside the store and never comes back.
+    let stuck = sink.writer.try_lock().unwrap();
+    flush_now(&sink, Duration::from_millis(200));
+    drop(stuck);
+    let text = std::fs::read_to_string(sink.spill.path()).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        5,
+        "every queued row is in the spill file"
+    );
+    // And what comes after the exit flush spills too.
+    sink.record(row("req_late"));
+    let text = std::fs::read_to_string(sink.spill.path()).unwrap();
+    assert_eq!(text.lines().count(), 6);
+}
+
+#[test]
+fn client_text_loses_its_nul_characters() {
+    assert_eq!(super::row::no_nul("a\0b\0".into()), "ab");
+    assert_eq!(super::row::no_nul("plain".into()), "plain");
+}
