@@ -144,10 +144,10 @@ def report(workers, meta, rows, ttfb):
     w(f"\nMemory and CPU: ModelSwitch idle RSS {idle_rss / 1024:.1f} MB, peak RSS under the load runs "
       f"{int(meta['load_rss']) / 1024:.1f} MB; CPU seconds from start to the end of the load runs and TTFB probes: "
       f"ModelSwitch {meta['load_cpu']}, nginx {meta.get('nginx_load_cpu', '—')}.")
-    rows, writer_us = meta.get("usage_rows", ""), meta.get("writer_cpu_us", "")
-    if rows.isdigit() and writer_us.isdigit() and int(rows) > 0 and int(writer_us) > 0:
-        per_row = int(writer_us) / int(rows)
-        w(f"\nUsage rows (recorded for every request above, SQLite): {int(rows):,} rows; the store's "
+    usage_rows, writer_us = meta.get("usage_rows", ""), meta.get("writer_cpu_us", "")
+    if usage_rows.isdigit() and writer_us.isdigit() and int(usage_rows) > 0 and int(writer_us) > 0:
+        per_row = int(writer_us) / int(usage_rows)
+        w(f"\nUsage rows (recorded for every request above, SQLite): {int(usage_rows):,} rows; the store's "
           f"threads used {int(writer_us) / 1e6:.2f} CPU s, {per_row:.1f} µs per row: the writer sustains "
           f"about {1e6 / per_row:,.0f} rows/s on one core.")
     soak = meta.get("soak", "").replace("RESULT ", "")
