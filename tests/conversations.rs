@@ -244,8 +244,9 @@ fn conversations_are_logged_per_key_assembled_and_served_to_their_owners() {
         get(addr, &format!("/api/conversations/{unary_id}"), LOGGED_KEY).status,
         200
     );
+    // Another key's is not found, as an unknown id is (nothing learned).
     let foreign = get(addr, &format!("/api/conversations/{unary_id}"), LIMITED_KEY);
-    assert_eq!(foreign.status, 403, "{}", foreign.text());
+    assert_eq!(foreign.status, 404, "{}", foreign.text());
     assert_eq!(get(addr, "/api/conversations/req_nothing", KEY).status, 404);
 
     // The access line of a request, by its id; viewers and admins only.

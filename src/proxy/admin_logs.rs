@@ -85,11 +85,10 @@ pub async fn conversations(
         let found = blocking(move || read::find(&dir, &wanted, SCAN_BYTES)).await?;
         let v = found.ok_or_else(|| not_found(&id))?;
         let owner = v.get("key").and_then(Value::as_str);
+        // Another key's conversation is "not found", as an unknown id is:
+        // a user key learns nothing about other keys' request ids.
         if !sees_all && owner != Some(caller.name.as_str()) {
-            return Err(ApiError::new(
-                ErrorKind::PermissionDenied,
-                "this conversation belongs to another key",
-            ));
+            return Err(not_found(&id));
         }
         return send(session, rec, &v).await;
     }

@@ -248,10 +248,14 @@ impl Params {
     }
 }
 
-/// RFC 3339 (`2026-12-03T08:00:00Z`, any offset) or Unix milliseconds.
+/// RFC 3339 (`2026-12-03T08:00:00Z`, any offset), or a Unix time: seconds
+/// below 10^11 (until the year 5138), milliseconds from there — the rule
+/// `/api/logs` and `/api/conversations` follow, so one number means one
+/// moment everywhere.
 fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
     if !v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit()) {
-        return v.parse().map_err(|_| bad(name, "not a time".into()));
+        let n: i64 = v.parse().map_err(|_| bad(name, "not a time".into()))?;
+        return Ok(if n < 100_000_000_000 { n * 1000 } else { n });
     }
     v.parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
@@ -260,7 +264,7 @@ fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
             bad(
                 name,
                 format!(
-                    "'{shown}' is neither RFC 3339 (2026-12-03T08:00:00Z) nor Unix milliseconds"
+                    "'{shown}' is neither RFC 3339 (2026-12-03T08:00:00Z) nor Unix seconds or milliseconds"
                 ),
             )
         })
@@ -635,20 +639,20 @@ mod tests {
         let now = 1_764_748_800_000;
         let f = filter(&params("").unwrap(), &Scope::All, now).unwrap();
         assert_eq!((f.from_ms, f.to_ms), (now - DEFAULT_RANGE_MS, now));
+        // Seconds below 10^11, milliseconds from there.
         let f = filter(
-            &params("to=1000000&model=m%2Bx&provider=p+q&status=5xx&key=").unwrap(),
+            &params("to=1764748800&model=m%2Bx&provider=p+q&status=5xx&key=").unwrap(),
             &Scope::All,
             now,
         )
         .unwrap();
-        assert_eq!(
-            (f.from_ms, f.to_ms),
-            (1_000_000 - DEFAULT_RANGE_MS, 1_000_000)
-        );
+        assert_eq!((f.from_ms, f.to_ms), (now - DEFAULT_RANGE_MS, now));
         assert_eq!(f.model.as_deref(), Some("m+x"));
         assert_eq!(f.provider.as_deref(), Some("p q"));
         assert_eq!(f.key, None);
         assert_eq!(f.status, Some(StatusFilter::Class(5)));
+        let ms = filter(&params("to=1764748800000").unwrap(), &Scope::All, now).unwrap();
+        assert_eq!(ms.to_ms, now);
         let e = filter(&params("from=5&to=5").unwrap(), &Scope::All, now).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("from"));
         let e = filter(&params("status=teapot").unwrap(), &Scope::All, now).unwrap_err();

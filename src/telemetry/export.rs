@@ -11,7 +11,6 @@ use super::{otlp, Pending, Tracer};
 use crate::config::Telemetry;
 use crate::state::LiveStore;
 use async_trait::async_trait;
-use pingora::connectors::TransportConnector;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::sync::Arc;
@@ -44,7 +43,7 @@ impl BackgroundService for Exporter {
     async fn start(&self, _shutdown: ShutdownWatch) {
         // Runs until the exit flush closes the queue: requests still in
         // flight after the shutdown signal are traced meanwhile.
-        let mut collector = Collector::new(TransportConnector::new(None));
+        let mut collector = Collector::lazy();
         while self.tracer.step(&mut collector, &self.store).await != Step::Closed {}
     }
 }
@@ -184,7 +183,7 @@ pub fn flush_now(tracer: &Tracer, store: &LiveStore, within: Duration) {
     };
     // The timer and the connector are made inside the runtime.
     let done = rt.block_on(async {
-        let mut collector = Collector::new(TransportConnector::new(None));
+        let mut collector = Collector::lazy();
         match &settings {
             Some(t) => tokio::time::timeout(within, tracer.finish(&mut collector, t))
                 .await
