@@ -394,7 +394,7 @@ impl UsageColumns {
 }
 
 /// Decoding a row read back names no secret: its errors carry column names.
-fn backend(e: sqlx::Error) -> StoreError {
+pub(super) fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 

@@ -25,10 +25,9 @@ impl UsageReader for Postgres {
     }
 }
 
-/// Decoding names columns, never values of a key.
-fn decode(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
+// A decoding error names columns, never values of a key: the plain
+// mapping serves.
+use super::postgres::backend as decode;
 
 impl ReadColumns for PgRow {
     fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
