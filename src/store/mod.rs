@@ -375,11 +375,15 @@ async fn answer(db: &Db, request: Request) {
         Request::InsertUsage(rows, r) => drop(r.send(on!(db, d => d.insert_usage(rows).await))),
         // The read side's SQL is backend-neutral (usage_query); each
         // backend binds and runs it (sqlite_usage.rs, postgres_usage.rs).
-        Request::UsageSummary(q, r) => drop(r.send(on!(db, d => d.usage_summary(&q).await))),
-        Request::UsagePage(f, after, limit, r) => {
-            drop(r.send(on!(db, d => d.usage_page(&f, after, limit).await)))
+        Request::UsageSummary(q, r) => {
+            drop(r.send(on!(db, d => usage_query::summarize(d, &q).await)))
         }
-        Request::UsageOne(id, r) => drop(r.send(on!(db, d => d.usage_by_request(&id).await))),
+        Request::UsagePage(f, after, limit, r) => {
+            drop(r.send(on!(db, d => usage_query::page(d, &f, after, limit).await)))
+        }
+        Request::UsageOne(id, r) => {
+            drop(r.send(on!(db, d => usage_query::by_request(d, &id).await)))
+        }
         #[cfg(test)]
         Request::UsageCount(r) => drop(r.send(on!(db, d => d.usage_count().await))),
     }

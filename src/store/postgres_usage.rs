@@ -4,7 +4,7 @@
 //! NUMERIC), so a column reads here as the same Rust type as there.
 
 use super::postgres::Postgres;
-use super::usage_query::{self, Bind, ReadColumns, Sql, UsageReader};
+use super::usage_query::{Bind, ReadColumns, Sql, UsageReader};
 use super::StoreError;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -44,30 +44,5 @@ impl ReadColumns for PgRow {
 
     fn flag(&self, i: usize) -> Result<bool, StoreError> {
         self.try_get(i).map_err(decode)
-    }
-}
-
-impl Postgres {
-    pub(super) async fn usage_summary(
-        &self,
-        q: &usage_query::SummaryQuery,
-    ) -> Result<usage_query::Summary, StoreError> {
-        usage_query::summarize(self, q).await
-    }
-
-    pub(super) async fn usage_page(
-        &self,
-        filter: &usage_query::UsageFilter,
-        after: Option<usage_query::Cursor>,
-        limit: u32,
-    ) -> Result<usage_query::Page, StoreError> {
-        usage_query::page(self, filter, after, limit).await
-    }
-
-    pub(super) async fn usage_by_request(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<usage_query::StoredUsage>, StoreError> {
-        usage_query::by_request(self, request_id).await
     }
 }

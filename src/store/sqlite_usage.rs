@@ -4,7 +4,7 @@
 //! one statement (one page, one day) at a time.
 
 use super::sqlite::{backend, Sqlite};
-use super::usage_query::{self, Bind, ReadColumns, Sql, UsageReader};
+use super::usage_query::{Bind, ReadColumns, Sql, UsageReader};
 use super::StoreError;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -40,31 +40,6 @@ impl ReadColumns for SqliteRow {
 
     fn flag(&self, i: usize) -> Result<bool, StoreError> {
         self.try_get(i).map_err(backend)
-    }
-}
-
-impl Sqlite {
-    pub(super) async fn usage_summary(
-        &self,
-        q: &usage_query::SummaryQuery,
-    ) -> Result<usage_query::Summary, StoreError> {
-        usage_query::summarize(self, q).await
-    }
-
-    pub(super) async fn usage_page(
-        &self,
-        filter: &usage_query::UsageFilter,
-        after: Option<usage_query::Cursor>,
-        limit: u32,
-    ) -> Result<usage_query::Page, StoreError> {
-        usage_query::page(self, filter, after, limit).await
-    }
-
-    pub(super) async fn usage_by_request(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<usage_query::StoredUsage>, StoreError> {
-        usage_query::by_request(self, request_id).await
     }
 }
 
@@ -171,7 +146,7 @@ mod tests {
                 group_by: vec![GroupBy::Key],
                 zone: utc.clone(),
             };
-            let s = db.usage_summary(&q).await.unwrap();
+            let s = summarize(&db, &q).await.unwrap();
             assert_eq!(s.totals.requests, 30);
             assert_eq!(
                 s.totals.errors,
@@ -199,7 +174,7 @@ mod tests {
                 group_by: vec![GroupBy::Day, GroupBy::Hour],
                 zone: utc,
             };
-            let s = db.usage_summary(&q).await.unwrap();
+            let s = summarize(&db, &q).await.unwrap();
             assert_eq!(s.groups.len(), 10);
             assert_eq!(s.groups[0].keys[0], GroupValue::Day("2025-12-03".into()));
             assert_eq!(s.groups[0].keys[1], GroupValue::Hour(base));
@@ -211,7 +186,7 @@ mod tests {
                 group_by: vec![GroupBy::Day],
                 zone: filters::limits::day::zone("America/New_York").unwrap(),
             };
-            let s = db.usage_summary(&q).await.unwrap();
+            let s = summarize(&db, &q).await.unwrap();
             let days: Vec<_> = s
                 .groups
                 .iter()
@@ -234,14 +209,14 @@ mod tests {
                 group_by: vec![],
                 zone: filters::limits::day::zone("UTC").unwrap(),
             };
-            let s = db.usage_summary(&q).await.unwrap();
+            let s = summarize(&db, &q).await.unwrap();
             assert_eq!(s.totals.requests, 3); // 5, 15, 25
 
             // Pages of 7 visit every row once, newest first.
             let mut seen = Vec::new();
             let mut after = None;
             loop {
-                let p = db.usage_page(&all, after, 7).await.unwrap();
+                let p = page(&db, &all, after, 7).await.unwrap();
                 assert!(p.rows.len() <= 7);
                 seen.extend(p.rows.iter().map(|r| r.row.clone()));
                 match p.next {
@@ -255,13 +230,13 @@ mod tests {
 
             let mut errors = all.clone();
             errors.status = Some(StatusFilter::Error);
-            let p = db.usage_page(&errors, None, 500).await.unwrap();
+            let p = page(&db, &errors, None, 500).await.unwrap();
             assert_eq!(p.rows.len(), 5);
             assert!(p.next.is_none());
 
-            let one = db.usage_by_request("req_4").await.unwrap().unwrap();
+            let one = by_request(&db, "req_4").await.unwrap().unwrap();
             assert_eq!(one.row, rows[4]);
-            assert!(db.usage_by_request("req_x").await.unwrap().is_none());
+            assert!(by_request(&db, "req_x").await.unwrap().is_none());
             db.close().await;
             let _ = std::fs::remove_dir_all(dir);
         });
