@@ -528,7 +528,7 @@ async fn a_row_the_database_refuses_is_set_aside_and_its_batch_stored() {
     std::fs::create_dir_all(&dir).unwrap();
     let rejected = dir.join("rejected.jsonl");
     let batch = vec![usage_row("req-a", false), bad, usage_row("req-b", true)];
-    let n = crate::usage::spill::insert(&store, batch, &rejected)
+    let n = crate::usage::spill::insert(&store, &batch, &rejected)
         .await
         .unwrap();
     assert_eq!(n, 2);

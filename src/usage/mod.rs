@@ -125,9 +125,9 @@ impl UsageSink {
                 return Ok(Step::Idle);
             }
         }
-        // A clone per try: the batch stays until it is committed.
+        // Borrowed: the batch stays until it is committed.
         let started = Instant::now();
-        let n = spill::insert(&self.store, w.pending.clone(), self.spill.rejected()).await?;
+        let n = spill::insert(&self.store, &w.pending, self.spill.rejected()).await?;
         w.pending.clear();
         crate::metrics::usage_written(n, started.elapsed(), self.queued());
         Ok(Step::Wrote(n))
@@ -141,8 +141,8 @@ impl UsageSink {
         self.close(&mut w.pending);
         while !w.pending.is_empty() {
             let n = w.pending.len().min(BATCH_ROWS);
-            let batch: Vec<UsageRow> = w.pending[..n].to_vec();
-            if let Err(e) = spill::insert(&self.store, batch, self.spill.rejected()).await {
+            if let Err(e) = spill::insert(&self.store, &w.pending[..n], self.spill.rejected()).await
+            {
                 self.spill_pending(&mut w);
                 return Err(e);
             }

@@ -153,12 +153,14 @@ impl Spill {
 /// Inserts `rows`; when the store refuses their data, one at a time, and
 /// a row refused alone is appended to `rejected` (and logged) instead of
 /// blocking every row after it. Other errors leave nothing written.
+/// One copy of the rows crosses to the store per try (the caller keeps
+/// its batch until it is committed).
 pub async fn insert(
     store: &KeyStore,
-    rows: Vec<UsageRow>,
+    rows: &[UsageRow],
     rejected: &Path,
 ) -> Result<u64, StoreError> {
-    match store.insert_usage(rows.clone()).await {
+    match store.insert_usage(rows.to_vec()).await {
         Err(StoreError::Rejected(_)) => {}
         other => return other,
     }
@@ -172,7 +174,7 @@ pub async fn insert(
                     row.request_id,
                     rejected.display()
                 );
-                append_line(rejected, &row).map_err(|e| io_error(rejected, &e))?;
+                append_line(rejected, row).map_err(|e| io_error(rejected, &e))?;
             }
             Err(e) => return Err(e),
         }
@@ -220,7 +222,7 @@ pub async fn replay_file(
             }
         }
         if !batch.is_empty() {
-            inserted += insert(store, batch, rejected).await?;
+            inserted += insert(store, &batch, rejected).await?;
         }
         if end {
             return Ok(inserted);
