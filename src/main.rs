@@ -3,6 +3,7 @@
 //! `modelswitch --config FILE` runs the gateway; `modelswitch check --config
 //! FILE` validates a config and names the TOML path of every error.
 
+mod admin;
 mod cli;
 mod config;
 mod downstream;
@@ -261,8 +262,18 @@ fn run(
         let (tracer, store) = (tracer.clone(), store.clone());
         Box::new(move || telemetry::flush_now(&tracer, &store, Duration::from_secs(3)))
     });
+    let reload_service = background_service("config reload", reloader);
+    let upstream = Arc::new(upstream::UpstreamClient::new(process.upstream_pool_size));
+    let admin = Arc::new(admin::AdminPlane {
+        started: std::time::Instant::now(),
+        live: store.clone(),
+        store: Some(key_store.clone()),
+        upstream: upstream.clone(),
+        sessions: admin::session::Sessions::default(),
+        config: admin::config_edit::ConfigWriter::new(path.to_owned(), reload_service.task()),
+    });
     let gateway = proxy::Gateway {
-        upstream: Arc::new(upstream::UpstreamClient::new(process.upstream_pool_size)),
+        upstream,
         store: store.clone(),
         drain: drain.clone(),
         // One store for the process, whatever reloads: conversations outlive
@@ -277,6 +288,7 @@ fn run(
             ring: log_ring,
         },
         tracer,
+        admin,
     };
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
@@ -291,7 +303,7 @@ fn run(
         );
     }
     server.add_service(service);
-    server.add_service(background_service("config reload", reloader));
+    server.add_service(reload_service);
     server.add_service(background_service(
         "health checks",
         state::health::HealthChecks { store },

@@ -36,6 +36,11 @@ pub enum Endpoint {
     AdminLogs,
     /// `GET /api/conversations[/{request_id}]`: the conversation log.
     AdminConversations,
+    /// Every other `/api/...` path: the admin plane (sessions, config,
+    /// providers, models, stats), dispatched by the admin module.
+    Admin,
+    /// `/ui` and `/ui/...`: the embedded web UI.
+    Ui,
     /// Known path, wrong method.
     MethodNotAllowed,
     NotFound,
@@ -203,6 +208,9 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
         "/api/upstream-keys/stats" => (false, Endpoint::UpstreamKeyStats),
         "/metrics" => (false, Endpoint::Metrics),
         "/api/logs" => (false, Endpoint::AdminLogs),
+        "/ui" => (false, Endpoint::Ui),
+        p if p.starts_with("/ui/") => (false, Endpoint::Ui),
+        p if p.starts_with("/api/") => return Endpoint::Admin,
         "/v1/models"
         | "/openai/models"
         | "/openai/v1/models"

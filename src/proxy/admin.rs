@@ -3,7 +3,8 @@
 //! admin or viewer role, changes the admin role. Keys from the config file
 //! are listed but read-only: the file stays their one source of truth.
 
-use super::auth::{authenticate_admin, require_role, require_viewer, unix_now};
+use super::auth::unix_now;
+use crate::admin::auth::{require_role, require_viewer};
 use crate::downstream::{read_body, respond};
 use crate::record::RequestRecord;
 use crate::state::keys::KeyEntry;
@@ -21,12 +22,13 @@ use std::sync::Arc;
 
 /// `/api/keys`, `/api/keys/{name}`, `/api/keys/{name}/limits`.
 pub async fn keys(
+    plane: &crate::admin::AdminPlane,
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
     store: Option<&KeyStore>,
 ) -> Result<(), ApiError> {
-    let caller = authenticate_admin(live, session)?;
+    let caller = crate::admin::auth::caller(plane, live, session).await?;
     rec.client.key_name = Some(caller.name.clone());
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_owned();

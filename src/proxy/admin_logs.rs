@@ -3,7 +3,7 @@
 //! conversation log; admins and viewers see every key's, any other key
 //! only its own). The files are read on the blocking pool.
 
-use super::auth::{authenticate_admin, require_viewer};
+use crate::admin::auth::require_viewer;
 use crate::downstream::respond;
 use crate::journal::read::{self, ListQuery, SCAN_BYTES};
 use crate::journal::ring::LogQuery;
@@ -22,12 +22,13 @@ const MAX_CONVERSATIONS: usize = 1000;
 
 /// `GET /api/logs?level=&request_id=&key=&since=&limit=`, newest first.
 pub async fn logs(
+    plane: &crate::admin::AdminPlane,
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
     journal: &Journal,
 ) -> Result<(), ApiError> {
-    let caller = authenticate_admin(live, session)?;
+    let caller = crate::admin::auth::caller(plane, live, session).await?;
     rec.client.key_name = Some(caller.name.clone());
     require_viewer(&caller)?;
     let query = session
@@ -61,12 +62,13 @@ pub async fn logs(
 /// `GET /api/conversations?key=&from=&to=&limit=` and
 /// `GET /api/conversations/{request_id}`.
 pub async fn conversations(
+    plane: &crate::admin::AdminPlane,
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
     journal: &Journal,
 ) -> Result<(), ApiError> {
-    let caller = authenticate_admin(live, session)?;
+    let caller = crate::admin::auth::caller(plane, live, session).await?;
     rec.client.key_name = Some(caller.name.clone());
     let sees_all = caller.can_view();
     let path = session.req_header().uri.path().to_owned();

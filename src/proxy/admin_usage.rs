@@ -7,10 +7,8 @@
 //! is refused rather than answered with nothing. The localhost key never
 //! reads here (as for every admin path).
 
-use super::auth::authenticate_admin;
 use crate::downstream::respond;
 use crate::record::RequestRecord;
-use crate::state::keys::KeyEntry;
 use crate::state::Live;
 use crate::store::usage_query::{
     Cursor, GroupBy, GroupValue, StatusFilter, StoredUsage, Summary, SummaryQuery, Totals,
@@ -39,7 +37,7 @@ enum Scope {
     Own(String),
 }
 
-fn scope(caller: &KeyEntry) -> Result<Scope, ApiError> {
+fn scope(caller: &crate::admin::auth::Caller) -> Result<Scope, ApiError> {
     if caller.can_view() {
         Ok(Scope::All)
     } else if caller.has_role(Role::User) {
@@ -55,12 +53,13 @@ fn scope(caller: &KeyEntry) -> Result<Scope, ApiError> {
 /// `/api/usage`, `/api/usage/requests[/{request_id}]`, `/api/usage/export`.
 /// `store` is none unless usage rows are recorded.
 pub async fn usage(
+    plane: &crate::admin::AdminPlane,
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
     store: Option<&KeyStore>,
 ) -> Result<(), ApiError> {
-    let caller = authenticate_admin(live, session)?;
+    let caller = crate::admin::auth::caller(plane, live, session).await?;
     rec.client.key_name = Some(caller.name.clone());
     let req = session.req_header();
     let method = req.method.clone();

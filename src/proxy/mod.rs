@@ -41,6 +41,8 @@ pub struct Gateway {
     pub journal: crate::journal::Journal,
     /// Trace spans, exported while `[telemetry] otlp_endpoint` is set.
     pub tracer: Arc<crate::telemetry::Tracer>,
+    /// The admin plane: UI, sessions, config edits.
+    pub admin: Arc<crate::admin::AdminPlane>,
 }
 
 #[async_trait]
@@ -136,16 +138,17 @@ impl ProxyHttp for Gateway {
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
             Endpoint::Metrics => crate::metrics::serve(session, rec, &live).await,
             Endpoint::AdminKeys => {
-                Box::pin(admin::keys(session, rec, &live, self.key_store.as_ref())).await
+                Box::pin(admin::keys(&self.admin, session, rec, &live, self.key_store.as_ref())).await
             }
             Endpoint::AdminUsage => {
                 // Rows are there to read only when they are recorded.
                 let store = self.usage.as_ref().and(self.key_store.as_ref());
-                Box::pin(admin_usage::usage(session, rec, &live, store)).await
+                Box::pin(admin_usage::usage(&self.admin, session, rec, &live, store)).await
             }
-            Endpoint::AdminLogs => admin_logs::logs(session, rec, &live, &self.journal).await,
+            Endpoint::AdminLogs => admin_logs::logs(&self.admin, session, rec, &live, &self.journal).await,
             Endpoint::AdminConversations => {
                 Box::pin(admin_logs::conversations(
+                    &self.admin,
                     session,
                     rec,
                     &live,
@@ -153,6 +156,8 @@ impl ProxyHttp for Gateway {
                 ))
                 .await
             }
+            Endpoint::Admin => Box::pin(crate::admin::api(&self.admin, session, rec, &live)).await,
+            Endpoint::Ui => crate::admin::assets::serve(session, rec).await,
             Endpoint::Generate(dialect) => {
                 rec.client.dialect = Some(dialect);
                 // Boxed: a small `request_filter` future is cheap for Pingora to move.

@@ -1,0 +1,58 @@
+//! The admin plane: the web UI (`/ui/`), its sessions, and the admin API
+//! endpoints that are not the key, usage and log handlers of `proxy/`.
+//! Everything here reads the same snapshot and registry as the request
+//! path and changes config only by writing the TOML file and reloading it.
+
+pub mod assets;
+pub mod auth;
+pub mod config_edit;
+pub mod overview;
+pub mod probe;
+pub mod session;
+
+use crate::record::RequestRecord;
+use crate::state::{Live, LiveStore};
+use crate::store::KeyStore;
+use crate::upstream::UpstreamClient;
+use filters::error::{ApiError, ErrorKind};
+use pingora::proxy::Session;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the admin handlers share, for the life of the process.
+pub struct AdminPlane {
+    pub started: Instant,
+    pub live: LiveStore,
+    pub store: Option<KeyStore>,
+    pub upstream: Arc<UpstreamClient>,
+    pub sessions: session::Sessions,
+    pub config: config_edit::ConfigWriter,
+}
+
+/// `/api/...` paths the proxy's own admin handlers do not take.
+pub async fn api(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Arc<Live>,
+) -> Result<(), ApiError> {
+    let path = session.req_header().uri.path().to_owned();
+    let rest = path.strip_prefix("/api/").unwrap_or_default();
+    let first = rest.split('/').next().unwrap_or_default();
+    match first {
+        "login" | "logout" | "session" | "sessions" => {
+            session::handle(plane, session, rec, live).await
+        }
+        "config" => config_edit::handle(plane, session, rec, live).await,
+        "models" if rest.ends_with("/targets") => {
+            config_edit::handle(plane, session, rec, live).await
+        }
+        "models" | "providers" | "stats" | "overview" => {
+            overview::handle(plane, session, rec, live).await
+        }
+        _ => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no route for {path}"),
+        )),
+    }
+}
