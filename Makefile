@@ -11,9 +11,10 @@ EXAMPLE_ENV := OPENAI_API_KEY=sk-example ANTHROPIC_API_KEY=sk-example DEEPSEEK_A
                OPENROUTER_API_KEY=sk-example SILICONFLOW_API_KEY=sk-example
 
 NODE_DIR   := target/node
+UI_DIR     := target/ui
 CLI_DIR    := target/cli
 
-.PHONY: all deps node-deps build release run test test-rust test-sdk test-node test-cli check-config lint fmt clean bench bench-load fuzz
+.PHONY: all deps node-deps ui build release run test test-rust test-sdk test-node test-cli check-config lint fmt clean bench bench-load fuzz
 
 all: build
 
@@ -52,10 +53,24 @@ node-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
 	  else echo "node/npm are missing: run 'sudo apt-get install -y nodejs npm' (Node 20 or newer)"; exit 1; fi; }
 
-build: deps
+## The web UI: its npm packages (pinned by src/admin/ui's lockfile) under
+## target/ui, bundled by esbuild into target/ui/dist, which build.rs embeds
+## in the binary. The bundle is rewritten only where it changed, so an
+## unchanged UI does not rebuild the gateway.
+$(UI_DIR)/.installed: src/admin/ui/package.json src/admin/ui/package-lock.json | node-deps
+	mkdir -p $(UI_DIR)
+	cp src/admin/ui/package.json src/admin/ui/package-lock.json $(UI_DIR)/
+	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ui: $(UI_DIR)/.installed
+	rm -rf $(UI_DIR)/app && cp -r src/admin/ui/app $(UI_DIR)/app
+	cd $(UI_DIR) && node app/build.mjs dist
+
+build: deps ui
 	$(CARGO) build --bins
 
-release: deps
+release: deps ui
 	$(CARGO) build --release --bins
 
 ## The gateway on conf/modelswitch.toml, with the bundled mock upstream as its
