@@ -1,0 +1,53 @@
+// A uPlot time-series chart: created once, fed new data in place (cheap on
+// live polls), resized with its container.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { useEffect, useRef } from "preact/hooks";
+
+const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#d97706", "#0891b2"];
+
+// data: [xs (unix seconds), ...ys]; series: [{label}] for each ys.
+export function Chart({ data, series, height = 200, label, bars = false }) {
+  const box = useRef(null);
+  const plot = useRef(null);
+  const key = series.map((s) => s.label).join("|");
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return undefined;
+    const opts = {
+      width: Math.max(200, el.clientWidth),
+      height,
+      legend: { show: true },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true } },
+      axes: [{}, { size: 56 }],
+      series: [
+        {},
+        ...series.map((s, i) => ({
+          label: s.label,
+          stroke: COLORS[i % COLORS.length],
+          fill: bars ? COLORS[i % COLORS.length] + "55" : undefined,
+          width: 1.5,
+          scale: s.scale || "y",
+          value: (u, v) => (v === null || v === undefined ? "–" : +v.toFixed(3)),
+          paths: bars ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined,
+          points: { show: false },
+        })),
+      ],
+    };
+    plot.current = new uPlot(opts, data, el);
+    const ro = new ResizeObserver(() => {
+      if (plot.current) plot.current.setSize({ width: Math.max(200, el.clientWidth), height });
+    });
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      plot.current && plot.current.destroy();
+      plot.current = null;
+    };
+  }, [key, height, bars]);
+  useEffect(() => {
+    if (plot.current) plot.current.setData(data);
+  }, [data]);
+  return <div class="chart" ref={box} role="img" aria-label={label} />;
+}
