@@ -42,6 +42,14 @@ fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
+/// `GET /` from a browser: to the UI.
+pub async fn to_ui(session: &mut Session, rec: &mut RequestRecord) -> Result<(), ApiError> {
+    let head = session.req_header().method == http::Method::HEAD;
+    let extra = [("location", "/ui/".to_owned())];
+    respond(session, rec, 302, "text/plain", Bytes::new(), &extra, head).await;
+    Ok(())
+}
+
 /// `GET /ui`, `/ui/...`.
 pub async fn serve(session: &mut Session, rec: &mut RequestRecord) -> Result<(), ApiError> {
     let req = session.req_header();

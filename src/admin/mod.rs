@@ -25,6 +25,7 @@ pub struct AdminPlane {
     pub live: LiveStore,
     pub store: Option<KeyStore>,
     pub upstream: Arc<UpstreamClient>,
+    pub drain: Arc<crate::shutdown::Drain>,
     pub sessions: session::Sessions,
     pub config: config_edit::ConfigWriter,
 }

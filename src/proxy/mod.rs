@@ -26,7 +26,44 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use std::sync::Arc;
 
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// Everything (no `[admin] listen`).
+    All,
+    /// The LLM API only: the admin plane has its own address.
+    Llm,
+    /// The admin plane (UI, admin API, `/metrics`) only.
+    Admin,
+}
+
+impl Plane {
+    /// Whether this listener answers `endpoint`; health everywhere.
+    fn serves(self, endpoint: Endpoint) -> bool {
+        let admin = matches!(
+            endpoint,
+            Endpoint::Admin
+                | Endpoint::Ui
+                | Endpoint::AdminKeys
+                | Endpoint::AdminUsage
+                | Endpoint::AdminLogs
+                | Endpoint::AdminConversations
+                | Endpoint::UpstreamKeyStats
+                | Endpoint::Metrics
+        );
+        match self {
+            Plane::All => true,
+            _ if endpoint == Endpoint::Health => true,
+            Plane::Llm => !admin,
+            Plane::Admin => admin,
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct Gateway {
+    /// The endpoints this listener answers.
+    pub plane: Plane,
     pub store: LiveStore,
     pub upstream: Arc<UpstreamClient>,
     pub drain: Arc<Drain>,
@@ -91,6 +128,15 @@ impl ProxyHttp for Gateway {
                 "request headers are too large or too many",
             )
             .with_status(431)),
+            _ if !self.plane.serves(endpoint) => Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no route for {path}"),
+            )),
+            // A browser opening the gateway's address lands on the UI;
+            // API clients and probes still get the health answer.
+            Endpoint::Health if path == "/" && self.plane != Plane::Llm && wants_html(req) => {
+                crate::admin::assets::to_ui(session, rec).await
+            }
             Endpoint::Health => endpoints::health(session, rec).await,
             Endpoint::NotFound => Err(ApiError::new(
                 ErrorKind::NotFound,
@@ -224,6 +270,13 @@ impl ProxyHttp for Gateway {
             }
         }
     }
+}
+
+/// A browser's navigation: `Accept` lists `text/html`.
+fn wants_html(req: &pingora::http::RequestHeader) -> bool {
+    req.headers
+        .get(http::header::ACCEPT)
+        .is_some_and(|v| memchr::memmem::find(v.as_bytes(), b"text/html").is_some())
 }
 
 /// A request whose body length two parsers could read differently — the
