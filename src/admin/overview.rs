@@ -31,7 +31,9 @@ pub async fn handle(
         .trim_start_matches("/api/")
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s).ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path"))))
+        .map(|s| {
+            percent_decode(s).ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path")))
+        })
         .collect::<Result<_, _>>()?;
     let get = method == http::Method::GET || method == http::Method::HEAD;
     let post = method == http::Method::POST;
@@ -39,7 +41,9 @@ pub async fn handle(
     let v = match (segs.as_slice(), get, post) {
         (["overview"], true, _) => overview(plane, live),
         (["stats"], true, _) => stats(plane, live).await,
-        (["providers"], true, _) => json!({ "providers": live.providers().map(|(p, _)| provider_view(live, p)).collect::<Vec<_>>() }),
+        (["providers"], true, _) => {
+            json!({ "providers": live.providers().map(|(p, _)| provider_view(live, p)).collect::<Vec<_>>() })
+        }
         (["providers", name], true, _) => provider_view(live, find_provider(live, name)?),
         (["providers", name, "test"], _, true) => {
             let provider = find_provider(live, name)?.clone();
@@ -63,10 +67,17 @@ pub async fn handle(
             _,
             _,
         ) => {
-            return Err(ApiError::invalid(format!("method {method} is not allowed on {path}"))
-                .with_status(405))
+            return Err(
+                ApiError::invalid(format!("method {method} is not allowed on {path}"))
+                    .with_status(405),
+            )
         }
-        _ => return Err(ApiError::new(ErrorKind::NotFound, format!("no route for {path}"))),
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no route for {path}"),
+            ))
+        }
     };
     respond_json(session, rec, &v).await;
     Ok(())
@@ -110,8 +121,15 @@ async fn stats(plane: &AdminPlane, live: &Live) -> Value {
     // with /api/usage and survives restarts.
     let mut cost_by_currency = serde_json::Map::new();
     let mut cost_today = Value::Null;
-    if let Some(store) = plane.store.as_ref().filter(|_| live.config.process.record_usage) {
-        let day = filters::limits::day::day_of(&live.config.limits.timezone, u64::try_from(now_ms).unwrap_or(0));
+    if let Some(store) = plane
+        .store
+        .as_ref()
+        .filter(|_| live.config.process.record_usage)
+    {
+        let day = filters::limits::day::day_of(
+            &live.config.limits.timezone,
+            u64::try_from(now_ms).unwrap_or(0),
+        );
         let q = crate::store::usage_query::SummaryQuery {
             filter: crate::store::usage_query::UsageFilter::between(
                 i64::try_from(day.start_ms).unwrap_or(0),
@@ -125,7 +143,11 @@ async fn stats(plane: &AdminPlane, live: &Live) -> Value {
                 for (c, nanos) in &s.totals.cost_nanos {
                     cost_by_currency.insert(c.clone(), json!(*nanos as f64 / 1e9));
                 }
-                cost_today = json!(s.totals.cost_nanos.get(&currency).map_or(0.0, |n| *n as f64 / 1e9));
+                cost_today = json!(s
+                    .totals
+                    .cost_nanos
+                    .get(&currency)
+                    .map_or(0.0, |n| *n as f64 / 1e9));
             }
             Err(e) => log::warn!("stats: cost today: {e}"),
         }
@@ -154,7 +176,11 @@ async fn stats(plane: &AdminPlane, live: &Live) -> Value {
 fn base_url(p: &Provider) -> String {
     let scheme = if p.tls { "https" } else { "http" };
     let default_port = if p.tls { 443 } else { 80 };
-    let host = if p.host.contains(':') { format!("[{}]", p.host) } else { p.host.clone() };
+    let host = if p.host.contains(':') {
+        format!("[{}]", p.host)
+    } else {
+        p.host.clone()
+    };
     if p.port == default_port {
         format!("{scheme}://{host}{}", p.path_prefix)
     } else {
@@ -177,7 +203,11 @@ fn provider_view(live: &Live, p: &Provider) -> Value {
         None => Vec::new(),
     };
     let base_urls: Vec<String> = match &p.replicas {
-        Some(r) => r.specs.iter().map(|s| format!("{}:{}", s.host, s.port)).collect(),
+        Some(r) => r
+            .specs
+            .iter()
+            .map(|s| format!("{}:{}", s.host, s.port))
+            .collect(),
         None => vec![base_url(p)],
     };
     let targets: Vec<Value> = live

@@ -49,9 +49,13 @@ impl Ask {
         for (k, v) in m {
             match (k.as_str(), v) {
                 ("target", Value::Number(n)) => {
-                    ask.target = Some(n.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(
-                        || ApiError::invalid("target: a target index (0, 1, ...) is expected"),
-                    )?)
+                    ask.target = Some(
+                        n.as_u64()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .ok_or_else(|| {
+                                ApiError::invalid("target: a target index (0, 1, ...) is expected")
+                            })?,
+                    )
                 }
                 ("target", Value::Null) | ("model", Value::Null) | ("message", Value::Null) => {}
                 ("model", Value::String(s)) if !s.is_empty() => ask.model = Some(s),
@@ -154,7 +158,9 @@ pub async fn provider(
         .iter()
         .filter_map(|n| live.config.routes.get(*n))
         .flat_map(|r| r.targets.iter())
-        .find(|t| t.provider.name == provider.name && ask.model.as_deref().is_none_or(|m| &*t.model == m));
+        .find(|t| {
+            t.provider.name == provider.name && ask.model.as_deref().is_none_or(|m| &*t.model == m)
+        });
     let target = match (known, &ask.model) {
         (Some(t), _) => Target::probe(provider.clone(), &t.model),
         (None, Some(m)) => Target::probe(provider.clone(), m),
@@ -176,8 +182,17 @@ fn body_for(provider: &Provider, model: &str, message: &str) -> Result<Bytes, Ap
         "messages": [{"role": "user", "content": message}],
         "max_tokens": MAX_TOKENS,
     });
-    let req = filters::dialect::decode_request(filters::Dialect::OpenAiChat, chat.to_string().as_bytes())?;
-    let body = filters::dialect::encode_request(provider.dialect, &req, model, &provider.encode, Some(MAX_TOKENS))?;
+    let req = filters::dialect::decode_request(
+        filters::Dialect::OpenAiChat,
+        chat.to_string().as_bytes(),
+    )?;
+    let body = filters::dialect::encode_request(
+        provider.dialect,
+        &req,
+        model,
+        &provider.encode,
+        Some(MAX_TOKENS),
+    )?;
     Ok(Bytes::from(body.to_string()))
 }
 

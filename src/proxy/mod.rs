@@ -184,14 +184,23 @@ impl ProxyHttp for Gateway {
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
             Endpoint::Metrics => crate::metrics::serve(session, rec, &live).await,
             Endpoint::AdminKeys => {
-                Box::pin(admin::keys(&self.admin, session, rec, &live, self.key_store.as_ref())).await
+                Box::pin(admin::keys(
+                    &self.admin,
+                    session,
+                    rec,
+                    &live,
+                    self.key_store.as_ref(),
+                ))
+                .await
             }
             Endpoint::AdminUsage => {
                 // Rows are there to read only when they are recorded.
                 let store = self.usage.as_ref().and(self.key_store.as_ref());
                 Box::pin(admin_usage::usage(&self.admin, session, rec, &live, store)).await
             }
-            Endpoint::AdminLogs => admin_logs::logs(&self.admin, session, rec, &live, &self.journal).await,
+            Endpoint::AdminLogs => {
+                admin_logs::logs(&self.admin, session, rec, &live, &self.journal).await
+            }
             Endpoint::AdminConversations => {
                 Box::pin(admin_logs::conversations(
                     &self.admin,

@@ -143,7 +143,11 @@ impl ReplicaPool {
             .iter()
             .filter_map(|b| {
                 let addr = std_addr(&b.addr)?;
-                let host = self.hosts.get(&addr).map(|h| h.0.clone()).unwrap_or_default();
+                let host = self
+                    .hosts
+                    .get(&addr)
+                    .map(|h| h.0.clone())
+                    .unwrap_or_default();
                 let busy = self
                     .inflight
                     .get(&addr)
