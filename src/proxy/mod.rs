@@ -4,9 +4,6 @@
 //! rendered here, at one edge, in the caller's dialect.
 
 mod access_log;
-mod admin;
-mod admin_logs;
-mod admin_usage;
 mod admission;
 pub(crate) mod auth;
 pub mod connection;
@@ -184,7 +181,7 @@ impl ProxyHttp for Gateway {
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
             Endpoint::Metrics => crate::metrics::serve(session, rec, &live).await,
             Endpoint::AdminKeys => {
-                Box::pin(admin::keys(
+                Box::pin(crate::admin::keys::keys(
                     &self.admin,
                     session,
                     rec,
@@ -196,13 +193,20 @@ impl ProxyHttp for Gateway {
             Endpoint::AdminUsage => {
                 // Rows are there to read only when they are recorded.
                 let store = self.usage.as_ref().and(self.key_store.as_ref());
-                Box::pin(admin_usage::usage(&self.admin, session, rec, &live, store)).await
+                Box::pin(crate::admin::usage::usage(
+                    &self.admin,
+                    session,
+                    rec,
+                    &live,
+                    store,
+                ))
+                .await
             }
             Endpoint::AdminLogs => {
-                admin_logs::logs(&self.admin, session, rec, &live, &self.journal).await
+                crate::admin::logs::logs(&self.admin, session, rec, &live, &self.journal).await
             }
             Endpoint::AdminConversations => {
-                Box::pin(admin_logs::conversations(
+                Box::pin(crate::admin::logs::conversations(
                     &self.admin,
                     session,
                     rec,
