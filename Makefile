@@ -14,7 +14,7 @@ NODE_DIR   := target/node
 UI_DIR     := target/ui
 CLI_DIR    := target/cli
 
-.PHONY: all deps node-deps ui build release run test test-rust test-sdk test-node test-cli check-config lint fmt clean bench bench-load fuzz
+.PHONY: all deps node-deps chromium-deps ui build release run test test-rust test-sdk test-node test-cli test-ui check-config lint fmt clean bench bench-load fuzz
 
 all: build
 
@@ -44,6 +44,14 @@ deps:
 	  echo "installing openssl (the TLS tests make their certificates with it)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssl >/dev/null; \
 	  else echo "openssl is missing: run 'sudo apt-get install -y openssl'"; exit 1; fi; }
+
+## Debian's Chromium for the browser tests of the web UI (never a browser
+## a test tool downloads).
+chromium-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (the web UI's browser tests drive it headless)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
 
 ## Node and npm for the Node SDK and agent CLI tests: Debian's packages when
 ## run as root and absent (the machine image brings Node 20).
@@ -82,7 +90,7 @@ run: release
 
 ## Every test: unit, integration over real sockets, official SDK clients
 ## (Python and Node), the agent CLIs, config validation and lints.
-test: build lint check-config test-rust test-sdk test-node test-cli
+test: build lint check-config test-rust test-sdk test-node test-cli test-ui
 
 test-rust:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -125,6 +133,17 @@ $(CLI_DIR)/.installed: tests/cli/package.json tests/cli/package-lock.json | node
 test-cli: build $(VENV)/.installed $(CLI_DIR)/.installed
 	cd tests/cli && MODELSWITCH_BIN_DIR=$(CURDIR)/target/debug MODELSWITCH_CLI_DIR=$(CURDIR)/$(CLI_DIR) \
 	  ../../$(PY) -m pytest -q
+
+## The web UI in headless Chromium (Playwright for Python, driving the
+## system browser) against a gateway and the mock; a screenshot of every
+## page lands in target/ui-screenshots/.
+$(VENV)/.installed-ui: tests/ui/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/ui/requirements.txt
+	touch $@
+
+test-ui: build chromium-deps $(VENV)/.installed-ui
+	cd tests/ui && MODELSWITCH_BIN_DIR=$(CURDIR)/target/debug \
+	  MODELSWITCH_SCREENSHOTS=$(CURDIR)/target/ui-screenshots ../../$(PY) -m pytest -q
 
 check-config: build
 	@for f in conf/*.toml conf/examples/*.toml; do \

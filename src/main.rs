@@ -179,7 +179,7 @@ fn run(
     }
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a
     // taken address would start and silently split the traffic. Refuse.
-    for addr in &listen {
+    for addr in listen.iter().chain(&process.admin_listen) {
         if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
             eprintln!("cannot listen on {addr}: {e}");
             return ExitCode::from(2);
@@ -269,10 +269,17 @@ fn run(
         live: store.clone(),
         store: Some(key_store.clone()),
         upstream: upstream.clone(),
+        drain: drain.clone(),
         sessions: admin::session::Sessions::default(),
         config: admin::config_edit::ConfigWriter::new(path.to_owned(), reload_service.task()),
     });
+    let plane = if process.admin_listen.is_some() {
+        proxy::Plane::Llm
+    } else {
+        proxy::Plane::All
+    };
     let gateway = proxy::Gateway {
+        plane,
         upstream,
         store: store.clone(),
         drain: drain.clone(),
@@ -290,6 +297,12 @@ fn run(
         tracer,
         admin,
     };
+    // `[admin] listen`: the admin plane on an address of its own, served by
+    // a second proxy over the same state.
+    let admin_gateway = process.admin_listen.as_ref().map(|_| proxy::Gateway {
+        plane: proxy::Plane::Admin,
+        ..gateway.clone()
+    });
     let proxy = Arc::new(http_proxy(&server.configuration, gateway));
     let edge = proxy::connection::Edge::new(proxy, store.clone());
     let mut service = Service::new("modelswitch".into(), edge);
@@ -303,6 +316,14 @@ fn run(
         );
     }
     server.add_service(service);
+    if let (Some(addr), Some(gateway)) = (&process.admin_listen, admin_gateway) {
+        let proxy = Arc::new(http_proxy(&server.configuration, gateway));
+        let edge = proxy::connection::Edge::new(proxy, store.clone());
+        let mut admin = Service::new("modelswitch admin".into(), edge);
+        admin.threads = Some(1);
+        admin.add_listener(ListenerConfig::tcp(addr.as_str()));
+        server.add_service(admin);
+    }
     server.add_service(reload_service);
     server.add_service(background_service(
         "health checks",
@@ -327,6 +348,9 @@ fn run(
         journal::ConversationWriter { log: conversations },
     ));
     log::info!("modelswitch listening on {}", listen.join(", "));
+    if let Some(addr) = &process.admin_listen {
+        log::info!("admin plane (UI, admin API, /metrics) on {addr}");
+    }
     let signals = shutdown::Signals { drain, grace };
     server.run(RunArgs {
         shutdown_signal: Box::new(signals),

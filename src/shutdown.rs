@@ -52,6 +52,11 @@ impl Drain {
     }
 
     /// `flush` runs after the last request and before the exit.
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn on_exit(&self, flush: Box<dyn FnOnce() + Send>) {
         self.on_exit
             .lock()

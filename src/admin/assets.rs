@@ -42,6 +42,14 @@ fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
+/// `GET /` from a browser: to the UI.
+pub async fn to_ui(session: &mut Session, rec: &mut RequestRecord) -> Result<(), ApiError> {
+    let head = session.req_header().method == http::Method::HEAD;
+    let extra = [("location", "/ui/".to_owned())];
+    respond(session, rec, 302, "text/plain", Bytes::new(), &extra, head).await;
+    Ok(())
+}
+
 /// `GET /ui`, `/ui/...`.
 pub async fn serve(session: &mut Session, rec: &mut RequestRecord) -> Result<(), ApiError> {
     let req = session.req_header();
@@ -57,19 +65,42 @@ pub async fn serve(session: &mut Session, rec: &mut RequestRecord) -> Result<(),
         Some(a) if !rel.is_empty() => (Some(a), false),
         _ => (find("index.html"), true),
     };
+    // A missing file with an extension (a stale script name) is a 404,
+    // not the index page parsed as JavaScript.
+    if fallback
+        && rel
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains('.'))
+    {
+        let extra = security_headers("no-store");
+        respond(
+            session,
+            rec,
+            404,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"not found\n"),
+            &extra,
+            head,
+        )
+        .await;
+        return Ok(());
+    }
     let Some(asset) = asset else {
         let extra = security_headers("no-store");
         let body = Bytes::from_static(NOT_BUILT.as_bytes());
-        respond(session, rec, 200, "text/html; charset=utf-8", body, &extra, head).await;
+        respond(
+            session,
+            rec,
+            200,
+            "text/html; charset=utf-8",
+            body,
+            &extra,
+            head,
+        )
+        .await;
         return Ok(());
     };
-    // A missing file with an extension (a stale script name) is a 404,
-    // not the index page parsed as JavaScript.
-    if fallback && rel.rsplit('/').next().is_some_and(|last| last.contains('.')) {
-        let extra = security_headers("no-store");
-        respond(session, rec, 404, "text/plain; charset=utf-8", Bytes::from_static(b"not found\n"), &extra, head).await;
-        return Ok(());
-    }
     // Bundle files carry a content hash in their names: cached for good.
     // The index names them, so it is revalidated every time.
     let cache = if asset.path == "index.html" {
@@ -98,7 +129,16 @@ pub async fn serve(session: &mut Session, rec: &mut RequestRecord) -> Result<(),
         }
         _ => asset.body,
     };
-    respond(session, rec, 200, asset.mime, Bytes::from_static(body), &extra, head).await;
+    respond(
+        session,
+        rec,
+        200,
+        asset.mime,
+        Bytes::from_static(body),
+        &extra,
+        head,
+    )
+    .await;
     Ok(())
 }
 

@@ -106,4 +106,3 @@ pub fn require_for_method(caller: &Caller, session: &Session) -> Result<(), ApiE
         require_role(caller, Role::Admin)
     }
 }
-

@@ -1,14 +1,17 @@
 //! The admin plane: the web UI (`/ui/`), its sessions, and the admin API
-//! endpoints that are not the key, usage and log handlers of `proxy/`.
+//! (`/api/...`): keys, usage, logs, config, providers, models, stats.
 //! Everything here reads the same snapshot and registry as the request
 //! path and changes config only by writing the TOML file and reloading it.
 
 pub mod assets;
 pub mod auth;
 pub mod config_edit;
+pub mod keys;
+pub mod logs;
 pub mod overview;
 pub mod probe;
 pub mod session;
+pub mod usage;
 
 use crate::record::RequestRecord;
 use crate::state::{Live, LiveStore};
@@ -25,6 +28,7 @@ pub struct AdminPlane {
     pub live: LiveStore,
     pub store: Option<KeyStore>,
     pub upstream: Arc<UpstreamClient>,
+    pub drain: Arc<crate::shutdown::Drain>,
     pub sessions: session::Sessions,
     pub config: config_edit::ConfigWriter,
 }

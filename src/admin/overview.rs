@@ -1,21 +1,283 @@
-//! What the UI shows of the running gateway: providers, models, live stats.
+//! What the UI shows of the running gateway: providers (replicas, breakers,
+//! key pools), model chains, and the live figures of the dashboard.
 
-use super::AdminPlane;
+use super::auth::{caller, require_for_method};
+use super::{probe, AdminPlane};
+use crate::config::{Provider, Route};
+use crate::downstream::{read_body, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
 use filters::error::{ApiError, ErrorKind};
+use filters::wire::http::percent_decode;
 use pingora::proxy::Session;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `/api/providers[...]`, `/api/models[...]`, `/api/stats`, `/api/overview`.
+/// `/api/providers[/{name}/test]`, `/api/models[/{name}/test]`,
+/// `/api/stats`, `/api/overview`.
 pub async fn handle(
-    _plane: &AdminPlane,
+    plane: &AdminPlane,
     session: &mut Session,
-    _rec: &mut RequestRecord,
-    _live: &Arc<Live>,
+    rec: &mut RequestRecord,
+    live: &Arc<Live>,
 ) -> Result<(), ApiError> {
-    Err(ApiError::new(
-        ErrorKind::NotFound,
-        format!("no route for {}", session.req_header().uri.path()),
-    ))
+    let who = caller(plane, live, session).await?;
+    rec.client.key_name = Some(who.name.clone());
+    require_for_method(&who, session)?;
+    let req = session.req_header();
+    let method = req.method.clone();
+    let path = req.uri.path().to_owned();
+    let segments: Vec<String> = path
+        .trim_start_matches("/api/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_decode(s).ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path")))
+        })
+        .collect::<Result<_, _>>()?;
+    let get = method == http::Method::GET || method == http::Method::HEAD;
+    let post = method == http::Method::POST;
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let v = match (segs.as_slice(), get, post) {
+        (["overview"], true, _) => overview(plane, live),
+        (["stats"], true, _) => stats(plane, live).await,
+        (["providers"], true, _) => {
+            json!({ "providers": live.providers().map(|(p, _)| provider_view(live, p)).collect::<Vec<_>>() })
+        }
+        (["providers", name], true, _) => provider_view(live, find_provider(live, name)?),
+        (["providers", name, "test"], _, true) => {
+            let provider = find_provider(live, name)?.clone();
+            let ask = probe::Ask::read(&read_body(session, &live.config).await?)?;
+            probe::provider(plane, live, rec, &provider, &ask).await?
+        }
+        (["models"], true, _) => json!({ "models": models(live) }),
+        (["models", name], true, _) => {
+            let route = find_model(live, name)?;
+            model_view(live, name, route)
+        }
+        (["models", name, "test"], _, true) => {
+            let route = find_model(live, name)?.clone();
+            let ask = probe::Ask::read(&read_body(session, &live.config).await?)?;
+            probe::model(plane, live, rec, name, &route, &ask).await?
+        }
+        (
+            ["overview" | "stats" | "providers" | "models"]
+            | ["providers" | "models", _]
+            | ["providers" | "models", _, "test"],
+            _,
+            _,
+        ) => {
+            return Err(
+                ApiError::invalid(format!("method {method} is not allowed on {path}"))
+                    .with_status(405),
+            )
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no route for {path}"),
+            ))
+        }
+    };
+    respond_json(session, rec, &v).await;
+    Ok(())
+}
+
+fn find_provider<'a>(live: &'a Live, name: &str) -> Result<&'a Arc<Provider>, ApiError> {
+    live.config
+        .providers
+        .iter()
+        .find(|p| &*p.name == name)
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no provider named '{name}'")))
+}
+
+fn find_model<'a>(live: &'a Live, name: &str) -> Result<&'a Arc<Route>, ApiError> {
+    live.config
+        .routes
+        .get(name)
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no model named '{name}'")))
+}
+
+fn overview(plane: &AdminPlane, live: &Live) -> Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": plane.started.elapsed().as_secs(),
+        "listen": live.config.process.listen,
+        "admin_listen": live.config.process.admin_listen,
+        "ui_bundled": super::assets::bundled(),
+        "providers": live.config.providers.len(),
+        "models": live.config.routes.len(),
+        "keys": live.keys.len(),
+        "currency": live.config.limits.budgets.currency.as_str(),
+    })
+}
+
+/// Counters since start; the UI takes rates and quantiles from two polls.
+async fn stats(plane: &AdminPlane, live: &Live) -> Value {
+    let t = crate::metrics::totals();
+    let now_ms = crate::usage::row::unix_ms();
+    let currency = live.config.limits.budgets.currency.as_str().to_owned();
+    // Cost today, in [limits] timezone: from the usage rows, so it agrees
+    // with /api/usage and survives restarts.
+    let mut cost_by_currency = serde_json::Map::new();
+    let mut cost_today = Value::Null;
+    if let Some(store) = plane
+        .store
+        .as_ref()
+        .filter(|_| live.config.process.record_usage)
+    {
+        let day = filters::limits::day::day_of(
+            &live.config.limits.timezone,
+            u64::try_from(now_ms).unwrap_or(0),
+        );
+        let q = crate::store::usage_query::SummaryQuery {
+            filter: crate::store::usage_query::UsageFilter::between(
+                i64::try_from(day.start_ms).unwrap_or(0),
+                i64::try_from(now_ms).unwrap_or(i64::MAX).saturating_add(1),
+            ),
+            group_by: Vec::new(),
+            zone: live.config.limits.timezone.clone(),
+        };
+        match store.usage_summary(q).await {
+            Ok(s) => {
+                for (c, nanos) in &s.totals.cost_nanos {
+                    cost_by_currency.insert(c.clone(), json!(*nanos as f64 / 1e9));
+                }
+                cost_today = json!(s
+                    .totals
+                    .cost_nanos
+                    .get(&currency)
+                    .map_or(0.0, |n| *n as f64 / 1e9));
+            }
+            Err(e) => log::warn!("stats: cost today: {e}"),
+        }
+    }
+    let le: Vec<Value> = t
+        .latency_le
+        .iter()
+        .map(|b| if b.is_finite() { json!(b) } else { Value::Null })
+        .collect();
+    json!({
+        "time_ms": now_ms,
+        "uptime_s": plane.started.elapsed().as_secs(),
+        "requests": t.requests,
+        "errors": t.errors,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "streams_in_flight": t.streams_in_flight,
+        "in_flight": plane.drain.in_flight(),
+        "cost_today": cost_today,
+        "cost_today_by_currency": cost_by_currency,
+        "currency": currency,
+        "latency": {"le": le, "counts": t.latency_counts, "count": t.latency_count, "sum_s": t.latency_sum},
+    })
+}
+
+fn base_url(p: &Provider) -> String {
+    let scheme = if p.tls { "https" } else { "http" };
+    let default_port = if p.tls { 443 } else { 80 };
+    let host = if p.host.contains(':') {
+        format!("[{}]", p.host)
+    } else {
+        p.host.clone()
+    };
+    if p.port == default_port {
+        format!("{scheme}://{host}{}", p.path_prefix)
+    } else {
+        format!("{scheme}://{host}:{}{}", p.port, p.path_prefix)
+    }
+}
+
+fn provider_view(live: &Live, p: &Provider) -> Value {
+    let state = live.provider(p);
+    let now = crate::exchange::now();
+    let replicas: Vec<Value> = match &state.replicas {
+        Some(pool) => pool
+            .report()
+            .into_iter()
+            .map(|(addr, host, healthy, in_flight)| {
+                json!({"url": format!("{host} ({addr})"), "healthy": healthy,
+                       "state": if healthy { "healthy" } else { "unhealthy" }, "in_flight": in_flight})
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let base_urls: Vec<String> = match &p.replicas {
+        Some(r) => r
+            .specs
+            .iter()
+            .map(|s| format!("{}:{}", s.host, s.port))
+            .collect(),
+        None => vec![base_url(p)],
+    };
+    let targets: Vec<Value> = live
+        .config
+        .target_slots
+        .iter()
+        .enumerate()
+        .filter(|(_, (tp, _))| tp.name == p.name)
+        .map(|(slot, (_, model))| json!({"model": &**model, "slot": slot, "breaker": live.breaker(slot).state().name()}))
+        .collect();
+    let report = state.key_pool().report(now);
+    let keys: Vec<Value> = p
+        .keys
+        .iter()
+        .zip(report)
+        .map(|(secret, (st, s))| {
+            let rate = (s.requests > 0).then(|| s.successes as f64 / s.requests as f64);
+            json!({"key": secret.masked(), "state": st.name(), "requests": s.requests,
+                   "successes": s.successes, "failures": s.failures, "success_rate": rate})
+        })
+        .collect();
+    json!({
+        "name": &*p.name,
+        "type": provider_type(p.dialect),
+        "base_urls": base_urls,
+        "replicas": replicas,
+        "targets": targets,
+        "keys": keys,
+        "limits": (!p.limits.is_empty()).then(|| json!(p.limits)),
+    })
+}
+
+fn models(live: &Live) -> Vec<Value> {
+    let mut names: Vec<&String> = live.config.routes.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|n| live.config.routes.get(n).map(|r| model_view(live, n, r)))
+        .collect()
+}
+
+pub fn model_view(live: &Live, name: &str, route: &Route) -> Value {
+    let targets: Vec<Value> = route
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(index, t)| {
+            let healthy = live
+                .provider(&t.provider)
+                .replicas
+                .as_ref()
+                .is_none_or(|r| r.any_healthy());
+            json!({"index": index, "provider": &*t.provider.name, "model": &*t.model,
+                   "breaker": live.breaker(t.slot).state().name(), "healthy": healthy})
+        })
+        .collect();
+    json!({
+        "name": name,
+        "limits": (!route.limits.is_empty()).then(|| json!(route.limits)),
+        "max_output_tokens": route.max_output_tokens,
+        "targets": targets,
+    })
+}
+
+/// The provider's `type` as the config file spells it.
+fn provider_type(d: filters::Dialect) -> &'static str {
+    match d {
+        filters::Dialect::OpenAiChat => "openai",
+        filters::Dialect::Anthropic => "anthropic",
+        filters::Dialect::Gemini => "gemini",
+        filters::Dialect::OpenAiResponses => "openai-responses",
+    }
 }

@@ -34,6 +34,16 @@ pub(super) struct FileConfig {
     pub(super) telemetry: FileTelemetry,
     #[serde(default)]
     pub(super) logging: FileLogging,
+    #[serde(default)]
+    pub(super) admin: FileAdmin,
+}
+
+/// `[admin]`: where the admin plane (UI, admin API, `/metrics`) listens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAdmin {
+    /// Its own address; unset, the gateway's listeners serve it too.
+    pub(super) listen: Option<String>,
 }
 
 /// `[logging]`: the conversation log (off unless asked for, here or per key).

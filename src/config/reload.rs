@@ -117,6 +117,10 @@ impl Reloader {
                 snap.process.store_backend != self.process.store_backend,
             ),
             (
+                "admin.listen",
+                snap.process.admin_listen != self.process.admin_listen,
+            ),
+            (
                 "logging.dir, max_file_bytes, retention or max_files",
                 snap.process.conversation_files != self.process.conversation_files,
             ),

@@ -142,6 +142,22 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target outside any chain (the admin API's provider test): the
+    /// provider's own budgets, and no breaker slot (`usize::MAX`), which
+    /// only side calls, that never consult a breaker, may use.
+    pub fn probe(provider: Arc<Provider>, model: &str) -> Self {
+        let path = |stream| {
+            filters::dialect::generate_path(provider.dialect, &provider.path_prefix, model, stream)
+        };
+        Self {
+            generate_paths: [path(false), path(true)],
+            timeouts: provider.timeouts,
+            model: Arc::from(model),
+            slot: usize::MAX,
+            provider,
+        }
+    }
+
     pub fn generate_path(&self, stream: bool) -> &str {
         &self.generate_paths[usize::from(stream)]
     }
@@ -165,6 +181,9 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
     pub listen: Vec<String>,
+    /// `[admin] listen`: the admin plane's own address (then the LLM
+    /// listeners no longer serve it).
+    pub admin_listen: Option<String>,
     pub threads: usize,
     /// Idle upstream connections kept per worker thread.
     pub upstream_pool_size: usize,

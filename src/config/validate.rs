@@ -218,6 +218,18 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     }
     let conversation_files = logging_files(&f.logging, &mut errs);
     let telemetry = telemetry(&f.telemetry, &mut errs);
+    let admin_listen = f.admin.listen.clone();
+    if let Some(a) = &admin_listen {
+        match a.parse::<std::net::SocketAddr>() {
+            Err(_) => errs.push(format!(
+                "admin.listen: '{a}' is not an address like 127.0.0.1:8001"
+            )),
+            Ok(addr) if process.listen.iter().any(|l| l.parse() == Ok(addr)) => errs.push(format!(
+                "admin.listen: '{a}' is also in server.listen; give the admin plane an address of its own"
+            )),
+            Ok(_) => {}
+        }
+    }
     let localhost_key = f.auth.localhost_key.clone();
     if let Some(name) = &localhost_key {
         if !keys.values().any(|k| &k.name == name) {
@@ -278,6 +290,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         usage_queue: f.storage.usage_queue.unwrap_or(crate::usage::QUEUE_ROWS),
         store_backend,
         conversation_files,
+        admin_listen,
         ..process
     };
     let Some(prices) = prices else {
@@ -441,6 +454,8 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
     };
     let process = Process {
         listen,
+        // Set by `validate` from [admin].
+        admin_listen: None,
         threads: server.threads.unwrap_or(0),
         upstream_pool_size: server.upstream_pool_size.unwrap_or(DEFAULT_UPSTREAM_POOL),
         shutdown_grace: bounds::SHUTDOWN_GRACE

@@ -9,7 +9,7 @@
 mod attempt;
 mod conversation;
 mod payload;
-mod side;
+pub mod side;
 mod stream;
 mod unary;
 

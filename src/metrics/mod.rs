@@ -522,3 +522,79 @@ impl OutcomeLabel {
         }
     }
 }
+
+/// The process's totals since start, for the UI's live dashboard (which
+/// takes rates and quantiles from the difference of two polls).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Totals {
+    pub requests: u64,
+    /// Answers whose outcome is not `ok` (a client that left is not one).
+    pub errors: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub streams_in_flight: i64,
+    /// Request durations over every model: the upper bounds and the
+    /// cumulative count at each (the last bound is +Inf).
+    pub latency_le: Vec<f64>,
+    pub latency_counts: Vec<u64>,
+    pub latency_count: u64,
+    pub latency_sum: f64,
+}
+
+/// The dashboard's figures, summed over every label set.
+pub fn totals() -> Totals {
+    let Some(m) = METRICS.as_ref() else {
+        return Totals::default();
+    };
+    use prometheus::core::Collector;
+    let label = |metric: &prometheus::proto::Metric, name: &str| {
+        metric
+            .get_label()
+            .iter()
+            .find(|l| l.name() == name)
+            .map(|l| l.value().to_owned())
+    };
+    let mut t = Totals {
+        latency_le: LATENCY_BUCKETS.to_vec(),
+        latency_counts: vec![0; LATENCY_BUCKETS.len() + 1],
+        streams_in_flight: m.streams.get(),
+        ..Totals::default()
+    };
+    t.latency_le.push(f64::INFINITY);
+    for family in m.requests.collect() {
+        for metric in family.get_metric() {
+            let n = metric.get_counter().get_value() as u64;
+            t.requests += n;
+            let outcome = label(metric, "outcome");
+            if !matches!(outcome.as_deref(), Some("ok" | "client_left")) {
+                t.errors += n;
+            }
+        }
+    }
+    for family in m.tokens.collect() {
+        for metric in family.get_metric() {
+            let n = metric.get_counter().get_value() as u64;
+            match label(metric, "type").as_deref() {
+                Some("input" | "cache_read" | "cache_write") => t.input_tokens += n,
+                Some("output") => t.output_tokens += n,
+                _ => {}
+            }
+        }
+    }
+    for family in m.duration.collect() {
+        for metric in family.get_metric() {
+            let h = metric.get_histogram();
+            t.latency_count += h.get_sample_count();
+            t.latency_sum += h.get_sample_sum();
+            for (i, b) in h.get_bucket().iter().enumerate() {
+                if let Some(c) = t.latency_counts.get_mut(i) {
+                    *c += b.cumulative_count();
+                }
+            }
+        }
+    }
+    if let Some(last) = t.latency_counts.last_mut() {
+        *last = t.latency_count;
+    }
+    t
+}

@@ -4,9 +4,6 @@
 //! rendered here, at one edge, in the caller's dialect.
 
 mod access_log;
-mod admin;
-mod admin_logs;
-mod admin_usage;
 mod admission;
 pub(crate) mod auth;
 pub mod connection;
@@ -26,7 +23,44 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use std::sync::Arc;
 
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// Everything (no `[admin] listen`).
+    All,
+    /// The LLM API only: the admin plane has its own address.
+    Llm,
+    /// The admin plane (UI, admin API, `/metrics`) only.
+    Admin,
+}
+
+impl Plane {
+    /// Whether this listener answers `endpoint`; health everywhere.
+    fn serves(self, endpoint: Endpoint) -> bool {
+        let admin = matches!(
+            endpoint,
+            Endpoint::Admin
+                | Endpoint::Ui
+                | Endpoint::AdminKeys
+                | Endpoint::AdminUsage
+                | Endpoint::AdminLogs
+                | Endpoint::AdminConversations
+                | Endpoint::UpstreamKeyStats
+                | Endpoint::Metrics
+        );
+        match self {
+            Plane::All => true,
+            _ if endpoint == Endpoint::Health => true,
+            Plane::Llm => !admin,
+            Plane::Admin => admin,
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct Gateway {
+    /// The endpoints this listener answers.
+    pub plane: Plane,
     pub store: LiveStore,
     pub upstream: Arc<UpstreamClient>,
     pub drain: Arc<Drain>,
@@ -91,6 +125,15 @@ impl ProxyHttp for Gateway {
                 "request headers are too large or too many",
             )
             .with_status(431)),
+            _ if !self.plane.serves(endpoint) => Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no route for {path}"),
+            )),
+            // A browser opening the gateway's address lands on the UI;
+            // API clients and probes still get the health answer.
+            Endpoint::Health if path == "/" && self.plane != Plane::Llm && wants_html(req) => {
+                crate::admin::assets::to_ui(session, rec).await
+            }
             Endpoint::Health => endpoints::health(session, rec).await,
             Endpoint::NotFound => Err(ApiError::new(
                 ErrorKind::NotFound,
@@ -138,16 +181,32 @@ impl ProxyHttp for Gateway {
             Endpoint::UpstreamKeyStats => endpoints::key_stats(session, rec, &live).await,
             Endpoint::Metrics => crate::metrics::serve(session, rec, &live).await,
             Endpoint::AdminKeys => {
-                Box::pin(admin::keys(&self.admin, session, rec, &live, self.key_store.as_ref())).await
+                Box::pin(crate::admin::keys::keys(
+                    &self.admin,
+                    session,
+                    rec,
+                    &live,
+                    self.key_store.as_ref(),
+                ))
+                .await
             }
             Endpoint::AdminUsage => {
                 // Rows are there to read only when they are recorded.
                 let store = self.usage.as_ref().and(self.key_store.as_ref());
-                Box::pin(admin_usage::usage(&self.admin, session, rec, &live, store)).await
+                Box::pin(crate::admin::usage::usage(
+                    &self.admin,
+                    session,
+                    rec,
+                    &live,
+                    store,
+                ))
+                .await
             }
-            Endpoint::AdminLogs => admin_logs::logs(&self.admin, session, rec, &live, &self.journal).await,
+            Endpoint::AdminLogs => {
+                crate::admin::logs::logs(&self.admin, session, rec, &live, &self.journal).await
+            }
             Endpoint::AdminConversations => {
-                Box::pin(admin_logs::conversations(
+                Box::pin(crate::admin::logs::conversations(
                     &self.admin,
                     session,
                     rec,
@@ -224,6 +283,13 @@ impl ProxyHttp for Gateway {
             }
         }
     }
+}
+
+/// A browser's navigation: `Accept` lists `text/html`.
+fn wants_html(req: &pingora::http::RequestHeader) -> bool {
+    req.headers
+        .get(http::header::ACCEPT)
+        .is_some_and(|v| memchr::memmem::find(v.as_bytes(), b"text/html").is_some())
 }
 
 /// A request whose body length two parsers could read differently — the

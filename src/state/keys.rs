@@ -100,6 +100,11 @@ impl Keys {
     }
 
     /// Every key, config keys first, each group by name.
+    /// How many keys (config and store) are known.
+    pub fn len(&self) -> usize {
+        self.table.load().by_name.len()
+    }
+
     pub fn all(&self) -> Vec<Arc<KeyEntry>> {
         let mut v: Vec<_> = self.table.load().by_name.values().cloned().collect();
         v.sort_by(|a, b| {

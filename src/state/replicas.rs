@@ -134,6 +134,31 @@ impl ReplicaPool {
         self.checked.then(|| self.lb.clone())
     }
 
+    /// Each replica: its address, host name, health and calls in flight,
+    /// for the admin API.
+    pub fn report(&self) -> Vec<(SocketAddr, String, bool, usize)> {
+        let backends = self.lb.backends();
+        let mut out: Vec<_> = backends
+            .get_backend()
+            .iter()
+            .filter_map(|b| {
+                let addr = std_addr(&b.addr)?;
+                let host = self
+                    .hosts
+                    .get(&addr)
+                    .map(|h| h.0.clone())
+                    .unwrap_or_default();
+                let busy = self
+                    .inflight
+                    .get(&addr)
+                    .map_or(0, |c| c.load(Ordering::Relaxed));
+                Some((addr, host, backends.ready(b), busy))
+            })
+            .collect();
+        out.sort_by_key(|r| r.0);
+        out
+    }
+
     pub fn any_healthy(&self) -> bool {
         let backends = self.lb.backends();
         backends.get_backend().iter().any(|b| backends.ready(b))

@@ -3,9 +3,9 @@
 //! admin or viewer role, changes the admin role. Keys from the config file
 //! are listed but read-only: the file stays their one source of truth.
 
-use super::auth::unix_now;
 use crate::admin::auth::{require_role, require_viewer};
 use crate::downstream::{read_body, respond};
+use crate::proxy::auth::unix_now;
 use crate::record::RequestRecord;
 use crate::state::keys::KeyEntry;
 use crate::state::Live;
