@@ -7,7 +7,9 @@ import { useEffect, useRef } from "preact/hooks";
 const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#d97706", "#0891b2"];
 
 // data: [xs (unix seconds), ...ys]; series: [{label}] for each ys.
-export function Chart({ data, series, height = 200, label, bars = false }) {
+export function Chart({ data, series, height = 200, label, bars = false, xRange = null }) {
+  const range = useRef(xRange);
+  range.current = xRange;
   const box = useRef(null);
   const plot = useRef(null);
   const key = series.map((s) => s.label).join("|");
@@ -19,7 +21,9 @@ export function Chart({ data, series, height = 200, label, bars = false }) {
       height,
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
+      // A fixed window (e.g. the last 24 h) when given: one bar must not
+      // stretch the axis over years.
+      scales: { x: { time: true, range: (u, min, max) => (range.current ? range.current : [min, max]) } },
       axes: [{}, { size: 56 }],
       series: [
         {},

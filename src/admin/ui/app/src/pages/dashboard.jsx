@@ -117,6 +117,7 @@ export function Dashboard() {
           label={t("dash.day")}
           data={dayData}
           bars
+          xRange={[Math.floor(Date.now() / 1000) - 86400, Math.floor(Date.now() / 1000)]}
           series={[{ label: t("col.requests") }, { label: t("col.errors") }]}
         />
       </div>
