@@ -7,7 +7,7 @@ import re
 import time
 import urllib.request
 
-from openai import OpenAI
+from openai import AuthenticationError, OpenAI
 
 from conftest import ADMIN_KEY, USER_KEY, VIEWER_KEY, login, shot, until
 
@@ -108,6 +108,11 @@ def test_a_created_key_works_and_shows_under_requests_and_usage(stack, page):
     # the live quota of the new key
     page.locator(f'tr[data-key="{name}"] button.linklike').click()
     page.locator("#key-limits").wait_for()
+    # edit a limit: the live quota follows
+    page.locator("#edit-rpm").fill("50")
+    page.locator("#key-detail button[type=submit]").click()
+    page.locator("#key-detail [role=status]").wait_for()
+    until(lambda: "50" in page.locator("#key-limits").inner_text())
     shot(page, "key-detail")
 
     # Requests: the row appears once the usage writer flushed it
@@ -134,6 +139,17 @@ def test_a_created_key_works_and_shows_under_requests_and_usage(stack, page):
     href = page.locator("#csv-export").get_attribute("href")
     assert href.startswith("/api/usage/export?") and "provider=openai" in href
     shot(page, "usage")
+
+    # revoke it (after a confirm): the SDK is refused from then on
+    goto(page, stack, "/ui/keys")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name=f"Revoke {name}").click()
+    page.locator(f'tr[data-key="{name}"]').wait_for(state="detached")
+    try:
+        client(stack, secret).chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+        raise AssertionError("a revoked key still works")
+    except AuthenticationError:
+        pass
     assert not page.js_errors, page.js_errors
 
 

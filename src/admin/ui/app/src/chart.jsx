@@ -24,19 +24,28 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
       // A fixed window (e.g. the last 24 h) when given: one bar must not
       // stretch the axis over years.
       scales: { x: { time: true, range: (u, min, max) => (range.current ? range.current : [min, max]) } },
-      axes: [{}, { size: 56 }],
+      // A second scale (e.g. tokens beside requests) gets its own axis on the right.
+      axes: [
+        {},
+        { size: 56 },
+        ...(series.some((x) => x.scale) ? [{ scale: series.find((x) => x.scale).scale, side: 1, size: 56, grid: { show: false } }] : []),
+      ],
       series: [
         {},
-        ...series.map((s, i) => ({
-          label: s.label,
-          stroke: COLORS[i % COLORS.length],
-          fill: bars ? COLORS[i % COLORS.length] + "55" : undefined,
-          width: 1.5,
-          scale: s.scale || "y",
-          value: (u, v) => (v === null || v === undefined ? "–" : +v.toFixed(3)),
-          paths: bars ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined,
-          points: { show: false },
-        })),
+        // With `bars`, the first series is drawn as bars, the rest as lines over them.
+        ...series.map((s, i) => {
+          const bar = bars && i === 0;
+          return {
+            label: s.label,
+            stroke: COLORS[i % COLORS.length],
+            fill: bar ? COLORS[i % COLORS.length] + "55" : undefined,
+            width: 1.5,
+            scale: s.scale || "y",
+            value: (u, v) => (v === null || v === undefined ? "–" : +v.toFixed(3)),
+            paths: bar ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined,
+            points: { show: bars && !bar },
+          };
+        }),
       ],
     };
     plot.current = new uPlot(opts, data, el);
