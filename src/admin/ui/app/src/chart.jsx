@@ -7,7 +7,7 @@ import { useEffect, useRef } from "preact/hooks";
 const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#d97706", "#0891b2"];
 
 // data: [xs (unix seconds), ...ys]; series: [{label}] for each ys.
-export function Chart({ data, series, height = 200, label, bars = false, xRange = null }) {
+export function Chart({ data, series, height = 200, label, bars = false, xRange = null, xLabel = "Time" }) {
   const range = useRef(xRange);
   range.current = xRange;
   const box = useRef(null);
@@ -31,7 +31,7 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
         ...(series.some((x) => x.scale) ? [{ scale: series.find((x) => x.scale).scale, side: 1, size: 56, grid: { show: false } }] : []),
       ],
       series: [
-        {},
+        { label: xLabel },
         // With `bars`, the first series is drawn as bars, the rest as lines over them.
         ...series.map((s, i) => {
           const bar = bars && i === 0;
@@ -58,7 +58,7 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
       plot.current && plot.current.destroy();
       plot.current = null;
     };
-  }, [key, height, bars]);
+  }, [key, height, bars, xLabel]);
   useEffect(() => {
     if (plot.current) plot.current.setData(data);
   }, [data]);

@@ -100,6 +100,7 @@ export function Dashboard() {
         <div class="card">
           <h2>{t("dash.live")}</h2>
           <Chart
+            xLabel={t("col.time")}
             label={t("dash.live")}
             data={live.rate}
             series={[{ label: t("dash.rps") }, { label: t("dash.tps"), scale: "tok" }]}
@@ -107,13 +108,14 @@ export function Dashboard() {
         </div>
         <div class="card">
           <h2>{t("dash.latency")}</h2>
-          <Chart label={t("dash.latency")} data={live.lat} series={[{ label: "p50 ms" }, { label: "p99 ms" }]} />
+          <Chart xLabel={t("col.time")} label={t("dash.latency")} data={live.lat} series={[{ label: "p50 ms" }, { label: "p99 ms" }]} />
         </div>
       </div>
       <div class="card">
         <h2>{t("dash.day")}</h2>
         <ErrorBox error={dayErr} />
         <Chart
+            xLabel={t("col.time")}
           label={t("dash.day")}
           data={dayData}
           bars

@@ -219,6 +219,7 @@ export function Keys() {
         </table>
       </div>
       {sel && <KeyDetail key={sel.name} k={sel} onSaved={reload} />}
+      <Sessions />
       <Modal open={creating} onClose={() => setCreating(false)} title={t("keys.create")} id="create-dialog">
         <KeyForm initial={formOf(null)} onSubmit={create} submitLabel={t("keys.create")} isNew />
         <ErrorBox error={createErr} />
@@ -349,6 +350,65 @@ function KeyDetail({ k, onSaved }) {
           )}
           <ErrorBox error={err} />
         </div>
+      </div>
+    </article>
+  );
+}
+
+// The UI's logged-in sessions (every replica's: they live in the store).
+function Sessions() {
+  const t = useT();
+  const ro = useReadOnly();
+  const [data, error, reload] = useLoad(() => api("/api/sessions"), []);
+  const [err, setErr] = useState(null);
+  const revoke = async (id) => {
+    if (!window.confirm(t("sessions.confirm"))) return;
+    setErr(null);
+    try {
+      await api(`/api/sessions/${enc(id)}`, { method: "DELETE" });
+      reload();
+    } catch (e) {
+      setErr(e);
+    }
+  };
+  const list = (data && data.sessions) || [];
+  return (
+    <article class="card" id="sessions">
+      <h2>{t("sessions.title")}</h2>
+      <ErrorBox error={error || err} />
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>{t("sessions.user")}</th>
+              <th>{t("col.role")}</th>
+              <th>{t("sessions.via")}</th>
+              <th>{t("sessions.created")}</th>
+              <th>{t("sessions.seen")}</th>
+              <th>{t("keys.expires")}</th>
+              <th>{t("col.actions")}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((s) => (
+              <tr key={s.id}>
+                <td>
+                  {s.user} {s.current && <span class="badge ok">{t("sessions.current")}</span>}
+                </td>
+                <td>{t("role." + s.role)}</td>
+                <td>{s.via}</td>
+                <td>{fmtTime(s.created_at)}</td>
+                <td>{fmtTime(s.last_seen_at)}</td>
+                <td>{fmtTime(s.expires_at)}</td>
+                <td>
+                  <button class="danger" disabled={ro} onClick={() => revoke(s.id)} aria-label={t("keys.revoke") + " " + s.user}>
+                    {t("keys.revoke")}
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </div>
     </article>
   );

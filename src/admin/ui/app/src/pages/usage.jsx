@@ -102,7 +102,7 @@ export function Usage() {
       <div class="card">
         <h2>{t(bucket === "hour" ? "usage.by_hour" : "usage.by_day")}</h2>
         <ErrorBox error={serr} />
-        <Chart label={t("nav.usage")} data={chart} bars xRange={[Date.parse(from) / 1000, Date.parse(to) / 1000]} series={[{ label: t("col.requests") }, { label: t("col.tokens"), scale: "tok" }]} />
+        <Chart xLabel={t("col.time")} label={t("nav.usage")} data={chart} bars xRange={[Date.parse(from) / 1000, Date.parse(to) / 1000]} series={[{ label: t("col.requests") }, { label: t("col.tokens"), scale: "tok" }]} />
       </div>
       <div class="table-wrap">
         <table id="usage-groups">
