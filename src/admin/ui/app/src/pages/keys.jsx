@@ -59,7 +59,7 @@ function KeyForm({ initial, onSubmit, submitLabel, isNew, disabled }) {
       {isNew && (
         <>
           <label for={p + "name"}>{t("col.name")}</label>
-          <input id={p + "name"} value={f.name} onInput={set("name")} required pattern="[A-Za-z0-9._-]+" />
+          <input id={p + "name"} value={f.name} onInput={set("name")} required />
         </>
       )}
       <label for={p + "role"}>{t("col.role")}</label>

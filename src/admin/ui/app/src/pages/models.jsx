@@ -23,7 +23,11 @@ export function Models() {
         <button onClick={reload}>{t("reload")}</button>
       </div>
       <ErrorBox error={error} />
-      {data && data.models.map((m) => <ModelCard key={m.name} model={m} providers={names} />)}
+      {data &&
+        data.models.map((m) => (
+          // Keyed by the chain too: a reload that brings another chain starts the card afresh.
+          <ModelCard key={m.name + "|" + m.targets.map((x) => x.provider + "/" + x.model).join(",")} model={m} providers={names} />
+        ))}
     </section>
   );
 }
@@ -62,10 +66,9 @@ function ModelCard({ model, providers }) {
         method: "PUT",
         body: { targets: chain.map((x) => ({ provider: x.provider, model: x.model })) },
       });
-      if (r && r.model) {
-        setM(r.model);
-        setChain(r.model.targets);
-      }
+      const next = r && r.model ? r.model : { ...m, targets: chain };
+      setM(next);
+      setChain(next.targets);
       setSaved(true);
     } catch (e) {
       setSaveErr(e);
