@@ -233,6 +233,21 @@ def test_a_broken_config_shows_its_path_and_the_gateway_keeps_serving(stack, pag
     # untouched on disk, still serving
     assert "no-such-provider" not in stack.config.read_text()
     assert served_target(stack, "claude") == "anthropic/mock"
+
+    # a valid edit is saved, comments and all, secrets kept
+    area.fill(text + "\n# edited in the web UI\n")
+    page.locator("#config-save").click()
+    page.locator("#config-msg").wait_for()
+    on_disk = stack.config.read_text()
+    assert "# edited in the web UI" in on_disk and "sk-upstream-openai-secret" in on_disk
+    assert served_target(stack, "claude") == "anthropic/mock"
+    # someone else changes the file: saving over it is refused (409)
+    stack.config.write_text(on_disk + "# changed on disk\n")
+    area.fill(area.input_value() + "# a second edit\n")
+    page.locator("#config-save").click()
+    page.locator("#config-conflict").wait_for()
+    shot(page, "config-conflict")
+    assert "# a second edit" not in stack.config.read_text()
     assert not page.js_errors, page.js_errors
 
 
