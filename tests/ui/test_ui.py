@@ -2,14 +2,13 @@
 mock upstream: login, keys, requests, usage, conversations, models, config,
 language and the viewer role. Each test screenshots the pages it visits."""
 
-import json
 import re
+import subprocess
 import time
-import urllib.request
 
 from openai import AuthenticationError, OpenAI
 
-from conftest import ADMIN_KEY, USER_KEY, VIEWER_KEY, login, shot, until
+from conftest import BIN, ADMIN_KEY, USER_KEY, VIEWER_KEY, login, shot, until
 
 PAGES = ["providers", "models", "keys", "usage", "requests", "logs", "conversations", "config"]
 
@@ -57,6 +56,23 @@ def test_a_wrong_key_is_refused_and_an_admin_key_logs_in(stack, page):
     # after logout the API refuses the old cookie
     status = page.evaluate("fetch('/api/session').then(r => r.status)")
     assert status == 401
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_password_logs_in(stack, page):
+    password = "a long enough ui test password"
+    done = subprocess.run(
+        [str(BIN / "modelswitch"), "admin", "set-password", "--password-stdin", "--config", str(stack.config)],
+        input=password + "\n", capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    page.goto(stack.gateway + "/ui/")
+    page.locator("#tab-password").click()
+    page.locator("#login-secret").fill(password)
+    shot(page, "login-password")
+    page.locator("#login-submit").click()
+    page.locator("#logout").wait_for()
+    assert "admin" in page.locator(".who .user").inner_text()
     assert not page.js_errors, page.js_errors
 
 
