@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth;
 pub mod config_edit;
 pub mod overview;
+pub mod password;
 pub mod probe;
 pub mod session;
 

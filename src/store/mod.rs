@@ -131,8 +131,6 @@ pub enum SessionMatch {
     Hash(String),
     /// The one with this public id.
     Id(String),
-    /// Every password session (the password changed).
-    Password,
     /// Every one whose expiry is at or before this time (unix seconds).
     ExpiredAt(i64),
 }

@@ -353,7 +353,6 @@ impl Postgres {
             SessionMatch::Id(id) => {
                 sqlx::query("DELETE FROM ui_sessions WHERE hash LIKE $1").bind(format!("{id}%"))
             }
-            SessionMatch::Password => sqlx::query("DELETE FROM ui_sessions WHERE via = 'password'"),
             SessionMatch::ExpiredAt(now) => {
                 sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1").bind(*now)
             }

@@ -312,7 +312,6 @@ impl Sqlite {
             SessionMatch::Id(id) => {
                 sqlx::query("DELETE FROM ui_sessions WHERE hash LIKE ?").bind(format!("{id}%"))
             }
-            SessionMatch::Password => sqlx::query("DELETE FROM ui_sessions WHERE via = 'password'"),
             SessionMatch::ExpiredAt(now) => {
                 sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= ?").bind(*now)
             }
