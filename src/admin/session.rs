@@ -333,14 +333,21 @@ async fn list(
             log::warn!("admin UI sessions: purging expired ones failed: {e}");
         }
     }
+    // Sessions whose key no longer admits them are not listed: they
+    // would be refused at their next request.
     let items: Vec<Value> = rows
         .iter()
         .filter(|s| s.expires_at > now)
-        .map(|s| {
+        .filter_map(|s| {
+            roles_now(live, s, now)
+                .ok()
+                .map(|r| (s, effective_role(&r)))
+        })
+        .map(|(s, role)| {
             json!({
                 "id": s.id(),
                 "user": s.user,
-                "role": s.role,
+                "role": role.name(),
                 "via": s.via,
                 "created_at": s.created_at,
                 "last_seen_at": s.last_seen_at,
@@ -433,7 +440,30 @@ async fn admit(
 ) -> Result<Caller, ApiError> {
     check_csrf(session, token)?;
     let now = unix_now();
-    let roles = roles_now(live, row, now)?;
+    let roles = match roles_now(live, row, now) {
+        Ok(roles) => roles,
+        Err(Lapsed::Ended(e)) => {
+            // The key itself says no (switched off, expired, no longer an
+            // admin or viewer): the session ends for good, re-enabling the
+            // key does not revive it.
+            if let Some(store) = store {
+                if let Err(e) = store
+                    .revoke_sessions(SessionMatch::Hash(row.hash.clone()))
+                    .await
+                {
+                    log::warn!("admin UI sessions: ending one failed: {e}");
+                }
+            }
+            log::info!(
+                "admin UI session {} of '{}' ended: {}",
+                row.id(),
+                row.user,
+                e.message
+            );
+            return Err(e);
+        }
+        Err(Lapsed::Missing(e)) => return Err(e),
+    };
     if now - row.last_seen_at >= TOUCH_EVERY {
         if let Some(store) = store {
             if let Err(e) = store.touch_session(&row.hash, now).await {
@@ -448,17 +478,27 @@ async fn admit(
     })
 }
 
+/// Why a session's key no longer admits it.
+enum Lapsed {
+    /// The key is not in this gateway's table (revoked, or made again
+    /// under its name). Refused, not deleted: a replica that has not yet
+    /// loaded a key made a moment ago must not end its sessions.
+    Missing(ApiError),
+    /// The key is there and refuses: the session ends.
+    Ended(ApiError),
+}
+
 /// The roles a session has now: the password's admin, or what its key
 /// (the same key it logged in with) still allows of admin and viewer.
-fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, ApiError> {
+fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, Lapsed> {
     match row.via.as_str() {
         "password" => Ok(vec![Role::Admin]),
         "key" => {
             let gone = || {
-                ApiError::new(
+                Lapsed::Missing(ApiError::new(
                     ErrorKind::Authentication,
                     "the key of this session was revoked; log in again",
-                )
+                ))
             };
             let entry = live.keys.by_name(&row.user).ok_or_else(gone)?;
             // A key made again under the same name is another key.
@@ -466,21 +506,21 @@ fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, ApiErr
                 return Err(gone());
             }
             if entry.usable(now).is_err() {
-                return Err(ApiError::new(
+                return Err(Lapsed::Ended(ApiError::new(
                     ErrorKind::Authentication,
                     "the key of this session is disabled or has expired",
-                ));
+                )));
             }
             let roles = ui_roles(&entry.roles);
             if roles.is_empty() {
-                return Err(ApiError::new(
+                return Err(Lapsed::Ended(ApiError::new(
                     ErrorKind::Authentication,
                     "the key of this session no longer has the admin or viewer role",
-                ));
+                )));
             }
             Ok(roles)
         }
-        _ => Err(expired()),
+        _ => Err(Lapsed::Missing(expired())),
     }
 }
 
