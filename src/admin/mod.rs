@@ -9,6 +9,7 @@ pub mod config_edit;
 pub mod keys;
 pub mod logs;
 pub mod overview;
+pub mod password;
 pub mod probe;
 pub mod session;
 pub mod usage;
