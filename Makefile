@@ -52,6 +52,10 @@ chromium-deps:
 	  echo "installing chromium (the web UI's browser tests drive it headless)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
+	  echo "installing fonts-noto-cjk (the Chinese UI's screenshots need a CJK font)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fonts-noto-cjk >/dev/null; \
+	  else echo "no CJK font: run 'sudo apt-get install -y fonts-noto-cjk'"; fi; }
 
 ## Node and npm for the Node SDK and agent CLI tests: Debian's packages when
 ## run as root and absent (the machine image brings Node 20).

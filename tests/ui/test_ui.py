@@ -1,0 +1,309 @@
+"""The admin web UI in headless Chromium against a real gateway and the
+mock upstream: login, keys, requests, usage, conversations, models, config,
+language and the viewer role. Each test screenshots the pages it visits."""
+
+import json
+import re
+import time
+import urllib.request
+
+from openai import AuthenticationError, OpenAI
+
+from conftest import ADMIN_KEY, USER_KEY, VIEWER_KEY, login, shot, until
+
+PAGES = ["providers", "models", "keys", "usage", "requests", "logs", "conversations", "config"]
+
+
+def client(stack, key=USER_KEY):
+    return OpenAI(base_url=stack.gateway + "/v1", api_key=key, timeout=15, max_retries=0)
+
+
+def served_target(stack, model, key=USER_KEY):
+    raw = client(stack, key).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "hello"}]
+    )
+    return raw.headers.get("x-modelswitch-target")
+
+
+def goto(page, stack, path):
+    """A client-side route through the nav when it is there, else a load."""
+    page.goto(stack.gateway + path)
+    page.locator("#main h1").first.wait_for()
+
+
+def test_a_wrong_key_is_refused_and_an_admin_key_logs_in(stack, page):
+    page.goto(stack.gateway + "/ui/")
+    page.locator("#login-secret").wait_for()
+    page.locator("#login-secret").fill("sk-not-a-key-at-all")
+    page.locator("#login-submit").click()
+    page.locator("#login-error").wait_for()
+    shot(page, "login-refused")
+    # a user key cannot log in either (403)
+    page.locator("#login-secret").fill(USER_KEY)
+    page.locator("#login-submit").click()
+    page.get_by_text("admin or viewer role").wait_for()
+    page.locator("#login-secret").fill(ADMIN_KEY)
+    page.locator("#login-submit").click()
+    page.locator("#logout").wait_for()
+    page.locator("#stat-rps").wait_for()
+    # the dashboard polls /api/stats: wait for a second poll to fill the numbers
+    until(lambda: page.locator("#stat-total .stat-value").inner_text() != "–")
+    shot(page, "dashboard")
+    # the session survives a reload (cookie), and client routes load directly
+    page.goto(stack.gateway + "/ui/keys")
+    page.locator("#key-create").wait_for()
+    page.locator("#logout").click()
+    page.locator("#login-secret").wait_for()
+    # after logout the API refuses the old cookie
+    status = page.evaluate("fetch('/api/session').then(r => r.status)")
+    assert status == 401
+    assert not page.js_errors, page.js_errors
+
+
+def test_every_page_renders(stack, page):
+    login(page, stack.gateway)
+    for name in PAGES:
+        page.locator(f'nav a[href="/ui/{name}"]').click()
+        page.wait_for_url(f"**/ui/{name}")
+        page.locator("#main h1").first.wait_for()
+        page.wait_for_load_state("networkidle")
+        shot(page, name)
+    goto(page, stack, "/ui/providers")
+    page.locator("#provider-openai").wait_for()
+    # secrets never reach the page
+    assert "sk-upstream-openai-secret" not in page.content()
+    page.get_by_role("button", name="Test connection openai").click()
+    page.locator("#provider-openai .test-result").wait_for()
+    shot(page, "providers-tested")
+    # a phone: the nav collapses behind the menu button
+    page.set_viewport_size({"width": 390, "height": 800})
+    assert not page.locator("nav#nav").is_visible()
+    page.get_by_role("button", name="Menu").click()
+    assert page.locator("nav#nav").is_visible()
+    shot(page, "phone-menu")
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_created_key_works_and_shows_under_requests_and_usage(stack, page):
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/keys")
+    page.locator("#key-create").click()
+    name = f"ui-made-{int(time.time() * 1000) % 10**8}"
+    page.locator("#new-name").fill(name)
+    page.locator("#new-rpm").fill("100")
+    page.locator("#create-dialog button[type=submit]").click()
+    page.locator("#created-key").wait_for()
+    shot(page, "keys-created")
+    secret = page.locator("#created-key").input_value()
+    assert secret.startswith("sk-"), secret
+    page.locator("#created-close").click()
+    page.locator(f'tr[data-key="{name}"]').wait_for()
+    shot(page, "keys")
+
+    answer = client(stack, secret).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hello from the ui test"}]
+    )
+    assert answer.choices[0].message.content
+
+    # the live quota of the new key
+    page.locator(f'tr[data-key="{name}"] button.linklike').click()
+    page.locator("#key-limits").wait_for()
+    # edit a limit: the live quota follows
+    page.locator("#edit-rpm").fill("50")
+    page.locator("#key-detail button[type=submit]").click()
+    page.locator("#key-detail [role=status]").wait_for()
+    until(lambda: "50" in page.locator("#key-limits").inner_text())
+    shot(page, "key-detail")
+
+    # Requests: the row appears once the usage writer flushed it
+    goto(page, stack, "/ui/requests")
+
+    def row():
+        page.locator("#rq-key").fill(name)
+        page.locator("#rq-key").press("Enter")
+        page.wait_for_timeout(400)
+        return page.locator("#requests-table tbody tr").count() > 0
+
+    until(row)
+    shot(page, "requests")
+    page.locator("#requests-table tbody tr a").first.click()
+    page.locator("#attempts tbody tr").first.wait_for()
+    assert "openai" in page.locator("#attempts").inner_text()
+    shot(page, "request-detail")
+
+    # Usage: provider -> model -> key
+    goto(page, stack, "/ui/usage")
+    page.get_by_role("button", name="Drill down: openai").click()
+    page.get_by_role("button", name="Drill down: chat").click()
+    until(lambda: name in page.locator("#usage-groups").inner_text())
+    href = page.locator("#csv-export").get_attribute("href")
+    assert href.startswith("/api/usage/export?") and "provider=openai" in href
+    shot(page, "usage")
+
+    # revoke it (after a confirm): the SDK is refused from then on
+    goto(page, stack, "/ui/keys")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name=f"Revoke {name}").click()
+    page.locator(f'tr[data-key="{name}"]').wait_for(state="detached")
+    try:
+        client(stack, secret).chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+        raise AssertionError("a revoked key still works")
+    except AuthenticationError:
+        pass
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_logged_conversation_replays(stack, page):
+    c = client(stack)
+    raw = c.chat.completions.with_raw_response.create(
+        model="think", messages=[{"role": "user", "content": "replay me please"}]
+    )
+    rid = raw.headers.get("x-request-id")
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/conversations")
+
+    def listed():
+        page.locator("#conv-key").fill("ui-user")
+        page.locator("#conv-key").press("Enter")
+        page.wait_for_timeout(400)
+        return page.locator("#conversations-table tbody tr").count() > 0
+
+    until(listed)
+    shot(page, "conversations")
+    link = page.locator(f'a[data-conversation="{rid}"]') if rid else page.locator("#conversations-table a").first
+    link.click()
+    page.locator("#replay details.msg").first.wait_for()
+    text = page.locator("#replay").inner_text()
+    assert "replay me please" in text
+    assert page.locator("#replay details").count() >= 2
+    shot(page, "conversation")
+    assert not page.js_errors, page.js_errors
+
+
+def test_testing_a_model_and_one_target(stack, page):
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/models")
+    page.get_by_role("button", name="Test model chat").click()
+    result = page.locator("#model-chat .test-chain .test-result").first
+    result.wait_for()
+    assert "200" in result.inner_text()
+    page.get_by_role("button", name="Test: openai/mock;tag=second").click()
+    page.locator("#model-order .chain-item .test-result").first.wait_for()
+    shot(page, "models")
+    assert not page.js_errors, page.js_errors
+
+
+def test_reordering_a_chain_changes_what_is_served(stack, page):
+    assert served_target(stack, "order") == "openai/mock;tag=first"
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/models")
+    card = page.locator("#model-order")
+    card.get_by_role("button", name="Move down: openai/mock;tag=first").click()
+    card.get_by_role("button", name="Save", exact=True).click()
+    card.get_by_role("status").wait_for()
+    shot(page, "models-reordered")
+    until(lambda: served_target(stack, "order") == "openai/mock;tag=second")
+    # and back by drag and drop
+    items = card.locator("li.chain-item")
+    items.nth(1).drag_to(items.nth(0))
+    assert "tag=first" in items.nth(0).inner_text()
+    card.get_by_role("button", name="Save", exact=True).click()
+    card.get_by_role("status").wait_for()
+    until(lambda: served_target(stack, "order") == "openai/mock;tag=first")
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_broken_config_shows_its_path_and_the_gateway_keeps_serving(stack, page):
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/config")
+    area = page.locator("#config-text")
+    until(lambda: "[[providers]]" in area.input_value())
+    text = area.input_value()
+    assert "sk-upstream-openai-secret" not in text
+    broken = text.replace('provider = "anthropic"', 'provider = "no-such-provider"')
+    assert broken != text
+    area.fill(broken)
+    page.locator("#config-validate").click()
+    err = page.locator(".errlist li").first
+    err.wait_for()
+    assert re.search(r"models", err.locator("code").inner_text()), err.inner_text()
+    page.locator("#config-save").click()
+    page.locator(".errlist li").first.wait_for()
+    shot(page, "config-error")
+    # untouched on disk, still serving
+    assert "no-such-provider" not in stack.config.read_text()
+    assert served_target(stack, "claude") == "anthropic/mock"
+
+    # a valid edit is saved, comments and all, secrets kept
+    area.fill(text + "\n# edited in the web UI\n")
+    page.locator("#config-save").click()
+    page.locator("#config-msg").wait_for()
+    on_disk = stack.config.read_text()
+    assert "# edited in the web UI" in on_disk and "sk-upstream-openai-secret" in on_disk
+    assert served_target(stack, "claude") == "anthropic/mock"
+    # someone else changes the file: saving over it is refused (409)
+    stack.config.write_text(on_disk + "# changed on disk\n")
+    area.fill(area.input_value() + "# a second edit\n")
+    page.locator("#config-save").click()
+    page.locator("#config-conflict").wait_for()
+    shot(page, "config-conflict")
+    assert "# a second edit" not in stack.config.read_text()
+    assert not page.js_errors, page.js_errors
+
+
+def test_switching_to_chinese(stack, page):
+    login(page, stack.gateway)
+    page.locator("#lang").select_option("zh")
+    page.get_by_role("link", name="仪表盘").wait_for()
+    page.locator("#stat-rps").get_by_text("请求/秒").wait_for()
+    shot(page, "dashboard-zh")
+    # remembered after a reload
+    page.goto(stack.gateway + "/ui/keys")
+    page.get_by_role("button", name="创建密钥").wait_for()
+    shot(page, "keys-zh")
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_viewer_sees_but_cannot_change(stack, page):
+    login(page, stack.gateway, VIEWER_KEY)
+    goto(page, stack, "/ui/keys")
+    assert page.locator("#key-create").is_disabled()
+    shot(page, "keys-viewer")
+    goto(page, stack, "/ui/models")
+    card = page.locator("#model-order")
+    card.locator("li.chain-item").first.wait_for()
+    assert card.get_by_role("button", name="Save", exact=True).is_disabled()
+    assert card.get_by_role("button", name=re.compile("^Move down")).first.is_disabled()
+    assert page.get_by_role("button", name="Test model chat").is_disabled()
+    shot(page, "models-viewer")
+    goto(page, stack, "/ui/config")
+    assert page.locator("#config-save").is_disabled()
+    shot(page, "config-viewer")
+    goto(page, stack, "/ui/providers")
+    assert page.get_by_role("button", name="Test connection openai").is_disabled()
+    # the API refuses the viewer's session even with its CSRF token ...
+    status = page.evaluate(
+        """async () => {
+          const s = await (await fetch('/api/session')).json();
+          const r = await fetch('/api/keys', {method: 'POST', headers: {'content-type': 'application/json',
+            'x-csrf-token': s.csrf}, body: JSON.stringify({name: 'viewer-made'})});
+          return r.status;
+        }"""
+    )
+    assert status == 403
+    # ... and the viewer key itself
+    code, _ = stack.api("POST", "/api/keys", VIEWER_KEY, {"name": "viewer-made-2"})
+    assert code == 403
+    code, _ = stack.api("PUT", "/api/models/order/targets", VIEWER_KEY, {"targets": [{"provider": "openai", "model": "mock"}]})
+    assert code == 403
+    assert not page.js_errors, page.js_errors
+
+
+def test_state_changes_need_the_csrf_token(stack, page):
+    login(page, stack.gateway)
+    status = page.evaluate(
+        """fetch('/api/keys', {method: 'POST', headers: {'content-type': 'application/json'},
+             body: JSON.stringify({name: 'no-csrf'})}).then(r => r.status)"""
+    )
+    assert status == 403
