@@ -61,6 +61,8 @@ enum Command {
     Check,
     /// Create, list, show, update and revoke stored API keys.
     Keys(cli::keys::KeysArgs),
+    /// Admin UI settings: `admin set-password`.
+    Admin(cli::admin::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +99,9 @@ fn main() -> ExitCode {
     // the providers' secrets in its environment.
     if let Some(Command::Keys(args)) = cli.command {
         return cli::keys::run(&cli.config, args);
+    }
+    if let Some(Command::Admin(args)) = cli.command {
+        return cli::admin::run(&cli.config, args);
     }
     let snapshot = match config::load(&cli.config) {
         Ok(s) => s,
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
         }
         Command::Run => run(&cli.config, live, registry, log_ring),
         Command::Keys(args) => cli::keys::run(&cli.config, args),
+        Command::Admin(args) => cli::admin::run(&cli.config, args),
     }
 }
 

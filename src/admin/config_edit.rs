@@ -1,35 +1,443 @@
 //! The config file as the admin API edits it: read with secrets masked,
-//! validated, written atomically with comments kept, then reloaded.
+//! validated as at startup, written atomically with comments kept, then
+//! published at once. The file stays the one source of truth: the UI's
+//! model edits go through the same save.
 
+use super::auth::{caller, require_role, require_viewer};
+use super::config_mask::{mask, restore};
+use super::config_targets::{set_targets, EditError, TargetRef};
 use super::AdminPlane;
-use crate::config::reload::Reloader;
+use crate::config::reload::{ApplyError, Reloader};
+use crate::config::Issue;
+use crate::downstream::{read_body, respond};
 use crate::record::RequestRecord;
 use crate::state::Live;
-use filters::error::{ApiError, ErrorKind};
+use bytes::Bytes;
+use filters::auth::Role;
+use filters::error::{parse_body, ApiError, ErrorKind};
 use pingora::proxy::Session;
-use std::path::PathBuf;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct ConfigWriter {
+    /// The config file (absolute).
     pub path: PathBuf,
     pub reloader: Arc<Reloader>,
+    /// One save at a time: the read, the etag check, the write and the
+    /// publish of two saves never interleave.
+    saving: tokio::sync::Mutex<()>,
 }
 
 impl ConfigWriter {
     pub fn new(path: PathBuf, reloader: Arc<Reloader>) -> Self {
-        Self { path, reloader }
+        Self {
+            path: std::path::absolute(&path).unwrap_or(path),
+            reloader,
+            saving: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn read(&self) -> Result<String, ApiError> {
+        tokio::fs::read_to_string(&self.path).await.map_err(|e| {
+            ApiError::new(
+                ErrorKind::Api,
+                format!("cannot read {}: {e}", self.path.display()),
+            )
+            .with_status(500)
+        })
+    }
+
+    /// Validates `text` as the gateway would at startup, writes it and
+    /// publishes it. Ok: its etag and the settings that wait for a restart.
+    async fn save(&self, text: String) -> Result<(String, Vec<&'static str>), Refused> {
+        let snap = crate::config::load_text(&text, &self.path)
+            .map_err(|e| Refused::Invalid(e.issues()))?;
+        let (reloader, path) = (self.reloader.clone(), self.path.clone());
+        let tag = etag(&text);
+        // Writing (fsync) and binding (replica hosts resolve) block.
+        let applied = tokio::task::spawn_blocking(move || {
+            reloader.apply_now(&text, snap, &|t| write_atomically(&path, t))
+        })
+        .await
+        .map_err(|_| Refused::Failed(internal("the config write did not finish")))?;
+        match applied {
+            Ok(restart) => Ok((tag, restart)),
+            Err(ApplyError::Rejected(e)) => Err(Refused::Invalid(e.issues())),
+            Err(ApplyError::Write(e)) => Err(Refused::Failed(internal(format!(
+                "cannot write {}: {e}",
+                self.path.display()
+            )))),
+        }
     }
 }
 
-/// `/api/config[...]` and `/api/models/{name}/targets`.
+/// Why a save did not happen; the file is as it was either way.
+enum Refused {
+    Invalid(Vec<Issue>),
+    Failed(ApiError),
+}
+
+fn internal(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::Api, message).with_status(500)
+}
+
+/// `/api/config`, `/api/config/validate` and `/api/models/{name}/targets`.
 pub async fn handle(
-    _plane: &AdminPlane,
+    plane: &AdminPlane,
     session: &mut Session,
-    _rec: &mut RequestRecord,
-    _live: &Arc<Live>,
+    rec: &mut RequestRecord,
+    live: &Arc<Live>,
 ) -> Result<(), ApiError> {
-    Err(ApiError::new(
-        ErrorKind::NotFound,
-        format!("no route for {}", session.req_header().uri.path()),
-    ))
+    let who = caller(plane, live, session).await?;
+    rec.client.key_name = Some(who.name.clone());
+    let method = session.req_header().method.clone();
+    let path = session.req_header().uri.path().to_owned();
+    let segments: Vec<&str> = path
+        .trim_start_matches("/api/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    use http::Method;
+    match (segments.as_slice(), &method) {
+        (["config"], m) if m == Method::GET || m == Method::HEAD => {
+            require_viewer(&who)?;
+            get_config(plane, session, rec).await
+        }
+        (["config"], m) if m == Method::PUT => {
+            require_role(&who, Role::Admin)?;
+            put_config(plane, session, rec, live).await
+        }
+        // Checks change nothing: viewers may run them.
+        (["config", "validate"], m) if m == Method::POST => {
+            require_viewer(&who)?;
+            validate(plane, session, rec, live).await
+        }
+        (["models", name, "targets"], m) if m == Method::PUT => {
+            require_role(&who, Role::Admin)?;
+            let name = filters::wire::http::percent_decode(name)
+                .ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path")))?;
+            put_targets(plane, session, rec, live, &name).await
+        }
+        (["config"] | ["config", "validate"] | ["models", _, "targets"], _) => Err(
+            ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
+        ),
+        _ => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no route for {path}"),
+        )),
+    }
+}
+
+async fn get_config(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+) -> Result<(), ApiError> {
+    let w = &plane.config;
+    let text = w.read().await?;
+    let masked = mask(&text).map_err(|m| {
+        // Nothing is shown of a file whose secrets cannot be found.
+        ApiError::invalid(format!("{}: {m}; fix it on disk", w.path.display())).with_status(409)
+    })?;
+    let body = json!({
+        "path": w.path.display().to_string(),
+        "toml": masked.text,
+        "etag": etag(&text),
+        "masked": masked.paths,
+    });
+    send(session, rec, 200, &body).await
+}
+
+#[derive(Deserialize)]
+struct ConfigBody {
+    toml: String,
+    /// The etag the text was read with; without one the save is
+    /// unconditional.
+    #[serde(default)]
+    etag: Option<String>,
+}
+
+async fn validate(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+) -> Result<(), ApiError> {
+    let body: ConfigBody = parse_body(&read_body(session, &live.config).await?)?;
+    let w = &plane.config;
+    let current = w.read().await?;
+    let issues = match restore(&body.toml, &current) {
+        Err(issues) => issues,
+        Ok(text) => match crate::config::load_text(&text, &w.path) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.issues(),
+        },
+    };
+    let v = if issues.is_empty() {
+        json!({"ok": true})
+    } else {
+        json!({"ok": false, "errors": issues})
+    };
+    send(session, rec, 200, &v).await
+}
+
+async fn put_config(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+) -> Result<(), ApiError> {
+    let body: ConfigBody = parse_body(&read_body(session, &live.config).await?)?;
+    let w = &plane.config;
+    let _saving = w.saving.lock().await;
+    let current = w.read().await?;
+    check_etag(body.etag.as_deref(), &current)?;
+    let text = match restore(&body.toml, &current) {
+        Ok(t) => t,
+        Err(issues) => return refuse(session, rec, &issues).await,
+    };
+    match w.save(text).await {
+        Ok((tag, restart)) => {
+            let v = json!({"ok": true, "etag": tag, "published": true, "restart_needed": restart});
+            send(session, rec, 200, &v).await
+        }
+        Err(Refused::Invalid(issues)) => refuse(session, rec, &issues).await,
+        Err(Refused::Failed(e)) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct TargetsBody {
+    targets: Vec<TargetRef>,
+    #[serde(default)]
+    etag: Option<String>,
+}
+
+async fn put_targets(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+    name: &str,
+) -> Result<(), ApiError> {
+    let body: TargetsBody = parse_body(&read_body(session, &live.config).await?)?;
+    for (i, t) in body.targets.iter().enumerate() {
+        for (field, v) in [("provider", &t.provider), ("model", &t.model)] {
+            if v.trim().is_empty() {
+                return Err(
+                    ApiError::invalid(format!("targets[{i}].{field}: must not be empty"))
+                        .with_param(format!("targets[{i}].{field}")),
+                );
+            }
+        }
+    }
+    let w = &plane.config;
+    let _saving = w.saving.lock().await;
+    let current = w.read().await?;
+    check_etag(body.etag.as_deref(), &current)?;
+    let text = set_targets(&current, name, &body.targets).map_err(|e| match e {
+        EditError::NoModel => ApiError::new(
+            ErrorKind::NotFound,
+            format!("no model named {name} in {}", w.path.display()),
+        ),
+        EditError::Unparsed(m) => {
+            ApiError::invalid(format!("{}: {m}; fix it on disk", w.path.display())).with_status(409)
+        }
+        EditError::Shape(m) => ApiError::invalid(format!("model {name}: {m}")),
+    })?;
+    match w.save(text).await {
+        Ok((tag, restart)) => {
+            let now = plane.live.load();
+            let model = model_view(&now, name);
+            let v = json!({"ok": true, "model": model, "etag": tag, "restart_needed": restart});
+            send(session, rec, 200, &v).await
+        }
+        Err(Refused::Invalid(issues)) => refuse(session, rec, &issues).await,
+        Err(Refused::Failed(e)) => Err(e),
+    }
+}
+
+/// 409 when the file is no longer the one the client read.
+fn check_etag(given: Option<&str>, current: &str) -> Result<(), ApiError> {
+    match given {
+        Some(tag) if tag != etag(current) => Err(ApiError::invalid(
+            "the config file changed since it was read: load it again and redo the edit",
+        )
+        .with_status(409)),
+        _ => Ok(()),
+    }
+}
+
+/// A model as `GET /api/models` shows it (the running snapshot).
+fn model_view(live: &Live, name: &str) -> Value {
+    let Some(route) = live.config.routes.get(name) else {
+        return Value::Null;
+    };
+    let targets: Vec<Value> = route
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(index, t)| {
+            let healthy = live
+                .provider(&t.provider)
+                .replicas
+                .as_ref()
+                .is_none_or(|r| r.any_healthy());
+            json!({"index": index, "provider": &*t.provider.name, "model": &*t.model,
+                   "breaker": live.breaker(t.slot).state().name(), "healthy": healthy})
+        })
+        .collect();
+    json!({
+        "name": name,
+        "limits": (!route.limits.is_empty()).then(|| json!(route.limits)),
+        "max_output_tokens": route.max_output_tokens,
+        "targets": targets,
+    })
+}
+
+/// The file's version as clients hold it: a hash of its bytes.
+fn etag(text: &str) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    format!("{:016x}-{}", h.finish(), text.len())
+}
+
+/// 400 with the usual error body and every issue by its TOML path.
+async fn refuse(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    issues: &[Issue],
+) -> Result<(), ApiError> {
+    let e = ApiError::invalid(summary(issues));
+    rec.result.error = Some(e.message.clone());
+    let mut body = filters::dialect::error_body(filters::Dialect::OpenAiChat, &e);
+    if let Value::Object(m) = &mut body {
+        m.insert("errors".into(), json!(issues));
+    }
+    send(session, rec, 400, &body).await
+}
+
+/// `the config is not valid: <first path>: <message> (and N more)`.
+fn summary(issues: &[Issue]) -> String {
+    let first = issues.first().map_or_else(String::new, |i| {
+        if i.path.is_empty() {
+            format!(": {}", i.message)
+        } else {
+            format!(": {}: {}", i.path, i.message)
+        }
+    });
+    match issues.len() {
+        0 | 1 => format!("the config is not valid{first}"),
+        n => format!("the config is not valid{first} (and {} more)", n - 1),
+    }
+}
+
+async fn send(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    status: u16,
+    v: &Value,
+) -> Result<(), ApiError> {
+    let head = session.req_header().method == http::Method::HEAD;
+    let body = Bytes::from(v.to_string());
+    respond(session, rec, status, "application/json", body, &[], head).await;
+    Ok(())
+}
+
+/// Replaces `path` with `text` so no reader ever sees half a file: a temp
+/// file beside it (readable by the owner only while it is written),
+/// flushed to disk, given the file's permissions and owner, renamed over
+/// it, and the directory synced. A symlink (a ConfigMap) is followed: the
+/// file it names is replaced and the link kept.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map_or_else(|| "config".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let meta = std::fs::metadata(&target).ok();
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        if let Some(m) = &meta {
+            // Best effort: only root may give a file away.
+            let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
+            f.set_permissions(m.permissions())?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &target)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writes_replace_the_file_and_keep_its_mode() {
+        let dir = std::env::temp_dir().join(format!("ms-config-write-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gw.toml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.join("link.toml");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        write_atomically(&link, "new text").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new text");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temp file is left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn etags_follow_the_bytes() {
+        assert_eq!(etag("a = 1\n"), etag("a = 1\n"));
+        assert_ne!(etag("a = 1\n"), etag("a = 2\n"));
+        assert!(check_etag(None, "x").is_ok());
+        assert!(check_etag(Some(&etag("x")), "x").is_ok());
+        assert_eq!(check_etag(Some("nope"), "x").unwrap_err().status, Some(409));
+    }
+
+    #[test]
+    fn the_summary_names_the_first_path() {
+        let i = |p: &str| Issue {
+            path: p.into(),
+            message: "bad".into(),
+            line: None,
+        };
+        assert_eq!(
+            summary(&[i("providers[0].base_url")]),
+            "the config is not valid: providers[0].base_url: bad"
+        );
+        assert_eq!(
+            summary(&[i("a"), i("b"), i("c")]),
+            "the config is not valid: a: bad (and 2 more)"
+        );
+    }
 }

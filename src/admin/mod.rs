@@ -6,9 +6,12 @@
 pub mod assets;
 pub mod auth;
 pub mod config_edit;
+pub mod config_mask;
+pub mod config_targets;
 pub mod keys;
 pub mod logs;
 pub mod overview;
+pub mod password;
 pub mod probe;
 pub mod session;
 pub mod usage;

@@ -1,39 +1,858 @@
 //! UI sessions: login with an admin or viewer key or the admin password,
 //! a server-side session in an HttpOnly cookie, CSRF on every change.
+//!
+//! The cookie holds 32 random bytes (hex); the store keeps only their
+//! SHA-256, so a copy of the database is no cookie. The CSRF token is
+//! derived from the cookie's token (SHA-256 under a prefix of its own), so
+//! it need not be stored and cannot be computed from the stored hash. A
+//! session's public id is the first 16 hex digits of the stored hash.
+//!
+//! Sessions live in the store, read on every UI request, so a revocation
+//! is seen by every replica at once. A key session also re-checks its key
+//! on every request: a key revoked, disabled, expired or stripped of its
+//! admin and viewer roles ends its sessions' use at once.
 
-use super::auth::Caller;
-use super::AdminPlane;
+use super::auth::{self, Caller, Via};
+use super::{password, AdminPlane};
+use crate::downstream::{read_body, respond};
+use crate::proxy::auth::unix_now;
 use crate::record::RequestRecord;
 use crate::state::Live;
+use crate::store::{self, KeyStore, SessionMatch, UiSession};
+use bytes::Bytes;
+use filters::auth::Role;
 use filters::error::{ApiError, ErrorKind};
 use pingora::proxy::Session;
-use std::sync::Arc;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The cookie's name.
+pub const COOKIE: &str = "ms_session";
+const CSRF_HEADER: &str = "x-csrf-token";
+/// Seven days.
+const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `last_seen_at` is written at most this often per session (seconds): a
+/// UI polling every second must not write every second.
+const TOUCH_EVERY: i64 = 60;
+/// A login body is a key or a password: a few hundred bytes at most.
+const BODY_CAP: usize = 8 * 1024;
+/// Failed logins per client address within the window before it waits.
+const PER_ADDR: usize = 5;
+/// Failed logins from all addresses together within the window before
+/// everyone waits: a spray from many addresses is slowed too.
+const GLOBAL: usize = 100;
+const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
+/// Argon2 verifications at once: each holds ~19 MiB and a core for tens
+/// of milliseconds.
+const VERIFYING: usize = 2;
 
 /// Sessions and the failed-login limiter.
-#[derive(Default)]
-pub struct Sessions {}
+pub struct Sessions {
+    ttl: Duration,
+    failures: Mutex<Failures>,
+    verifying: tokio::sync::Semaphore,
+}
+
+impl Default for Sessions {
+    /// Seven days and a five-minute window; hidden variables shorten them
+    /// for the integration tests only (real expiry without a week's wait).
+    fn default() -> Self {
+        let secs = |var: &str| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+                .map(Duration::from_secs)
+        };
+        Self::new(
+            secs("MODELSWITCH_SESSION_TTL_SECS").unwrap_or(DEFAULT_TTL),
+            secs("MODELSWITCH_LOGIN_WINDOW_SECS").unwrap_or(DEFAULT_WINDOW),
+        )
+    }
+}
+
+/// A session cookie looked up in the store.
+enum Found {
+    /// No session cookie: the caller may be someone else (or no one).
+    Absent,
+    /// A cookie that names no live session, or a store that failed.
+    Refused(ApiError),
+    Live {
+        row: UiSession,
+        token: String,
+    },
+}
+
+/// Who a login admits.
+struct Who {
+    user: String,
+    role: Role,
+    via: &'static str,
+    key_prefix: Option<String>,
+}
+
+/// Why a login is refused: a wrong credential counts toward the limiter,
+/// anything else does not.
+enum Refusal {
+    Wrong(ApiError),
+    Other(ApiError),
+}
 
 impl Sessions {
+    pub fn new(ttl: Duration, window: Duration) -> Self {
+        Self {
+            ttl,
+            failures: Mutex::new(Failures::new(window, PER_ADDR, GLOBAL)),
+            verifying: tokio::sync::Semaphore::new(VERIFYING),
+        }
+    }
+
     /// The caller a session cookie names, or `None` without a cookie.
     pub async fn resolve(
         &self,
-        _store: Option<&crate::store::KeyStore>,
-        _live: &Live,
-        _session: &Session,
+        store: Option<&KeyStore>,
+        live: &Live,
+        session: &Session,
     ) -> Option<Result<Caller, ApiError>> {
-        None
+        match find(store, session).await {
+            Found::Absent => None,
+            Found::Refused(e) => Some(Err(e)),
+            Found::Live { row, token } => Some(admit(store, live, session, &row, &token).await),
+        }
+    }
+
+    async fn login(
+        &self,
+        plane: &AdminPlane,
+        session: &mut Session,
+        rec: &mut RequestRecord,
+        live: &Live,
+    ) -> Result<(), ApiError> {
+        let addr = client_bucket(session);
+        if let Some(wait) = lock(&self.failures).blocked(addr, Instant::now()) {
+            log::warn!("admin UI login refused from {addr}: too many failed logins");
+            return Err(too_many(wait));
+        }
+        let body = read_login(session, live).await?;
+        let store = plane.store.as_ref().ok_or_else(no_store)?;
+        let admitted = match body {
+            Credential::Key(key) => key_login(live, &key),
+            Credential::Password(pw) => self.password_login(store, pw).await,
+        };
+        let who = match admitted {
+            Ok(who) => who,
+            Err(Refusal::Wrong(e)) => {
+                lock(&self.failures).failed(addr, Instant::now());
+                log::warn!("admin UI login failed from {addr}: {}", e.message);
+                return Err(e);
+            }
+            Err(Refusal::Other(e)) => return Err(e),
+        };
+        lock(&self.failures).succeeded(addr);
+        let now = unix_now();
+        let token = new_token()?;
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let row = UiSession {
+            hash: token_hash(&token),
+            user: who.user,
+            role: who.role.name().to_owned(),
+            via: who.via.to_owned(),
+            key_prefix: who.key_prefix,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.saturating_add(ttl),
+        };
+        store
+            .create_session(row.clone())
+            .await
+            .map_err(store_failed)?;
+        // Expired rows go at the next login rather than on a timer of
+        // their own: they are refused whenever they are read anyway.
+        if let Err(e) = store.revoke_sessions(SessionMatch::ExpiredAt(now)).await {
+            log::warn!("admin UI sessions: purging expired ones failed: {e}");
+        }
+        log::info!(
+            "admin UI login: '{}' ({}, by {}) from {addr}, session {}",
+            row.user,
+            row.role,
+            row.via,
+            row.id()
+        );
+        rec.client.key_name = Some(row.user.clone());
+        let cookie = set_cookie(&token, self.ttl.as_secs(), is_tls(session));
+        let v = shape(
+            &row.user,
+            who.role,
+            &row.via,
+            &csrf_of(&token),
+            row.expires_at,
+        );
+        send(session, rec, 200, &v, vec![("set-cookie", cookie)]).await
+    }
+
+    async fn password_login(&self, store: &KeyStore, pw: String) -> Result<Who, Refusal> {
+        let phc = store
+            .setting(store::ADMIN_PASSWORD)
+            .await
+            .map_err(|e| Refusal::Other(store_failed(e)))?;
+        let Some(phc) = phc else {
+            log::info!(
+                "admin UI password login: no password is set (modelswitch admin set-password)"
+            );
+            return Err(Refusal::Wrong(wrong()));
+        };
+        // Argon2 is deliberately slow: off the worker, a few at a time.
+        let permit = self.verifying.acquire().await;
+        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+            .await
+            .unwrap_or(false);
+        drop(permit);
+        if ok {
+            Ok(Who {
+                user: "admin".into(),
+                role: Role::Admin,
+                via: "password",
+                key_prefix: None,
+            })
+        } else {
+            Err(Refusal::Wrong(wrong()))
+        }
     }
 }
 
 /// `/api/login`, `/api/logout`, `/api/session`, `/api/sessions[/{id}]`.
 pub async fn handle(
-    _plane: &AdminPlane,
+    plane: &AdminPlane,
     session: &mut Session,
-    _rec: &mut RequestRecord,
-    _live: &Arc<Live>,
+    rec: &mut RequestRecord,
+    live: &Arc<Live>,
 ) -> Result<(), ApiError> {
-    Err(ApiError::new(
-        ErrorKind::NotFound,
-        format!("no route for {}", session.req_header().uri.path()),
-    ))
+    let method = session.req_header().method.clone();
+    let path = session.req_header().uri.path().to_owned();
+    let rest = path.strip_prefix("/api/").unwrap_or_default();
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let read = method == http::Method::GET || method == http::Method::HEAD;
+    match (segments.as_slice(), &method) {
+        (["login"], &http::Method::POST) => plane.sessions.login(plane, session, rec, live).await,
+        (["logout"], &http::Method::POST) => logout(plane, session, rec).await,
+        (["session"], _) if read => current(plane, session, rec, live).await,
+        (["sessions"], _) if read => list(plane, session, rec, live).await,
+        (["sessions", id], &http::Method::DELETE) => revoke(plane, session, rec, live, id).await,
+        (["login" | "logout" | "session" | "sessions"] | ["sessions", _], _) => Err(
+            ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
+        ),
+        _ => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no route for {path}"),
+        )),
+    }
 }
+
+/// `POST /api/logout`: the session ends and the cookie is cleared. Without
+/// a live session there is nothing to end, and the cookie is cleared all
+/// the same.
+async fn logout(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+) -> Result<(), ApiError> {
+    let store = plane.store.as_ref();
+    match find(store, session).await {
+        Found::Live { row, token } => {
+            check_csrf(session, &token)?;
+            let store = store.ok_or_else(no_store)?;
+            store
+                .revoke_sessions(SessionMatch::Hash(row.hash.clone()))
+                .await
+                .map_err(store_failed)?;
+            log::info!("admin UI logout: '{}', session {}", row.user, row.id());
+            rec.client.key_name = Some(row.user);
+        }
+        Found::Refused(e) if e.kind != ErrorKind::Authentication => return Err(e),
+        Found::Refused(_) | Found::Absent => {}
+    }
+    let cookie = set_cookie("", 0, is_tls(session));
+    respond(
+        session,
+        rec,
+        204,
+        "application/json",
+        Bytes::new(),
+        &[("set-cookie", cookie), ("cache-control", "no-store".into())],
+        true,
+    )
+    .await;
+    Ok(())
+}
+
+/// `GET /api/session`: the cookie's session, as login answered it.
+async fn current(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+) -> Result<(), ApiError> {
+    let store = plane.store.as_ref();
+    let (row, token) = match find(store, session).await {
+        Found::Live { row, token } => (row, token),
+        Found::Refused(e) => return Err(e),
+        Found::Absent => {
+            return Err(ApiError::new(ErrorKind::Authentication, "not logged in"));
+        }
+    };
+    let caller = admit(store, live, session, &row, &token).await?;
+    rec.client.key_name = Some(caller.name.clone());
+    let v = shape(
+        &row.user,
+        effective_role(&caller.roles),
+        &row.via,
+        &csrf_of(&token),
+        row.expires_at,
+    );
+    send(session, rec, 200, &v, Vec::new()).await
+}
+
+/// `GET /api/sessions`: every live session, for admins and viewers.
+async fn list(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+) -> Result<(), ApiError> {
+    let caller = auth::caller(plane, live, session).await?;
+    rec.client.key_name = Some(caller.name.clone());
+    auth::require_viewer(&caller)?;
+    let store = plane.store.as_ref().ok_or_else(no_store)?;
+    let now = unix_now();
+    let rows = store.sessions().await.map_err(store_failed)?;
+    if rows.iter().any(|s| s.expires_at <= now) {
+        if let Err(e) = store.revoke_sessions(SessionMatch::ExpiredAt(now)).await {
+            log::warn!("admin UI sessions: purging expired ones failed: {e}");
+        }
+    }
+    // Sessions whose key no longer admits them are not listed: they
+    // would be refused at their next request.
+    let items: Vec<Value> = rows
+        .iter()
+        .filter(|s| s.expires_at > now)
+        .filter_map(|s| {
+            roles_now(live, s, now)
+                .ok()
+                .map(|r| (s, effective_role(&r)))
+        })
+        .map(|(s, role)| {
+            json!({
+                "id": s.id(),
+                "user": s.user,
+                "role": role.name(),
+                "via": s.via,
+                "created_at": s.created_at,
+                "last_seen_at": s.last_seen_at,
+                "expires_at": s.expires_at,
+                "current": caller.via == Via::Session(s.id().to_owned()),
+            })
+        })
+        .collect();
+    send(session, rec, 200, &json!({ "sessions": items }), Vec::new()).await
+}
+
+/// `DELETE /api/sessions/{id}`: ends one session at once, for admins.
+async fn revoke(
+    plane: &AdminPlane,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+    id: &str,
+) -> Result<(), ApiError> {
+    let caller = auth::caller(plane, live, session).await?;
+    rec.client.key_name = Some(caller.name.clone());
+    auth::require_role(&caller, Role::Admin)?;
+    let store = plane.store.as_ref().ok_or_else(no_store)?;
+    let gone = if store::is_session_id(id) {
+        store
+            .revoke_sessions(SessionMatch::Id(id.to_owned()))
+            .await
+            .map_err(store_failed)?
+    } else {
+        0
+    };
+    if gone == 0 {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no session with id '{id}'"),
+        ));
+    }
+    log::info!("admin UI session {id} revoked by '{}'", caller.name);
+    respond(
+        session,
+        rec,
+        204,
+        "application/json",
+        Bytes::new(),
+        &[],
+        true,
+    )
+    .await;
+    Ok(())
+}
+
+/// The session the request's cookie names, if it is live.
+async fn find(store: Option<&KeyStore>, session: &Session) -> Found {
+    let Some(token) = cookie(&session.req_header().headers, COOKIE) else {
+        return Found::Absent;
+    };
+    if !is_token(token) {
+        return Found::Refused(expired());
+    }
+    let Some(store) = store else {
+        return Found::Refused(no_store());
+    };
+    let hash = token_hash(token);
+    let row = match store.session(&hash).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Found::Refused(expired()),
+        Err(e) => return Found::Refused(store_failed(e)),
+    };
+    if row.expires_at <= unix_now() {
+        if let Err(e) = store.revoke_sessions(SessionMatch::Hash(hash)).await {
+            log::warn!("admin UI sessions: deleting an expired one failed: {e}");
+        }
+        return Found::Refused(expired());
+    }
+    Found::Live {
+        row,
+        token: token.to_owned(),
+    }
+}
+
+/// A live session's caller for this request: the CSRF token for every
+/// change, the key (for a key session) still there and still allowed, and
+/// its use recorded at most once a minute.
+async fn admit(
+    store: Option<&KeyStore>,
+    live: &Live,
+    session: &Session,
+    row: &UiSession,
+    token: &str,
+) -> Result<Caller, ApiError> {
+    check_csrf(session, token)?;
+    let now = unix_now();
+    let roles = match roles_now(live, row, now) {
+        Ok(roles) => roles,
+        Err(Lapsed::Ended(e)) => {
+            // The key itself says no (switched off, expired, no longer an
+            // admin or viewer): the session ends for good, re-enabling the
+            // key does not revive it.
+            if let Some(store) = store {
+                if let Err(e) = store
+                    .revoke_sessions(SessionMatch::Hash(row.hash.clone()))
+                    .await
+                {
+                    log::warn!("admin UI sessions: ending one failed: {e}");
+                }
+            }
+            log::info!(
+                "admin UI session {} of '{}' ended: {}",
+                row.id(),
+                row.user,
+                e.message
+            );
+            return Err(e);
+        }
+        Err(Lapsed::Missing(e)) => return Err(e),
+    };
+    if now - row.last_seen_at >= TOUCH_EVERY {
+        if let Some(store) = store {
+            if let Err(e) = store.touch_session(&row.hash, now).await {
+                log::warn!("admin UI sessions: recording a use failed: {e}");
+            }
+        }
+    }
+    Ok(Caller {
+        name: row.user.clone(),
+        roles,
+        via: Via::Session(row.id().to_owned()),
+    })
+}
+
+/// Why a session's key no longer admits it.
+enum Lapsed {
+    /// The key is not in this gateway's table (revoked, or made again
+    /// under its name). Refused, not deleted: a replica that has not yet
+    /// loaded a key made a moment ago must not end its sessions.
+    Missing(ApiError),
+    /// The key is there and refuses: the session ends.
+    Ended(ApiError),
+}
+
+/// The roles a session has now: the password's admin, or what its key
+/// (the same key it logged in with) still allows of admin and viewer.
+fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, Lapsed> {
+    match row.via.as_str() {
+        "password" => Ok(vec![Role::Admin]),
+        "key" => {
+            let gone = || {
+                Lapsed::Missing(ApiError::new(
+                    ErrorKind::Authentication,
+                    "the key of this session was revoked; log in again",
+                ))
+            };
+            let entry = live.keys.by_name(&row.user).ok_or_else(gone)?;
+            // A key made again under the same name is another key.
+            if entry.prefix != row.key_prefix {
+                return Err(gone());
+            }
+            if entry.usable(now).is_err() {
+                return Err(Lapsed::Ended(ApiError::new(
+                    ErrorKind::Authentication,
+                    "the key of this session is disabled or has expired",
+                )));
+            }
+            let roles = ui_roles(&entry.roles);
+            if roles.is_empty() {
+                return Err(Lapsed::Ended(ApiError::new(
+                    ErrorKind::Authentication,
+                    "the key of this session no longer has the admin or viewer role",
+                )));
+            }
+            Ok(roles)
+        }
+        _ => Err(Lapsed::Missing(expired())),
+    }
+}
+
+/// What of a key's roles counts in the admin plane.
+fn ui_roles(roles: &[Role]) -> Vec<Role> {
+    roles
+        .iter()
+        .copied()
+        .filter(|r| matches!(r, Role::Admin | Role::Viewer))
+        .collect()
+}
+
+fn effective_role(roles: &[Role]) -> Role {
+    if roles.contains(&Role::Admin) {
+        Role::Admin
+    } else {
+        Role::Viewer
+    }
+}
+
+/// A key login: any key the gateway serves, with the admin or viewer role.
+fn key_login(live: &Live, key: &str) -> Result<Who, Refusal> {
+    let entry = live.keys.find(key).ok_or(Refusal::Wrong(wrong()))?;
+    if entry.usable(unix_now()).is_err() {
+        return Err(Refusal::Wrong(ApiError::new(
+            ErrorKind::Authentication,
+            "this API key is disabled or has expired",
+        )));
+    }
+    let role = match ui_roles(&entry.roles).as_slice() {
+        [] => {
+            return Err(Refusal::Other(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "a user key cannot log in to the admin UI",
+            )))
+        }
+        roles => effective_role(roles),
+    };
+    Ok(Who {
+        user: entry.name.clone(),
+        role,
+        via: "key",
+        key_prefix: entry.prefix.clone(),
+    })
+}
+
+enum Credential {
+    Key(String),
+    Password(String),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    key: Option<String>,
+    password: Option<String>,
+}
+
+/// The login body, small. Its messages never repeat what was sent.
+async fn read_login(session: &mut Session, live: &Live) -> Result<Credential, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::RequestTooLarge,
+            format!("a login body is at most {BODY_CAP} bytes"),
+        )
+    };
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_CAP) {
+        return Err(too_large());
+    }
+    let body = read_body(session, &live.config).await?;
+    if body.len() > BODY_CAP {
+        return Err(too_large());
+    }
+    parse_login(&body)
+}
+
+fn parse_login(body: &[u8]) -> Result<Credential, ApiError> {
+    let shape = || ApiError::invalid(r#"send {"key": "..."} or {"password": "..."}"#);
+    let parsed: LoginBody = serde_json::from_slice(body).map_err(|_| shape())?;
+    match (parsed.key, parsed.password) {
+        (Some(k), None) if !k.is_empty() => Ok(Credential::Key(k)),
+        (None, Some(p)) if !p.is_empty() => Ok(Credential::Password(p)),
+        _ => Err(shape()),
+    }
+}
+
+/// The login, session and logout answers' one shape.
+fn shape(user: &str, role: Role, via: &str, csrf: &str, expires_at: i64) -> Value {
+    json!({
+        "user": user,
+        "role": role.name(),
+        "via": via,
+        "csrf": csrf,
+        "expires_at": expires_at,
+    })
+}
+
+async fn send(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    status: u16,
+    v: &Value,
+    mut extra: Vec<(&'static str, String)>,
+) -> Result<(), ApiError> {
+    // Answers that carry a CSRF token are nobody's to cache.
+    extra.push(("cache-control", "no-store".into()));
+    let head = session.req_header().method == http::Method::HEAD;
+    let body = Bytes::from(v.to_string());
+    respond(session, rec, status, "application/json", body, &extra, head).await;
+    Ok(())
+}
+
+/// Every method that may change something carries the session's CSRF
+/// token: a page of another site can make the browser send the cookie,
+/// never read the token.
+fn check_csrf(session: &Session, token: &str) -> Result<(), ApiError> {
+    let req = session.req_header();
+    if req.method == http::Method::GET || req.method == http::Method::HEAD {
+        return Ok(());
+    }
+    let sent = req
+        .headers
+        .get(CSRF_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if same(sent, csrf_of(token).as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "missing or wrong X-CSRF-Token: send the csrf value of /api/session",
+        ))
+    }
+}
+
+/// Constant-time equality: how much of a token matched never shows in
+/// the time taken.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 32 random bytes, hex: the cookie's value.
+fn new_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::new(ErrorKind::Api, format!("no randomness for a session: {e}")))?;
+    Ok(filters::auth::hex(&bytes))
+}
+
+fn is_token(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// What the store keeps of a token.
+fn token_hash(token: &str) -> String {
+    filters::auth::key_hash_hex(token)
+}
+
+/// The CSRF token of a session: not the stored hash (another prefix), so
+/// the database does not give it away either.
+fn csrf_of(token: &str) -> String {
+    filters::auth::key_hash_hex(&format!("modelswitch-ui-csrf:{token}"))
+}
+
+/// The first cookie named `name` in the request's Cookie headers.
+fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
+}
+
+/// The session cookie (`max_age` 0 with an empty token clears it).
+fn set_cookie(token: &str, max_age: u64, secure: bool) -> String {
+    let mut c = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    if secure {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+/// Whether the client reached the gateway over TLS.
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// The client's address as the limiter counts it.
+fn client_bucket(session: &Session) -> IpAddr {
+    let ip = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    bucket(ip)
+}
+
+/// An IPv6 client owns at least a /64: counting single addresses would let
+/// it take a fresh one for every guess.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+fn wrong() -> ApiError {
+    ApiError::new(ErrorKind::Authentication, "invalid key or password")
+}
+
+fn expired() -> ApiError {
+    ApiError::new(
+        ErrorKind::Authentication,
+        "the session has expired or was revoked; log in again",
+    )
+}
+
+fn no_store() -> ApiError {
+    ApiError::new(ErrorKind::Api, "the session store is not open")
+}
+
+fn store_failed(e: store::StoreError) -> ApiError {
+    log::warn!("admin UI sessions: {e}");
+    ApiError::new(
+        ErrorKind::Api,
+        "the session store failed; see the gateway's log",
+    )
+}
+
+fn too_many(wait: Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let mut e = ApiError::new(
+        ErrorKind::RateLimited,
+        format!("too many failed logins: try again in {secs} s"),
+    );
+    e.retry_after = Some(secs.to_string());
+    e
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Failed logins in a sliding window, per client address and overall, in
+/// memory. Its size is bounded: an address is only added by a failure
+/// counted overall, and no failure is counted while the overall cap is
+/// full, so at most `global` addresses have failures inside the window;
+/// the others are dropped once the map grows.
+struct Failures {
+    window: Duration,
+    per_addr: usize,
+    global_cap: usize,
+    by_addr: HashMap<IpAddr, VecDeque<Instant>>,
+    global: VecDeque<Instant>,
+}
+
+impl Failures {
+    fn new(window: Duration, per_addr: usize, global_cap: usize) -> Self {
+        Self {
+            window,
+            per_addr,
+            global_cap,
+            by_addr: HashMap::new(),
+            global: VecDeque::new(),
+        }
+    }
+
+    /// How long `addr` must wait before it may try again, if it must.
+    fn blocked(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let window = self.window;
+        let fresh = |t: &Instant| now.saturating_duration_since(*t) < window;
+        while self.global.front().is_some_and(|t| !fresh(t)) {
+            self.global.pop_front();
+        }
+        let mine = self.by_addr.get_mut(&addr).map(|q| {
+            while q.front().is_some_and(|t| !fresh(t)) {
+                q.pop_front();
+            }
+            (q.len(), q.front().copied())
+        });
+        let until = |oldest: Instant| (oldest + window).saturating_duration_since(now);
+        match mine {
+            Some((n, Some(oldest))) if n >= self.per_addr => return Some(until(oldest)),
+            Some((0, _)) => {
+                self.by_addr.remove(&addr);
+            }
+            _ => {}
+        }
+        match self.global.front() {
+            Some(oldest) if self.global.len() >= self.global_cap => Some(until(*oldest)),
+            _ => None,
+        }
+    }
+
+    fn failed(&mut self, addr: IpAddr, now: Instant) {
+        let q = self.by_addr.entry(addr).or_default();
+        q.push_back(now);
+        while q.len() > self.per_addr {
+            q.pop_front();
+        }
+        self.global.push_back(now);
+        while self.global.len() > self.global_cap {
+            self.global.pop_front();
+        }
+        if self.by_addr.len() > 2 * self.global_cap {
+            let window = self.window;
+            self.by_addr.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
+            });
+        }
+    }
+
+    /// A correct login forgets its address's failures (not the overall
+    /// count: a spray that guessed one right has still sprayed).
+    fn succeeded(&mut self, addr: IpAddr) {
+        self.by_addr.remove(&addr);
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -189,27 +189,9 @@ impl Attributes {
 }
 
 pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
-    let at = match args.db {
-        Some(p) => StoreAt::Sqlite(p),
-        None => match store_of(config) {
-            Ok(at) => at,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    // The store's errors name the file or the URL (its password masked).
-    let opened = match &at {
-        StoreAt::Sqlite(path) => KeyStore::open(path),
-        StoreAt::Postgres(url) => KeyStore::open_postgres(url),
-    };
-    let store = match opened {
+    let store = match open_store(config, args.db) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -238,6 +220,28 @@ pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The store `--db` or the config's `[storage]` names; on failure the
+/// message is printed and the exit code returned (2 a bad config, 1 a
+/// store that cannot be opened).
+pub(super) fn open_store(config: &Path, db: Option<PathBuf>) -> Result<KeyStore, ExitCode> {
+    let at = match db {
+        Some(p) => StoreAt::Sqlite(p),
+        None => store_of(config).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        })?,
+    };
+    // The store's errors name the file or the URL (its password masked).
+    let opened = match &at {
+        StoreAt::Sqlite(path) => KeyStore::open(path),
+        StoreAt::Postgres(url) => KeyStore::open_postgres(url),
+    };
+    opened.map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    })
 }
 
 /// Where the keys are: a SQLite file or a PostgreSQL URL.

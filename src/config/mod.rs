@@ -28,10 +28,70 @@ impl std::fmt::Display for ConfigErrors {
     }
 }
 
+/// One problem of a config, split for an API: the TOML path it concerns
+/// (empty when none could be named) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+    /// Where a TOML syntax or type error was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+}
+
+impl Issue {
+    /// Splits one of this module's messages: `[line N: ]<path>: <message>`,
+    /// a path being the first word when it holds no spaces (error messages
+    /// never start with a dotted path of their own).
+    pub fn of(text: &str) -> Self {
+        let (line, rest) = match text
+            .strip_prefix("line ")
+            .and_then(|r| r.split_once(": "))
+            .and_then(|(n, r)| Some((n.parse::<usize>().ok()?, r)))
+        {
+            Some((n, r)) => (Some(n), r),
+            None => (None, text),
+        };
+        match rest.split_once(": ") {
+            Some((path, message)) if is_toml_path(path) => Self {
+                path: path.to_owned(),
+                message: message.to_owned(),
+                line,
+            },
+            _ => Self {
+                path: String::new(),
+                message: rest.to_owned(),
+                line,
+            },
+        }
+    }
+}
+
+/// `providers[1].base_url`, `server.listen`, `storage.backend or
+/// postgres_url` is not (it has spaces).
+fn is_toml_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'))
+}
+
+impl ConfigErrors {
+    pub fn issues(&self) -> Vec<Issue> {
+        self.0.iter().map(|e| Issue::of(e)).collect()
+    }
+}
+
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
-    let mut snap = parse(&text)?;
+    load_text(&text, path)
+}
+
+/// `text` as if read from `path` (relative paths in it are resolved
+/// against the file's directory): the validation the gateway runs at
+/// startup, for a text not yet written there.
+pub fn load_text(text: &str, path: &Path) -> Result<Snapshot, ConfigErrors> {
+    let mut snap = parse(text)?;
     // The store sits beside the config unless told otherwise.
     if snap.process.sqlite_path.is_relative() {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -875,6 +935,37 @@ mod tests {
         );
         let e = errors(&GOOD.replace("name = \"claude\"", ""));
         assert_eq!(e, vec!["line 12: providers[1]: missing field `name`"]);
+    }
+
+    #[test]
+    fn issues_split_into_path_and_message() {
+        assert_eq!(
+            Issue::of("line 10: providers[0].api_key: invalid type: integer, expected a string"),
+            Issue {
+                path: "providers[0].api_key".into(),
+                message: "invalid type: integer, expected a string".into(),
+                line: Some(10),
+            }
+        );
+        assert_eq!(
+            Issue::of("providers[0].api_key_env: MODELSWITCH_X: not a valid header value"),
+            Issue {
+                path: "providers[0].api_key_env".into(),
+                message: "MODELSWITCH_X: not a valid header value".into(),
+                line: None,
+            }
+        );
+        let e = Issue::of("line 3: invalid string; expected `\"`");
+        assert_eq!((e.path.as_str(), e.line), ("", Some(3)));
+        let e = Issue::of("at least one model is required");
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("", "at least one model is required")
+        );
+        let e = parse(&GOOD.replace("provider = \"claude\"", "provider = \"nobody\""))
+            .unwrap_err()
+            .issues();
+        assert_eq!(e[0].path, "models[0].targets[1].provider", "{e:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! logs every error with its TOML path. Settings that only take effect at startup keep
 //! their running value and are reported as needing a restart.
 
-use super::{load, ConfigErrors, Process, Snapshot};
+use super::{load_text, ConfigErrors, Process, Snapshot};
 use async_trait::async_trait;
 use notify::{EventKind, RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
@@ -65,83 +65,91 @@ impl Reloader {
 
     /// Reads, validates and publishes the file; `forced` (SIGHUP) reloads
     /// even an unchanged file. Returns the new file's `reload` setting.
+    /// The last-published lock is held throughout, so an admin write
+    /// (`apply_now`) is never split by this read.
     fn reload(&self, why: &str, forced: bool) -> Option<bool> {
-        let text = std::fs::read_to_string(&self.path).ok();
-        {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if !forced && text.is_some() && *last == text {
-                return None;
-            }
-            *last = text;
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let read = std::fs::read_to_string(&self.path);
+        let text = read.as_ref().ok().cloned();
+        if !forced && text.is_some() && *last == text {
+            return None;
         }
+        *last = text;
         let path = self.path.display();
-        let mut snap = match load(&self.path) {
+        let loaded = match &read {
+            Ok(text) => load_text(text, &self.path),
+            Err(e) => Err(ConfigErrors(vec![format!("{path}: cannot read: {e}")])),
+        };
+        let snap = match loaded {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("config reload failed ({why}); keeping the running config:\n{e}");
                 return None;
             }
         };
-        for (setting, differs) in [
-            ("server.listen", snap.process.listen != self.process.listen),
-            (
-                "server.threads",
-                snap.process.threads != self.process.threads,
-            ),
-            (
-                "server.upstream_pool_size",
-                snap.process.upstream_pool_size != self.process.upstream_pool_size,
-            ),
-            (
-                "server.shutdown_grace",
-                snap.process.shutdown_grace != self.process.shutdown_grace,
-            ),
-            (
-                "storage.sqlite_path",
-                snap.process.sqlite_path != self.process.sqlite_path,
-            ),
-            (
-                "limits.backend",
-                snap.process.limit_backend != self.process.limit_backend,
-            ),
-            (
-                "storage.record_usage",
-                snap.process.record_usage != self.process.record_usage,
-            ),
-            (
-                "storage.usage_queue",
-                snap.process.usage_queue != self.process.usage_queue,
-            ),
-            (
-                "storage.backend or postgres_url",
-                snap.process.store_backend != self.process.store_backend,
-            ),
-            (
-                "admin.listen",
-                snap.process.admin_listen != self.process.admin_listen,
-            ),
-            (
-                "logging.dir, max_file_bytes, retention or max_files",
-                snap.process.conversation_files != self.process.conversation_files,
-            ),
-        ] {
-            if differs {
-                log::warn!("{path}: {setting} changed: needs a restart; the running value stays");
+        match self.publish(snap, why) {
+            Ok((watch, _)) => Some(watch),
+            Err(e) => {
+                log::warn!("config reload failed ({why}); keeping the running config:\n{e}");
+                None
             }
+        }
+    }
+
+    /// Publishes a snapshot already validated, keeping the process-wide
+    /// settings; returns its `reload` setting and the settings that
+    /// changed but wait for a restart.
+    fn publish(
+        &self,
+        mut snap: Snapshot,
+        why: &str,
+    ) -> Result<(bool, Vec<&'static str>), ConfigErrors> {
+        let path = self.path.display();
+        let restart = restart_needed(&self.process, &snap.process);
+        for setting in &restart {
+            log::warn!("{path}: {setting} changed: needs a restart; the running value stays");
         }
         snap.process = self.process.clone();
         let watch = snap.reload;
         let (providers, models) = (snap.providers.len(), snap.routes.len());
-        match (self.apply)(snap) {
-            Ok(()) => {
-                log::info!(
-                    "config reloaded from {path} ({why}): {providers} providers, {models} models"
-                );
-                Some(watch)
+        (self.apply)(snap)?;
+        log::info!("config reloaded from {path} ({why}): {providers} providers, {models} models");
+        Ok((watch, restart))
+    }
+
+    /// The admin API's save: `write` puts `text` in the file and `snap`
+    /// (validated from that text) is published at once, as one step under
+    /// the last-published lock, so the watcher's wake-up for this write
+    /// finds its text already published and does nothing. When publishing
+    /// fails (a replica host that does not resolve), `write` puts the
+    /// previous text back: the file on disk stays the running config.
+    pub fn apply_now(
+        &self,
+        text: &str,
+        snap: Snapshot,
+        write: &dyn Fn(&str) -> std::io::Result<()>,
+    ) -> Result<Vec<&'static str>, ApplyError> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let before = std::fs::read_to_string(&self.path).ok();
+        write(text).map_err(ApplyError::Write)?;
+        *last = Some(text.to_owned());
+        match self.publish(snap, "written by the admin API") {
+            Ok((watch, restart)) => {
+                drop(last);
+                self.set_watch(watch);
+                Ok(restart)
             }
             Err(e) => {
-                log::warn!("config reload failed ({why}); keeping the running config:\n{e}");
-                None
+                if let Some(before) = &before {
+                    match write(before) {
+                        Ok(()) => *last = Some(before.clone()),
+                        Err(w) => log::warn!(
+                            "{}: cannot put the previous config back: {w}",
+                            self.path.display()
+                        ),
+                    }
+                }
+                Err(ApplyError::Rejected(e))
             }
         }
     }
@@ -193,6 +201,57 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Why an admin write was not published.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The file could not be written; nothing changed.
+    Write(std::io::Error),
+    /// The runtime refused the snapshot; the previous file is back.
+    Rejected(ConfigErrors),
+}
+
+/// The settings read only at startup that differ between `running` and
+/// `new`, by their TOML names.
+pub fn restart_needed(running: &Process, new: &Process) -> Vec<&'static str> {
+    [
+        ("server.listen", new.listen != running.listen),
+        ("server.threads", new.threads != running.threads),
+        (
+            "server.upstream_pool_size",
+            new.upstream_pool_size != running.upstream_pool_size,
+        ),
+        (
+            "server.shutdown_grace",
+            new.shutdown_grace != running.shutdown_grace,
+        ),
+        (
+            "storage.sqlite_path",
+            new.sqlite_path != running.sqlite_path,
+        ),
+        ("limits.backend", new.limit_backend != running.limit_backend),
+        (
+            "storage.record_usage",
+            new.record_usage != running.record_usage,
+        ),
+        (
+            "storage.usage_queue",
+            new.usage_queue != running.usage_queue,
+        ),
+        (
+            "storage.backend or postgres_url",
+            new.store_backend != running.store_backend,
+        ),
+        (
+            "logging.dir, max_file_bytes, retention or max_files",
+            new.conversation_files != running.conversation_files,
+        ),
+        ("admin.listen", new.admin_listen != running.admin_listen),
+    ]
+    .into_iter()
+    .filter_map(|(setting, differs)| differs.then_some(setting))
+    .collect()
 }
 
 #[async_trait]

@@ -1,8 +1,8 @@
-//! Stored state behind one small interface: the runtime API keys and the
-//! usage rows, in SQLite (`sqlite.rs`, one machine) or PostgreSQL
-//! (`postgres.rs`, several replicas sharing one database). Callers see
-//! `KeyStore` and plain types only; `answer` is the one dispatch over the
-//! backends.
+//! Stored state behind one small interface: the runtime API keys, the
+//! usage rows and the admin UI's sessions and settings, in SQLite
+//! (`sqlite.rs`, one machine) or PostgreSQL (`postgres.rs`, several
+//! replicas sharing one database). Callers see `KeyStore` and plain types
+//! only; `answer` is the one dispatch over the backends.
 //!
 //! A sqlx pool belongs to the tokio runtime that made it, and the gateway
 //! runs one single-threaded runtime per Pingora worker plus others for
@@ -87,6 +87,57 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// An admin UI session as the store keeps it: the SHA-256 of its cookie's
+/// token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSession {
+    /// SHA-256 of the cookie's token, lowercase hex.
+    pub hash: String,
+    /// The key's name, or `admin` for the password.
+    pub user: String,
+    /// `admin` or `viewer`, as at login.
+    pub role: String,
+    /// `key` or `password`.
+    pub via: String,
+    /// A store key's display prefix at login (config keys have none).
+    pub key_prefix: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// Hex digits of a session's public id: 64 bits of its token's hash, enough
+/// to name one session, far too few (and the wrong side of the hash) to
+/// forge its cookie.
+pub const SESSION_ID_LEN: usize = 16;
+
+impl UiSession {
+    /// The public id: the first hex digits of the stored hash.
+    pub fn id(&self) -> &str {
+        self.hash.get(..SESSION_ID_LEN).unwrap_or(&self.hash)
+    }
+}
+
+/// Whether `s` is shaped like a session's public id.
+pub fn is_session_id(s: &str) -> bool {
+    s.len() == SESSION_ID_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Which sessions a revocation ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionMatch {
+    /// The one whose token hashes to this (hex).
+    Hash(String),
+    /// The one with this public id.
+    Id(String),
+    /// Every one whose expiry is at or before this time (unix seconds).
+    ExpiredAt(i64),
+}
+
+/// The setting that holds the admin password's Argon2id PHC string.
+pub const ADMIN_PASSWORD: &str = "admin_password";
+
 /// A key to insert: the secret stays with the caller, only its hash and
 /// prefix travel to the store's thread.
 struct NewKey {
@@ -116,6 +167,15 @@ enum Request {
     ),
     /// The row of one request, by its id.
     UsageOne(String, Reply<Option<usage_query::StoredUsage>>),
+    SessionCreate(UiSession, Reply<()>),
+    /// A session by the hash of its token.
+    SessionGet(String, Reply<Option<UiSession>>),
+    SessionTouch(String, i64, Reply<()>),
+    SessionList(Reply<Vec<UiSession>>),
+    SessionRevoke(SessionMatch, Reply<u64>),
+    Setting(String, Reply<Option<String>>),
+    /// A new admin password hash; every password session ends with it.
+    SetPassword(String, Reply<u64>),
     #[cfg(test)]
     UsageCount(Reply<u64>),
 }
@@ -271,6 +331,49 @@ impl KeyStore {
             .await
     }
 
+    /// Stores a new UI session.
+    pub async fn create_session(&self, s: UiSession) -> Result<(), StoreError> {
+        self.ask(|r| Request::SessionCreate(s, r)).await
+    }
+
+    /// The session whose token hashes to `hash` (hex), expired or not.
+    pub async fn session(&self, hash: &str) -> Result<Option<UiSession>, StoreError> {
+        self.ask(|r| Request::SessionGet(hash.to_owned(), r)).await
+    }
+
+    /// Records a session's use; an older time never replaces a newer one.
+    pub async fn touch_session(&self, hash: &str, at: i64) -> Result<(), StoreError> {
+        self.ask(|r| Request::SessionTouch(hash.to_owned(), at, r))
+            .await
+    }
+
+    /// Every stored session, newest first, expired ones included.
+    pub async fn sessions(&self) -> Result<Vec<UiSession>, StoreError> {
+        self.ask(Request::SessionList).await
+    }
+
+    /// Deletes the sessions `which` names; returns how many.
+    pub async fn revoke_sessions(&self, which: SessionMatch) -> Result<u64, StoreError> {
+        // An id goes into a LIKE pattern: nothing but its hex digits may.
+        if let SessionMatch::Id(id) = &which {
+            if !is_session_id(id) {
+                return Ok(0);
+            }
+        }
+        self.ask(|r| Request::SessionRevoke(which, r)).await
+    }
+
+    /// A named setting's value.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.ask(|r| Request::Setting(name.to_owned(), r)).await
+    }
+
+    /// Stores the admin password's hash (a PHC string) and ends every
+    /// password session, in one transaction; returns the sessions ended.
+    pub async fn set_admin_password(&self, phc: String) -> Result<u64, StoreError> {
+        self.ask(|r| Request::SetPassword(phc, r)).await
+    }
+
     /// How many usage rows are stored.
     #[cfg(test)]
     pub async fn usage_count(&self) -> Result<u64, StoreError> {
@@ -384,6 +487,15 @@ async fn answer(db: &Db, request: Request) {
         Request::UsageOne(id, r) => {
             drop(r.send(on!(db, d => usage_query::by_request(d, &id).await)))
         }
+        Request::SessionCreate(s, r) => drop(r.send(on!(db, d => d.create_session(s).await))),
+        Request::SessionGet(h, r) => drop(r.send(on!(db, d => d.session(&h).await))),
+        Request::SessionTouch(h, at, r) => {
+            drop(r.send(on!(db, d => d.touch_session(&h, at).await)))
+        }
+        Request::SessionList(r) => drop(r.send(on!(db, d => d.sessions().await))),
+        Request::SessionRevoke(m, r) => drop(r.send(on!(db, d => d.revoke_sessions(&m).await))),
+        Request::Setting(name, r) => drop(r.send(on!(db, d => d.setting(&name).await))),
+        Request::SetPassword(phc, r) => drop(r.send(on!(db, d => d.set_password(&phc).await))),
         #[cfg(test)]
         Request::UsageCount(r) => drop(r.send(on!(db, d => d.usage_count().await))),
     }

@@ -11,7 +11,7 @@
 //! reaches an error: each message goes through [`Scrub`].
 
 use super::codec::{hash_from, int, spec_from, spec_json, unix_now};
-use super::{NewKey, StoreError, StoredKey};
+use super::{NewKey, SessionMatch, StoreError, StoredKey, UiSession, ADMIN_PASSWORD};
 use crate::usage::UsageRow;
 use filters::auth::KeySpec;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -50,6 +50,15 @@ const LIST: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys ORDER BY name";
 const GET: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys WHERE name = $1";
+
+const INSERT_SESSION: &str = "INSERT INTO ui_sessions (hash, user_name, role, via, \
+     key_prefix, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const SESSION: &str =
+    "SELECT hash, user_name, role, via, key_prefix, created_at, last_seen_at, expires_at \
+     FROM ui_sessions WHERE hash = $1";
+const SESSIONS: &str =
+    "SELECT hash, user_name, role, via, key_prefix, created_at, last_seen_at, expires_at \
+     FROM ui_sessions ORDER BY created_at DESC, hash";
 
 pub(super) struct Postgres {
     pub(super) pool: PgPool,
@@ -290,6 +299,100 @@ impl Postgres {
             })
     }
 
+    pub(super) async fn create_session(&self, s: UiSession) -> Result<(), StoreError> {
+        sqlx::query(INSERT_SESSION)
+            .bind(s.hash)
+            .bind(s.user)
+            .bind(s.role)
+            .bind(s.via)
+            .bind(s.key_prefix)
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))
+            .map(drop)
+    }
+
+    pub(super) async fn session(&self, hash: &str) -> Result<Option<UiSession>, StoreError> {
+        let row = sqlx::query(SESSION)
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        row.as_ref().map(ui_session).transpose()
+    }
+
+    pub(super) async fn touch_session(&self, hash: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE ui_sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE hash = $2",
+        )
+        .bind(at)
+        .bind(hash)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.fail(e))
+        .map(drop)
+    }
+
+    pub(super) async fn sessions(&self) -> Result<Vec<UiSession>, StoreError> {
+        let rows = sqlx::query(SESSIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        rows.iter().map(ui_session).collect()
+    }
+
+    pub(super) async fn revoke_sessions(&self, which: &SessionMatch) -> Result<u64, StoreError> {
+        let q = match which {
+            SessionMatch::Hash(h) => {
+                sqlx::query("DELETE FROM ui_sessions WHERE hash = $1").bind(h.as_str())
+            }
+            // The id is checked to be hex digits only (KeyStore).
+            SessionMatch::Id(id) => {
+                sqlx::query("DELETE FROM ui_sessions WHERE hash LIKE $1").bind(format!("{id}%"))
+            }
+            SessionMatch::ExpiredAt(now) => {
+                sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1").bind(*now)
+            }
+        };
+        q.execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|e| self.fail(e))
+    }
+
+    pub(super) async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub(super) async fn set_password(&self, phc: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.fail(e))?;
+        sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE \
+             SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(ADMIN_PASSWORD)
+        .bind(phc)
+        .bind(unix_now())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.fail(e))?;
+        let ended = sqlx::query("DELETE FROM ui_sessions WHERE via = 'password'")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.fail(e))?
+            .rows_affected();
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(ended)
+    }
+
     #[cfg(test)]
     pub(super) async fn usage_count(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM usage")
@@ -408,6 +511,19 @@ fn stored(row: &PgRow) -> Result<StoredKey, StoreError> {
         prefix: row.try_get("prefix").map_err(backend)?,
         created_at: row.try_get("created_at").map_err(backend)?,
         updated_at: row.try_get("updated_at").map_err(backend)?,
+    })
+}
+
+fn ui_session(row: &PgRow) -> Result<UiSession, StoreError> {
+    Ok(UiSession {
+        hash: row.try_get("hash").map_err(backend)?,
+        user: row.try_get("user_name").map_err(backend)?,
+        role: row.try_get("role").map_err(backend)?,
+        via: row.try_get("via").map_err(backend)?,
+        key_prefix: row.try_get("key_prefix").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        last_seen_at: row.try_get("last_seen_at").map_err(backend)?,
+        expires_at: row.try_get("expires_at").map_err(backend)?,
     })
 }
 

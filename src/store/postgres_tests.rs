@@ -134,6 +134,13 @@ async fn keys_create_list_get_update_delete_version_and_touch() {
 }
 
 #[tokio::test]
+async fn sessions_round_trip_touch_and_revoke() {
+    let pg = Server::start();
+    let store = KeyStore::open_postgres(&pg.url()).unwrap();
+    crate::store::tests::sessions_round_trip(&store).await;
+}
+
+#[tokio::test]
 async fn two_replicas_share_keys_and_migrate_together() {
     let pg = Server::start();
     let url = pg.url();

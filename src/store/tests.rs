@@ -214,3 +214,95 @@ fn errors_name_no_secret_and_read_well() {
         "x: 1; y: 2"
     );
 }
+
+fn ui_session(hash_of: &str, via: &str, expires_at: i64) -> UiSession {
+    UiSession {
+        hash: filters::auth::key_hash_hex(hash_of),
+        user: if via == "password" { "admin" } else { "ops" }.into(),
+        role: "admin".into(),
+        via: via.into(),
+        key_prefix: (via == "key").then(|| "sk-ms-AbCd".to_owned()),
+        created_at: 100,
+        last_seen_at: 100,
+        expires_at,
+    }
+}
+
+#[tokio::test]
+async fn sessions_round_trip_touch_and_revoke() {
+    sessions_round_trip(&KeyStore::open(&temp_db("sessions")).unwrap()).await;
+}
+
+/// Sessions and the password setting on an empty store, any backend.
+pub(super) async fn sessions_round_trip(store: &KeyStore) {
+    let a = ui_session("token-a", "key", 1_000);
+    let b = ui_session("token-b", "password", 2_000);
+    let old = ui_session("token-old", "key", 50);
+    for s in [&a, &b, &old] {
+        store.create_session(s.clone()).await.unwrap();
+    }
+    assert_eq!(store.session(&a.hash).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(store.session("nope").await.unwrap(), None);
+    assert_eq!(store.sessions().await.unwrap().len(), 3);
+    // Sessions are not keys: the keys' version stays.
+    assert_eq!(store.version().await.unwrap(), 0);
+
+    store.touch_session(&a.hash, 500).await.unwrap();
+    store.touch_session(&a.hash, 400).await.unwrap();
+    assert_eq!(
+        store.session(&a.hash).await.unwrap().unwrap().last_seen_at,
+        500
+    );
+
+    assert_eq!(
+        store
+            .revoke_sessions(SessionMatch::ExpiredAt(60))
+            .await
+            .unwrap(),
+        1
+    );
+    // An id is a prefix of the hash, and nothing but hex digits.
+    assert_eq!(
+        store
+            .revoke_sessions(SessionMatch::Id("%".into()))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_sessions(SessionMatch::Id(a.id().to_owned()))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.session(&a.hash).await.unwrap(), None);
+    assert_eq!(store.setting(ADMIN_PASSWORD).await.unwrap(), None);
+    // A new password ends the password sessions, in the same transaction.
+    assert_eq!(
+        store
+            .set_admin_password("$argon2id$x".into())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.session(&b.hash).await.unwrap(), None);
+    assert_eq!(
+        store
+            .set_admin_password("$argon2id$y".into())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.setting(ADMIN_PASSWORD).await.unwrap().as_deref(),
+        Some("$argon2id$y")
+    );
+    assert_eq!(
+        store
+            .revoke_sessions(SessionMatch::Hash(b.hash.clone()))
+            .await
+            .unwrap(),
+        0
+    );
+}
