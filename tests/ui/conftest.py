@@ -188,6 +188,15 @@ def page(playwright_driver):
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.js_errors = errors
+    # Console errors other than HTTP statuses the flows expect (a CSP
+    # refusal shows up here), and any request to
+    # another origin than the gateway's: the UI must work offline.
+    console = []
+    pg.on("console", lambda m: console.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+    pg.console_errors = console
+    foreign = []
+    pg.on("request", lambda r: foreign.append(r.url) if not r.url.startswith("http://127.0.0.1:") else None)
+    pg.foreign_requests = foreign
     try:
         yield pg
     finally:

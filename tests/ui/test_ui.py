@@ -98,6 +98,8 @@ def test_every_page_renders(stack, page):
     assert page.locator("nav#nav").is_visible()
     shot(page, "phone-menu")
     assert not page.js_errors, page.js_errors
+    assert not page.console_errors, page.console_errors
+    assert not page.foreign_requests, page.foreign_requests
 
 
 def test_a_created_key_works_and_shows_under_requests_and_usage(stack, page):

@@ -44,6 +44,7 @@ const index = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ModelSwitch</title>
+<link rel="icon" href="data:,">
 ${css ? `<link rel="stylesheet" href="/ui/${css}">\n` : ""}<script type="module" src="/ui/${js}"></script>
 </head>
 <body>
