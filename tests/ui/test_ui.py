@@ -198,6 +198,24 @@ def test_a_logged_conversation_replays(stack, page):
     assert not page.js_errors, page.js_errors
 
 
+def test_the_log_tail_filters_by_request_id_and_pauses(stack, page):
+    raw = client(stack).chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "log me"}]
+    )
+    rid = raw.headers.get("x-request-id")
+    assert rid
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/logs")
+    page.locator("#log-lines .logline").first.wait_for()
+    page.locator("#log-rid").fill(rid)
+    until(lambda: page.locator("#log-lines .logline").count() > 0
+          and all(rid in t for t in page.locator("#log-lines .logline").all_inner_texts()))
+    shot(page, "logs")
+    page.locator("#log-pause").click()
+    assert page.locator("#log-pause").get_attribute("aria-pressed") == "true"
+    assert not page.js_errors, page.js_errors
+
+
 def test_testing_a_model_and_one_target(stack, page):
     login(page, stack.gateway)
     goto(page, stack, "/ui/models")

@@ -1,4 +1,6 @@
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
+
+const lineId = (l) => l.time + "|" + l.target + "|" + l.message;
 import { api, qs } from "../api.js";
 import { ErrorBox, Link, fmtTime, usePoll, useT } from "../ui.jsx";
 
@@ -8,11 +10,23 @@ export function Logs() {
   const [paused, setPaused] = useState(false);
   const [lines, setLines] = useState([]);
   const [error, setError] = useState(null);
+  const keep = 1000;
+  // Polls only what is new: `since` the newest line held (inclusive, so the
+  // lines of that same millisecond are dropped as already shown).
+  const held = useRef({ filters: "", lines: [] });
   usePoll(
     async () => {
+      const sig = JSON.stringify(f);
+      if (held.current.filters !== sig) held.current = { filters: sig, lines: [] };
+      const have = held.current.lines;
+      const since = have.length ? Date.parse(have[0].time) : undefined;
       try {
-        const r = await api("/api/logs" + qs({ ...f, limit: 500 }));
-        setLines(r.lines || []);
+        const r = await api("/api/logs" + qs({ ...f, since, limit: 500 }));
+        const seen = new Set(have.filter((l) => Date.parse(l.time) === since).map(lineId));
+        const fresh = (r.lines || []).filter((l) => !seen.has(lineId(l)));
+        if (held.current.filters !== sig) return;
+        held.current.lines = fresh.concat(have).slice(0, keep);
+        setLines(held.current.lines);
         setError(null);
       } catch (e) {
         setError(e);
