@@ -24,6 +24,17 @@ def served_target(stack, model, key=USER_KEY):
     return raw.headers.get("x-modelswitch-target")
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def unlabelled(page):
+    """Controls a screen reader could not name."""
+    return page.evaluate(UNLABELLED)
+
+
 def goto(page, stack, path):
     """A client-side route through the nav when it is there, else a load."""
     page.goto(stack.gateway + path)
@@ -84,6 +95,7 @@ def test_every_page_renders(stack, page):
         page.locator("#main h1").first.wait_for()
         page.wait_for_load_state("networkidle")
         shot(page, name)
+        assert not unlabelled(page), (name, unlabelled(page))
     goto(page, stack, "/ui/providers")
     page.locator("#provider-openai").wait_for()
     # secrets never reach the page
