@@ -126,6 +126,11 @@ def test_a_created_key_works_and_shows_under_requests_and_usage(stack, page):
     shot(page, "keys-created")
     secret = page.locator("#created-key").input_value()
     assert secret.startswith("sk-"), secret
+    # the Copy button puts it on the clipboard
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.gateway)
+    page.locator("#copy-key").click()
+    until(lambda: page.locator("#copy-key").inner_text() == "Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
     page.locator("#created-close").click()
     page.locator(f'tr[data-key="{name}"]').wait_for()
     shot(page, "keys")
