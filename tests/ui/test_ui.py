@@ -87,6 +87,19 @@ def test_a_password_logs_in(stack, page):
     assert not page.js_errors, page.js_errors
 
 
+def test_revoking_this_browsers_session_goes_back_to_login(stack, page):
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/keys")
+    mine = page.locator("#sessions tr", has=page.locator(".badge.ok"))
+    mine.wait_for()
+    page.once("dialog", lambda d: d.accept())
+    mine.get_by_role("button").click()
+    # the next call is a 401: the UI is back at its login page
+    page.locator("#login-secret").wait_for()
+    assert page.evaluate("fetch('/api/session').then(r => r.status)") == 401
+    assert not page.js_errors, page.js_errors
+
+
 def test_every_page_renders(stack, page):
     login(page, stack.gateway)
     for name in PAGES:
