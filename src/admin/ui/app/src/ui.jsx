@@ -110,17 +110,20 @@ export function Stat({ label, value, id }) {
   );
 }
 
+// A state as a coloured pill, its text translated when the dictionary
+// knows it (state.closed, state.healthy, ...).
 export function Badge({ state }) {
+  const t = useT();
   const s = String(state ?? "");
   const cls =
     s === "closed" || s === "true" || s === "healthy" || s === "active" || s === "ok" || s === "enabled"
       ? "ok"
-      : s === "half_open" || s === "cooldown" || s === "cooling"
+      : s === "half_open" || s === "cooling"
         ? "warn"
         : s === "open" || s === "false" || s === "unhealthy" || s === "disabled" || s === "error"
           ? "bad"
           : "";
-  return <span class={"badge " + cls}>{s || "–"}</span>;
+  return <span class={"badge " + cls} data-state={s}>{s ? t("state." + s, null, s) : "–"}</span>;
 }
 
 export function fmtTime(v) {
