@@ -464,7 +464,7 @@ async fn admit(
         }
         Err(Lapsed::Missing(e)) => return Err(e),
     };
-    if now - row.last_seen_at >= TOUCH_EVERY {
+    if touch_due(row.last_seen_at, now) {
         if let Some(store) = store {
             if let Err(e) = store.touch_session(&row.hash, now).await {
                 log::warn!("admin UI sessions: recording a use failed: {e}");
@@ -476,6 +476,11 @@ async fn admit(
         roles,
         via: Via::Session(row.id().to_owned()),
     })
+}
+
+/// Whether a session's use is worth a write: at most once a minute.
+fn touch_due(last_seen_at: i64, now: i64) -> bool {
+    now.saturating_sub(last_seen_at) >= TOUCH_EVERY
 }
 
 /// Why a session's key no longer admits it.

@@ -99,6 +99,15 @@ fn roles_in_the_admin_plane_are_admin_and_viewer() {
     assert_eq!(effective_role(&[Role::Viewer]), Role::Viewer);
 }
 
+#[test]
+fn a_session_use_is_written_at_most_once_a_minute() {
+    assert!(!touch_due(1_000, 1_000));
+    assert!(!touch_due(1_000, 1_059));
+    assert!(touch_due(1_000, 1_060));
+    // A clock that stepped back writes nothing.
+    assert!(!touch_due(1_000, 900));
+}
+
 const MIN: Duration = Duration::from_secs(60);
 
 fn ip(s: &str) -> IpAddr {
