@@ -151,6 +151,26 @@ fn a_success_forgets_its_address_failures() {
 }
 
 #[test]
+fn attempts_count_before_they_finish_and_non_guesses_are_forgiven() {
+    let mut f = Failures::new(5 * MIN, 5, 100);
+    let t0 = Instant::now();
+    let a = ip("10.0.0.1");
+    // Six sent at once: the sixth is refused though none has failed yet.
+    for i in 0..5 {
+        assert_eq!(f.attempt(a, t0), Ok(()), "attempt {i}");
+    }
+    assert_eq!(f.attempt(a, t0), Err(5 * MIN));
+    // One of them was no guess (a user key): its place comes back.
+    f.forgive(a, t0);
+    assert_eq!(f.global.len(), 4);
+    assert_eq!(f.attempt(a, t0 + MIN), Ok(()));
+    assert!(f.attempt(a, t0 + MIN).is_err());
+    // One succeeded: the address starts afresh.
+    f.succeeded(a);
+    assert_eq!(f.attempt(a, t0 + MIN), Ok(()));
+}
+
+#[test]
 fn a_spray_from_many_addresses_hits_the_overall_cap() {
     let mut f = Failures::new(5 * MIN, 5, 10);
     let t0 = Instant::now();
