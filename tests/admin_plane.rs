@@ -336,3 +336,59 @@ fn stats_count_requests_tokens_and_latency() {
         "{o}"
     );
 }
+
+#[test]
+fn the_admin_planes_reads_leave_no_usage_rows_but_its_changes_do() {
+    let m = mock();
+    let g = gateway(&config_text(m.addr, ""));
+    let chat = post_json(
+        g.addr,
+        "/v1/chat/completions",
+        KEY,
+        &json!({"model": "solo", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(chat.status, 200);
+    for path in [
+        "/api/stats",
+        "/api/models",
+        "/api/providers",
+        "/ui/",
+        "/metrics",
+        "/api/keys",
+    ] {
+        assert_eq!(get(g.addr, path, KEY).status, 200, "{path}");
+    }
+    let tested = post_json(g.addr, "/api/models/solo/test", KEY, &json!({}));
+    assert_eq!(tested.status, 200);
+    // Rows are written off the request path: wait (bounded) for the two.
+    let mut endpoints = Vec::new();
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || {
+            let rows = get(g.addr, "/api/usage/requests?limit=100", KEY).json();
+            endpoints = rows["data"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .map(|row| row["endpoint"].as_str().unwrap_or("").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            endpoints.len() >= 2
+        }),
+        "{endpoints:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rows = get(g.addr, "/api/usage/requests?limit=100", KEY).json();
+    let mut endpoints: Vec<String> = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["endpoint"].as_str().unwrap().to_owned())
+        .collect();
+    endpoints.sort();
+    assert_eq!(
+        endpoints,
+        ["/api/models/solo/test", "/v1/chat/completions"],
+        "{rows}"
+    );
+}

@@ -595,3 +595,28 @@ fn a_password_set_with_the_cli_logs_in_as_admin() {
         200
     );
 }
+
+#[test]
+fn guesses_sent_at_once_are_limited_like_guesses_in_a_row() {
+    let gw = start(&[]);
+    let set = set_password(&gw.config(), PASSWORD);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    // Each wrong password takes an Argon2 verification: all twelve are in
+    // flight before the first has failed.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let gw = &gw;
+        let sent: Vec<_> = (0..12)
+            .map(|i| {
+                s.spawn(move || login(gw, &json!({"password": format!("guess number {i}")})).status)
+            })
+            .collect();
+        sent.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((wrong, limited), (5, 7), "{statuses:?}");
+}

@@ -190,6 +190,78 @@ fn two_gateways_and_the_cli_share_one_databases_keys() {
     }
 }
 
+/// `ms_session=<token>` of a login's `Set-Cookie`.
+fn session_cookie(r: &Response) -> String {
+    let c = r.header("set-cookie").expect("a session cookie");
+    c.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn ui_sessions_and_the_password_are_shared_by_every_replica() {
+    let pg = Postgres::start();
+    let m = mock();
+    let text = with_postgres(&m, &pg, None);
+    let a = live_gateway(&text);
+    let b = live_gateway(&text);
+    let set = {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modelswitch"))
+            .args(["admin", "set-password", "--password-stdin", "--config"])
+            .arg(&a.path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"a shared admin passphrase\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+
+    // A login through a is a session on b.
+    let r = request(
+        a.addr(),
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        json!({"password": "a shared admin passphrase"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = session_cookie(&r);
+    let csrf = r.json()["csrf"].as_str().unwrap().to_owned();
+    let on_b = |method: &str, path: &str| {
+        request(
+            b.addr(),
+            method,
+            path,
+            &[("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())],
+            b"",
+        )
+    };
+    assert_eq!(on_b("GET", "/api/keys").status, 200);
+    let list = on_b("GET", "/api/sessions").json();
+    let id = list["sessions"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list["sessions"][0]["via"], "password", "{list}");
+
+    // Revoked through a: refused by b at once, no poll to wait for.
+    let r = api(a.addr(), "DELETE", &format!("/api/sessions/{id}"), None);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(on_b("GET", "/api/keys").status, 401);
+    // The database holds a hash of the password, never the password.
+    let dump = pg.psql("SELECT value FROM settings");
+    assert!(dump.contains("$argon2id$"), "{dump}");
+    assert!(!dump.contains("shared admin passphrase"));
+}
+
 #[test]
 fn every_request_has_one_row_in_postgres() {
     let pg = Postgres::start();

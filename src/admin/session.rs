@@ -132,12 +132,15 @@ impl Sessions {
         live: &Live,
     ) -> Result<(), ApiError> {
         let addr = client_bucket(session);
-        if let Some(wait) = lock(&self.failures).blocked(addr, Instant::now()) {
+        let body = read_login(session, live).await?;
+        let store = plane.store.as_ref().ok_or_else(no_store)?;
+        // Counted as failed until it is known not to be: a hundred guesses
+        // sent at once must not all pass the check before one has failed.
+        let at = Instant::now();
+        if let Err(wait) = lock(&self.failures).attempt(addr, at) {
             log::warn!("admin UI login refused from {addr}: too many failed logins");
             return Err(too_many(wait));
         }
-        let body = read_login(session, live).await?;
-        let store = plane.store.as_ref().ok_or_else(no_store)?;
         let admitted = match body {
             Credential::Key(key) => key_login(live, &key),
             Credential::Password(pw) => self.password_login(store, pw).await,
@@ -145,11 +148,13 @@ impl Sessions {
         let who = match admitted {
             Ok(who) => who,
             Err(Refusal::Wrong(e)) => {
-                lock(&self.failures).failed(addr, Instant::now());
                 log::warn!("admin UI login failed from {addr}: {}", e.message);
                 return Err(e);
             }
-            Err(Refusal::Other(e)) => return Err(e),
+            Err(Refusal::Other(e)) => {
+                lock(&self.failures).forgive(addr, at);
+                return Err(e);
+            }
         };
         lock(&self.failures).succeeded(addr);
         let now = unix_now();
@@ -464,7 +469,7 @@ async fn admit(
         }
         Err(Lapsed::Missing(e)) => return Err(e),
     };
-    if now - row.last_seen_at >= TOUCH_EVERY {
+    if touch_due(row.last_seen_at, now) {
         if let Some(store) = store {
             if let Err(e) = store.touch_session(&row.hash, now).await {
                 log::warn!("admin UI sessions: recording a use failed: {e}");
@@ -476,6 +481,11 @@ async fn admit(
         roles,
         via: Via::Session(row.id().to_owned()),
     })
+}
+
+/// Whether a session's use is worth a write: at most once a minute.
+fn touch_due(last_seen_at: i64, now: i64) -> bool {
+    now.saturating_sub(last_seen_at) >= TOUCH_EVERY
 }
 
 /// Why a session's key no longer admits it.
@@ -824,6 +834,30 @@ impl Failures {
         match self.global.front() {
             Some(oldest) if self.global.len() >= self.global_cap => Some(until(*oldest)),
             _ => None,
+        }
+    }
+
+    /// Checks `addr` and counts this attempt as failed at once (see
+    /// `forgive` and `succeeded`), under one lock: concurrent attempts
+    /// cannot all pass the check before one of them has failed.
+    fn attempt(&mut self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        if let Some(wait) = self.blocked(addr, now) {
+            return Err(wait);
+        }
+        self.failed(addr, now);
+        Ok(())
+    }
+
+    /// Takes back an attempt counted at `at` that turned out to be no
+    /// guess (a user key, a store failure).
+    fn forgive(&mut self, addr: IpAddr, at: Instant) {
+        if let Some(q) = self.by_addr.get_mut(&addr) {
+            if let Some(i) = q.iter().rposition(|t| *t == at) {
+                q.remove(i);
+            }
+        }
+        if let Some(i) = self.global.iter().rposition(|t| *t == at) {
+            self.global.remove(i);
         }
     }
 

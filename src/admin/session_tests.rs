@@ -99,6 +99,15 @@ fn roles_in_the_admin_plane_are_admin_and_viewer() {
     assert_eq!(effective_role(&[Role::Viewer]), Role::Viewer);
 }
 
+#[test]
+fn a_session_use_is_written_at_most_once_a_minute() {
+    assert!(!touch_due(1_000, 1_000));
+    assert!(!touch_due(1_000, 1_059));
+    assert!(touch_due(1_000, 1_060));
+    // A clock that stepped back writes nothing.
+    assert!(!touch_due(1_000, 900));
+}
+
 const MIN: Duration = Duration::from_secs(60);
 
 fn ip(s: &str) -> IpAddr {
@@ -139,6 +148,26 @@ fn a_success_forgets_its_address_failures() {
     assert_eq!(f.blocked(a, t0), None);
     f.failed(a, t0);
     assert!(f.blocked(a, t0).is_some());
+}
+
+#[test]
+fn attempts_count_before_they_finish_and_non_guesses_are_forgiven() {
+    let mut f = Failures::new(5 * MIN, 5, 100);
+    let t0 = Instant::now();
+    let a = ip("10.0.0.1");
+    // Six sent at once: the sixth is refused though none has failed yet.
+    for i in 0..5 {
+        assert_eq!(f.attempt(a, t0), Ok(()), "attempt {i}");
+    }
+    assert_eq!(f.attempt(a, t0), Err(5 * MIN));
+    // One of them was no guess (a user key): its place comes back.
+    f.forgive(a, t0);
+    assert_eq!(f.global.len(), 4);
+    assert_eq!(f.attempt(a, t0 + MIN), Ok(()));
+    assert!(f.attempt(a, t0 + MIN).is_err());
+    // One succeeded: the address starts afresh.
+    f.succeeded(a);
+    assert_eq!(f.attempt(a, t0 + MIN), Ok(()));
 }
 
 #[test]

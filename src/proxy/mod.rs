@@ -110,6 +110,9 @@ impl ProxyHttp for Gateway {
         let path = req.uri.path();
         let hint = dialect_hint(path, req.headers.contains_key("anthropic-version"));
         let endpoint = classify(req.method.as_str(), path);
+        rec.quiet = Plane::Admin.serves(endpoint)
+            && endpoint != Endpoint::Health
+            && (req.method == http::Method::GET || req.method == http::Method::HEAD);
         let outcome = match endpoint {
             _ if ambiguous_framing(session) => {
                 // The body's end is unknowable: nothing after it on this
@@ -265,7 +268,7 @@ impl ProxyHttp for Gateway {
         let live = self.store.load();
         rec.price(&live.config.prices);
         rec.settle_limits().await;
-        if let Some(usage) = &self.usage {
+        if let Some(usage) = self.usage.as_ref().filter(|_| !rec.quiet) {
             usage.record(crate::usage::UsageRow::of(session, rec));
         }
         crate::metrics::observe(rec, &live);
@@ -275,7 +278,7 @@ impl ProxyHttp for Gateway {
         }
         self.tracer
             .record(session.req_header(), rec, live.config.telemetry.as_ref());
-        if log::log_enabled!(log::Level::Info) {
+        if !rec.quiet && log::log_enabled!(log::Level::Info) {
             match live.config.access_log {
                 crate::config::AccessLog::Text => access_log::write(session, rec),
                 crate::config::AccessLog::Json => access_log::write_json(session, rec),
