@@ -56,8 +56,15 @@ def test_a_wrong_key_is_refused_and_an_admin_key_logs_in(stack, page):
     page.locator("#login-submit").click()
     page.locator("#logout").wait_for()
     page.locator("#stat-rps").wait_for()
-    # the dashboard polls /api/stats: wait for a second poll to fill the numbers
-    until(lambda: page.locator("#stat-total .stat-value").inner_text() != "–")
+    # the dashboard polls /api/stats every 2 s: with traffic between two
+    # polls, the rates and quantiles fill in
+    for _ in range(3):
+        served_target(stack, "chat")
+    until(lambda: page.locator("#stat-total .stat-value").inner_text() not in ("–", "0"))
+    for _ in range(3):
+        served_target(stack, "chat")
+    until(lambda: page.locator("#stat-p50 .stat-value").inner_text() != "–"
+          and page.locator("#stat-rps .stat-value").inner_text() not in ("–", "0"))
     shot(page, "dashboard")
     # the session survives a reload (cookie), and client routes load directly
     page.goto(stack.gateway + "/ui/keys")

@@ -4,6 +4,8 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { useEffect, useRef } from "preact/hooks";
 
+const zeroBased = (u, min, max) => [0, max > 0 ? max * 1.1 : 1];
+
 const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#d97706", "#0891b2"];
 
 // data: [xs (unix seconds), ...ys]; series: [{label}] for each ys.
@@ -23,7 +25,12 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
       cursor: { drag: { x: false, y: false } },
       // A fixed window (e.g. the last 24 h) when given: one bar must not
       // stretch the axis over years.
-      scales: { x: { time: true, range: (u, min, max) => (range.current ? range.current : [min, max]) } },
+      // Counts, rates and latencies start at zero: a bar of 3 must not look empty.
+      scales: {
+        x: { time: true, range: (u, min, max) => (range.current ? range.current : [min, max]) },
+        y: { range: zeroBased },
+        tok: { range: zeroBased },
+      },
       // A second scale (e.g. tokens beside requests) gets its own axis on the right.
       axes: [
         {},
@@ -43,7 +50,8 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
             scale: s.scale || "y",
             value: (u, v) => (v === null || v === undefined ? "–" : +v.toFixed(3)),
             paths: bar ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined,
-            points: { show: bars && !bar },
+            // uPlot's default: points only while the data is sparse.
+            points: bar ? { show: false } : {},
           };
         }),
       ],

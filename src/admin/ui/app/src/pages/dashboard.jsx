@@ -48,7 +48,11 @@ export function Dashboard() {
       p50.push(q50 === null ? null : q50 * 1000);
       p99.push(q99 === null ? null : q99 * 1000);
     }
-    return { rate: [xs, rps, tps], lat: [xs, p50, p99] };
+    // At least the last minute on the axis, so the first polls do not
+    // stretch it over years.
+    const last = xs.length ? xs[xs.length - 1] : Date.now() / 1000;
+    const range = [Math.min(xs.length ? xs[0] : last, last - 60), last];
+    return { rate: [xs, rps, tps], lat: [xs, p50, p99], range };
   }, [now]);
 
   const [day, dayErr] = useLoad(
@@ -103,12 +107,13 @@ export function Dashboard() {
             xLabel={t("col.time")}
             label={t("dash.live")}
             data={live.rate}
+            xRange={live.range}
             series={[{ label: t("dash.rps") }, { label: t("dash.tps"), scale: "tok" }]}
           />
         </div>
         <div class="card">
           <h2>{t("dash.latency")}</h2>
-          <Chart xLabel={t("col.time")} label={t("dash.latency")} data={live.lat} series={[{ label: "p50 ms" }, { label: "p99 ms" }]} />
+          <Chart xLabel={t("col.time")} label={t("dash.latency")} data={live.lat} xRange={live.range} series={[{ label: "p50 ms" }, { label: "p99 ms" }]} />
         </div>
       </div>
       <div class="card">
