@@ -65,6 +65,9 @@ def test_a_wrong_key_is_refused_and_an_admin_key_logs_in(stack, page):
         served_target(stack, "chat")
     until(lambda: page.locator("#stat-p50 .stat-value").inner_text() != "–"
           and page.locator("#stat-rps .stat-value").inner_text() not in ("–", "0"))
+    for _ in range(3):  # a few more live points on the charts
+        served_target(stack, "chat")
+        page.wait_for_timeout(1500)
     shot(page, "dashboard")
     # the session survives a reload (cookie), and client routes load directly
     page.goto(stack.gateway + "/ui/keys")
