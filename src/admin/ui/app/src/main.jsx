@@ -5,7 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import "./style.css";
 import { api, onSessionLost, setCsrf } from "./api.js";
 import { LANGS, initialLang, saveLang, translate } from "./i18n.js";
-import { Ctx, Link, navigate } from "./ui.jsx";
+import { Ctx, Link, navigate, setTimeLocale } from "./ui.jsx";
 import { Login } from "./pages/login.jsx";
 import { Dashboard } from "./pages/dashboard.jsx";
 import { Providers } from "./pages/providers.jsx";
@@ -56,6 +56,7 @@ function App() {
   const [menu, setMenu] = useState(false);
   const path = usePath();
   const t = (k, v) => translate(lang, k, v);
+  setTimeLocale(lang); // before the pages render their times
 
   const setLang = (l) => {
     saveLang(l);

@@ -126,11 +126,17 @@ export function Badge({ state }) {
   return <span class={"badge " + cls} data-state={s}>{s ? t("state." + s, null, s) : "–"}</span>;
 }
 
+// Dates and numbers in the UI's language, not the browser's.
+let timeLocale = "en";
+export function setTimeLocale(lang) {
+  timeLocale = lang === "zh" ? "zh-CN" : "en-GB";
+}
+
 export function fmtTime(v) {
   if (v === null || v === undefined || v === "") return "–";
   const d = typeof v === "number" ? new Date(v < 1e11 ? v * 1000 : v) : new Date(v);
   if (Number.isNaN(d.getTime())) return String(v);
-  return d.toLocaleString();
+  return d.toLocaleString(timeLocale);
 }
 
 // A modal built on <dialog>: focus stays inside, Esc closes.

@@ -396,7 +396,7 @@ function Sessions() {
                   {s.user} {s.current && <span class="badge ok">{t("sessions.current")}</span>}
                 </td>
                 <td>{t("role." + s.role)}</td>
-                <td>{s.via}</td>
+                <td>{t("via." + s.via, null, s.via)}</td>
                 <td>{fmtTime(s.created_at)}</td>
                 <td>{fmtTime(s.last_seen_at)}</td>
                 <td>{fmtTime(s.expires_at)}</td>
