@@ -286,6 +286,23 @@ def test_reordering_a_chain_changes_what_is_served(stack, page):
     card.get_by_role("button", name="Save", exact=True).click()
     card.get_by_role("status").wait_for()
     until(lambda: served_target(stack, "order") == "openai/mock;tag=first")
+
+    # add a third target, then remove it again
+    def chain():
+        _, body = stack.api("GET", "/api/models")
+        return [t["model"] for m in body["models"] if m["name"] == "order" for t in m["targets"]]
+
+    card.locator("select").select_option("anthropic")
+    card.get_by_label("Upstream model").fill("mock;tag=third")
+    card.get_by_role("button", name="Add target").click()
+    card.get_by_role("button", name="Save", exact=True).click()
+    card.get_by_role("status").wait_for()
+    until(lambda: chain() == ["mock;tag=first", "mock;tag=second", "mock;tag=third"])
+    assert "mock;tag=third" in stack.config.read_text()
+    card.get_by_role("button", name="Remove: anthropic/mock;tag=third").click()
+    card.get_by_role("button", name="Save", exact=True).click()
+    card.get_by_role("status").wait_for()
+    until(lambda: chain() == ["mock;tag=first", "mock;tag=second"])
     assert not page.js_errors, page.js_errors
 
 
