@@ -3,6 +3,9 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { useEffect, useRef } from "preact/hooks";
+import { timeTicks } from "./stats.js";
+import { useApp } from "./ui.jsx";
+
 
 const zeroBased = (u, min, max) => [0, max > 0 ? max * 1.1 : 1];
 
@@ -14,6 +17,8 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
   range.current = xRange;
   const box = useRef(null);
   const plot = useRef(null);
+  const { lang } = useApp();
+  const locale = lang === "zh" ? "zh-CN" : "en-GB";
   const key = series.map((s) => s.label).join("|");
   useEffect(() => {
     const el = box.current;
@@ -33,12 +38,12 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
       },
       // A second scale (e.g. tokens beside requests) gets its own axis on the right.
       axes: [
-        {},
+        { values: (u, splits) => timeTicks(locale, splits, u.scales.x.max - u.scales.x.min), space: 60 },
         { size: 56 },
         ...(series.some((x) => x.scale) ? [{ scale: series.find((x) => x.scale).scale, side: 1, size: 56, grid: { show: false } }] : []),
       ],
       series: [
-        { label: xLabel },
+        { label: xLabel, value: (u, v) => (v === null || v === undefined ? "–" : new Date(v * 1000).toLocaleString(locale)) },
         // With `bars`, the first series is drawn as bars, the rest as lines over them.
         ...series.map((s, i) => {
           const bar = bars && i === 0;
@@ -66,7 +71,7 @@ export function Chart({ data, series, height = 200, label, bars = false, xRange 
       plot.current && plot.current.destroy();
       plot.current = null;
     };
-  }, [key, height, bars, xLabel]);
+  }, [key, height, bars, xLabel, lang]);
   useEffect(() => {
     if (plot.current) plot.current.setData(data);
   }, [data]);

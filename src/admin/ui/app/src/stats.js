@@ -58,3 +58,16 @@ export function fmtMs(seconds) {
   const ms = seconds * 1000;
   return ms >= 1000 ? (ms / 1000).toFixed(2) + " s" : ms.toFixed(ms < 10 ? 1 : 0) + " ms";
 }
+
+// Time ticks in the UI's language, 24-hour: dates when the span is days,
+// clock times (with seconds when it is minutes) otherwise.
+export function timeTicks(locale, splits, spanS) {
+  const opts =
+    spanS > 2 * 86400
+      ? { month: "numeric", day: "numeric" }
+      : spanS > 600
+        ? { hour: "2-digit", minute: "2-digit", hour12: false }
+        : { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+  const f = new Intl.DateTimeFormat(locale, opts);
+  return splits.map((v) => f.format(new Date(v * 1000)));
+}

@@ -1,7 +1,7 @@
 // node --test src/admin/ui/app/src/stats.test.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rates, quantile, baseline } from "./stats.js";
+import { rates, quantile, baseline, timeTicks } from "./stats.js";
 
 const snap = (t, req, err, tok, counts) => ({
   time_ms: t, requests: req, errors: err, input_tokens: tok, output_tokens: 0,
@@ -35,4 +35,12 @@ test("every English label has a Chinese one", async () => {
   const { DICT } = await import("./i18n.js");
   const missing = Object.keys(DICT.en).filter((k) => !(k in DICT.zh));
   assert.deepEqual(missing, []);
+});
+
+test("time ticks are dates over days, 24-hour clock times otherwise", () => {
+  const t = Date.UTC(2026, 11, 3, 15, 4, 5) / 1000;
+  const [day] = timeTicks("en-GB", [t], 7 * 86400);
+  assert.match(day, /^0?3\/12$/);
+  assert.match(timeTicks("en-GB", [t], 3600)[0], /^\d\d:04$/);
+  assert.match(timeTicks("en-GB", [t], 60)[0], /^\d\d:04:05$/);
 });
