@@ -235,6 +235,27 @@ def test_a_logged_conversation_replays(stack, page):
     assert "replay me please" in text
     assert page.locator("#replay details").count() >= 2
     shot(page, "conversation")
+
+    # a tool round trip: the call in the answer, then the call and its
+    # result in the next request, each collapsible
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"location": {"type": "string"}}}}}]
+    msgs = [{"role": "user", "content": "weather please"}]
+    first = c.chat.completions.create(model="think", messages=msgs, tools=tools)
+    call = first.choices[0].message.tool_calls[0]
+    msgs += [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"},
+    ]
+    raw = c.chat.completions.with_raw_response.create(model="think", messages=msgs, tools=tools)
+    rid2 = raw.headers.get("x-request-id")
+    page.goto(stack.gateway + "/ui/conversations/" + rid2)
+    replay = page.locator("#replay")
+    replay.locator("details.tool-call").first.wait_for()
+    assert "get_weather" in replay.locator("details.tool-call").first.inner_text()
+    assert "sunny, 21 C" in replay.locator("details.msg.role-tool").inner_text()
+    shot(page, "conversation-tools")
     assert not page.js_errors, page.js_errors
 
 

@@ -58,7 +58,19 @@ export function Conversations({ sub }) {
   );
 }
 
-const str = (v) => (typeof v === "string" ? v : JSON.stringify(v, null, 2));
+// Arguments and results as indented JSON, also when they come as a JSON string.
+const str = (v) => {
+  if (typeof v === "string") {
+    try {
+      const parsed = JSON.parse(v);
+      if (parsed && typeof parsed === "object") return JSON.stringify(parsed, null, 2);
+    } catch {
+      // plain text
+    }
+    return v;
+  }
+  return JSON.stringify(v, null, 2);
+};
 
 // One content part of any dialect (OpenAI, Anthropic, Responses, Gemini).
 function Part({ p }) {
