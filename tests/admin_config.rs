@@ -124,11 +124,11 @@ fn the_config_is_shown_with_its_secrets_masked_and_viewers_may_read_it() {
         }
         let toml = v["toml"].as_str().unwrap();
         assert!(toml.contains("api_key = \"********\""), "{toml}");
-        assert!(toml.contains("# A second Anthropic account"), "comments are shown");
-        assert_eq!(
-            v["path"].as_str().unwrap(),
-            gw.path.to_str().unwrap()
+        assert!(
+            toml.contains("# A second Anthropic account"),
+            "comments are shown"
         );
+        assert_eq!(v["path"].as_str().unwrap(), gw.path.to_str().unwrap());
         assert!(!v["etag"].as_str().unwrap().is_empty());
     }
     // A user key is no reader of the admin API.
@@ -141,7 +141,10 @@ fn saving_the_masked_text_keeps_every_secret() {
     let m = mock();
     let gw = live_gateway(&config_text(m.addr));
     let v = get_config(gw.addr(), KEY);
-    let edited = format!("# saved from the admin API\n{}", v["toml"].as_str().unwrap());
+    let edited = format!(
+        "# saved from the admin API\n{}",
+        v["toml"].as_str().unwrap()
+    );
     let r = put_config(gw.addr(), KEY, &edited, v["etag"].as_str().unwrap());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["ok"], true);
@@ -150,7 +153,10 @@ fn saving_the_masked_text_keeps_every_secret() {
     assert_eq!(r.json()["etag"], get_config(gw.addr(), VIEWER_KEY)["etag"]);
 
     let on_disk = file(&gw);
-    assert!(on_disk.starts_with("# saved from the admin API\n"), "{on_disk}");
+    assert!(
+        on_disk.starts_with("# saved from the admin API\n"),
+        "{on_disk}"
+    );
     for s in SECRETS {
         assert!(on_disk.contains(s), "{s} lost from the file:\n{on_disk}");
     }
@@ -184,10 +190,18 @@ fn a_valid_edit_is_served_as_soon_as_the_put_returns() {
     let r = ask(gw.addr(), "added");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-modelswitch-target"), Some("anthropic/mock"));
-    // The watcher sees the write but finds it published already.
+    // A setting read at startup is saved, and named as needing a restart.
+    let v = get_config(gw.addr(), KEY);
+    let toml = v["toml"].as_str().unwrap().replacen("threads = 2", "threads = 3", 1);
+    let r = put_config(gw.addr(), KEY, &toml, v["etag"].as_str().unwrap());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["restart_needed"], json!(["server.threads"]));
+    assert!(file(&gw).contains("threads = 3"));
+    assert_eq!(ask(gw.addr(), "added").status, 200);
+    // The watcher sees each write but finds it published already.
     std::thread::sleep(Duration::from_millis(800));
     let log = gw.log_since(mark);
-    assert_eq!(log.matches("config reloaded").count(), 1, "{log}");
+    assert_eq!(log.matches("config reloaded").count(), 2, "{log}");
     assert!(log.contains("written by the admin API"), "{log}");
     for s in SECRETS {
         assert!(!log.contains(s), "a secret in the log: {log}");
@@ -237,7 +251,11 @@ fn an_invalid_edit_is_refused_with_its_path_and_nothing_changes() {
         .unwrap()
         .contains("providers[0].base_url"));
     assert_eq!(file(&gw), before, "the file is untouched");
-    assert_eq!(ask(gw.addr(), "oa").status, 200, "the gateway keeps serving");
+    assert_eq!(
+        ask(gw.addr(), "oa").status,
+        200,
+        "the gateway keeps serving"
+    );
 
     // A syntax error names its line and its place too; a secret typed
     // into a broken line is not echoed.
@@ -245,7 +263,12 @@ fn an_invalid_edit_is_refused_with_its_path_and_nothing_changes() {
     let r = put_config(gw.addr(), KEY, &broken, v["etag"].as_str().unwrap());
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(!r.text().contains("sk-TYPED-SECRET"), "{}", r.text());
-    assert_eq!(r.json()["errors"][0]["path"], "providers.api_key", "{}", r.text());
+    assert_eq!(
+        r.json()["errors"][0]["path"],
+        "providers.api_key",
+        "{}",
+        r.text()
+    );
     assert!(r.json()["errors"][0]["line"].as_u64().is_some());
     assert_eq!(file(&gw), before);
 }
@@ -257,7 +280,11 @@ fn a_reordered_chain_is_served_in_its_new_order_and_the_file_keeps_its_comments(
     let r = ask(gw.addr(), "chain");
     assert_eq!(r.header("x-modelswitch-target"), Some("openai/mock"));
 
-    let r = put_targets(gw.addr(), "chain", &[("anthropic", "mock"), ("openai", "mock")]);
+    let r = put_targets(
+        gw.addr(),
+        "chain",
+        &[("anthropic", "mock"), ("openai", "mock")],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["ok"], true);
@@ -270,7 +297,10 @@ fn a_reordered_chain_is_served_in_its_new_order_and_the_file_keeps_its_comments(
     assert_eq!(r.header("x-modelswitch-target"), Some("anthropic/mock"));
 
     let on_disk = file(&gw);
-    assert!(on_disk.contains("# A second Anthropic account"), "{on_disk}");
+    assert!(
+        on_disk.contains("# A second Anthropic account"),
+        "{on_disk}"
+    );
     assert!(
         on_disk.contains(
             "targets = [{ provider = \"anthropic\", model = \"mock\" }, { provider = \"openai\", model = \"mock\" }]"
@@ -312,7 +342,11 @@ fn chains_written_as_tables_are_edited_in_place() {
         ask(gw.addr(), "tables").header("x-modelswitch-target"),
         Some("openai/mock")
     );
-    let r = put_targets(gw.addr(), "tables", &[("anthropic", "mock"), ("openai", "mock")]);
+    let r = put_targets(
+        gw.addr(),
+        "tables",
+        &[("anthropic", "mock"), ("openai", "mock")],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         ask(gw.addr(), "tables").header("x-modelswitch-target"),
@@ -321,7 +355,10 @@ fn chains_written_as_tables_are_edited_in_place() {
     let on_disk = file(&gw);
     let second = on_disk.find("# second").unwrap();
     let first = on_disk.find("# first").unwrap();
-    assert!(second < first, "each comment moves with its target:\n{on_disk}");
+    assert!(
+        second < first,
+        "each comment moves with its target:\n{on_disk}"
+    );
 }
 
 #[test]

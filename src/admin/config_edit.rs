@@ -228,8 +228,10 @@ async fn put_targets(
     for (i, t) in body.targets.iter().enumerate() {
         for (field, v) in [("provider", &t.provider), ("model", &t.model)] {
             if v.trim().is_empty() {
-                return Err(ApiError::invalid(format!("targets[{i}].{field}: must not be empty"))
-                    .with_param(format!("targets[{i}].{field}")));
+                return Err(
+                    ApiError::invalid(format!("targets[{i}].{field}: must not be empty"))
+                        .with_param(format!("targets[{i}].{field}")),
+                );
             }
         }
     }
@@ -358,7 +360,11 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let name = target
         .file_name()
         .map_or_else(|| "config".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), fastrand::u64(..)));
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     let meta = std::fs::metadata(&target).ok();
     let written = (|| {
         let mut f = std::fs::OpenOptions::new()
@@ -398,7 +404,10 @@ mod tests {
         std::os::unix::fs::symlink(&path, &link).unwrap();
         write_atomically(&link, "new text").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new text");
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();

@@ -128,9 +128,10 @@ pub fn restore(edited: &str, current: &str) -> Result<String, Vec<Issue>> {
 
 /// The parser's complaint with its line, never the text around it.
 fn parse_error(text: &str, e: &toml_edit::TomlError) -> String {
-    let line = e
-        .span()
-        .map(|s| text.get(..s.start).map_or(1, |t| t.matches('\n').count() + 1));
+    let line = e.span().map(|s| {
+        text.get(..s.start)
+            .map_or(1, |t| t.matches('\n').count() + 1)
+    });
     match line {
         Some(n) => format!("the file does not parse (line {n})"),
         None => "the file does not parse".to_owned(),
@@ -162,7 +163,14 @@ fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
     let root = doc.as_table() as &dyn TableLike;
     for (i, owner, p) in elements(root, "providers") {
         let at = format!("providers[{i}]");
-        leaf(&mut out, p.get("api_key"), &at, &owner, "api_key", Kind::Whole);
+        leaf(
+            &mut out,
+            p.get("api_key"),
+            &at,
+            &owner,
+            "api_key",
+            Kind::Whole,
+        );
         if let Some(keys) = p.get("api_keys").and_then(Item::as_array) {
             for (j, v) in keys.iter().enumerate() {
                 let key = format!("api_keys[{j}]");
@@ -199,7 +207,14 @@ fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
     if let Some(headers) = telemetry_headers {
         for (name, v) in headers.iter() {
             let key = format!("headers.{name}");
-            leaf(&mut out, Some(v), "telemetry", "telemetry", &key, Kind::Whole);
+            leaf(
+                &mut out,
+                Some(v),
+                "telemetry",
+                "telemetry",
+                &key,
+                Kind::Whole,
+            );
         }
     }
     out
@@ -254,10 +269,20 @@ fn value(out: &mut Vec<Secret>, v: &Value, at: &str, owner: &str, key: &str, kin
 /// A header whose value is a credential by its name.
 fn credential_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    matches!(n.as_str(), "authorization" | "proxy-authorization" | "cookie")
-        || ["key", "token", "secret", "auth", "password", "signature", "credential"]
-            .iter()
-            .any(|w| n.contains(w))
+    matches!(
+        n.as_str(),
+        "authorization" | "proxy-authorization" | "cookie"
+    ) || [
+        "key",
+        "token",
+        "secret",
+        "auth",
+        "password",
+        "signature",
+        "credential",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 /// The secret parts of a URL, each named: the userinfo password and the
@@ -306,7 +331,10 @@ fn mask_url(url: &str) -> Option<String> {
     if parts.is_empty() {
         return None;
     }
-    let edits = parts.into_iter().map(|(_, r)| (r, MASK.to_owned())).collect();
+    let edits = parts
+        .into_iter()
+        .map(|(_, r)| (r, MASK.to_owned()))
+        .collect();
     Some(splice(url, edits))
 }
 
@@ -386,9 +414,13 @@ headers = { authorization = "Bearer SECRET7" }
         // Everything else is as it was: comments, spacing, other values.
         assert!(m.text.contains("api_key = \"********\"   # the team key"));
         assert!(m.text.contains("\"x-tenant\" = \"team-a\""));
-        assert!(m.text.contains("postgres://ms:********@db:5432/ms?sslmode=require"));
+        assert!(m
+            .text
+            .contains("postgres://ms:********@db:5432/ms?sslmode=require"));
         assert!(m.text.contains("redis://cache:6379/0"));
-        assert!(m.text.starts_with("# The gateway.\n[server]\nlisten = \"127.0.0.1:8000\" # here"));
+        assert!(m
+            .text
+            .starts_with("# The gateway.\n[server]\nlisten = \"127.0.0.1:8000\" # here"));
     }
 
     #[test]
@@ -440,7 +472,10 @@ headers = { authorization = "Bearer SECRET7" }
         let text = "api_keys = [{ key = \"sk-SECRET\", name = \"k\" }]\n";
         let m = mask(text).unwrap();
         assert_eq!(m.paths, vec!["api_keys[0].key"]);
-        assert_eq!(m.text, "api_keys = [{ key = \"********\", name = \"k\" }]\n");
+        assert_eq!(
+            m.text,
+            "api_keys = [{ key = \"********\", name = \"k\" }]\n"
+        );
         assert_eq!(restore(&m.text, text).unwrap(), text);
     }
 
@@ -464,12 +499,21 @@ headers = { authorization = "Bearer SECRET7" }
             .as_deref(),
             Some("postgres://u:pw@db2/x?password=pq")
         );
-        assert_eq!(restore_url("postgres://u:********@db/x", "postgres://u@db/x"), None);
+        assert_eq!(
+            restore_url("postgres://u:********@db/x", "postgres://u@db/x"),
+            None
+        );
     }
 
     #[test]
     fn only_credential_headers_of_providers_are_secrets() {
-        for h in ["Authorization", "x-api-key", "X-Auth-Token", "api-secret", "Cookie"] {
+        for h in [
+            "Authorization",
+            "x-api-key",
+            "X-Auth-Token",
+            "api-secret",
+            "Cookie",
+        ] {
             assert!(credential_header(h), "{h}");
         }
         for h in ["x-tenant", "user-agent", "anthropic-beta"] {

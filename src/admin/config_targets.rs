@@ -27,9 +27,10 @@ pub enum EditError {
 /// `text` with model `name`'s targets replaced by `targets`, in order.
 pub fn set_targets(text: &str, name: &str, targets: &[TargetRef]) -> Result<String, EditError> {
     let mut doc = DocumentMut::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map_or(1, |s| text.get(..s.start).map_or(1, |t| t.matches('\n').count() + 1));
+        let line = e.span().map_or(1, |s| {
+            text.get(..s.start)
+                .map_or(1, |t| t.matches('\n').count() + 1)
+        });
         EditError::Unparsed(format!("the file does not parse (line {line})"))
     })?;
     let is_it = |v: Option<&str>| v == Some(name);
@@ -140,9 +141,12 @@ fn reorder_array(a: &mut Array, targets: &[TargetRef]) {
         let decor = match (per_line, found) {
             (true, Some(_)) => None,
             (true, None) => Some(Decor::new(indent.as_str(), "")),
-            (false, _) => Some(spacing.get(i).cloned().unwrap_or_else(|| {
-                Decor::new(if i == 0 { "" } else { " " }, "")
-            })),
+            (false, _) => Some(
+                spacing
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| Decor::new(if i == 0 { "" } else { " " }, "")),
+            ),
         };
         if let Some(d) = decor {
             *v.decor_mut() = d;
@@ -263,7 +267,8 @@ max_output_tokens = 100 # cap
 
     #[test]
     fn inline_models_are_edited_too() {
-        let text = "models = [{ name = \"chat\", targets = [{ provider = \"a\", model = \"x\" }] }]\n";
+        let text =
+            "models = [{ name = \"chat\", targets = [{ provider = \"a\", model = \"x\" }] }]\n";
         let out = set_targets(text, "chat", &[t("b", "y")]).unwrap();
         assert_eq!(
             out,

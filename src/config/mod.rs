@@ -958,7 +958,10 @@ mod tests {
         let e = Issue::of("line 3: invalid string; expected `\"`");
         assert_eq!((e.path.as_str(), e.line), ("", Some(3)));
         let e = Issue::of("at least one model is required");
-        assert_eq!((e.path.as_str(), e.message.as_str()), ("", "at least one model is required"));
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("", "at least one model is required")
+        );
         let e = parse(&GOOD.replace("provider = \"claude\"", "provider = \"nobody\""))
             .unwrap_err()
             .issues();

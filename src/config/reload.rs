@@ -226,10 +226,19 @@ pub fn restart_needed(running: &Process, new: &Process) -> Vec<&'static str> {
             "server.shutdown_grace",
             new.shutdown_grace != running.shutdown_grace,
         ),
-        ("storage.sqlite_path", new.sqlite_path != running.sqlite_path),
+        (
+            "storage.sqlite_path",
+            new.sqlite_path != running.sqlite_path,
+        ),
         ("limits.backend", new.limit_backend != running.limit_backend),
-        ("storage.record_usage", new.record_usage != running.record_usage),
-        ("storage.usage_queue", new.usage_queue != running.usage_queue),
+        (
+            "storage.record_usage",
+            new.record_usage != running.record_usage,
+        ),
+        (
+            "storage.usage_queue",
+            new.usage_queue != running.usage_queue,
+        ),
         (
             "storage.backend or postgres_url",
             new.store_backend != running.store_backend,
@@ -274,5 +283,27 @@ impl BackgroundService for Reloader {
                 self.set_watch(watch);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[providers]]\nname = \"p\"\ntype = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\n[[models]]\nname = \"m\"\ntargets = [{ provider = \"p\", model = \"x\" }]\n\n[[api_keys]]\nkey = \"sk-test-key-1\"\nname = \"k\"\n";
+
+    #[test]
+    fn startup_settings_that_changed_are_named_by_their_toml_path() {
+        let running = crate::config::parse(BASE).unwrap().process;
+        let new = crate::config::parse(&format!(
+            "[server]\nlisten = \"127.0.0.1:9999\"\nthreads = 3\nclient_idle_timeout = \"5s\"\n\n{BASE}"
+        ))
+        .unwrap()
+        .process;
+        assert_eq!(
+            restart_needed(&running, &new),
+            vec!["server.listen", "server.threads"]
+        );
+        assert!(restart_needed(&running, &running).is_empty());
     }
 }
