@@ -192,7 +192,10 @@ fn a_valid_edit_is_served_as_soon_as_the_put_returns() {
     assert_eq!(r.header("x-modelswitch-target"), Some("anthropic/mock"));
     // A setting read at startup is saved, and named as needing a restart.
     let v = get_config(gw.addr(), KEY);
-    let toml = v["toml"].as_str().unwrap().replacen("threads = 2", "threads = 3", 1);
+    let toml = v["toml"]
+        .as_str()
+        .unwrap()
+        .replacen("threads = 2", "threads = 3", 1);
     let r = put_config(gw.addr(), KEY, &toml, v["etag"].as_str().unwrap());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["restart_needed"], json!(["server.threads"]));
