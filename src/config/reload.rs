@@ -3,7 +3,9 @@
 //! Kubernetes ConfigMaps are followed) and re-read on SIGHUP. Only a fully
 //! valid file is published; a broken one keeps the running config and
 //! logs every error with its TOML path. Settings that only take effect at startup keep
-//! their running value and are reported as needing a restart.
+//! their running value and are reported as needing a restart. The admin
+//! API's saves publish at once through `apply_now`, which shares the
+//! last-published text with the watcher so a save is published once.
 
 use super::{load_text, ConfigErrors, Process, Snapshot};
 use async_trait::async_trait;
