@@ -295,10 +295,7 @@ mod tests {
         );
         // Other /api paths belong to the admin plane, which answers 404
         // for those it does not know.
-        assert_eq!(
-            classify("GET", "/api/conversations/a/b"),
-            Endpoint::Admin
-        );
+        assert_eq!(classify("GET", "/api/conversations/a/b"), Endpoint::Admin);
         assert_eq!(classify("POST", "/api/login"), Endpoint::Admin);
         assert_eq!(classify("PUT", "/api/config"), Endpoint::Admin);
         assert_eq!(classify("GET", "/ui"), Endpoint::Ui);
