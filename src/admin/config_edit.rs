@@ -314,28 +314,8 @@ fn check_etag(given: Option<&str>, current: &str) -> Result<(), ApiError> {
 
 /// A model as `GET /api/models` shows it (the running snapshot).
 fn model_view(live: &Live, name: &str) -> Value {
-    let Some(route) = live.config.routes.get(name) else {
-        return Value::Null;
-    };
-    let targets: Vec<Value> = route
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(index, t)| {
-            let healthy = live
-                .provider(&t.provider)
-                .replicas
-                .as_ref()
-                .is_none_or(|r| r.any_healthy());
-            json!({"index": index, "provider": &*t.provider.name, "model": &*t.model,
-                   "breaker": live.breaker(t.slot).state().name(), "healthy": healthy})
-        })
-        .collect();
-    json!({
-        "name": name,
-        "limits": (!route.limits.is_empty()).then(|| json!(route.limits)),
-        "max_output_tokens": route.max_output_tokens,
-        "targets": targets,
+    live.config.routes.get(name).map_or(Value::Null, |route| {
+        super::overview::model_view(live, name, route)
     })
 }
 
