@@ -190,10 +190,21 @@ fn a_valid_edit_is_served_as_soon_as_the_put_returns() {
     let r = ask(gw.addr(), "added");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-modelswitch-target"), Some("anthropic/mock"));
-    // The watcher sees the write but finds it published already.
+    // A setting read at startup is saved, and named as needing a restart.
+    let v = get_config(gw.addr(), KEY);
+    let toml = v["toml"]
+        .as_str()
+        .unwrap()
+        .replacen("threads = 2", "threads = 3", 1);
+    let r = put_config(gw.addr(), KEY, &toml, v["etag"].as_str().unwrap());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["restart_needed"], json!(["server.threads"]));
+    assert!(file(&gw).contains("threads = 3"));
+    assert_eq!(ask(gw.addr(), "added").status, 200);
+    // The watcher sees each write but finds it published already.
     std::thread::sleep(Duration::from_millis(800));
     let log = gw.log_since(mark);
-    assert_eq!(log.matches("config reloaded").count(), 1, "{log}");
+    assert_eq!(log.matches("config reloaded").count(), 2, "{log}");
     assert!(log.contains("written by the admin API"), "{log}");
     for s in SECRETS {
         assert!(!log.contains(s), "a secret in the log: {log}");

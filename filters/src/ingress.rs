@@ -293,10 +293,15 @@ mod tests {
             classify("DELETE", "/api/conversations/req_1"),
             Endpoint::MethodNotAllowed
         );
-        assert_eq!(
-            classify("GET", "/api/conversations/a/b"),
-            Endpoint::NotFound
-        );
+        // Other /api paths belong to the admin plane, which answers 404
+        // for those it does not know.
+        assert_eq!(classify("GET", "/api/conversations/a/b"), Endpoint::Admin);
+        assert_eq!(classify("POST", "/api/login"), Endpoint::Admin);
+        assert_eq!(classify("PUT", "/api/config"), Endpoint::Admin);
+        assert_eq!(classify("GET", "/ui"), Endpoint::Ui);
+        assert_eq!(classify("GET", "/ui/keys"), Endpoint::Ui);
+        assert_eq!(classify("POST", "/ui/"), Endpoint::MethodNotAllowed);
+        assert_eq!(classify("GET", "/uix"), Endpoint::NotFound);
     }
 
     #[test]
@@ -385,7 +390,7 @@ mod tests {
         }
         // The method is the handler's to refuse, in the caller's dialect.
         assert_eq!(classify("POST", "/api/usage"), Endpoint::AdminUsage);
-        assert_eq!(classify("GET", "/api/usagex"), Endpoint::NotFound);
+        assert_eq!(classify("GET", "/api/usagex"), Endpoint::Admin);
     }
 
     #[test]

@@ -51,9 +51,25 @@ impl ConfigWriter {
         })
     }
 
-    /// Validates `text` as the gateway would at startup, writes it and
-    /// publishes it. Ok: its etag and the settings that wait for a restart.
-    async fn save(&self, text: String) -> Result<(String, Vec<&'static str>), Refused> {
+    /// The one way the admin plane changes config: under the save lock,
+    /// the file is read, checked against the `etag` the client read it
+    /// with (409 when it changed since), turned into a new text by `edit`,
+    /// validated as the gateway would at startup, written and published.
+    /// Model and provider edits of the UI come through here too.
+    pub async fn edit(
+        &self,
+        etag_read: Option<&str>,
+        edit: impl FnOnce(&str) -> Result<String, Refused>,
+    ) -> Result<Saved, Refused> {
+        let _saving = self.saving.lock().await;
+        let current = self.read().await.map_err(Refused::Failed)?;
+        check_etag(etag_read, &current).map_err(Refused::Failed)?;
+        let text = edit(&current)?;
+        self.save(text).await
+    }
+
+    /// Validates `text`, writes it and publishes it (the lock is held).
+    async fn save(&self, text: String) -> Result<Saved, Refused> {
         let snap = crate::config::load_text(&text, &self.path)
             .map_err(|e| Refused::Invalid(e.issues()))?;
         let (reloader, path) = (self.reloader.clone(), self.path.clone());
@@ -65,7 +81,10 @@ impl ConfigWriter {
         .await
         .map_err(|_| Refused::Failed(internal("the config write did not finish")))?;
         match applied {
-            Ok(restart) => Ok((tag, restart)),
+            Ok(restart_needed) => Ok(Saved {
+                etag: tag,
+                restart_needed,
+            }),
             Err(ApplyError::Rejected(e)) => Err(Refused::Invalid(e.issues())),
             Err(ApplyError::Write(e)) => Err(Refused::Failed(internal(format!(
                 "cannot write {}: {e}",
@@ -75,10 +94,44 @@ impl ConfigWriter {
     }
 }
 
+/// A save written and published.
+pub struct Saved {
+    /// The new file's etag.
+    pub etag: String,
+    /// Settings that changed in the file but keep their running value
+    /// until a restart.
+    pub restart_needed: Vec<&'static str>,
+}
+
 /// Why a save did not happen; the file is as it was either way.
-enum Refused {
+pub enum Refused {
+    /// The new text is not a valid config: a 400 listing every issue.
     Invalid(Vec<Issue>),
+    /// Anything else (409 stale etag, 404, a write that failed).
     Failed(ApiError),
+}
+
+/// The answer to a save: 200 with `extra` beside the etag and the
+/// restart list, or the refusal.
+async fn answer(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    saved: Result<Saved, Refused>,
+    extra: impl FnOnce() -> Vec<(&'static str, Value)>,
+) -> Result<(), ApiError> {
+    match saved {
+        Ok(s) => {
+            let mut v = json!({"ok": true, "etag": s.etag, "restart_needed": s.restart_needed});
+            if let Value::Object(m) = &mut v {
+                for (k, x) in extra() {
+                    m.insert(k.into(), x);
+                }
+            }
+            send(session, rec, 200, &v).await
+        }
+        Err(Refused::Invalid(issues)) => refuse(session, rec, &issues).await,
+        Err(Refused::Failed(e)) => Err(e),
+    }
 }
 
 fn internal(message: impl Into<String>) -> ApiError {
@@ -192,22 +245,13 @@ async fn put_config(
     live: &Live,
 ) -> Result<(), ApiError> {
     let body: ConfigBody = parse_body(&read_body(session, &live.config).await?)?;
-    let w = &plane.config;
-    let _saving = w.saving.lock().await;
-    let current = w.read().await?;
-    check_etag(body.etag.as_deref(), &current)?;
-    let text = match restore(&body.toml, &current) {
-        Ok(t) => t,
-        Err(issues) => return refuse(session, rec, &issues).await,
-    };
-    match w.save(text).await {
-        Ok((tag, restart)) => {
-            let v = json!({"ok": true, "etag": tag, "published": true, "restart_needed": restart});
-            send(session, rec, 200, &v).await
-        }
-        Err(Refused::Invalid(issues)) => refuse(session, rec, &issues).await,
-        Err(Refused::Failed(e)) => Err(e),
-    }
+    let saved = plane
+        .config
+        .edit(body.etag.as_deref(), |current| {
+            restore(&body.toml, current).map_err(Refused::Invalid)
+        })
+        .await;
+    answer(session, rec, saved, || vec![("published", json!(true))]).await
 }
 
 #[derive(Deserialize)]
@@ -236,29 +280,25 @@ async fn put_targets(
         }
     }
     let w = &plane.config;
-    let _saving = w.saving.lock().await;
-    let current = w.read().await?;
-    check_etag(body.etag.as_deref(), &current)?;
-    let text = set_targets(&current, name, &body.targets).map_err(|e| match e {
-        EditError::NoModel => ApiError::new(
-            ErrorKind::NotFound,
-            format!("no model named {name} in {}", w.path.display()),
-        ),
-        EditError::Unparsed(m) => {
-            ApiError::invalid(format!("{}: {m}; fix it on disk", w.path.display())).with_status(409)
-        }
-        EditError::Shape(m) => ApiError::invalid(format!("model {name}: {m}")),
-    })?;
-    match w.save(text).await {
-        Ok((tag, restart)) => {
-            let now = plane.live.load();
-            let model = model_view(&now, name);
-            let v = json!({"ok": true, "model": model, "etag": tag, "restart_needed": restart});
-            send(session, rec, 200, &v).await
-        }
-        Err(Refused::Invalid(issues)) => refuse(session, rec, &issues).await,
-        Err(Refused::Failed(e)) => Err(e),
-    }
+    let saved = w
+        .edit(body.etag.as_deref(), |current| {
+            set_targets(current, name, &body.targets).map_err(|e| {
+                Refused::Failed(match e {
+                    EditError::NoModel => ApiError::new(
+                        ErrorKind::NotFound,
+                        format!("no model named {name} in {}", w.path.display()),
+                    ),
+                    EditError::Unparsed(m) => {
+                        ApiError::invalid(format!("{}: {m}; fix it on disk", w.path.display()))
+                            .with_status(409)
+                    }
+                    EditError::Shape(m) => ApiError::invalid(format!("model {name}: {m}")),
+                })
+            })
+        })
+        .await;
+    let model = || vec![("model", model_view(&plane.live.load(), name))];
+    answer(session, rec, saved, model).await
 }
 
 /// 409 when the file is no longer the one the client read.
@@ -274,28 +314,8 @@ fn check_etag(given: Option<&str>, current: &str) -> Result<(), ApiError> {
 
 /// A model as `GET /api/models` shows it (the running snapshot).
 fn model_view(live: &Live, name: &str) -> Value {
-    let Some(route) = live.config.routes.get(name) else {
-        return Value::Null;
-    };
-    let targets: Vec<Value> = route
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(index, t)| {
-            let healthy = live
-                .provider(&t.provider)
-                .replicas
-                .as_ref()
-                .is_none_or(|r| r.any_healthy());
-            json!({"index": index, "provider": &*t.provider.name, "model": &*t.model,
-                   "breaker": live.breaker(t.slot).state().name(), "healthy": healthy})
-        })
-        .collect();
-    json!({
-        "name": name,
-        "limits": (!route.limits.is_empty()).then(|| json!(route.limits)),
-        "max_output_tokens": route.max_output_tokens,
-        "targets": targets,
+    live.config.routes.get(name).map_or(Value::Null, |route| {
+        super::overview::model_view(live, name, route)
     })
 }
 

@@ -32,7 +32,9 @@ struct Secret {
     identity: String,
     /// The value's literal (quotes included) in the text.
     span: Range<usize>,
-    value: String,
+    /// `None` for a value of another type than a string (a mistyped key,
+    /// still a secret to hide).
+    value: Option<String>,
     kind: Kind,
 }
 
@@ -52,10 +54,13 @@ pub fn mask(text: &str) -> Result<Masked, String> {
     let mut edits = Vec::new();
     let mut paths = Vec::new();
     for s in secrets(&doc) {
-        let masked = match s.kind {
-            Kind::Whole if s.value.is_empty() => continue,
-            Kind::Whole => MASK.to_owned(),
-            Kind::Url => match mask_url(&s.value) {
+        let masked = match (s.kind, s.value.as_deref()) {
+            (_, Some("")) => continue,
+            (Kind::Whole, _) | (Kind::Url, None) => MASK.to_owned(),
+            // Not a URL (a `key=value` connection string): nothing of it
+            // can be told safe to show.
+            (Kind::Url, Some(v)) if !v.contains("://") => MASK.to_owned(),
+            (Kind::Url, Some(v)) => match mask_url(v) {
                 Some(m) => m,
                 None => continue,
             },
@@ -89,9 +94,9 @@ pub fn restore(edited: &str, current: &str) -> Result<String, Vec<Issue>> {
     let mut edits = Vec::new();
     let mut issues = Vec::new();
     for s in &new {
-        if !s.value.contains(MASK) {
+        let Some(value) = s.value.as_deref().filter(|v| v.contains(MASK)) else {
             continue;
-        }
+        };
         let original = by_identity.get(s.identity.as_str()).copied().or_else(|| {
             by_path
                 .get(s.path.as_str())
@@ -99,9 +104,10 @@ pub fn restore(edited: &str, current: &str) -> Result<String, Vec<Issue>> {
                 .filter(|o| !claimed.contains(o.identity.as_str()))
         });
         let restored = original.and_then(|o| match s.kind {
-            Kind::Whole => (s.value == MASK).then(|| current[o.span.clone()].to_owned()),
-            Kind::Url => restore_url(&s.value, &o.value).map(|v| {
-                if v == o.value {
+            _ if value == MASK => Some(current[o.span.clone()].to_owned()),
+            Kind::Whole => None,
+            Kind::Url => restore_url(value, o.value.as_deref()?).map(|v| {
+                if Some(v.as_str()) == o.value.as_deref() {
                     current[o.span.clone()].to_owned()
                 } else {
                     literal(&v)
@@ -171,11 +177,15 @@ fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
             "api_key",
             Kind::Whole,
         );
-        if let Some(keys) = p.get("api_keys").and_then(Item::as_array) {
-            for (j, v) in keys.iter().enumerate() {
-                let key = format!("api_keys[{j}]");
-                value(&mut out, v, &at, &owner, &key, Kind::Whole);
+        match p.get("api_keys") {
+            Some(Item::Value(Value::Array(keys))) => {
+                for (j, v) in keys.iter().enumerate() {
+                    let key = format!("api_keys[{j}]");
+                    value(&mut out, v, &at, &owner, &key, Kind::Whole);
+                }
             }
+            // Mistyped (one string, not a list): hidden all the same.
+            other => leaf(&mut out, other, &at, &owner, "api_keys", Kind::Whole),
         }
         if let Some(headers) = p.get("headers").and_then(Item::as_table_like) {
             for (name, v) in headers.iter() {
@@ -255,12 +265,12 @@ fn leaf(out: &mut Vec<Secret>, item: Option<&Item>, at: &str, owner: &str, key: 
 }
 
 fn value(out: &mut Vec<Secret>, v: &Value, at: &str, owner: &str, key: &str, kind: Kind) {
-    if let (Some(s), Some(span)) = (v.as_str(), v.span()) {
+    if let Some(span) = v.span() {
         out.push(Secret {
             path: format!("{at}.{key}"),
             identity: format!("{owner}.{key}"),
             span,
-            value: s.to_owned(),
+            value: v.as_str().map(str::to_owned),
             kind,
         });
     }
@@ -292,9 +302,11 @@ fn url_secrets(url: &str) -> Vec<(String, Range<usize>)> {
     let Some(scheme_end) = url.find("://") else {
         return out;
     };
+    // The userinfo ends at the last `@` before the query, so a password
+    // holding a stray `/` is still all of it.
     let auth_start = scheme_end + 3;
     let auth_end = url[auth_start..]
-        .find(['/', '?', '#'])
+        .find(['?', '#'])
         .map_or(url.len(), |i| auth_start + i);
     if let Some(at) = url[auth_start..auth_end].rfind('@') {
         let userinfo = auth_start..auth_start + at;
@@ -490,6 +502,10 @@ headers = { authorization = "Bearer SECRET7" }
             Some("postgres://u@db/x?sslmode=require&password=********")
         );
         assert_eq!(mask_url("postgres://u@db/x"), None);
+        assert_eq!(
+            mask_url("postgres://u:pa/ss@db/x").as_deref(),
+            Some("postgres://u:********@db/x")
+        );
         assert_eq!(mask_url("http://collector:4318"), None);
         assert_eq!(
             restore_url(
@@ -503,6 +519,26 @@ headers = { authorization = "Bearer SECRET7" }
             restore_url("postgres://u:********@db/x", "postgres://u@db/x"),
             None
         );
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_masked_too() {
+        let text = "[[providers]]\nname = \"a\"\napi_key = 31415926535\napi_keys = \"SECRET2\"\nheaders = { authorization = [\"SECRET\"] }\n";
+        let m = mask(text).unwrap();
+        assert_eq!(
+            m.text,
+            "[[providers]]\nname = \"a\"\napi_key = \"********\"\napi_keys = \"********\"\nheaders = { authorization = \"********\" }\n"
+        );
+        assert_eq!(restore(&m.text, text).unwrap(), text);
+    }
+
+    #[test]
+    fn a_connection_string_that_is_no_url_is_masked_whole() {
+        let text = "[storage]\npostgres_url = \"host=db password=SECRET\"\n";
+        let m = mask(text).unwrap();
+        assert_eq!(m.text, "[storage]\npostgres_url = \"********\"\n");
+        assert_eq!(m.paths, vec!["storage.postgres_url"]);
+        assert_eq!(restore(&m.text, text).unwrap(), text);
     }
 
     #[test]

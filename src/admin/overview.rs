@@ -126,10 +126,7 @@ async fn stats(plane: &AdminPlane, live: &Live) -> Value {
         .as_ref()
         .filter(|_| live.config.process.record_usage)
     {
-        let day = filters::limits::day::day_of(
-            &live.config.limits.timezone,
-            u64::try_from(now_ms).unwrap_or(0),
-        );
+        let day = filters::limits::day::day_of(&live.config.limits.timezone, now_ms);
         let q = crate::store::usage_query::SummaryQuery {
             filter: crate::store::usage_query::UsageFilter::between(
                 i64::try_from(day.start_ms).unwrap_or(0),

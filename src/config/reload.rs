@@ -3,7 +3,9 @@
 //! Kubernetes ConfigMaps are followed) and re-read on SIGHUP. Only a fully
 //! valid file is published; a broken one keeps the running config and
 //! logs every error with its TOML path. Settings that only take effect at startup keep
-//! their running value and are reported as needing a restart.
+//! their running value and are reported as needing a restart. The admin
+//! API's saves publish at once through `apply_now`, which shares the
+//! last-published text with the watcher so a save is published once.
 
 use super::{load_text, ConfigErrors, Process, Snapshot};
 use async_trait::async_trait;
@@ -284,5 +286,27 @@ impl BackgroundService for Reloader {
                 self.set_watch(watch);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[providers]]\nname = \"p\"\ntype = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\n[[models]]\nname = \"m\"\ntargets = [{ provider = \"p\", model = \"x\" }]\n\n[[api_keys]]\nkey = \"sk-test-key-1\"\nname = \"k\"\n";
+
+    #[test]
+    fn startup_settings_that_changed_are_named_by_their_toml_path() {
+        let running = crate::config::parse(BASE).unwrap().process;
+        let new = crate::config::parse(&format!(
+            "[server]\nlisten = \"127.0.0.1:9999\"\nthreads = 3\nclient_idle_timeout = \"5s\"\n\n{BASE}"
+        ))
+        .unwrap()
+        .process;
+        assert_eq!(
+            restart_needed(&running, &new),
+            vec!["server.listen", "server.threads"]
+        );
+        assert!(restart_needed(&running, &running).is_empty());
     }
 }
