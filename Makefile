@@ -146,6 +146,7 @@ $(VENV)/.installed-ui: tests/ui/requirements.txt $(VENV)/.installed
 	touch $@
 
 test-ui: build chromium-deps $(VENV)/.installed-ui
+	node --test src/admin/ui/app/src/
 	cd tests/ui && MODELSWITCH_BIN_DIR=$(CURDIR)/target/debug \
 	  MODELSWITCH_SCREENSHOTS=$(CURDIR)/target/ui-screenshots ../../$(PY) -m pytest -q
 
