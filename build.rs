@@ -50,10 +50,10 @@ fn main() {
         body.hash(&mut h);
         let _ = writeln!(
             code,
-            "    Asset {{ path: {rel:?}, mime: {:?}, body: include_bytes!({:?}), gzip: {gzip}, etag: \"\\\"{:016x}\\\"\" }},",
+            "    Asset {{ path: {rel:?}, mime: {:?}, body: include_bytes!({:?}), gzip: {gzip}, etag: \"\\\"{h:016x}\\\"\", etag_gzip: \"\\\"{h:016x}-gz\\\"\" }},",
             mime(&rel),
             file.display().to_string(),
-            h.finish()
+            h = h.finish()
         );
     }
     code.push_str("];\n");

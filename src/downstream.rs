@@ -71,7 +71,8 @@ async fn read_capped(session: &mut Session, cap: usize) -> Result<Bytes, ApiErro
 pub async fn respond_json(session: &mut Session, rec: &mut RequestRecord, v: &serde_json::Value) {
     let body = Bytes::from(v.to_string());
     let limits = std::mem::take(&mut rec.limit_headers);
-    respond(session, rec, 200, "application/json", body, &limits, false).await;
+    let head = session.req_header().method == http::Method::HEAD;
+    respond(session, rec, 200, "application/json", body, &limits, head).await;
 }
 
 pub async fn respond(

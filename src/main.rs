@@ -277,6 +277,7 @@ fn run(
         upstream: upstream.clone(),
         drain: drain.clone(),
         sessions: admin::session::Sessions::default(),
+        cost: admin::overview::CostToday::default(),
         config: admin::config_edit::ConfigWriter::new(path.to_owned(), reload_service.task()),
     });
     let plane = if process.admin_listen.is_some() {

@@ -29,9 +29,10 @@ pub struct RequestRecord {
     /// The request and answer kept for the conversation log; `None` when
     /// this request is not logged (the capture hooks then do nothing).
     pub conversation: Option<Box<crate::journal::Capture>>,
-    /// A read of the admin plane (the UI polls several a second): no usage
-    /// row and no access-log line, so neither the Requests page nor the
-    /// Logs tail fills with the UI's own calls. Changes are recorded.
+    /// A read of the admin plane (the UI polls several a second): when it
+    /// succeeds, no usage row and no access-log line, so neither the
+    /// Requests page nor the Logs tail fills with the UI's own calls.
+    /// Changes, and refused or failed reads, are recorded.
     pub quiet: bool,
 }
 

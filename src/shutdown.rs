@@ -51,12 +51,12 @@ impl Drain {
         InFlight(self.clone())
     }
 
-    /// `flush` runs after the last request and before the exit.
     /// Requests being answered now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// `flush` runs after the last request and before the exit.
     pub fn on_exit(&self, flush: Box<dyn FnOnce() + Send>) {
         self.on_exit
             .lock()

@@ -87,8 +87,18 @@ fn the_embedded_bundle_is_served_compressed_and_cached() {
     );
     assert_eq!(index.header("cache-control"), Some("no-cache"));
     let etag = index.header("etag").unwrap().to_owned();
-    let again = request(g.addr, "GET", "/ui/", &[("if-none-match", &etag)], b"");
+    let again = request(
+        g.addr,
+        "GET",
+        "/ui/",
+        &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+        b"",
+    );
     assert_eq!(again.status, 304);
+    // The uncompressed page is another representation, with its own tag.
+    let plain_page = request(g.addr, "GET", "/ui/", &[("if-none-match", &etag)], b"");
+    assert_eq!(plain_page.status, 200);
+    assert_ne!(plain_page.header("etag"), Some(etag.as_str()));
     // The script the page names, cached for good.
     let plain = request(g.addr, "GET", "/ui/", &[], b"").text();
     let src = plain
@@ -360,6 +370,8 @@ fn the_admin_planes_reads_leave_no_usage_rows_but_its_changes_do() {
     }
     let tested = post_json(g.addr, "/api/models/solo/test", KEY, &json!({}));
     assert_eq!(tested.status, 200);
+    // A refused read is recorded like any refusal.
+    assert_eq!(request(g.addr, "GET", "/api/keys", &[], b"").status, 401);
     // Rows are written off the request path: wait (bounded) for the two.
     let mut endpoints = Vec::new();
     assert!(
@@ -388,7 +400,18 @@ fn the_admin_planes_reads_leave_no_usage_rows_but_its_changes_do() {
     endpoints.sort();
     assert_eq!(
         endpoints,
-        ["/api/models/solo/test", "/v1/chat/completions"],
+        ["/api/keys", "/api/models/solo/test", "/v1/chat/completions"],
         "{rows}"
     );
+    // HEAD answers without a body.
+    let auth = format!("Bearer {KEY}");
+    let head = request(
+        g.addr,
+        "HEAD",
+        "/api/stats",
+        &[("authorization", &auth)],
+        b"",
+    );
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
 }

@@ -15,6 +15,8 @@ pub struct Asset {
     pub body: &'static [u8],
     pub gzip: Option<&'static [u8]>,
     pub etag: &'static str,
+    /// The gzipped copy is another representation: another tag.
+    pub etag_gzip: &'static str,
 }
 
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
@@ -108,27 +110,28 @@ pub async fn serve(session: &mut Session, rec: &mut RequestRecord) -> Result<(),
     } else {
         "public, max-age=31536000, immutable"
     };
-    let mut extra = security_headers(cache);
-    extra.push(("etag", asset.etag.to_owned()));
-    extra.push(("vary", "accept-encoding".to_owned()));
     let h = &session.req_header().headers;
-    if h.get(http::header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == asset.etag.as_bytes())
-    {
-        respond(session, rec, 304, asset.mime, Bytes::new(), &extra, true).await;
-        return Ok(());
-    }
     let gzip_ok = h
         .get(http::header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(accepts_gzip);
-    let body = match asset.gzip {
-        Some(z) if gzip_ok => {
-            extra.push(("content-encoding", "gzip".to_owned()));
-            z
-        }
-        _ => asset.body,
+    let (body, etag, gzipped) = match asset.gzip {
+        Some(z) if gzip_ok => (z, asset.etag_gzip, true),
+        _ => (asset.body, asset.etag, false),
     };
+    let mut extra = security_headers(cache);
+    extra.push(("etag", etag.to_owned()));
+    extra.push(("vary", "accept-encoding".to_owned()));
+    if h.get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        respond(session, rec, 304, asset.mime, Bytes::new(), &extra, true).await;
+        return Ok(());
+    }
+    if gzipped {
+        extra.push(("content-encoding", "gzip".to_owned()));
+    }
     respond(
         session,
         rec,

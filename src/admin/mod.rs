@@ -34,6 +34,7 @@ pub struct AdminPlane {
     pub drain: Arc<crate::shutdown::Drain>,
     pub sessions: session::Sessions,
     pub config: config_edit::ConfigWriter,
+    pub cost: overview::CostToday,
 }
 
 /// `/api/...` paths the proxy's own admin handlers do not take.

@@ -117,38 +117,7 @@ async fn stats(plane: &AdminPlane, live: &Live) -> Value {
     let t = crate::metrics::totals();
     let now_ms = crate::usage::row::unix_ms();
     let currency = live.config.limits.budgets.currency.as_str().to_owned();
-    // Cost today, in [limits] timezone: from the usage rows, so it agrees
-    // with /api/usage and survives restarts.
-    let mut cost_by_currency = serde_json::Map::new();
-    let mut cost_today = Value::Null;
-    if let Some(store) = plane
-        .store
-        .as_ref()
-        .filter(|_| live.config.process.record_usage)
-    {
-        let day = filters::limits::day::day_of(&live.config.limits.timezone, now_ms);
-        let q = crate::store::usage_query::SummaryQuery {
-            filter: crate::store::usage_query::UsageFilter::between(
-                i64::try_from(day.start_ms).unwrap_or(0),
-                i64::try_from(now_ms).unwrap_or(i64::MAX).saturating_add(1),
-            ),
-            group_by: Vec::new(),
-            zone: live.config.limits.timezone.clone(),
-        };
-        match store.usage_summary(q).await {
-            Ok(s) => {
-                for (c, nanos) in &s.totals.cost_nanos {
-                    cost_by_currency.insert(c.clone(), json!(*nanos as f64 / 1e9));
-                }
-                cost_today = json!(s
-                    .totals
-                    .cost_nanos
-                    .get(&currency)
-                    .map_or(0.0, |n| *n as f64 / 1e9));
-            }
-            Err(e) => log::warn!("stats: cost today: {e}"),
-        }
-    }
+    let (cost_today, cost_by_currency) = cost_today(plane, live, now_ms, &currency).await;
     let le: Vec<Value> = t
         .latency_le
         .iter()
@@ -168,6 +137,75 @@ async fn stats(plane: &AdminPlane, live: &Live) -> Value {
         "currency": currency,
         "latency": {"le": le, "counts": t.latency_counts, "count": t.latency_count, "sum_s": t.latency_sum},
     })
+}
+
+/// How long the cost of today is reused: every open dashboard polls every
+/// 2 s, and each fresh figure is a sum over the day's usage rows.
+const COST_FRESH: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Today's cost (in `[limits]` timezone), from the usage rows so it agrees
+/// with `/api/usage` and survives restarts: in the budgets' currency, and
+/// per currency. Null while usage rows are not recorded.
+#[derive(Default)]
+pub struct CostToday {
+    last: std::sync::Mutex<Option<(std::time::Instant, u64, Value, Value)>>,
+}
+
+async fn cost_today(
+    plane: &AdminPlane,
+    live: &Live,
+    now_ms: u64,
+    currency: &str,
+) -> (Value, Value) {
+    let Some(store) = plane
+        .store
+        .as_ref()
+        .filter(|_| live.config.process.record_usage)
+    else {
+        return (Value::Null, json!({}));
+    };
+    let day = filters::limits::day::day_of(&live.config.limits.timezone, now_ms);
+    {
+        let last = plane.cost.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, start, total, by)) = last.as_ref() {
+            if *start == day.start_ms && at.elapsed() < COST_FRESH {
+                return (total.clone(), by.clone());
+            }
+        }
+    }
+    let q = crate::store::usage_query::SummaryQuery {
+        filter: crate::store::usage_query::UsageFilter::between(
+            i64::try_from(day.start_ms).unwrap_or(0),
+            i64::try_from(now_ms).unwrap_or(i64::MAX).saturating_add(1),
+        ),
+        group_by: Vec::new(),
+        zone: live.config.limits.timezone.clone(),
+    };
+    match store.usage_summary(q).await {
+        Ok(s) => {
+            let nanos = |n: i64| n as f64 / 1e9;
+            let by: serde_json::Map<String, Value> = s
+                .totals
+                .cost_nanos
+                .iter()
+                .map(|(c, n)| (c.clone(), json!(nanos(*n))))
+                .collect();
+            let total = json!(s.totals.cost_nanos.get(currency).map_or(0.0, |n| nanos(*n)));
+            let by = Value::Object(by);
+            let mut last = plane.cost.last.lock().unwrap_or_else(|e| e.into_inner());
+            *last = Some((
+                std::time::Instant::now(),
+                day.start_ms,
+                total.clone(),
+                by.clone(),
+            ));
+            (total, by)
+        }
+        Err(e) => {
+            log::warn!("stats: cost today: {e}");
+            (Value::Null, json!({}))
+        }
+    }
 }
 
 fn base_url(p: &Provider) -> String {

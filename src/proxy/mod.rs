@@ -50,7 +50,14 @@ impl Plane {
         );
         match self {
             Plane::All => true,
-            _ if endpoint == Endpoint::Health => true,
+            // Answers of their own on every listener.
+            _ if matches!(
+                endpoint,
+                Endpoint::Health | Endpoint::NotFound | Endpoint::MethodNotAllowed
+            ) =>
+            {
+                true
+            }
             Plane::Llm => !admin,
             Plane::Admin => admin,
         }
@@ -268,7 +275,9 @@ impl ProxyHttp for Gateway {
         let live = self.store.load();
         rec.price(&live.config.prices);
         rec.settle_limits().await;
-        if let Some(usage) = self.usage.as_ref().filter(|_| !rec.quiet) {
+        // A refused or failed read is still worth its line and its row.
+        let quiet = rec.quiet && rec.result.status < 400;
+        if let Some(usage) = self.usage.as_ref().filter(|_| !quiet) {
             usage.record(crate::usage::UsageRow::of(session, rec));
         }
         crate::metrics::observe(rec, &live);
@@ -278,7 +287,7 @@ impl ProxyHttp for Gateway {
         }
         self.tracer
             .record(session.req_header(), rec, live.config.telemetry.as_ref());
-        if !rec.quiet && log::log_enabled!(log::Level::Info) {
+        if !quiet && log::log_enabled!(log::Level::Info) {
             match live.config.access_log {
                 crate::config::AccessLog::Text => access_log::write(session, rec),
                 crate::config::AccessLog::Json => access_log::write_json(session, rec),

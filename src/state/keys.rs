@@ -99,12 +99,12 @@ impl Keys {
         self.table.load().by_name.get(name).cloned()
     }
 
-    /// Every key, config keys first, each group by name.
     /// How many keys (config and store) are known.
     pub fn len(&self) -> usize {
         self.table.load().by_name.len()
     }
 
+    /// Every key, config keys first, each group by name.
     pub fn all(&self) -> Vec<Arc<KeyEntry>> {
         let mut v: Vec<_> = self.table.load().by_name.values().cloned().collect();
         v.sort_by(|a, b| {
