@@ -804,10 +804,10 @@ fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
     if essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
         return Ok(());
     }
-    Err(ApiError::invalid(
-        "a login must be sent with Content-Type: application/json",
+    Err(
+        ApiError::invalid("a login must be sent with Content-Type: application/json")
+            .with_status(415),
     )
-    .with_status(415))
 }
 
 /// The CSRF token of a session: not the stored hash (another prefix), so
@@ -1037,7 +1037,12 @@ fn push(q: &mut VecDeque<Instant>, now: Instant, limit: usize) {
 
 /// Drops the addresses with no failure inside the window, then, while
 /// there are still more than `max`, the one whose last failure is oldest.
-fn shrink(map: &mut HashMap<IpAddr, VecDeque<Instant>>, window: Duration, now: Instant, max: usize) {
+fn shrink(
+    map: &mut HashMap<IpAddr, VecDeque<Instant>>,
+    window: Duration,
+    now: Instant,
+    max: usize,
+) {
     map.retain(|_, q| {
         q.back()
             .is_some_and(|t| now.saturating_duration_since(*t) < window)

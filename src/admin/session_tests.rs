@@ -253,7 +253,10 @@ fn a_login_must_say_it_is_json() {
         assert_eq!(e.status, Some(415), "{bad}");
         assert!(e.message.contains("application/json"), "{}", e.message);
     }
-    assert_eq!(require_json(&http::HeaderMap::new()).unwrap_err().status, Some(415));
+    assert_eq!(
+        require_json(&http::HeaderMap::new()).unwrap_err().status,
+        Some(415)
+    );
 }
 
 #[test]
