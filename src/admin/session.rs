@@ -231,7 +231,7 @@ impl Sessions {
     /// correct key always logs in; a wrong one counts for its address,
     /// and is answered 429 once the address is over its limit.
     fn key_login(&self, live: &Live, key: &str, addr: IpAddr) -> Result<Who, ApiError> {
-        match key_login(live, key) {
+        match admit_key(live, key) {
             Ok(who) => Ok(who),
             Err(Refusal::Other(e)) => Err(e),
             Err(Refusal::Wrong(e)) => {
@@ -637,7 +637,7 @@ fn effective_role(roles: &[Role]) -> Role {
 }
 
 /// A key login: any key the gateway serves, with the admin or viewer role.
-fn key_login(live: &Live, key: &str) -> Result<Who, Refusal> {
+fn admit_key(live: &Live, key: &str) -> Result<Who, Refusal> {
     let entry = live.keys.find(key).ok_or(Refusal::Wrong(wrong()))?;
     if entry.usable(unix_now()).is_err() {
         return Err(Refusal::Wrong(ApiError::new(
