@@ -1,9 +1,11 @@
 //! Admin UI sessions over real sockets (issue 13, item 2): login with an
 //! admin or viewer key or the password `modelswitch admin set-password`
 //! stored, the cookie as a browser holds it, CSRF on every change, logout,
-//! revocation by id and by revoking the key, real expiry, the failed-login
-//! limiter, and a database and log that never hold a token, a key or the
-//! password.
+//! revocation by id, by revoking the key and by rotating a config key,
+//! real expiry, the failed-login limiter (wrong keys per address, password
+//! attempts per address and overall, a right key never held up), JSON-only
+//! logins, one session per browser, and a database and log that never hold
+//! a token, a key or the password.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -108,6 +110,33 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// A login from another loopback address (127.0.0.0/8 is all local on
+/// Linux): the limiter counts each as its own client.
+fn login_from(gw: &Gw, ip: &str, body: &Value) -> Response {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let raw = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        let mut s = socket.connect(gw.addr).await.unwrap();
+        let body = body.to_string();
+        let head = format!(
+            "POST /api/login HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            gw.addr,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw).await;
+        raw
+    });
+    parse_response(&raw, false)
 }
 
 fn login(gw: &Gw, body: &Value) -> Response {
@@ -502,32 +531,209 @@ fn sessions_expire() {
 }
 
 #[test]
-fn failed_logins_are_rate_limited_per_address() {
+fn wrong_keys_are_rate_limited_per_address_and_a_right_key_always_logs_in() {
     let gw = start(&[("MODELSWITCH_LOGIN_WINDOW_SECS", "4")]);
     let started = Instant::now();
     for i in 0..5 {
         let r = login(&gw, &json!({"key": format!("sk-wrong-{i}")}));
         assert_eq!(r.status, 401, "attempt {i}: {}", r.text());
     }
+    // Behind a reverse proxy every client is this one address: a right
+    // key still logs in, and does not reset the count.
+    let r = login(&gw, &json!({"key": KEY}));
+    assert_eq!(r.status, 200, "{}", r.text());
     let r = login(&gw, &json!({"key": "sk-wrong-5"}));
     assert_eq!(r.status, 429, "{}", r.text());
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=4).contains(&retry), "{retry}");
-    // The right key waits as well, until the oldest failure leaves.
-    let r = login(&gw, &json!({"key": KEY}));
-    assert_eq!(r.status, 429, "{}", r.text());
-    assert!(r.header("retry-after").is_some());
+    assert_eq!(login(&gw, &json!({"key": VIEWER_KEY})).status, 200);
+    // Another address is not held up.
+    let r = login_from(&gw, "127.0.0.2", &json!({"key": "sk-wrong-6"}));
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Once the oldest failure leaves the window, wrong keys are 401 again.
     let window = Duration::from_secs(4) + Duration::from_millis(300);
     std::thread::sleep(window.saturating_sub(started.elapsed()));
-    let r = login(&gw, &json!({"key": KEY}));
-    assert_eq!(r.status, 200, "{}", r.text());
-    // A success forgets the address's failures: five more tries.
-    for i in 0..5 {
-        let r = login(&gw, &json!({"key": format!("sk-again-{i}")}));
-        assert_eq!(r.status, 401, "attempt {i}: {}", r.text());
-    }
-    assert_eq!(login(&gw, &json!({"key": KEY})).status, 429);
+    let r = login(&gw, &json!({"key": "sk-wrong-7"}));
+    assert_eq!(r.status, 401, "{}", r.text());
     assert!(!gw.log().contains("sk-wrong-"), "{}", gw.log());
+}
+
+#[test]
+fn a_limited_address_gets_429_for_passwords_before_any_verification() {
+    let gw = start(&[]);
+    let set = set_password(&gw.config(), PASSWORD);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    // A good key login between the guesses resets nothing.
+    for i in 0..5 {
+        let r = login(&gw, &json!({"password": format!("wrong password {i}")}));
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.text());
+        assert_eq!(login(&gw, &json!({"key": VIEWER_KEY})).status, 200);
+    }
+    // The right password is refused too: it is not even verified.
+    let r = login(&gw, &json!({"password": PASSWORD}));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    // Keys are not held up by the password count.
+    assert_eq!(login(&gw, &json!({"key": KEY})).status, 200);
+    let r = login(&gw, &json!({"key": "sk-wrong-key"}));
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Another address still may try (and a right password resets its own
+    // count, not this one's).
+    let r = login_from(&gw, "127.0.0.2", &json!({"password": PASSWORD}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(login(&gw, &json!({"password": PASSWORD})).status, 429);
+}
+
+#[test]
+fn the_overall_cap_holds_up_passwords_only() {
+    // No password set: every password attempt fails without Argon2 work,
+    // so a hundred are quick. Twenty addresses, five each.
+    let gw = start(&[]);
+    for a in 2..22 {
+        let ip = format!("127.0.0.{a}");
+        for i in 0..5 {
+            let r = login_from(&gw, &ip, &json!({"password": format!("spray {i}")}));
+            assert_eq!(r.status, 401, "{ip} attempt {i}: {}", r.text());
+        }
+    }
+    let fresh = "127.0.0.99";
+    let r = login_from(&gw, fresh, &json!({"password": "from a fresh address"}));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    // Key logins carry on: right keys log in, wrong keys are counted per
+    // address only.
+    assert_eq!(login_from(&gw, fresh, &json!({"key": KEY})).status, 200);
+    assert_eq!(login(&gw, &json!({"key": VIEWER_KEY})).status, 200);
+    let r = login_from(&gw, fresh, &json!({"key": "sk-wrong-key"}));
+    assert_eq!(r.status, 401, "{}", r.text());
+}
+
+#[test]
+fn a_login_must_be_sent_as_json() {
+    let gw = start(&[]);
+    let body = json!({"key": KEY}).to_string();
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = request(
+            gw.addr,
+            "POST",
+            "/api/login",
+            &[("Content-Type", ct)],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+        assert!(message(&r).contains("application/json"), "{}", r.text());
+        assert!(r.header("set-cookie").is_none());
+        assert!(!r.text().contains(KEY));
+    }
+    let r = request(gw.addr, "POST", "/api/login", &[], body.as_bytes());
+    assert_eq!(r.status, 415, "{}", r.text());
+    let r = request(
+        gw.addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn logging_in_again_ends_the_browser_previous_session() {
+    let gw = start(&[]);
+    let old = logged_in(&gw, &json!({"key": KEY}));
+    let other = logged_in(&gw, &json!({"key": KEY}));
+    let cookie = format!("theme=dark; ms_session={}", old.token);
+    let r = request(
+        gw.addr,
+        "POST",
+        "/api/login",
+        &[
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"key": VIEWER_KEY}).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let new = Browser {
+        token: cookie_token(&r),
+        csrf: r.json()["csrf"].as_str().unwrap().to_owned(),
+    };
+    assert_ne!(new.token, old.token);
+    assert_eq!(old.get(&gw, "/api/session").status, 401);
+    assert_eq!(new.get(&gw, "/api/session").json()["user"], "viewer");
+    // Another browser's session is untouched.
+    assert_eq!(other.get(&gw, "/api/session").status, 200);
+    let list = with_key(&gw, "GET", "/api/sessions", None).json();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2, "{list}");
+}
+
+#[test]
+fn rotating_a_config_key_under_its_name_ends_its_sessions() {
+    let gw = start(&[]);
+    let viewer = logged_in(&gw, &json!({"key": VIEWER_KEY}));
+    let admin = logged_in(&gw, &json!({"key": KEY}));
+    assert_eq!(viewer.get(&gw, "/api/keys").status, 200);
+    let viewer_id = viewer.id(&gw);
+    let rotated = "sk-test-viewer-key-rotated";
+    let text = std::fs::read_to_string(gw.config()).unwrap();
+    let quoted = format!("\"{VIEWER_KEY}\"");
+    assert!(text.contains(&quoted));
+    std::fs::write(
+        gw.config(),
+        text.replace(&quoted, &format!("\"{rotated}\"")),
+    )
+    .unwrap();
+    let pid = gw.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // Polled with the key in the headers: wrong keys at /api/login would
+    // count against this address.
+    let bearer = format!("Bearer {rotated}");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            request(
+                gw.addr,
+                "GET",
+                "/api/keys",
+                &[("Authorization", &bearer)],
+                b"",
+            )
+            .status
+                == 200
+        }),
+        "the rotated key was not loaded: {}",
+        gw.log()
+    );
+    assert_eq!(login(&gw, &json!({"key": rotated})).status, 200);
+    // Same name, another secret: the old key's session is refused.
+    let r = viewer.get(&gw, "/api/keys");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(message(&r).contains("revoked"), "{}", r.text());
+    assert_eq!(viewer.get(&gw, "/api/session").status, 401);
+    assert_eq!(login(&gw, &json!({"key": VIEWER_KEY})).status, 401);
+    // A key the reload left alone keeps its sessions.
+    assert_eq!(admin.get(&gw, "/api/keys").status, 200);
+    let list = admin.get(&gw, "/api/sessions").json();
+    assert!(
+        list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != viewer_id.as_str()),
+        "{list}"
+    );
+    assert!(!gw.log().contains(rotated) && !gw.log().contains(VIEWER_KEY));
 }
 
 #[test]
@@ -560,7 +766,7 @@ fn a_password_set_with_the_cli_logs_in_as_admin() {
     let v = r.json();
     assert_eq!(
         (&v["user"], &v["role"], &v["via"]),
-        (&json!("admin"), &json!("admin"), &json!("password"))
+        (&json!("(password)"), &json!("admin"), &json!("password"))
     );
     let me = Browser {
         token: cookie_token(&r),

@@ -10,7 +10,17 @@
 //! Sessions live in the store, read on every UI request, so a revocation
 //! is seen by every replica at once. A key session also re-checks its key
 //! on every request: a key revoked, disabled, expired or stripped of its
-//! admin and viewer roles ends its sessions' use at once.
+//! admin and viewer roles ends its sessions' use at once, and so does a
+//! key rotated under the same name (a fingerprint of the key is stored
+//! with each key session and compared).
+//!
+//! Failed logins are limited per client address, in memory. A key login
+//! is looked up first: a correct admin or viewer key always logs in (keys
+//! are ~190 random bits, throttling a correct one gains nothing), a wrong
+//! one counts for its address and, once the address is over its limit, is
+//! answered 429. A password attempt is refused with 429 before any Argon2
+//! work while its address or all addresses together are over their
+//! limits, and counts as failed from the moment it is let through.
 
 use super::auth::{self, Caller, Via};
 use super::{password, AdminPlane};
@@ -39,12 +49,20 @@ const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const TOUCH_EVERY: i64 = 60;
 /// A login body is a key or a password: a few hundred bytes at most.
 const BODY_CAP: usize = 8 * 1024;
-/// Failed logins per client address within the window before it waits.
+/// Failed logins per client address within the window before it waits
+/// (wrong keys and password attempts are counted apart).
 const PER_ADDR: usize = 5;
-/// Failed logins from all addresses together within the window before
-/// everyone waits: a spray from many addresses is slowed too.
+/// Failed password logins from all addresses together within the window
+/// before every password login waits: a spray from many addresses is
+/// slowed too. Key logins are not held up by it.
 const GLOBAL: usize = 100;
+/// Addresses with wrong keys remembered at most (no overall cap bounds
+/// them, as it bounds the password side).
+const KEY_ADDRS: usize = 4096;
 const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
+/// The user a password session is shown as: key names cannot contain
+/// parentheses, so it is never a key's.
+pub const PASSWORD_USER: &str = "(password)";
 /// Argon2 verifications at once: each holds ~19 MiB and a core for tens
 /// of milliseconds.
 const VERIFYING: usize = 2;
@@ -58,20 +76,35 @@ pub struct Sessions {
 
 impl Default for Sessions {
     /// Seven days and a five-minute window; hidden variables shorten them
-    /// for the integration tests only (real expiry without a week's wait).
+    /// for the integration tests only (real expiry without a week's wait),
+    /// read by debug builds alone: a release binary ignores them.
     fn default() -> Self {
-        let secs = |var: &str| {
-            std::env::var(var)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .filter(|n| *n > 0)
-                .map(Duration::from_secs)
+        let var = |name: &str| {
+            if cfg!(debug_assertions) {
+                std::env::var(name).ok()
+            } else {
+                None
+            }
         };
         Self::new(
-            secs("MODELSWITCH_SESSION_TTL_SECS").unwrap_or(DEFAULT_TTL),
-            secs("MODELSWITCH_LOGIN_WINDOW_SECS").unwrap_or(DEFAULT_WINDOW),
+            test_secs(var("MODELSWITCH_SESSION_TTL_SECS").as_deref(), MAX_TTL)
+                .unwrap_or(DEFAULT_TTL),
+            test_secs(var("MODELSWITCH_LOGIN_WINDOW_SECS").as_deref(), MAX_WINDOW)
+                .unwrap_or(DEFAULT_WINDOW),
         )
     }
+}
+
+/// The longest a test variable may make a session live or a window last:
+/// far from anything that overflows a clock or a cookie's Max-Age.
+const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// A test variable's seconds, between one and `max`; `None` when unset or
+/// not a number.
+fn test_secs(value: Option<&str>, max: Duration) -> Option<Duration> {
+    let n = value?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(n.clamp(1, max.as_secs())))
 }
 
 /// A session cookie looked up in the store.
@@ -91,7 +124,8 @@ struct Who {
     user: String,
     role: Role,
     via: &'static str,
-    key_prefix: Option<String>,
+    /// A key login's key: its SHA-256, for the session's fingerprint.
+    key_hash: Option<[u8; 32]>,
 }
 
 /// Why a login is refused: a wrong credential counts toward the limiter,
@@ -132,40 +166,23 @@ impl Sessions {
         live: &Live,
     ) -> Result<(), ApiError> {
         let addr = client_bucket(session);
+        require_json(&session.req_header().headers)?;
         let body = read_login(session, live).await?;
         let store = plane.store.as_ref().ok_or_else(no_store)?;
-        // Counted as failed until it is known not to be: a hundred guesses
-        // sent at once must not all pass the check before one has failed.
-        let at = Instant::now();
-        if let Err(wait) = lock(&self.failures).attempt(addr, at) {
-            log::warn!("admin UI login refused from {addr}: too many failed logins");
-            return Err(too_many(wait));
-        }
-        let admitted = match body {
-            Credential::Key(key) => key_login(live, &key),
-            Credential::Password(pw) => self.password_login(store, pw).await,
+        let who = match body {
+            Credential::Key(key) => self.key_login(live, &key, addr)?,
+            Credential::Password(pw) => self.password_login(store, pw, addr).await?,
         };
-        let who = match admitted {
-            Ok(who) => who,
-            Err(Refusal::Wrong(e)) => {
-                log::warn!("admin UI login failed from {addr}: {}", e.message);
-                return Err(e);
-            }
-            Err(Refusal::Other(e)) => {
-                lock(&self.failures).forgive(addr, at);
-                return Err(e);
-            }
-        };
-        lock(&self.failures).succeeded(addr);
         let now = unix_now();
         let token = new_token()?;
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let hash = token_hash(&token);
         let row = UiSession {
-            hash: token_hash(&token),
+            key_fingerprint: who.key_hash.map(|k| fingerprint(&hash, &k)),
+            hash,
             user: who.user,
             role: who.role.name().to_owned(),
             via: who.via.to_owned(),
-            key_prefix: who.key_prefix,
             created_at: now,
             last_seen_at: now,
             expires_at: now.saturating_add(ttl),
@@ -174,6 +191,18 @@ impl Sessions {
             .create_session(row.clone())
             .await
             .map_err(store_failed)?;
+        // The browser's previous session, if it sent one, ends: logging in
+        // again replaces it rather than piling sessions up per browser.
+        if let Some(old) = cookie(&session.req_header().headers, COOKIE).filter(|t| is_token(t)) {
+            match store
+                .revoke_sessions(SessionMatch::Hash(token_hash(old)))
+                .await
+            {
+                Ok(0) => {}
+                Ok(_) => log::info!("admin UI login from {addr} replaced its previous session"),
+                Err(e) => log::warn!("admin UI sessions: ending the replaced one failed: {e}"),
+            }
+        }
         // Expired rows go at the next login rather than on a timer of
         // their own: they are refused whenever they are read anyway.
         if let Err(e) = store.revoke_sessions(SessionMatch::ExpiredAt(now)).await {
@@ -198,7 +227,56 @@ impl Sessions {
         send(session, rec, 200, &v, vec![("set-cookie", cookie)]).await
     }
 
-    async fn password_login(&self, store: &KeyStore, pw: String) -> Result<Who, Refusal> {
+    /// A key login. The key is looked up before the limiter is asked: a
+    /// correct key always logs in; a wrong one counts for its address,
+    /// and is answered 429 once the address is over its limit.
+    fn key_login(&self, live: &Live, key: &str, addr: IpAddr) -> Result<Who, ApiError> {
+        match admit_key(live, key) {
+            Ok(who) => Ok(who),
+            Err(Refusal::Other(e)) => Err(e),
+            Err(Refusal::Wrong(e)) => {
+                if let Err(wait) = lock(&self.failures).wrong_key(addr, Instant::now()) {
+                    log::warn!("admin UI key login refused from {addr}: too many wrong keys");
+                    return Err(too_many(wait));
+                }
+                log::warn!("admin UI login failed from {addr}: {}", e.message);
+                Err(e)
+            }
+        }
+    }
+
+    /// A password login: refused before any Argon2 work while the address
+    /// or all addresses are over their limits, and counted as failed
+    /// until it is known not to be (a hundred guesses sent at once must
+    /// not all pass the check before one has failed).
+    async fn password_login(
+        &self,
+        store: &KeyStore,
+        pw: String,
+        addr: IpAddr,
+    ) -> Result<Who, ApiError> {
+        let at = Instant::now();
+        if let Err(wait) = lock(&self.failures).password_attempt(addr, at) {
+            log::warn!("admin UI password login refused from {addr}: too many failed logins");
+            return Err(too_many(wait));
+        }
+        match self.check_password(store, pw).await {
+            Ok(who) => {
+                lock(&self.failures).password_succeeded(addr);
+                Ok(who)
+            }
+            Err(Refusal::Wrong(e)) => {
+                log::warn!("admin UI login failed from {addr}: {}", e.message);
+                Err(e)
+            }
+            Err(Refusal::Other(e)) => {
+                lock(&self.failures).forgive_password(addr, at);
+                Err(e)
+            }
+        }
+    }
+
+    async fn check_password(&self, store: &KeyStore, pw: String) -> Result<Who, Refusal> {
         let phc = store
             .setting(store::ADMIN_PASSWORD)
             .await
@@ -217,10 +295,10 @@ impl Sessions {
         drop(permit);
         if ok {
             Ok(Who {
-                user: "admin".into(),
+                user: PASSWORD_USER.into(),
                 role: Role::Admin,
                 via: "password",
-                key_prefix: None,
+                key_hash: None,
             })
         } else {
             Err(Refusal::Wrong(wrong()))
@@ -511,8 +589,15 @@ fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, Lapsed
                 ))
             };
             let entry = live.keys.by_name(&row.user).ok_or_else(gone)?;
-            // A key made again under the same name is another key.
-            if entry.prefix != row.key_prefix {
+            // A key rotated or made again under the same name is another
+            // key. Refused, not deleted, as a missing key: a replica still
+            // serving the old key must not end the new key's sessions.
+            let now_fp = fingerprint(&row.hash, &entry.secret_hash);
+            let same_key = row
+                .key_fingerprint
+                .as_deref()
+                .is_some_and(|fp| same(fp.as_bytes(), now_fp.as_bytes()));
+            if !same_key {
                 return Err(gone());
             }
             if entry.usable(now).is_err() {
@@ -552,7 +637,7 @@ fn effective_role(roles: &[Role]) -> Role {
 }
 
 /// A key login: any key the gateway serves, with the admin or viewer role.
-fn key_login(live: &Live, key: &str) -> Result<Who, Refusal> {
+fn admit_key(live: &Live, key: &str) -> Result<Who, Refusal> {
     let entry = live.keys.find(key).ok_or(Refusal::Wrong(wrong()))?;
     if entry.usable(unix_now()).is_err() {
         return Err(Refusal::Wrong(ApiError::new(
@@ -573,7 +658,7 @@ fn key_login(live: &Live, key: &str) -> Result<Who, Refusal> {
         user: entry.name.clone(),
         role,
         via: "key",
-        key_prefix: entry.prefix.clone(),
+        key_hash: Some(entry.secret_hash),
     })
 }
 
@@ -695,6 +780,36 @@ fn token_hash(token: &str) -> String {
     filters::auth::key_hash_hex(token)
 }
 
+/// What a key session stores of its key: 16 hex digits of SHA-256 over
+/// the session's hash and the key's SHA-256. Another key under the same
+/// name gives another fingerprint; salted per session, it gives a copy of
+/// the database no table of keys to look up.
+fn fingerprint(session_hash: &str, key_hash: &[u8; 32]) -> String {
+    let full = filters::auth::key_hash_hex(&format!(
+        "modelswitch-ui-key:{session_hash}:{}",
+        filters::auth::hex(key_hash)
+    ));
+    full.get(..16).unwrap_or(&full).to_owned()
+}
+
+/// A login is JSON, said so in its Content-Type: a page of another site
+/// can post a form (`text/plain`, urlencoded, multipart) without the
+/// browser asking first, never `application/json`.
+fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+        return Ok(());
+    }
+    Err(
+        ApiError::invalid("a login must be sent with Content-Type: application/json")
+            .with_status(415),
+    )
+}
+
 /// The CSRF token of a session: not the stored hash (another prefix), so
 /// the database does not give it away either.
 fn csrf_of(token: &str) -> String {
@@ -786,16 +901,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Failed logins in a sliding window, per client address and overall, in
-/// memory. Its size is bounded: an address is only added by a failure
-/// counted overall, and no failure is counted while the overall cap is
-/// full, so at most `global` addresses have failures inside the window;
-/// the others are dropped once the map grows.
+/// Failed logins in a sliding window, in memory: wrong keys per client
+/// address; password attempts per client address and overall.
+///
+/// Its size is bounded. A password address is only added by an attempt
+/// counted overall, and none is counted while the overall cap is full, so
+/// at most `global_cap` addresses have password failures inside the
+/// window; the others are dropped once the map grows. Wrong keys have no
+/// overall cap: their map keeps at most `key_addrs` addresses, the
+/// longest quiet leaving first.
 struct Failures {
     window: Duration,
     per_addr: usize,
     global_cap: usize,
-    by_addr: HashMap<IpAddr, VecDeque<Instant>>,
+    key_addrs: usize,
+    keys: HashMap<IpAddr, VecDeque<Instant>>,
+    passwords: HashMap<IpAddr, VecDeque<Instant>>,
     global: VecDeque<Instant>,
 }
 
@@ -805,53 +926,62 @@ impl Failures {
             window,
             per_addr,
             global_cap,
-            by_addr: HashMap::new(),
+            key_addrs: KEY_ADDRS,
+            keys: HashMap::new(),
+            passwords: HashMap::new(),
             global: VecDeque::new(),
         }
     }
 
-    /// How long `addr` must wait before it may try again, if it must.
-    fn blocked(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
-        let window = self.window;
-        let fresh = |t: &Instant| now.saturating_duration_since(*t) < window;
-        while self.global.front().is_some_and(|t| !fresh(t)) {
-            self.global.pop_front();
-        }
-        let mine = self.by_addr.get_mut(&addr).map(|q| {
-            while q.front().is_some_and(|t| !fresh(t)) {
-                q.pop_front();
-            }
-            (q.len(), q.front().copied())
-        });
-        let until = |oldest: Instant| (oldest + window).saturating_duration_since(now);
-        match mine {
-            Some((n, Some(oldest))) if n >= self.per_addr => return Some(until(oldest)),
-            Some((0, _)) => {
-                self.by_addr.remove(&addr);
-            }
-            _ => {}
-        }
-        match self.global.front() {
-            Some(oldest) if self.global.len() >= self.global_cap => Some(until(*oldest)),
-            _ => None,
-        }
-    }
-
-    /// Checks `addr` and counts this attempt as failed at once (see
-    /// `forgive` and `succeeded`), under one lock: concurrent attempts
-    /// cannot all pass the check before one of them has failed.
-    fn attempt(&mut self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
-        if let Some(wait) = self.blocked(addr, now) {
+    /// Counts a wrong key from `addr`, or says how long it must wait when
+    /// it is already over its limit (then it is not counted: its count is
+    /// full anyway).
+    fn wrong_key(&mut self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        if let Some(wait) = over(self.keys.get_mut(&addr), self.per_addr, self.window, now) {
             return Err(wait);
         }
-        self.failed(addr, now);
+        push(self.keys.entry(addr).or_default(), now, self.per_addr);
+        if self.keys.len() > self.key_addrs {
+            shrink(&mut self.keys, self.window, now, self.key_addrs);
+        }
         Ok(())
     }
 
-    /// Takes back an attempt counted at `at` that turned out to be no
-    /// guess (a user key, a store failure).
-    fn forgive(&mut self, addr: IpAddr, at: Instant) {
-        if let Some(q) = self.by_addr.get_mut(&addr) {
+    /// How long a password attempt from `addr` must wait, if it must:
+    /// its address or all addresses together are over their limits.
+    fn password_blocked(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let (window, per_addr) = (self.window, self.per_addr);
+        let mine = over(self.passwords.get_mut(&addr), per_addr, window, now);
+        if self.passwords.get(&addr).is_some_and(VecDeque::is_empty) {
+            self.passwords.remove(&addr);
+        }
+        mine.or_else(|| over(Some(&mut self.global), self.global_cap, window, now))
+    }
+
+    /// Checks `addr` and counts this password attempt as failed at once
+    /// (see `forgive_password` and `password_succeeded`), under one lock:
+    /// concurrent attempts cannot all pass the check before one of them
+    /// has failed.
+    fn password_attempt(&mut self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        if let Some(wait) = self.password_blocked(addr, now) {
+            return Err(wait);
+        }
+        self.password_failed(addr, now);
+        Ok(())
+    }
+
+    fn password_failed(&mut self, addr: IpAddr, now: Instant) {
+        push(self.passwords.entry(addr).or_default(), now, self.per_addr);
+        push(&mut self.global, now, self.global_cap);
+        if self.passwords.len() > 2 * self.global_cap {
+            shrink(&mut self.passwords, self.window, now, 2 * self.global_cap);
+        }
+    }
+
+    /// Takes back a password attempt counted at `at` that turned out to
+    /// be no guess (a store failure).
+    fn forgive_password(&mut self, addr: IpAddr, at: Instant) {
+        if let Some(q) = self.passwords.get_mut(&addr) {
             if let Some(i) = q.iter().rposition(|t| *t == at) {
                 q.remove(i);
             }
@@ -861,29 +991,73 @@ impl Failures {
         }
     }
 
-    fn failed(&mut self, addr: IpAddr, now: Instant) {
-        let q = self.by_addr.entry(addr).or_default();
-        q.push_back(now);
-        while q.len() > self.per_addr {
-            q.pop_front();
-        }
-        self.global.push_back(now);
-        while self.global.len() > self.global_cap {
-            self.global.pop_front();
-        }
-        if self.by_addr.len() > 2 * self.global_cap {
-            let window = self.window;
-            self.by_addr.retain(|_, q| {
-                q.back()
-                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
-            });
-        }
+    /// A correct password forgets its address's password failures (not
+    /// the overall count: a spray that guessed one right has still
+    /// sprayed). A correct key forgets nothing: a viewer key's holder
+    /// must not reset the password count between guesses.
+    fn password_succeeded(&mut self, addr: IpAddr) {
+        self.passwords.remove(&addr);
     }
+}
 
-    /// A correct login forgets its address's failures (not the overall
-    /// count: a spray that guessed one right has still sprayed).
-    fn succeeded(&mut self, addr: IpAddr) {
-        self.by_addr.remove(&addr);
+/// Drops from `q` the failures that left the window; how long until the
+/// oldest leaves when `limit` are still inside it.
+fn over(
+    q: Option<&mut VecDeque<Instant>>,
+    limit: usize,
+    window: Duration,
+    now: Instant,
+) -> Option<Duration> {
+    let q = q?;
+    while q
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+    {
+        q.pop_front();
+    }
+    let oldest = *q.front()?;
+    if q.len() < limit {
+        return None;
+    }
+    // An end past what Instant can hold: wait the whole window.
+    Some(
+        oldest
+            .checked_add(window)
+            .map_or(window, |end| end.saturating_duration_since(now)),
+    )
+}
+
+/// Adds a failure at `now`, keeping the newest `limit`.
+fn push(q: &mut VecDeque<Instant>, now: Instant, limit: usize) {
+    q.push_back(now);
+    while q.len() > limit {
+        q.pop_front();
+    }
+}
+
+/// Drops the addresses with no failure inside the window, then, while
+/// there are still more than `max`, the one whose last failure is oldest.
+fn shrink(
+    map: &mut HashMap<IpAddr, VecDeque<Instant>>,
+    window: Duration,
+    now: Instant,
+    max: usize,
+) {
+    map.retain(|_, q| {
+        q.back()
+            .is_some_and(|t| now.saturating_duration_since(*t) < window)
+    });
+    while map.len() > max {
+        let quietest = map
+            .iter()
+            .min_by_key(|(_, q)| q.back().copied())
+            .map(|(a, _)| *a);
+        match quietest {
+            Some(a) => {
+                map.remove(&a);
+            }
+            None => break,
+        }
     }
 }
 

@@ -115,87 +115,164 @@ fn ip(s: &str) -> IpAddr {
 }
 
 #[test]
-fn five_failures_block_an_address_until_the_oldest_leaves_the_window() {
+fn five_wrong_keys_block_an_address_until_the_oldest_leaves_the_window() {
     let mut f = Failures::new(5 * MIN, 5, 100);
     let t0 = Instant::now();
     let a = ip("10.0.0.1");
     for i in 0..5 {
-        assert_eq!(f.blocked(a, t0 + i * MIN / 2), None, "attempt {i}");
-        f.failed(a, t0 + i * MIN / 2);
+        assert_eq!(f.wrong_key(a, t0 + i * MIN / 2), Ok(()), "attempt {i}");
     }
     // The oldest failure (t0) leaves the window at t0 + 5 min.
-    assert_eq!(f.blocked(a, t0 + 3 * MIN), Some(2 * MIN));
-    // Other addresses are not held up.
-    assert_eq!(f.blocked(ip("10.0.0.2"), t0 + 3 * MIN), None);
-    assert_eq!(f.blocked(a, t0 + 5 * MIN), None);
+    assert_eq!(f.wrong_key(a, t0 + 3 * MIN), Err(2 * MIN));
+    // Other addresses are not held up, nor are its password attempts.
+    assert_eq!(f.wrong_key(ip("10.0.0.2"), t0 + 3 * MIN), Ok(()));
+    assert_eq!(f.password_blocked(a, t0 + 3 * MIN), None);
     // Then it has one more try before the next oldest leaves.
-    f.failed(a, t0 + 5 * MIN);
-    assert_eq!(f.blocked(a, t0 + 5 * MIN), Some(MIN / 2));
+    assert_eq!(f.wrong_key(a, t0 + 5 * MIN), Ok(()));
+    assert_eq!(f.wrong_key(a, t0 + 5 * MIN), Err(MIN / 2));
 }
 
 #[test]
-fn a_success_forgets_its_address_failures() {
+fn wrong_keys_do_not_count_toward_the_overall_password_cap() {
+    let mut f = Failures::new(5 * MIN, 5, 10);
+    let t0 = Instant::now();
+    for i in 0..50u8 {
+        assert_eq!(f.wrong_key(ip(&format!("10.0.2.{i}")), t0), Ok(()));
+    }
+    assert!(f.global.is_empty());
+    assert_eq!(f.password_attempt(ip("192.0.2.1"), t0), Ok(()));
+}
+
+#[test]
+fn only_a_correct_password_forgets_its_address_password_failures() {
     let mut f = Failures::new(5 * MIN, 5, 100);
     let t0 = Instant::now();
     let a = ip("10.0.0.1");
     for _ in 0..4 {
-        f.failed(a, t0);
+        assert_eq!(f.password_attempt(a, t0), Ok(()));
     }
-    f.succeeded(a);
-    for _ in 0..4 {
-        f.failed(a, t0);
+    // A key login (right or wrong) leaves the password count alone.
+    assert_eq!(f.wrong_key(a, t0), Ok(()));
+    assert_eq!(f.password_attempt(a, t0), Ok(()));
+    assert!(f.password_attempt(a, t0).is_err());
+    f.password_succeeded(a);
+    for _ in 0..5 {
+        assert_eq!(f.password_attempt(a, t0), Ok(()));
     }
-    assert_eq!(f.blocked(a, t0), None);
-    f.failed(a, t0);
-    assert!(f.blocked(a, t0).is_some());
+    assert!(f.password_blocked(a, t0).is_some());
 }
 
 #[test]
-fn attempts_count_before_they_finish_and_non_guesses_are_forgiven() {
+fn password_attempts_count_before_they_finish_and_non_guesses_are_forgiven() {
     let mut f = Failures::new(5 * MIN, 5, 100);
     let t0 = Instant::now();
     let a = ip("10.0.0.1");
     // Six sent at once: the sixth is refused though none has failed yet.
     for i in 0..5 {
-        assert_eq!(f.attempt(a, t0), Ok(()), "attempt {i}");
+        assert_eq!(f.password_attempt(a, t0), Ok(()), "attempt {i}");
     }
-    assert_eq!(f.attempt(a, t0), Err(5 * MIN));
-    // One of them was no guess (a user key): its place comes back.
-    f.forgive(a, t0);
+    assert_eq!(f.password_attempt(a, t0), Err(5 * MIN));
+    // One of them was no guess (the store failed): its place comes back.
+    f.forgive_password(a, t0);
     assert_eq!(f.global.len(), 4);
-    assert_eq!(f.attempt(a, t0 + MIN), Ok(()));
-    assert!(f.attempt(a, t0 + MIN).is_err());
-    // One succeeded: the address starts afresh.
-    f.succeeded(a);
-    assert_eq!(f.attempt(a, t0 + MIN), Ok(()));
+    assert_eq!(f.password_attempt(a, t0 + MIN), Ok(()));
+    assert!(f.password_attempt(a, t0 + MIN).is_err());
 }
 
 #[test]
-fn a_spray_from_many_addresses_hits_the_overall_cap() {
+fn a_password_spray_from_many_addresses_hits_the_overall_cap() {
     let mut f = Failures::new(5 * MIN, 5, 10);
     let t0 = Instant::now();
     for i in 0..10u8 {
         let a = ip(&format!("10.0.1.{i}"));
-        assert_eq!(f.blocked(a, t0), None);
-        f.failed(a, t0 + Duration::from_secs(u64::from(i)));
+        assert_eq!(
+            f.password_attempt(a, t0 + Duration::from_secs(u64::from(i))),
+            Ok(())
+        );
     }
-    // A fresh address waits too, until the first failure leaves.
-    assert_eq!(f.blocked(ip("192.0.2.1"), t0 + MIN), Some(4 * MIN));
-    assert_eq!(f.blocked(ip("192.0.2.1"), t0 + 5 * MIN), None);
+    // A fresh address waits too, until the first failure leaves; its
+    // wrong keys are counted as before.
+    assert_eq!(f.password_blocked(ip("192.0.2.1"), t0 + MIN), Some(4 * MIN));
+    assert_eq!(f.wrong_key(ip("192.0.2.1"), t0 + MIN), Ok(()));
+    assert_eq!(f.password_blocked(ip("192.0.2.1"), t0 + 5 * MIN), None);
 }
 
 #[test]
-fn the_address_map_stays_bounded() {
+fn the_address_maps_stay_bounded() {
     let mut f = Failures::new(MIN, 5, 10);
+    f.key_addrs = 50;
     let t0 = Instant::now();
     for i in 0..10_000u32 {
         let a = IpAddr::V4(Ipv4Addr::from(i));
         let now = t0 + Duration::from_millis(u64::from(i) * 100);
-        if f.blocked(a, now).is_none() {
-            f.failed(a, now);
-        }
-        assert!(f.by_addr.len() <= 2 * 10 + 1, "{} at {i}", f.by_addr.len());
+        let _ = f.password_attempt(a, now);
+        assert!(f.passwords.len() <= 2 * 10, "{} at {i}", f.passwords.len());
+        // Wrong keys from ever new addresses, all inside the window.
+        let _ = f.wrong_key(a, t0);
+        assert!(f.keys.len() <= 50, "{} at {i}", f.keys.len());
     }
+}
+
+#[test]
+fn a_window_end_past_the_clock_waits_the_window() {
+    let t0 = Instant::now();
+    let mut q: VecDeque<Instant> = [t0].into();
+    let huge = Duration::from_secs(u64::MAX);
+    assert_eq!(over(Some(&mut q), 1, huge, t0), Some(huge));
+    assert_eq!(over(Some(&mut q), 2, huge, t0), None);
+    assert_eq!(over(None, 1, huge, t0), None);
+}
+
+#[test]
+fn test_variables_are_clamped_and_ignored_when_not_numbers() {
+    let max = Duration::from_secs(100);
+    assert_eq!(test_secs(Some("2"), max), Some(Duration::from_secs(2)));
+    assert_eq!(test_secs(Some("0"), max), Some(Duration::from_secs(1)));
+    assert_eq!(test_secs(Some("18446744073709551615"), max), Some(max));
+    assert_eq!(test_secs(Some("-1"), max), None);
+    assert_eq!(test_secs(Some("soon"), max), None);
+    assert_eq!(test_secs(None, max), None);
+}
+
+#[test]
+fn a_login_must_say_it_is_json() {
+    let with = |ct: &str| {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        require_json(&h)
+    };
+    assert!(with("application/json").is_ok());
+    assert!(with("Application/JSON; charset=utf-8").is_ok());
+    for bad in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonp",
+    ] {
+        let e = with(bad).unwrap_err();
+        assert_eq!(e.status, Some(415), "{bad}");
+        assert!(e.message.contains("application/json"), "{}", e.message);
+    }
+    assert_eq!(
+        require_json(&http::HeaderMap::new()).unwrap_err().status,
+        Some(415)
+    );
+}
+
+#[test]
+fn a_key_fingerprint_tells_rotated_keys_apart_and_holds_no_key() {
+    let (old, new) = (
+        filters::auth::key_hash("sk-old-secret"),
+        filters::auth::key_hash("sk-new-secret"),
+    );
+    let session = token_hash("a-token");
+    let fp = fingerprint(&session, &old);
+    assert_eq!(fp.len(), 16);
+    assert_eq!(fp, fingerprint(&session, &old));
+    assert_ne!(fp, fingerprint(&session, &new));
+    // Salted per session: the same key gives another value elsewhere.
+    assert_ne!(fp, fingerprint(&token_hash("another"), &old));
+    assert!(!filters::auth::hex(&old).contains(&fp));
 }
 
 #[test]

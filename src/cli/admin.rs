@@ -25,7 +25,7 @@ pub struct AdminArgs {
 
 #[derive(Subcommand)]
 enum Verb {
-    /// Set the admin UI password (user "admin"); asked twice on a terminal.
+    /// Set the admin UI password (shown as user "(password)"); asked twice on a terminal.
     SetPassword {
         /// Read the password from standard input (one line) instead.
         #[arg(long)]

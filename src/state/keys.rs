@@ -38,6 +38,9 @@ pub struct KeyEntry {
     /// The key's name as its limiter subject names it, shared rather than
     /// copied per request.
     pub subject_name: Arc<str>,
+    /// SHA-256 of the key's secret: a key rotated under the same name is
+    /// told apart by it (admin UI sessions), and it is no secret itself.
+    pub secret_hash: [u8; 32],
 }
 
 impl std::ops::Deref for KeyEntry {
@@ -131,17 +134,18 @@ impl Keys {
     fn publish(&self, sources: &mut Sources) {
         let mut table = Table::default();
         let mut runtimes = HashMap::new();
-        let mut entry = |key: &Arc<ClientKey>| {
+        let mut entry = |key: &Arc<ClientKey>, secret_hash: [u8; 32]| {
             let runtime = sources.runtimes.get(&key.name).cloned().unwrap_or_default();
             runtimes.insert(key.name.clone(), runtime.clone());
             Arc::new(KeyEntry {
                 key: key.clone(),
                 runtime,
                 subject_name: Arc::from(key.name.as_str()),
+                secret_hash,
             })
         };
         for (secret, key) in &sources.config {
-            let e = entry(key);
+            let e = entry(key, filters::auth::key_hash(secret));
             table.by_name.insert(key.name.clone(), e.clone());
             table.by_secret.insert(secret.clone(), e);
         }
@@ -153,7 +157,7 @@ impl Keys {
                 );
                 continue;
             }
-            let e = entry(&s.key);
+            let e = entry(&s.key, s.hash);
             table.by_name.insert(s.key.name.clone(), e.clone());
             table.by_hash.insert(s.hash, e);
         }

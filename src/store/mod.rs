@@ -93,14 +93,15 @@ impl std::error::Error for StoreError {}
 pub struct UiSession {
     /// SHA-256 of the cookie's token, lowercase hex.
     pub hash: String,
-    /// The key's name, or `admin` for the password.
+    /// The key's name, or `(password)` for the password.
     pub user: String,
     /// `admin` or `viewer`, as at login.
     pub role: String,
     /// `key` or `password`.
     pub via: String,
-    /// A store key's display prefix at login (config keys have none).
-    pub key_prefix: Option<String>,
+    /// Key sessions: 16 hex digits of SHA-256 over the session's hash and
+    /// the key's SHA-256 (a rotated key is another key); never the key.
+    pub key_fingerprint: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     pub last_seen_at: i64,

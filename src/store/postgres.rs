@@ -52,12 +52,12 @@ const GET: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys WHERE name = $1";
 
 const INSERT_SESSION: &str = "INSERT INTO ui_sessions (hash, user_name, role, via, \
-     key_prefix, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+     key_fingerprint, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const SESSION: &str =
-    "SELECT hash, user_name, role, via, key_prefix, created_at, last_seen_at, expires_at \
+    "SELECT hash, user_name, role, via, key_fingerprint, created_at, last_seen_at, expires_at \
      FROM ui_sessions WHERE hash = $1";
 const SESSIONS: &str =
-    "SELECT hash, user_name, role, via, key_prefix, created_at, last_seen_at, expires_at \
+    "SELECT hash, user_name, role, via, key_fingerprint, created_at, last_seen_at, expires_at \
      FROM ui_sessions ORDER BY created_at DESC, hash";
 
 pub(super) struct Postgres {
@@ -305,7 +305,7 @@ impl Postgres {
             .bind(s.user)
             .bind(s.role)
             .bind(s.via)
-            .bind(s.key_prefix)
+            .bind(s.key_fingerprint)
             .bind(s.created_at)
             .bind(s.last_seen_at)
             .bind(s.expires_at)
@@ -520,7 +520,7 @@ fn ui_session(row: &PgRow) -> Result<UiSession, StoreError> {
         user: row.try_get("user_name").map_err(backend)?,
         role: row.try_get("role").map_err(backend)?,
         via: row.try_get("via").map_err(backend)?,
-        key_prefix: row.try_get("key_prefix").map_err(backend)?,
+        key_fingerprint: row.try_get("key_fingerprint").map_err(backend)?,
         created_at: row.try_get("created_at").map_err(backend)?,
         last_seen_at: row.try_get("last_seen_at").map_err(backend)?,
         expires_at: row.try_get("expires_at").map_err(backend)?,

@@ -32,12 +32,12 @@ const GET: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys WHERE name = ?";
 
 const INSERT_SESSION: &str = "INSERT INTO ui_sessions (hash, user_name, role, via, \
-     key_prefix, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+     key_fingerprint, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 const SESSION: &str =
-    "SELECT hash, user_name, role, via, key_prefix, created_at, last_seen_at, expires_at \
+    "SELECT hash, user_name, role, via, key_fingerprint, created_at, last_seen_at, expires_at \
      FROM ui_sessions WHERE hash = ?";
 const SESSIONS: &str =
-    "SELECT hash, user_name, role, via, key_prefix, created_at, last_seen_at, expires_at \
+    "SELECT hash, user_name, role, via, key_fingerprint, created_at, last_seen_at, expires_at \
      FROM ui_sessions ORDER BY created_at DESC, hash";
 
 pub(super) struct Sqlite {
@@ -266,7 +266,7 @@ impl Sqlite {
             .bind(s.user)
             .bind(s.role)
             .bind(s.via)
-            .bind(s.key_prefix)
+            .bind(s.key_fingerprint)
             .bind(s.created_at)
             .bind(s.last_seen_at)
             .bind(s.expires_at)
@@ -421,7 +421,7 @@ fn ui_session(row: &sqlx::sqlite::SqliteRow) -> Result<UiSession, StoreError> {
         user: row.try_get("user_name").map_err(backend)?,
         role: row.try_get("role").map_err(backend)?,
         via: row.try_get("via").map_err(backend)?,
-        key_prefix: row.try_get("key_prefix").map_err(backend)?,
+        key_fingerprint: row.try_get("key_fingerprint").map_err(backend)?,
         created_at: row.try_get("created_at").map_err(backend)?,
         last_seen_at: row.try_get("last_seen_at").map_err(backend)?,
         expires_at: row.try_get("expires_at").map_err(backend)?,

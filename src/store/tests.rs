@@ -218,10 +218,15 @@ fn errors_name_no_secret_and_read_well() {
 fn ui_session(hash_of: &str, via: &str, expires_at: i64) -> UiSession {
     UiSession {
         hash: filters::auth::key_hash_hex(hash_of),
-        user: if via == "password" { "admin" } else { "ops" }.into(),
+        user: if via == "password" {
+            "(password)"
+        } else {
+            "ops"
+        }
+        .into(),
         role: "admin".into(),
         via: via.into(),
-        key_prefix: (via == "key").then(|| "sk-ms-AbCd".to_owned()),
+        key_fingerprint: (via == "key").then(|| "0123456789abcdef".to_owned()),
         created_at: 100,
         last_seen_at: 100,
         expires_at,

@@ -3,11 +3,11 @@
 -- on each UI request, so a revoked session ends everywhere at once.
 CREATE TABLE ui_sessions (
     hash         TEXT PRIMARY KEY,
-    user_name    TEXT NOT NULL,               -- the key's name, or admin
+    user_name    TEXT NOT NULL,               -- the key's name, or (password)
     role         TEXT NOT NULL,               -- admin or viewer, at login
     via          TEXT NOT NULL,               -- key or password
-    -- A store key's display prefix at login (see SQLite's 0004).
-    key_prefix   TEXT,
+    -- Key sessions: a fingerprint of the key (see SQLite's 0004).
+    key_fingerprint TEXT,
     created_at   BIGINT NOT NULL,             -- unix seconds
     last_seen_at BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL

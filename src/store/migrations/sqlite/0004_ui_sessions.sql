@@ -4,12 +4,13 @@
 -- session ends everywhere at once.
 CREATE TABLE ui_sessions (
     hash         TEXT PRIMARY KEY NOT NULL,
-    user_name    TEXT NOT NULL,               -- the key's name, or admin
+    user_name    TEXT NOT NULL,               -- the key's name, or (password)
     role         TEXT NOT NULL,               -- admin or viewer, at login
     via          TEXT NOT NULL,               -- key or password
-    -- A store key's display prefix at login: a key deleted and made again
-    -- under the same name is another key, and does not inherit sessions.
-    key_prefix   TEXT,
+    -- Key sessions: 64 bits of SHA-256 over the session's hash and the
+    -- key's SHA-256, never the key: a key rotated or made again under the
+    -- same name is another key, and does not inherit sessions.
+    key_fingerprint TEXT,
     created_at   INTEGER NOT NULL,            -- unix seconds
     last_seen_at INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL
