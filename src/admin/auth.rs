@@ -11,7 +11,7 @@ use pingora::proxy::Session;
 /// An authenticated admin-plane caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The key's name, or `admin` for the password.
+    /// The key's name, or `(password)` for the admin password.
     pub name: String,
     pub roles: Vec<Role>,
     pub via: Via,
