@@ -529,7 +529,7 @@ fn mask_assignments(c: &str) -> String {
             }
             if equals_next(b, i) {
                 (secret, connection) = names(&c[start..i]);
-            } else if after_equals && secret {
+            } else if after_equals && secret && bare_secret(&c[start..i]) {
                 edits.push((start..i, MASK.to_owned()));
             }
             after_equals = false;
@@ -543,6 +543,12 @@ fn mask_assignments(c: &str) -> String {
         }
     }
     splice(c, edits)
+}
+
+/// A bare word after a secret's `=` in a comment that may be one: not
+/// a number, a boolean or a short word of prose (`key=value pieces`).
+fn bare_secret(word: &str) -> bool {
+    word.len() >= 6 && word.parse::<f64>().is_err() && !matches!(word, "true" | "false")
 }
 
 /// (a secret's name, a connection URL's name): a URL is masked whole when
@@ -891,6 +897,7 @@ base_url = "http://h:1" # was "https://u:SECRET2@old:443"
 # sk-abcdefSECRET8 was the old key
 # A second account: its key cools down on 429; see "round-robin-least-inflight"
 # api_key_env = "OPENAI_KEY", max_tokens = 100, it's fine
+# "text" (key=value pieces), metrics_require_key = false, api_key = 12345678
 api_key = "a # not a comment SECRET9" # sk-inlineSECRET10
 notes = """
 # not a comment either: sk-multilineSECRET11
@@ -937,6 +944,9 @@ notes = """
         assert!(m
             .text
             .contains("# api_key_env = \"OPENAI_KEY\", max_tokens = 100, it's fine"));
+        assert!(m.text.contains(
+            "# \"text\" (key=value pieces), metrics_require_key = false, api_key = 12345678"
+        ));
         // Inside strings a `#` starts no comment (the value is masked as a value).
         assert!(m
             .text
