@@ -2,8 +2,9 @@
 //! secrets masked (viewers too), saved back losslessly, a valid edit served
 //! as soon as the PUT returns, an invalid one refused with its TOML path
 //! while the file and the running config stay, a chain reordered in the
-//! file (comments kept) and served in the new order, stale etags and
-//! viewers refused.
+//! file (comments kept) and served in the new order, stale etags, edits
+//! on disk since the read, secrets sent to a new address and viewers
+//! refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -218,8 +219,10 @@ fn an_invalid_edit_is_refused_with_its_path_and_nothing_changes() {
     let before = file(&gw);
     let v = get_config(gw.addr(), KEY);
     let toml = v["toml"].as_str().unwrap();
+    // The provider without a key: a masked key given a new address is
+    // refused before any check (see a_masked_key_is_not_sent_to_a_new_base_url).
     let broken = toml.replacen(
-        &format!("base_url = \"http://{}/v1\"", m.addr),
+        "base_url = \"http://127.0.0.1:9/v1\"",
         "base_url = \"ftp://nowhere\"",
         1,
     );
@@ -229,12 +232,12 @@ fn an_invalid_edit_is_refused_with_its_path_and_nothing_changes() {
         gw.addr(),
         "POST",
         "/api/config/validate",
-        VIEWER_KEY,
+        KEY,
         Some(&json!({ "toml": broken })),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["ok"], false);
-    assert_eq!(r.json()["errors"][0]["path"], "providers[0].base_url");
+    assert_eq!(r.json()["errors"][0]["path"], "providers[3].base_url");
     let r = call(
         gw.addr(),
         "POST",
@@ -247,12 +250,12 @@ fn an_invalid_edit_is_refused_with_its_path_and_nothing_changes() {
     let r = put_config(gw.addr(), KEY, &broken, v["etag"].as_str().unwrap());
     assert_eq!(r.status, 400, "{}", r.text());
     let body = r.json();
-    assert_eq!(body["errors"][0]["path"], "providers[0].base_url", "{body}");
+    assert_eq!(body["errors"][0]["path"], "providers[3].base_url", "{body}");
     assert!(body["errors"][0]["message"].as_str().unwrap().len() > 3);
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("providers[0].base_url"));
+        .contains("providers[3].base_url"));
     assert_eq!(file(&gw), before, "the file is untouched");
     assert_eq!(
         ask(gw.addr(), "oa").status,
@@ -374,6 +377,15 @@ fn a_stale_etag_conflicts_and_viewers_cannot_write() {
 
     let r = put_config(gw.addr(), VIEWER_KEY, toml, v["etag"].as_str().unwrap());
     assert_eq!(r.status, 403, "{}", r.text());
+    // A check runs against the file's secrets: no oracle for viewers.
+    let r = call(
+        gw.addr(),
+        "POST",
+        "/api/config/validate",
+        VIEWER_KEY,
+        Some(&json!({ "toml": toml })),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
     let r = call(
         gw.addr(),
         "PUT",
@@ -385,6 +397,30 @@ fn a_stale_etag_conflicts_and_viewers_cannot_write() {
 
     let r = put_config(gw.addr(), KEY, toml, "not-the-etag");
     assert_eq!(r.status, 409, "{}", r.text());
+    // A whole file saved blind is refused.
+    let r = call(
+        gw.addr(),
+        "PUT",
+        "/api/config",
+        KEY,
+        Some(&json!({ "toml": toml })),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("etag is required: GET /api/config first"),
+        "{}",
+        r.text()
+    );
+    // A chain edit may go without one, but a stale one is refused.
+    let r = call(
+        gw.addr(),
+        "PUT",
+        "/api/models/chain/targets",
+        KEY,
+        Some(&json!({"targets": [{"provider": "anthropic", "model": "mock"}], "etag": "stale"})),
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(file(&gw), before);
 
     // Someone else saves first: the etag read before is stale.
     let r = put_config(
@@ -438,4 +474,94 @@ fn concurrent_saves_do_not_interleave() {
         Some(format!("{first}/mock").as_str()),
         "the served chain is the file's"
     );
+}
+
+#[test]
+fn an_edit_made_on_disk_after_the_read_is_not_overwritten() {
+    let m = mock();
+    let gw = live_gateway(&config_text(m.addr));
+    let v = get_config(gw.addr(), KEY);
+    let on_disk = format!("# edited by hand\n{}", file(&gw));
+    std::fs::write(&gw.path, &on_disk).unwrap();
+    let r = put_config(
+        gw.addr(),
+        KEY,
+        &format!("# edited in the UI\n{}", v["toml"].as_str().unwrap()),
+        v["etag"].as_str().unwrap(),
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(file(&gw), on_disk, "the edit on disk survives");
+    // Read again, the save goes through and keeps both edits.
+    let v = get_config(gw.addr(), KEY);
+    let r = put_config(
+        gw.addr(),
+        KEY,
+        &format!("# edited in the UI\n{}", v["toml"].as_str().unwrap()),
+        v["etag"].as_str().unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(file(&gw).starts_with("# edited in the UI\n# edited by hand\n"));
+}
+
+#[test]
+fn a_masked_key_is_not_sent_to_a_new_base_url() {
+    let m = mock();
+    let gw = live_gateway(&config_text(m.addr));
+    let before = file(&gw);
+    let v = get_config(gw.addr(), KEY);
+    let toml = v["toml"].as_str().unwrap();
+    let moved = toml.replacen(
+        &format!("base_url = \"http://{}/v1\"", m.addr),
+        "base_url = \"http://127.0.0.1:1/v1\"",
+        1,
+    );
+    assert_ne!(moved, toml);
+    let r = put_config(gw.addr(), KEY, &moved, v["etag"].as_str().unwrap());
+    assert_eq!(r.status, 400, "{}", r.text());
+    let e = &r.json()["errors"][0];
+    assert_eq!(e["path"], "providers[0].api_key", "{e}");
+    assert_eq!(
+        e["message"],
+        "this secret was masked; enter its value again to send it to a new address"
+    );
+    assert!(!r.text().contains(UPSTREAM_OPENAI_KEY));
+    assert_eq!(file(&gw), before);
+    // Same address, another setting: the key is kept.
+    let edited = toml.replacen("idle_timeout = \"2s\"", "idle_timeout = \"3s\"", 1);
+    assert_ne!(edited, toml);
+    let r = put_config(gw.addr(), KEY, &edited, v["etag"].as_str().unwrap());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(file(&gw).contains(&format!("api_key = \"{UPSTREAM_OPENAI_KEY}\"")));
+}
+
+#[test]
+fn secrets_in_comments_are_not_shown() {
+    let m = mock();
+    let text = format!(
+        "# api_key = \"sk-old-commented-SECRET\"\n# old: sk-another-commented-one\n{}",
+        config_text(m.addr)
+    );
+    let gw = live_gateway(&text);
+    let v = get_config(gw.addr(), VIEWER_KEY);
+    let toml = v["toml"].as_str().unwrap();
+    assert!(!toml.contains("commented"), "{toml}");
+    assert!(
+        toml.starts_with("# api_key = \"********\"\n# old: ********\n"),
+        "{toml}"
+    );
+    // Saved, the comment stays masked: comments are not restored.
+    let v = get_config(gw.addr(), KEY);
+    let r = put_config(
+        gw.addr(),
+        KEY,
+        v["toml"].as_str().unwrap(),
+        v["etag"].as_str().unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let on_disk = file(&gw);
+    assert!(
+        on_disk.starts_with("# api_key = \"********\"\n"),
+        "{on_disk}"
+    );
+    assert!(on_disk.contains(UPSTREAM_OPENAI_KEY));
 }

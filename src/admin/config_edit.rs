@@ -18,7 +18,6 @@ use filters::error::{parse_body, ApiError, ErrorKind};
 use pingora::proxy::Session;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +27,9 @@ pub struct ConfigWriter {
     pub path: PathBuf,
     pub reloader: Arc<Reloader>,
     /// One save at a time: the read, the etag check, the write and the
-    /// publish of two saves never interleave.
-    saving: tokio::sync::Mutex<()>,
+    /// publish of two saves never interleave. Owned by the blocking task
+    /// that saves, so a client going away mid-save does not release it.
+    saving: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ConfigWriter {
@@ -37,18 +37,14 @@ impl ConfigWriter {
         Self {
             path: std::path::absolute(&path).unwrap_or(path),
             reloader,
-            saving: tokio::sync::Mutex::new(()),
+            saving: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     async fn read(&self) -> Result<String, ApiError> {
-        tokio::fs::read_to_string(&self.path).await.map_err(|e| {
-            ApiError::new(
-                ErrorKind::Api,
-                format!("cannot read {}: {e}", self.path.display()),
-            )
-            .with_status(500)
-        })
+        tokio::fs::read_to_string(&self.path)
+            .await
+            .map_err(|e| cannot_read(&self.path, &e))
     }
 
     /// The one way the admin plane changes config: under the save lock,
@@ -56,42 +52,58 @@ impl ConfigWriter {
     /// with (409 when it changed since), turned into a new text by `edit`,
     /// validated as the gateway would at startup, written and published.
     /// Model and provider edits of the UI come through here too.
-    pub async fn edit(
-        &self,
-        etag_read: Option<&str>,
-        edit: impl FnOnce(&str) -> Result<String, Refused>,
-    ) -> Result<Saved, Refused> {
-        let _saving = self.saving.lock().await;
-        let current = self.read().await.map_err(Refused::Failed)?;
-        check_etag(etag_read, &current).map_err(Refused::Failed)?;
-        let text = edit(&current)?;
-        self.save(text).await
-    }
-
-    /// Validates `text`, writes it and publishes it (the lock is held).
-    async fn save(&self, text: String) -> Result<Saved, Refused> {
-        let snap = crate::config::load_text(&text, &self.path)
-            .map_err(|e| Refused::Invalid(e.issues()))?;
+    ///
+    /// All of it runs in one blocking task that owns the lock: a request
+    /// dropped mid-save (the client went away) only stops waiting for it;
+    /// the next save starts once this one is written and published.
+    pub async fn edit<F>(&self, etag_read: Option<String>, edit: F) -> Result<Saved, Refused>
+    where
+        F: FnOnce(&str) -> Result<String, Refused> + Send + 'static,
+    {
+        let saving = self.saving.clone().lock_owned().await;
         let (reloader, path) = (self.reloader.clone(), self.path.clone());
-        let tag = etag(&text);
         // Writing (fsync) and binding (replica hosts resolve) block.
-        let applied = tokio::task::spawn_blocking(move || {
-            reloader.apply_now(&text, snap, &|t| write_atomically(&path, t))
-        })
-        .await
-        .map_err(|_| Refused::Failed(internal("the config write did not finish")))?;
-        match applied {
-            Ok(restart_needed) => Ok(Saved {
-                etag: tag,
-                restart_needed,
-            }),
-            Err(ApplyError::Rejected(e)) => Err(Refused::Invalid(e.issues())),
-            Err(ApplyError::Write(e)) => Err(Refused::Failed(internal(format!(
-                "cannot write {}: {e}",
-                self.path.display()
-            )))),
-        }
+        let job = tokio::task::spawn_blocking(move || {
+            let _saving = saving;
+            save(&reloader, &path, etag_read.as_deref(), edit)
+        });
+        job.await
+            .map_err(|_| Refused::Failed(internal("the config write did not finish")))?
     }
+}
+
+/// Reads the file, checks the etag, edits, validates, writes and
+/// publishes (the save lock is held). The text read is handed to the
+/// reloader, which compares it with the file again under its own lock
+/// right before writing: an edit made on disk in between is a 409 too.
+fn save(
+    reloader: &Reloader,
+    path: &Path,
+    etag_read: Option<&str>,
+    edit: impl FnOnce(&str) -> Result<String, Refused>,
+) -> Result<Saved, Refused> {
+    let current =
+        std::fs::read_to_string(path).map_err(|e| Refused::Failed(cannot_read(path, &e)))?;
+    check_etag(etag_read, &current).map_err(Refused::Failed)?;
+    let text = edit(&current)?;
+    let snap = crate::config::load_text(&text, path).map_err(|e| Refused::Invalid(e.issues()))?;
+    let tag = etag(&text);
+    match reloader.apply_now(&current, &text, snap, &|t| write_atomically(path, t)) {
+        Ok(restart_needed) => Ok(Saved {
+            etag: tag,
+            restart_needed,
+        }),
+        Err(ApplyError::Changed) => Err(Refused::Failed(changed())),
+        Err(ApplyError::Rejected(e)) => Err(Refused::Invalid(e.issues())),
+        Err(ApplyError::Write(e)) => Err(Refused::Failed(internal(format!(
+            "cannot write {}: {e}",
+            path.display()
+        )))),
+    }
+}
+
+fn cannot_read(path: &Path, e: &std::io::Error) -> ApiError {
+    internal(format!("cannot read {}: {e}", path.display()))
 }
 
 /// A save written and published.
@@ -164,9 +176,12 @@ pub async fn handle(
             require_role(&who, Role::Admin)?;
             put_config(plane, session, rec, live).await
         }
-        // Checks change nothing: viewers may run them.
+        // Admins only, though a check changes nothing: it runs against
+        // the file's secrets (a masked value is restored before the
+        // check), so a viewer could confirm a guessed key ("configured
+        // twice") or learn which environment variables are set.
         (["config", "validate"], m) if m == Method::POST => {
-            require_viewer(&who)?;
+            require_role(&who, Role::Admin)?;
             validate(plane, session, rec, live).await
         }
         (["models", name, "targets"], m) if m == Method::PUT => {
@@ -208,8 +223,8 @@ async fn get_config(
 #[derive(Deserialize)]
 struct ConfigBody {
     toml: String,
-    /// The etag the text was read with; without one the save is
-    /// unconditional.
+    /// The etag the text was read with: required by `PUT /api/config`
+    /// (a whole file saved blind would undo any edit it never saw).
     #[serde(default)]
     etag: Option<String>,
 }
@@ -245,10 +260,14 @@ async fn put_config(
     live: &Live,
 ) -> Result<(), ApiError> {
     let body: ConfigBody = parse_body(&read_body(session, &live.config).await?)?;
+    let etag = body.etag.filter(|e| !e.is_empty()).ok_or_else(|| {
+        ApiError::invalid("etag is required: GET /api/config first").with_param("etag")
+    })?;
+    let toml = body.toml;
     let saved = plane
         .config
-        .edit(body.etag.as_deref(), |current| {
-            restore(&body.toml, current).map_err(Refused::Invalid)
+        .edit(Some(etag), move |current| {
+            restore(&toml, current).map_err(Refused::Invalid)
         })
         .await;
     answer(session, rec, saved, || vec![("published", json!(true))]).await
@@ -257,6 +276,8 @@ async fn put_config(
 #[derive(Deserialize)]
 struct TargetsBody {
     targets: Vec<TargetRef>,
+    /// Optional: a chain edit replaces one model's targets and nothing
+    /// else, so it is safe on a file changed since; checked when given.
     #[serde(default)]
     etag: Option<String>,
 }
@@ -280,19 +301,21 @@ async fn put_targets(
         }
     }
     let w = &plane.config;
+    let (model, path, targets) = (name.to_owned(), w.path.clone(), body.targets);
+    let etag = body.etag.filter(|e| !e.is_empty());
     let saved = w
-        .edit(body.etag.as_deref(), |current| {
-            set_targets(current, name, &body.targets).map_err(|e| {
+        .edit(etag, move |current| {
+            set_targets(current, &model, &targets).map_err(|e| {
                 Refused::Failed(match e {
                     EditError::NoModel => ApiError::new(
                         ErrorKind::NotFound,
-                        format!("no model named {name} in {}", w.path.display()),
+                        format!("no model named {model} in {}", path.display()),
                     ),
                     EditError::Unparsed(m) => {
-                        ApiError::invalid(format!("{}: {m}; fix it on disk", w.path.display()))
+                        ApiError::invalid(format!("{}: {m}; fix it on disk", path.display()))
                             .with_status(409)
                     }
-                    EditError::Shape(m) => ApiError::invalid(format!("model {name}: {m}")),
+                    EditError::Shape(m) => ApiError::invalid(format!("model {model}: {m}")),
                 })
             })
         })
@@ -304,12 +327,14 @@ async fn put_targets(
 /// 409 when the file is no longer the one the client read.
 fn check_etag(given: Option<&str>, current: &str) -> Result<(), ApiError> {
     match given {
-        Some(tag) if tag != etag(current) => Err(ApiError::invalid(
-            "the config file changed since it was read: load it again and redo the edit",
-        )
-        .with_status(409)),
+        Some(tag) if tag != etag(current) => Err(changed()),
         _ => Ok(()),
     }
+}
+
+fn changed() -> ApiError {
+    ApiError::invalid("the config file changed since it was read: load it again and redo the edit")
+        .with_status(409)
 }
 
 /// A model as `GET /api/models` shows it (the running snapshot).
@@ -319,11 +344,30 @@ fn model_view(live: &Live, name: &str) -> Value {
     })
 }
 
-/// The file's version as clients hold it: a hash of its bytes.
+/// The file's version as clients hold it: SHA-256 of the file's bytes
+/// (secrets included) behind a random key of this process, so a viewer
+/// holding an etag cannot test guesses of a secret offline. Etags change
+/// with a restart: a save read before one is a 409, read again.
 fn etag(text: &str) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    format!("{:016x}-{}", h.finish(), text.len())
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(etag_key);
+    // The key is 64 hex digits: where it ends and the text starts is fixed.
+    filters::auth::key_hash_hex(&format!("{key}{text}"))
+}
+
+/// 32 random bytes in hex; should the OS refuse, std's hasher keys (also
+/// drawn from the OS, once per process) stand in.
+fn etag_key() -> String {
+    let mut key = [0u8; 32];
+    if getrandom::fill(&mut key).is_err() {
+        use std::hash::{BuildHasher, Hasher};
+        for (i, chunk) in key.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    filters::auth::hex(&key)
 }
 
 /// 400 with the usual error body and every issue by its TOML path.
@@ -399,13 +443,21 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
             f.set_permissions(m.permissions())?;
         }
         f.sync_all()?;
-        std::fs::rename(&tmp, &target)?;
-        std::fs::File::open(dir)?.sync_all()
+        std::fs::rename(&tmp, &target)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
+        return written;
     }
-    written
+    // The new file is in place (readers see it) whatever happens now: a
+    // directory that cannot be synced only risks the rename after a crash.
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        log::warn!(
+            "{}: cannot sync the directory after writing the config: {e}",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -439,6 +491,9 @@ mod tests {
     fn etags_follow_the_bytes() {
         assert_eq!(etag("a = 1\n"), etag("a = 1\n"));
         assert_ne!(etag("a = 1\n"), etag("a = 2\n"));
+        // Keyed: not the plain SHA-256 of the text.
+        assert_ne!(etag("a = 1\n"), filters::auth::key_hash_hex("a = 1\n"));
+        assert_eq!(etag("").len(), 64);
         assert!(check_etag(None, "x").is_ok());
         assert!(check_etag(Some(&etag("x")), "x").is_ok());
         assert_eq!(check_etag(Some("nope"), "x").unwrap_err().status, Some(409));

@@ -2,7 +2,17 @@
 //! what they look like): masked for reading, and put back from the file
 //! when an edited text still holds the mask, so saving the masked text
 //! loses nothing. Both work on the text itself, spliced at the secrets'
-//! spans, so every other byte (comments, layout) stays as it was.
+//! spans, so every other byte (layout, comments) stays as it was.
+//!
+//! Comments are masked too (a commented-out `# api_key = "sk-…"`, a URL's
+//! password, a token shaped like a key) but never restored: nothing ties
+//! a comment to a place a value could come back from, so saving the
+//! masked text keeps the masked comment — masking a comment is one way.
+//!
+//! A mask is restored only for a secret still sent where it was: a
+//! provider's keys while its `base_url` stays, a URL's password while its
+//! scheme, host and port stay. Else whoever edits could send a secret to
+//! a new address without ever seeing it.
 
 use crate::config::Issue;
 use std::collections::{HashMap, HashSet};
@@ -36,6 +46,17 @@ struct Secret {
     /// still a secret to hide).
     value: Option<String>,
     kind: Kind,
+    /// Where the secret is sent, as compared between the file and an
+    /// edit: its provider's `base_url`, the collector's endpoint, the
+    /// URL's own server; `None` for secrets sent nowhere (client keys).
+    dest: Option<String>,
+}
+
+/// Whose secrets are collected: its path, its identity, where they go.
+struct Owner<'a> {
+    at: &'a str,
+    identity: &'a str,
+    dest: Option<String>,
 }
 
 /// The file's text as a reader may see it.
@@ -68,6 +89,12 @@ pub fn mask(text: &str) -> Result<Masked, String> {
         edits.push((s.span, literal(&masked)));
         paths.push(s.path);
     }
+    for r in comments(text) {
+        let masked = mask_comment(&text[r.clone()]);
+        if masked != text[r.clone()] {
+            edits.push((r, masked));
+        }
+    }
     Ok(Masked {
         text: splice(text, edits),
         paths,
@@ -77,8 +104,9 @@ pub fn mask(text: &str) -> Result<Masked, String> {
 /// `edited` with each secret that still holds the mask given the value it
 /// has in `current` (the file): matched by the owner's name first, else
 /// at the same path when that owner was renamed. A mask with nothing to
-/// restore is an issue at its path. A text that does not parse is
-/// returned as is: validation names its syntax error.
+/// restore, or whose secret would now go to another address, is an
+/// issue at its path. A text that does not parse is returned as is:
+/// validation names its syntax error.
 pub fn restore(edited: &str, current: &str) -> Result<String, Vec<Issue>> {
     let Ok(doc) = ImDocument::parse(edited) else {
         return Ok(edited.to_owned());
@@ -103,6 +131,17 @@ pub fn restore(edited: &str, current: &str) -> Result<String, Vec<Issue>> {
                 .copied()
                 .filter(|o| !claimed.contains(o.identity.as_str()))
         });
+        let whole = value == MASK && s.kind == Kind::Url;
+        if original.is_some_and(|o| !whole && o.dest != s.dest) {
+            issues.push(Issue {
+                path: s.path.clone(),
+                message:
+                    "this secret was masked; enter its value again to send it to a new address"
+                        .into(),
+                line: None,
+            });
+            continue;
+        }
         let restored = original.and_then(|o| match s.kind {
             _ if value == MASK => Some(current[o.span.clone()].to_owned()),
             Kind::Whole => None,
@@ -167,38 +206,43 @@ fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
 fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
     let mut out = Vec::new();
     let root = doc.as_table() as &dyn TableLike;
-    for (i, owner, p) in elements(root, "providers") {
+    for (i, identity, p) in elements(root, "providers") {
         let at = format!("providers[{i}]");
-        leaf(
-            &mut out,
-            p.get("api_key"),
-            &at,
-            &owner,
-            "api_key",
-            Kind::Whole,
-        );
+        // Replicas are more URLs in `base_url`: any change is a new address.
+        let dest = Some(p.get("base_url").map_or_else(String::new, canonical));
+        let owner = Owner {
+            at: &at,
+            identity: &identity,
+            dest,
+        };
+        leaf(&mut out, p.get("api_key"), &owner, "api_key", Kind::Whole);
         match p.get("api_keys") {
             Some(Item::Value(Value::Array(keys))) => {
                 for (j, v) in keys.iter().enumerate() {
                     let key = format!("api_keys[{j}]");
-                    value(&mut out, v, &at, &owner, &key, Kind::Whole);
+                    value(&mut out, v, &owner, &key, Kind::Whole);
                 }
             }
             // Mistyped (one string, not a list): hidden all the same.
-            other => leaf(&mut out, other, &at, &owner, "api_keys", Kind::Whole),
+            other => leaf(&mut out, other, &owner, "api_keys", Kind::Whole),
         }
         if let Some(headers) = p.get("headers").and_then(Item::as_table_like) {
             for (name, v) in headers.iter() {
                 if credential_header(name) {
                     let key = format!("headers.{name}");
-                    leaf(&mut out, Some(v), &at, &owner, &key, Kind::Whole);
+                    leaf(&mut out, Some(v), &owner, &key, Kind::Whole);
                 }
             }
         }
     }
-    for (i, owner, k) in elements(root, "api_keys") {
+    for (i, identity, k) in elements(root, "api_keys") {
         let at = format!("api_keys[{i}]");
-        leaf(&mut out, k.get("key"), &at, &owner, "key", Kind::Whole);
+        let owner = Owner {
+            at: &at,
+            identity: &identity,
+            dest: None,
+        };
+        leaf(&mut out, k.get("key"), &owner, "key", Kind::Whole);
     }
     for (table, key) in [
         ("storage", "postgres_url"),
@@ -206,25 +250,32 @@ fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
         ("telemetry", "otlp_endpoint"),
     ] {
         if let Some(t) = root.get(table).and_then(Item::as_table_like) {
-            leaf(&mut out, t.get(key), table, table, key, Kind::Url);
+            let owner = Owner {
+                at: table,
+                identity: table,
+                // A URL's own server: see `value`.
+                dest: None,
+            };
+            leaf(&mut out, t.get(key), &owner, key, Kind::Url);
         }
     }
-    let telemetry_headers = root
-        .get("telemetry")
-        .and_then(Item::as_table_like)
-        .and_then(|t| t.get("headers"))
-        .and_then(Item::as_table_like);
-    if let Some(headers) = telemetry_headers {
-        for (name, v) in headers.iter() {
-            let key = format!("headers.{name}");
-            leaf(
-                &mut out,
-                Some(v),
-                "telemetry",
-                "telemetry",
-                &key,
-                Kind::Whole,
-            );
+    let telemetry = root.get("telemetry").and_then(Item::as_table_like);
+    if let Some(t) = telemetry {
+        if let Some(headers) = t.get("headers").and_then(Item::as_table_like) {
+            // The headers go to the collector.
+            let dest = t.get("otlp_endpoint").map(|e| match e.as_str() {
+                Some(url) => url_destination(url).unwrap_or_else(|| canonical(e)),
+                None => canonical(e),
+            });
+            let owner = Owner {
+                at: "telemetry",
+                identity: "telemetry",
+                dest,
+            };
+            for (name, v) in headers.iter() {
+                let key = format!("headers.{name}");
+                leaf(&mut out, Some(v), &owner, &key, Kind::Whole);
+            }
         }
     }
     out
@@ -258,22 +309,311 @@ fn elements<'a>(root: &'a dyn TableLike, key: &str) -> Vec<(usize, String, &'a d
         .collect()
 }
 
-fn leaf(out: &mut Vec<Secret>, item: Option<&Item>, at: &str, owner: &str, key: &str, kind: Kind) {
+fn leaf(out: &mut Vec<Secret>, item: Option<&Item>, owner: &Owner, key: &str, kind: Kind) {
     if let Some(v) = item.and_then(Item::as_value) {
-        value(out, v, at, owner, key, kind);
+        value(out, v, owner, key, kind);
     }
 }
 
-fn value(out: &mut Vec<Secret>, v: &Value, at: &str, owner: &str, key: &str, kind: Kind) {
+fn value(out: &mut Vec<Secret>, v: &Value, owner: &Owner, key: &str, kind: Kind) {
     if let Some(span) = v.span() {
+        let dest = match kind {
+            Kind::Whole => owner.dest.clone(),
+            Kind::Url => v.as_str().and_then(url_destination),
+        };
         out.push(Secret {
-            path: format!("{at}.{key}"),
-            identity: format!("{owner}.{key}"),
+            path: format!("{}.{key}", owner.at),
+            identity: format!("{}.{key}", owner.identity),
             span,
             value: v.as_str().map(str::to_owned),
             kind,
+            dest,
         });
     }
+}
+
+/// A value as compared, whatever its layout: `["a", "b"]` is
+/// `[ "a",\n  "b" ]`.
+fn canonical(item: &Item) -> String {
+    fn of(v: &Value) -> String {
+        match v {
+            Value::String(s) => literal(s.value()),
+            Value::Array(a) => format!("[{}]", a.iter().map(of).collect::<Vec<_>>().join(",")),
+            Value::InlineTable(t) => {
+                let mut kv: Vec<String> = t.iter().map(|(k, v)| format!("{k}={}", of(v))).collect();
+                kv.sort();
+                format!("{{{}}}", kv.join(","))
+            }
+            other => other.clone().decorated("", "").to_string(),
+        }
+    }
+    match item.as_value() {
+        Some(v) => of(v),
+        None => item.to_string(),
+    }
+}
+
+/// The server a URL names, as compared: its scheme, its host and port,
+/// and the query parameters that name a server (libpq's `host=`). The
+/// host is taken both as URL parsers find it (the authority ends at the
+/// first `/`) and as `url_secrets` does (after the last `@` before the
+/// query), so a URL that reads differently to the two cannot pass as
+/// the old server. `None` for what is no URL.
+fn url_destination(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host_of = |authority: &str| {
+        let start = authority.rfind('@').map_or(0, |i| i + 1);
+        authority[start..].to_ascii_lowercase()
+    };
+    let parsed_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let auth_end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let after_at = rest[..auth_end].rfind('@').map_or(0, |i| i + 1);
+    let seen_end = rest[after_at..auth_end]
+        .find('/')
+        .map_or(auth_end, |i| after_at + i);
+    let mut dest = format!(
+        "{}://{} {}",
+        scheme.to_ascii_lowercase(),
+        host_of(&rest[..parsed_end]),
+        rest[after_at..seen_end].to_ascii_lowercase()
+    );
+    if let Some(query) = rest[auth_end..].strip_prefix('?') {
+        let query = query.split('#').next().unwrap_or_default();
+        for pair in query.split('&') {
+            let (name, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = name.to_ascii_lowercase();
+            if matches!(name.as_str(), "host" | "hostaddr" | "port" | "service") {
+                dest.push_str(&format!(" {name}={v}"));
+            }
+        }
+    }
+    Some(dest)
+}
+
+/// The comments of a text that parses: from a `#` outside any string to
+/// the end of its line.
+fn comments(text: &str) -> Vec<Range<usize>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                let mut end = text[i..].find('\n').map_or(b.len(), |n| i + n);
+                if b[end - 1] == b'\r' {
+                    end -= 1;
+                }
+                out.push(i..end);
+                i = end;
+            }
+            q @ (b'"' | b'\'') if b[i..].starts_with(&[q, q, q]) => {
+                i = multiline_end(b, i + 3, q);
+            }
+            q @ (b'"' | b'\'') => i = string_end(b, i + 1, q),
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Just past the quote that closes a one-line string whose content
+/// starts at `i` (or the line's end, when it is not closed).
+fn string_end(b: &[u8], mut i: usize, q: u8) -> usize {
+    while i < b.len() {
+        match b[i] {
+            b'\\' if q == b'"' => i += 2,
+            b'\n' => return i,
+            c if c == q => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// Just past the quotes that close a multi-line string whose content
+/// starts at `i` (up to two more quotes are content: `"""a""""`).
+fn multiline_end(b: &[u8], mut i: usize, q: u8) -> usize {
+    while i < b.len() {
+        if b[i] == b'\\' && q == b'"' {
+            i += 2;
+        } else if b[i..].starts_with(&[q, q, q]) {
+            i += 3;
+            for _ in 0..2 {
+                if b.get(i) == Some(&q) {
+                    i += 1;
+                }
+            }
+            return i;
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// A comment with what looks like a secret masked: the values of keys
+/// that name secrets (a commented-out `api_key = "..."`), URL passwords,
+/// and tokens shaped like credentials.
+fn mask_comment(comment: &str) -> String {
+    let c = mask_assignments(comment);
+    let c = mask_comment_urls(&c);
+    mask_tokens(&c)
+}
+
+fn is_key_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
+}
+
+/// Whether the next thing after `i` (spaces skipped) is `=`.
+fn equals_next(b: &[u8], i: usize) -> bool {
+    b.get(i..)
+        .and_then(|r| r.iter().find(|c| !matches!(c, b' ' | b'\t')))
+        == Some(&b'=')
+}
+
+/// A name in a comment whose values are secret: its last word names a
+/// credential (`api_key`, `api_keys`, `X-Auth-Token`, `password`), not
+/// only mentions one (`api_key_env`, `key_cooldown`, `max_tokens`).
+fn secret_name(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    let last = key.rsplit(['.', '_', '-']).next().unwrap_or_default();
+    matches!(
+        last,
+        "keys" | "pwd" | "passwd" | "authorization" | "cookie" | "auth"
+    ) || [
+        "key",
+        "token",
+        "secret",
+        "password",
+        "credential",
+        "credentials",
+        "signature",
+    ]
+    .iter()
+    .any(|w| last.ends_with(w))
+}
+
+/// In a comment, `name = value` pairs whose name is a secret's (or a
+/// connection URL's) get their value masked: each quoted string after
+/// such a name (a list of keys too) until the next name, or a bare word
+/// right after the `=`.
+fn mask_assignments(c: &str) -> String {
+    let b = c.as_bytes();
+    let mut edits = Vec::new();
+    // What the last `name =` seen makes of the values after it.
+    let mut secret = false;
+    let mut connection = false;
+    let mut after_equals = false;
+    let mut i = 0;
+    while i < b.len() {
+        let ch = b[i];
+        if ch == b'"' || ch == b'\'' {
+            let end = string_end(b, i + 1, ch);
+            if end < i + 2 || b[end - 1] != ch {
+                // An apostrophe in prose, not a string.
+                i += 1;
+                continue;
+            }
+            let inner = &c[i + 1..end - 1];
+            if equals_next(b, end) {
+                (secret, connection) = names(inner);
+            } else if secret || (connection && !inner.contains("://")) {
+                edits.push((i + 1..end - 1, MASK.to_owned()));
+            }
+            after_equals = false;
+            i = end;
+        } else if is_key_char(ch) {
+            let start = i;
+            while i < b.len() && is_key_char(b[i]) {
+                i += 1;
+            }
+            if equals_next(b, i) {
+                (secret, connection) = names(&c[start..i]);
+            } else if after_equals && secret && bare_secret(&c[start..i]) {
+                edits.push((start..i, MASK.to_owned()));
+            }
+            after_equals = false;
+        } else {
+            if ch == b'=' {
+                after_equals = true;
+            } else if !matches!(ch, b' ' | b'\t') {
+                after_equals = false;
+            }
+            i += 1;
+        }
+    }
+    splice(c, edits)
+}
+
+/// A bare word after a secret's `=` in a comment that may be one: not
+/// a number, a boolean or a short word of prose (`key=value pieces`).
+fn bare_secret(word: &str) -> bool {
+    word.len() >= 6 && word.parse::<f64>().is_err() && !matches!(word, "true" | "false")
+}
+
+/// (a secret's name, a connection URL's name): a URL is masked whole when
+/// it is a `key=value` connection string, else only its password.
+fn names(key: &str) -> (bool, bool) {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    (
+        secret_name(key),
+        matches!(
+            last.as_str(),
+            "postgres_url" | "redis_url" | "otlp_endpoint"
+        ),
+    )
+}
+
+/// Every URL in a comment with its password masked.
+fn mask_comment_urls(c: &str) -> String {
+    let mut edits = Vec::new();
+    let mut from = 0;
+    while let Some(n) = c[from..].find("://") {
+        let at = from + n;
+        let start = c[..at]
+            .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || matches!(ch, '+' | '.' | '-')))
+            .map_or(0, |i| i + 1);
+        let end = c[at..]
+            .find(|ch: char| ch.is_whitespace() || matches!(ch, '"' | '\'' | ',' | ']' | '}'))
+            .map_or(c.len(), |i| at + i);
+        if let Some(masked) = mask_url(&c[start..end]) {
+            edits.push((start..end, masked));
+        }
+        from = end.max(at + 3);
+    }
+    splice(c, edits)
+}
+
+/// Tokens shaped like credentials: `sk-…` keys, and runs of 24 or more
+/// base64 characters with letters and digits both (hex digests and
+/// random keys, not prose).
+fn mask_tokens(c: &str) -> String {
+    let b = c.as_bytes();
+    let is_b64 = |ch: u8| ch.is_ascii_alphanumeric() || matches!(ch, b'+' | b'/' | b'_' | b'-');
+    let mut edits = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !is_b64(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && is_b64(b[i]) {
+            i += 1;
+        }
+        while i < b.len() && i - start >= 24 && b[i] == b'=' {
+            i += 1;
+        }
+        let run = &c[start..i];
+        let key_like = (run.starts_with("sk-") || run.starts_with("sk_")) && run.len() >= 10;
+        let random = run.len() >= 24
+            && run.bytes().any(|ch| ch.is_ascii_digit())
+            && run.bytes().any(|ch| ch.is_ascii_alphabetic());
+        if key_like || random {
+            edits.push((start..i, MASK.to_owned()));
+        }
+    }
+    splice(c, edits)
 }
 
 /// A header whose value is a credential by its name.
@@ -447,12 +787,178 @@ headers = { authorization = "Bearer SECRET7" }
         let edited = m
             .text
             .replace("name = \"m\"", "name = \"m2\"")
-            .replace("db:5432", "db2:5432");
+            .replace("5432/ms?sslmode=require", "5432/other?sslmode=disable");
         let r = restore(&edited, FILE).unwrap();
         assert!(r.contains("api_key = \"sk-openai-SECRET1\"   # the team key"));
         assert!(r.contains("'sk-pool-SECRET3', \"sk-pool-SECRET4\""));
-        assert!(r.contains("postgres://ms:SECRET6@db2:5432/ms?sslmode=require"));
+        assert!(r.contains("postgres://ms:SECRET6@db:5432/other?sslmode=disable"));
         assert!(r.contains("name = \"m2\""));
+    }
+
+    const MOVED: &str = "this secret was masked; enter its value again to send it to a new address";
+
+    fn moved_paths(edited: &str, current: &str) -> Vec<String> {
+        restore(edited, current)
+            .unwrap_err()
+            .into_iter()
+            .inspect(|i| assert_eq!(i.message, MOVED))
+            .map(|i| i.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_providers_secrets_are_not_restored_for_a_new_base_url() {
+        let m = mask(FILE).unwrap();
+        let edited = m
+            .text
+            .replace("https://api.openai.com/v1", "https://evil.example/v1");
+        assert_eq!(
+            moved_paths(&edited, FILE),
+            vec!["providers[0].api_key", "providers[0].headers.X-Api-Key"]
+        );
+        // Another replica is another address too.
+        let edited = m.text.replace(
+            "\"http://127.0.0.1:9000/v1\"",
+            "[\"http://127.0.0.1:9000/v1\", \"http://evil:9000/v1\"]",
+        );
+        assert_eq!(
+            moved_paths(&edited, FILE),
+            vec!["providers[1].api_keys[0]", "providers[1].api_keys[1]"]
+        );
+        // Renamed and moved: matched by its place, refused all the same.
+        let edited = m
+            .text
+            .replace("name = \"openai\"", "name = \"o2\"")
+            .replace("https://api.openai.com/v1", "https://evil.example/v1");
+        assert_eq!(moved_paths(&edited, FILE).len(), 2);
+        // Typed again, the key goes there.
+        let typed = edited
+            .replacen("api_key = \"********\"", "api_key = \"sk-typed\"", 1)
+            .replace("\"X-Api-Key\" = \"********\"", "\"X-Api-Key\" = \"typed\"");
+        let r = restore(&typed, FILE).unwrap();
+        assert!(r.contains("sk-typed") && !r.contains("SECRET1"), "{r}");
+        // The same URLs in another layout are no move.
+        let text = "[[providers]]\nname = \"a\"\nbase_url = [\"http://a:1\", \"http://b:1\"]\napi_key = \"K\"\n";
+        let edited = "[[providers]]\nname = \"a\"\nbase_url = [\n  \"http://a:1\",\n  \"http://b:1\", # two\n]\napi_key = \"********\"\n";
+        assert!(restore(edited, text).unwrap().contains("api_key = \"K\""));
+    }
+
+    #[test]
+    fn a_url_password_is_not_restored_for_a_new_server() {
+        let m = mask(FILE).unwrap();
+        for (from, to) in [
+            ("@db:5432", "@db2:5432"),
+            ("@db:5432", "@db:5433"),
+            ("postgres://", "postgresql://"),
+            ("sslmode=require", "sslmode=require&host=evil"),
+            // Read as host `evil` by a URL parser, `db` by the masker.
+            ("postgres://ms:", "postgres://evil/ms:"),
+        ] {
+            let edited = m.text.replace(from, to);
+            assert_ne!(edited, m.text);
+            assert_eq!(
+                moved_paths(&edited, FILE),
+                vec!["storage.postgres_url"],
+                "{to}"
+            );
+        }
+        // Masked whole, it is restored whole: nothing of it changed.
+        let text = "[storage]\npostgres_url = \"host=db password=SECRET\"\n";
+        let edited = "[storage]\npostgres_url = \"host=evil password=********\"\n";
+        assert_ne!(restore(edited, text).unwrap_err()[0].message, MOVED);
+    }
+
+    #[test]
+    fn the_collectors_headers_are_not_restored_for_a_new_endpoint() {
+        let m = mask(FILE).unwrap();
+        let edited = m.text.replace("http://collector:4318", "https://evil:4318");
+        assert_eq!(
+            moved_paths(&edited, FILE),
+            vec!["telemetry.headers.authorization"]
+        );
+        let edited = m
+            .text
+            .replace("http://collector:4318", "http://collector:4318/otlp");
+        assert!(restore(&edited, FILE).is_ok(), "a path is no new server");
+    }
+
+    #[test]
+    fn secrets_in_comments_are_masked_one_way() {
+        let text = r##"# api_key = "sk-old-SECRET1"
+[[providers]]
+name = "a"
+base_url = "http://h:1" # was "https://u:SECRET2@old:443"
+# api_keys = ["SECRET3", 'SECRET4']
+#api_key=SECRET5
+# "X-Api-Key" = "SECRET6", key_cooldown = "60s"
+# postgres_url = "host=db password=SECRET7"
+# an old token: aB3dE5gH7jK9mN1pQ3sT5vX7zB
+# a digest: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+# sk-abcdefSECRET8 was the old key
+# A second account: its key cools down on 429; see "round-robin-least-inflight"
+# api_key_env = "OPENAI_KEY", max_tokens = 100, it's fine
+# "text" (key=value pieces), metrics_require_key = false, api_key = 12345678
+api_key = "a # not a comment SECRET9" # sk-inlineSECRET10
+notes = """
+# not a comment either: sk-multilineSECRET11
+"""
+"##;
+        let m = mask(text).unwrap();
+        for n in 1..=8 {
+            assert!(
+                !m.text.contains(&format!("SECRET{n}\"")),
+                "SECRET{n}: {}",
+                m.text
+            );
+        }
+        assert!(
+            !m.text.contains("sk-old") && !m.text.contains("SECRET5"),
+            "{}",
+            m.text
+        );
+        assert!(
+            !m.text.contains("aB3dE5gH7") && !m.text.contains("9f86d08"),
+            "{}",
+            m.text
+        );
+        assert!(!m.text.contains("SECRET10"), "{}", m.text);
+        assert!(m.text.contains("# api_key = \"********\"\n"), "{}", m.text);
+        assert!(
+            m.text.contains("# was \"https://u:********@old:443\""),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.contains("# api_keys = [\"********\", '********']"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("#api_key=********\n"), "{}", m.text);
+        assert!(m.text.contains("key_cooldown = \"60s\""), "{}", m.text);
+        assert!(m.text.contains("postgres_url = \"********\""), "{}", m.text);
+        assert!(m.text.contains("# ******** was the old key"), "{}", m.text);
+        // Prose, names of variables, counts: kept.
+        assert!(m.text.contains(
+            "# A second account: its key cools down on 429; see \"round-robin-least-inflight\""
+        ));
+        assert!(m
+            .text
+            .contains("# api_key_env = \"OPENAI_KEY\", max_tokens = 100, it's fine"));
+        assert!(m.text.contains(
+            "# \"text\" (key=value pieces), metrics_require_key = false, api_key = 12345678"
+        ));
+        // Inside strings a `#` starts no comment (the value is masked as a value).
+        assert!(m
+            .text
+            .contains("# not a comment either: sk-multilineSECRET11"));
+        // Saving the masked text keeps the masked comments: they are not restored.
+        let saved = restore(&m.text, text).unwrap();
+        assert!(saved.contains("# api_key = \"********\"\n"));
+        assert!(saved.contains("api_key = \"a # not a comment SECRET9\""));
+        assert_eq!(
+            comments("a = '#' # c\r\nb = \"\"\"x\"\"\"\"\" # d"),
+            vec![8..11, 27..30]
+        );
     }
 
     #[test]

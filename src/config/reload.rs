@@ -122,17 +122,27 @@ impl Reloader {
     /// The admin API's save: `write` puts `text` in the file and `snap`
     /// (validated from that text) is published at once, as one step under
     /// the last-published lock, so the watcher's wake-up for this write
-    /// finds its text already published and does nothing. When publishing
-    /// fails (a replica host that does not resolve), `write` puts the
-    /// previous text back: the file on disk stays the running config.
+    /// finds its text already published and does nothing. `expected` is
+    /// the text the edit was made from: the file is compared with it under
+    /// that same lock, so a change made on disk since (an editor, a
+    /// script, a save whose client went away) is never overwritten.
+    /// When publishing fails (a replica host that does not resolve),
+    /// `write` puts the previous text back: the file on disk stays the
+    /// running config. There always is a previous text to put back: the
+    /// file was just read and matched `expected`.
     pub fn apply_now(
         &self,
+        expected: &str,
         text: &str,
         snap: Snapshot,
         write: &dyn Fn(&str) -> std::io::Result<()>,
     ) -> Result<Vec<&'static str>, ApplyError> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let before = std::fs::read_to_string(&self.path).ok();
+        let before = match std::fs::read_to_string(&self.path) {
+            Ok(before) if before == expected => before,
+            // Unreadable now, though it was read for the edit: changed too.
+            _ => return Err(ApplyError::Changed),
+        };
         write(text).map_err(ApplyError::Write)?;
         *last = Some(text.to_owned());
         match self.publish(snap, "written by the admin API") {
@@ -142,14 +152,12 @@ impl Reloader {
                 Ok(restart)
             }
             Err(e) => {
-                if let Some(before) = &before {
-                    match write(before) {
-                        Ok(()) => *last = Some(before.clone()),
-                        Err(w) => log::warn!(
-                            "{}: cannot put the previous config back: {w}",
-                            self.path.display()
-                        ),
-                    }
+                match write(&before) {
+                    Ok(()) => *last = Some(before),
+                    Err(w) => log::warn!(
+                        "{}: cannot put the previous config back: {w}",
+                        self.path.display()
+                    ),
                 }
                 Err(ApplyError::Rejected(e))
             }
@@ -208,6 +216,9 @@ impl Reloader {
 /// Why an admin write was not published.
 #[derive(Debug)]
 pub enum ApplyError {
+    /// The file is no longer the text the edit was made from; nothing
+    /// was written.
+    Changed,
     /// The file could not be written; nothing changed.
     Write(std::io::Error),
     /// The runtime refused the snapshot; the previous file is back.
@@ -308,5 +319,77 @@ mod tests {
             vec!["server.listen", "server.threads"]
         );
         assert!(restart_needed(&running, &running).is_empty());
+    }
+
+    /// A reloader over a file holding `BASE`, whose publishing fails
+    /// when `fail` is set; the file's path is returned too.
+    fn reloader(fail: bool) -> (Reloader, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ms-apply-now-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gw.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let running = load_text(BASE, &path).unwrap();
+        let apply: Apply = Box::new(move |_| {
+            if fail {
+                Err(ConfigErrors(vec![
+                    "providers[0].base_url: no such host".into()
+                ]))
+            } else {
+                Ok(())
+            }
+        });
+        (Reloader::new(&path, &running, apply), path)
+    }
+
+    fn write_to(path: &Path) -> impl Fn(&str) -> std::io::Result<()> + '_ {
+        move |t| std::fs::write(path, t)
+    }
+
+    #[test]
+    fn a_save_is_written_and_published_when_the_file_is_as_read() {
+        let (r, path) = reloader(false);
+        let new = format!("# edited\n{BASE}");
+        let snap = load_text(&new, &path).unwrap();
+        assert!(r.apply_now(BASE, &new, snap, &write_to(&path)).is_ok());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), new);
+        assert_eq!(r.last.lock().unwrap().as_deref(), Some(new.as_str()));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_file_changed_since_it_was_read_is_not_overwritten() {
+        let (r, path) = reloader(false);
+        let on_disk = format!("# someone else's edit\n{BASE}");
+        std::fs::write(&path, &on_disk).unwrap();
+        let new = format!("# the admin's edit\n{BASE}");
+        let snap = load_text(&new, &path).unwrap();
+        assert!(matches!(
+            r.apply_now(BASE, &new, snap, &write_to(&path)),
+            Err(ApplyError::Changed)
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), on_disk);
+        // A file gone since is a change too.
+        std::fs::remove_file(&path).unwrap();
+        let snap = load_text(&new, &path).unwrap();
+        assert!(matches!(
+            r.apply_now(BASE, &new, snap, &write_to(&path)),
+            Err(ApplyError::Changed)
+        ));
+        assert!(!path.exists());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_the_runtime_refuses_puts_the_previous_file_back() {
+        let (r, path) = reloader(true);
+        let new = format!("# edited\n{BASE}");
+        let snap = load_text(&new, &path).unwrap();
+        assert!(matches!(
+            r.apply_now(BASE, &new, snap, &write_to(&path)),
+            Err(ApplyError::Rejected(_))
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), BASE);
+        assert_eq!(r.last.lock().unwrap().as_deref(), Some(BASE));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -65,7 +65,7 @@ export function Config() {
         <h1>{t("nav.config")}</h1>
         <div class="row">
           <button onClick={load}>{t("reload")}</button>
-          <button id="config-validate" onClick={validate} disabled={busy || !doc}>
+          <button id="config-validate" onClick={validate} disabled={ro || busy || !doc}>
             {t("config.validate")}
           </button>
           <button id="config-save" class="primary" onClick={save} disabled={ro || busy || !doc || !dirty}>
