@@ -15,8 +15,17 @@ use pingora::proxy::Session;
 /// past `client_body_timeout` (408: a client that trickles its body ties a
 /// connection up for no one).
 pub async fn read_body(session: &mut Session, config: &Snapshot) -> Result<Bytes, ApiError> {
+    read_body_within(session, config, config.max_request_body_bytes).await
+}
+
+/// [`read_body`] under a smaller cap of the caller's (a login body).
+pub async fn read_body_within(
+    session: &mut Session,
+    config: &Snapshot,
+    cap: usize,
+) -> Result<Bytes, ApiError> {
     let timeout = config.downstream.client_body_timeout;
-    let read = read_capped(session, config.max_request_body_bytes);
+    let read = read_capped(session, cap.min(config.max_request_body_bytes));
     match tokio::time::timeout(timeout, read).await {
         Ok(body) => body,
         Err(_) => {

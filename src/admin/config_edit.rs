@@ -161,11 +161,8 @@ pub async fn handle(
     rec.client.key_name = Some(who.name.clone());
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_owned();
-    let segments: Vec<&str> = path
-        .trim_start_matches("/api/")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segments = super::segments(&path)?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     use http::Method;
     match (segments.as_slice(), &method) {
         (["config"], m) if m == Method::GET || m == Method::HEAD => {
@@ -186,17 +183,12 @@ pub async fn handle(
         }
         (["models", name, "targets"], m) if m == Method::PUT => {
             require_role(&who, Role::Admin)?;
-            let name = filters::wire::http::percent_decode(name)
-                .ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path")))?;
-            put_targets(plane, session, rec, live, &name).await
+            put_targets(plane, session, rec, live, name).await
         }
-        (["config"] | ["config", "validate"] | ["models", _, "targets"], _) => Err(
-            ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
-        ),
-        _ => Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no route for {path}"),
-        )),
+        (["config"] | ["config", "validate"] | ["models", _, "targets"], _) => {
+            Err(super::not_allowed(&method, &path))
+        }
+        _ => Err(super::no_route(&path)),
     }
 }
 

@@ -78,13 +78,10 @@ pub async fn keys(
             let v = limits_view(live, &entry).await;
             send(session, rec, 200, &v).await
         }
-        ([] | [_], _) | ([_, _], false) if segments.get(1).is_none_or(|l| l == "limits") => Err(
-            ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
-        ),
-        _ => Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no route for {path}"),
-        )),
+        ([] | [_], _) | ([_, _], false) if segments.get(1).is_none_or(|l| l == "limits") => {
+            Err(super::not_allowed(&method, &path))
+        }
+        _ => Err(super::no_route(&path)),
     }
 }
 

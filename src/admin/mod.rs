@@ -58,9 +58,29 @@ pub async fn api(
         "models" | "providers" | "stats" | "overview" => {
             overview::handle(plane, session, rec, live).await
         }
-        _ => Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no route for {path}"),
-        )),
+        _ => Err(no_route(&path)),
     }
+}
+
+/// The path after `/api/`, percent-decoded segment by segment (a model
+/// or key name may hold any character).
+pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.trim_start_matches("/api/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            filters::wire::http::percent_decode(s)
+                .ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path")))
+        })
+        .collect()
+}
+
+/// 404 for an admin path no handler knows.
+pub fn no_route(path: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("no route for {path}"))
+}
+
+/// 405 for a known admin path and the wrong method.
+pub fn not_allowed(method: &http::Method, path: &str) -> ApiError {
+    ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405)
 }

@@ -8,7 +8,6 @@ use crate::downstream::{read_body, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
 use filters::error::{ApiError, ErrorKind};
-use filters::wire::http::percent_decode;
 use pingora::proxy::Session;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -27,14 +26,7 @@ pub async fn handle(
     let req = session.req_header();
     let method = req.method.clone();
     let path = req.uri.path().to_owned();
-    let segments: Vec<String> = path
-        .trim_start_matches("/api/")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_decode(s).ok_or_else(|| ApiError::invalid(format!("{path}: not a valid path")))
-        })
-        .collect::<Result<_, _>>()?;
+    let segments = super::segments(&path)?;
     let get = method == http::Method::GET || method == http::Method::HEAD;
     let post = method == http::Method::POST;
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -66,18 +58,8 @@ pub async fn handle(
             | ["providers" | "models", _, "test"],
             _,
             _,
-        ) => {
-            return Err(
-                ApiError::invalid(format!("method {method} is not allowed on {path}"))
-                    .with_status(405),
-            )
-        }
-        _ => {
-            return Err(ApiError::new(
-                ErrorKind::NotFound,
-                format!("no route for {path}"),
-            ))
-        }
+        ) => return Err(super::not_allowed(&method, &path)),
+        _ => return Err(super::no_route(&path)),
     };
     respond_json(session, rec, &v).await;
     Ok(())

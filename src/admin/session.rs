@@ -24,7 +24,7 @@
 
 use super::auth::{self, Caller, Via};
 use super::{password, AdminPlane};
-use crate::downstream::{read_body, respond};
+use crate::downstream::{read_body_within, respond};
 use crate::proxy::auth::unix_now;
 use crate::record::RequestRecord;
 use crate::state::Live;
@@ -324,13 +324,10 @@ pub async fn handle(
         (["session"], _) if read => current(plane, session, rec, live).await,
         (["sessions"], _) if read => list(plane, session, rec, live).await,
         (["sessions", id], &http::Method::DELETE) => revoke(plane, session, rec, live, id).await,
-        (["login" | "logout" | "session" | "sessions"] | ["sessions", _], _) => Err(
-            ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
-        ),
-        _ => Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no route for {path}"),
-        )),
+        (["login" | "logout" | "session" | "sessions"] | ["sessions", _], _) => {
+            Err(super::not_allowed(&method, &path))
+        }
+        _ => Err(super::no_route(&path)),
     }
 }
 
@@ -676,25 +673,7 @@ struct LoginBody {
 
 /// The login body, small. Its messages never repeat what was sent.
 async fn read_login(session: &mut Session, live: &Live) -> Result<Credential, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorKind::RequestTooLarge,
-            format!("a login body is at most {BODY_CAP} bytes"),
-        )
-    };
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > BODY_CAP) {
-        return Err(too_large());
-    }
-    let body = read_body(session, &live.config).await?;
-    if body.len() > BODY_CAP {
-        return Err(too_large());
-    }
+    let body = read_body_within(session, &live.config, BODY_CAP).await?;
     parse_login(&body)
 }
 

@@ -66,9 +66,7 @@ pub async fn usage(
     let path = req.uri.path().to_owned();
     let query = req.uri.query().unwrap_or("").to_owned();
     if method != http::Method::GET && method != http::Method::HEAD {
-        return Err(
-            ApiError::invalid(format!("method {method} is not allowed on {path}")).with_status(405),
-        );
+        return Err(super::not_allowed(&method, &path));
     }
     let scope = scope(&caller)?;
     let store = store.ok_or_else(|| {
@@ -116,10 +114,7 @@ pub async fn usage(
             let filter = filter(&p, &scope, now)?;
             export_csv(session, rec, live, store, filter).await
         }
-        _ => Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no route for {path}"),
-        )),
+        _ => Err(super::no_route(&path)),
     }
 }
 
