@@ -31,29 +31,14 @@ fn config_text(mock: SocketAddr) -> String {
     c
 }
 
-fn call(gw: SocketAddr, method: &str, path: &str, key: &str, body: Option<&Value>) -> Response {
-    let auth = format!("Bearer {key}");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    request(
-        gw,
-        method,
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-}
-
 fn get_config(gw: SocketAddr, key: &str) -> Value {
-    let r = call(gw, "GET", "/api/config", key, None);
+    let r = api_call(gw, "GET", "/api/config", key, None);
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
 }
 
 fn put_config(gw: SocketAddr, key: &str, toml: &str, etag: &str) -> Response {
-    call(
+    api_call(
         gw,
         "PUT",
         "/api/config",
@@ -67,7 +52,7 @@ fn put_targets(gw: SocketAddr, model: &str, targets: &[(&str, &str)]) -> Respons
         .iter()
         .map(|(p, m)| json!({"provider": p, "model": m}))
         .collect();
-    call(
+    api_call(
         gw,
         "PUT",
         &format!("/api/models/{model}/targets"),
@@ -102,7 +87,7 @@ fn the_config_is_shown_with_its_secrets_masked_and_viewers_may_read_it() {
     let m = mock();
     let gw = live_gateway(&config_text(m.addr));
     for key in [KEY, VIEWER_KEY] {
-        let r = call(gw.addr(), "GET", "/api/config", key, None);
+        let r = api_call(gw.addr(), "GET", "/api/config", key, None);
         assert_eq!(r.status, 200, "{}", r.text());
         let body = r.text();
         for s in SECRETS {
@@ -133,7 +118,7 @@ fn the_config_is_shown_with_its_secrets_masked_and_viewers_may_read_it() {
         assert!(!v["etag"].as_str().unwrap().is_empty());
     }
     // A user key is no reader of the admin API.
-    let r = call(gw.addr(), "GET", "/api/config", LIMITED_KEY, None);
+    let r = api_call(gw.addr(), "GET", "/api/config", LIMITED_KEY, None);
     assert_eq!(r.status, 403, "{}", r.text());
 }
 
@@ -228,7 +213,7 @@ fn an_invalid_edit_is_refused_with_its_path_and_nothing_changes() {
     );
     assert_ne!(broken, toml);
 
-    let r = call(
+    let r = api_call(
         gw.addr(),
         "POST",
         "/api/config/validate",
@@ -238,7 +223,7 @@ fn an_invalid_edit_is_refused_with_its_path_and_nothing_changes() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["ok"], false);
     assert_eq!(r.json()["errors"][0]["path"], "providers[3].base_url");
-    let r = call(
+    let r = api_call(
         gw.addr(),
         "POST",
         "/api/config/validate",
@@ -378,7 +363,7 @@ fn a_stale_etag_conflicts_and_viewers_cannot_write() {
     let r = put_config(gw.addr(), VIEWER_KEY, toml, v["etag"].as_str().unwrap());
     assert_eq!(r.status, 403, "{}", r.text());
     // A check runs against the file's secrets: no oracle for viewers.
-    let r = call(
+    let r = api_call(
         gw.addr(),
         "POST",
         "/api/config/validate",
@@ -386,7 +371,7 @@ fn a_stale_etag_conflicts_and_viewers_cannot_write() {
         Some(&json!({ "toml": toml })),
     );
     assert_eq!(r.status, 403, "{}", r.text());
-    let r = call(
+    let r = api_call(
         gw.addr(),
         "PUT",
         "/api/models/chain/targets",
@@ -398,7 +383,7 @@ fn a_stale_etag_conflicts_and_viewers_cannot_write() {
     let r = put_config(gw.addr(), KEY, toml, "not-the-etag");
     assert_eq!(r.status, 409, "{}", r.text());
     // A whole file saved blind is refused.
-    let r = call(
+    let r = api_call(
         gw.addr(),
         "PUT",
         "/api/config",
@@ -412,7 +397,7 @@ fn a_stale_etag_conflicts_and_viewers_cannot_write() {
         r.text()
     );
     // A chain edit may go without one, but a stale one is refused.
-    let r = call(
+    let r = api_call(
         gw.addr(),
         "PUT",
         "/api/models/chain/targets",

@@ -826,17 +826,17 @@ fn the_admin_api_needs_admin_to_write_and_viewer_to_read() {
         ("viewer", "sk-test-viewer", 200, 403),
         ("user", "sk-test-user", 403, 403),
     ] {
-        let r = api(gw.addr, "GET", "/api/keys", key, None);
+        let r = api_call(gw.addr, "GET", "/api/keys", key, None);
         assert_eq!(r.status, get, "GET as {role}: {}", r.text());
         let body = json!({"name": format!("made-by-{role}")});
-        let r = api(gw.addr, "POST", "/api/keys", key, Some(&body));
+        let r = api_call(gw.addr, "POST", "/api/keys", key, Some(&body));
         assert_eq!(r.status, post, "POST as {role}: {}", r.text());
-        let r = api(gw.addr, "GET", "/api/keys/admin/limits", key, None);
+        let r = api_call(gw.addr, "GET", "/api/keys/admin/limits", key, None);
         assert_eq!(r.status, get, "GET limits as {role}: {}", r.text());
     }
     for method in ["PATCH", "DELETE"] {
         let body = json!({"enabled": false});
-        let r = api(
+        let r = api_call(
             gw.addr,
             method,
             "/api/keys/made-by-admin",
@@ -845,7 +845,7 @@ fn the_admin_api_needs_admin_to_write_and_viewer_to_read() {
         );
         assert_eq!(r.status, 403, "{method} as viewer: {}", r.text());
     }
-    let r = api(gw.addr, "GET", "/api/keys/made-by-viewer", KEY, None);
+    let r = api_call(gw.addr, "GET", "/api/keys/made-by-viewer", KEY, None);
     assert_eq!(
         r.status,
         404,
@@ -865,7 +865,7 @@ fn the_admin_api_lists_keys_without_their_secrets() {
     let r = chat_as(gw.addr, &secret, &chat("free"));
     assert_eq!(r.status, 200, "{}", r.text());
 
-    let r = api(gw.addr, "GET", "/api/keys", KEY, None);
+    let r = api_call(gw.addr, "GET", "/api/keys", KEY, None);
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     for s in [
@@ -946,7 +946,7 @@ fn a_key_created_through_the_api_works_at_once() {
     assert_eq!(made["limits"], json!({"rpm": 1, "rpd": 9}), "{made}");
 
     for name in ["bot", "limited"] {
-        let r = api(
+        let r = api_call(
             gw.addr,
             "POST",
             "/api/keys",
@@ -966,7 +966,7 @@ fn store_keys_can_be_changed_and_revoked_through_the_api() {
     let ask = || chat_as(gw.addr, &secret, &chat("free"));
     assert_eq!(ask().status, 200);
 
-    let r = api(
+    let r = api_call(
         gw.addr,
         "PATCH",
         "/api/keys/temp",
@@ -978,7 +978,7 @@ fn store_keys_can_be_changed_and_revoked_through_the_api() {
     assert_eq!(ask().status, 200);
     assert_refused(&ask(), "rate limit reached for key 'temp': rpm = 1");
 
-    let r = api(
+    let r = api_call(
         gw.addr,
         "PATCH",
         "/api/keys/temp",
@@ -995,7 +995,7 @@ fn store_keys_can_be_changed_and_revoked_through_the_api() {
     );
     assert!(message(&r).contains("disabled"), "{}", r.text());
 
-    let r = api(gw.addr, "DELETE", "/api/keys/temp", KEY, None);
+    let r = api_call(gw.addr, "DELETE", "/api/keys/temp", KEY, None);
     assert_eq!(r.status, 200, "{}", r.text());
     let r = poll_status(KEY_CHANGE, 401, ask);
     assert_eq!(r.status, 401, "{}", r.text());
@@ -1004,7 +1004,7 @@ fn store_keys_can_be_changed_and_revoked_through_the_api() {
         "deleted, not disabled: {}",
         r.text()
     );
-    let r = api(gw.addr, "GET", "/api/keys/temp", KEY, None);
+    let r = api_call(gw.addr, "GET", "/api/keys/temp", KEY, None);
     assert_eq!(r.status, 404, "{}", r.text());
 }
 
@@ -1012,7 +1012,7 @@ fn store_keys_can_be_changed_and_revoked_through_the_api() {
 fn config_keys_are_read_only_in_the_api() {
     let m = mock();
     let gw = gateway(&with(&m, ROLES));
-    let r = api(
+    let r = api_call(
         gw.addr,
         "PATCH",
         "/api/keys/limited",
@@ -1021,7 +1021,7 @@ fn config_keys_are_read_only_in_the_api() {
     );
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(message(&r).contains("edit the file"), "{}", r.text());
-    let r = api(gw.addr, "DELETE", "/api/keys/limited", KEY, None);
+    let r = api_call(gw.addr, "DELETE", "/api/keys/limited", KEY, None);
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(message(&r).contains("edit the file"), "{}", r.text());
     let r = chat_as(gw.addr, LIMITED_KEY, &chat("oa"));
@@ -1065,7 +1065,7 @@ limits = { rpm = 5, tpm = 10000, concurrency = 3 }
     );
     let l = limits_of(gw.addr, "admin");
     assert_eq!(l, json!({}), "no limits, nothing listed");
-    let r = api(gw.addr, "GET", "/api/keys/nobody/limits", KEY, None);
+    let r = api_call(gw.addr, "GET", "/api/keys/nobody/limits", KEY, None);
     assert_eq!(r.status, 404, "{}", r.text());
 }
 
@@ -1121,7 +1121,7 @@ fn the_key_store_never_holds_a_key_in_plaintext() {
         let r = poll_status(KEY_CHANGE, 200, || chat_as(gw.addr(), s, &chat("free")));
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    let r = api(
+    let r = api_call(
         gw.addr(),
         "PATCH",
         "/api/keys/api-0",
@@ -1375,31 +1375,16 @@ fn keyless(gw: SocketAddr, body: &Value) -> Response {
     )
 }
 
-fn api(gw: SocketAddr, method: &str, path: &str, key: &str, body: Option<&Value>) -> Response {
-    let auth = format!("Bearer {key}");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    request(
-        gw,
-        method,
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-}
-
 /// `POST /api/keys` as the admin; the 201's body.
 fn create_key(gw: SocketAddr, body: &Value) -> Value {
-    let r = api(gw, "POST", "/api/keys", KEY, Some(body));
+    let r = api_call(gw, "POST", "/api/keys", KEY, Some(body));
     assert_eq!(r.status, 201, "{body}: {}", r.text());
     r.json()
 }
 
 /// `GET /api/keys/{name}/limits`'s `limits`.
 fn limits_of(gw: SocketAddr, name: &str) -> Value {
-    let r = api(gw, "GET", &format!("/api/keys/{name}/limits"), KEY, None);
+    let r = api_call(gw, "GET", &format!("/api/keys/{name}/limits"), KEY, None);
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["limits"].clone()
 }
@@ -1703,7 +1688,7 @@ fn a_viewer_only_key_reads_the_admin_api_but_calls_no_model() {
     let r = chat_as(gw.addr, "sk-test-viewer", &chat("free"));
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(message(&r).contains("viewer"), "{}", r.text());
-    let r = api(gw.addr, "GET", "/api/keys", "sk-test-viewer", None);
+    let r = api_call(gw.addr, "GET", "/api/keys", "sk-test-viewer", None);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(chat_as(gw.addr, "sk-test-user", &chat("free")).status, 200);
     assert_eq!(mock_total(&m), 1);
@@ -1725,13 +1710,13 @@ fn patching_with_an_earlier_systems_name_replaces_the_limit() {
         ),
         (json!({"limits": {"rpm": null}}), json!({"rpd": 70})),
     ] {
-        let r = api(gw.addr, "PATCH", "/api/keys/aliased", KEY, Some(&patch));
+        let r = api_call(gw.addr, "PATCH", "/api/keys/aliased", KEY, Some(&patch));
         assert_eq!(r.status, 200, "{patch}: {}", r.text());
         assert_eq!(r.json()["limits"], want, "{patch}");
     }
-    let r = api(gw.addr, "GET", "/api/keys/aliased/nothing", KEY, None);
+    let r = api_call(gw.addr, "GET", "/api/keys/aliased/nothing", KEY, None);
     assert_eq!(r.status, 404, "{}", r.text());
-    let r = api(gw.addr, "PUT", "/api/keys/aliased", KEY, None);
+    let r = api_call(gw.addr, "PUT", "/api/keys/aliased", KEY, None);
     assert_eq!(r.status, 405, "{}", r.text());
 }
 

@@ -9,10 +9,9 @@ use super::config_targets::{set_targets, EditError, TargetRef};
 use super::AdminPlane;
 use crate::config::reload::{ApplyError, Reloader};
 use crate::config::Issue;
-use crate::downstream::{read_body, respond};
+use crate::downstream::read_body;
 use crate::record::RequestRecord;
 use crate::state::Live;
-use bytes::Bytes;
 use filters::auth::Role;
 use filters::error::{parse_body, ApiError, ErrorKind};
 use pingora::proxy::Session;
@@ -139,7 +138,7 @@ async fn answer(
                     m.insert(k.into(), x);
                 }
             }
-            send(session, rec, 200, &v).await
+            super::send_json(session, rec, 200, &v).await
         }
         Err(Refused::Invalid(issues)) => refuse(session, rec, &issues).await,
         Err(Refused::Failed(e)) => Err(e),
@@ -209,7 +208,7 @@ async fn get_config(
         "etag": etag(&text),
         "masked": masked.paths,
     });
-    send(session, rec, 200, &body).await
+    super::send_json(session, rec, 200, &body).await
 }
 
 #[derive(Deserialize)]
@@ -242,7 +241,7 @@ async fn validate(
     } else {
         json!({"ok": false, "errors": issues})
     };
-    send(session, rec, 200, &v).await
+    super::send_json(session, rec, 200, &v).await
 }
 
 async fn put_config(
@@ -374,7 +373,7 @@ async fn refuse(
     if let Value::Object(m) = &mut body {
         m.insert("errors".into(), json!(issues));
     }
-    send(session, rec, 400, &body).await
+    super::send_json(session, rec, 400, &body).await
 }
 
 /// `the config is not valid: <first path>: <message> (and N more)`.
@@ -390,18 +389,6 @@ fn summary(issues: &[Issue]) -> String {
         0 | 1 => format!("the config is not valid{first}"),
         n => format!("the config is not valid{first} (and {} more)", n - 1),
     }
-}
-
-async fn send(
-    session: &mut Session,
-    rec: &mut RequestRecord,
-    status: u16,
-    v: &Value,
-) -> Result<(), ApiError> {
-    let head = session.req_header().method == http::Method::HEAD;
-    let body = Bytes::from(v.to_string());
-    respond(session, rec, status, "application/json", body, &[], head).await;
-    Ok(())
 }
 
 /// Replaces `path` with `text` so no reader ever sees half a file: a temp

@@ -4,13 +4,12 @@
 //! are listed but read-only: the file stays their one source of truth.
 
 use crate::admin::auth::{require_role, require_viewer};
-use crate::downstream::{read_body, respond};
+use crate::downstream::read_body;
 use crate::proxy::auth::unix_now;
 use crate::record::RequestRecord;
 use crate::state::keys::KeyEntry;
 use crate::state::Live;
 use crate::store::{KeyStore, StoreError, StoredKey};
-use bytes::Bytes;
 use filters::auth::{format_rfc3339, KeySource, KeySpec, Role};
 use filters::error::{ApiError, ErrorKind};
 use filters::limits::{Dimension, Scope};
@@ -65,7 +64,7 @@ pub async fn keys(
                 None => (None, 0),
             };
             let v = view(&entry, created.as_ref(), last_used);
-            send(session, rec, 200, &v).await
+            super::send_json(session, rec, 200, &v).await
         }
         ([name], false) if method == http::Method::PATCH => {
             update(session, rec, live, store, name).await
@@ -76,7 +75,7 @@ pub async fn keys(
         ([name, limits], true) if limits == "limits" => {
             let entry = find(live, name)?;
             let v = limits_view(live, &entry).await;
-            send(session, rec, 200, &v).await
+            super::send_json(session, rec, 200, &v).await
         }
         ([] | [_], _) | ([_, _], false) if segments.get(1).is_none_or(|l| l == "limits") => {
             Err(super::not_allowed(&method, &path))
@@ -110,18 +109,6 @@ fn store_error(e: StoreError) -> ApiError {
             )
         }
     }
-}
-
-async fn send(
-    session: &mut Session,
-    rec: &mut RequestRecord,
-    status: u16,
-    v: &Value,
-) -> Result<(), ApiError> {
-    let body = Bytes::from(v.to_string());
-    let head = session.req_header().method == http::Method::HEAD;
-    respond(session, rec, status, "application/json", body, &[], head).await;
-    Ok(())
 }
 
 /// A key as the API shows it: every attribute, never the secret.
@@ -187,7 +174,7 @@ async fn list(
             view(e, s, last_used.get(&e.name).copied().unwrap_or(0))
         })
         .collect();
-    send(session, rec, 200, &json!({"object": "list", "data": data})).await
+    super::send_json(session, rec, 200, &json!({"object": "list", "data": data})).await
 }
 
 /// The request body as a JSON object, with earlier systems' top-level
@@ -277,7 +264,7 @@ async fn create(
             json!("store this key now: it is not shown again"),
         );
     }
-    send(session, rec, 201, &v).await
+    super::send_json(session, rec, 201, &v).await
 }
 
 /// The store a key can be changed in: a config key cannot be changed here.
@@ -347,7 +334,7 @@ async fn update(
         Some(e) => view(&e, Some(&stored), 0),
         None => json!({"name": name}),
     };
-    send(session, rec, 200, &v).await
+    super::send_json(session, rec, 200, &v).await
 }
 
 async fn revoke(
@@ -362,7 +349,7 @@ async fn revoke(
         return Err(no_key(name));
     }
     refresh(store, live).await;
-    send(session, rec, 200, &json!({"name": name, "deleted": true})).await
+    super::send_json(session, rec, 200, &json!({"name": name, "deleted": true})).await
 }
 
 /// Publishes the store's keys now (the poll would within a second).

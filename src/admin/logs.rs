@@ -4,13 +4,11 @@
 //! only its own). The files are read on the blocking pool.
 
 use crate::admin::auth::require_viewer;
-use crate::downstream::respond;
 use crate::journal::read::{self, ListQuery, SCAN_BYTES};
 use crate::journal::ring::LogQuery;
 use crate::journal::{files, Journal};
 use crate::record::RequestRecord;
 use crate::state::Live;
-use bytes::Bytes;
 use filters::error::{ApiError, ErrorKind};
 use filters::wire::http::{percent_decode, query_param};
 use pingora::proxy::Session;
@@ -51,9 +49,10 @@ pub async fn logs(
         limit: limit(&query, DEFAULT_LOG_LINES, journal.ring.capacity())?,
     };
     let lines = journal.ring.query(&q);
-    send(
+    super::send_json(
         session,
         rec,
+        200,
         &json!({ "lines": lines, "capacity": journal.ring.capacity() }),
     )
     .await
@@ -92,7 +91,7 @@ pub async fn conversations(
         if !sees_all && owner != Some(caller.name.as_str()) {
             return Err(not_found(&id));
         }
-        return send(session, rec, &v).await;
+        return super::send_json(session, rec, 200, &v).await;
     }
     let key = match param(&query, "key") {
         Some(k) if !sees_all && k != caller.name => {
@@ -113,9 +112,10 @@ pub async fn conversations(
         limit: limit(&query, DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS)?,
     };
     let listing = blocking(move || read::list(&dir, &q, SCAN_BYTES)).await?;
-    send(
+    super::send_json(
         session,
         rec,
+        200,
         &json!({
             "conversations": listing.items,
             // The scan stopped at its byte bound: older ones may exist.
@@ -176,11 +176,4 @@ fn limit(query: &str, default: usize, max: usize) -> Result<usize, ApiError> {
             _ => Err(ApiError::invalid(format!("limit: 1 to {max}")).with_param("limit")),
         },
     }
-}
-
-async fn send(session: &mut Session, rec: &mut RequestRecord, v: &Value) -> Result<(), ApiError> {
-    let body = Bytes::from(v.to_string());
-    let head = session.req_header().method == http::Method::HEAD;
-    respond(session, rec, 200, "application/json", body, &[], head).await;
-    Ok(())
 }

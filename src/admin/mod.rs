@@ -75,6 +75,19 @@ pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+/// A JSON answer of the admin API (no body for HEAD).
+pub async fn send_json(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    status: u16,
+    v: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let head = session.req_header().method == http::Method::HEAD;
+    let body = bytes::Bytes::from(v.to_string());
+    crate::downstream::respond(session, rec, status, "application/json", body, &[], head).await;
+    Ok(())
+}
+
 /// 404 for an admin path no handler knows.
 pub fn no_route(path: &str) -> ApiError {
     ApiError::new(ErrorKind::NotFound, format!("no route for {path}"))

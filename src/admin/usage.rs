@@ -7,7 +7,6 @@
 //! is refused rather than answered with nothing. The localhost key never
 //! reads here (as for every admin path).
 
-use crate::downstream::respond;
 use crate::record::RequestRecord;
 use crate::state::Live;
 use crate::store::usage_query::{
@@ -16,7 +15,6 @@ use crate::store::usage_query::{
 };
 use crate::store::{KeyStore, StoreError};
 use crate::usage::UsageRow;
-use bytes::Bytes;
 use filters::auth::Role;
 use filters::error::{ApiError, ErrorKind};
 use pingora::http::ResponseHeader;
@@ -89,12 +87,12 @@ pub async fn usage(
         [] => {
             let p = Params::parse(&query, &[&FILTERS[..], &["group_by"]].concat())?;
             let v = summary(live, store, &p, &scope, now).await?;
-            send(session, rec, &v).await
+            super::send_json(session, rec, 200, &v).await
         }
         [requests] if requests == "requests" => {
             let p = Params::parse(&query, &[&FILTERS[..], &["limit", "cursor"]].concat())?;
             let v = history(store, &p, &scope, now).await?;
-            send(session, rec, &v).await
+            super::send_json(session, rec, 200, &v).await
         }
         [requests, id] if requests == "requests" => {
             Params::parse(&query, &[])?;
@@ -102,7 +100,9 @@ pub async fn usage(
             // Another key's row is as absent as a missing one: a user key
             // learns nothing of other keys' request ids.
             match found.filter(|r| visible(&scope, &r.row)) {
-                Some(StoredUsage { row, .. }) => send(session, rec, &row_json(&row)).await,
+                Some(StoredUsage { row, .. }) => {
+                    super::send_json(session, rec, 200, &row_json(&row)).await
+                }
                 None => Err(ApiError::new(
                     ErrorKind::NotFound,
                     format!("no usage row for request '{id}'"),
@@ -416,13 +416,6 @@ fn row_json(row: &UsageRow) -> Value {
     Value::Object(m)
 }
 
-async fn send(session: &mut Session, rec: &mut RequestRecord, v: &Value) -> Result<(), ApiError> {
-    let body = Bytes::from(v.to_string());
-    let head = session.req_header().method == http::Method::HEAD;
-    respond(session, rec, 200, "application/json", body, &[], head).await;
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------
 // CSV (RFC 4180)
 
@@ -563,7 +556,7 @@ async fn export_csv(
         for r in &page.rows {
             csv_row(&mut out, &r.row);
         }
-        let chunk = Bytes::from(std::mem::take(&mut out));
+        let chunk = bytes::Bytes::from(std::mem::take(&mut out));
         if session
             .write_response_body(Some(chunk), false)
             .await

@@ -550,6 +550,28 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// An admin API call with a key and an optional JSON body.
+pub fn api_call(
+    gw: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> Response {
+    let auth = format!("Bearer {key}");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    request(
+        gw,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
 pub fn post_json(addr: SocketAddr, path: &str, key: &str, body: &Value) -> Response {
     let auth = format!("Bearer {key}");
     request(
