@@ -45,12 +45,20 @@ impl Caller {
 }
 
 /// The caller of an admin-plane request: a key in the headers takes
-/// precedence (never the localhost key), then the session cookie.
+/// precedence (never the localhost key), then the session cookie. Its name
+/// goes into the request's record (access log, usage row).
 pub async fn caller(
     plane: &AdminPlane,
     live: &Live,
     session: &Session,
+    rec: &mut crate::record::RequestRecord,
 ) -> Result<Caller, ApiError> {
+    let who = identify(plane, live, session).await?;
+    rec.client.key_name = Some(who.name.clone());
+    Ok(who)
+}
+
+async fn identify(plane: &AdminPlane, live: &Live, session: &Session) -> Result<Caller, ApiError> {
     match crate::proxy::auth::authenticate_admin(live, session) {
         Ok(key) => Ok(Caller::of_key(&key)),
         Err(e) if has_credential(session) => Err(e),

@@ -156,8 +156,7 @@ pub async fn handle(
     rec: &mut RequestRecord,
     live: &Arc<Live>,
 ) -> Result<(), ApiError> {
-    let who = caller(plane, live, session).await?;
-    rec.client.key_name = Some(who.name.clone());
+    let who = caller(plane, live, session, rec).await?;
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_owned();
     let segments = super::segments(&path)?;

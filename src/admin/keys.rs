@@ -27,8 +27,7 @@ pub async fn keys(
     live: &Live,
     store: Option<&KeyStore>,
 ) -> Result<(), ApiError> {
-    let caller = crate::admin::auth::caller(plane, live, session).await?;
-    rec.client.key_name = Some(caller.name.clone());
+    let caller = crate::admin::auth::caller(plane, live, session, rec).await?;
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_owned();
     let rest = path.strip_prefix("/api/keys").unwrap_or_default();

@@ -26,8 +26,7 @@ pub async fn logs(
     live: &Live,
     journal: &Journal,
 ) -> Result<(), ApiError> {
-    let caller = crate::admin::auth::caller(plane, live, session).await?;
-    rec.client.key_name = Some(caller.name.clone());
+    let caller = crate::admin::auth::caller(plane, live, session, rec).await?;
     require_viewer(&caller)?;
     let query = session
         .req_header()
@@ -67,8 +66,7 @@ pub async fn conversations(
     live: &Live,
     journal: &Journal,
 ) -> Result<(), ApiError> {
-    let caller = crate::admin::auth::caller(plane, live, session).await?;
-    rec.client.key_name = Some(caller.name.clone());
+    let caller = crate::admin::auth::caller(plane, live, session, rec).await?;
     let sees_all = caller.can_view();
     let path = session.req_header().uri.path().to_owned();
     let query = session

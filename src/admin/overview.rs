@@ -20,8 +20,7 @@ pub async fn handle(
     rec: &mut RequestRecord,
     live: &Arc<Live>,
 ) -> Result<(), ApiError> {
-    let who = caller(plane, live, session).await?;
-    rec.client.key_name = Some(who.name.clone());
+    let who = caller(plane, live, session, rec).await?;
     require_for_method(&who, session)?;
     let req = session.req_header();
     let method = req.method.clone();

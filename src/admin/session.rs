@@ -402,8 +402,7 @@ async fn list(
     rec: &mut RequestRecord,
     live: &Live,
 ) -> Result<(), ApiError> {
-    let caller = auth::caller(plane, live, session).await?;
-    rec.client.key_name = Some(caller.name.clone());
+    let caller = auth::caller(plane, live, session, rec).await?;
     auth::require_viewer(&caller)?;
     let store = plane.store.as_ref().ok_or_else(no_store)?;
     let now = unix_now();
@@ -447,8 +446,7 @@ async fn revoke(
     live: &Live,
     id: &str,
 ) -> Result<(), ApiError> {
-    let caller = auth::caller(plane, live, session).await?;
-    rec.client.key_name = Some(caller.name.clone());
+    let caller = auth::caller(plane, live, session, rec).await?;
     auth::require_role(&caller, Role::Admin)?;
     let store = plane.store.as_ref().ok_or_else(no_store)?;
     let gone = if store::is_session_id(id) {

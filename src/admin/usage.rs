@@ -57,8 +57,7 @@ pub async fn usage(
     live: &Live,
     store: Option<&KeyStore>,
 ) -> Result<(), ApiError> {
-    let caller = crate::admin::auth::caller(plane, live, session).await?;
-    rec.client.key_name = Some(caller.name.clone());
+    let caller = crate::admin::auth::caller(plane, live, session, rec).await?;
     let req = session.req_header();
     let method = req.method.clone();
     let path = req.uri.path().to_owned();
