@@ -217,6 +217,7 @@ def test_a_logged_conversation_replays(stack, page):
         model="think", messages=[{"role": "user", "content": "replay me please"}]
     )
     rid = raw.headers.get("x-request-id")
+    assert rid
     login(page, stack.gateway)
     goto(page, stack, "/ui/conversations")
 
@@ -224,12 +225,11 @@ def test_a_logged_conversation_replays(stack, page):
         page.locator("#conv-key").fill("ui-user")
         page.locator("#conv-key").press("Enter")
         page.wait_for_timeout(400)
-        return page.locator("#conversations-table tbody tr").count() > 0
+        return page.locator(f'#conversations-table a[data-conversation="{rid}"]').count() > 0
 
     until(listed)
     shot(page, "conversations")
-    link = page.locator(f'a[data-conversation="{rid}"]') if rid else page.locator("#conversations-table a").first
-    link.click()
+    page.locator(f'a[data-conversation="{rid}"]').click()
     page.locator("#replay details.msg").first.wait_for()
     text = page.locator("#replay").inner_text()
     assert "replay me please" in text
@@ -250,6 +250,9 @@ def test_a_logged_conversation_replays(stack, page):
     ]
     raw = c.chat.completions.with_raw_response.create(model="think", messages=msgs, tools=tools)
     rid2 = raw.headers.get("x-request-id")
+    # the conversation log is written off the request path: wait until the
+    # API has it rather than racing the writer
+    until(lambda: stack.api("GET", "/api/conversations/" + rid2)[0] == 200)
     page.goto(stack.gateway + "/ui/conversations/" + rid2)
     replay = page.locator("#replay")
     replay.locator("details.tool-call").first.wait_for()

@@ -6,7 +6,10 @@ export function Conversations({ sub }) {
   const t = useT();
   const [key, setKey] = useState("");
   const [applied, setApplied] = useState("");
-  const [data, error] = useLoad(() => api("/api/conversations" + qs({ key: applied, limit: 200 })), [applied]);
+  const [data, error, reload] = useLoad(
+    () => api("/api/conversations" + qs({ key: applied, limit: 200 })),
+    [applied],
+  );
   if (sub) return <Replay id={sub} />;
   const items = (data && data.conversations) || [];
   return (
@@ -16,7 +19,9 @@ export function Conversations({ sub }) {
         class="row wrap toolbar"
         onSubmit={(e) => {
           e.preventDefault();
-          setApplied(key);
+          // the same filter again still means "show me what is new"
+          if (key === applied) reload();
+          else setApplied(key);
         }}
       >
         <label for="conv-key">{t("col.key")}</label>
