@@ -9,6 +9,9 @@ use crate::Dialect;
 pub enum Endpoint {
     /// Liveness: `GET`/`HEAD` on `/`, `/health`, `/api/hello`.
     Health,
+    /// `GET`/`HEAD /v1/health`: liveness with counts of healthy providers
+    /// (open, names nothing).
+    HealthReport,
     /// A generation call in a client dialect (Gemini: see [`gemini_call`]
     /// for the model and whether it streams).
     Generate(Dialect),
@@ -22,9 +25,13 @@ pub enum Endpoint {
     Models,
     /// `GET /v1/models/{id}`, `/v1beta/models/{id}`.
     Model,
+    /// `POST /v1/models/{model}/test`: a tiny request down the model's
+    /// chain, each target reported (see [`model_test_name`]).
+    ModelTest,
     /// `GET`/`DELETE /v1/responses/{id}`: a response the gateway kept.
     StoredResponse,
-    /// `GET /api/upstream-keys/stats`: per-key statistics (admin role).
+    /// `GET /api/upstream-keys/stats`, `/v1/api-keys/stats`: per-key
+    /// statistics (admin role).
     UpstreamKeyStats,
     /// `/api/keys[/{name}[/limits]]`: the client keys (admin API).
     AdminKeys,
@@ -121,6 +128,32 @@ fn is_stored_response(path: &str) -> bool {
     })
 }
 
+/// Where `/v1/models/{model}/test` is served.
+const MODEL_TEST: [&str; 2] = ["/v1/models/", "/openai/v1/models/"];
+
+/// The model of `/v1/models/{model}/test` (percent-decoded). The name
+/// may hold `/` (`meta-llama/Llama-3`): the `/test` suffix, not the
+/// segment count, tells this path from `GET /v1/models/{id}`.
+pub fn model_test_name(path: &str) -> Option<String> {
+    let path = strip_query(path);
+    let rest = MODEL_TEST.iter().find_map(|p| path.strip_prefix(p))?;
+    let model = percent_decode(rest.strip_suffix("/test")?)?;
+    (!model.is_empty()).then_some(model)
+}
+
+/// Claude Code's base URL of the earlier gateway it replaces
+/// (`ANTHROPIC_BASE_URL=…/api/v1/claude-code`; the CLI appends
+/// `/v1/messages`, older setups posted to `…/messages`).
+fn claude_code_call(path: &str) -> Option<Endpoint> {
+    let rest = path.strip_prefix("/api/v1/claude-code")?;
+    let rest = rest.strip_prefix("/v1").unwrap_or(rest);
+    match rest {
+        "/messages" => Some(Endpoint::Generate(Dialect::Anthropic)),
+        "/messages/count_tokens" => Some(Endpoint::CountTokens(Dialect::Anthropic)),
+        _ => None,
+    }
+}
+
 fn is_single_model(path: &str) -> bool {
     [
         "/v1/models/",
@@ -161,6 +194,21 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
             Endpoint::MethodNotAllowed
         };
     }
+    // Before the `/api/...` admin paths: this is LLM traffic.
+    if let Some(endpoint) = claude_code_call(path) {
+        return if is_post {
+            endpoint
+        } else {
+            Endpoint::MethodNotAllowed
+        };
+    }
+    if model_test_name(path).is_some() {
+        return if is_post {
+            Endpoint::ModelTest
+        } else {
+            Endpoint::MethodNotAllowed
+        };
+    }
     if path == "/api/keys" || path.starts_with("/api/keys/") {
         return Endpoint::AdminKeys;
     }
@@ -187,6 +235,7 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
     }
     let (want_post, endpoint) = match path {
         "/" | "/health" | "/api/hello" => (false, Endpoint::Health),
+        "/v1/health" => (false, Endpoint::HealthReport),
         "/v1/chat/completions"
         | "/openai/chat/completions"
         | "/openai/v1/chat/completions"
@@ -205,7 +254,7 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
         "/v1/embeddings" | "/openai/embeddings" | "/openai/v1/embeddings" | "/embeddings" => {
             (true, Endpoint::Embeddings(Dialect::OpenAiChat))
         }
-        "/api/upstream-keys/stats" => (false, Endpoint::UpstreamKeyStats),
+        "/api/upstream-keys/stats" | "/v1/api-keys/stats" => (false, Endpoint::UpstreamKeyStats),
         "/metrics" => (false, Endpoint::Metrics),
         "/api/logs" => (false, Endpoint::AdminLogs),
         "/ui" => (false, Endpoint::Ui),
@@ -236,6 +285,7 @@ pub fn dialect_hint(path: &str, has_anthropic_version: bool) -> Dialect {
     } else if has_anthropic_version
         || path.starts_with("/anthropic")
         || path.starts_with("/v1/messages")
+        || path.starts_with("/api/v1/claude-code")
     {
         Dialect::Anthropic
     } else if path.starts_with("/v1/responses") || path.starts_with("/openai/responses") {
@@ -391,6 +441,79 @@ mod tests {
         // The method is the handler's to refuse, in the caller's dialect.
         assert_eq!(classify("POST", "/api/usage"), Endpoint::AdminUsage);
         assert_eq!(classify("GET", "/api/usagex"), Endpoint::Admin);
+    }
+
+    #[test]
+    fn seed_compatible_paths() {
+        for path in [
+            "/api/v1/claude-code/messages",
+            "/api/v1/claude-code/v1/messages",
+            "/api/v1/claude-code/v1/messages?beta=true",
+        ] {
+            assert_eq!(
+                classify("POST", path),
+                Endpoint::Generate(Dialect::Anthropic),
+                "{path}"
+            );
+            assert_eq!(dialect_hint(path, false), Dialect::Anthropic);
+        }
+        for path in [
+            "/api/v1/claude-code/messages/count_tokens",
+            "/api/v1/claude-code/v1/messages/count_tokens?beta=true",
+        ] {
+            assert_eq!(
+                classify("POST", path),
+                Endpoint::CountTokens(Dialect::Anthropic),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            classify("GET", "/api/v1/claude-code/v1/messages"),
+            Endpoint::MethodNotAllowed
+        );
+        // Anything else under the prefix is the admin plane's to refuse.
+        assert_eq!(classify("POST", "/api/v1/claude-code/x"), Endpoint::Admin);
+        assert_eq!(classify("POST", "/api/v1/claude-code"), Endpoint::Admin);
+
+        assert_eq!(classify("POST", "/v1/models/oa/test"), Endpoint::ModelTest);
+        assert_eq!(
+            classify("GET", "/v1/models/oa/test"),
+            Endpoint::MethodNotAllowed
+        );
+        assert_eq!(classify("GET", "/v1/models/oa"), Endpoint::Model);
+        assert_eq!(classify("GET", "/v1/models/test"), Endpoint::Model);
+        assert_eq!(
+            model_test_name("/v1/models/meta-llama/Llama-3/test").as_deref(),
+            Some("meta-llama/Llama-3")
+        );
+        assert_eq!(
+            model_test_name("/v1/models/mock%3Bstatus%3D503/test?x=1").as_deref(),
+            Some("mock;status=503")
+        );
+        assert_eq!(
+            model_test_name("/v1/models/qwen2.5:7b/test").as_deref(),
+            Some("qwen2.5:7b")
+        );
+        assert_eq!(model_test_name("/v1/models//test"), None);
+        assert_eq!(model_test_name("/v1/models/oa/testing"), None);
+        assert_eq!(classify("POST", "/v1/models//test"), Endpoint::NotFound);
+        // Gemini's model actions keep their meaning.
+        assert_eq!(
+            classify("POST", "/v1/models/g:generateContent"),
+            Endpoint::Generate(Dialect::Gemini)
+        );
+
+        assert_eq!(classify("GET", "/v1/health"), Endpoint::HealthReport);
+        assert_eq!(classify("HEAD", "/v1/health"), Endpoint::HealthReport);
+        assert_eq!(
+            classify("POST", "/v1/health"),
+            Endpoint::MethodNotAllowed
+        );
+        assert_eq!(
+            classify("GET", "/v1/api-keys/stats"),
+            Endpoint::UpstreamKeyStats
+        );
+        assert_eq!(classify("GET", "/api/config/health"), Endpoint::Admin);
     }
 
     #[test]
