@@ -505,10 +505,7 @@ mod tests {
 
         assert_eq!(classify("GET", "/v1/health"), Endpoint::HealthReport);
         assert_eq!(classify("HEAD", "/v1/health"), Endpoint::HealthReport);
-        assert_eq!(
-            classify("POST", "/v1/health"),
-            Endpoint::MethodNotAllowed
-        );
+        assert_eq!(classify("POST", "/v1/health"), Endpoint::MethodNotAllowed);
         assert_eq!(
             classify("GET", "/v1/api-keys/stats"),
             Endpoint::UpstreamKeyStats

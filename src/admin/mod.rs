@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod auth;
 pub mod config_edit;
+pub mod config_health;
 pub mod config_mask;
 pub mod config_targets;
 pub mod keys;
@@ -50,6 +51,9 @@ pub async fn api(
     match first {
         "login" | "logout" | "session" | "sessions" => {
             session::handle(plane, session, rec, live).await
+        }
+        "config" if rest.trim_end_matches('/') == "config/health" => {
+            config_health::handle(plane, session, rec, live).await
         }
         "config" => config_edit::handle(plane, session, rec, live).await,
         "models" if rest.ends_with("/targets") => {

@@ -3,22 +3,24 @@
 //! the same upstream client and key pool as client traffic. Breakers are
 //! neither consulted nor moved (a test says nothing a probe should decide),
 //! and every call is bounded by the target's first-event timeout.
+//! `POST /v1/models/{model}/test` (proxy/endpoints.rs) runs the same chain.
 
 use super::AdminPlane;
 use crate::config::{Provider, Route, Target};
 use crate::exchange::side::call_once;
 use crate::record::RequestRecord;
 use crate::state::Live;
+use crate::upstream::UpstreamClient;
 use bytes::Bytes;
-use filters::canonical::Part;
+use filters::canonical::{Part, Usage};
 use filters::error::ApiError;
 use filters::failure::Failure;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const DEFAULT_MESSAGE: &str = "Reply with the single word OK.";
+pub const DEFAULT_MESSAGE: &str = "Reply with the single word OK.";
 /// Enough for a word or two: a test should cost next to nothing.
-const MAX_TOKENS: u64 = 16;
+pub const MAX_TOKENS: u64 = 16;
 /// The first characters of the answer shown.
 const SHOWN_CHARS: usize = 200;
 
@@ -72,39 +74,120 @@ impl Ask {
     }
 }
 
+/// What one target answered to the test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tried {
+    /// Its place in the model's chain.
+    pub index: usize,
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    /// The upstream's HTTP status; `None` when none came (connect error,
+    /// timeout) or the request could not be encoded.
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// The answer's text, its first `SHOWN_CHARS` characters.
+    pub text: Option<String>,
+    /// Why it failed, in words; `None` when it answered.
+    pub error: Option<String>,
+    /// What the answer reported using.
+    pub usage: Option<Usage>,
+    /// The call's entry in `rec.attempts` (none when nothing was sent).
+    pub attempt: Option<usize>,
+}
+
+impl Tried {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// The admin API's shape (the UI reads it).
+    fn admin_json(&self) -> Value {
+        json!({"provider": &*self.provider, "model": &*self.model, "status": self.status,
+               "ok": self.ok(), "latency_ms": self.latency_ms, "text": self.text,
+               "error": self.error, "index": self.index})
+    }
+
+    /// `POST /v1/models/{model}/test`'s shape, the one earlier gateways
+    /// answered: `{provider, model, success, status, latency_ms,
+    /// response, error}`.
+    pub fn v1_json(&self) -> Value {
+        json!({"provider": &*self.provider, "model": &*self.model, "success": self.ok(),
+               "status": self.status, "latency_ms": self.latency_ms,
+               "response": self.text, "error": self.error})
+    }
+}
+
 /// One target's result.
 async fn one(
-    plane: &AdminPlane,
+    upstream: &UpstreamClient,
     live: &Live,
     rec: &mut RequestRecord,
-    target: &Target,
+    (index, target): (usize, &Target),
     message: &str,
-) -> Value {
+) -> Tried {
     let provider = &target.provider;
     let started = std::time::Instant::now();
+    let mut attempt = None;
     let outcome = match body_for(provider, &target.model, message) {
         Ok(body) => {
             let path = target.generate_path(false).to_owned();
-            call_once(&plane.upstream, live, rec, target, ("POST", &path), body)
-                .await
-                .map_err(|f| (status_of(&f), describe(&f)))
+            let answer = call_once(upstream, live, rec, target, ("POST", &path), body).await;
+            attempt = rec.attempts.len().checked_sub(1);
+            answer.map_err(|f| (status_of(&f), describe(&f)))
         }
         Err(e) => Err((None, e.message.clone())),
     };
-    let latency_ms = started.elapsed().as_millis();
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut tried = Tried {
+        index,
+        provider: provider.name.clone(),
+        model: target.model.clone(),
+        status: None,
+        latency_ms,
+        text: None,
+        error: None,
+        usage: None,
+        attempt,
+    };
     match outcome {
         Ok(answer) => {
-            let text = filters::dialect::decode_response(provider.dialect, &answer)
-                .map(|r| first_text(&r.parts))
-                .unwrap_or_default();
-            json!({"provider": &*provider.name, "model": &*target.model, "status": 200, "ok": true,
-                   "latency_ms": latency_ms, "text": text, "error": null})
+            let decoded = filters::dialect::decode_response(provider.dialect, &answer).ok();
+            tried.status = Some(200);
+            tried.text = Some(
+                decoded
+                    .as_ref()
+                    .map(|r| first_text(&r.parts))
+                    .unwrap_or_default(),
+            );
+            tried.usage = decoded.map(|r| r.usage);
         }
         Err((status, error)) => {
-            json!({"provider": &*provider.name, "model": &*target.model, "status": status, "ok": false,
-                   "latency_ms": latency_ms, "text": null, "error": error})
+            tried.status = status;
+            tried.error = Some(error);
         }
     }
+    tried
+}
+
+/// `targets` in order, up to the first that answers (as a client would
+/// meet the chain).
+pub async fn chain(
+    upstream: &UpstreamClient,
+    live: &Live,
+    rec: &mut RequestRecord,
+    targets: &[(usize, &Target)],
+    message: &str,
+) -> Vec<Tried> {
+    let mut results = Vec::with_capacity(targets.len());
+    for &target in targets {
+        let tried = one(upstream, live, rec, target, message).await;
+        let ok = tried.ok();
+        results.push(tried);
+        if ok {
+            break;
+        }
+    }
+    results
 }
 
 /// `POST /api/models/{name}/test`: one target, or the chain as a client
@@ -130,16 +213,11 @@ pub async fn model(
         }
         None => route.targets.iter().enumerate().collect(),
     };
-    let mut results = Vec::new();
-    for (index, target) in chosen {
-        let mut r = one(plane, live, rec, target, &ask.message).await;
-        r["index"] = json!(index);
-        let ok = r["ok"] == json!(true);
-        results.push(r);
-        if ok {
-            break;
-        }
-    }
+    let results: Vec<Value> = chain(&plane.upstream, live, rec, &chosen, &ask.message)
+        .await
+        .iter()
+        .map(Tried::admin_json)
+        .collect();
     Ok(json!({"model": name, "results": results}))
 }
 
@@ -171,7 +249,13 @@ pub async fn provider(
             )))
         }
     };
-    let r = one(plane, live, rec, &target, &ask.message).await;
+    let mut r = one(&plane.upstream, live, rec, (0, &target), &ask.message)
+        .await
+        .admin_json();
+    // A provider's test is of no chain.
+    if let Value::Object(m) = &mut r {
+        m.remove("index");
+    }
     Ok(r)
 }
 

@@ -14,7 +14,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -36,6 +36,28 @@ pub struct Reloader {
     woken: Mutex<Option<mpsc::Receiver<()>>>,
     /// The watch, while `[server] reload` is on.
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// What `/api/config/health` shows of the loads.
+    status: Mutex<LoadStatus>,
+}
+
+/// When the running config was loaded and how the last reload went.
+#[derive(Debug, Clone)]
+pub struct LoadStatus {
+    /// At startup, or the last reload that published.
+    pub loaded_at: SystemTime,
+    /// The last reload tried since startup (file change, SIGHUP, admin
+    /// save); `None` while there was none.
+    pub last_reload: Option<ReloadResult>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReloadResult {
+    pub at: SystemTime,
+    /// What started it: `file changed`, `SIGHUP`, `written by the admin API`.
+    pub trigger: String,
+    /// `None`: published. Else the errors, each naming its TOML path
+    /// (never a value: see `toml_error`); the running config stayed.
+    pub errors: Option<Vec<String>>,
 }
 
 impl Reloader {
@@ -51,9 +73,39 @@ impl Reloader {
             wake,
             woken: Mutex::new(Some(woken)),
             watcher: Mutex::new(None),
+            status: Mutex::new(LoadStatus {
+                loaded_at: SystemTime::now(),
+                last_reload: None,
+            }),
         };
         r.set_watch(running.reload);
         r
+    }
+
+    /// The config file (absolute).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn status(&self) -> LoadStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records a reload's result: published (`Ok`) or refused.
+    fn note(&self, why: &str, result: Result<(), &ConfigErrors>) {
+        let at = SystemTime::now();
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if result.is_ok() {
+            status.loaded_at = at;
+        }
+        status.last_reload = Some(ReloadResult {
+            at,
+            trigger: why.to_owned(),
+            errors: result.err().map(|e| e.0.clone()),
+        });
     }
 
     fn set_watch(&self, on: bool) {
@@ -86,13 +138,18 @@ impl Reloader {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("config reload failed ({why}); keeping the running config:\n{e}");
+                self.note(why, Err(&e));
                 return None;
             }
         };
         match self.publish(snap, why) {
-            Ok((watch, _)) => Some(watch),
+            Ok((watch, _)) => {
+                self.note(why, Ok(()));
+                Some(watch)
+            }
             Err(e) => {
                 log::warn!("config reload failed ({why}); keeping the running config:\n{e}");
+                self.note(why, Err(&e));
                 None
             }
         }
@@ -145,7 +202,10 @@ impl Reloader {
         };
         write(text).map_err(ApplyError::Write)?;
         *last = Some(text.to_owned());
-        match self.publish(snap, "written by the admin API") {
+        const WHY: &str = "written by the admin API";
+        let published = self.publish(snap, WHY);
+        self.note(WHY, published.as_ref().map(|_| ()));
+        match published {
             Ok((watch, restart)) => {
                 drop(last);
                 self.set_watch(watch);
@@ -353,6 +413,9 @@ mod tests {
         assert!(r.apply_now(BASE, &new, snap, &write_to(&path)).is_ok());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), new);
         assert_eq!(r.last.lock().unwrap().as_deref(), Some(new.as_str()));
+        let reload = r.status().last_reload.unwrap();
+        assert_eq!(reload.errors, None);
+        assert_eq!(r.status().loaded_at, reload.at);
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
@@ -380,6 +443,27 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_file_is_reported_with_its_toml_path_and_a_fixed_one_clears_it() {
+        let (r, path) = reloader(false);
+        assert!(r.status().last_reload.is_none());
+        std::fs::write(&path, BASE.replace("type = \"openai\"", "type = 7")).unwrap();
+        assert_eq!(r.reload("file changed", false), None);
+        let failed = r.status().last_reload.unwrap();
+        assert_eq!(failed.trigger, "file changed");
+        let errors = failed.errors.unwrap();
+        assert!(
+            errors.iter().any(|e| e.contains("providers[0].type")),
+            "{errors:?}"
+        );
+        std::fs::write(&path, format!("# fixed\n{BASE}")).unwrap();
+        assert!(r.reload("SIGHUP", true).is_some());
+        let status = r.status();
+        assert_eq!(status.last_reload.as_ref().unwrap().errors, None);
+        assert_eq!(status.loaded_at, status.last_reload.unwrap().at);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
     fn a_snapshot_the_runtime_refuses_puts_the_previous_file_back() {
         let (r, path) = reloader(true);
         let new = format!("# edited\n{BASE}");
@@ -390,6 +474,13 @@ mod tests {
         ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), BASE);
         assert_eq!(r.last.lock().unwrap().as_deref(), Some(BASE));
+        let status = r.status();
+        let reload = status.last_reload.unwrap();
+        assert_eq!(
+            reload.errors,
+            Some(vec!["providers[0].base_url: no such host".to_owned()])
+        );
+        assert!(status.loaded_at <= reload.at, "the running config is older");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! The endpoints answered by the gateway itself: health, the model
-//! listing, token counting and the upstream key statistics.
+//! listing, the model test, token counting and the upstream key
+//! statistics.
 
 use super::auth::{authenticate, authenticate_admin, authenticate_caller, require_role};
 use crate::downstream::{read_body, respond, respond_json};
@@ -20,6 +21,136 @@ pub async fn health(session: &mut Session, rec: &mut RequestRecord) -> Result<()
     let head = session.req_header().method == http::Method::HEAD;
     let body = Bytes::from_static(b"{\"status\":\"ok\"}");
     respond(session, rec, 200, "application/json", body, &[], head).await;
+    Ok(())
+}
+
+/// `GET`/`HEAD /v1/health`, open like `/health`:
+/// `{"status": "ok"|"degraded", "version", "uptime_seconds",
+/// "providers": {"total", "healthy"}}`. Degraded (still a 200: the
+/// gateway answers, some provider does not) when a provider has no
+/// healthy replica or an open breaker. Counts only: names and addresses
+/// are for `/api/config/health`, behind a key.
+pub async fn health_report(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+    started: Instant,
+) -> Result<(), ApiError> {
+    let (healthy, total) = crate::admin::config_health::provider_counts(live);
+    let v = health_body(healthy, total, started.elapsed().as_secs());
+    let head = session.req_header().method == http::Method::HEAD;
+    let body = Bytes::from(v.to_string());
+    respond(session, rec, 200, "application/json", body, &[], head).await;
+    Ok(())
+}
+
+fn health_body(healthy: usize, total: usize, uptime_seconds: u64) -> serde_json::Value {
+    json!({
+        "status": if healthy == total { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": uptime_seconds,
+        "providers": {"total": total, "healthy": healthy},
+    })
+}
+
+/// `POST /v1/models/{model}/test`, body `{"test_message"?: "...",
+/// "target"?: n}` (empty: the default tiny message): the model's chain
+/// tried in order with that message, up to the first target that answers.
+/// Answers 200 whatever the targets did — the test ran; its verdict is in
+/// the body:
+///
+/// ```json
+/// {"model": "m", "success": true, "served_by": {"provider": "p", "model": "x"},
+///  "results": [{"provider": "p0", "model": "x0", "success": false, "status": 503,
+///               "latency_ms": 12, "response": null, "error": "upstream answered 503: ..."},
+///              {"provider": "p", "model": "x", "success": true, "status": 200,
+///               "latency_ms": 20, "response": "OK", "error": null}]}
+/// ```
+///
+/// `served_by` is null when every target failed; `response` is the
+/// answer's first 200 characters. An admin key tests any model through
+/// every target, unmetered, as the admin API's test does; any other key
+/// only a model it may use (else 404, as `GET /v1/models/{id}`), through
+/// the providers it may use, admitted against its and the model's limits
+/// and budgets as one request. Errors are OpenAI error objects.
+pub async fn model_test(
+    upstream: &UpstreamClient,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    live: &Live,
+) -> Result<(), ApiError> {
+    rec.client.dialect = Some(Dialect::OpenAiChat);
+    let key = authenticate_caller(live, session)?;
+    rec.client.key_name = Some(key.name.clone());
+    // Never through the localhost key: any local process would be admin.
+    let admin =
+        key.has_role(filters::auth::Role::Admin) && authenticate_admin(live, session).is_ok();
+    let path = session.req_header().uri.path();
+    let model = filters::ingress::model_test_name(path).unwrap_or_default();
+    let route = live
+        .config
+        .routes
+        .get(&model)
+        .filter(|_| admin || key.allows_model(&model))
+        .cloned()
+        .ok_or_else(|| {
+            let mut e = ApiError::new(
+                ErrorKind::NotFound,
+                format!("model '{model}' is not configured"),
+            );
+            e.code = Some("model_not_found".into());
+            e
+        })?;
+    let ask = crate::admin::probe::Ask::read(&read_body(session, &live.config).await?)?;
+    if ask.model.is_some() {
+        return Err(ApiError::invalid("model: the model is named in the path").with_param("model"));
+    }
+    rec.client.model = Some(model.clone());
+    let targets: Vec<(usize, &crate::config::Target)> = route
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ask.target.is_none_or(|n| n == *i))
+        .filter(|(_, t)| admin || key.allows_provider(&t.provider.name))
+        .collect();
+    if targets.is_empty() {
+        return Err(match ask.target {
+            Some(n) => ApiError::invalid(format!(
+                "target: '{model}' has no target {n} this key may use"
+            ))
+            .with_param("target"),
+            None => ApiError::new(
+                ErrorKind::PermissionDenied,
+                format!("this API key may use none of the providers of model '{model}'"),
+            ),
+        });
+    }
+    if !admin {
+        let size = if super::admission::needs_size(&key, &route) {
+            super::admission::Size {
+                input: filters::limits::estimate::input_tokens(ask.message.as_bytes()),
+                output: crate::admin::probe::MAX_TOKENS,
+            }
+        } else {
+            super::admission::Size::default()
+        };
+        super::admission::admit(live, rec, &key, &route, &model, Dialect::OpenAiChat, size).await?;
+    }
+    let tried = crate::admin::probe::chain(upstream, live, rec, &targets, &ask.message).await;
+    let served = tried.iter().find(|t| t.ok());
+    // The usage the answer reported settles the limits and prices the
+    // usage row, as for any request.
+    if let Some(t) = served {
+        rec.result.served_by = t.attempt;
+        rec.result.usage = t.usage.clone();
+    }
+    let v = json!({
+        "model": model,
+        "success": served.is_some(),
+        "served_by": served.map(|t| json!({"provider": &*t.provider, "model": &*t.model})),
+        "results": tried.iter().map(crate::admin::probe::Tried::v1_json).collect::<Vec<_>>(),
+    });
+    respond_json(session, rec, &v).await;
     Ok(())
 }
 
@@ -198,8 +329,10 @@ async fn upstream_count(
     dialect::count_tokens_answer(p.dialect, &answer)
 }
 
-/// `GET /api/upstream-keys/stats` (admin): every upstream key's state and
-/// counters; values appear only masked.
+/// `GET /api/upstream-keys/stats`, `/v1/api-keys/stats` (admin): every
+/// upstream key's state and counters, and its `success_rate` (successes
+/// over successes and failures; null before its first call); values
+/// appear only masked.
 pub async fn key_stats(
     session: &mut Session,
     rec: &mut RequestRecord,
@@ -226,6 +359,7 @@ pub async fn key_stats(
                         "cooling_seconds": cooling_seconds(state, now),
                         "requests": st.requests, "successes": st.successes,
                         "failures": st.failures, "status_counts": st.status_counts,
+                        "success_rate": success_rate(st.successes, st.failures),
                         "last_used": last_used,
                     })
                 })
@@ -237,9 +371,37 @@ pub async fn key_stats(
     Ok(())
 }
 
+/// Successes over calls that ended either way; none before the first.
+fn success_rate(successes: u64, failures: u64) -> Option<f64> {
+    let calls = successes.saturating_add(failures);
+    (calls > 0).then(|| successes as f64 / calls as f64)
+}
+
 fn cooling_seconds(state: KeyState, now: Instant) -> Option<f64> {
     match state {
         KeyState::Cooling { until } => Some(until.saturating_duration_since(now).as_secs_f64()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_rate_is_null_before_the_first_call() {
+        assert_eq!(success_rate(0, 0), None);
+        assert_eq!(success_rate(1, 1), Some(0.5));
+        assert_eq!(success_rate(3, 0), Some(1.0));
+    }
+
+    #[test]
+    fn health_names_nothing_and_degrades_on_any_unhealthy_provider() {
+        let ok = health_body(3, 3, 7);
+        assert_eq!(ok["status"], "ok");
+        assert_eq!(ok["uptime_seconds"], 7);
+        assert_eq!(ok["providers"], json!({"total": 3, "healthy": 3}));
+        assert_eq!(health_body(2, 3, 7)["status"], "degraded");
+        assert_eq!(health_body(0, 0, 0)["status"], "ok");
     }
 }

@@ -53,7 +53,10 @@ impl Plane {
             // Answers of their own on every listener.
             _ if matches!(
                 endpoint,
-                Endpoint::Health | Endpoint::NotFound | Endpoint::MethodNotAllowed
+                Endpoint::Health
+                    | Endpoint::HealthReport
+                    | Endpoint::NotFound
+                    | Endpoint::MethodNotAllowed
             ) =>
             {
                 true
@@ -118,7 +121,7 @@ impl ProxyHttp for Gateway {
         let hint = dialect_hint(path, req.headers.contains_key("anthropic-version"));
         let endpoint = classify(req.method.as_str(), path);
         rec.quiet = Plane::Admin.serves(endpoint)
-            && endpoint != Endpoint::Health
+            && !matches!(endpoint, Endpoint::Health | Endpoint::HealthReport)
             && (req.method == http::Method::GET || req.method == http::Method::HEAD);
         let outcome = match endpoint {
             _ if ambiguous_framing(session) => {
@@ -145,6 +148,9 @@ impl ProxyHttp for Gateway {
                 crate::admin::assets::to_ui(session, rec).await
             }
             Endpoint::Health => endpoints::health(session, rec).await,
+            Endpoint::HealthReport => {
+                endpoints::health_report(session, rec, &live, self.admin.started).await
+            }
             Endpoint::NotFound => Err(ApiError::new(
                 ErrorKind::NotFound,
                 format!("no route for {path}"),
@@ -157,6 +163,9 @@ impl ProxyHttp for Gateway {
             }
             Endpoint::Models => endpoints::models(session, rec, &live, hint).await,
             Endpoint::Model => endpoints::model(session, rec, &live, hint).await,
+            Endpoint::ModelTest => {
+                Box::pin(endpoints::model_test(&self.upstream, session, rec, &live)).await
+            }
             Endpoint::StoredResponse => {
                 let store = self.conversations;
                 Box::pin(endpoints::stored_response(
