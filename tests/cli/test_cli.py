@@ -84,16 +84,10 @@ def need(binary):
     return str(path)
 
 
-@pytest.mark.parametrize("upstream", list(UPSTREAMS))
-def test_claude_code_two_turn_shell_task(stack, tmp_path, upstream):
-    prefix = UPSTREAMS[upstream]
-    claude = need("claude")
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
+def claude_env(home, base_url, prefix):
     env = base_env(home)
     env.update({
-        "ANTHROPIC_BASE_URL": stack.gateway,
+        "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_AUTH_TOKEN": KEY,
         "ANTHROPIC_MODEL": f"{prefix}-shell",
         "ANTHROPIC_SMALL_FAST_MODEL": f"{prefix}-shell",
@@ -106,6 +100,15 @@ def test_claude_code_two_turn_shell_task(stack, tmp_path, upstream):
         "DISABLE_COST_WARNINGS": "1",
         "API_TIMEOUT_MS": "60000",
     })
+    return env
+
+
+def claude_two_turn_task(stack, tmp_path, prefix, base_url):
+    claude = need("claude")
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = claude_env(home, base_url, prefix)
     model = upstream_model(prefix)
     before = requests_for(stack, model)
     p = run([claude, "-p", TASK, "--output-format", "json", "--allowedTools", "Bash", "--max-turns", "4"],
@@ -119,6 +122,20 @@ def test_claude_code_two_turn_shell_task(stack, tmp_path, upstream):
     assert PROOF in out["result"], out["result"]
     assert out["usage"]["input_tokens"] > 0 and out["usage"]["output_tokens"] > 0, out["usage"]
     check_tool_ran(stack, model, before)
+
+
+@pytest.mark.parametrize("upstream", list(UPSTREAMS))
+def test_claude_code_two_turn_shell_task(stack, tmp_path, upstream):
+    claude_two_turn_task(stack, tmp_path, UPSTREAMS[upstream], stack.gateway)
+
+
+def test_claude_code_at_the_seed_claude_code_base_url(stack, tmp_path):
+    """Setups made for the gateway ModelSwitch replaces point Claude Code at
+    `…/api/v1/claude-code`; the CLI appends `/v1/messages` (and
+    `/count_tokens`) to it. One upstream dialect is enough: the entry only
+    routes to the same Anthropic Messages endpoint."""
+    prefix = "an" if "an" in sdk_stack.ENABLED else sdk_stack.ENABLED[0]
+    claude_two_turn_task(stack, tmp_path, prefix, f"{stack.gateway}/api/v1/claude-code")
 
 
 def codex_config(stack, prefix):
