@@ -142,7 +142,7 @@ pub async fn model_test(
     // usage row, as for any request.
     if let Some(t) = served {
         rec.result.served_by = t.attempt;
-        rec.result.usage = t.usage.clone();
+        rec.result.usage = t.usage;
     }
     let v = json!({
         "model": model,
