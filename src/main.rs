@@ -282,6 +282,14 @@ fn run(
         eprintln!("cannot read the key store {}: {e}", store::shown(&process));
         return ExitCode::from(2);
     }
+    // Keys may live in the store alone; with none anywhere the gateway runs
+    // closed (every request refused), which deserves a word.
+    if registry.keys.len() == 0 {
+        log::warn!(
+            "no API keys in the config or the key store: every request is refused \
+             (make one with `modelswitch keys create --name NAME --role admin`)"
+        );
+    }
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a
     // taken address would start and silently split the traffic. Refuse.
     for addr in listen.iter().chain(&process.admin_listen) {

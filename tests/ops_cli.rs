@@ -100,6 +100,8 @@ fn start(home: &Path, args: &[&str], addr: SocketAddr) -> Running {
         .args(args)
         .env("HOME", home)
         .env_remove("MODELSWITCH_WORKSPACE")
+        // The access log is info: whatever the runner's RUST_LOG says.
+        .env("RUST_LOG", "modelswitch=info,warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

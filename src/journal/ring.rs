@@ -264,6 +264,33 @@ impl Log for RingLogger {
 mod tests {
     use super::*;
 
+    #[test]
+    fn access_lines_are_appended_to_the_file_as_stderr_has_them() {
+        let dir = std::env::temp_dir().join(format!("ms-access-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("logs/access.log");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Its directory is made; a second open appends.
+        let file = open_access_file(&path).unwrap();
+        let json = Record::builder()
+            .target(ACCESS_TARGET)
+            .level(Level::Info)
+            .build();
+        write_access(&file, 0, &json, "{\"a\":1}");
+        drop(file);
+        let file = open_access_file(&path).unwrap();
+        let text = Record::builder()
+            .target(ACCESS_TEXT_TARGET)
+            .level(Level::Info)
+            .build();
+        write_access(&file, 1_000, &text, "req_1 GET /x status=200");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n[1970-01-01T00:00:01.000Z INFO  modelswitch::proxy::access_log] req_1 GET /x status=200\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn line(level: Level, target: &str, message: &str, time_ms: i64) -> LogLine {
         LogLine {
             time_ms,
