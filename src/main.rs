@@ -186,11 +186,11 @@ fn load_live(path: &Path) -> Result<(state::Live, Arc<state::Registry>), ExitCod
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_ring = install_logger();
-    // `install --root` (packaging) touches nothing outside its root, and
-    // `uninstall` needs no workspace.
+    // `install --root` (packaging) touches nothing outside its root;
+    // `uninstall` and `status` only look.
     let create = match &cli.command {
         Some(Command::Install(a)) => !a.writes_under_root(),
-        Some(Command::Uninstall(_)) => false,
+        Some(Command::Uninstall(_) | Command::Status(_)) => false,
         _ => true,
     };
     let source = match config_source(&cli, create) {

@@ -252,7 +252,13 @@ fn a_config_file_wins_and_no_workspace_is_made() {
     .unwrap();
     let out = ms(
         &home.0,
-        &["check", "--config", path.to_str().unwrap(), "--workspace", "ws"],
+        &[
+            "check",
+            "--config",
+            path.to_str().unwrap(),
+            "--workspace",
+            "ws",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!home.0.join("ws").exists());
@@ -275,7 +281,15 @@ fn install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
     let root = home.0.join("root");
     let ws = home.0.join("ws");
     let (r, w) = (root.to_str().unwrap(), ws.to_str().unwrap());
-    let args = ["install", "--root", r, "--platform", "linux", "--workspace", w];
+    let args = [
+        "install",
+        "--root",
+        r,
+        "--platform",
+        "linux",
+        "--workspace",
+        w,
+    ];
     let out = ms(&home.0, &args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // --root: nothing outside it, no systemctl.
@@ -319,10 +333,22 @@ fn install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
     // --user goes under $HOME.
     let user = ms(
         &home.0,
-        &["install", "--user", "--root", r, "--platform", "linux", "--workspace", w],
+        &[
+            "install",
+            "--user",
+            "--root",
+            r,
+            "--platform",
+            "linux",
+            "--workspace",
+            w,
+        ],
     );
     assert!(user.status.success(), "{}", text(&user.stderr));
-    let user_unit = rooted(&root, &home.0.join(".config/systemd/user/modelswitch.service"));
+    let user_unit = rooted(
+        &root,
+        &home.0.join(".config/systemd/user/modelswitch.service"),
+    );
     assert!(ini(&std::fs::read_to_string(&user_unit).unwrap())
         .contains(&("WantedBy".into(), "default.target".into())));
     for (scope, path) in [(None, &unit), (Some("--user"), &user_unit)] {
@@ -332,9 +358,11 @@ fn install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(!path.exists());
     }
-    assert!(!ms(&home.0, &["uninstall", "--root", r, "--platform", "linux"])
-        .status
-        .success());
+    assert!(
+        !ms(&home.0, &["uninstall", "--root", r, "--platform", "linux"])
+            .status
+            .success()
+    );
 }
 
 fn rooted(root: &Path, p: &Path) -> PathBuf {
@@ -356,11 +384,21 @@ fn install_writes_a_launchd_plist_on_macos() {
             true,
             rooted(
                 &root,
-                &home.0.join("Library/LaunchAgents/dev.modelswitch.gateway.plist"),
+                &home
+                    .0
+                    .join("Library/LaunchAgents/dev.modelswitch.gateway.plist"),
             ),
         ),
     ] {
-        let mut a = vec!["install", "--root", r, "--platform", "macos", "--workspace", w];
+        let mut a = vec![
+            "install",
+            "--root",
+            r,
+            "--platform",
+            "macos",
+            "--workspace",
+            w,
+        ];
         if user {
             a.push("--user");
         }
@@ -368,8 +406,13 @@ fn install_writes_a_launchd_plist_on_macos() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let body = std::fs::read_to_string(&path).unwrap();
         assert!(body.starts_with("<?xml"), "{body}");
-        let script = "import plistlib,sys,json; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))";
-        match Command::new("python3").args(["-c", script]).arg(&path).output() {
+        let script =
+            "import plistlib,sys,json; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))";
+        match Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+        {
             Ok(o) if o.status.success() => {
                 let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
                 assert_eq!(v["Label"], "dev.modelswitch.gateway");
@@ -380,14 +423,17 @@ fn install_writes_a_launchd_plist_on_macos() {
                 );
                 assert_eq!(v["RunAtLoad"], true);
                 assert_eq!(v["KeepAlive"]["SuccessfulExit"], false);
-                assert_eq!(
-                    v["StandardErrorPath"],
-                    format!("{w}/logs/gateway.err.log")
-                );
+                assert_eq!(v["StandardErrorPath"], format!("{w}/logs/gateway.err.log"));
             }
             // No python3 with plistlib: the keys as text.
             _ => {
-                for k in ["Label", "ProgramArguments", "RunAtLoad", "KeepAlive", "StandardOutPath"] {
+                for k in [
+                    "Label",
+                    "ProgramArguments",
+                    "RunAtLoad",
+                    "KeepAlive",
+                    "StandardOutPath",
+                ] {
                     assert!(body.contains(&format!("<key>{k}</key>")), "{body}");
                 }
             }
@@ -411,7 +457,10 @@ fn chat_config(dir: &Path, mock: SocketAddr) -> String {
             ("an", &[("anthropic", "mock;text=from anthropic")]),
             (
                 "fallback",
-                &[("openai", "mock;status=503"), ("anthropic", "mock;text=second")],
+                &[
+                    ("openai", "mock;status=503"),
+                    ("anthropic", "mock;text=second"),
+                ],
             ),
             ("broken", &[("openai", "mock;status=503"), ("dead", "x")]),
         ],
@@ -427,22 +476,41 @@ fn chat_streams_one_answer_and_falls_over_before_the_first_text() {
     let home = Temp::new("chat");
     let m = mock();
     let c = chat_config(&home.0, m.addr);
-    let out = ms(&home.0, &["chat", "--config", &c, "-m", "oa", "hello from the cli"]);
+    let out = ms(
+        &home.0,
+        &["chat", "--config", &c, "-m", "oa", "hello from the cli"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("hello from the cli"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("hello from the cli"),
+        "{}",
+        text(&out.stdout)
+    );
     // From stdin, to an Anthropic provider.
-    let out = ms_in(&home.0, &["chat", "--config", &c, "-m", "an"], Some("piped\n"));
+    let out = ms_in(
+        &home.0,
+        &["chat", "--config", &c, "-m", "an"],
+        Some("piped\n"),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "from anthropic");
     // The first target fails: the second answers, the failure on stderr.
     let out = ms(&home.0, &["chat", "--config", &c, "-m", "fallback", "hi"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "second");
-    assert!(text(&out.stderr).contains("openai/mock;status=503"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("openai/mock;status=503"),
+        "{}",
+        text(&out.stderr)
+    );
     // Every target fails: non-zero, and why.
     let out = ms(&home.0, &["chat", "--config", &c, "-m", "broken", "hi"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("every target failed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("every target failed"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).is_empty());
     let out = ms(&home.0, &["chat", "--config", &c, "-m", "nope", "hi"]);
     assert_eq!(out.status.code(), Some(2));
@@ -457,8 +525,8 @@ fn models_list_and_test_report_each_target() {
     let list = text(&out.stdout);
     assert!(out.status.success());
     assert!(
-        list.lines()
-            .any(|l| l.starts_with("fallback ") && l.contains("openai/mock;status=503, anthropic/mock;text=second")),
+        list.lines().any(|l| l.starts_with("fallback ")
+            && l.contains("openai/mock;status=503, anthropic/mock;text=second")),
         "{list}"
     );
     // A chain with a failing target still works: exit 0, the row says 503.
@@ -466,28 +534,55 @@ fn models_list_and_test_report_each_target() {
     let table = text(&out.stdout);
     assert!(out.status.success(), "{table}{}", text(&out.stderr));
     assert!(
-        table.lines().any(|l| l.contains("openai/mock;status=503") && l.contains(" 503 ")),
+        table
+            .lines()
+            .any(|l| l.contains("openai/mock;status=503") && l.contains(" 503 ")),
         "{table}"
     );
     assert!(
-        table.lines().any(|l| l.contains("anthropic/mock;text=second") && l.contains(" ok ") && l.contains("second")),
+        table
+            .lines()
+            .any(|l| l.contains("anthropic/mock;text=second")
+                && l.contains(" ok ")
+                && l.contains("second")),
         "{table}"
     );
     assert!(table.contains(" ms "), "{table}");
     // Every model: `broken` has no working target, so non-zero.
     let out = ms(&home.0, &["models", "test", "--config", &c]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("no working target: broken"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no working target: broken"),
+        "{}",
+        text(&out.stderr)
+    );
     let rows = text(&out.stdout);
-    assert!(rows.lines().any(|l| l.starts_with("broken") && l.contains("dead/x") && l.contains("failed")), "{rows}");
-    assert!(rows.lines().any(|l| l.starts_with("oa ") && l.contains(" ok ")), "{rows}");
+    assert!(
+        rows.lines()
+            .any(|l| l.starts_with("broken") && l.contains("dead/x") && l.contains("failed")),
+        "{rows}"
+    );
+    assert!(
+        rows.lines()
+            .any(|l| l.starts_with("oa ") && l.contains(" ok ")),
+        "{rows}"
+    );
 }
 
 #[test]
 fn every_verb_has_help() {
     let home = Temp::new("help");
     for verb in [
-        "run", "check", "chat", "models", "usage", "install", "uninstall", "status", "keys", "admin",
+        "run",
+        "check",
+        "chat",
+        "models",
+        "usage",
+        "install",
+        "uninstall",
+        "status",
+        "keys",
+        "admin",
     ] {
         let out = ms(&home.0, &[verb, "--help"]);
         assert!(out.status.success(), "{verb}");

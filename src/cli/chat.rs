@@ -160,7 +160,10 @@ fn body_for(route: &Route, target: &Target, message: &str) -> Result<Bytes, ApiE
 
 /// One target: `Err` a miss (nothing printed), `Ok(Err)` a failure after
 /// text was printed, `Ok(Ok)` the whole answer printed.
-#[expect(clippy::too_many_arguments, reason = "one call site, each argument a different handle")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument a different handle"
+)]
 async fn one(
     upstream: &UpstreamClient,
     live: &Live,

@@ -29,7 +29,9 @@ impl Url {
         if authority.is_empty() || authority.contains('/') {
             return Err(format!("{s}: expected http://host:port"));
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
         {
             authority.to_owned()
         } else {
@@ -70,8 +72,7 @@ pub fn get(url: &Url, path: &str, key: Option<&str>, timeout: Duration) -> Resul
         .map_err(|e| format!("{url}: {e}"))?
         .next()
         .ok_or_else(|| format!("{url}: no address"))?;
-    let mut conn =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
+    let mut conn = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
     conn.set_read_timeout(Some(timeout))
         .and_then(|()| conn.set_write_timeout(Some(timeout)))
         .map_err(|e| format!("{url}: {e}"))?;
@@ -103,7 +104,11 @@ pub fn parse(raw: &[u8]) -> Option<Reply> {
         })
     });
     let rest = &raw[end + 4..];
-    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
     Some(Reply { status, body })
 }
 

@@ -252,7 +252,11 @@ fn shutdown_grace(config: &Path) -> Duration {
         .ok()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
         .and_then(|doc| {
-            let g = doc.get("server")?.get("shutdown_grace")?.as_str()?.to_owned();
+            let g = doc
+                .get("server")?
+                .get("shutdown_grace")?
+                .as_str()?
+                .to_owned();
             humantime_serde::re::humantime::parse_duration(&g).ok()
         })
         .unwrap_or(DEFAULT_GRACE)
@@ -366,11 +370,8 @@ pub fn install(source: &super::workspace::Source, args: InstallArgs) -> ExitCode
                 let domain = launchd_domain(user);
                 if args.force {
                     // A loaded older plist must go before the new one loads.
-                    let _ = run_cmd(&[
-                        "launchctl",
-                        "bootout",
-                        &format!("{domain}/{LAUNCHD_LABEL}"),
-                    ]);
+                    let _ =
+                        run_cmd(&["launchctl", "bootout", &format!("{domain}/{LAUNCHD_LABEL}")]);
                 }
                 run_cmd(&["launchctl", "bootstrap", &domain, &p])
             }
@@ -398,9 +399,7 @@ pub fn uninstall(args: UninstallArgs) -> ExitCode {
         if args.root.is_none() {
             // Stopped first: the unit must exist for systemctl to stop it.
             let stopped = match (platform, args.user) {
-                (Platform::Linux, false) => {
-                    run_cmd(&["systemctl", "disable", "--now", UNIT_NAME])
-                }
+                (Platform::Linux, false) => run_cmd(&["systemctl", "disable", "--now", UNIT_NAME]),
                 (Platform::Linux, true) => {
                     run_cmd(&["systemctl", "--user", "disable", "--now", UNIT_NAME])
                 }
@@ -550,7 +549,9 @@ mod tests {
         let text = launchd_plist(&s);
         assert!(text.starts_with("<?xml version=\"1.0\""));
         assert!(text.contains("<string>dev.modelswitch.gateway</string>"));
-        assert!(text.contains("<string>--config</string>\n\t\t<string>/etc/ms/&lt;a&amp;b&gt;.toml</string>"));
+        assert!(text.contains(
+            "<string>--config</string>\n\t\t<string>/etc/ms/&lt;a&amp;b&gt;.toml</string>"
+        ));
         assert!(text.contains("<key>RunAtLoad</key>\n\t<true/>"));
         assert!(text.contains("<string>/home/ops/my ws/logs/gateway.err.log</string>"));
         assert!(text.contains("<key>ExitTimeOut</key>\n\t<integer>45</integer>"));

@@ -63,6 +63,12 @@ impl Progress {
     }
 }
 
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.clear();
@@ -83,10 +89,7 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let rows = [
-            ["A".to_owned(), "BB".into()],
-            ["ccc".into(), "d".into()],
-        ];
+        let rows = [["A".to_owned(), "BB".into()], ["ccc".into(), "d".into()]];
         assert_eq!(table(&rows), "A    BB\nccc  d\n");
     }
 }

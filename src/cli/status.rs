@@ -114,12 +114,7 @@ pub fn run(config: &Path, args: StatusArgs) -> ExitCode {
 }
 
 fn duration(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, _) => format!("{m}m {s}s"),
@@ -179,7 +174,13 @@ pub fn report(overview: &Value, stats: &Value, providers: &Value) -> String {
         };
         let targets = p["targets"].as_array().map_or(&[][..], Vec::as_slice);
         if targets.is_empty() {
-            rows.push([name.clone(), "-".into(), "-".into(), health.clone(), key_states.clone()]);
+            rows.push([
+                name.clone(),
+                "-".into(),
+                "-".into(),
+                health.clone(),
+                key_states.clone(),
+            ]);
         }
         for t in targets {
             rows.push([
@@ -204,8 +205,9 @@ mod tests {
     fn the_admin_listener_is_asked_first() {
         let u = gateway_url("[server]\nlisten = [\"0.0.0.0:8000\"]\n").unwrap();
         assert_eq!(u.authority, "127.0.0.1:8000");
-        let u = gateway_url("[server]\nlisten = \"127.0.0.1:1\"\n[admin]\nlisten = \"127.0.0.1:2\"\n")
-            .unwrap();
+        let u =
+            gateway_url("[server]\nlisten = \"127.0.0.1:1\"\n[admin]\nlisten = \"127.0.0.1:2\"\n")
+                .unwrap();
         assert_eq!(u.authority, "127.0.0.1:2");
         assert!(gateway_url("").is_err());
     }
@@ -223,8 +225,14 @@ mod tests {
         );
         assert!(text.contains("listen:   127.0.0.1:8000\n"), "{text}");
         assert!(text.contains("uptime:   1h 2m\n"), "{text}");
-        assert!(text.contains("requests: 12 (1 errors, 0 in flight)"), "{text}");
+        assert!(
+            text.contains("requests: 12 (1 errors, 0 in flight)"),
+            "{text}"
+        );
         assert!(text.contains("openai    o3     open"), "{text}");
-        assert!(text.contains("vllm      -      -        1/2 replicas healthy"), "{text}");
+        assert!(
+            text.contains("vllm      -      -        1/2 replicas healthy"),
+            "{text}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! (the same summary query as `GET /api/usage`). Reads only `[storage]`
 //! of the config, as `keys` does.
 
-use crate::store::usage_query::{GroupBy, GroupValue, Group, SummaryQuery, Totals, UsageFilter};
+use crate::store::usage_query::{Group, GroupBy, GroupValue, SummaryQuery, Totals, UsageFilter};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -145,7 +145,10 @@ mod tests {
         );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3, "{t}");
-        assert!(lines[1].starts_with("b ") && lines[1].contains("0.0123 USD"), "{t}");
+        assert!(
+            lines[1].starts_with("b ") && lines[1].contains("0.0123 USD"),
+            "{t}"
+        );
         assert!(lines[2].starts_with("- "), "{t}");
     }
 }
