@@ -236,6 +236,7 @@ async fn one(
     let mut decoder = StreamDecoder::new(provider.dialect);
     let (mut raw_events, mut events) = (Vec::new(), Vec::new());
     let mut printed = false;
+    let mut reasoned = false;
     let mut ended_with_newline = true;
     loop {
         let deadline = if printed {
@@ -272,12 +273,17 @@ async fn one(
                         progress.clear();
                         printed = true;
                     }
+                    if std::mem::take(&mut reasoned) {
+                        // The reasoning's last line ends before the answer.
+                        let _ = writeln!(std::io::stderr());
+                    }
                     let _ = stdout.write_all(t.as_bytes());
                     let _ = stdout.flush();
                     ended_with_newline = t.ends_with('\n');
                 }
                 StreamEvent::Reasoning(r) if reasoning => {
                     progress.clear();
+                    reasoned = true;
                     let mut err = std::io::stderr().lock();
                     let _ = if dim {
                         write!(err, "\x1b[2m{r}\x1b[0m")

@@ -52,8 +52,8 @@ pub fn run(config: &Path, args: UsageArgs) -> ExitCode {
         };
         if by == GroupBy::Key {
             out.push_str(&format!(
-                "last {}: {} requests ({} errors), {} tokens in, {} out, cost {}\n\n",
-                humantime_serde::re::humantime::format_duration(args.since),
+                "since {}: {} requests ({} errors), {} tokens in, {} out, cost {}\n\n",
+                crate::journal::files::rfc3339_ms(from),
                 summary.totals.requests,
                 summary.totals.errors,
                 input(&summary.totals),
@@ -86,7 +86,7 @@ fn cost(t: &Totals) -> String {
 
 /// The `limit` groups with the most requests, as a table.
 fn top(title: &str, mut groups: Vec<Group>, limit: usize) -> String {
-    groups.sort_by(|a, b| b.totals.requests.cmp(&a.totals.requests));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.totals.requests));
     let mut rows = vec![[
         title.to_owned(),
         "REQUESTS".into(),
