@@ -95,7 +95,9 @@ impl Drop for Running {
     }
 }
 
-fn start(home: &Path, args: &[&str], addr: SocketAddr) -> Running {
+/// The gateway on `addr`, its stderr appended to `stderr`.
+fn start(home: &Path, args: &[&str], addr: SocketAddr, stderr: &Path) -> Running {
+    let stderr = std::fs::File::create(stderr).unwrap();
     let child = Command::new(BIN)
         .args(args)
         .env("HOME", home)
@@ -103,7 +105,7 @@ fn start(home: &Path, args: &[&str], addr: SocketAddr) -> Running {
         // The access log is info: whatever the runner's RUST_LOG says.
         .env("RUST_LOG", "modelswitch=info,warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut g = Running { child, addr };
@@ -172,7 +174,8 @@ fn the_first_run_makes_a_workspace_whose_admin_key_runs_the_gateway() {
         m.addr
     );
     std::fs::write(ws.join("config.toml"), config).unwrap();
-    let gw = start(&home.0, &["--workspace", w], addr);
+    let stderr = home.0.join("gateway.stderr");
+    let gw = start(&home.0, &["--workspace", w], addr, &stderr);
     assert_eq!(
         api_call(gw.addr, "GET", "/api/overview", &key, None).status,
         200
@@ -200,6 +203,11 @@ fn the_first_run_makes_a_workspace_whose_admin_key_runs_the_gateway() {
         "{:?}",
         std::fs::read_to_string(&access)
     );
+
+    // Not on stderr as well, which still has the gateway's other lines.
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert!(err.contains("modelswitch listening on"), "{err}");
+    assert!(!err.contains("model=demo"), "{err}");
 
     // status: the listener and the provider table.
     let st = ms(
