@@ -1,7 +1,9 @@
 //! ModelSwitch: an LLM gateway on Pingora.
 //!
-//! `modelswitch --config FILE` runs the gateway; `modelswitch check --config
-//! FILE` validates a config and names the TOML path of every error.
+//! `modelswitch` runs the gateway from the workspace (`~/.modelswitch`,
+//! made on the first run); `modelswitch --config FILE` from a config file;
+//! `modelswitch check` validates the config and names the TOML path of
+//! every error. The other verbs live in `cli/`.
 
 mod admin;
 mod cli;
@@ -43,12 +45,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "modelswitch",
     version,
-    about = "One endpoint for every LLM dialect and provider"
+    about = "One endpoint for every LLM dialect and provider",
+    after_help = "The config is --config FILE, else the workspace's config.toml: --workspace DIR, \
+                  else $MODELSWITCH_WORKSPACE, else ~/.modelswitch (made with an admin key on the \
+                  first run). Relative paths in a config resolve against its directory."
 )]
 struct Cli {
-    /// The TOML config file.
-    #[arg(short, long, global = true, default_value = "conf/modelswitch.toml")]
-    config: PathBuf,
+    /// A TOML config file (then no workspace is used or made).
+    #[arg(short, long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The workspace: config.toml, data/, logs/ [env: MODELSWITCH_WORKSPACE; default: ~/.modelswitch]
+    #[arg(short, long, global = true, value_name = "DIR")]
+    workspace: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -59,25 +67,36 @@ enum Command {
     Run,
     /// Validate the config file and exit.
     Check,
+    /// Send one message through a model's chain, no server needed; the answer streams to stdout.
+    Chat(cli::chat::ChatArgs),
+    /// List the configured models, or test each of their targets.
+    Models(cli::models::ModelsArgs),
+    /// Top keys and models (requests, tokens, cost) from the stored usage rows.
+    Usage(cli::usage::UsageArgs),
+    /// Install the gateway as a service (systemd unit on Linux, launchd plist on macOS) and start it.
+    Install(cli::install::InstallArgs),
+    /// Stop and remove the service that `install` wrote.
+    Uninstall(cli::install::UninstallArgs),
+    /// The service's state, and the running gateway's listeners, uptime, requests and providers.
+    Status(cli::status::StatusArgs),
     /// Create, list, show, update and revoke stored API keys.
     Keys(cli::keys::KeysArgs),
     /// Admin UI settings: `admin set-password`.
     Admin(cli::admin::AdminArgs),
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// The plain log format: the default one wraps every write to indent
+/// continuation lines and strips colour codes byte by byte, which the
+/// access log (one line per request) paid for on every request.
+fn install_logger() -> Arc<journal::LogRing> {
     let logger = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("modelswitch=info,warn"),
     )
-    // A plain format: the default one wraps every write to indent
-    // continuation lines and strips colour codes byte by byte, which the
-    // access log (one line per request) paid for on every request.
     .write_style(env_logger::WriteStyle::Never)
     .format(|buf, record| {
         use std::io::Write;
         // JSON access-log lines go out bare, so each line parses.
-        if record.target() == "modelswitch::access" {
+        if record.target() == journal::ring::ACCESS_TARGET {
             return writeln!(buf, "{}", record.args());
         }
         writeln!(
@@ -95,58 +114,126 @@ fn main() -> ExitCode {
     if let Err(e) = journal::RingLogger::install(logger, log_ring.clone()) {
         eprintln!("cannot install the logger: {e}");
     }
-    // `keys` reads only the store's path from the config: it runs without
-    // the providers' secrets in its environment.
-    if let Some(Command::Keys(args)) = cli.command {
-        return cli::keys::run(&cli.config, args);
-    }
-    if let Some(Command::Admin(args)) = cli.command {
-        return cli::admin::run(&cli.config, args);
-    }
-    let snapshot = match config::load(&cli.config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{}: invalid configuration:\n{e}", cli.config.display());
-            return ExitCode::from(2);
+    log_ring
+}
+
+/// `--config`, or the workspace (made on its first run, unless `create`
+/// is false: then only its path is named).
+fn config_source(cli: &Cli, create: bool) -> Result<cli::workspace::Source, ExitCode> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let source = cli::workspace::resolve(
+        cli.config.clone(),
+        cli.workspace.clone(),
+        std::env::var_os("MODELSWITCH_WORKSPACE"),
+        std::env::var_os("HOME"),
+        &cwd,
+    )
+    .map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
+    if let (cli::workspace::Source::Workspace(layout), true) = (&source, create) {
+        let made = cli::workspace::prepare(layout, |draft| {
+            cli::keys::mint(
+                draft,
+                cli::workspace::ADMIN_KEY_NAME,
+                "admin",
+                "made by the workspace's first run",
+            )
+        });
+        match made {
+            Ok(cli::workspace::Prepared::Existing) => {}
+            Ok(cli::workspace::Prepared::Created { admin_key }) => {
+                use std::io::Write;
+                let _ = std::io::stdout()
+                    .lock()
+                    .write_all(cli::workspace::welcome(layout, &admin_key).as_bytes());
+            }
+            Err(e) => {
+                eprintln!("cannot create the workspace {}: {e}", layout.root.display());
+                return Err(ExitCode::from(1));
+            }
         }
-    };
-    let summary = format!(
-        "{} providers, {} models, {} api keys, {} prices",
-        snapshot.providers.len(),
-        snapshot.routes.len(),
-        snapshot.keys.len(),
-        snapshot.prices.entries().count()
-    );
-    // Binding builds replica pools, which resolves their hosts: `check`
-    // reports a host that does not resolve as the running gateway would.
+    }
+    Ok(source)
+}
+
+/// The validated config, bound to runtime state (replica pools resolve
+/// their hosts here, so `check` reports a host that does not resolve as
+/// the running gateway would).
+fn load_live(path: &Path) -> Result<(state::Live, Arc<state::Registry>), ExitCode> {
+    let snapshot = config::load(path).map_err(|e| {
+        eprintln!("{}: invalid configuration:\n{e}", path.display());
+        ExitCode::from(2)
+    })?;
     let limiter = match &snapshot.process.limit_backend {
         config::LimitBackend::Memory => limits::Limiter::memory(),
         config::LimitBackend::Redis { url } => {
-            match limits::Limiter::redis(url.expose(), snapshot.limits.redis_timeout) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("{}: limits.redis_url: {e}", cli.config.display());
-                    return ExitCode::from(2);
-                }
-            }
+            limits::Limiter::redis(url.expose(), snapshot.limits.redis_timeout).map_err(|e| {
+                eprintln!("{}: limits.redis_url: {e}", path.display());
+                ExitCode::from(2)
+            })?
         }
     };
     let registry = Arc::new(state::Registry::with_limiter(Arc::new(limiter)));
-    let live = match registry.bind(snapshot) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{}: invalid configuration:\n{e}", cli.config.display());
-            return ExitCode::from(2);
-        }
+    let live = registry.bind(snapshot).map_err(|e| {
+        eprintln!("{}: invalid configuration:\n{e}", path.display());
+        ExitCode::from(2)
+    })?;
+    Ok((live, registry))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_ring = install_logger();
+    // `install --root` (packaging) touches nothing outside its root;
+    // `uninstall` and `status` only look.
+    let create = match &cli.command {
+        Some(Command::Install(a)) => !a.writes_under_root(),
+        Some(Command::Uninstall(_) | Command::Status(_)) => false,
+        _ => true,
     };
+    let source = match config_source(&cli, create) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let path = source.config().to_owned();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Check => {
-            println!("{}: ok ({summary})", cli.config.display());
-            ExitCode::SUCCESS
-        }
-        Command::Run => run(&cli.config, live, registry, log_ring),
-        Command::Keys(args) => cli::keys::run(&cli.config, args),
-        Command::Admin(args) => cli::admin::run(&cli.config, args),
+        // These read only `[storage]` of the config: they run without the
+        // providers' secrets in their environment.
+        Command::Keys(args) => cli::keys::run(&path, args),
+        Command::Admin(args) => cli::admin::run(&path, args),
+        Command::Usage(args) => cli::usage::run(&path, args),
+        Command::Install(args) => cli::install::install(&source, args),
+        Command::Uninstall(args) => cli::install::uninstall(args),
+        Command::Status(args) => cli::status::run(&path, args),
+        Command::Check => match load_live(&path) {
+            Ok((live, _)) => {
+                let snapshot = &live.config;
+                println!(
+                    "{}: ok ({} providers, {} models, {} api keys, {} prices)",
+                    path.display(),
+                    snapshot.providers.len(),
+                    snapshot.routes.len(),
+                    snapshot.keys.len(),
+                    snapshot.prices.entries().count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Chat(args) => match load_live(&path) {
+            Ok((live, _)) => cli::chat::run(&live, args),
+            Err(code) => code,
+        },
+        Command::Models(args) => match load_live(&path) {
+            Ok((live, _)) => cli::models::run(&live, args),
+            Err(code) => code,
+        },
+        Command::Run => match load_live(&path) {
+            Ok((live, registry)) => run(&path, live, registry, log_ring),
+            Err(code) => code,
+        },
     }
 }
 
@@ -162,6 +249,18 @@ fn run(
         n => n,
     };
     let listen = process.listen.clone();
+    // `[logging] access_file`: opened once, before any request is served.
+    if let Some(file) = &process.access_file {
+        match journal::open_access_file(file) {
+            Ok(f) => {
+                journal::send_access_log_to(f);
+            }
+            Err(e) => {
+                eprintln!("cannot open the access log {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
     // Runtime keys: served from the first request on, kept current after.
     // (The store's errors name the file or the URL, its password masked.)
     let key_store = match store::KeyStore::open_configured(&process) {
@@ -182,6 +281,14 @@ fn run(
     if let Err(e) = loaded {
         eprintln!("cannot read the key store {}: {e}", store::shown(&process));
         return ExitCode::from(2);
+    }
+    // Keys may live in the store alone; with none anywhere the gateway runs
+    // closed (every request refused), which deserves a word.
+    if registry.keys.len() == 0 {
+        log::warn!(
+            "no API keys in the config or the key store: every request is refused \
+             (make one with `modelswitch keys create --name NAME --role admin`)"
+        );
     }
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a
     // taken address would start and silently split the traffic. Refuse.

@@ -260,7 +260,7 @@ pub async fn provider(
 }
 
 /// The test request in the provider's own dialect.
-fn body_for(provider: &Provider, model: &str, message: &str) -> Result<Bytes, ApiError> {
+pub(crate) fn body_for(provider: &Provider, model: &str, message: &str) -> Result<Bytes, ApiError> {
     let chat = json!({
         "model": model,
         "messages": [{"role": "user", "content": message}],
@@ -280,7 +280,7 @@ fn body_for(provider: &Provider, model: &str, message: &str) -> Result<Bytes, Ap
     Ok(Bytes::from(body.to_string()))
 }
 
-fn first_text(parts: &[Part]) -> String {
+pub(crate) fn first_text(parts: &[Part]) -> String {
     let text: String = parts
         .iter()
         .filter_map(|p| match p {
@@ -291,7 +291,7 @@ fn first_text(parts: &[Part]) -> String {
     text.chars().take(SHOWN_CHARS).collect()
 }
 
-fn status_of(f: &Failure) -> Option<u16> {
+pub(crate) fn status_of(f: &Failure) -> Option<u16> {
     match f {
         Failure::Status(s, _) => Some(*s),
         _ => None,
@@ -300,7 +300,7 @@ fn status_of(f: &Failure) -> Option<u16> {
 
 /// Why a test failed, in words (never a key: upstream messages are the
 /// provider's, errors of ours name hosts and phases only).
-fn describe(f: &Failure) -> String {
+pub(crate) fn describe(f: &Failure) -> String {
     match f {
         Failure::Connect(m) => format!("cannot connect: {m}"),
         Failure::Timeout(phase) => format!("timed out ({})", phase.name()),

@@ -244,6 +244,27 @@ pub(super) fn open_store(config: &Path, db: Option<PathBuf>) -> Result<KeyStore,
     })
 }
 
+/// Mints a key as `keys create --name NAME --role ROLE` does, in the store
+/// `config` names; its secret (shown once by the caller).
+pub fn mint(config: &Path, name: &str, role: &str, description: &str) -> Result<String, String> {
+    let store = match store_of(config)? {
+        StoreAt::Sqlite(path) => KeyStore::open(&path),
+        StoreAt::Postgres(url) => KeyStore::open_postgres(&url),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut spec = KeySpec::named(name.to_owned());
+    spec.roles = vec![role.to_owned()];
+    spec.description = description.to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime
+        .block_on(store.create(spec))
+        .map(|(_, secret)| secret)
+        .map_err(|e| e.to_string())
+}
+
 /// Where the keys are: a SQLite file or a PostgreSQL URL.
 #[derive(Debug, PartialEq, Eq)]
 enum StoreAt {

@@ -61,6 +61,9 @@ pub(super) struct FileLogging {
     pub(super) retention: Option<Duration>,
     /// At most this many files are kept (the oldest go first).
     pub(super) max_files: Option<usize>,
+    /// The access log's file (appended to) instead of stderr; relative
+    /// paths are relative to the config file's directory.
+    pub(super) access_file: Option<String>,
 }
 
 /// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP (off without an

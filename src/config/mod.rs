@@ -102,6 +102,16 @@ pub fn load_text(text: &str, path: &Path) -> Result<Snapshot, ConfigErrors> {
         let dir = path.parent().unwrap_or(Path::new("."));
         snap.process.conversation_files.dir = dir.join(&snap.process.conversation_files.dir);
     }
+    // And the access log's file.
+    if let Some(file) = snap
+        .process
+        .access_file
+        .as_mut()
+        .filter(|f| f.is_relative())
+    {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        *file = dir.join(&*file);
+    }
     Ok(snap)
 }
 

@@ -321,6 +321,10 @@ pub fn restart_needed(running: &Process, new: &Process) -> Vec<&'static str> {
             new.conversation_files != running.conversation_files,
         ),
         ("admin.listen", new.admin_listen != running.admin_listen),
+        (
+            "logging.access_file",
+            new.access_file != running.access_file,
+        ),
     ]
     .into_iter()
     .filter_map(|(setting, differs)| differs.then_some(setting))

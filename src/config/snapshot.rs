@@ -201,6 +201,9 @@ pub struct Process {
     pub store_backend: StoreBackend,
     /// Where and how the conversation log is written (`[logging]`).
     pub conversation_files: ConversationFiles,
+    /// `[logging] access_file`: the access log's file (absolute once
+    /// loaded); `None`, stderr.
+    pub access_file: Option<std::path::PathBuf>,
 }
 
 /// `[logging]`'s files: one writer opens them at start, so a change needs

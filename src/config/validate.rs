@@ -217,6 +217,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         budget_rates(&routes, &keys, prices, &limits.budgets, &mut errs);
     }
     let conversation_files = logging_files(&f.logging, &mut errs);
+    let access_file = access_file(&f.logging, &mut errs);
     let telemetry = telemetry(&f.telemetry, &mut errs);
     let admin_listen = f.admin.listen.clone();
     if let Some(a) = &admin_listen {
@@ -290,6 +291,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         usage_queue: f.storage.usage_queue.unwrap_or(crate::usage::QUEUE_ROWS),
         store_backend,
         conversation_files,
+        access_file,
         admin_listen,
         ..process
     };
@@ -344,6 +346,17 @@ fn logging_files(l: &FileLogging, errs: &mut Errors) -> ConversationFiles {
         max_file_bytes,
         retention,
         max_files,
+    }
+}
+
+/// `[logging] access_file`, as written (resolved beside the config on load).
+fn access_file(l: &FileLogging, errs: &mut Errors) -> Option<std::path::PathBuf> {
+    match l.access_file.as_deref() {
+        Some("") => {
+            errs.push("logging.access_file: must not be empty (leave it out for stderr)".into());
+            None
+        }
+        other => other.map(Into::into),
     }
 }
 
@@ -473,6 +486,7 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
             retention: Duration::ZERO,
             max_files: 0,
         },
+        access_file: None,
     };
     Server {
         process,
@@ -1138,9 +1152,9 @@ fn api_keys(
             Err(problems) => errs.extend(problems.into_iter().map(|p| format!("{at}.{p}"))),
         }
     }
-    if out.is_empty() && errs.is_empty() {
-        errs.push("api_keys: at least one key is required (the gateway never runs open)".into());
-    }
+    // No key here is no open gateway: keys may live in the key store
+    // alone (the workspace's admin key does); without any, every request
+    // is refused.
     out
 }
 

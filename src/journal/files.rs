@@ -95,10 +95,20 @@ fn days_from_civil(d: Day) -> i64 {
 
 /// `2026-12-03T08:07:25.123Z`.
 pub fn rfc3339_ms(unix_ms: i64) -> String {
-    let day = Day::of_ms(unix_ms);
-    let ms = unix_ms.rem_euclid(MS_PER_DAY);
-    let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-    format!("{day}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    Rfc3339Ms(unix_ms).to_string()
+}
+
+/// [`rfc3339_ms`] written straight into a buffer (the access log file's
+/// lines, which must not allocate).
+pub struct Rfc3339Ms(pub i64);
+
+impl std::fmt::Display for Rfc3339Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let day = Day::of_ms(self.0);
+        let ms = self.0.rem_euclid(MS_PER_DAY);
+        let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+        write!(f, "{day}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    }
 }
 
 /// Now, in Unix milliseconds.

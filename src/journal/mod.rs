@@ -20,7 +20,7 @@ pub mod ring;
 pub use capture::Capture;
 pub use conversations::{flush_now, ConversationLog, ConversationWriter};
 pub use line::Entry;
-pub use ring::{LogRing, RingLogger};
+pub use ring::{open_access_file, send_access_log_to, LogRing, RingLogger};
 
 use filters::auth::ClientKey;
 use std::sync::Arc;

@@ -6,11 +6,14 @@
 //! other lines name the request id first), so logging costs one copy of
 //! the message and a short lock, nothing more.
 
-use super::files::rfc3339_ms;
+use super::files::{rfc3339_ms, Rfc3339Ms};
 use log::{Level, Log, Metadata, Record};
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::fs::File;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Lines kept by default.
 pub const DEFAULT_CAPACITY: usize = 2000;
@@ -146,6 +149,58 @@ pub fn fields(l: &LogLine) -> (Option<String>, Option<String>) {
     (request_id, key)
 }
 
+/// `[logging] access_file`: the file access-log lines go to instead of
+/// stderr, set once at startup (the logger is installed before the config
+/// is read, and a change needs a restart).
+static ACCESS_FILE: OnceLock<File> = OnceLock::new();
+
+thread_local! {
+    /// One access-log line, reused: the line costs no allocation.
+    static ACCESS_LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Sends the access log to `file` (opened for appending) from now on;
+/// false if it already goes to a file.
+pub fn send_access_log_to(file: File) -> bool {
+    ACCESS_FILE.set(file).is_ok()
+}
+
+/// Opens `path` for appending (`O_APPEND`: each line lands whole at the
+/// end, whichever worker writes it, and `logrotate copytruncate` works),
+/// creating it (0640) and its directory.
+pub fn open_access_file(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// The line as stderr has it (the JSON form bare, the text form behind a
+/// timestamp, level and target), written with one `write`.
+fn write_access(file: &File, time_ms: i64, record: &Record<'_>, message: &str) {
+    ACCESS_LINE.with_borrow_mut(|line| {
+        line.clear();
+        if record.target() != ACCESS_TARGET {
+            let _ = write!(
+                line,
+                "[{} {:<5} {}] ",
+                Rfc3339Ms(time_ms),
+                record.level(),
+                record.target()
+            );
+        }
+        line.extend_from_slice(message.as_bytes());
+        line.push(b'\n');
+        // A failed write (a full disk) loses the line, as stderr would.
+        let _ = (&*file).write_all(line);
+    });
+}
+
 /// The process's logger, with every line it prints also kept in the ring.
 pub struct RingLogger {
     inner: env_logger::Logger,
@@ -179,17 +234,21 @@ impl Log for RingLogger {
             Some(s) => s.to_owned(),
             None => record.args().to_string(),
         };
-        self.inner.log(
-            &Record::builder()
-                .metadata(record.metadata().clone())
-                .args(format_args!("{message}"))
-                .module_path(record.module_path())
-                .file(record.file())
-                .line(record.line())
-                .build(),
-        );
+        let time_ms = super::files::now_ms();
+        match ACCESS_FILE.get().filter(|_| is_access(record.target())) {
+            Some(file) => write_access(file, time_ms, record, &message),
+            None => self.inner.log(
+                &Record::builder()
+                    .metadata(record.metadata().clone())
+                    .args(format_args!("{message}"))
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .build(),
+            ),
+        }
         self.ring.push(LogLine {
-            time_ms: super::files::now_ms(),
+            time_ms,
             level: record.level(),
             target: record.target().into(),
             message,
@@ -204,6 +263,33 @@ impl Log for RingLogger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_lines_are_appended_to_the_file_as_stderr_has_them() {
+        let dir = std::env::temp_dir().join(format!("ms-access-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("logs/access.log");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Its directory is made; a second open appends.
+        let file = open_access_file(&path).unwrap();
+        let json = Record::builder()
+            .target(ACCESS_TARGET)
+            .level(Level::Info)
+            .build();
+        write_access(&file, 0, &json, "{\"a\":1}");
+        drop(file);
+        let file = open_access_file(&path).unwrap();
+        let text = Record::builder()
+            .target(ACCESS_TEXT_TARGET)
+            .level(Level::Info)
+            .build();
+        write_access(&file, 1_000, &text, "req_1 GET /x status=200");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n[1970-01-01T00:00:01.000Z INFO  modelswitch::proxy::access_log] req_1 GET /x status=200\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn line(level: Level, target: &str, message: &str, time_ms: i64) -> LogLine {
         LogLine {
