@@ -102,6 +102,16 @@ pub fn load_text(text: &str, path: &Path) -> Result<Snapshot, ConfigErrors> {
         let dir = path.parent().unwrap_or(Path::new("."));
         snap.process.conversation_files.dir = dir.join(&snap.process.conversation_files.dir);
     }
+    // And the certificates, which must load now: `check` and a reload
+    // report a missing or mismatched file as the starting gateway would.
+    if let Some(tls) = &mut snap.process.tls {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for files in std::iter::once(&mut tls.default).chain(&mut tls.sni) {
+            files.cert = dir.join(&files.cert);
+            files.key = dir.join(&files.key);
+        }
+        crate::tls::Certificates::load(tls).map_err(ConfigErrors)?;
+    }
     Ok(snap)
 }
 

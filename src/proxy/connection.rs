@@ -6,19 +6,27 @@
 //! wait for its next request (`client_idle_timeout`), and keeps pipelined
 //! requests apart from a departing client. Then Pingora's HTTP/1 session
 //! runs the request as usual.
+//!
+//! HTTP/2 (ALPN `h2` on a TLS listener, or a cleartext client's preface
+//! with `[server] h2c`) is handed to Pingora's own HTTP/2 server after the
+//! connection cap: each stream arrives with its whole head (the h2 codec
+//! bounds its size), so the head deadline has no per-stream counterpart;
+//! an HTTP/2 connection with no stream open closes after
+//! `client_idle_timeout` (`server_options`).
 
 use super::Gateway;
 use crate::state::LiveStore;
 use async_trait::async_trait;
-use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::Stream;
+use pingora::protocols::l4::stream::Stream as TcpStream;
+use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct Edge {
     pub proxy: Arc<HttpProxy<Gateway>>,
@@ -86,6 +94,18 @@ impl ServerApp for Edge {
             drop(open);
             return None;
         }
+        // One branch on the HTTP/1 path when h2c is off: ALPN is only ever
+        // set on a TLS stream.
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+        }
+        if self.proxy.server_options.as_ref().is_some_and(|o| o.h2c) {
+            let (s, h2) = sniff_h2c(stream, limits.client_header_timeout).await?;
+            if h2 {
+                return ServerApp::process_new(&self.proxy, s, shutdown).await;
+            }
+            stream = s;
+        }
         let mut session = ServerSession::new_http1(stream);
         let mut budget = limits.client_header_timeout;
         loop {
@@ -110,6 +130,50 @@ impl ServerApp for Edge {
     async fn cleanup(&self) {
         self.proxy.http_cleanup().await;
     }
+}
+
+/// What Pingora's HTTP/2 server is told: whether a cleartext connection
+/// may open with the HTTP/2 preface, and when an HTTP/2 connection with
+/// no stream open is closed.
+pub fn server_options(h2c: bool, limits: &crate::config::Downstream) -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.h2c = h2c;
+    options.h2_idle_timeout = Some(limits.client_idle_timeout);
+    options
+}
+
+/// The cleartext HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a cleartext client opens with the HTTP/2 preface, read within
+/// `budget` and put back for whichever session reads the connection.
+/// Decided at the first byte that differs, so a short HTTP/1 request is
+/// never kept waiting for 24 bytes (Pingora's own check reads all 24).
+/// `None`: the client sent nothing in time, or left.
+async fn sniff_h2c(stream: Stream, budget: Duration) -> Option<(Stream, bool)> {
+    if !stream.as_any().is::<TcpStream>() {
+        return Some((stream, false));
+    }
+    let mut tcp = stream.into_any().downcast::<TcpStream>().ok()?;
+    let mut buf = [0u8; H2_PREFACE.len()];
+    let mut n = 0;
+    let read = async {
+        while n < buf.len() {
+            let got = tcp.read(&mut buf[n..]).await?;
+            n += got;
+            if got == 0 || buf[..n] != H2_PREFACE[..n] {
+                break;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(budget, read).await.ok()?.ok()?;
+    if n == 0 {
+        return None;
+    }
+    tcp.rewind(&buf[..n]);
+    let stream: Stream = tcp;
+    Some((stream, &buf == H2_PREFACE))
 }
 
 /// Per-request session settings: keep-alive wait, pipelining, and the
