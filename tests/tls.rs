@@ -661,3 +661,50 @@ async fn the_admin_cookie_is_secure_over_tls_only() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.header("set-cookie").unwrap().contains("Secure"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_tls_client_is_closed_after_the_head_deadline_on_h1_and_h2() {
+    let pki = Pki::new();
+    let (cert, key) = pki.write("server", &["localhost"]);
+    let mock = mock();
+    let tls_addr = free_addr();
+    let server = format!(
+        "client_header_timeout = \"1s\"\n{}",
+        tls_server(tls_addr, &cert, &key, "")
+    );
+    let _gw = start(mock.addr, &server, tls_addr);
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let tls = pki.client(&[alpn]);
+        let mut s = connect(&tls, tls_addr, "localhost").await.unwrap();
+        let t = Instant::now();
+        let mut buf = Vec::new();
+        // The server's h2 SETTINGS may come first; then the close.
+        let read = tokio::time::timeout(Duration::from_secs(8), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "{alpn:?}: still open after 8s");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{alpn:?}: closed after {took:?}"
+        );
+    }
+    // A client that sent its preface is not held to it: the same h2
+    // connection serves a request after a pause longer than the deadline.
+    let tls = pki.client(&[b"h2"]);
+    let s = connect(&tls, tls_addr, "localhost").await.unwrap();
+    let (client, conn) = h2::client::handshake(s).await.unwrap();
+    tokio::spawn(conn);
+    for _ in 0..2 {
+        let mut c = client.clone().ready().await.unwrap();
+        let req = http::Request::get("https://localhost/v1/models")
+            .header("authorization", format!("Bearer {KEY}"))
+            .body(())
+            .unwrap();
+        let (resp, _) = c.send_request(req, true).unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
