@@ -224,3 +224,6 @@ pub fn listener_settings(
     }
     Ok(settings)
 }
+
+#[cfg(test)]
+mod tests;
