@@ -141,43 +141,51 @@ impl Certificates {
     /// Loads each pair whose files changed; publishes the set if any did.
     fn reload_changed(&self, watch: &mut Watch) {
         let mut keys: Option<Vec<Arc<CertifiedKey>>> = None;
-        for (i, pair) in self.pairs.iter().enumerate() {
+        let state = watch
+            .loaded
+            .iter_mut()
+            .zip(&mut watch.refused)
+            .zip(&mut watch.names);
+        for (i, (pair, ((loaded, refused), names))) in self.pairs.iter().zip(state).enumerate() {
             let id = PairId::of(&pair.cert, &pair.key);
-            if watch.loaded.get(i) == Some(&id) || watch.refused.get(i) == Some(&Some(id)) {
+            if *loaded == id || *refused == Some(id) {
                 continue;
             }
-            match files::load(&pair.cert, &pair.key) {
-                Ok(l) => {
-                    let names = served_names(pair, l.san_names);
-                    if i != sni::DEFAULT && names.is_empty() {
-                        log::warn!(
-                            "{}.cert_path: {}: the new certificate names no DNS name; \
-                             still serving the previous one",
-                            pair.at,
-                            pair.cert.display()
-                        );
-                        watch.refused[i] = Some(id);
-                        continue;
-                    }
-                    log::info!(
-                        "{}: serving the new certificate in {} to new connections",
-                        pair.at,
-                        pair.cert.display()
-                    );
-                    let keys = keys.get_or_insert_with(|| self.served.load().keys.clone());
-                    keys[i] = l.key;
-                    watch.names[i] = names;
-                    watch.loaded[i] = id;
-                    watch.refused[i] = None;
-                }
+            let l = match files::load(&pair.cert, &pair.key) {
+                Ok(l) => l,
                 Err(PairError { field, message }) => {
                     log::warn!(
                         "{}.{field}: {message}; still serving the previous certificate",
                         pair.at
                     );
-                    watch.refused[i] = Some(id);
+                    *refused = Some(id);
+                    continue;
                 }
+            };
+            let new_names = served_names(pair, l.san_names);
+            if i != sni::DEFAULT && new_names.is_empty() {
+                log::warn!(
+                    "{}.cert_path: {}: the new certificate names no DNS name; \
+                     still serving the previous one",
+                    pair.at,
+                    pair.cert.display()
+                );
+                *refused = Some(id);
+                continue;
             }
+            let keys = keys.get_or_insert_with(|| self.served.load().keys.clone());
+            let Some(slot) = keys.get_mut(i) else {
+                continue;
+            };
+            log::info!(
+                "{}: serving the new certificate in {} to new connections",
+                pair.at,
+                pair.cert.display()
+            );
+            *slot = l.key;
+            *names = new_names;
+            *loaded = id;
+            *refused = None;
         }
         if let Some(keys) = keys {
             self.served.store(Arc::new(Served {
