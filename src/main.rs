@@ -19,6 +19,7 @@ mod shutdown;
 mod state;
 mod store;
 mod telemetry;
+mod tls;
 mod upstream;
 mod usage;
 
@@ -292,7 +293,11 @@ fn run(
     }
     // Pingora's listeners share ports (SO_REUSEPORT): a second gateway on a
     // taken address would start and silently split the traffic. Refuse.
-    for addr in listen.iter().chain(&process.admin_listen) {
+    for addr in listen
+        .iter()
+        .chain(&process.tls_listen)
+        .chain(&process.admin_listen)
+    {
         if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
             eprintln!("cannot listen on {addr}: {e}");
             return ExitCode::from(2);
@@ -417,8 +422,12 @@ fn run(
         plane: proxy::Plane::Admin,
         ..gateway.clone()
     });
-    let proxy = Arc::new(http_proxy(&server.configuration, gateway));
-    let edge = proxy::connection::Edge::new(proxy, store.clone());
+    let mut proxy = http_proxy(&server.configuration, gateway);
+    proxy.server_options = Some(proxy::connection::server_options(
+        process.h2c,
+        &store.load().config.downstream,
+    ));
+    let edge = proxy::connection::Edge::new(Arc::new(proxy), store.clone());
     let mut service = Service::new("modelswitch".into(), edge);
     service.threads = Some(threads);
     for addr in &listen {
@@ -428,6 +437,30 @@ fn run(
         service.add_listener(
             ListenerConfig::tcp(addr.as_str()).l4_buffer(L4BufferSettings::default().read(0)),
         );
+    }
+    // The TLS listeners join the same service: the same connection cap,
+    // limits and handlers. The certificates were checked with the config;
+    // loaded again here, a file changed since is reported, never a panic.
+    if let Some(tls) = &process.tls {
+        let certs = match tls::Certificates::load(tls) {
+            Ok(c) => Arc::new(c),
+            Err(errs) => {
+                eprintln!("{}: invalid configuration:", path.display());
+                for e in errs {
+                    eprintln!("  {e}");
+                }
+                return ExitCode::from(2);
+            }
+        };
+        for addr in &process.tls_listen {
+            match tls::listener_settings(certs.clone(), tls.http2) {
+                Ok(settings) => service.add_tls_with_settings(addr, None, settings),
+                Err(e) => {
+                    eprintln!("cannot listen on {addr} with TLS: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
     }
     server.add_service(service);
     if let (Some(addr), Some(gateway)) = (&process.admin_listen, admin_gateway) {
@@ -462,6 +495,9 @@ fn run(
         journal::ConversationWriter { log: conversations },
     ));
     log::info!("modelswitch listening on {}", listen.join(", "));
+    if !process.tls_listen.is_empty() {
+        log::info!("TLS on {}", process.tls_listen.join(", "));
+    }
     if let Some(addr) = &process.admin_listen {
         log::info!("admin plane (UI, admin API, /metrics) on {addr}");
     }

@@ -180,6 +180,12 @@ pub(super) enum OneOrMany {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileServer {
     pub(super) listen: Option<OneOrMany>,
+    /// Addresses served over TLS (one or a list, like `listen`).
+    pub(super) tls_listen: Option<OneOrMany>,
+    /// The certificates of the TLS listeners.
+    pub(super) tls: Option<FileTls>,
+    /// Cleartext HTTP/2 (prior knowledge) on the plain listeners.
+    pub(super) h2c: Option<bool>,
     pub(super) threads: Option<usize>,
     pub(super) upstream_pool_size: Option<usize>,
     pub(super) max_request_body_bytes: Option<usize>,
@@ -225,6 +231,30 @@ pub(super) struct FileServer {
     pub(super) access_log: Option<FileAccessLog>,
     /// `GET /metrics` only with an admin or viewer key (open by default).
     pub(super) metrics_require_key: Option<bool>,
+}
+
+/// `[server.tls]`: the default certificate (for clients without SNI or
+/// with a name no other certificate serves), PEM files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTls {
+    pub(super) cert_path: String,
+    pub(super) key_path: String,
+    /// Offer HTTP/2 by ALPN (default true).
+    pub(super) http2: Option<bool>,
+    /// Further certificates, chosen by the name the client asks for (SNI).
+    #[serde(default)]
+    pub(super) certificates: Vec<FileCertificate>,
+}
+
+/// `[[server.tls.certificates]]`: served for the DNS names of its own
+/// subject alternative names, or for `names` when given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCertificate {
+    pub(super) cert_path: String,
+    pub(super) key_path: String,
+    pub(super) names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

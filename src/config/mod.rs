@@ -92,25 +92,23 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// startup, for a text not yet written there.
 pub fn load_text(text: &str, path: &Path) -> Result<Snapshot, ConfigErrors> {
     let mut snap = parse(text)?;
-    // The store sits beside the config unless told otherwise.
-    if snap.process.sqlite_path.is_relative() {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        snap.process.sqlite_path = dir.join(&snap.process.sqlite_path);
-    }
-    // So is the conversation log.
-    if snap.process.conversation_files.dir.is_relative() {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        snap.process.conversation_files.dir = dir.join(&snap.process.conversation_files.dir);
-    }
-    // And the access log's file.
-    if let Some(file) = snap
-        .process
-        .access_file
-        .as_mut()
-        .filter(|f| f.is_relative())
-    {
-        let dir = path.parent().unwrap_or(Path::new("."));
+    // Relative paths (the store, the conversation and access logs, the
+    // certificates) resolve against the config file's directory.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let process = &mut snap.process;
+    process.sqlite_path = dir.join(&process.sqlite_path);
+    process.conversation_files.dir = dir.join(&process.conversation_files.dir);
+    if let Some(file) = process.access_file.as_mut() {
         *file = dir.join(&*file);
+    }
+    // The certificates must load now: `check` and a reload report a
+    // missing or mismatched file as the starting gateway would.
+    if let Some(tls) = &mut process.tls {
+        for files in std::iter::once(&mut tls.default).chain(&mut tls.sni) {
+            files.cert = dir.join(&files.cert);
+            files.key = dir.join(&files.key);
+        }
+        crate::tls::Certificates::load(tls).map_err(ConfigErrors)?;
     }
     Ok(snap)
 }

@@ -290,6 +290,9 @@ pub enum ApplyError {
 pub fn restart_needed(running: &Process, new: &Process) -> Vec<&'static str> {
     [
         ("server.listen", new.listen != running.listen),
+        ("server.tls_listen", new.tls_listen != running.tls_listen),
+        ("server.tls", new.tls != running.tls),
+        ("server.h2c", new.h2c != running.h2c),
         ("server.threads", new.threads != running.threads),
         (
             "server.upstream_pool_size",

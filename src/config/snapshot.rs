@@ -181,6 +181,12 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
     pub listen: Vec<String>,
+    /// `[server] tls_listen`: addresses served over TLS with `tls`.
+    pub tls_listen: Vec<String>,
+    /// `[server.tls]`: set whenever `tls_listen` is.
+    pub tls: Option<Tls>,
+    /// `[server] h2c`: cleartext HTTP/2 (prior knowledge) on `listen`.
+    pub h2c: bool,
     /// `[admin] listen`: the admin plane's own address (then the LLM
     /// listeners no longer serve it).
     pub admin_listen: Option<String>,
@@ -204,6 +210,32 @@ pub struct Process {
     /// `[logging] access_file`: the access log's file (absolute once
     /// loaded); `None`, stderr.
     pub access_file: Option<std::path::PathBuf>,
+}
+
+/// `[server.tls]`: which files hold the certificates. Their contents are
+/// read by `crate::tls`, which serves a replaced file without a restart;
+/// another path needs one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// For clients without SNI, or asking for a name no other one serves.
+    pub default: CertFiles,
+    /// `[[server.tls.certificates]]`, chosen by SNI.
+    pub sni: Vec<CertFiles>,
+    /// Offer HTTP/2 by ALPN.
+    pub http2: bool,
+}
+
+/// One certificate chain and its key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// Where it is set, for messages: `server.tls` or
+    /// `server.tls.certificates[N]`.
+    pub at: String,
+    /// Absolute once loaded: relative paths are resolved beside the config.
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// The names it serves; `None`: its own SAN DNS names.
+    pub names: Option<Vec<String>>,
 }
 
 /// `[logging]`'s files: one writer opens them at start, so a change needs

@@ -15,6 +15,7 @@ use super::snapshot::{
     AccessLog, Balance, ConversationFiles, Downstream, HealthCheck, LimitBackend, LimitSettings,
     Process, Provider, ReplicaSpec, Replicas, Route, Snapshot, Target, Timeouts,
 };
+use super::snapshot::{CertFiles, Tls};
 use super::ConfigErrors;
 use filters::auth::{ClientKey, KeySource, KeySpec};
 use filters::breaker::BreakerConfig;
@@ -228,6 +229,9 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
             Ok(addr) if process.listen.iter().any(|l| l.parse() == Ok(addr)) => errs.push(format!(
                 "admin.listen: '{a}' is also in server.listen; give the admin plane an address of its own"
             )),
+            Ok(addr) if process.tls_listen.iter().any(|l| l.parse() == Ok(addr)) => errs.push(format!(
+                "admin.listen: '{a}' is also in server.tls_listen; give the admin plane an address of its own"
+            )),
             Ok(_) => {}
         }
     }
@@ -383,8 +387,12 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
         .listen
         .as_ref()
         .map_or_else(|| vec![DEFAULT_LISTEN.to_owned()], one_or_many);
-    if listen.is_empty() {
-        errs.push("server.listen: at least one address is required".into());
+    let tls_listen = server
+        .tls_listen
+        .as_ref()
+        .map_or_else(Vec::new, one_or_many);
+    if listen.is_empty() && tls_listen.is_empty() {
+        errs.push("server.listen: at least one address is required (here or in tls_listen)".into());
     }
     for (i, a) in listen.iter().enumerate() {
         if a.parse::<std::net::SocketAddr>().is_err() {
@@ -393,6 +401,7 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
             ));
         }
     }
+    let tls = tls_section(server, &listen, &tls_listen, errs);
     let base = Timeouts {
         connect: bounds::CONNECT_TIMEOUT
             .check("server.connect_timeout", server.connect_timeout, errs)
@@ -467,6 +476,9 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
     };
     let process = Process {
         listen,
+        tls_listen,
+        tls,
+        h2c: server.h2c.unwrap_or(false),
         // Set by `validate` from [admin].
         admin_listen: None,
         threads: server.threads.unwrap_or(0),
@@ -494,6 +506,79 @@ fn server(server: &FileServer, errs: &mut Errors) -> Server {
         total_timeout,
         downstream,
     }
+}
+
+/// `[server] tls_listen` and `[server.tls]`: the addresses and which files
+/// hold the certificates (their contents are checked by `crate::tls` once
+/// the paths are resolved, see `load_text`).
+fn tls_section(
+    server: &FileServer,
+    listen: &[String],
+    tls_listen: &[String],
+    errs: &mut Errors,
+) -> Option<Tls> {
+    for (i, a) in tls_listen.iter().enumerate() {
+        match a.parse::<std::net::SocketAddr>() {
+            Err(_) => errs.push(format!(
+                "server.tls_listen[{i}]: '{a}' is not an address like 0.0.0.0:8443"
+            )),
+            Ok(addr) if listen.iter().any(|l| l.parse() == Ok(addr)) => errs.push(format!(
+                "server.tls_listen[{i}]: '{a}' is also in server.listen; one address serves one of them"
+            )),
+            Ok(_) => {}
+        }
+    }
+    let Some(t) = &server.tls else {
+        if !tls_listen.is_empty() {
+            errs.push(
+                "server.tls_listen: needs a certificate: [server.tls] cert_path and key_path"
+                    .into(),
+            );
+        }
+        return None;
+    };
+    let mut files = |at: String, cert: &str, key: &str, names: Option<&Vec<String>>| {
+        for (field, v) in [("cert_path", cert), ("key_path", key)] {
+            if v.is_empty() {
+                errs.push(format!("{at}.{field}: must not be empty"));
+            }
+        }
+        for (j, n) in names.into_iter().flatten().enumerate() {
+            if let Err(e) = crate::tls::sni::check_name(n) {
+                errs.push(format!("{at}.names[{j}]: '{n}' {e}"));
+            }
+        }
+        if names.is_some_and(Vec::is_empty) {
+            errs.push(format!(
+                "{at}.names: empty: leave it out to use the certificate's own names"
+            ));
+        }
+        CertFiles {
+            cert: cert.into(),
+            key: key.into(),
+            names: names.cloned(),
+            at,
+        }
+    };
+    let default = files("server.tls".into(), &t.cert_path, &t.key_path, None);
+    let sni = t
+        .certificates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            files(
+                format!("server.tls.certificates[{i}]"),
+                &c.cert_path,
+                &c.key_path,
+                c.names.as_ref(),
+            )
+        })
+        .collect();
+    Some(Tls {
+        default,
+        sni,
+        http2: t.http2.unwrap_or(true),
+    })
 }
 
 /// The provider's keys, inline and from the environment. A key that
