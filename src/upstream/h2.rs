@@ -192,8 +192,10 @@ where
             Ok(response) => return Ok(Sent::Response(answer(response))),
             Err(e) => {
                 let refused = refused(&e);
-                if refused || e.is_io() || e.is_go_away() {
-                    // The connection will take no more streams.
+                if e.is_io() || e.is_go_away() {
+                    // The connection will take no more streams. (A stream
+                    // refused over the server's limit, sent before its
+                    // SETTINGS arrived, leaves the connection usable.)
                     forget(key, &slot);
                 }
                 if !retried && (refused || (e.is_io() && !opened)) {
@@ -278,7 +280,9 @@ fn refused(e: &::h2::Error) -> bool {
 fn describe(e: &::h2::Error) -> String {
     match e.reason() {
         Some(reason) if e.is_reset() => format!("upstream reset the HTTP/2 stream ({reason})"),
-        Some(reason) if e.is_go_away() => format!("upstream closed the HTTP/2 connection ({reason})"),
+        Some(reason) if e.is_go_away() => {
+            format!("upstream closed the HTTP/2 connection ({reason})")
+        }
         _ => format!("HTTP/2: {e}"),
     }
 }
@@ -354,7 +358,15 @@ mod tests {
 
     #[test]
     fn pseudo_headers_come_from_the_method_scheme_authority_and_path() {
-        let head = head("POST", true, "api.example.com", "/v1/chat/completions", 42, &[]).unwrap();
+        let head = head(
+            "POST",
+            true,
+            "api.example.com",
+            "/v1/chat/completions",
+            42,
+            &[],
+        )
+        .unwrap();
         let r = head.request();
         assert_eq!(r.method(), Method::POST);
         assert_eq!(r.uri().scheme_str(), Some("https"));
@@ -372,7 +384,9 @@ mod tests {
     }
 
     fn head_of(method: &str, tls: bool, authority: &str, path: &str) -> Request<()> {
-        head(method, tls, authority, path, 0, &[]).unwrap().request()
+        head(method, tls, authority, path, 0, &[])
+            .unwrap()
+            .request()
     }
 
     #[test]
@@ -388,9 +402,16 @@ mod tests {
             h("proxy-connection", "close"),
         ];
         let provider = [h("user-agent", "team-proxy"), h("x-tenant", "b")];
-        let r = head("POST", true, "api.example.com", "/v1/x", 7, &[&route, &provider])
-            .unwrap()
-            .request();
+        let r = head(
+            "POST",
+            true,
+            "api.example.com",
+            "/v1/x",
+            7,
+            &[&route, &provider],
+        )
+        .unwrap()
+        .request();
         let mut names: Vec<&str> = r.headers().keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(

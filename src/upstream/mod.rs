@@ -173,8 +173,15 @@ impl UpstreamClient {
         let groups = [provider.credentials(key), headers, &provider.headers];
         let mut fresh = None;
         if provider.http2 && !h2::declined(pool_key) {
-            let head = h2::head(method, provider.tls, &host_header, path, body.len(), &groups)
-                .map_err(Failure::Connect)?;
+            let head = h2::head(
+                method,
+                provider.tls,
+                &host_header,
+                path,
+                body.len(),
+                &groups,
+            )
+            .map_err(Failure::Connect)?;
             let open = || async {
                 let mut peer = self.peer(addr, provider.tls, sni, timeouts);
                 if provider.tls {
@@ -202,13 +209,7 @@ impl UpstreamClient {
                 Ok(Ok(h2::Sent::Http1(stream))) => fresh = Some(stream),
             }
         }
-        let mut wire = request_head(
-            method,
-            path,
-            &host_header,
-            body.len(),
-            &groups,
-        );
+        let mut wire = request_head(method, path, &host_header, body.len(), &groups);
         // One write, one packet: the head and a typical prompt together;
         // a large body follows the head as it is, uncopied.
         let rest: &[u8] = if body.len() <= COALESCE_BODY {
