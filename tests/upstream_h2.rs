@@ -154,8 +154,18 @@ fn an_http2_provider_serves_both_dialects_streaming_or_not_over_h2() {
             r.text()
         );
     }
+    // A prompt many times the default flow-control window goes through.
+    let big = "x".repeat(600 * 1024);
+    let r = post_json(
+        gw.addr,
+        "/v1/chat/completions",
+        KEY,
+        &openai("h2-oa", false, &big),
+    );
+    assert!(openai_text(&r, false).ends_with(&big[..200]));
     let s = mock_stats(m.addr);
-    assert_eq!(s["by_protocol"]["h2"], 4, "{s}");
+    assert!(s["last"]["mock-oa"]["body_len"].as_u64().unwrap() > 600 * 1024);
+    assert_eq!(s["by_protocol"]["h2"], 5, "{s}");
     assert_eq!(s["last"]["mock-oa"]["protocol"], "h2");
     assert_eq!(s["last"]["mock-an"]["protocol"], "h2");
     // The credentials went as headers on the stream.

@@ -21,8 +21,9 @@ use pingora::protocols::{Stream, ALPN};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 /// How much of one response the server may send ahead of our reads: a
@@ -35,11 +36,29 @@ const CONNECTION_WINDOW: u32 = 32 << 20;
 /// already arrived are joined, as the HTTP/1 reader joins chunks).
 const JOIN_MAX: usize = 64 * 1024;
 
-/// One shared connection: its request handle, and whether its driver has
-/// ended (the server closed it, or it broke).
+/// A connection no request has started on for this long is left to close
+/// once its streams end, and the next request opens a new one: as with the
+/// HTTP/1 pool's `POOL_IDLE`, providers drop idle connections after a
+/// minute or so, sometimes without a word.
+const IDLE: Duration = Duration::from_secs(50);
+
+/// One shared connection: its request handle, whether its driver has
+/// ended (the server closed it, or it broke), and when a request last
+/// started on it (milliseconds after `opened`).
 struct Conn {
     send: SendRequest<Bytes>,
     closed: Arc<AtomicBool>,
+    opened: Instant,
+    last_used_ms: AtomicU64,
+}
+
+impl Conn {
+    /// Whether a new request may start on it; if so, it is marked used.
+    fn take(&self) -> bool {
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_used_ms.swap(now, Ordering::AcqRel);
+        !self.closed.load(Ordering::Acquire) && now.saturating_sub(last) < IDLE.as_millis() as u64
+    }
 }
 
 /// A connection being opened or open; concurrent first requests wait for
@@ -181,7 +200,7 @@ where
             Err(Opened::Failed(f)) => return Err(f),
             Err(Opened::Http1(stream)) => return Ok(Sent::Http1(stream)),
         };
-        if conn.closed.load(Ordering::Acquire) {
+        if !conn.take() {
             forget(key, &slot);
             if opened {
                 return Err(Failure::Connect("HTTP/2 connection closed at once".into()));
@@ -241,7 +260,19 @@ where
         }
         flag.store(true, Ordering::Release);
     });
-    Ok(Conn { send, closed })
+    Ok(Conn {
+        send,
+        closed,
+        opened: Instant::now(),
+        last_used_ms: AtomicU64::new(0),
+    })
+}
+
+/// After a request timed out on this worker's connection for `key`: the
+/// next request opens a new one, in case this one died without a word (a
+/// slow answer costs one connection more). Streams on it run to their end.
+pub(super) fn timed_out(key: u64) {
+    CONNS.with(|c| c.borrow_mut().remove(&key));
 }
 
 /// Drops `slot` from the map, unless another connection already took its

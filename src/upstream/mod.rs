@@ -193,7 +193,10 @@ impl UpstreamClient {
             };
             let sent = h2::send(pool_key, provider.tls, open, &head, body.clone());
             match tokio::time::timeout_at(deadline.into(), sent).await {
-                Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
+                Err(_) => {
+                    h2::timed_out(pool_key);
+                    return Err(Failure::Timeout(Phase::FirstByte));
+                }
                 Ok(Err(f)) => return Err(f),
                 Ok(Ok(h2::Sent::Response(answer))) => {
                     return Ok(UpstreamCall {
