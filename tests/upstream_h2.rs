@@ -335,3 +335,47 @@ fn without_http2_the_provider_speaks_http1() {
     assert_eq!(s["by_protocol"]["http/1.1"], 2, "{s}");
     assert_eq!(s["h2_connections"], 0, "{s}");
 }
+
+#[test]
+fn a_client_that_leaves_cancels_its_stream_and_the_connection_serves_on() {
+    use std::io::Write;
+    let m = mock();
+    let slow = "mock;delay_ms=200;chunks=50";
+    let gw = gateway(&h2_config(
+        m.addr,
+        &[
+            ("slow", &[("openai-h2", slow)]),
+            ("h2-oa", &[("openai-h2", "mock-oa")]),
+        ],
+        1,
+    ));
+    // Read the response head and the first event, then hang up.
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = openai("slow", true, "leaving").to_string();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 512];
+    let n = std::io::Read::read(&mut s, &mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(s);
+    // The gateway resets the stream; the mock's handler sees its reader go.
+    let aborted = wait_until(Duration::from_secs(10), || {
+        mock_stats(m.addr)["aborted"][slow].as_u64().unwrap_or(0) == 1
+    });
+    assert!(aborted, "{}", mock_stats(m.addr));
+    // The connection itself carries on.
+    let r = post_json(
+        gw.addr,
+        "/v1/chat/completions",
+        KEY,
+        &openai("h2-oa", true, "still here"),
+    );
+    assert!(openai_text(&r, true).ends_with("You said: still here"));
+    assert_eq!(mock_stats(m.addr)["h2_connections"], 1);
+}

@@ -191,7 +191,9 @@ impl UpstreamClient {
                     .await
                     .map_err(|e| Failure::Connect(e.to_string()))
             };
-            let sent = h2::send(pool_key, provider.tls, open, &head, body.clone());
+            // Boxed: its connect and handshake states would otherwise
+            // enlarge every call's future, HTTP/1 ones included.
+            let sent = Box::pin(h2::send(pool_key, provider.tls, open, &head, body.clone()));
             match tokio::time::timeout_at(deadline.into(), sent).await {
                 Err(_) => {
                     h2::timed_out(pool_key);
