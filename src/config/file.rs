@@ -321,6 +321,10 @@ pub(super) struct FileProvider {
     pub(super) limits: Option<Limits>,
     /// Money per day and month, for every call this provider serves.
     pub(super) budget: Option<Budget>,
+    /// HTTP/2 to this provider: ALPN `h2` on `https`, prior knowledge
+    /// (h2c) on `http`.
+    #[serde(default)]
+    pub(super) http2: bool,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -47,6 +47,10 @@ pub struct Provider {
     pub replicas: Option<Replicas>,
     /// Shared by every key (`rpm`, `tpm`, `concurrency`).
     pub limits: filters::limits::Limits,
+    /// Requests go over HTTP/2, multiplexed on one connection per worker:
+    /// offered by ALPN on TLS (HTTP/1.1 if the server declines), spoken
+    /// with prior knowledge (h2c) on cleartext.
+    pub http2: bool,
 }
 
 impl Provider {

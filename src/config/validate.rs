@@ -888,6 +888,7 @@ fn provider(
         },
         replicas,
         limits: shared_limits(at, p.limits, p.budget, errs),
+        http2: p.http2,
     })
 }
 

@@ -3,8 +3,10 @@
 //! on failure), connections from Pingora's `TransportConnector` (TCP, TLS
 //! with SNI) kept in a per-worker idle pool (`pool.rs`), the request
 //! written in one go with an exact `Content-Length`, the response read by
-//! `http1.rs`, and every wait bounded.
+//! `http1.rs`, and every wait bounded. Providers with `http2 = true` are
+//! spoken to by `h2.rs` instead: many requests on one connection.
 
+mod h2;
 mod http1;
 mod pool;
 
@@ -17,7 +19,7 @@ use futures::FutureExt;
 use http::{HeaderName, HeaderValue};
 use http1::{HeadError, Response};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
-use pingora::protocols::Stream;
+use pingora::protocols::{Stream, ALPN};
 use pingora::upstreams::peer::HttpPeer;
 use pool::IdlePool;
 use std::borrow::Cow;
@@ -73,13 +75,20 @@ pub struct Outgoing<'a> {
 
 /// One in-flight upstream exchange.
 pub struct UpstreamCall {
-    response: Response<Stream>,
+    body: Body,
     pool_key: u64,
     pub status: u16,
     pub content_type: String,
     pub retry_after: Option<String>,
     /// Counts this call against its replica until it ends.
     _inflight: Option<InFlight>,
+}
+
+/// Where a response body comes from.
+enum Body {
+    Http1(Response<Stream>),
+    /// A stream of a shared connection: nothing to give back at the end.
+    Http2(h2::Body),
 }
 
 impl UpstreamClient {
@@ -161,13 +170,51 @@ impl UpstreamClient {
             (addr, provider.tls, sni).hash(&mut h);
             h.finish()
         };
-        let mut wire = request_head(
-            method,
-            path,
-            &host_header,
-            body.len(),
-            &[provider.credentials(key), headers, &provider.headers],
-        );
+        let groups = [provider.credentials(key), headers, &provider.headers];
+        let mut fresh = None;
+        if provider.http2 && !h2::declined(pool_key) {
+            let head = h2::head(
+                method,
+                provider.tls,
+                &host_header,
+                path,
+                body.len(),
+                &groups,
+            )
+            .map_err(Failure::Connect)?;
+            let open = || async {
+                let mut peer = self.peer(addr, provider.tls, sni, timeouts);
+                if provider.tls {
+                    peer.options.alpn = ALPN::H2H1;
+                }
+                self.connect(&peer)
+                    .await
+                    .map_err(|e| Failure::Connect(e.to_string()))
+            };
+            // Boxed: its connect and handshake states would otherwise
+            // enlarge every call's future, HTTP/1 ones included.
+            let sent = Box::pin(h2::send(pool_key, provider.tls, open, &head, body.clone()));
+            match tokio::time::timeout_at(deadline.into(), sent).await {
+                Err(_) => {
+                    h2::timed_out(pool_key);
+                    return Err(Failure::Timeout(Phase::FirstByte));
+                }
+                Ok(Err(f)) => return Err(f),
+                Ok(Ok(h2::Sent::Response(answer))) => {
+                    return Ok(UpstreamCall {
+                        status: answer.status,
+                        content_type: answer.content_type,
+                        retry_after: answer.retry_after,
+                        body: Body::Http2(answer.body),
+                        pool_key,
+                        _inflight: inflight,
+                    })
+                }
+                // Declined on TLS: this connection carries the request as HTTP/1.1.
+                Ok(Ok(h2::Sent::Http1(stream))) => fresh = Some(stream),
+            }
+        }
+        let mut wire = request_head(method, path, &host_header, body.len(), &groups);
         // One write, one packet: the head and a typical prompt together;
         // a large body follows the head as it is, uncopied.
         let rest: &[u8] = if body.len() <= COALESCE_BODY {
@@ -176,15 +223,17 @@ impl UpstreamClient {
         } else {
             &body
         };
-        let mut parked = take_idle(pool_key);
+        let mut parked = if fresh.is_none() {
+            take_idle(pool_key)
+        } else {
+            None
+        };
         let response = loop {
             let reused = parked.is_some();
-            let stream = match parked.take() {
+            let stream = match parked.take().or_else(|| fresh.take()) {
                 Some(s) => s,
                 None => {
-                    let mut peer = HttpPeer::new(addr, provider.tls, sni.to_owned());
-                    peer.options.connection_timeout = Some(timeouts.connect);
-                    peer.options.total_connection_timeout = Some(timeouts.connect * 2);
+                    let peer = self.peer(addr, provider.tls, sni, timeouts);
                     let connect = self.connect(&peer);
                     match tokio::time::timeout_at(deadline.into(), connect).await {
                         Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
@@ -210,10 +259,17 @@ impl UpstreamClient {
             status: response.head.status,
             content_type: response.head.content_type.clone(),
             retry_after: response.head.retry_after.clone(),
-            response,
+            body: Body::Http1(response),
             pool_key,
             _inflight: inflight,
         })
+    }
+
+    fn peer(&self, addr: SocketAddr, tls: bool, sni: &str, timeouts: &Timeouts) -> HttpPeer {
+        let mut peer = HttpPeer::new(addr, tls, sni.to_owned());
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.total_connection_timeout = Some(timeouts.connect * 2);
+        peer
     }
 
     /// A new connection. Out of file descriptors, it waits for one to be
@@ -238,10 +294,13 @@ impl UpstreamClient {
 
     /// Parks a fully read connection for the next request of this worker:
     /// only when the response allows it (keep-alive, a body read to its
-    /// exact end).
+    /// exact end). An HTTP/2 stream has nothing to give back: its
+    /// connection stays shared.
     pub fn release(&self, call: UpstreamCall) {
-        if let Some(stream) = call.response.into_reusable() {
-            park(call.pool_key, stream, self.pool_size);
+        if let Body::Http1(response) = call.body {
+            if let Some(stream) = response.into_reusable() {
+                park(call.pool_key, stream, self.pool_size);
+            }
         }
     }
 }
@@ -409,7 +468,13 @@ impl UpstreamCall {
         deadline: Instant,
         phase: Phase,
     ) -> Result<Option<Bytes>, Failure> {
-        match tokio::time::timeout_at(deadline.into(), self.response.read_body()).await {
+        let read = match &mut self.body {
+            Body::Http1(response) => {
+                tokio::time::timeout_at(deadline.into(), response.read_body()).await
+            }
+            Body::Http2(body) => tokio::time::timeout_at(deadline.into(), body.read()).await,
+        };
+        match read {
             Err(_) => Err(Failure::Timeout(phase)),
             Ok(Err(e)) => Err(Failure::Io(e)),
             Ok(Ok(b)) => Ok(b),

@@ -24,11 +24,14 @@ pub(crate) fn record(
     *s.by_model.entry(model.to_owned()).or_default() += 1;
     *s.by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
     let pick = |k: &str| hdrs.get(k).cloned();
+    let protocol = pick(":protocol").unwrap_or_default();
+    *s.by_protocol.entry(protocol.clone()).or_default() += 1;
     s.last.insert(
         model.to_owned(),
         json!({
             "path": path,
             "endpoint": endpoint,
+            "protocol": protocol,
             "authorization": pick("authorization"),
             "x_api_key": pick("x-api-key"),
             "x_goog_api_key": pick("x-goog-api-key"),

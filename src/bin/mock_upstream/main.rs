@@ -5,7 +5,10 @@
 //! without `?alt=sse`), streaming or not, and misbehaves on request. It also
 //! answers `…/embeddings`, `…/messages/count_tokens`,
 //! `…/responses/input_tokens`, Gemini's `:countTokens`, `:embedContent`,
-//! `:batchEmbedContents` and `GET /v1beta/models[/{model}]`.
+//! `:batchEmbedContents` and `GET /v1beta/models[/{model}]`. The same port
+//! speaks HTTP/2 with prior knowledge (h2c): each stream is served by the
+//! same handlers, faults included (`h2c.rs`; `--h2-max-streams N`, default
+//! 100, is the SETTINGS_MAX_CONCURRENT_STREAMS it announces).
 //!
 //! Behaviour is chosen per request by options after the model name, so one
 //! mock serves every target of a test config:
@@ -86,8 +89,11 @@
 //! Anthropic `tool_result`, Gemini `functionResponse`, Responses
 //! `function_call_output`) is answered "Tool results: …" quoting them.
 //!
-//! `GET /_mock/stats` returns request counts, connections accepted, what the
-//! last request to each model carried (headers of interest, body size,
+//! `GET /_mock/stats` returns request counts, connections accepted (and of
+//! them `h2_connections`, with `h2_streams_peak`, the most streams one had
+//! open at once), requests per protocol (`by_protocol`: `http/1.1`, `h2`),
+//! what the last request to each model carried (protocol, headers of
+//! interest, body size,
 //! decoded body), and how many streams were abandoned by their reader
 //! (`aborted`); also requests per endpoint (`by_endpoint`: `chat`,
 //! `messages`, `responses`, `gemini:streamGenerateContent`, `embeddings`,
@@ -100,6 +106,7 @@
 
 mod extras;
 mod gemini;
+mod h2c;
 mod inspect;
 mod plan;
 mod responses;
@@ -110,14 +117,16 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Defaults {
     first_ms: u64,
     delay_ms: u64,
     chunks: Option<usize>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS on HTTP/2 connections.
+    h2_max_streams: u32,
 }
 
 #[derive(Default)]
@@ -126,6 +135,12 @@ pub(crate) struct Stats {
     connections: u64,
     by_model: HashMap<String, u64>,
     last: HashMap<String, Value>,
+    /// Of `connections`, those that spoke HTTP/2.
+    h2_connections: u64,
+    /// The most streams one HTTP/2 connection had open at once.
+    h2_streams_peak: u64,
+    /// Requests by the protocol they came over (`http/1.1`, `h2`).
+    by_protocol: HashMap<String, u64>,
     /// Streams whose reader went away before the end (the gateway dropped
     /// the upstream call).
     aborted: HashMap<String, u64>,
@@ -152,7 +167,7 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("mock-upstream [--listen 127.0.0.1:0] [--first-token-ms N] [--chunk-delay-ms N] [--chunks N] [--threads N]");
+        println!("mock-upstream [--listen 127.0.0.1:0] [--first-token-ms N] [--chunk-delay-ms N] [--chunks N] [--threads N] [--h2-max-streams N]");
         return Ok(());
     }
     let listen = arg(&args, "--listen").unwrap_or_else(|| "127.0.0.1:0".into());
@@ -164,6 +179,9 @@ fn main() -> std::io::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         chunks: arg(&args, "--chunks").and_then(|v| v.parse().ok()),
+        h2_max_streams: arg(&args, "--h2-max-streams")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100),
     };
     let threads = arg(&args, "--threads")
         .and_then(|v| v.parse().ok())
@@ -186,7 +204,13 @@ fn main() -> std::io::Result<()> {
             }
             let stats = stats.clone();
             tokio::spawn(async move {
-                let _ = serve(sock, stats, defaults).await;
+                // h2c with prior knowledge on the same port, told apart by
+                // the client preface.
+                if h2c::preface(&sock).await {
+                    let _ = h2c::serve(sock, stats, defaults).await;
+                } else {
+                    let _ = serve(sock, stats, defaults, "http/1.1").await;
+                }
             });
         }
     })
@@ -196,7 +220,20 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
-async fn serve(mut sock: TcpStream, stats: Shared, defaults: Defaults) -> std::io::Result<()> {
+/// A connection (or, for HTTP/2, one stream relayed as HTTP/1.1 by
+/// `h2c.rs`) the handlers read a request from and write the answer to.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Serves HTTP/1.1 requests on `sock` until it closes; `via` is the
+/// protocol they came over, for the stats.
+pub(crate) async fn serve(
+    mut sock: impl Io,
+    stats: Shared,
+    defaults: Defaults,
+    via: &'static str,
+) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     loop {
         let head_end = loop {
@@ -228,6 +265,8 @@ async fn serve(mut sock: TcpStream, stats: Shared, defaults: Defaults) -> std::i
                 String::from_utf8_lossy(h.value).into_owned(),
             );
         }
+        // Not a header name HTTP/1.1 can carry: a client cannot fake it.
+        hdrs.insert(":protocol".into(), via.into());
         let len: usize = hdrs
             .get("content-length")
             .and_then(|v| v.parse().ok())
@@ -254,7 +293,7 @@ async fn serve(mut sock: TcpStream, stats: Shared, defaults: Defaults) -> std::i
 }
 
 async fn write_plain(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     status: u16,
     body: &str,
     extra: &str,
@@ -378,7 +417,7 @@ impl Endpoint {
 }
 
 async fn respond(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     method: &str,
     path: &str,
     hdrs: &HashMap<String, String>,
@@ -470,7 +509,7 @@ struct Asked<'a> {
 /// Answers a request to `endpoint`: its forced error or fault, else the
 /// answer.
 async fn answer(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     endpoint: Endpoint,
     req: &Value,
     a: &Asked<'_>,
@@ -526,7 +565,7 @@ async fn answer(
 
 /// Embeddings and token counts: one JSON body, or a fault.
 async fn respond_other(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     endpoint: Endpoint,
     req: &Value,
     a: &Asked<'_>,
@@ -563,7 +602,7 @@ async fn respond_other(
 
 /// Answers the mock's own routes (stats, reset, health); `None` for others.
 async fn respond_control(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     method: &str,
     route: &str,
     stats: &Shared,
@@ -574,7 +613,8 @@ async fn respond_control(
                 .lock()
                 .map_err(|_| std::io::Error::other("poisoned"))?;
             json!({"total": s.total, "connections": s.connections, "by_model": s.by_model, "last": s.last, "aborted": s.aborted,
-                   "by_endpoint": s.by_endpoint, "seen": s.seen})
+                   "by_endpoint": s.by_endpoint, "seen": s.seen, "h2_connections": s.h2_connections,
+                   "h2_streams_peak": s.h2_streams_peak, "by_protocol": s.by_protocol})
         };
         return write_plain(sock, 200, &v.to_string(), "").await.map(Some);
     }
@@ -654,7 +694,7 @@ fn forced_status(
 
 /// Writes an error `status` in the dialect's error shape.
 async fn write_error(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     status: u16,
     dialect: Dialect,
     opts: &HashMap<String, String>,
@@ -689,7 +729,7 @@ async fn write_error(
 
 /// Answers a non-streaming request with the whole body, or its fault.
 async fn respond_whole(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     plan: &Plan,
     dialect: Dialect,
     model: &str,
@@ -725,7 +765,7 @@ enum Kind {
 
 /// Answers a streaming request event by event, with its timing and faults.
 async fn respond_stream(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     req: &Value,
     plan: &Plan,
     kind: Kind,
@@ -810,7 +850,7 @@ fn fault_event(kind: Kind, plan: &Plan, model: &str, fault: &str, at: usize) -> 
 
 /// Plays a mid-stream `fault`; `Some(keep_open)` when it ends the stream.
 async fn mid_stream_fault(
-    sock: &mut TcpStream,
+    sock: &mut impl Io,
     fault: &str,
     fault_event: impl FnOnce() -> String,
     stats: &Shared,
@@ -835,7 +875,7 @@ async fn mid_stream_fault(
 
 /// Waits `d`, unless the reader closes the connection first (true): a
 /// streaming mock notices an abandoned stream while it is silent.
-async fn reader_left(sock: &mut TcpStream, d: Duration) -> bool {
+async fn reader_left(sock: &mut impl Io, d: Duration) -> bool {
     let mut probe = [0u8; 1];
     tokio::select! {
         () = tokio::time::sleep(d) => false,
@@ -849,7 +889,7 @@ fn note_abort(stats: &Shared, model: &str) {
     }
 }
 
-async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+async fn write_chunk(sock: &mut impl Io, data: &[u8]) -> std::io::Result<()> {
     let mut frame = Vec::with_capacity(data.len() + 16);
     frame.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
     frame.extend_from_slice(data);
