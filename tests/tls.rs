@@ -708,3 +708,129 @@ async fn a_silent_tls_client_is_closed_after_the_head_deadline_on_h1_and_h2() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
 }
+
+/// Established TCP connections to `port` (from /proc/net/tcp: remote
+/// port `port`, state 01), so each loopback connection counts once, from
+/// its client's side.
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "01"
+                && f[2]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// Upstream HTTP/2 over TLS end to end: a gateway whose provider is
+/// `https://localhost:<port>/v1` with `http2 = true`, in front of a second
+/// gateway that terminates TLS and offers h2 by ALPN. The front trusts the
+/// test CA through `SSL_CERT_FILE`, as it would an operator's private CA.
+/// Twenty streams in flight at once ride one connection (HTTP/1.1 would
+/// need twenty); with h2 not offered, the front falls back to HTTP/1.1.
+#[test]
+fn an_https_http2_provider_multiplexes_streams_over_one_tls_connection() {
+    let pki = Pki::new();
+    let (cert, key) = pki.write("server", &["localhost"]);
+    let mock = mock();
+    for offer_h2 in [true, false] {
+        let tls_addr = free_addr();
+        let server = tls_server(
+            tls_addr,
+            &cert,
+            &key,
+            if offer_h2 { "" } else { "http2 = false\n" },
+        );
+        let back = gateway(&config(
+            mock.addr,
+            &[("slow", &[("openai", "mock;chunks=20;delay_ms=60")])],
+            &server,
+        ));
+        assert!(wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(tls_addr).is_ok()
+        }));
+        // Each test runs in a process of its own (nextest); the variable
+        // reaches only the gateways this test starts.
+        std::env::set_var("SSL_CERT_FILE", pki.ca_path());
+        let front = live_gateway(&format!(
+            r#"
+[server]
+listen = "LISTEN"
+threads = 1
+first_event_timeout = "5s"
+connect_timeout = "2s"
+
+[[providers]]
+name = "back"
+type = "openai"
+base_url = "https://localhost:{port}/v1"
+api_key = "{KEY}"
+http2 = true
+
+[[api_keys]]
+key = "{KEY}"
+name = "admin"
+roles = ["admin"]
+
+[[models]]
+name = "via-tls"
+targets = [{{ provider = "back", model = "slow" }}]
+"#,
+            port = tls_addr.port()
+        ));
+        let addr = front.addr();
+        let body = serde_json::to_vec(&json!({
+            "model": "via-tls", "stream": true,
+            "messages": [{"role": "user", "content": "over tls"}]
+        }))
+        .unwrap();
+        let auth = format!("Bearer {KEY}");
+        let clients: Vec<_> = (0..20)
+            .map(|_| {
+                let (body, auth) = (body.clone(), auth.clone());
+                std::thread::spawn(move || {
+                    request(
+                        addr,
+                        "POST",
+                        "/v1/chat/completions",
+                        &[
+                            ("authorization", &auth),
+                            ("content-type", "application/json"),
+                        ],
+                        &body,
+                    )
+                })
+            })
+            .collect();
+        // The streams last over a second: look while they are in flight.
+        let mut most = 0;
+        let deadline = Instant::now() + Duration::from_millis(900);
+        while Instant::now() < deadline {
+            most = most.max(established_to(tls_addr.port()));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for c in clients {
+            let r = c.join().unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert!(r.text().contains("[DONE]"), "{}", r.text());
+        }
+        let fell_back = front.log().contains("chose HTTP/1.1 (ALPN)");
+        if offer_h2 {
+            assert_eq!(most, 1, "twenty streams over h2 share one connection");
+            assert!(!fell_back);
+        } else {
+            assert!(most > 1, "HTTP/1.1 needs a connection per stream: {most}");
+            assert!(fell_back, "{}", front.log());
+        }
+        drop(front);
+        drop(back);
+    }
+}

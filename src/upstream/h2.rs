@@ -242,6 +242,11 @@ where
 {
     let stream = open().await.map_err(Opened::Failed)?;
     if tls && stream.selected_alpn_proto() != Some(ALPN::H2) {
+        // Once per address and worker: an operator who set `http2 = true`
+        // learns the provider does not offer it.
+        log::info!(
+            "an http2 provider's server chose HTTP/1.1 (ALPN); this worker keeps to HTTP/1.1 there"
+        );
         HTTP1_ONLY.with(|s| s.borrow_mut().insert(key));
         return Err(Opened::Http1(stream));
     }
