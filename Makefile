@@ -21,7 +21,8 @@ all: build
 ## What a fresh machine lacks: pingora-core builds zlib-ng with cmake; the SDK
 ## tests need python3 with venv; the Redis limiter tests start redis-server;
 ## the Postgres store tests start PostgreSQL (Debian's postgresql package);
-## the TLS tests make certificates with openssl.
+## the Postgres TLS test makes its certificates with openssl; the TLS tests
+## check what curl negotiates (HTTP/2 by ALPN, h2c).
 ## Installs them with apt-get when run as root.
 deps:
 	@command -v cmake >/dev/null 2>&1 || { \
@@ -44,6 +45,10 @@ deps:
 	  echo "installing openssl (the TLS tests make their certificates with it)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssl >/dev/null; \
 	  else echo "openssl is missing: run 'sudo apt-get install -y openssl'"; exit 1; fi; }
+	@command -v curl >/dev/null 2>&1 || { \
+	  echo "installing curl (the TLS tests check what it negotiates)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl >/dev/null; \
+	  else echo "curl is missing: run 'sudo apt-get install -y curl'"; exit 1; fi; }
 
 ## Debian's Chromium for the browser tests of the web UI (never a browser
 ## a test tool downloads).
