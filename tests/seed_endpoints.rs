@@ -138,14 +138,21 @@ fn model_test_refusals_are_openai_errors() {
     let unknown = test_model(g.addr, "nope", KEY, None);
     assert_openai_error(&unknown, 404);
     assert_eq!(unknown.json()["error"]["code"], "model_not_found");
-    // A user key not allowed the model: as if it did not exist.
-    assert_openai_error(&test_model(g.addr, "chain", LIMITED_KEY, None), 404);
-    // A viewer calls no model; a wrong key is a 401.
+    // Admin keys only: a user key, even for a model it may use, and a
+    // viewer get 403; a wrong key is a 401.
+    assert_openai_error(&test_model(g.addr, "oa", LIMITED_KEY, None), 403);
+    assert_openai_error(&test_model(g.addr, "chain", LIMITED_KEY, None), 403);
     assert_openai_error(&test_model(g.addr, "oa", VIEWER_KEY, None), 403);
     assert_openai_error(&test_model(g.addr, "oa", "sk-nobody", None), 401);
     // A body that is not the test's.
     assert_openai_error(
         &test_model(g.addr, "oa", KEY, Some(&json!({"test_message": 3}))),
+        400,
+    );
+    // A test message is tiny, not a prompt sent past every limit.
+    let long = "x".repeat(8 * 1024 + 1);
+    assert_openai_error(
+        &test_model(g.addr, "oa", KEY, Some(&json!({"test_message": long}))),
         400,
     );
     // The model's own path still answers GET; the test's does not.
@@ -154,21 +161,19 @@ fn model_test_refusals_are_openai_errors() {
 }
 
 #[test]
-fn a_user_key_tests_its_models_within_its_limits() {
+fn a_refused_user_key_spends_none_of_its_limits() {
     let m = mock();
     let g = gateway(&config_text(m.addr, ""));
-    let r = test_model(
+    // One request a minute: the refused test is not that request.
+    assert_openai_error(&test_model(g.addr, "oa", RPM_KEY, None), 403);
+    let chat = api_call(
         g.addr,
-        "oa",
-        LIMITED_KEY,
-        Some(&json!({"test_message": "mine"})),
+        "POST",
+        "/v1/chat/completions",
+        RPM_KEY,
+        Some(&json!({"model": "oa", "messages": [{"role": "user", "content": "hi"}]})),
     );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["success"], true);
-    // One request a minute: the test is that request.
-    let first = test_model(g.addr, "oa", RPM_KEY, None);
-    assert_eq!(first.status, 200, "{}", first.text());
-    assert_openai_error(&test_model(g.addr, "oa", RPM_KEY, None), 429);
+    assert_eq!(chat.status, 200, "{}", chat.text());
 }
 
 // ---------------------------------------------------------------- health

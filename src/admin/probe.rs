@@ -32,6 +32,10 @@ pub struct Ask {
     pub message: String,
 }
 
+/// The longest test message: a test is a tiny request, not a way to send
+/// a prompt past the breakers and limits.
+const MAX_MESSAGE: usize = 8 * 1024;
+
 impl Ask {
     /// `{"target"?: n, "model"?: "...", "message"?: "..."}`; an empty body
     /// is a test with the defaults.
@@ -61,6 +65,11 @@ impl Ask {
                 }
                 ("target", Value::Null) | ("model", Value::Null) | ("message", Value::Null) => {}
                 ("model", Value::String(s)) if !s.is_empty() => ask.model = Some(s),
+                ("message" | "test_message", Value::String(s)) if s.len() > MAX_MESSAGE => {
+                    return Err(ApiError::invalid(format!(
+                        "{k}: a test message is at most {MAX_MESSAGE} bytes"
+                    )))
+                }
                 ("message" | "test_message", Value::String(s)) if !s.trim().is_empty() => {
                     ask.message = s
                 }

@@ -91,8 +91,11 @@ impl ServerApp for Edge {
         let open = Open(self.open.clone());
         if self.open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
             // Written straight away: no request is read from a connection
-            // that would only wait.
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+            // that would only wait. (An HTTP/2 client would read the
+            // HTTP/1 answer as a protocol error: it just sees the close.)
+            if !matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+            }
             let _ = stream.shutdown().await;
             drop(open);
             return None;
@@ -104,15 +107,19 @@ impl ServerApp for Edge {
                 .serve_h2_preface_within(stream, limits.client_header_timeout, shutdown)
                 .await;
         }
+        let mut budget = limits.client_header_timeout;
         if self.proxy.server_options.as_ref().is_some_and(|o| o.h2c) {
-            let (s, h2) = sniff_h2c(stream, limits.client_header_timeout).await?;
+            let sniffing = std::time::Instant::now();
+            let (s, h2) = sniff_h2c(stream, budget).await?;
             if h2 {
                 return ServerApp::process_new(&self.proxy, s, shutdown).await;
             }
+            // The head's deadline counts from the first byte awaited, the
+            // sniffed ones included.
+            budget = budget.saturating_sub(sniffing.elapsed());
             stream = s;
         }
         let mut session = ServerSession::new_http1(stream);
-        let mut budget = limits.client_header_timeout;
         loop {
             let head = Arc::new(HeadRead::default());
             let limits = self.store.load().config.downstream;

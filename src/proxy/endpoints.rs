@@ -68,11 +68,9 @@ fn health_body(healthy: usize, total: usize, uptime_seconds: u64) -> serde_json:
 /// ```
 ///
 /// `served_by` is null when every target failed; `response` is the
-/// answer's first 200 characters. An admin key tests any model through
-/// every target, unmetered, as the admin API's test does; any other key
-/// only a model it may use (else 404, as `GET /v1/models/{id}`), through
-/// the providers it may use, admitted against its and the model's limits
-/// and budgets as one request. Errors are OpenAI error objects.
+/// answer's first 200 characters. Admin keys only (others get 403): the
+/// test goes to every target, unmetered, as the admin API's test does.
+/// The message is at most 8 KiB. Errors are OpenAI error objects.
 pub async fn model_test(
     upstream: &UpstreamClient,
     session: &mut Session,
@@ -80,27 +78,23 @@ pub async fn model_test(
     live: &Live,
 ) -> Result<(), ApiError> {
     rec.client.dialect = Some(Dialect::OpenAiChat);
-    let key = authenticate_caller(live, session)?;
+    // An admin key, sent (the localhost key never counts): the test picks
+    // targets itself, past the breakers, the providers' limits and budgets
+    // and the key's allow-lists, and reports upstream errors verbatim. A
+    // user key's way to see if a model answers is to call it.
+    let key = authenticate_admin(live, session)?;
     rec.client.key_name = Some(key.name.clone());
-    // Never through the localhost key: any local process would be admin.
-    let admin =
-        key.has_role(filters::auth::Role::Admin) && authenticate_admin(live, session).is_ok();
+    require_role(&key, filters::auth::Role::Admin)?;
     let path = session.req_header().uri.path();
     let model = filters::ingress::model_test_name(path).unwrap_or_default();
-    let route = live
-        .config
-        .routes
-        .get(&model)
-        .filter(|_| admin || key.allows_model(&model))
-        .cloned()
-        .ok_or_else(|| {
-            let mut e = ApiError::new(
-                ErrorKind::NotFound,
-                format!("model '{model}' is not configured"),
-            );
-            e.code = Some("model_not_found".into());
-            e
-        })?;
+    let route = live.config.routes.get(&model).cloned().ok_or_else(|| {
+        let mut e = ApiError::new(
+            ErrorKind::NotFound,
+            format!("model '{model}' is not configured"),
+        );
+        e.code = Some("model_not_found".into());
+        e
+    })?;
     let ask = crate::admin::probe::Ask::read(&read_body(session, &live.config).await?)?;
     if ask.model.is_some() {
         return Err(ApiError::invalid("model: the model is named in the path").with_param("model"));
@@ -111,35 +105,14 @@ pub async fn model_test(
         .iter()
         .enumerate()
         .filter(|(i, _)| ask.target.is_none_or(|n| n == *i))
-        .filter(|(_, t)| admin || key.allows_provider(&t.provider.name))
         .collect();
-    if targets.is_empty() {
-        return Err(match ask.target {
-            Some(n) => ApiError::invalid(format!(
-                "target: '{model}' has no target {n} this key may use"
-            ))
-            .with_param("target"),
-            None => ApiError::new(
-                ErrorKind::PermissionDenied,
-                format!("this API key may use none of the providers of model '{model}'"),
-            ),
-        });
-    }
-    if !admin {
-        let size = if super::admission::needs_size(&key, &route) {
-            super::admission::Size {
-                input: filters::limits::estimate::input_tokens(ask.message.as_bytes()),
-                output: crate::admin::probe::MAX_TOKENS,
-            }
-        } else {
-            super::admission::Size::default()
-        };
-        super::admission::admit(live, rec, &key, &route, &model, Dialect::OpenAiChat, size).await?;
+    if let (Some(n), true) = (ask.target, targets.is_empty()) {
+        return Err(
+            ApiError::invalid(format!("target: '{model}' has no target {n}")).with_param("target"),
+        );
     }
     let tried = crate::admin::probe::chain(upstream, live, rec, &targets, &ask.message).await;
     let served = tried.iter().find(|t| t.ok());
-    // The usage the answer reported settles the limits and prices the
-    // usage row, as for any request.
     if let Some(t) = served {
         rec.result.served_by = t.attempt;
         rec.result.usage = t.usage;

@@ -172,8 +172,8 @@ pub(super) struct Answer {
 /// Sends `head` and `body` on this worker's connection for `key`, opening
 /// one with `open` when there is none (or it has closed). A request the
 /// server provably did not process (refused, above a GOAWAY's last stream,
-/// or a reused connection that broke before any answer) goes once more on
-/// a fresh connection. The caller bounds the whole with its deadline.
+/// or never sent because a reused connection broke first) goes once more
+/// on a fresh connection. The caller bounds the whole with its deadline.
 pub(super) async fn send<F, Fut>(
     key: u64,
     tls: bool,
@@ -209,7 +209,7 @@ where
         }
         match exchange(conn.send.clone(), head.request(), body.clone()).await {
             Ok(response) => return Ok(Sent::Response(answer(response))),
-            Err(e) => {
+            Err((e, sent)) => {
                 let refused = refused(&e);
                 if e.is_io() || e.is_go_away() {
                     // The connection will take no more streams. (A stream
@@ -217,7 +217,12 @@ where
                     // SETTINGS arrived, leaves the connection usable.)
                     forget(key, &slot);
                 }
-                if !retried && (refused || (e.is_io() && !opened)) {
+                // A stream that was sent may have been processed, even on
+                // a connection that broke before its answer (it carried
+                // others): only the server's word that it was not allows
+                // a second send. One never sent on a reused connection
+                // that broke meanwhile goes again, as over HTTP/1.
+                if !retried && (refused || (e.is_io() && !opened && !sent)) {
                     log::debug!("upstream HTTP/2 request not processed ({e}); once more");
                     retried = true;
                     continue;
@@ -293,18 +298,20 @@ fn forget(key: u64, slot: &Slot) {
 
 /// One stream: waits for room under the server's concurrency limit, sends
 /// the head and the body (ending the stream), waits for the response head.
+/// The response, or the error and whether the request had been handed to
+/// the connection by then (false: it never left, so it can go again).
 async fn exchange(
     send: SendRequest<Bytes>,
     request: Request<()>,
     body: Bytes,
-) -> Result<http::Response<RecvStream>, ::h2::Error> {
-    let mut send = send.ready().await?;
+) -> Result<http::Response<RecvStream>, (::h2::Error, bool)> {
+    let mut send = send.ready().await.map_err(|e| (e, false))?;
     let end = body.is_empty();
-    let (response, mut stream) = send.send_request(request, end)?;
+    let (response, mut stream) = send.send_request(request, end).map_err(|e| (e, false))?;
     if !end {
-        stream.send_data(body, true)?;
+        stream.send_data(body, true).map_err(|e| (e, true))?;
     }
-    response.await
+    response.await.map_err(|e| (e, true))
 }
 
 /// Refused by the server before any processing (RFC 9113 §8.7): a reset
