@@ -187,7 +187,7 @@ pub fn systemd_unit(s: &Service) -> String {
          ExecStart={exec}\n\
          {run_as}\
          # The providers' keys (OPENAI_API_KEY=... lines, a 0600 file); optional.\n\
-         EnvironmentFile={env}\n\
+         EnvironmentFile=-{env}\n\
          Restart=on-failure\n\
          RestartSec=2\n\
          LimitNOFILE=65536\n\
@@ -205,7 +205,7 @@ pub fn systemd_unit(s: &Service) -> String {
          WantedBy={wanted_by}\n",
         exec = exec.join(" "),
         stop = s.stop_timeout().as_secs(),
-        env = format!("-{}", systemd_path(&s.env_file.display().to_string())),
+        env = systemd_path(&s.env_file.display().to_string()),
     )
 }
 
