@@ -133,23 +133,24 @@ fn config_source(cli: &Cli, create: bool) -> Result<cli::workspace::Source, Exit
         eprintln!("{e}");
         ExitCode::from(2)
     })?;
+    // The welcome goes to stdout for `run` and `check` only: other verbs'
+    // stdout is their output (`keys list --json`), kept machine-readable.
+    let to_stdout = matches!(cli.command, None | Some(Command::Run | Command::Check));
     if let (cli::workspace::Source::Workspace(layout), true) = (&source, create) {
-        let made = cli::workspace::prepare(layout, |draft| {
-            cli::keys::mint(
-                draft,
-                cli::workspace::ADMIN_KEY_NAME,
-                "admin",
-                "made by the workspace's first run",
-            )
-        });
+        let made = cli::workspace::prepare(
+            layout,
+            |draft| {
+                cli::keys::mint(
+                    draft,
+                    cli::workspace::ADMIN_KEY_NAME,
+                    "admin",
+                    "made by the workspace's first run",
+                )
+            },
+            |welcome| show_welcome(welcome, to_stdout),
+        );
         match made {
-            Ok(cli::workspace::Prepared::Existing) => {}
-            Ok(cli::workspace::Prepared::Created { admin_key }) => {
-                use std::io::Write;
-                let _ = std::io::stdout()
-                    .lock()
-                    .write_all(cli::workspace::welcome(layout, &admin_key).as_bytes());
-            }
+            Ok(cli::workspace::Prepared::Existing | cli::workspace::Prepared::Created) => {}
             Err(e) => {
                 eprintln!("cannot create the workspace {}: {e}", layout.root.display());
                 return Err(ExitCode::from(1));
@@ -157,6 +158,27 @@ fn config_source(cli: &Cli, create: bool) -> Result<cli::workspace::Source, Exit
         }
     }
     Ok(source)
+}
+
+/// Prints the first run's welcome, checked: a key that could not be shown
+/// fails the run (the workspace is then made again, with a new key, by
+/// the next one).
+fn show_welcome(welcome: &str, to_stdout: bool) -> Result<(), String> {
+    use std::io::Write;
+    let written = if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(welcome.as_bytes()).and_then(|()| out.flush())
+    } else {
+        let mut err = std::io::stderr().lock();
+        err.write_all(welcome.as_bytes()).and_then(|()| err.flush())
+    };
+    written.map_err(|e| {
+        format!(
+            "the admin key could not be printed ({e}); nothing was kept: the next run \
+             makes the workspace with a new key (in a workspace that exists, \
+             `modelswitch keys create --name NAME --role admin` mints another)"
+        )
+    })
 }
 
 /// The validated config, bound to runtime state (replica pools resolve

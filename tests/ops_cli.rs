@@ -210,7 +210,7 @@ fn the_first_run_makes_a_workspace_whose_admin_key_runs_the_gateway() {
     assert!(!err.contains("model=demo"), "{err}");
 
     // status: the listener and the provider table.
-    let st = ms(
+    let st = ms_in(
         &home.0,
         &[
             "status",
@@ -219,8 +219,9 @@ fn the_first_run_makes_a_workspace_whose_admin_key_runs_the_gateway() {
             "--url",
             &format!("http://{addr}"),
             "--key",
-            &key,
+            "-",
         ],
+        Some(&format!("{key}\n")),
     );
     let st_out = text(&st.stdout);
     assert!(st.status.success(), "{st_out}{}", text(&st.stderr));
@@ -246,6 +247,97 @@ fn the_first_run_makes_a_workspace_whose_admin_key_runs_the_gateway() {
                 .any(|l| l.starts_with("demo ") && l.split_whitespace().nth(1) == Some("3"))
     });
     assert!(counted, "{last}");
+}
+
+/// `GET /api/overview` with each of `keys` on a gateway run from the
+/// workspace (its listen moved to a free port): the statuses.
+fn overview_with(home: &Path, ws: &Path, keys: &[&str]) -> Vec<u16> {
+    let addr = free_addr();
+    let config = std::fs::read_to_string(ws.join("config.toml"))
+        .unwrap()
+        .replace(
+            "listen = \"127.0.0.1:8000\"",
+            &format!("listen = \"{addr}\""),
+        );
+    assert!(config.contains(&addr.to_string()));
+    std::fs::write(ws.join("config.toml"), config).unwrap();
+    let gw = start(
+        home,
+        &["--workspace", ws.to_str().unwrap()],
+        addr,
+        &home.join("overview.stderr"),
+    );
+    keys.iter()
+        .map(|k| api_call(gw.addr, "GET", "/api/overview", k, None).status)
+        .collect()
+}
+
+#[test]
+fn two_first_runs_at_once_make_one_admin_key_that_works() {
+    let home = Temp::new("race");
+    let ws = home.0.join("ws");
+    let w = ws.to_str().unwrap().to_owned();
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let (h, w) = (home.0.clone(), w.clone());
+            std::thread::spawn(move || ms(&h, &["check", "--workspace", &w]))
+        })
+        .collect();
+    let outs: Vec<Output> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    for o in &outs {
+        assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(text(&o.stdout).contains(": ok ("), "{}", text(&o.stdout));
+    }
+    let keys: Vec<String> = outs
+        .iter()
+        .filter_map(|o| admin_key(&text(&o.stdout)))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(overview_with(&home.0, &ws, &[&keys[0]]), [200]);
+}
+
+#[test]
+fn an_admin_key_never_shown_is_replaced_by_the_next_first_run() {
+    let home = Temp::new("orphan");
+    let ws = home.0.join("ws");
+    let w = ws.to_str().unwrap();
+    let first = ms(&home.0, &["check", "--workspace", w]);
+    let old = admin_key(&text(&first.stdout)).unwrap();
+    // A store holding an 'admin' key and no config.toml: a first run that
+    // crashed before the rename, or could not print the key.
+    std::fs::remove_file(ws.join("config.toml")).unwrap();
+    let again = ms(&home.0, &["check", "--workspace", w]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let new = admin_key(&text(&again.stdout)).expect("a fresh key");
+    assert_ne!(new, old);
+    assert_eq!(overview_with(&home.0, &ws, &[&new, &old]), [200, 401]);
+}
+
+#[test]
+fn a_first_run_of_another_verb_keeps_its_stdout_clean() {
+    let home = Temp::new("json");
+    let ws = home.0.join("ws");
+    let out = ms(
+        &home.0,
+        &[
+            "keys",
+            "list",
+            "--json",
+            "--workspace",
+            ws.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    assert!(listed.to_string().contains("admin"), "{listed}");
+    assert_eq!(admin_key(&text(&out.stdout)), None);
+    // The welcome went to stderr instead.
+    assert!(
+        admin_key(&text(&out.stderr)).is_some(),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -317,7 +409,10 @@ fn install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
         get("ExecStart"),
         format!("{} --workspace {w} run", bin.display())
     );
-    assert_eq!(get("ReadWritePaths"), w);
+    // The workspace is missing (--root makes none): `-` so the unit does
+    // not fail on it.
+    assert_eq!(get("ReadWritePaths"), format!("-{w}"));
+    assert_eq!(get("EnvironmentFile"), format!("-{w}/env"));
     assert_eq!(get("Restart"), "on-failure");
     assert_eq!(get("ProtectSystem"), "strict");
     assert_eq!(get("LimitNOFILE"), "65536");
@@ -337,6 +432,75 @@ fn install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
             v.status.success() && !err.contains("modelswitch.service:"),
             "systemd-analyze verify: {err}"
         );
+    }
+    // A workspace that exists, at a path with a space, owned by whoever
+    // runs the test; and a --config whose data lives elsewhere.
+    let spaced = home.0.join("my ws");
+    let sw = spaced.to_str().unwrap();
+    assert!(ms(&home.0, &["check", "--workspace", sw]).status.success());
+    let etc = home.0.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let data = home.0.join("var");
+    let conf = etc.join("gw.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\nshutdown_grace = \"18446744073709551615s\"\n\
+             [storage]\nsqlite_path = \"{d}/ms.db\"\n[logging]\ndir = \"{d}/conv\"\n",
+            d = data.display()
+        ),
+    )
+    .unwrap();
+    let uid = text(&Command::new("id").arg("-u").output().unwrap().stdout)
+        .trim()
+        .to_owned();
+    let user_line = if uid == "0" {
+        String::new()
+    } else {
+        uid.clone()
+    };
+    for (source, rw, env) in [
+        (
+            ["--workspace", sw],
+            format!("\"-{sw}\""),
+            format!("-{sw}/env"),
+        ),
+        (
+            ["--config", conf.to_str().unwrap()],
+            format!("-{d} -{d}/conv", d = data.display()),
+            format!("-{}/modelswitch.env", etc.display()),
+        ),
+    ] {
+        let mut a = vec!["install", "--root", r, "--platform", "linux", "--force"];
+        a.extend(source);
+        let out = ms(&home.0, &a);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let body = std::fs::read_to_string(&unit).unwrap();
+        let kv = ini(&body);
+        let get = |k: &str| {
+            kv.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(get("ReadWritePaths"), rw, "{body}");
+        assert_eq!(get("EnvironmentFile"), env, "{body}");
+        assert_eq!(get("User"), user_line, "{body}");
+        // The huge grace is clamped to the hour the gateway accepts.
+        if source[0] == "--config" {
+            assert_eq!(get("TimeoutStopSec"), "3615", "{body}");
+        }
+        if let Ok(v) = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&unit)
+            .output()
+        {
+            let err = text(&v.stderr);
+            assert!(
+                v.status.success() && !err.contains("modelswitch.service:"),
+                "systemd-analyze verify: {err}\n{body}"
+            );
+        }
     }
     // --user goes under $HOME.
     let user = ms(

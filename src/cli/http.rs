@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest answer read (the providers list of a large config).
 const MAX_BODY: usize = 8 << 20;
@@ -83,11 +83,39 @@ pub fn get(url: &Url, path: &str, key: Option<&str>, timeout: Duration) -> Resul
     );
     conn.write_all(head.as_bytes())
         .map_err(|e| format!("{url}: {e}"))?;
-    let mut raw = Vec::new();
-    conn.take(MAX_BODY as u64 + 64 * 1024)
-        .read_to_end(&mut raw)
+    let raw = read_until(&mut conn, MAX_BODY + 64 * 1024, Instant::now() + timeout)
         .map_err(|e| format!("{url}{path}: {e}"))?;
     parse(&raw).ok_or_else(|| format!("{url}{path}: not an HTTP response"))
+}
+
+/// Reads to the end, at most `limit` bytes, all before `deadline`: a peer
+/// that trickles a byte per read timeout must not hold `status` forever.
+fn read_until(conn: &mut TcpStream, limit: usize, deadline: Instant) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the answer did not end in time",
+            ));
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = match conn.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if raw.len() >= limit {
+            raw.truncate(limit);
+            return Ok(raw);
+        }
+    }
 }
 
 /// A whole `Connection: close` response: its status and body (chunked or
@@ -130,6 +158,34 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trickling_answer_is_cut_at_the_total_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\n");
+            // One byte every 50 ms: each read succeeds well within the
+            // timeout, the whole answer never ends.
+            for _ in 0..60 {
+                std::thread::sleep(Duration::from_millis(50));
+                if c.write_all(b"x").is_err() {
+                    break;
+                }
+            }
+        });
+        let url = Url::parse(&addr.to_string()).unwrap();
+        let started = Instant::now();
+        let err = get(&url, "/", None, Duration::from_millis(400)).unwrap_err();
+        assert!(err.contains("did not end in time"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        server.join().unwrap();
+    }
 
     #[test]
     fn urls_and_listen_addresses() {

@@ -76,13 +76,21 @@ pub struct Service {
     pub binary: PathBuf,
     /// `--workspace DIR` or `--config FILE`, absolute.
     pub source: Runs,
-    /// Where the gateway writes: the workspace, or the config's directory
-    /// (its relative paths land there).
-    pub writable: PathBuf,
+    /// Where the gateway writes (systemd's `ReadWritePaths`): the
+    /// workspace and the config's data directories, or for `--config` the
+    /// data directories only. Each may be missing when the unit starts.
+    pub writable: Vec<PathBuf>,
+    /// systemd's `EnvironmentFile` (optional): the providers' keys for the
+    /// config's `api_key_env`.
+    pub env_file: PathBuf,
     /// Where launchd sends stdout and stderr.
     pub logs: PathBuf,
     pub shutdown_grace: Duration,
     pub user: bool,
+    /// A system unit's `User=`: the owner of the workspace (or config
+    /// file) when that is not root, so the service does not run as root
+    /// over a user's files.
+    pub run_as: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +114,28 @@ impl Service {
     }
 
     fn stop_timeout(&self) -> Duration {
-        self.shutdown_grace + STOP_MARGIN
+        self.shutdown_grace.saturating_add(STOP_MARGIN)
+    }
+}
+
+/// A path for `ReadWritePaths` or `EnvironmentFile`: `%` starts a
+/// specifier there, `$` is not special (it is only in `Exec*` lines).
+fn systemd_path(s: &str) -> String {
+    s.replace('%', "%%")
+}
+
+/// One entry of a space-separated `ReadWritePaths` list, `-` prefixed (a
+/// missing directory is skipped, not a 226/NAMESPACE failure), quoted when
+/// it holds a space or a quote (the list is unquoted word by word, before
+/// the prefix is read).
+fn rw_entry(path: &Path) -> String {
+    let s = format!("-{}", systemd_path(&path.display().to_string()));
+    if s.chars()
+        .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+    {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        s
     }
 }
 
@@ -132,6 +161,20 @@ pub fn systemd_unit(s: &Service) -> String {
     } else {
         "multi-user.target"
     };
+    // Without the data paths (a --config that did not parse at install),
+    // no line: the file system stays read-only rather than guessed at.
+    let rw = if s.writable.is_empty() {
+        String::new()
+    } else {
+        let paths: Vec<String> = s.writable.iter().map(|p| rw_entry(p)).collect();
+        format!("ReadWritePaths={}\n", paths.join(" "))
+    };
+    let run_as = match s.run_as {
+        Some(uid) if !s.user => {
+            format!("# The owner of the workspace (or config): not root.\nUser={uid}\n")
+        }
+        _ => String::new(),
+    };
     format!(
         "# Written by `modelswitch install`; `modelswitch uninstall` removes it.\n\
          [Unit]\n\
@@ -142,6 +185,9 @@ pub fn systemd_unit(s: &Service) -> String {
          [Service]\n\
          Type=simple\n\
          ExecStart={exec}\n\
+         {run_as}\
+         # The providers' keys (OPENAI_API_KEY=... lines, a 0600 file); optional.\n\
+         EnvironmentFile=-{env}\n\
          Restart=on-failure\n\
          RestartSec=2\n\
          LimitNOFILE=65536\n\
@@ -151,15 +197,15 @@ pub fn systemd_unit(s: &Service) -> String {
          NoNewPrivileges=true\n\
          PrivateTmp=true\n\
          # The whole file system is read-only but the workspace (config edits\n\
-         # from the admin UI, the key store, the logs).\n\
+         # from the admin UI) and the key store's and the logs' directories.\n\
          ProtectSystem=strict\n\
-         ReadWritePaths={rw}\n\
+         {rw}\
          \n\
          [Install]\n\
          WantedBy={wanted_by}\n",
         exec = exec.join(" "),
         stop = s.stop_timeout().as_secs(),
-        rw = systemd_word(&s.writable.display().to_string()),
+        env = systemd_path(&s.env_file.display().to_string()),
     )
 }
 
@@ -246,20 +292,72 @@ pub fn rooted(root: Option<&Path>, path: &Path) -> PathBuf {
 }
 
 /// `[server] shutdown_grace` as written, read leniently (the providers'
-/// secrets need not be in the installing shell's environment).
-fn shutdown_grace(config: &Path) -> Duration {
-    std::fs::read_to_string(config)
+/// secrets need not be in the installing shell's environment), within the
+/// 1s..1h the gateway accepts (a huge value must not overflow the stop
+/// timeout).
+fn shutdown_grace(doc: Option<&toml::Table>) -> Duration {
+    doc.and_then(|doc| {
+        let g = doc.get("server")?.get("shutdown_grace")?.as_str()?;
+        humantime_serde::re::humantime::parse_duration(g).ok()
+    })
+    .unwrap_or(DEFAULT_GRACE)
+    .clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// The directories the gateway writes, from the config read leniently:
+/// the SQLite store's (unless the backend is postgres), the access log's
+/// and the conversation log's, relative ones against `dir` (the config's
+/// directory). None when a value has the wrong type.
+pub fn data_dirs(doc: &toml::Table, dir: &Path) -> Option<Vec<PathBuf>> {
+    let text = |table: &str, key: &str| -> Option<Option<String>> {
+        match doc.get(table).and_then(|t| t.get(key)) {
+            None => Some(None),
+            Some(toml::Value::String(v)) if !v.is_empty() => Some(Some(v.clone())),
+            Some(_) => None,
+        }
+    };
+    let parent_of = |file: &str| {
+        let p = dir.join(file);
+        p.parent().map_or_else(|| dir.to_owned(), Path::to_path_buf)
+    };
+    let mut dirs = Vec::new();
+    if text("storage", "backend")?.as_deref() != Some("postgres") {
+        let db = text("storage", "sqlite_path")?.unwrap_or_else(|| "modelswitch.db".into());
+        dirs.push(parent_of(&db));
+    }
+    if let Some(file) = text("logging", "access_file")? {
+        dirs.push(parent_of(&file));
+    }
+    let conversations = text("logging", "dir")?.unwrap_or_else(|| "conversations".into());
+    dirs.push(dir.join(conversations));
+    let mut unique: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        if !unique.contains(&d) {
+            unique.push(d);
+        }
+    }
+    Some(unique)
+}
+
+/// `ReadWritePaths` for a workspace: the workspace (the admin UI rewrites
+/// its config.toml) and whatever data directory lies outside it.
+fn workspace_writable(root: &Path, data: Option<Vec<PathBuf>>) -> Vec<PathBuf> {
+    let mut paths = vec![root.to_owned()];
+    paths.extend(
+        data.unwrap_or_default()
+            .into_iter()
+            .filter(|d| !d.starts_with(root)),
+    );
+    paths
+}
+
+/// The owner of `path` when it is not root, for a system unit's `User=`.
+fn owner(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
         .ok()
-        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
-        .and_then(|doc| {
-            let g = doc
-                .get("server")?
-                .get("shutdown_grace")?
-                .as_str()?
-                .to_owned();
-            humantime_serde::re::humantime::parse_duration(&g).ok()
-        })
-        .unwrap_or(DEFAULT_GRACE)
+        .map(|m| m.uid())
+        .filter(|&uid| uid != 0)
 }
 
 fn home() -> Option<PathBuf> {
@@ -274,25 +372,57 @@ pub fn service_for(source: &super::workspace::Source, user: bool) -> Result<Serv
         .and_then(|p| p.canonicalize())
         .map_err(|e| format!("cannot find this binary's path: {e}"))?;
     let cwd = std::env::current_dir().map_err(|e| format!("no current directory: {e}"))?;
-    let (runs, writable, logs) = match source {
+    let config = cwd.join(source.config());
+    let dir = config
+        .parent()
+        .map_or_else(|| cwd.clone(), Path::to_path_buf);
+    let doc = std::fs::read_to_string(&config)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok());
+    let data = doc.as_ref().and_then(|d| data_dirs(d, &dir));
+    let (runs, writable, env_file, logs, owned) = match source {
         super::workspace::Source::Workspace(l) => (
             Runs::Workspace(l.root.clone()),
-            l.root.clone(),
+            workspace_writable(&l.root, data),
+            l.root.join("env"),
             l.logs.clone(),
+            l.root.clone(),
         ),
-        super::workspace::Source::File(c) => {
-            let c = cwd.join(c);
-            let dir = c.parent().map_or_else(|| cwd.clone(), Path::to_path_buf);
-            (Runs::Config(c), dir.clone(), dir)
+        super::workspace::Source::File(_) => {
+            if data.is_none() {
+                eprintln!(
+                    "note: {} could not be read, so the unit makes no directory writable; \
+                     `install --force` again once it parses",
+                    config.display()
+                );
+            }
+            let data = data.unwrap_or_default();
+            if data.contains(&dir) {
+                eprintln!(
+                    "note: the unit makes {} writable: the config's store or logs are \
+                     there (relative paths resolve against it); give them absolute paths \
+                     elsewhere (/var/lib/modelswitch) to keep it read-only",
+                    dir.display()
+                );
+            }
+            (
+                Runs::Config(config.clone()),
+                data,
+                dir.join("modelswitch.env"),
+                dir,
+                config.clone(),
+            )
         }
     };
     Ok(Service {
         binary,
-        shutdown_grace: shutdown_grace(source.config()),
+        shutdown_grace: shutdown_grace(doc.as_ref()),
         source: runs,
         writable,
+        env_file,
         logs,
         user,
+        run_as: if user { None } else { owner(&owned) },
     })
 }
 
@@ -358,13 +488,25 @@ pub fn install(source: &super::workspace::Source, args: InstallArgs) -> ExitCode
         }
         let p = path.display().to_string();
         match (platform, args.user) {
-            (Platform::Linux, false) => {
-                run_cmd(&["systemctl", "daemon-reload"])?;
-                run_cmd(&["systemctl", "enable", "--now", UNIT_NAME])
-            }
-            (Platform::Linux, true) => {
-                run_cmd(&["systemctl", "--user", "daemon-reload"])?;
-                run_cmd(&["systemctl", "--user", "enable", "--now", UNIT_NAME])
+            (Platform::Linux, user) => {
+                let scope: &[&str] = if user { &["--user"] } else { &[] };
+                let systemctl = |verb: &[&str]| -> Result<(), String> {
+                    let cmd: Vec<&str> = ["systemctl"]
+                        .iter()
+                        .chain(scope)
+                        .chain(verb)
+                        .copied()
+                        .collect();
+                    run_cmd(&cmd)
+                };
+                systemctl(&["daemon-reload"])?;
+                systemctl(&["enable", "--now", UNIT_NAME])?;
+                if args.force {
+                    // `enable --now` leaves a running service on its old
+                    // unit: the replaced one takes effect on a restart.
+                    systemctl(&["restart", UNIT_NAME])?;
+                }
+                Ok(())
             }
             (Platform::Macos, user) => {
                 let domain = launchd_domain(user);
@@ -490,10 +632,12 @@ mod tests {
         Service {
             binary: "/usr/local/bin/modelswitch".into(),
             source: Runs::Workspace("/home/ops/my ws".into()),
-            writable: "/home/ops/my ws".into(),
+            writable: vec!["/home/ops/my ws".into(), "/var/lib/ms 50%".into()],
+            env_file: "/home/ops/my ws/env".into(),
             logs: "/home/ops/my ws/logs".into(),
             shutdown_grace: Duration::from_secs(30),
             user,
+            run_as: Some(1000),
         }
     }
 
@@ -524,13 +668,105 @@ mod tests {
         assert_eq!(get(&kv, "TimeoutStopSec"), "45");
         assert_eq!(get(&kv, "NoNewPrivileges"), "true");
         assert_eq!(get(&kv, "ProtectSystem"), "strict");
-        assert_eq!(get(&kv, "ReadWritePaths"), "\"/home/ops/my ws\"");
+        assert_eq!(
+            get(&kv, "ReadWritePaths"),
+            "\"-/home/ops/my ws\" \"-/var/lib/ms 50%%\""
+        );
+        assert_eq!(get(&kv, "EnvironmentFile"), "-/home/ops/my ws/env");
+        assert_eq!(get(&kv, "User"), "1000");
         assert_eq!(get(&kv, "PrivateTmp"), "true");
         assert_eq!(get(&kv, "WantedBy"), "multi-user.target");
+        let user = ini(&systemd_unit(&service(true)));
+        assert_eq!(get(&user, "WantedBy"), "default.target");
+        // A user unit runs as its user already.
+        assert_eq!(get(&user, "User"), "");
+        // No data paths known: no ReadWritePaths line at all.
+        let mut s = service(false);
+        s.writable.clear();
+        assert!(!systemd_unit(&s).contains("ReadWritePaths"));
+    }
+
+    #[test]
+    fn exec_start_quotes_a_binary_with_a_space_and_keeps_dollars_literal() {
+        let mut s = service(false);
+        s.binary = "/opt/model switch/bin/modelswitch".into();
+        s.source = Runs::Config("/etc/ms/$x%.toml".into());
         assert_eq!(
-            get(&ini(&systemd_unit(&service(true))), "WantedBy"),
-            "default.target"
+            get(&ini(&systemd_unit(&s)), "ExecStart"),
+            "\"/opt/model switch/bin/modelswitch\" --config /etc/ms/$$x%%.toml run"
         );
+        // In the path settings `$` stays as it is.
+        s.env_file = "/etc/ms/$x%.env".into();
+        assert_eq!(
+            get(&ini(&systemd_unit(&s)), "EnvironmentFile"),
+            "-/etc/ms/$x%%.env"
+        );
+    }
+
+    #[test]
+    fn the_grace_is_clamped_so_the_stop_timeout_cannot_overflow() {
+        let doc = |g: &str| {
+            toml::from_str::<toml::Table>(&format!("[server]\nshutdown_grace = \"{g}\"\n")).unwrap()
+        };
+        assert_eq!(shutdown_grace(Some(&doc("10s"))), Duration::from_secs(10));
+        assert_eq!(
+            shutdown_grace(Some(&doc("18446744073709551615s"))),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(shutdown_grace(Some(&doc("0s"))), Duration::from_secs(1));
+        assert_eq!(shutdown_grace(Some(&doc("soon"))), DEFAULT_GRACE);
+        assert_eq!(shutdown_grace(None), DEFAULT_GRACE);
+        let mut s = service(false);
+        s.shutdown_grace = Duration::MAX;
+        assert_eq!(s.stop_timeout(), Duration::MAX);
+    }
+
+    #[test]
+    fn the_writable_paths_come_from_the_config() {
+        let doc = |t: &str| toml::from_str::<toml::Table>(t).unwrap();
+        let etc = Path::new("/etc");
+        // The workspace template: all inside the workspace.
+        let ws = Path::new("/w");
+        let template = doc(crate::cli::workspace::TEMPLATE);
+        assert_eq!(
+            data_dirs(&template, ws).unwrap(),
+            [
+                PathBuf::from("/w/data"),
+                "/w/logs".into(),
+                "/w/logs/conversations".into()
+            ]
+        );
+        assert_eq!(
+            workspace_writable(ws, data_dirs(&template, ws)),
+            [PathBuf::from("/w")]
+        );
+        // A config in /etc with its data elsewhere: never /etc itself.
+        let etc_conf = doc("[storage]\nsqlite_path = \"/var/lib/ms/ms.db\"\n\
+             [logging]\naccess_file = \"/var/log/ms/access.log\"\ndir = \"/var/log/ms/conv\"\n");
+        assert_eq!(
+            data_dirs(&etc_conf, etc).unwrap(),
+            [
+                PathBuf::from("/var/lib/ms"),
+                "/var/log/ms".into(),
+                "/var/log/ms/conv".into()
+            ]
+        );
+        // Postgres: no SQLite directory.
+        let pg = doc("[storage]\nbackend = \"postgres\"\n[logging]\ndir = \"/var/log/ms\"\n");
+        assert_eq!(data_dirs(&pg, etc).unwrap(), [PathBuf::from("/var/log/ms")]);
+        // A data path outside the workspace is added to it.
+        assert_eq!(
+            workspace_writable(ws, data_dirs(&etc_conf, ws)),
+            [
+                PathBuf::from("/w"),
+                "/var/lib/ms".into(),
+                "/var/log/ms".into(),
+                "/var/log/ms/conv".into()
+            ]
+        );
+        // A wrong type: unknown, the caller falls back.
+        assert_eq!(data_dirs(&doc("[storage]\nsqlite_path = 3\n"), etc), None);
+        assert_eq!(workspace_writable(ws, None), [PathBuf::from("/w")]);
     }
 
     #[test]
@@ -540,6 +776,9 @@ mod tests {
         assert_eq!(systemd_word("/a\"b"), "\"/a\\\"b\"");
         assert_eq!(systemd_word("/50%"), "/50%%");
         assert_eq!(systemd_word("/$HOME"), "/$$HOME");
+        assert_eq!(rw_entry(Path::new("/a/b")), "-/a/b");
+        assert_eq!(rw_entry(Path::new("/a b")), "\"-/a b\"");
+        assert_eq!(rw_entry(Path::new("/50%/$x")), "-/50%%/$x");
     }
 
     #[test]

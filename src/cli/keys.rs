@@ -245,7 +245,10 @@ pub(super) fn open_store(config: &Path, db: Option<PathBuf>) -> Result<KeyStore,
 }
 
 /// Mints a key as `keys create --name NAME --role ROLE` does, in the store
-/// `config` names; its secret (shown once by the caller).
+/// `config` names; its secret (shown once by the caller). A key of that
+/// name already in the store is deleted first: the workspace's first run
+/// calls this only while no config exists, so such a key was never shown
+/// (a first run that crashed, or could not print it) and nobody holds it.
 pub fn mint(config: &Path, name: &str, role: &str, description: &str) -> Result<String, String> {
     let store = match store_of(config)? {
         StoreAt::Sqlite(path) => KeyStore::open(&path),
@@ -260,7 +263,10 @@ pub fn mint(config: &Path, name: &str, role: &str, description: &str) -> Result<
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     runtime
-        .block_on(store.create(spec))
+        .block_on(async {
+            store.delete(name).await?;
+            store.create(spec).await
+        })
         .map(|(_, secret)| secret)
         .map_err(|e| e.to_string())
 }

@@ -19,8 +19,10 @@ pub struct StatusArgs {
     /// [admin] listen, else its first [server] listen.
     #[arg(long, value_name = "URL")]
     url: Option<String>,
-    /// An admin or viewer key for the gateway's details (default:
-    /// MODELSWITCH_ADMIN_KEY). Without one, only /health is asked.
+    /// An admin or viewer key for the gateway's details. Prefer
+    /// MODELSWITCH_ADMIN_KEY (the default) or `--key -` (read from stdin):
+    /// a key written on the command line is visible to other users (ps)
+    /// and kept in shell history. Without one, only /health is asked.
     #[arg(long, value_name = "KEY")]
     key: Option<String>,
     /// linux (systemd) or macos (launchd); default: this machine's.
@@ -48,6 +50,19 @@ pub fn gateway_url(config_text: &str) -> Result<Url, String> {
         .or(first)
         .map(Url::for_listen)
         .ok_or_else(|| "the config has no [server] listen address".into())
+}
+
+/// The key on the first line of `input` (`--key -`), trimmed.
+fn key_from(mut input: impl std::io::BufRead) -> Result<String, String> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the key from stdin: {e}"))?;
+    let key = line.trim();
+    if key.is_empty() {
+        return Err("no key on stdin".into());
+    }
+    Ok(key.to_owned())
 }
 
 pub fn run(config: &Path, args: StatusArgs) -> ExitCode {
@@ -78,10 +93,18 @@ pub fn run(config: &Path, args: StatusArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let key = args
-        .key
-        .or_else(|| std::env::var("MODELSWITCH_ADMIN_KEY").ok())
-        .filter(|k| !k.is_empty());
+    let key = match args.key.as_deref() {
+        Some("-") => match key_from(std::io::stdin().lock()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!("--key -: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(k) => Some(k.to_owned()),
+        None => std::env::var("MODELSWITCH_ADMIN_KEY").ok(),
+    }
+    .filter(|k| !k.is_empty());
     let Some(key) = key else {
         println!("(give --key or MODELSWITCH_ADMIN_KEY, an admin or viewer key, for the details)");
         return ExitCode::SUCCESS;
@@ -200,6 +223,14 @@ pub fn report(overview: &Value, stats: &Value, providers: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_key_is_read_from_the_first_line_of_stdin() {
+        assert_eq!(key_from(&b"sk-ms-abc\nrest\n"[..]).unwrap(), "sk-ms-abc");
+        assert_eq!(key_from(&b"  sk-ms-abc  "[..]).unwrap(), "sk-ms-abc");
+        assert!(key_from(&b"\n"[..]).is_err());
+        assert!(key_from(&b""[..]).is_err());
+    }
 
     #[test]
     fn the_admin_listener_is_asked_first() {

@@ -95,20 +95,30 @@ pub fn resolve(
 /// What [`prepare`] found or did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Prepared {
-    /// `config.toml` was there already.
+    /// `config.toml` was there already (or another first run made it
+    /// while this one waited for the lock).
     Existing,
-    /// A fresh workspace; the admin key's secret, to print once.
-    Created { admin_key: String },
+    /// A fresh workspace; its admin key was shown once.
+    Created,
 }
 
+/// The lock first runs take, so two of them never mint two keys or share
+/// one draft.
+pub const FIRST_RUN_LOCK: &str = ".first-run.lock";
+
 /// Makes the workspace if its `config.toml` is missing. `mint` makes the
-/// admin key in the store the new config names and returns its secret.
-/// The config is written under a temporary name and renamed into place
-/// only once the key exists, so a run that failed half way is retried in
-/// full by the next one (never a workspace without its admin key).
+/// admin key in the store the draft config names and returns its secret
+/// (replacing a key of that name: with no config in place it was never
+/// shown, a first run that crashed or could not print it); `show` prints
+/// the welcome with that secret. The config is written under a draft name
+/// and renamed into place only once the key was shown, so a run that
+/// failed half way is retried in full by the next one. First runs are
+/// serialised by an exclusive lock on [`FIRST_RUN_LOCK`]; a run that got
+/// the lock after another one made the workspace finds it `Existing`.
 pub fn prepare(
     layout: &Layout,
     mint: impl FnOnce(&Path) -> Result<String, String>,
+    show: impl FnOnce(&str) -> Result<(), String>,
 ) -> Result<Prepared, String> {
     if layout.config.exists() {
         return Ok(Prepared::Existing);
@@ -124,6 +134,19 @@ pub fn prepare(
         dirs.create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    let lock_path = layout.root.join(FIRST_RUN_LOCK);
+    let lock = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    // Another first run may have finished while this one waited.
+    if layout.config.exists() {
+        return Ok(Prepared::Existing);
+    }
     let draft = layout.root.join(".config.toml.new");
     let write = || -> std::io::Result<()> {
         let mut f = OpenOptions::new()
@@ -136,19 +159,23 @@ pub fn prepare(
         f.sync_all()
     };
     write().map_err(|e| format!("cannot write {}: {e}", draft.display()))?;
-    let admin_key = match mint(&draft) {
-        Ok(k) => k,
-        Err(e) => {
-            let _ = std::fs::remove_file(&draft);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&draft, &layout.config)
-        .map_err(|e| format!("cannot write {}: {e}", layout.config.display()))?;
-    Ok(Prepared::Created { admin_key })
+    let shown = mint(&draft).and_then(|key| show(&welcome(layout, &key)));
+    if let Err(e) = shown {
+        // No config: the next run replaces the key this one made.
+        let _ = std::fs::remove_file(&draft);
+        return Err(e);
+    }
+    std::fs::rename(&draft, &layout.config).map_err(|e| {
+        format!(
+            "cannot write {}: {e}; the admin key shown above is replaced by the next run",
+            layout.config.display()
+        )
+    })?;
+    drop(lock);
+    Ok(Prepared::Created)
 }
 
-/// What the first run prints on stdout: the only time the key is shown.
+/// What the first run prints: the only time the key is shown.
 pub fn welcome(layout: &Layout, admin_key: &str) -> String {
     format!(
         "Created the ModelSwitch workspace {root}\n\
@@ -243,35 +270,70 @@ mod tests {
     #[test]
     fn the_first_run_creates_a_private_workspace_once() {
         let l = Layout::at(temp("create"));
-        let made = prepare(&l, |draft| {
-            assert!(draft.exists());
-            Ok("sk-ms-secret".into())
-        })
+        let mut shown = String::new();
+        let made = prepare(
+            &l,
+            |draft| {
+                assert!(draft.exists());
+                Ok("sk-ms-secret".into())
+            },
+            |w| {
+                // The key is shown before the config claims it was.
+                assert!(!l.config.exists());
+                shown = w.to_owned();
+                Ok(())
+            },
+        )
         .unwrap();
-        assert_eq!(
-            made,
-            Prepared::Created {
-                admin_key: "sk-ms-secret".into()
-            }
-        );
+        assert_eq!(made, Prepared::Created);
+        assert!(shown.contains("    sk-ms-secret\n"), "{shown}");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&l.root), 0o700);
         assert_eq!(mode(&l.data), 0o700);
         assert_eq!(mode(&l.logs), 0o700);
         assert_eq!(mode(&l.config), 0o600);
         assert_eq!(std::fs::read_to_string(&l.config).unwrap(), TEMPLATE);
-        let again = prepare(&l, |_| panic!("no second key")).unwrap();
+        let again = prepare(&l, |_| panic!("no second key"), |_| panic!("no welcome")).unwrap();
         assert_eq!(again, Prepared::Existing);
         std::fs::remove_dir_all(&l.root).unwrap();
     }
 
     #[test]
-    fn a_failed_key_leaves_no_config_behind() {
+    fn a_failed_key_or_welcome_leaves_no_config_behind() {
         let l = Layout::at(temp("fail"));
-        let err = prepare(&l, |_| Err("store is locked".into())).unwrap_err();
+        let err = prepare(&l, |_| Err("store is locked".into()), |_| Ok(())).unwrap_err();
         assert_eq!(err, "store is locked");
         assert!(!l.config.exists());
         assert!(!l.root.join(".config.toml.new").exists());
+        let err = prepare(
+            &l,
+            |_| Ok("sk-ms-x".into()),
+            |_| Err("stdout is closed".into()),
+        )
+        .unwrap_err();
+        assert_eq!(err, "stdout is closed");
+        assert!(!l.config.exists());
+        assert!(!l.root.join(".config.toml.new").exists());
+        std::fs::remove_dir_all(&l.root).unwrap();
+    }
+
+    #[test]
+    fn a_run_that_waited_for_the_lock_finds_the_workspace_made() {
+        let l = Layout::at(temp("race"));
+        std::fs::create_dir_all(&l.root).unwrap();
+        let held = std::fs::File::create(l.root.join(FIRST_RUN_LOCK)).unwrap();
+        held.lock().unwrap();
+        let waiter = {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                prepare(&l, |_| panic!("no second key"), |_| panic!("no welcome"))
+            })
+        };
+        // The holder makes the config, then lets the waiter in.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::write(&l.config, TEMPLATE).unwrap();
+        held.unlock().unwrap();
+        assert_eq!(waiter.join().unwrap(), Ok(Prepared::Existing));
         std::fs::remove_dir_all(&l.root).unwrap();
     }
 
