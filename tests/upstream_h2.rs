@@ -13,10 +13,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// `openai-h2` and `anthropic-h2`: the mock's providers over HTTP/2.
@@ -81,42 +78,6 @@ fn anthropic_text(r: &Response, stream: bool) -> String {
     evs.iter()
         .filter_map(|(_, v)| v.pointer("/delta/text")?.as_str())
         .collect()
-}
-
-/// A mock started here, killed when dropped.
-struct Mock {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The mock with extra arguments (the harness's `mock()` takes none).
-fn mock_with(args: &[&str]) -> Mock {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
-        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mock-upstream");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("mock start");
-    let addr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
-    Mock { child, addr }
 }
 
 #[test]

@@ -478,23 +478,7 @@ fn table(keys: &[StoredKey], used: &HashMap<String, i64>) -> String {
             last_used(k, used),
         ]);
     }
-    let mut widths = [0; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut s = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        s.push_str(cells.join("  ").trim_end());
-        s.push('\n');
-    }
-    s
+    super::table(&rows)
 }
 
 fn details(k: &StoredKey, used: &HashMap<String, i64>) -> String {

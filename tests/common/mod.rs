@@ -45,8 +45,14 @@ impl Proc {
 }
 
 pub fn mock() -> Proc {
+    mock_with(&[])
+}
+
+/// The mock upstream with extra command-line options.
+pub fn mock_with(args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
         .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
