@@ -91,20 +91,32 @@ pub fn get(url: &Url, path: &str, key: Option<&str>, timeout: Duration) -> Resul
 /// Reads to the end, at most `limit` bytes, all before `deadline`: a peer
 /// that trickles a byte per read timeout must not hold `status` forever.
 fn read_until(conn: &mut TcpStream, limit: usize, deadline: Instant) -> std::io::Result<Vec<u8>> {
+    let late = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the answer did not end in time",
+        )
+    };
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the answer did not end in time",
-            ));
+            return Err(late());
         }
         conn.set_read_timeout(Some(left))?;
         let n = match conn.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A read timeout: Linux reports it as EAGAIN (WouldBlock).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(late())
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {
