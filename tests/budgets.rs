@@ -274,10 +274,11 @@ targets = [{ provider = "openai", model = "m-eur;text=Hi" }]
     let mut text = with(&m, eur);
     text.push_str("\n[storage]\nsqlite_path = \"keys.db\"\n");
     let gw = gateway(&text);
-    let r = api(
+    let r = api_call(
         gw.addr,
         "POST",
         "/api/keys",
+        KEY,
         Some(&json!({"name": "eur-user", "budget": {"monthly": 100}})),
     );
     assert_eq!(r.status, 201, "{}", r.text());
@@ -321,10 +322,11 @@ fn budget_settings_are_checked_with_their_path() {
 fn a_key_created_through_the_api_takes_a_budget() {
     let m = mock();
     let gw = gateway(&with(&m, "\n[storage]\nsqlite_path = \"keys.db\"\n"));
-    let r = api(
+    let r = api_call(
         gw.addr,
         "POST",
         "/api/keys",
+        KEY,
         Some(&json!({"name": "api", "budget": {"daily": "2.5", "monthly": 100}})),
     );
     assert_eq!(r.status, 201, "{}", r.text());
@@ -345,18 +347,20 @@ fn a_key_created_through_the_api_takes_a_budget() {
         "budget reached for key 'api': daily budget 2.50 USD (spend per day)",
     );
     // A zero budget is refused with its field; a larger one takes effect.
-    let r = api(
+    let r = api_call(
         gw.addr,
         "PATCH",
         "/api/keys/api",
+        KEY,
         Some(&json!({"budget": {"daily": 0}})),
     );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("budget.daily"), "{}", r.text());
-    let r = api(
+    let r = api_call(
         gw.addr,
         "PATCH",
         "/api/keys/api",
+        KEY,
         Some(&json!({"budget": {"daily": 4}})),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -486,22 +490,6 @@ fn with(m: &Proc, extra: &str) -> String {
     c.push_str(PRICES);
     c.push_str(extra);
     c
-}
-
-/// An admin API call as the harness's admin key.
-fn api(gw: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let auth = format!("Bearer {KEY}");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    request(
-        gw,
-        method,
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
 }
 
 /// A Chat request for `model` with `max_tokens`.

@@ -421,18 +421,7 @@ fn install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
     assert!(!ms(&home.0, &args).status.success());
     let forced: Vec<&str> = args.iter().copied().chain(["--force"]).collect();
     assert!(ms(&home.0, &forced).status.success());
-    // systemd's own check, when the machine has it.
-    if let Ok(v) = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&unit)
-        .output()
-    {
-        let err = text(&v.stderr);
-        assert!(
-            v.status.success() && !err.contains("modelswitch.service:"),
-            "systemd-analyze verify: {err}"
-        );
-    }
+    systemd_verifies(&unit, "");
     // A workspace that exists, at a path with a space, owned by whoever
     // runs the test; and a --config whose data lives elsewhere.
     let spaced = home.0.join("my ws");
@@ -490,17 +479,7 @@ fn install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
         if source[0] == "--config" {
             assert_eq!(get("TimeoutStopSec"), "3615", "{body}");
         }
-        if let Ok(v) = Command::new("systemd-analyze")
-            .arg("verify")
-            .arg(&unit)
-            .output()
-        {
-            let err = text(&v.stderr);
-            assert!(
-                v.status.success() && !err.contains("modelswitch.service:"),
-                "systemd-analyze verify: {err}\n{body}"
-            );
-        }
+        systemd_verifies(&unit, &body);
     }
     // --user goes under $HOME.
     let user = ms(
@@ -771,4 +750,20 @@ fn every_verb_has_help() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("HOME is not set"));
+}
+
+/// systemd's own check of a unit, when the machine has it; `context` is
+/// shown on failure.
+fn systemd_verifies(unit: &std::path::Path, context: &str) {
+    if let Ok(v) = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(unit)
+        .output()
+    {
+        let err = text(&v.stderr);
+        assert!(
+            v.status.success() && !err.contains("modelswitch.service:"),
+            "systemd-analyze verify: {err}\n{context}"
+        );
+    }
 }

@@ -68,12 +68,9 @@ pub fn run(live: &Live, args: ChatArgs) -> ExitCode {
         eprintln!("the message is empty");
         return ExitCode::from(2);
     }
-    let runtime = match super::runtime() {
+    let runtime = match super::runtime_or_exit() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let upstream = UpstreamClient::new(4);
     let outcome = runtime.block_on(chain(&upstream, live, &route, &message, args.reasoning));

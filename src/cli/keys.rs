@@ -193,15 +193,9 @@ pub fn run(config: &Path, args: KeysArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime_or_exit() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start a runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     // A store key named like a config key would never be served (the
     // config's wins): refuse it here rather than print a dead key.
@@ -258,10 +252,7 @@ pub fn mint(config: &Path, name: &str, role: &str, description: &str) -> Result<
     let mut spec = KeySpec::named(name.to_owned());
     spec.roles = vec![role.to_owned()];
     spec.description = description.to_owned();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let runtime = super::runtime()?;
     runtime
         .block_on(async {
             store.delete(name).await?;

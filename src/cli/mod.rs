@@ -11,6 +11,7 @@ pub mod usage;
 pub mod workspace;
 
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
 /// Rows as left-aligned columns two spaces apart, the first row a header.
 pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
@@ -81,6 +82,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))
+}
+
+/// `runtime()` for a verb: the error printed, the exit code returned.
+pub fn runtime_or_exit() -> Result<tokio::runtime::Runtime, ExitCode> {
+    runtime().map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    })
 }
 
 #[cfg(test)]

@@ -73,12 +73,9 @@ fn targets(targets: &[Target]) -> String {
 
 /// One table row per target; non-zero when a model has no working one.
 fn test(live: &Live, models: &[&String]) -> ExitCode {
-    let runtime = match super::runtime() {
+    let runtime = match super::runtime_or_exit() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let upstream = UpstreamClient::new(4);
     let all: Vec<(&String, &Target)> = models

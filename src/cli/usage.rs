@@ -27,12 +27,9 @@ pub fn run(config: &Path, args: UsageArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let runtime = match super::runtime() {
+    let runtime = match super::runtime_or_exit() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let now = i64::try_from(crate::usage::row::unix_ms()).unwrap_or(i64::MAX);
     let from = now.saturating_sub(i64::try_from(args.since.as_millis()).unwrap_or(i64::MAX));

@@ -64,6 +64,18 @@ fn served(c: &Certificates, sni: Option<&str>) -> Vec<u8> {
     c.select(sni).unwrap().cert[0].to_vec()
 }
 
+/// `pair` written as `live.pem`/`live.key` in `d` and loaded as the
+/// default certificate.
+fn live_pair(d: &Dir, pair: &(String, String)) -> (PathBuf, PathBuf, Certificates) {
+    let (cert, key) = write(&d.0, "live", pair);
+    let tls = Tls {
+        default: files("server.tls", (cert.clone(), key.clone()), None),
+        sni: vec![],
+        http2: true,
+    };
+    (cert, key, Certificates::load(&tls).unwrap())
+}
+
 fn der(pem: &str) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
@@ -160,13 +172,7 @@ fn a_replaced_pair_is_served_once_both_files_agree() {
     let d = Dir::new();
     let ca = ca();
     let first = issue(&ca, &["localhost"]);
-    let (cert, key) = write(&d.0, "live", &first);
-    let tls = Tls {
-        default: files("server.tls", (cert.clone(), key.clone()), None),
-        sni: vec![],
-        http2: true,
-    };
-    let c = Certificates::load(&tls).unwrap();
+    let (cert, key, c) = live_pair(&d, &first);
     let check = |c: &Certificates| {
         let mut w = c.watch.lock().unwrap();
         c.reload_changed(&mut w);
@@ -205,13 +211,7 @@ fn the_files_are_looked_at_at_most_once_a_second() {
     let d = Dir::new();
     let ca = ca();
     let first = issue(&ca, &["localhost"]);
-    let (cert, key) = write(&d.0, "live", &first);
-    let tls = Tls {
-        default: files("server.tls", (cert.clone(), key.clone()), None),
-        sni: vec![],
-        http2: true,
-    };
-    let c = Certificates::load(&tls).unwrap();
+    let (_, _, c) = live_pair(&d, &first);
     let _ = c.select(None);
     let second = issue(&ca, &["localhost"]);
     write(&d.0, "live", &second);
