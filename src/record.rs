@@ -43,6 +43,23 @@ pub struct ClientSide {
     pub key_name: Option<String>,
     pub model: Option<String>,
     pub stream: bool,
+    /// The conversation the client says this request belongs to
+    /// (`filters::session`): usage is grouped by it, routing sticks to it.
+    pub session: Option<Arc<str>>,
+    pub routed: Routed,
+}
+
+/// How the requested name became the configured model that served it,
+/// when it was not that model's own name.
+#[derive(Debug, Default, Clone)]
+pub struct Routed {
+    /// The configured model chosen.
+    pub model: Option<Arc<str>>,
+    /// What chose it: `alias`, `glob`, `default`, `rule#N`, `tags`,
+    /// `scene` (the classifier).
+    pub by: Option<Arc<str>>,
+    /// The classifier's scene, when it chose.
+    pub scene: Option<Arc<str>>,
 }
 
 /// How the request ended for the client.
