@@ -23,6 +23,7 @@ pub mod limits;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod pricing;
+pub mod routing;
 pub mod session;
 pub mod stream;
 pub mod tokens;

@@ -36,6 +36,122 @@ pub(super) struct FileConfig {
     pub(super) logging: FileLogging,
     #[serde(default)]
     pub(super) admin: FileAdmin,
+    #[serde(default)]
+    pub(super) routing: FileRouting,
+}
+
+/// `[routing]`: how a requested name becomes a configured model, beyond
+/// its exact name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRouting {
+    /// Serves every name nothing else matches (off unless set).
+    pub(super) default_model: Option<String>,
+    /// `[[routing.rules]]`, evaluated in order; the first that holds wins.
+    #[serde(default)]
+    pub(super) rules: Vec<FileRule>,
+    pub(super) classifier: Option<FileClassifier>,
+    #[serde(default)]
+    pub(super) affinity: FileAffinity,
+    /// Requested names that are an agent's background chores (the
+    /// `background` condition); default `["*haiku*"]`, Claude Code's small
+    /// fast model.
+    pub(super) background_models: Option<OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRule {
+    /// For the attempts header and the usage record; `rule#N` otherwise.
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) when: FileWhen,
+    /// A configured model (or alias), or `tags:a,b`.
+    #[serde(rename = "use")]
+    pub(super) use_: String,
+}
+
+/// A rule's conditions: every one given must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileWhen {
+    /// Glob of the requested model name.
+    pub(super) model: Option<OneOrMany>,
+    /// `openai`, `anthropic`, `gemini`, `responses`.
+    pub(super) dialect: Option<OneOrMany>,
+    /// Client key names (globs).
+    pub(super) key: Option<OneOrMany>,
+    pub(super) role: Option<OneOrMany>,
+    /// Header name → glob of its value.
+    #[serde(default)]
+    pub(super) header: HashMap<String, String>,
+    pub(super) has_tools: Option<bool>,
+    pub(super) has_images: Option<bool>,
+    pub(super) thinking: Option<bool>,
+    pub(super) web_search: Option<bool>,
+    pub(super) min_input_tokens: Option<u64>,
+    pub(super) background: Option<bool>,
+}
+
+/// `[routing.classifier]`: a small model names the scene of the latest
+/// user turn; the scene names the model.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileClassifier {
+    pub(super) model: String,
+    /// Scene name → the model that serves it (or a table with a
+    /// description for the classifier's prompt).
+    pub(super) scenes: std::collections::BTreeMap<String, FileScene>,
+    /// The model when the classifier is slow, fails or answers no scene.
+    pub(super) default: String,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) timeout: Option<Duration>,
+    /// Which requested names the classifier routes (globs); unset: every
+    /// name that is not a configured model's own.
+    pub(super) models: Option<OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum FileScene {
+    Model(String),
+    Described {
+        model: String,
+        description: Option<String>,
+    },
+}
+
+/// `[routing.affinity]`: keep a session on the target (replica, key) it
+/// last used.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAffinity {
+    pub(super) enabled: Option<bool>,
+    /// A header of the team's own that names the session, read first.
+    pub(super) header: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) ttl: Option<Duration>,
+    pub(super) max_sessions: Option<usize>,
+}
+
+/// What a model (or a target) can take; unset fields: it can.
+#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCapabilities {
+    pub(super) context_window: Option<u64>,
+    pub(super) vision: Option<bool>,
+    pub(super) tools: Option<bool>,
+    pub(super) reasoning: Option<bool>,
+}
+
+/// `anthropic_beta`: what becomes of the client's `anthropic-beta` header.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum FileBetaPolicy {
+    /// `"forward"` or `"drop"`.
+    Mode(String),
+    /// Only these betas go on.
+    Allow(Vec<String>),
 }
 
 /// `[admin]`: where the admin plane (UI, admin API, `/metrics`) listens.
@@ -325,6 +441,9 @@ pub(super) struct FileProvider {
     /// (h2c) on `http`.
     #[serde(default)]
     pub(super) http2: bool,
+    /// The client's `anthropic-beta` header: `forward` (the default),
+    /// `drop`, or an allow-list.
+    pub(super) anthropic_beta: Option<FileBetaPolicy>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -373,12 +492,29 @@ pub(super) enum FileReasoningOutput {
 pub(super) struct FileTarget {
     pub(super) provider: String,
     pub(super) model: String,
+    /// Where this target differs from its model's.
+    pub(super) capabilities: Option<FileCapabilities>,
+    pub(super) tool_emulation: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileModel {
     pub(super) name: String,
+    /// Other names (exact) this model answers to.
+    #[serde(default)]
+    pub(super) aliases: Vec<String>,
+    /// For `tags:` queries: all asked must be present.
+    #[serde(default)]
+    pub(super) tags: Vec<String>,
+    /// Among models a `tags:` query matches, the highest wins.
+    #[serde(default)]
+    pub(super) priority: i64,
+    #[serde(default)]
+    pub(super) capabilities: FileCapabilities,
+    /// Targets without native tools get them through the prompt.
+    #[serde(default)]
+    pub(super) tool_emulation: bool,
     pub(super) targets: Vec<FileTarget>,
     pub(super) max_output_tokens: Option<u64>,
     /// How reasoning reaches OpenAI Chat clients; unset: decided per client.

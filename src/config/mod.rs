@@ -6,6 +6,7 @@
 
 mod file;
 pub mod reload;
+mod routing;
 pub mod secret;
 mod snapshot;
 mod toml_error;

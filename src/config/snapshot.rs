@@ -51,6 +51,9 @@ pub struct Provider {
     /// offered by ALPN on TLS (HTTP/1.1 if the server declines), spoken
     /// with prior knowledge (h2c) on cleartext.
     pub http2: bool,
+    /// What becomes of the client's `anthropic-beta` header on a
+    /// same-dialect (pass-through) call.
+    pub anthropic_beta: filters::anthropic::beta::BetaPolicy,
 }
 
 impl Provider {
@@ -143,6 +146,10 @@ pub struct Target {
     /// The generation endpoint (unary, streaming), built once: Gemini
     /// names the model and the mode in the path.
     pub generate_paths: [String; 2],
+    /// What it can take: a request needing more skips it.
+    pub capabilities: filters::routing::Capabilities,
+    /// Tools go through the prompt (the target has no native tools).
+    pub tool_emulation: bool,
 }
 
 impl Target {
@@ -159,6 +166,8 @@ impl Target {
             model: Arc::from(model),
             slot: usize::MAX,
             provider,
+            capabilities: filters::routing::Capabilities::default(),
+            tool_emulation: false,
         }
     }
 
@@ -169,6 +178,14 @@ impl Target {
 
 #[derive(Debug)]
 pub struct Route {
+    /// The model's configured name (a glob for a glob-named model).
+    pub name: Arc<str>,
+    pub aliases: Vec<String>,
+    /// For `tags:` queries.
+    pub tags: Vec<String>,
+    pub priority: i64,
+    /// The model's own capabilities (targets may differ: `Target`).
+    pub capabilities: filters::routing::Capabilities,
     /// Budget for the whole request: every attempt and the stream.
     pub total_timeout: Duration,
     pub targets: Vec<Target>,
@@ -366,6 +383,60 @@ pub struct Snapshot {
     pub target_slots: Vec<(Arc<Provider>, Arc<str>)>,
     /// `[telemetry]`: traces, exported while `otlp_endpoint` is set.
     pub telemetry: Option<Telemetry>,
+    /// `[routing]`: names, rules, the classifier, affinity.
+    pub routing: Routing,
+}
+
+/// `[routing]` and the names models answer to.
+#[derive(Debug, Default)]
+pub struct Routing {
+    pub names: filters::routing::names::Names,
+    pub rules: Vec<filters::routing::rules::Rule>,
+    /// Some rule reads the input's size.
+    pub rules_count_tokens: bool,
+    /// Some target has a context window.
+    pub windows: bool,
+    pub classifier: Option<Classifier>,
+    pub affinity: Affinity,
+    /// Globs of requested names that are background chores.
+    pub background_models: Vec<String>,
+}
+
+/// `[routing.classifier]`.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    /// The configured model asked.
+    pub model: String,
+    pub scenes: Vec<filters::routing::classifier::Scene>,
+    /// Its system prompt, built once.
+    pub prompt: String,
+    /// The configured model when no scene is named in time.
+    pub default: String,
+    pub timeout: Duration,
+    /// Globs of the requested names it routes; empty: every name that is
+    /// not a configured model's own name or alias.
+    pub models: Vec<String>,
+}
+
+/// `[routing.affinity]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Affinity {
+    pub enabled: bool,
+    /// Lower-case; read before the agent CLIs' own headers.
+    pub header: Option<String>,
+    pub ttl: Duration,
+    pub max_sessions: usize,
+}
+
+impl Default for Affinity {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            header: None,
+            ttl: Duration::from_secs(3600),
+            max_sessions: 100_000,
+        }
+    }
 }
 
 /// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP. Read live by the

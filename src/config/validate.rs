@@ -209,6 +209,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         }
     }
     let (routes, model_names, target_slots) = models(&f.models, &by_name, total_timeout, &mut errs);
+    let routing = super::routing::routing(&f.routing, &f.models, &routes, &mut errs);
     let keys = api_keys(&f.api_keys, &model_names, &by_name, &mut errs);
     let (limit_backend, limits) = limits_section(&f.limits, &f.budgets, &mut errs);
     let prices = filters::pricing::PriceTable::with_overrides(&f.prices)
@@ -323,6 +324,7 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         keys,
         target_slots,
         telemetry,
+        routing,
     })
 }
 
@@ -889,6 +891,7 @@ fn provider(
         replicas,
         limits: shared_limits(at, p.limits, p.budget, errs),
         http2: p.http2,
+        anthropic_beta: super::routing::beta_policy(at, p.anthropic_beta.as_ref(), errs),
     })
 }
 
@@ -1128,6 +1131,19 @@ fn models(
         let total_timeout = bounds::TOTAL_TIMEOUT
             .check(&format!("{at}.total_timeout"), m.total_timeout, errs)
             .unwrap_or(server_total);
+        let model_caps = super::routing::capabilities(
+            &format!("{at}.capabilities"),
+            filters::routing::Capabilities::default(),
+            &m.capabilities,
+            errs,
+        );
+        for (j, tag) in m.tags.iter().enumerate() {
+            if tag.trim().is_empty() || tag.contains(',') {
+                errs.push(format!(
+                    "{at}.tags[{j}]: '{tag}' is not a tag (one word per item, no commas)"
+                ));
+            }
+        }
         let mut targets = Vec::new();
         for (j, t) in m.targets.iter().enumerate() {
             let Some(p) = by_name.get(t.provider.as_str()) else {
@@ -1156,12 +1172,26 @@ fn models(
                     idle: idle.unwrap_or(base.idle),
                     keepalive: base.keepalive,
                 },
+                capabilities: t.capabilities.as_ref().map_or(model_caps, |c| {
+                    super::routing::capabilities(
+                        &format!("{at}.targets[{j}].capabilities"),
+                        model_caps,
+                        c,
+                        errs,
+                    )
+                }),
+                tool_emulation: t.tool_emulation.unwrap_or(m.tool_emulation),
             });
         }
         model_names.push(m.name.clone());
         routes.insert(
             m.name.clone(),
             Arc::new(Route {
+                name: Arc::from(m.name.as_str()),
+                aliases: m.aliases.clone(),
+                tags: m.tags.clone(),
+                priority: m.priority,
+                capabilities: model_caps,
                 total_timeout,
                 targets,
                 max_output_tokens: m.max_output_tokens,

@@ -1,5 +1,6 @@
 //! The Anthropic Messages dialect (Claude, Claude Code).
 
+pub mod beta;
 pub mod error;
 pub mod pass;
 pub mod request;

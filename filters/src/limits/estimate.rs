@@ -23,7 +23,21 @@ const DOCUMENT_BYTES_PER_TOKEN: u64 = 40;
 
 /// The input tokens to reserve for `body`.
 pub fn input_tokens(body: &[u8]) -> u64 {
-    let text_only = u64::try_from(body.len()).unwrap_or(u64::MAX).div_ceil(3);
+    estimate(body, 3)
+}
+
+/// The input tokens `body` most likely holds, for routing (a context
+/// window, `min_input_tokens`): English text and JSON run about four bytes
+/// a token, so the reserve's three would turn a 150k-token prompt away
+/// from a 200k window.
+pub fn typical_input_tokens(body: &[u8]) -> u64 {
+    estimate(body, 4)
+}
+
+fn estimate(body: &[u8], text_bytes_per_token: u64) -> u64 {
+    let text_only = u64::try_from(body.len())
+        .unwrap_or(u64::MAX)
+        .div_ceil(text_bytes_per_token);
     // Too short to hold a blob: most chat requests stop here.
     if body.len() < MIN_BLOB {
         return text_only;
@@ -40,7 +54,8 @@ pub fn input_tokens(body: &[u8]) -> u64 {
         });
     }
     let text = u64::try_from(body.len().saturating_sub(media_bytes)).unwrap_or(u64::MAX);
-    text.div_ceil(3).saturating_add(media_tokens)
+    text.div_ceil(text_bytes_per_token)
+        .saturating_add(media_tokens)
 }
 
 fn is_base64(b: u8) -> bool {

@@ -1,0 +1,178 @@
+//! What rules read of a request body, found without decoding it: the
+//! members' raw bytes are scanned (memchr speed), so a 200 KB Claude Code
+//! prompt costs microseconds, not a parse.
+
+use crate::wire::json_peek::{self, Members};
+use crate::Dialect;
+use memchr::memmem;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyFacts {
+    pub has_tools: bool,
+    pub has_images: bool,
+    pub thinking: bool,
+    pub web_search: bool,
+}
+
+/// The body's facts in `dialect`.
+pub fn read(dialect: Dialect, members: &Members<'_>) -> BodyFacts {
+    let tools = members.raw("tools").filter(|t| non_empty_array(t));
+    let (conversation, _) = crate::dialect::conversation_member(dialect);
+    let mut web_search = tools.is_some_and(|t| {
+        [&b"web_search"[..], b"google_search", b"googleSearch"]
+            .iter()
+            .any(|m| structural(t, m))
+    });
+    if dialect == Dialect::OpenAiChat
+        && members
+            .raw("web_search_options")
+            .is_some_and(|v| v != b"null")
+    {
+        web_search = true;
+    }
+    BodyFacts {
+        has_tools: tools.is_some(),
+        has_images: members.raw(conversation).is_some_and(has_images),
+        thinking: thinking(dialect, members),
+        web_search,
+    }
+}
+
+/// Image parts in any dialect: Anthropic `"type":"image"` (and
+/// `"media_type":"image/…"`), OpenAI `image_url`, Responses
+/// `input_image`, Gemini `inlineData`/`fileData` with an image MIME type,
+/// data URLs.
+fn has_images(conversation: &[u8]) -> bool {
+    [
+        &b"\"image\""[..],
+        b"\"image_url\"",
+        b"\"input_image\"",
+        b"\"image/",
+        b"data:image/",
+    ]
+    .iter()
+    .any(|m| structural(conversation, m))
+}
+
+/// `marker` outside a JSON string's escaped text: text that mentions
+/// `"image"` is written `\"image\"` inside a string, so a real member or
+/// value is the one not preceded by a backslash.
+fn structural(json: &[u8], marker: &[u8]) -> bool {
+    let quoted = marker.first() == Some(&b'"');
+    memmem::find_iter(json, marker).any(|at| !quoted || at == 0 || json[at - 1] != b'\\')
+}
+
+fn non_empty_array(raw: &[u8]) -> bool {
+    raw.first() == Some(&b'[')
+        && raw[1..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b != b']')
+}
+
+fn sub(raw: Option<&[u8]>) -> Option<Members<'_>> {
+    raw.and_then(|r| json_peek::members(r).ok())
+}
+
+/// The request asks the model to reason.
+fn thinking(dialect: Dialect, members: &Members<'_>) -> bool {
+    match dialect {
+        // `disabled` is a request not to think.
+        Dialect::Anthropic => sub(members.raw("thinking"))
+            .and_then(|t| t.str("type"))
+            .is_some_and(|t| t == "enabled" || t == "adaptive"),
+        Dialect::OpenAiChat => members.str("reasoning_effort").is_some_and(|e| e != "none"),
+        Dialect::OpenAiResponses => sub(members.raw("reasoning"))
+            .and_then(|r| r.str("effort"))
+            .is_some_and(|e| e != "none"),
+        Dialect::Gemini => {
+            let config = sub(members.raw("generationConfig"));
+            let thinking = config.as_ref().and_then(|c| sub(c.raw("thinkingConfig")));
+            thinking.is_some_and(|t| {
+                t.raw("thinkingBudget").is_none_or(|b| b != b"0")
+                    || t.raw("includeThoughts") == Some(b"true")
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(dialect: Dialect, body: &str) -> BodyFacts {
+        let m = json_peek::members(body.as_bytes()).unwrap_or_default();
+        read(dialect, &m)
+    }
+
+    #[test]
+    fn anthropic_facts() {
+        let f = facts(
+            Dialect::Anthropic,
+            r#"{"model":"m","thinking":{"type":"enabled","budget_tokens":2048},
+                "tools":[{"type":"web_search_20250305","name":"web_search"}],
+                "messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBOR"}}]}]}"#,
+        );
+        assert_eq!(
+            f,
+            BodyFacts {
+                has_tools: true,
+                has_images: true,
+                thinking: true,
+                web_search: true
+            }
+        );
+        let f = facts(
+            Dialect::Anthropic,
+            r#"{"model":"m","thinking":{"type":"disabled"},"tools":[ ],
+                "messages":[{"role":"user","content":"say \"image\" and \"image/png\""}]}"#,
+        );
+        assert_eq!(f, BodyFacts::default(), "text about images is not an image");
+    }
+
+    #[test]
+    fn other_dialects() {
+        let f = facts(
+            Dialect::OpenAiChat,
+            r#"{"model":"m","reasoning_effort":"high","web_search_options":{},
+                "messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#,
+        );
+        assert_eq!(
+            f,
+            BodyFacts {
+                has_tools: false,
+                has_images: true,
+                thinking: true,
+                web_search: true
+            }
+        );
+        let f = facts(
+            Dialect::OpenAiResponses,
+            r#"{"model":"m","reasoning":{"effort":"medium"},"tools":[{"type":"function","name":"shell"}],
+                "input":[{"role":"user","content":[{"type":"input_text","text":"hi"}]}]}"#,
+        );
+        assert_eq!(
+            f,
+            BodyFacts {
+                has_tools: true,
+                has_images: false,
+                thinking: true,
+                web_search: false
+            }
+        );
+        let f = facts(
+            Dialect::Gemini,
+            r#"{"contents":[{"parts":[{"inlineData":{"mimeType":"image/jpeg","data":"AAAA"}}]}],
+                "tools":[{"googleSearch":{}}],"generationConfig":{"thinkingConfig":{"thinkingBudget":0}}}"#,
+        );
+        assert_eq!(
+            f,
+            BodyFacts {
+                has_tools: true,
+                has_images: true,
+                thinking: false,
+                web_search: true
+            }
+        );
+    }
+}
