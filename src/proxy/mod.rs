@@ -10,6 +10,7 @@ pub mod connection;
 mod embeddings;
 mod endpoints;
 mod generate;
+mod route;
 
 use crate::downstream::respond_error;
 use crate::record::RequestRecord;
