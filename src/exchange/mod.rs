@@ -162,8 +162,10 @@ pub async fn run(
     let mut lacked: Option<filters::routing::Lack> = None;
     for target in &route.targets {
         if let Some(lack) = target.capabilities.lacks(&req.needs, target.tool_emulation) {
-            rec.attempts
-                .push(crate::record::Attempt::untried(target, AttemptOutcome::Lacks(lack)));
+            rec.attempts.push(crate::record::Attempt::untried(
+                target,
+                AttemptOutcome::Lacks(lack),
+            ));
             lacked.get_or_insert(lack);
             continue;
         }

@@ -3,8 +3,8 @@
 //! statistics.
 
 use super::auth::{authenticate, authenticate_admin, authenticate_caller, require_role};
-use crate::downstream::{read_body, respond, respond_json};
 use crate::config::Route;
+use crate::downstream::{read_body, respond, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
 use crate::upstream::UpstreamClient;
@@ -165,9 +165,14 @@ fn listed<'a>(live: &'a Live, key: &filters::auth::ClientKey) -> Vec<(&'a str, &
     let snap = &live.config;
     let mut out = Vec::new();
     for name in &snap.model_names {
-        let Some(route) = snap.routes.get(name) else { continue };
+        let Some(route) = snap.routes.get(name) else {
+            continue;
+        };
         let own = (!filters::glob::is_glob(name)).then_some(name.as_str());
-        for n in own.into_iter().chain(route.aliases.iter().map(String::as_str)) {
+        for n in own
+            .into_iter()
+            .chain(route.aliases.iter().map(String::as_str))
+        {
             if key.allows_model(n) || key.allows_model(name) {
                 out.push((n, &**route));
             }
@@ -178,7 +183,11 @@ fn listed<'a>(live: &'a Live, key: &filters::auth::ClientKey) -> Vec<(&'a str, &
 
 /// The listing's model entries, in order.
 fn entry_slots(dialect: Dialect, v: &mut Value) -> impl Iterator<Item = &mut Value> {
-    let list = if dialect == Dialect::Gemini { "models" } else { "data" };
+    let list = if dialect == Dialect::Gemini {
+        "models"
+    } else {
+        "data"
+    };
     v.get_mut(list)
         .and_then(Value::as_array_mut)
         .into_iter()
@@ -321,12 +330,11 @@ pub async fn count_tokens(
     } else {
         Some(req.model.clone())
     };
-    let route = model
-        .and_then(|m| {
-            let chosen = super::route::by_name(live, &m)?;
-            super::route::allowed(&key, &m, &chosen).ok()?;
-            Some(chosen.route)
-        });
+    let route = model.and_then(|m| {
+        let chosen = super::route::by_name(live, &m)?;
+        super::route::allowed(&key, &m, &chosen).ok()?;
+        Some(chosen.route)
+    });
     let mut tokens = None;
     // The first target the key may use: a provider it may not use never
     // sees its prompt.

@@ -73,19 +73,37 @@ fn shape(
     Ok(Shape { model, stream })
 }
 
+/// How the body names the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// The dialect's own request.
+    Native,
+    /// `POST /route/invoke`: tags and an OpenAI Chat request, rewritten
+    /// into one for `tags:…` before anything reads it.
+    Invoke,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request path's shared parts, borrowed"
+)]
 pub async fn generate(
     upstream: &UpstreamClient,
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
     dialect: Dialect,
+    call: Call,
     drain: &Drain,
     conversations: &'static ConversationStore,
 ) -> Result<(), ApiError> {
     let snap = &live.config;
     let key = authenticate_caller(live, session)?;
     rec.client.key_name = Some(key.name.clone());
-    let body = read_body(session, snap).await?;
+    let mut body = read_body(session, snap).await?;
+    if call == Call::Invoke {
+        body = filters::routing::invoke::to_chat(&body)?.into();
+    }
     // Logged conversations keep the body (a shared buffer, not a copy).
     if crate::journal::logs_conversations(snap.log_conversations, &key) {
         rec.conversation = Some(Box::new(crate::journal::Capture::new(body.clone())));
@@ -125,8 +143,8 @@ pub async fn generate(
     .map(std::sync::Arc::from);
     let asked = filters::dialect::requested_output(dialect, &members);
     let rewritable = Rewritable::of(&members);
-    let facts = super::route::wants_facts(snap)
-        .then(|| filters::routing::facts::read(dialect, &members));
+    let facts =
+        super::route::wants_facts(snap).then(|| filters::routing::facts::read(dialect, &members));
     drop(members);
     rec.client.model = Some(model.clone());
     rec.client.stream = stream;

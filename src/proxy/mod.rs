@@ -246,6 +246,21 @@ impl ProxyHttp for Gateway {
                     rec,
                     &live,
                     dialect,
+                    generate::Call::Native,
+                    &self.drain,
+                    self.conversations,
+                ))
+                .await
+            }
+            Endpoint::RouteInvoke => {
+                rec.client.dialect = Some(filters::Dialect::OpenAiChat);
+                Box::pin(generate::generate(
+                    &self.upstream,
+                    session,
+                    rec,
+                    &live,
+                    filters::Dialect::OpenAiChat,
+                    generate::Call::Invoke,
                     &self.drain,
                     self.conversations,
                 ))

@@ -66,12 +66,7 @@ pub async fn decide(
 ) -> Result<(Chosen, Needs), ApiError> {
     let snap = &live.config;
     let routing = &snap.routing;
-    let header = |name: &str| {
-        asked
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-    };
+    let header = |name: &str| asked.headers.get(name).and_then(|v| v.to_str().ok());
     let mut tokens: Option<u64> = None;
     let mut count = || *tokens.get_or_insert_with(|| estimate(asked.body));
     let mut chosen = None;
@@ -85,7 +80,11 @@ pub async fn decide(
             has_images: body.has_images,
             thinking: body.thinking,
             web_search: body.web_search,
-            input_tokens: if routing.rules_count_tokens { count() } else { 0 },
+            input_tokens: if routing.rules_count_tokens {
+                count()
+            } else {
+                0
+            },
             background: routing
                 .background_models
                 .iter()
@@ -97,17 +96,24 @@ pub async fn decide(
         }
     }
     if chosen.is_none() {
-        if let Some(c) = routing.classifier.as_ref().filter(|c| classifies(snap, c, asked.requested)) {
+        if let Some(c) = routing
+            .classifier
+            .as_ref()
+            .filter(|c| classifies(snap, c, asked.requested))
+        {
             chosen = Some(classified(upstream, live, rec, c, asked).await?);
         }
     }
     let chosen = match chosen {
         Some(c) => c,
-        None => by_name(live, asked.requested).ok_or_else(|| not_found(snap, asked.key, asked.requested))?,
+        None => by_name(live, asked.requested)
+            .ok_or_else(|| not_found(snap, asked.key, asked.requested))?,
     };
     allowed(asked.key, asked.requested, &chosen)?;
     let needs = if wants_needs(&chosen.route) {
-        let facts = asked.facts.unwrap_or_else(|| body_facts(asked.dialect, asked.body));
+        let facts = asked
+            .facts
+            .unwrap_or_else(|| body_facts(asked.dialect, asked.body));
         let windows = chosen
             .route
             .targets
@@ -200,10 +206,13 @@ fn used(live: &Live, u: &Use, by: Arc<str>) -> Option<Chosen> {
 /// half-open one waiting for its probe counts as healthy).
 fn healthy(live: &Live, route: &Route) -> bool {
     let now = std::time::Instant::now();
-    route.targets.iter().any(|t| match live.breaker(t.slot).state() {
-        filters::breaker::BreakerState::Open { until } => until <= now,
-        _ => true,
-    })
+    route
+        .targets
+        .iter()
+        .any(|t| match live.breaker(t.slot).state() {
+            filters::breaker::BreakerState::Open { until } => until <= now,
+            _ => true,
+        })
 }
 
 /// The key may use the name it asked for, or the model it reached (an
@@ -253,10 +262,11 @@ pub fn not_found(snap: &Snapshot, key: &ClientKey, requested: &str) -> ApiError 
 /// or alias.
 fn classifies(snap: &Snapshot, c: &Classifier, requested: &str) -> bool {
     if c.models.is_empty() {
-        return snap.routing.names.exact(requested).is_none()
-            && !requested.starts_with("tags:");
+        return snap.routing.names.exact(requested).is_none() && !requested.starts_with("tags:");
     }
-    c.models.iter().any(|g| filters::glob::matches(g, requested))
+    c.models
+        .iter()
+        .any(|g| filters::glob::matches(g, requested))
 }
 
 /// The scene's model: the session's cached scene, else the classifier's
@@ -302,7 +312,11 @@ async fn classified(
         .as_ref()
         .and_then(|s| c.scenes.iter().find(|x| *x.name == **s))
         .map_or(c.default.as_str(), |s| s.model.as_str());
-    let by = if scene.is_some() { "scene" } else { "scene-default" };
+    let by = if scene.is_some() {
+        "scene"
+    } else {
+        "scene-default"
+    };
     let route = snap
         .routes
         .get(model)
@@ -310,7 +324,10 @@ async fn classified(
         .or_else(|| snap.routes.get(&c.default).cloned());
     // Checked at load: every scene's model and the default exist.
     let route = route.ok_or_else(|| {
-        ApiError::new(ErrorKind::Api, format!("the classifier's model '{model}' is gone"))
+        ApiError::new(
+            ErrorKind::Api,
+            format!("the classifier's model '{model}' is gone"),
+        )
     })?;
     Ok(Chosen {
         name: route.name.clone(),
@@ -343,7 +360,12 @@ async fn ask_classifier(
         .routes
         .get(&c.model)
         .ok_or_else(|| format!("no model '{}'", c.model))?;
-    let text = |t: String| Part::Text(TextPart { text: t, cache: false });
+    let text = |t: String| {
+        Part::Text(TextPart {
+            text: t,
+            cache: false,
+        })
+    };
     let mut req = Request {
         system: vec![TextPart {
             text: c.prompt.clone(),
@@ -362,8 +384,9 @@ async fn ask_classifier(
     let mut last = String::from("no target");
     for target in &route.targets {
         let p = &target.provider;
-        let body = filters::dialect::encode_request(p.dialect, &req, &target.model, &p.encode, None)
-            .map_err(|e| e.message)?;
+        let body =
+            filters::dialect::encode_request(p.dialect, &req, &target.model, &p.encode, None)
+                .map_err(|e| e.message)?;
         let path = target.generate_path(false);
         let answer = crate::exchange::call_once(
             upstream,
@@ -376,8 +399,8 @@ async fn ask_classifier(
         .await;
         match answer {
             Ok(bytes) => {
-                let resp = filters::dialect::decode_response(p.dialect, &bytes)
-                    .map_err(|e| e.message)?;
+                let resp =
+                    filters::dialect::decode_response(p.dialect, &bytes).map_err(|e| e.message)?;
                 let said: String = resp
                     .parts
                     .iter()
