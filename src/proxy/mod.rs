@@ -272,7 +272,8 @@ impl ProxyHttp for Gateway {
                 Endpoint::CountTokens(d) | Endpoint::Embeddings(d) => d,
                 _ => hint,
             });
-            let attempts = (!rec.attempts.is_empty()).then(|| rec.attempts_header());
+            let attempts = (!rec.attempts.is_empty() || rec.client.routed.by.is_some())
+                .then(|| rec.attempts_header());
             respond_error(session, rec, dialect, &e, attempts).await;
         }
         Ok(true)
