@@ -1,8 +1,12 @@
 """Claude Code, the real CLI, driven through a routing rule set (the README's
-Claude Code fleet recipe, cut to two models): its background requests (sent
-to its small fast "haiku" model) must reach the small model and its main
-turns the big one, checked at the mock upstream, while the two-turn shell
-task still completes. Own mock and gateway, so the counts are this test's."""
+Claude Code fleet recipe, cut to two models): the work it hands its small
+fast "haiku" model must reach the small model and its main turns the big
+one, checked at the mock upstream. In `-p` mode Claude Code sends no title
+or topic chores, so the haiku work here is a subagent defined with
+`model: haiku` (as Claude Code's own Explore agent is): the big model's
+first answer calls the subagent tool, the subagent's turn goes out under
+Claude Code's haiku name, and its answer comes back as the tool result of
+the big model's second turn. Own mock and gateway, so counts are exact."""
 
 import json
 import socket
@@ -15,11 +19,14 @@ from pathlib import Path
 import pytest
 
 from conftest import sdk_stack
-from test_cli import PROOF, TASK, base_env, need, run
+from test_cli import base_env, need, run
 
 KEY = "sk-fleet-developer-key"
-BIG = "mock;shell=1;tag=fleet-big"
-SMALL = "mock;text=Fleet chores;tag=fleet-small"
+BIG = "mock;agent=scout;tag=fleet-big"
+# Plain text even though the subagent is offered tools.
+SMALL = "mock;calls=0;text=Scout report from the small model;tag=fleet-small"
+AGENTS = {"scout": {"description": "Reports back in one line.", "prompt": "You are a scout.",
+                    "model": "haiku"}}
 
 
 def _free_port():
@@ -124,21 +131,23 @@ def test_claude_code_background_requests_reach_the_small_model(fleet, tmp_path):
         "DISABLE_COST_WARNINGS": "1",
         "API_TIMEOUT_MS": "60000",
     })
-    p = run([claude, "-p", TASK, "--output-format", "json", "--allowedTools", "Bash", "--max-turns", "4"], env, work)
+    task = "Ask the scout subagent for its report, then tell me what it said."
+    p = run([claude, "-p", task, "--output-format", "json", "--agents", json.dumps(AGENTS),
+             "--max-turns", "4"], env, work)
     assert p.returncode == 0, f"exit {p.returncode}\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}"
     out = json.loads(p.stdout)
     assert out["is_error"] is False and out["num_turns"] == 2, out
-    assert PROOF in out["result"], out["result"]
+    assert "Scout report from the small model" in out["result"], out["result"]
 
     with urllib.request.urlopen(f"{mock}/_mock/stats", timeout=5) as r:
         stats = json.load(r)
     by_model = stats["by_model"]
-    # The two main turns (the tool call, then the answer quoting the
-    # shell's output) and nothing else reached the big model.
+    # The two main turns (the subagent call, then the answer quoting its
+    # report) and nothing else reached the big model, in its dialect.
     assert by_model.get(BIG) == 2, by_model
-    big_turns = stats["seen"][BIG]
-    assert PROOF in json.dumps(big_turns[-1]["tool_results"]), big_turns[-1]
-    # Claude Code's background chores reached the small one, in the
-    # small vendor's own dialect.
+    assert stats["last"][BIG]["endpoint"] == "messages", stats["last"][BIG]
+    # The subagent's haiku turn reached the small one, in the small
+    # vendor's own dialect.
     assert by_model.get(SMALL, 0) >= 1, by_model
     assert stats["last"][SMALL]["endpoint"] == "chat", stats["last"][SMALL]
+    assert "Scout report" in json.dumps(stats["seen"][BIG][-1]["tool_results"]), stats["seen"][BIG][-1]
