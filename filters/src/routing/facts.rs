@@ -5,6 +5,7 @@
 use crate::wire::json_peek::{self, Members};
 use crate::Dialect;
 use memchr::memmem;
+use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BodyFacts {
@@ -18,18 +19,11 @@ pub struct BodyFacts {
 pub fn read(dialect: Dialect, members: &Members<'_>) -> BodyFacts {
     let tools = members.raw("tools").filter(|t| non_empty_array(t));
     let (conversation, _) = crate::dialect::conversation_member(dialect);
-    let mut web_search = tools.is_some_and(|t| {
-        [&b"web_search"[..], b"google_search", b"googleSearch"]
-            .iter()
-            .any(|m| structural(t, m))
-    });
-    if dialect == Dialect::OpenAiChat
-        && members
-            .raw("web_search_options")
-            .is_some_and(|v| v != b"null")
-    {
-        web_search = true;
-    }
+    let web_search = tools.is_some_and(offers_web_search)
+        || (dialect == Dialect::OpenAiChat
+            && members
+                .raw("web_search_options")
+                .is_some_and(|v| v != b"null"));
     BodyFacts {
         has_tools: tools.is_some(),
         has_images: members.raw(conversation).is_some_and(has_images),
@@ -38,28 +32,43 @@ pub fn read(dialect: Dialect, members: &Members<'_>) -> BodyFacts {
     }
 }
 
-/// Image parts in any dialect: Anthropic `"type":"image"` (and
-/// `"media_type":"image/…"`), OpenAI `image_url`, Responses
-/// `input_image`, Gemini `inlineData`/`fileData` with an image MIME type,
-/// data URLs.
+/// Image parts in any dialect, in one pass over the conversation for
+/// `image`: Anthropic `"type":"image"` (and `"media_type":"image/…"`),
+/// OpenAI `"image_url"`, Responses `"input_image"`, Gemini
+/// `inlineData`/`fileData` with an image MIME type (`"image/…`), data URLs
+/// (`data:image/`). Text that mentions `"image"` is written `\"image\"`
+/// inside a JSON string, so a quote counts only when no backslash is
+/// before it.
 fn has_images(conversation: &[u8]) -> bool {
-    [
-        &b"\"image\""[..],
-        b"\"image_url\"",
-        b"\"input_image\"",
-        b"\"image/",
-        b"data:image/",
-    ]
-    .iter()
-    .any(|m| structural(conversation, m))
+    static IMAGE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"image"));
+    let j = conversation;
+    let quote_at = |i: usize| j.get(i) == Some(&b'"') && (i == 0 || j[i - 1] != b'\\');
+    IMAGE.find_iter(j).any(|at| {
+        let after = &j[at + 5..];
+        let opened = at >= 1 && quote_at(at - 1);
+        (opened
+            && (after.starts_with(b"\"")
+                || after.starts_with(b"_url\"")
+                || after.starts_with(b"/")))
+            || (at >= 7
+                && quote_at(at - 7)
+                && j[..at].ends_with(b"input_")
+                && after.starts_with(b"\""))
+            || (j[..at].ends_with(b"data:") && after.starts_with(b"/"))
+    })
 }
 
-/// `marker` outside a JSON string's escaped text: text that mentions
-/// `"image"` is written `\"image\"` inside a string, so a real member or
-/// value is the one not preceded by a backslash.
-fn structural(json: &[u8], marker: &[u8]) -> bool {
-    let quoted = marker.first() == Some(&b'"');
-    memmem::find_iter(json, marker).any(|at| !quoted || at == 0 || json[at - 1] != b'\\')
+/// A web-search tool among `tools`, in one pass for `earch`: Anthropic's
+/// `web_search_*`, a `web_search` function or OpenAI's `web_search`
+/// types, Gemini's `google_search` / `googleSearch`.
+fn offers_web_search(tools: &[u8]) -> bool {
+    static EARCH: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"earch"));
+    EARCH.find_iter(tools).any(|at| {
+        let before = &tools[..at];
+        before.ends_with(b"web_s") || before.ends_with(b"google_s") || before.ends_with(b"googleS")
+    })
 }
 
 fn non_empty_array(raw: &[u8]) -> bool {
