@@ -56,6 +56,9 @@ pub struct StreamTranscoder {
     /// What the client got, folded into a response (for the gateway's
     /// own Responses conversation store).
     accumulator: Option<Accumulator>,
+    /// Tool calls read out of a text-only model's text (translated
+    /// streams only); `None` costs one check per batch of events.
+    tool_emulation: Option<Box<crate::tool_emulation::StreamParser>>,
 }
 
 impl StreamTranscoder {
@@ -95,6 +98,14 @@ impl StreamTranscoder {
     /// (translated streams only).
     pub fn with_accumulator(mut self) -> Self {
         self.accumulator = Some(Accumulator::default());
+        self
+    }
+
+    /// Reads `<tool_call>` blocks in the upstream's text as tool calls
+    /// (a target with tools emulated through the prompt; translated
+    /// streams only).
+    pub fn with_tool_emulation(mut self) -> Self {
+        self.tool_emulation = Some(Box::default());
         self
     }
 
@@ -143,6 +154,7 @@ impl StreamTranscoder {
             usage: None,
             array: None,
             accumulator: None,
+            tool_emulation: None,
         }
     }
 
@@ -287,6 +299,9 @@ impl StreamTranscoder {
         let Mode::Translate { encoder, .. } = &mut self.mode else {
             return;
         };
+        if let Some(parser) = &mut self.tool_emulation {
+            parser.transform(&mut self.events);
+        }
         for ev in self.events.drain(..) {
             match &ev {
                 StreamEvent::Start { usage: Some(u) } | StreamEvent::Usage(u) => {
