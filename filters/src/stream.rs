@@ -535,6 +535,41 @@ mod tests {
     }
 
     #[test]
+    fn emulated_tool_calls_reach_the_client_as_tool_use() {
+        let text = "Sure.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+        let mut upstream = String::from(
+            "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        );
+        let chars: Vec<char> = text.chars().collect();
+        for piece in chars.chunks(3) {
+            let piece: String = piece.iter().collect();
+            let delta = serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]});
+            upstream.push_str(&format!("data: {delta}\n\n"));
+        }
+        upstream.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        for piece in [1, 9, upstream.len()] {
+            let mut t =
+                StreamTranscoder::translate(Dialect::OpenAiChat, Dialect::Anthropic, "c", false, 1)
+                    .with_tool_emulation();
+            let (out, p) = run(&mut t, upstream.as_bytes(), piece);
+            assert_eq!(p, Progress::Done);
+            assert!(!out.contains("tool_call>"), "{out}");
+            assert!(out.contains("\"type\":\"tool_use\""), "{out}");
+            assert!(out.contains("\"name\":\"get_weather\""), "{out}");
+            assert!(out.contains("\"stop_reason\":\"tool_use\""), "{out}");
+            assert!(out.contains("\"text\":\"Sur\""), "{out}");
+        }
+        // Without the flag the text is relayed as it came.
+        let mut t =
+            StreamTranscoder::translate(Dialect::OpenAiChat, Dialect::Anthropic, "c", false, 1);
+        let (out, _) = run(&mut t, upstream.as_bytes(), 64);
+        assert!(
+            out.contains("\"stop_reason\":\"end_turn\"") && !out.contains("tool_use\""),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn usage_of_a_body() {
         let u = usage_of_body(
             Dialect::Anthropic,

@@ -307,6 +307,9 @@ pub struct StreamParser {
     /// after the last) is formatting, dropped.
     after_call: bool,
     limit: usize,
+    /// Native calls the upstream sent anyway, by their index: renumbered
+    /// after the parsed ones so indexes stay distinct.
+    native: Vec<(usize, usize)>,
 }
 
 impl Default for StreamParser {
@@ -328,6 +331,7 @@ impl StreamParser {
             calls: 0,
             after_call: false,
             limit,
+            native: Vec::new(),
         }
     }
 
@@ -467,6 +471,24 @@ impl StreamParser {
                 StreamEvent::Error(e) => {
                     self.flush_raw(&mut out);
                     out.push(StreamEvent::Error(e));
+                }
+                StreamEvent::ToolCallStart { index, id, name } => {
+                    let ours = self.calls;
+                    self.calls += 1;
+                    self.native.push((index, ours));
+                    out.push(StreamEvent::ToolCallStart {
+                        index: ours,
+                        id,
+                        name,
+                    });
+                }
+                StreamEvent::ToolCallArgs { index, fragment } => {
+                    if let Some(&(_, ours)) = self.native.iter().find(|(n, _)| *n == index) {
+                        out.push(StreamEvent::ToolCallArgs {
+                            index: ours,
+                            fragment,
+                        });
+                    }
                 }
                 other => out.push(other),
             }
@@ -894,6 +916,27 @@ mod tests {
             }
         );
         assert_eq!(evs.len(), 5);
+        // A native call the upstream sent anyway gets an index of its own.
+        let mut evs = vec![
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "n".into(),
+                name: "g".into(),
+            },
+            StreamEvent::ToolCallArgs {
+                index: 0,
+                fragment: "{}".into(),
+            },
+        ];
+        p.transform(&mut evs);
+        assert!(matches!(
+            &evs[0],
+            StreamEvent::ToolCallStart { index: 1, .. }
+        ));
+        assert!(matches!(
+            &evs[1],
+            StreamEvent::ToolCallArgs { index: 1, .. }
+        ));
         // No calls: the finish is the upstream's.
         let mut p = StreamParser::new();
         let mut evs = vec![

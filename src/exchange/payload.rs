@@ -508,6 +508,49 @@ mod tests {
     }
 
     #[test]
+    fn an_emulated_target_gets_tools_in_the_prompt_and_others_keep_them() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"tool_choice":"required"}"#;
+        let mut p = payload(body);
+        let encode = dialect::EncodeOptions::default();
+        let mut target = Target {
+            dialect: Dialect::OpenAiChat,
+            model: "up",
+            encode: &encode,
+            max_output_tokens: None,
+            tool_emulation: true,
+        };
+        // Same dialect, pass-through asked: emulation decodes anyway.
+        let emulated = p.prepare(Dialect::OpenAiChat, &target, true).unwrap();
+        assert!(emulated.tool_emulation && !emulated.pass_through);
+        let v: serde_json::Value = serde_json::from_slice(&emulated.body).unwrap();
+        assert!(
+            v.get("tools").is_none() && v.get("tool_choice").is_none(),
+            "{v}"
+        );
+        let system = v["messages"][0]["content"].to_string();
+        assert!(
+            system.contains("<tools>") && system.contains("get_weather"),
+            "{v}"
+        );
+        assert!(
+            system.contains("You must call at least one function"),
+            "{v}"
+        );
+        // The next target (native tools) gets the client's request.
+        target.tool_emulation = false;
+        let native = p.prepare(Dialect::OpenAiChat, &target, false).unwrap();
+        assert!(!native.tool_emulation);
+        let v: serde_json::Value = serde_json::from_slice(&native.body).unwrap();
+        assert_eq!(v["tools"][0]["function"]["name"], "get_weather");
+        // No tools, no history: encoded as it is, nothing to read back.
+        let mut p = payload(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#);
+        target.tool_emulation = true;
+        let plain = p.prepare(Dialect::OpenAiChat, &target, true).unwrap();
+        assert!(!plain.tool_emulation && !plain.pass_through);
+        assert!(!String::from_utf8_lossy(&plain.body).contains("<tools>"));
+    }
+
+    #[test]
     fn released_payloads_prepare_nothing() {
         let mut p = payload(r#"{"model":"m"}"#);
         p.release();
