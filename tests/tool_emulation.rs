@@ -1,7 +1,8 @@
 //! Tool emulation over real sockets: a target configured `capabilities =
 //! { tools = false }, tool_emulation = true` in front of the mock's
 //! text-only model (`text_only=1`: it refuses native tools with a 400 and
-//! writes calls as `<tool_call>` text). Each client dialect gets real tool
+//! writes calls as `<tool_call>` text). Each client dialect (OpenAI Chat,
+//! Anthropic, Responses, Gemini) gets real tool
 //! calls on turn 1 and, having sent the result back, the text answer
 //! quoting it on turn 2; the mock saw no native tools, the rendered
 //! instruction and the `<tool_response>`.
@@ -450,4 +451,58 @@ fn the_text_only_mock_refuses_native_tools() {
         "{}",
         r.text()
     );
+}
+
+// ----------------------------------------------------------------- Gemini
+
+#[test]
+fn gemini_clients_get_function_calls_from_a_text_only_model() {
+    let e = env();
+    let model = "te-anthropic";
+    let tools = json!([{"functionDeclarations": [{"name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}]}]);
+    let user = json!({"role": "user", "parts": [{"text": "weather in Paris?"}]});
+    let body = json!({"contents": [user], "tools": tools});
+    let headers = [
+        ("x-goog-api-key", KEY),
+        ("content-type", "application/json"),
+    ];
+    let path = format!("/v1beta/models/{model}:generateContent");
+    let send = |b: &Value| request(e.gw.addr, "POST", &path, &headers, b.to_string().as_bytes());
+    let r = send(&body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let parts = v["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let call = parts
+        .iter()
+        .find_map(|p| p.get("functionCall"))
+        .unwrap_or_else(|| panic!("no functionCall: {v}"));
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["args"], json!({"location": "Paris"}));
+    assert_turn1_upstream(&e, model);
+
+    let mut body2 = body.clone();
+    let contents = body2["contents"].as_array_mut().unwrap();
+    contents.push(json!({"role": "model", "parts": parts}));
+    contents.push(
+        json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather",
+        "id": call.get("id").cloned().unwrap_or(Value::Null), "response": {"result": RESULT}}}]}),
+    );
+    let r2 = send(&body2);
+    assert_eq!(r2.status, 200, "{}", r2.text());
+    let v2 = r2.json();
+    let text: String = v2["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert!(
+        text.starts_with("Tool results: ") && text.contains(RESULT),
+        "{v2}"
+    );
+    assert_turn2_upstream(&e, model);
 }
