@@ -2,10 +2,10 @@
 //! { tools = false }, tool_emulation = true` in front of the mock's
 //! text-only model (`text_only=1`: it refuses native tools with a 400 and
 //! writes calls as `<tool_call>` text). Each client dialect (OpenAI Chat,
-//! Anthropic, Responses, Gemini) gets real tool
-//! calls on turn 1 and, having sent the result back, the text answer
-//! quoting it on turn 2; the mock saw no native tools, the rendered
-//! instruction and the `<tool_response>`.
+//! Anthropic, Responses, Gemini) gets real tool calls on turn 1 and,
+//! having sent the result back, the text answer quoting it on turn 2; the
+//! mock saw no native tools, the rendered instruction and the
+//! `<tool_response>`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
