@@ -111,6 +111,8 @@ pub enum AttemptOutcome {
     ProviderLimit,
     /// Not sent: the client key may not use this provider.
     NotAllowed,
+    /// Not sent: the target cannot take the request (`capabilities`).
+    Lacks(filters::routing::Lack),
     /// The client left before anything was sent to it.
     ClientLeft,
     /// The upstream failed (`503`, `connect`, `timeout-first-event`, …).
@@ -144,6 +146,7 @@ impl std::fmt::Display for AttemptOutcome {
             Self::ProviderLimit => "provider-limit",
             Self::NotAllowed => "not-allowed",
             Self::ClientLeft => "client-left",
+            Self::Lacks(lack) => lack.label(),
             Self::Failed(kind) => return kind.fmt(f),
         })
     }
@@ -213,7 +216,8 @@ impl RequestRecord {
     }
 
     /// `x-modelswitch-attempts`: `provider/model=outcome key#N` for each
-    /// target tried, in order.
+    /// target tried, in order; first, when the requested name was routed
+    /// to another model, `route=MODEL by=HOW[ scene=SCENE]`.
     pub fn attempts_header(&self) -> String {
         let mut s = String::new();
         let _ = self.write_attempts(&mut s);
@@ -222,6 +226,16 @@ impl RequestRecord {
 
     /// The same, written into `out` (the access log writes it in place).
     pub fn write_attempts(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        let routed = &self.client.routed;
+        if let (Some(model), Some(by)) = (&routed.model, &routed.by) {
+            write!(out, "route={model} by={by}")?;
+            if let Some(scene) = &routed.scene {
+                write!(out, " scene={scene}")?;
+            }
+            if !self.attempts.is_empty() {
+                out.write_str(", ")?;
+            }
+        }
         for (i, a) in self.attempts.iter().enumerate() {
             if i > 0 {
                 out.write_str(", ")?;

@@ -48,6 +48,9 @@ pub enum Endpoint {
     Admin,
     /// `/ui` and `/ui/...`: the embedded web UI.
     Ui,
+    /// `POST /route/invoke`: an OpenAI Chat call routed by tags
+    /// (`filters::routing::invoke`).
+    RouteInvoke,
     /// Known path, wrong method.
     MethodNotAllowed,
     NotFound,
@@ -254,6 +257,7 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
         "/v1/embeddings" | "/openai/embeddings" | "/openai/v1/embeddings" | "/embeddings" => {
             (true, Endpoint::Embeddings(Dialect::OpenAiChat))
         }
+        "/route/invoke" | "/v1/route/invoke" => (true, Endpoint::RouteInvoke),
         "/api/upstream-keys/stats" | "/v1/api-keys/stats" => (false, Endpoint::UpstreamKeyStats),
         "/metrics" => (false, Endpoint::Metrics),
         "/api/logs" => (false, Endpoint::AdminLogs),
@@ -504,6 +508,8 @@ mod tests {
         );
 
         assert_eq!(classify("GET", "/v1/health"), Endpoint::HealthReport);
+        assert_eq!(classify("POST", "/route/invoke"), Endpoint::RouteInvoke);
+        assert_eq!(classify("GET", "/route/invoke"), Endpoint::MethodNotAllowed);
         assert_eq!(classify("HEAD", "/v1/health"), Endpoint::HealthReport);
         assert_eq!(classify("POST", "/v1/health"), Endpoint::MethodNotAllowed);
         assert_eq!(

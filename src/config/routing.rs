@@ -195,10 +195,6 @@ pub(super) fn routing(
     };
     Routing {
         rules_count_tokens: rules.iter().any(|r| r.when.counts_tokens()),
-        windows: routes
-            .values()
-            .flat_map(|r| &r.targets)
-            .any(|t| t.capabilities.context_window.is_some()),
         names,
         rules,
         classifier,

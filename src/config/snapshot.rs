@@ -394,8 +394,6 @@ pub struct Routing {
     pub rules: Vec<filters::routing::rules::Rule>,
     /// Some rule reads the input's size.
     pub rules_count_tokens: bool,
-    /// Some target has a context window.
-    pub windows: bool,
     pub classifier: Option<Classifier>,
     pub affinity: Affinity,
     /// Globs of requested names that are background chores.

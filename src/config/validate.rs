@@ -210,7 +210,13 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     }
     let (routes, model_names, target_slots) = models(&f.models, &by_name, total_timeout, &mut errs);
     let routing = super::routing::routing(&f.routing, &f.models, &routes, &mut errs);
-    let keys = api_keys(&f.api_keys, &model_names, &by_name, &mut errs);
+    // An allow-list may name a model or one of its aliases.
+    let callable: Vec<String> = model_names
+        .iter()
+        .cloned()
+        .chain(f.models.iter().flat_map(|m| m.aliases.iter().cloned()))
+        .collect();
+    let keys = api_keys(&f.api_keys, &callable, &by_name, &mut errs);
     let (limit_backend, limits) = limits_section(&f.limits, &f.budgets, &mut errs);
     let prices = filters::pricing::PriceTable::with_overrides(&f.prices)
         .map_err(|e| errs.extend(e))
@@ -1237,7 +1243,9 @@ fn api_keys(
         }
         for (j, m) in k.allowed_models.iter().flatten().enumerate() {
             if !filters::glob::is_glob(m) && !all_models.contains(m.as_str()) {
-                errs.push(format!("{at}.allowed_models[{j}]: no model named '{m}'"));
+                errs.push(format!(
+                    "{at}.allowed_models[{j}]: no model (or alias) named '{m}'"
+                ));
             }
         }
         for (j, p) in k.allowed_providers.iter().flatten().enumerate() {

@@ -89,6 +89,7 @@ impl Attempts<'_> {
 fn upstream_headers(
     client: &ClientRequest<'_>,
     pass_through: bool,
+    provider: &crate::config::Provider,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
     let mut h = Vec::with_capacity(3);
     let accept = if client.stream {
@@ -100,7 +101,25 @@ fn upstream_headers(
     // Same dialect: the client's API version and betas describe its own
     // request; a translated request has neither.
     if pass_through {
-        h.extend(client.headers.0.iter().cloned());
+        for (name, value) in &client.headers.0 {
+            if name.as_str() != "anthropic-beta" {
+                h.push((name.clone(), value.clone()));
+                continue;
+            }
+            // The provider's policy: another vendor's Anthropic endpoint
+            // may refuse a beta it does not know.
+            let Ok(text) = value.to_str() else { continue };
+            let kept = provider.anthropic_beta.apply(text);
+            match kept {
+                Some(std::borrow::Cow::Borrowed(_)) => h.push((name.clone(), value.clone())),
+                Some(std::borrow::Cow::Owned(v)) => {
+                    if let Ok(v) = http::HeaderValue::try_from(v) {
+                        h.push((name.clone(), v));
+                    }
+                }
+                None => {}
+            }
+        }
     }
     h
 }
@@ -398,7 +417,7 @@ async fn call(
 ) -> (Tried, Timing) {
     let provider = &target.provider;
     let state = attempts.live.provider(provider);
-    let headers = upstream_headers(attempts.req, prepared.pass_through);
+    let headers = upstream_headers(attempts.req, prepared.pass_through, provider);
     let total_deadline = attempts.total_deadline;
     let deadline = (now + target.timeouts.first_event).min(total_deadline);
     // Boxed, like the stream and unary halves below: these futures are

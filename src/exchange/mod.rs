@@ -14,7 +14,7 @@ mod stream;
 mod unary;
 
 use crate::config::{Route, Target};
-use crate::record::RequestRecord;
+use crate::record::{AttemptOutcome, RequestRecord};
 use crate::shutdown::Drain;
 use crate::state::Live;
 use crate::upstream::{Failure, UpstreamClient};
@@ -60,6 +60,8 @@ pub struct ClientRequest<'a> {
     pub dialect: Dialect,
     pub model: &'a str,
     pub stream: bool,
+    /// What a target must be able to take (`capabilities`).
+    pub needs: filters::routing::Needs,
     pub headers: ClientHeaders,
     pub body_len: usize,
     /// Anthropic history with a signature we minted: it must be decoded
@@ -157,7 +159,16 @@ pub async fn run(
     };
     let mut failures: Vec<(Arc<str>, Failure)> = Vec::new();
     let mut skipped: Vec<(&Target, Option<Instant>, bool)> = Vec::new();
+    let mut lacked: Option<filters::routing::Lack> = None;
     for target in &route.targets {
+        if let Some(lack) = target.capabilities.lacks(&req.needs, target.tool_emulation) {
+            rec.attempts.push(crate::record::Attempt::untried(
+                target,
+                AttemptOutcome::Lacks(lack),
+            ));
+            lacked.get_or_insert(lack);
+            continue;
+        }
         match attempt(upstream, session, rec, route, &mut attempts, target, false).await? {
             Tried::Served(_) | Tried::ClientLeft => return Ok(()),
             Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
@@ -192,6 +203,21 @@ pub async fn run(
             Tried::Failed(f) => failures.push((target.provider.name.clone(), f)),
             Tried::Skipped { .. } => {}
         }
+    }
+    if let (Some(lack), true, true) = (lacked, failures.is_empty(), skipped.is_empty()) {
+        // No target can take it: the request's own doing, as an upstream
+        // would have said.
+        return Err(ApiError::invalid(format!(
+            "no target of model '{}' can take this request ({}): {}",
+            req.model,
+            lack.label(),
+            match lack {
+                filters::routing::Lack::Vision => "it holds images",
+                filters::routing::Lack::Tools => "it offers tools",
+                filters::routing::Lack::Context => "its input is longer than every context window",
+                filters::routing::Lack::Reasoning => "it asks for reasoning",
+            }
+        )));
     }
     if failures.is_empty() {
         // Never asked: a provider's own limit, a provider the key may not

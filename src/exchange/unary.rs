@@ -106,7 +106,7 @@ pub(super) fn target_headers(rec: &RequestRecord, target: &Target) -> Vec<(&'sta
         "x-modelswitch-target",
         format!("{}/{}", target.provider.name, target.model),
     )];
-    if !rec.attempts.is_empty() {
+    if !rec.attempts.is_empty() || rec.client.routed.by.is_some() {
         extra.push(("x-modelswitch-attempts", rec.attempts_header()));
     }
     extra.extend(rec.limit_headers.iter().cloned());

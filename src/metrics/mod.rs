@@ -506,6 +506,7 @@ impl OutcomeLabel {
             AttemptOutcome::ProviderLimit => "provider-limit",
             AttemptOutcome::NotAllowed => "not-allowed",
             AttemptOutcome::ClientLeft => "client-left",
+            AttemptOutcome::Lacks(lack) => lack.label(),
             AttemptOutcome::Failed(kind) => match kind {
                 FailureKind::Connect => "connect",
                 FailureKind::Io => "io",

@@ -117,6 +117,10 @@ fn attempt_labels_equal_their_display() {
         AttemptOutcome::ProviderLimit,
         AttemptOutcome::NotAllowed,
         AttemptOutcome::ClientLeft,
+        AttemptOutcome::Lacks(filters::routing::Lack::Vision),
+        AttemptOutcome::Lacks(filters::routing::Lack::Tools),
+        AttemptOutcome::Lacks(filters::routing::Lack::Context),
+        AttemptOutcome::Lacks(filters::routing::Lack::Reasoning),
     ];
     let kinds = [
         FailureKind::Connect,

@@ -69,19 +69,11 @@ pub async fn embeddings(
     let asked = decode(dialect, session.req_header().uri.path(), &body)?;
     let model = asked.req.model.clone();
     rec.client.model = Some(model.clone());
-    if !key.allows_model(&model) {
-        return Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            format!("this API key may not use model '{model}'"),
-        ));
-    }
-    let route = live.config.routes.get(&model).cloned().ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::NotFound,
-            format!("model '{model}' is not configured"),
-        )
-        .with_param("model")
-    })?;
+    let chosen = super::route::by_name(live, &model)
+        .ok_or_else(|| super::route::not_found(&live.config, &key, &model))?;
+    super::route::allowed(&key, &model, &chosen)?;
+    rec.client.routed = chosen.routed;
+    let (route, configured) = (chosen.route, chosen.name);
     let denied = (!key.deny_params.is_empty())
         .then(|| filters::wire::json_peek::members(&body).ok())
         .flatten()
@@ -103,7 +95,7 @@ pub async fn embeddings(
         },
         output: 0,
     };
-    super::admission::admit(live, rec, &key, &route, &model, dialect, size).await?;
+    super::admission::admit(live, rec, &key, &route, &configured, dialect, size).await?;
     let mut last: Option<ApiError> = None;
     for target in &route.targets {
         if !key.allows_provider(&target.provider.name) {

@@ -3,6 +3,7 @@
 //! statistics.
 
 use super::auth::{authenticate, authenticate_admin, authenticate_caller, require_role};
+use crate::config::Route;
 use crate::downstream::{read_body, respond, respond_json};
 use crate::record::RequestRecord;
 use crate::state::Live;
@@ -14,7 +15,7 @@ use filters::error::{ApiError, ErrorKind};
 use filters::key_pool::KeyState;
 use filters::Dialect;
 use pingora::proxy::Session;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Instant, UNIX_EPOCH};
 
 pub async fn health(session: &mut Session, rec: &mut RequestRecord) -> Result<(), ApiError> {
@@ -127,7 +128,12 @@ pub async fn model_test(
     Ok(())
 }
 
-/// `GET /v1/models`: the models this key may use, in the client's shape.
+/// `GET /v1/models`: the names this key may use (each model's own and its
+/// aliases; a glob-named model has no name to list), in the client's
+/// shape, each with the model's `capabilities`. Codex asks with
+/// `?client_version=`: its `models` array stays empty, which keeps Codex's
+/// own instructions for each model (a Codex `ModelInfo` from the gateway
+/// would replace them with its `base_instructions`).
 pub async fn models(
     session: &mut Session,
     rec: &mut RequestRecord,
@@ -135,15 +141,78 @@ pub async fn models(
     dialect: Dialect,
 ) -> Result<(), ApiError> {
     let key = authenticate(live, session)?;
-    let names: Vec<&str> = live
-        .config
-        .model_names
-        .iter()
-        .map(String::as_str)
-        .filter(|m| key.allows_model(m))
-        .collect();
-    respond_json(session, rec, &dialect::model_listing(dialect, &names)).await;
+    let listed = listed(live, &key);
+    let names: Vec<&str> = listed.iter().map(|(n, _)| *n).collect();
+    let mut v = dialect::model_listing(dialect, &names);
+    for (entry, (_, route)) in entry_slots(dialect, &mut v).zip(&listed) {
+        describe(dialect, entry, route);
+    }
+    let codex = session
+        .req_header()
+        .uri
+        .query()
+        .and_then(|q| filters::wire::http::query_param(q, "client_version"))
+        .is_some();
+    if codex {
+        v["models"] = json!([]);
+    }
+    respond_json(session, rec, &v).await;
     Ok(())
+}
+
+/// The names a key may use, with the model each reaches.
+fn listed<'a>(live: &'a Live, key: &filters::auth::ClientKey) -> Vec<(&'a str, &'a Route)> {
+    let snap = &live.config;
+    let mut out = Vec::new();
+    for name in &snap.model_names {
+        let Some(route) = snap.routes.get(name) else {
+            continue;
+        };
+        let own = (!filters::glob::is_glob(name)).then_some(name.as_str());
+        for n in own
+            .into_iter()
+            .chain(route.aliases.iter().map(String::as_str))
+        {
+            if key.allows_model(n) || key.allows_model(name) {
+                out.push((n, &**route));
+            }
+        }
+    }
+    out
+}
+
+/// The listing's model entries, in order.
+fn entry_slots(dialect: Dialect, v: &mut Value) -> impl Iterator<Item = &mut Value> {
+    let list = if dialect == Dialect::Gemini {
+        "models"
+    } else {
+        "data"
+    };
+    v.get_mut(list)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+}
+
+/// A model's capabilities in its listing entry: `capabilities` (and the
+/// tags) for OpenAI and Anthropic clients, Gemini's own token limit.
+fn describe(dialect: Dialect, entry: &mut Value, route: &Route) {
+    let c = route.capabilities;
+    if dialect == Dialect::Gemini {
+        if let Some(w) = c.context_window {
+            entry["inputTokenLimit"] = json!(w);
+        }
+        return;
+    }
+    entry["capabilities"] = json!({
+        "context_window": c.context_window,
+        "vision": c.vision,
+        "tools": c.tools || route.targets.iter().any(|t| t.tool_emulation),
+        "reasoning": c.reasoning,
+    });
+    if !route.tags.is_empty() {
+        entry["tags"] = json!(route.tags);
+    }
 }
 
 /// `GET /v1/models/{id}`: one model this key may use, in the client's shape.
@@ -156,13 +225,23 @@ pub async fn model(
     let key = authenticate(live, session)?;
     let path = session.req_header().uri.path();
     let id = filters::ingress::trailing_id(path).unwrap_or_default();
-    if !live.config.routes.contains_key(&id) || !key.allows_model(&id) {
+    // Names and aliases only: a glob or the default model answers calls,
+    // but listing every name it would take is not a model.
+    let found = live
+        .config
+        .routing
+        .names
+        .exact(&id)
+        .and_then(|n| live.config.routes.get(n))
+        .filter(|r| key.allows_model(&id) || key.allows_model(&r.name));
+    let Some(route) = found else {
         return Err(ApiError::new(
             ErrorKind::NotFound,
             format!("model '{id}' is not configured"),
         ));
-    }
-    let v = dialect::model_entry(dialect, &id);
+    };
+    let mut v = dialect::model_entry(dialect, &id);
+    describe(dialect, &mut v, route);
     respond_json(session, rec, &v).await;
     Ok(())
 }
@@ -251,9 +330,11 @@ pub async fn count_tokens(
     } else {
         Some(req.model.clone())
     };
-    let route = model
-        .filter(|m| key.allows_model(m))
-        .and_then(|m| live.config.routes.get(&m).cloned());
+    let route = model.and_then(|m| {
+        let chosen = super::route::by_name(live, &m)?;
+        super::route::allowed(&key, &m, &chosen).ok()?;
+        Some(chosen.route)
+    });
     let mut tokens = None;
     // The first target the key may use: a provider it may not use never
     // sees its prompt.

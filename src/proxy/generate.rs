@@ -73,19 +73,37 @@ fn shape(
     Ok(Shape { model, stream })
 }
 
+/// How the body names the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// The dialect's own request.
+    Native,
+    /// `POST /route/invoke`: tags and an OpenAI Chat request, rewritten
+    /// into one for `tags:…` before anything reads it.
+    Invoke,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request path's shared parts, borrowed"
+)]
 pub async fn generate(
     upstream: &UpstreamClient,
     session: &mut Session,
     rec: &mut RequestRecord,
     live: &Live,
     dialect: Dialect,
+    call: Call,
     drain: &Drain,
     conversations: &'static ConversationStore,
 ) -> Result<(), ApiError> {
     let snap = &live.config;
     let key = authenticate_caller(live, session)?;
     rec.client.key_name = Some(key.name.clone());
-    let body = read_body(session, snap).await?;
+    let mut body = read_body(session, snap).await?;
+    if call == Call::Invoke {
+        body = filters::routing::invoke::to_chat(&body)?.into();
+    }
     // Logged conversations keep the body (a shared buffer, not a copy).
     if crate::journal::logs_conversations(snap.log_conversations, &key) {
         rec.conversation = Some(Box::new(crate::journal::Capture::new(body.clone())));
@@ -118,39 +136,38 @@ pub async fn generate(
         .and_then(filters::session::metadata_user_id);
     let headers = &session.req_header().headers;
     rec.client.session = filters::session::session_id(
-        None,
+        snap.routing.affinity.header.as_deref(),
         |name| headers.get(name).and_then(|v| v.to_str().ok()),
         metadata_user_id.as_deref(),
     )
     .map(std::sync::Arc::from);
     let asked = filters::dialect::requested_output(dialect, &members);
     let rewritable = Rewritable::of(&members);
+    let facts =
+        super::route::wants_facts(snap).then(|| filters::routing::facts::read(dialect, &members));
     drop(members);
     rec.client.model = Some(model.clone());
     rec.client.stream = stream;
-    let route = snap.routes.get(&model).cloned().ok_or_else(|| {
-        let mut known: Vec<&str> = snap
-            .model_names
-            .iter()
-            .map(String::as_str)
-            .filter(|m| key.allows_model(m))
-            .collect();
-        known.truncate(20);
-        ApiError::new(
-            ErrorKind::NotFound,
-            format!(
-                "model '{model}' is not configured; available: {}",
-                known.join(", ")
-            ),
-        )
-        .with_param("model")
-    })?;
-    if !key.allows_model(&model) {
-        return Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            format!("this API key may not use model '{model}'"),
-        ));
-    }
+    let session_id = rec.client.session.clone();
+    let (chosen, needs) = super::route::decide(
+        upstream,
+        live,
+        rec,
+        &super::route::Asked {
+            dialect,
+            requested: &model,
+            key: &key,
+            body: &body,
+            headers: &session.req_header().headers,
+            facts,
+            session: session_id.as_deref(),
+        },
+    )
+    .await?;
+    let route = chosen.route;
+    rec.client.routed = chosen.routed;
+    // Limits and budgets count against the model that serves.
+    let configured = chosen.name;
     // The key's output cap tightens the model's.
     let max_output_tokens = match (route.max_output_tokens, key.max_output_tokens) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -171,7 +188,8 @@ pub async fn generate(
     } else {
         super::admission::Size::default()
     };
-    let reserve = super::admission::admit(live, rec, &key, &route, &model, dialect, size).await?;
+    let reserve =
+        super::admission::admit(live, rec, &key, &route, &configured, dialect, size).await?;
     let head = session.req_header();
     // Gemini's REST API streams one JSON array unless asked for SSE.
     let json_array = stream
@@ -208,6 +226,7 @@ pub async fn generate(
         dialect,
         model: &model,
         stream,
+        needs,
         max_output_tokens,
         allowed_providers: key.allowed_providers.as_deref(),
         reserve,

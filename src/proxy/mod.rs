@@ -10,6 +10,7 @@ pub mod connection;
 mod embeddings;
 mod endpoints;
 mod generate;
+mod route;
 
 use crate::downstream::respond_error;
 use crate::record::RequestRecord;
@@ -245,6 +246,21 @@ impl ProxyHttp for Gateway {
                     rec,
                     &live,
                     dialect,
+                    generate::Call::Native,
+                    &self.drain,
+                    self.conversations,
+                ))
+                .await
+            }
+            Endpoint::RouteInvoke => {
+                rec.client.dialect = Some(filters::Dialect::OpenAiChat);
+                Box::pin(generate::generate(
+                    &self.upstream,
+                    session,
+                    rec,
+                    &live,
+                    filters::Dialect::OpenAiChat,
+                    generate::Call::Invoke,
                     &self.drain,
                     self.conversations,
                 ))
@@ -256,7 +272,8 @@ impl ProxyHttp for Gateway {
                 Endpoint::CountTokens(d) | Endpoint::Embeddings(d) => d,
                 _ => hint,
             });
-            let attempts = (!rec.attempts.is_empty()).then(|| rec.attempts_header());
+            let attempts = (!rec.attempts.is_empty() || rec.client.routed.by.is_some())
+                .then(|| rec.attempts_header());
             respond_error(session, rec, dialect, &e, attempts).await;
         }
         Ok(true)

@@ -12,6 +12,7 @@
 pub mod health;
 pub mod keys;
 pub mod replicas;
+pub mod scenes;
 
 use crate::config::secret::Secret;
 use crate::config::{ConfigErrors, Provider, Replicas, Snapshot};
@@ -29,6 +30,8 @@ pub struct Live {
     /// Every client key (config and store), process-wide.
     pub keys: Arc<keys::Keys>,
     pub limiter: Arc<crate::limits::Limiter>,
+    /// The classifier's scene per session, process-wide.
+    pub scenes: Arc<scenes::Scenes>,
     providers: Vec<Arc<ProviderState>>,
     targets: Vec<Arc<TargetState>>,
     /// Limiter counters of the models that have limits, by name.
@@ -128,6 +131,7 @@ pub struct Registry {
     /// Binding a config publishes its keys here.
     pub keys: Arc<keys::Keys>,
     pub limiter: Arc<crate::limits::Limiter>,
+    pub scenes: Arc<scenes::Scenes>,
 }
 
 impl Registry {
@@ -186,6 +190,7 @@ impl Registry {
         Ok(Live {
             keys: self.keys.clone(),
             limiter: self.limiter.clone(),
+            scenes: self.scenes.clone(),
             config,
             providers,
             targets,

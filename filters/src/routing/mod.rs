@@ -9,6 +9,7 @@
 
 pub mod classifier;
 pub mod facts;
+pub mod invoke;
 pub mod names;
 pub mod rules;
 pub mod tags;

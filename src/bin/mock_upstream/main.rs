@@ -40,6 +40,8 @@
 //!                                       "max_output_tokens"` (stream: `response.incomplete`);
 //!                                       not when the answer is tool calls
 //! "mock;shell=1"                        a shell round trip (below)
+//! "mock;agent=scout"                     a call to Claude Code's subagent tool (`Task` or
+//!                                        `Agent`) running subagent `scout`, when offered
 //! "mock;hangup=1"                       answers, then closes the connection without
 //!                                       `connection: close` (an idle-timeout race)
 //! "mock;text=Hi"                        this answer text instead of the echo

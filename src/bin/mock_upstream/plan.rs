@@ -151,7 +151,8 @@ impl Plan {
         let mut calls = Vec::new();
         let shell = (num("shell") == Some(1))
             .then(|| shell_call(&tools, &schemas))
-            .flatten();
+            .flatten()
+            .or_else(|| opts.get("agent").and_then(|a| agent_call(&tools, a)));
         let text_only = opts
             .get("text_only")
             .map(String::as_str)
@@ -449,6 +450,17 @@ const SHELL_TOOLS: [&str; 5] = [
     "local_shell",
     "shell_command",
 ];
+
+/// `agent=NAME`: a call to Claude Code's subagent tool (`Task`, `Agent`
+/// in newer releases) running the subagent `NAME`, when it is offered.
+fn agent_call(tools: &[String], agent: &str) -> Option<(String, String)> {
+    let name = tools.iter().find(|n| *n == "Task" || *n == "Agent")?;
+    // In the foreground: its report is the call's result (Claude Code
+    // runs agents in the background unless told).
+    let args = json!({"description": "Ask the helper", "prompt": "Report back in one line.",
+                      "subagent_type": agent, "run_in_background": false});
+    Some((name.clone(), args.to_string()))
+}
 
 /// `shell=1`: the first offered tool named one of [`SHELL_TOOLS`] (else
 /// the first offered tool), with arguments running [`SHELL_COMMAND`]
