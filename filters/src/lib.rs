@@ -27,6 +27,7 @@ pub mod routing;
 pub mod session;
 pub mod stream;
 pub mod tokens;
+pub mod tool_emulation;
 pub mod wire;
 
 pub use dialect::Dialect;

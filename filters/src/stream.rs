@@ -56,6 +56,9 @@ pub struct StreamTranscoder {
     /// What the client got, folded into a response (for the gateway's
     /// own Responses conversation store).
     accumulator: Option<Accumulator>,
+    /// Tool calls read out of a text-only model's text (translated
+    /// streams only); `None` costs one check per batch of events.
+    tool_emulation: Option<Box<crate::tool_emulation::StreamParser>>,
 }
 
 impl StreamTranscoder {
@@ -95,6 +98,14 @@ impl StreamTranscoder {
     /// (translated streams only).
     pub fn with_accumulator(mut self) -> Self {
         self.accumulator = Some(Accumulator::default());
+        self
+    }
+
+    /// Reads `<tool_call>` blocks in the upstream's text as tool calls
+    /// (a target with tools emulated through the prompt; translated
+    /// streams only).
+    pub fn with_tool_emulation(mut self) -> Self {
+        self.tool_emulation = Some(Box::default());
         self
     }
 
@@ -143,6 +154,7 @@ impl StreamTranscoder {
             usage: None,
             array: None,
             accumulator: None,
+            tool_emulation: None,
         }
     }
 
@@ -287,6 +299,9 @@ impl StreamTranscoder {
         let Mode::Translate { encoder, .. } = &mut self.mode else {
             return;
         };
+        if let Some(parser) = &mut self.tool_emulation {
+            parser.transform(&mut self.events);
+        }
         for ev in self.events.drain(..) {
             match &ev {
                 StreamEvent::Start { usage: Some(u) } | StreamEvent::Usage(u) => {
@@ -517,6 +532,41 @@ mod tests {
             Progress::Failed(_)
         ));
         assert!(!t.has_content(), "before commit: falls over");
+    }
+
+    #[test]
+    fn emulated_tool_calls_reach_the_client_as_tool_use() {
+        let text = "Sure.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+        let mut upstream = String::from(
+            "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        );
+        let chars: Vec<char> = text.chars().collect();
+        for piece in chars.chunks(3) {
+            let piece: String = piece.iter().collect();
+            let delta = serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]});
+            upstream.push_str(&format!("data: {delta}\n\n"));
+        }
+        upstream.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        for piece in [1, 9, upstream.len()] {
+            let mut t =
+                StreamTranscoder::translate(Dialect::OpenAiChat, Dialect::Anthropic, "c", false, 1)
+                    .with_tool_emulation();
+            let (out, p) = run(&mut t, upstream.as_bytes(), piece);
+            assert_eq!(p, Progress::Done);
+            assert!(!out.contains("tool_call>"), "{out}");
+            assert!(out.contains("\"type\":\"tool_use\""), "{out}");
+            assert!(out.contains("\"name\":\"get_weather\""), "{out}");
+            assert!(out.contains("\"stop_reason\":\"tool_use\""), "{out}");
+            assert!(out.contains("\"text\":\"Sur\""), "{out}");
+        }
+        // Without the flag the text is relayed as it came.
+        let mut t =
+            StreamTranscoder::translate(Dialect::OpenAiChat, Dialect::Anthropic, "c", false, 1);
+        let (out, _) = run(&mut t, upstream.as_bytes(), 64);
+        assert!(
+            out.contains("\"stop_reason\":\"end_turn\"") && !out.contains("tool_use\""),
+            "{out}"
+        );
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl Attempts<'_> {
             model: &target.model,
             encode: &provider.encode,
             max_output_tokens: self.req.max_output_tokens,
+            tool_emulation: target.tool_emulation && !target.capabilities.tools,
         };
         self.payload.prepare(self.req.dialect, &spec, pass_through)
     }

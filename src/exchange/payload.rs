@@ -98,6 +98,9 @@ pub struct Prepared {
     /// The upstream was asked for usage the client did not ask for: its
     /// usage chunk is read, not forwarded.
     pub usage_injected: bool,
+    /// Tools went through the prompt: the answer's text is read back
+    /// into tool calls before the client's encoder sees it.
+    pub tool_emulation: bool,
 }
 
 /// How the body for one target is made.
@@ -106,6 +109,8 @@ pub struct Target<'a> {
     pub model: &'a str,
     pub encode: &'a dialect::EncodeOptions,
     pub max_output_tokens: Option<u64>,
+    /// The target has no native tools and emulates them in the prompt.
+    pub tool_emulation: bool,
 }
 
 fn released() -> ApiError {
@@ -195,6 +200,9 @@ impl Payload {
         target: &Target<'_>,
         pass_through: bool,
     ) -> Result<Prepared, ApiError> {
+        if target.tool_emulation {
+            return self.prepare_emulated(client, target);
+        }
         if pass_through {
             let body = self.body.as_ref().ok_or_else(released)?;
             let r = &self.rewritable;
@@ -206,6 +214,7 @@ impl Payload {
                 include_usage: r.include_usage,
                 reencodable: r.reencodable,
                 usage_injected,
+                tool_emulation: false,
             });
         }
         let canonical = self.canonical(client, target.dialect)?;
@@ -225,6 +234,42 @@ impl Payload {
             reencodable: true,
             // A translated stream's encoder writes usage only if asked.
             usage_injected: false,
+            tool_emulation: false,
+        })
+    }
+
+    /// A target whose tools are emulated: never the client's bytes (they
+    /// may carry tools); a request with tools or tool history is
+    /// rewritten for a text-only model (a copy: the next target may have
+    /// native tools), any other is encoded as it is.
+    fn prepare_emulated(
+        &mut self,
+        client: Dialect,
+        target: &Target<'_>,
+    ) -> Result<Prepared, ApiError> {
+        let canonical = self.canonical(client, target.dialect)?;
+        let emulated = filters::tool_emulation::applies(canonical).then(|| {
+            let mut copy = canonical.clone();
+            filters::tool_emulation::rewrite_request(&mut copy);
+            copy
+        });
+        let req = emulated.as_ref().unwrap_or(canonical);
+        let value = dialect::encode_request(
+            target.dialect,
+            req,
+            target.model,
+            target.encode,
+            target.max_output_tokens,
+        )?;
+        let body =
+            serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+        Ok(Prepared {
+            body: Bytes::from(body),
+            pass_through: false,
+            include_usage: req.include_usage,
+            reencodable: true,
+            usage_injected: false,
+            tool_emulation: emulated.is_some(),
         })
     }
 
@@ -347,6 +392,7 @@ mod tests {
             model: "up\"stream",
             encode: &encode,
             max_output_tokens: cap,
+            tool_emulation: false,
         };
         let prepared = p.prepare(dialect, &target, true).unwrap();
         serde_json::from_slice(&prepared.body).unwrap()
@@ -385,6 +431,7 @@ mod tests {
                 model: "up",
                 encode: &encode,
                 max_output_tokens: Some(64),
+                tool_emulation: false,
             };
             let prepared = p.prepare(Dialect::OpenAiChat, &target, true).unwrap();
             let v: serde_json::Value = serde_json::from_slice(&prepared.body).unwrap();
@@ -435,6 +482,7 @@ mod tests {
             model: "up",
             encode: &encode,
             max_output_tokens: None,
+            tool_emulation: false,
         };
         let same = p.prepare(Dialect::Gemini, &target, true).unwrap();
         assert_eq!(&same.body[..], body.as_bytes());
@@ -460,6 +508,49 @@ mod tests {
     }
 
     #[test]
+    fn an_emulated_target_gets_tools_in_the_prompt_and_others_keep_them() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"tool_choice":"required"}"#;
+        let mut p = payload(body);
+        let encode = dialect::EncodeOptions::default();
+        let mut target = Target {
+            dialect: Dialect::OpenAiChat,
+            model: "up",
+            encode: &encode,
+            max_output_tokens: None,
+            tool_emulation: true,
+        };
+        // Same dialect, pass-through asked: emulation decodes anyway.
+        let emulated = p.prepare(Dialect::OpenAiChat, &target, true).unwrap();
+        assert!(emulated.tool_emulation && !emulated.pass_through);
+        let v: serde_json::Value = serde_json::from_slice(&emulated.body).unwrap();
+        assert!(
+            v.get("tools").is_none() && v.get("tool_choice").is_none(),
+            "{v}"
+        );
+        let system = v["messages"][0]["content"].to_string();
+        assert!(
+            system.contains("<tools>") && system.contains("get_weather"),
+            "{v}"
+        );
+        assert!(
+            system.contains("You must call at least one function"),
+            "{v}"
+        );
+        // The next target (native tools) gets the client's request.
+        target.tool_emulation = false;
+        let native = p.prepare(Dialect::OpenAiChat, &target, false).unwrap();
+        assert!(!native.tool_emulation);
+        let v: serde_json::Value = serde_json::from_slice(&native.body).unwrap();
+        assert_eq!(v["tools"][0]["function"]["name"], "get_weather");
+        // No tools, no history: encoded as it is, nothing to read back.
+        let mut p = payload(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#);
+        target.tool_emulation = true;
+        let plain = p.prepare(Dialect::OpenAiChat, &target, true).unwrap();
+        assert!(!plain.tool_emulation && !plain.pass_through);
+        assert!(!String::from_utf8_lossy(&plain.body).contains("<tools>"));
+    }
+
+    #[test]
     fn released_payloads_prepare_nothing() {
         let mut p = payload(r#"{"model":"m"}"#);
         p.release();
@@ -469,6 +560,7 @@ mod tests {
             model: "x",
             encode: &encode,
             max_output_tokens: None,
+            tool_emulation: false,
         };
         assert!(p.prepare(Dialect::OpenAiChat, &target, true).is_err());
     }

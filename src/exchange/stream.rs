@@ -184,6 +184,11 @@ fn transcoder(
             reasoning: req.reasoning,
         };
         let t = StreamTranscoder::translate_for(target.provider.dialect, req.dialect, &client);
+        let t = if prepared.tool_emulation {
+            t.with_tool_emulation()
+        } else {
+            t
+        };
         if req.responses.is_some_and(|r| r.keep) {
             t.with_accumulator()
         } else {

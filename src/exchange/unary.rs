@@ -67,6 +67,9 @@ pub(super) async fn unary_target(
         let mut decoded = dialect::decode_response(upstream_dialect, &body)
             .map_err(|e| Failure::BadResponse(e.message))?;
         rec.result.usage = Some(decoded.usage);
+        if prepared.tool_emulation {
+            filters::tool_emulation::parse_response(&mut decoded);
+        }
         if req.dialect == Dialect::OpenAiChat && req.reasoning == ReasoningOutput::Omit {
             decoded.parts.retain(|p| !matches!(p, Part::Reasoning(_)));
         }

@@ -50,6 +50,10 @@
 //!                                       `both`; `none`)
 //! "mock;dims=16"                        embedding length (else the request's, else 8)
 //! "mock;tokens=N"                       what the token-counting endpoints answer
+//! "mock;text_only=1"                    a model without native tools (`text_only.rs`): 400 for
+//!                                       native `tools`; answers tool calls as `<tool_call>` text
+//!                                       to the gateway's emulation prompt, tool results quoted
+//!                                       (`text_only=loose`: fenced, string args, tag unclosed)
 //! ```
 //!
 //! `shell=1`, exactly: when the request offers function tools and its last
@@ -112,6 +116,7 @@ mod h2c;
 mod inspect;
 mod plan;
 mod responses;
+mod text_only;
 
 use inspect::record;
 use plan::Plan;
@@ -525,6 +530,10 @@ async fn answer(
     }
     if let Some(status) = forced_status(a.hdrs, a.query_key, opts) {
         return write_error(sock, status, dialect, opts).await;
+    }
+    if opts.contains_key("text_only") && text_only::has_native_tools(req) {
+        let body = text_only::refusal(dialect).to_string();
+        return write_plain(sock, 400, &body, "").await;
     }
     let fault = opts.get("fault").map(String::as_str).unwrap_or("");
     if fault == "hang" {

@@ -153,7 +153,17 @@ impl Plan {
             .then(|| shell_call(&tools, &schemas))
             .flatten()
             .or_else(|| opts.get("agent").and_then(|a| agent_call(&tools, a)));
-        let text = if !results.is_empty() {
+        let text_only = opts
+            .get("text_only")
+            .map(String::as_str)
+            .filter(|m| matches!(*m, "1" | "loose"));
+        let emulated = text_only.and_then(|mode| {
+            let system = crate::text_only::system_text(req, dialect);
+            crate::text_only::answer(&system, &last_user, mode == "loose")
+        });
+        let text = if let Some(t) = emulated {
+            t
+        } else if !results.is_empty() {
             format!("Tool results: {}", results.join(" | "))
         } else if let Some((name, args)) = shell {
             let id = match dialect {
@@ -182,6 +192,7 @@ impl Plan {
         };
         let words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
         let pieces = match num("chunks").map(|n| n as usize).or(d.chunks) {
+            _ if text_only.is_some() => crate::text_only::pieces(&text),
             Some(n) if !words.is_empty() && calls.is_empty() => {
                 (0..n).map(|i| words[i % words.len()].clone()).collect()
             }
