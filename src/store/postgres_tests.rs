@@ -49,6 +49,9 @@ fn usage_row(id: &str, stream: bool) -> UsageRow {
         client_addr: Some("127.0.0.1:1".into()),
         user_agent: Some("t".into()),
         session_id: None,
+        routed_model: None,
+        routed_by: None,
+        scene: None,
         error: None,
     }
 }

@@ -94,6 +94,9 @@ mod tests {
             client_addr: Some("127.0.0.1:5".into()),
             user_agent: Some("ua, \"quoted\"".into()),
             session_id: None,
+            routed_model: None,
+            routed_by: None,
+            scene: None,
             error: (status >= 400).then(|| "boom".into()),
         }
     }

@@ -46,6 +46,9 @@ fn row(id: &str) -> UsageRow {
         client_addr: Some("127.0.0.1:1".into()),
         user_agent: Some("t".into()),
         session_id: None,
+        routed_model: None,
+        routed_by: None,
+        scene: None,
         error: None,
     }
 }
