@@ -65,6 +65,9 @@ pub struct Client {
     pub bytes_out: Option<u64>,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// The agent session when the request path found none
+    /// (`rec.client.session` wins).
+    pub session_id: Option<String>,
 }
 
 impl UsageRow {
@@ -90,6 +93,21 @@ impl UsageRow {
             bytes_out: Some(session.body_bytes_sent() as u64),
             client_addr: session.client_addr().map(|a| a.to_string()),
             user_agent: header("user-agent"),
+            // Rows have carried the `session-id` spelling since issue 12;
+            // the request path reads `session_id` and the others. Bounded
+            // and charset-checked the same way.
+            session_id: rec
+                .client
+                .session
+                .is_none()
+                .then(|| {
+                    filters::session::session_id(
+                        Some("session-id"),
+                        |name| req.headers.get(name).and_then(|v| v.to_str().ok()),
+                        None,
+                    )
+                })
+                .flatten(),
         };
         Self::from_record(rec, client, rec.started.elapsed())
     }
@@ -141,7 +159,12 @@ impl UsageRow {
             user_agent: client.user_agent.map(no_nul),
             // Found by the request path (`filters::session`), bounded and
             // charset-checked there.
-            session_id: rec.client.session.as_deref().map(str::to_owned),
+            session_id: rec
+                .client
+                .session
+                .as_deref()
+                .map(str::to_owned)
+                .or(client.session_id),
             error: rec.result.error.clone().map(no_nul),
             routed_model: text(rec.client.routed.model.as_ref()),
             routed_by: text(rec.client.routed.by.as_ref()),

@@ -1,7 +1,7 @@
 import { useMemo, useState } from "preact/hooks";
 import { api, qs } from "../api.js";
 import { Chart } from "../chart.jsx";
-import { ErrorBox, useLoad, useT } from "../ui.jsx";
+import { ErrorBox, useApp, useLoad, useT } from "../ui.jsx";
 
 const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const LEVELS = ["provider", "model", "key"];
@@ -23,6 +23,8 @@ export function costText(cost) {
 
 export function Usage() {
   const t = useT();
+  const { session } = useApp();
+  const mine = session && session.role === "user";
   const [range, setRange] = useState("24h");
   const [custom, setCustom] = useState({ from: "", to: "" });
   const [drill, setDrill] = useState({}); // {provider?, model?}
@@ -51,7 +53,7 @@ export function Usage() {
   const tot = summary && summary.totals;
   return (
     <section>
-      <h1>{t("nav.usage")}</h1>
+      <h1>{t(mine ? "nav.my_usage" : "nav.usage")}</h1>
       <div class="row wrap toolbar">
         <span id="range-label">{t("usage.range")}</span>
         <div role="group" aria-labelledby="range-label" class="seg">
