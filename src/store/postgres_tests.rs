@@ -393,6 +393,11 @@ async fn usage_reads_answer_exactly_as_on_sqlite() {
             r.input_uncached = 10 + u64::try_from(i).unwrap();
             r.reasoning = u64::try_from(i % 4).unwrap();
             r.bytes_out = Some(200);
+            // Sessions across keys; some rows without one.
+            r.session_id = (i % 6 != 5).then(|| format!("s{}", i % 4));
+            r.routed_model = (i % 2 == 0).then(|| "m1".into());
+            r.routed_by = (i % 2 == 0).then(|| if i % 4 == 0 { "scene" } else { "alias" }.into());
+            r.scene = (i % 4 == 0).then(|| "code".into());
             (r.cost_nanos, r.currency) = match i % 3 {
                 0 => (None, None),
                 1 => (Some(1_000 * i), Some("USD".into())),
@@ -461,6 +466,50 @@ async fn usage_reads_answer_exactly_as_on_sqlite() {
             assert_eq!(seen, 40);
         }
     }
+    // Agent sessions, a page of 3 at a time: the same sessions, sums and
+    // cursors on both.
+    for filter in [&all, &narrow] {
+        let (mut after_pg, mut after_sqlite, mut seen) = (None, None, 0);
+        loop {
+            let got = on_pg
+                .usage_sessions(filter.clone(), after_pg.clone(), 3)
+                .await
+                .unwrap();
+            let want = on_sqlite
+                .usage_sessions(filter.clone(), after_sqlite.clone(), 3)
+                .await
+                .unwrap();
+            assert_eq!(got, want);
+            seen += got.sessions.len();
+            match (got.next, want.next) {
+                (Some(a), Some(b)) => (after_pg, after_sqlite) = (Some(a), Some(b)),
+                _ => break,
+            }
+        }
+        if filter == &all {
+            // Four ids under three keys: every (id, key) pair that occurs.
+            let pairs: std::collections::HashSet<_> = rows
+                .iter()
+                .filter_map(|r| r.session_id.clone().map(|s| (s, r.key_name.clone())))
+                .collect();
+            assert_eq!(seen, pairs.len());
+        }
+    }
+    let mut one_session = all.clone();
+    one_session.session = Some("s0".into());
+    let page = on_pg
+        .usage_page(one_session.clone(), None, 500)
+        .await
+        .unwrap();
+    assert!(!page.rows.is_empty());
+    assert!(page
+        .rows
+        .iter()
+        .all(|r| r.row.session_id.as_deref() == Some("s0")));
+    assert_eq!(
+        page,
+        on_sqlite.usage_page(one_session, None, 500).await.unwrap()
+    );
     let one = on_pg.usage_by_request("req_004").await.unwrap().unwrap();
     assert_eq!(one.row, rows[4]);
     assert_eq!(

@@ -244,4 +244,105 @@ mod tests {
             let _ = std::fs::remove_dir_all(dir);
         });
     }
+
+    #[test]
+    fn sessions_sum_per_id_and_key_newest_first_with_costs_per_currency() {
+        runtime().block_on(async {
+            let (db, dir) = open().await;
+            let base = 1_764_720_000_000;
+            let mut rows = Vec::new();
+            // s1 of a: rows 0..3 (USD, one unpriced); s2 of a: rows 3..5
+            // (USD and CNY); s1 of b: row 5; row 6 without a session.
+            for (i, (key, session)) in [
+                ("a", Some("s1")),
+                ("a", Some("s1")),
+                ("a", Some("s1")),
+                ("a", Some("s2")),
+                ("a", Some("s2")),
+                ("b", Some("s1")),
+                ("a", None),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let mut r = row(i, base + i as i64 * 1000, key, "m", "p", 200);
+                r.session_id = session.map(str::to_owned);
+                r.cost_nanos = Some(100 * (i as i64 + 1));
+                r.currency = Some(if i == 4 { "CNY" } else { "USD" }.into());
+                if i == 2 {
+                    (r.cost_nanos, r.currency) = (None, None);
+                }
+                r.routed_model = Some("big".into());
+                r.routed_by = Some("scene".into());
+                r.scene = Some("code".into());
+                rows.push(r);
+            }
+            db.insert_usage(rows.clone()).await.unwrap();
+            let all = UsageFilter::between(base, base + 60_000);
+            let p = sessions(&db, &all, None, 10).await.unwrap();
+            let got: Vec<(&str, Option<&str>, u64)> = p
+                .sessions
+                .iter()
+                .map(|s| (s.session.as_str(), s.key.as_deref(), s.totals.requests))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("s1", Some("b"), 1),
+                    ("s2", Some("a"), 2),
+                    ("s1", Some("a"), 3)
+                ]
+            );
+            let a1 = &p.sessions[2];
+            assert_eq!((a1.first_ms, a1.last_ms), (base, base + 2000));
+            assert_eq!(a1.totals.input_uncached, 10 + 11 + 12);
+            assert_eq!((a1.totals.cache_read, a1.totals.cache_write), (9, 3));
+            assert_eq!(
+                a1.totals.cost_nanos,
+                std::collections::BTreeMap::from([("USD".into(), 300)])
+            );
+            assert_eq!(a1.totals.unpriced, 1);
+            assert_eq!(a1.cache_hit_ratio(), Some(9.0 / (33.0 + 9.0 + 3.0)));
+            let a2 = &p.sessions[1];
+            assert_eq!(
+                a2.totals.cost_nanos,
+                std::collections::BTreeMap::from([("CNY".into(), 500), ("USD".into(), 400)])
+            );
+            assert!(p.next.is_none());
+
+            // Pages of one: the same order, each once.
+            let mut after = None;
+            let mut walked = Vec::new();
+            loop {
+                let p = sessions(&db, &all, after.as_ref(), 1).await.unwrap();
+                walked.extend(
+                    p.sessions
+                        .iter()
+                        .map(|s| (s.session.clone(), s.key.clone())),
+                );
+                match p.next {
+                    Some(c) => after = Some(SessionCursor::decode(&c.encode()).unwrap()),
+                    None => break,
+                }
+            }
+            let want: Vec<_> = got
+                .iter()
+                .map(|(s, k, _)| ((*s).to_owned(), k.map(str::to_owned)))
+                .collect();
+            assert_eq!(walked, want);
+
+            // A key's own sessions; one session's rows, routing and all.
+            let mut mine = all.clone();
+            mine.key = Some("b".into());
+            let p = sessions(&db, &mine, None, 10).await.unwrap();
+            assert_eq!(p.sessions.len(), 1);
+            mine.session = Some("s1".into());
+            let page = page(&db, &mine, None, 10).await.unwrap();
+            assert_eq!(page.rows.len(), 1);
+            assert_eq!(page.rows[0].row, rows[5]);
+            assert_eq!(page.rows[0].row.scene.as_deref(), Some("code"));
+            db.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
 }

@@ -855,6 +855,16 @@ mod tests {
             extent_sql(&f),
             page_sql(&f, Some(cursor), 10),
             request_sql("req_1"),
+            sessions_sql(
+                &f,
+                Some(&SessionCursor {
+                    last_ms: 1_500,
+                    session: "s' --".into(),
+                    key: "k".into(),
+                }),
+                10,
+            ),
+            session_costs_sql(&f, &["a".into(), "b".into()]),
         ] {
             assert!(!sql.text.contains("OR 1=1"), "{}", sql.text);
             assert!(!sql.text.contains('?'), "{}", sql.text);
@@ -946,6 +956,43 @@ mod tests {
         for bad in ["", "zz", &"g".repeat(32), &"0".repeat(31), &"0".repeat(33)] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn session_cursors_round_trip_and_refuse_garbage() {
+        for c in [
+            SessionCursor {
+                last_ms: 1_764_750_000_123,
+                session: "abc-123".into(),
+                key: "alice".into(),
+            },
+            SessionCursor {
+                last_ms: i64::MIN,
+                session: "x".into(),
+                key: String::new(),
+            },
+        ] {
+            let s = c.encode();
+            assert!(s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.'));
+            assert_eq!(SessionCursor::decode(&s), Some(c));
+        }
+        for bad in [
+            "",
+            "zz",
+            "00.00.00",
+            &format!("{}.zz.00", "0".repeat(16)),
+            "0000000000000000.61",
+        ] {
+            assert_eq!(SessionCursor::decode(bad), None, "{bad}");
+        }
+        let none = SessionTotals {
+            session: "s".into(),
+            key: None,
+            first_ms: 0,
+            last_ms: 0,
+            totals: Totals::default(),
+        };
+        assert_eq!(none.cache_hit_ratio(), None);
     }
 
     fn ms(s: &str) -> i64 {
