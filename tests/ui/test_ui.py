@@ -427,7 +427,8 @@ def test_state_changes_need_the_csrf_token(stack, page):
 
 
 def agent_message(stack, key, session, model="cached"):
-    """An Anthropic request in agent session `session`: its usage."""
+    """An Anthropic request in agent session `session`: its request id
+    and usage."""
     body = {"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hello"}]}
     req = urllib.request.Request(
         stack.gateway + "/v1/messages",
@@ -441,16 +442,17 @@ def agent_message(stack, key, session, model="cached"):
         },
     )
     with urllib.request.urlopen(req, timeout=15) as r:
-        return json.loads(r.read())["usage"]
+        return r.headers["x-request-id"], json.loads(r.read())["usage"]
 
 
 def test_a_user_key_sees_only_its_own_usage_requests_and_sessions(stack, page):
     code, made = stack.api("POST", "/api/keys", ADMIN_KEY, {"name": "ui-dev", "roles": ["user"]})
     assert code == 201, made
     secret = made["key"]
-    told = [agent_message(stack, secret, "dev-session-1") for _ in range(2)]
+    sent = [agent_message(stack, secret, "dev-session-1") for _ in range(2)]
+    told = [u for _, u in sent]
     # another key's session, which this view must never show
-    agent_message(stack, USER_KEY, "someone-elses-session")
+    other_id, _ = agent_message(stack, USER_KEY, "someone-elses-session")
     read = sum(u["cache_read_input_tokens"] for u in told)
     every = sum(u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"] for u in told)
     assert 0 < read < every
@@ -500,8 +502,12 @@ def test_a_user_key_sees_only_its_own_usage_requests_and_sessions(stack, page):
     assert page.get_by_role("heading", name="My requests").is_visible()
     shot(page, "user-request-detail")
 
-    # its requests only
-    until(lambda: page.locator("#requests-table tbody tr").count() == 2)
+    # its requests only (its own login is one of them too)
+    def ids():
+        return page.eval_on_selector_all("#requests-table a[data-request]", "els => els.map((e) => e.dataset.request)")
+
+    until(lambda: {i for i, _ in sent} <= set(ids()))
+    assert other_id not in ids()
     assert page.locator("#rq-key").count() == 0
 
     # the rest of the admin plane is closed to it, in the UI and the API
