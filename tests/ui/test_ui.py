@@ -464,8 +464,16 @@ def test_a_user_key_sees_only_its_own_usage_requests_and_sessions(stack, page):
     assert page.locator("nav#nav a").all_inner_texts() == ["My usage", "My requests", "My sessions"]
     assert "user" in page.locator(".who").inner_text()
     page.locator("#usage-totals").wait_for()
+    # by model, then one model by day
+    groups = page.locator("#usage-groups")
+    assert groups.locator("th").first.inner_text() == "Model"
+    until(lambda: groups.get_by_role("button", name="Drill down: cached").count() == 1)
     shot(page, "user-usage")
     assert not unlabelled(page), unlabelled(page)
+    groups.get_by_role("button", name="Drill down: cached").click()
+    until(lambda: groups.locator("th").first.inner_text() == "Day")
+    groups.locator("tbody tr").first.wait_for()
+    shot(page, "user-usage-model-by-day")
 
     # its sessions, with cost and cache-hit ratio (rows land a moment
     # after the requests: reload until they are there)
@@ -501,6 +509,15 @@ def test_a_user_key_sees_only_its_own_usage_requests_and_sessions(stack, page):
     page.locator("#session-link").wait_for()
     assert page.get_by_role("heading", name="My requests").is_visible()
     shot(page, "user-request-detail")
+    # its logged conversation opens too, with no key filter to widen
+    page.locator("#conversation-link").click()
+    page.locator("#replay details.msg").first.wait_for()
+    shot(page, "user-conversation")
+    page.get_by_role("button", name="Back").click()
+    page.locator("#conversations-table").wait_for()
+    assert page.locator("#conv-key").count() == 0
+    page.locator('nav a[href="/ui/requests"]').click()
+    page.locator("#requests-table").wait_for()
 
     # its requests only (its own login is one of them too)
     def ids():

@@ -5,6 +5,8 @@ import { ErrorBox, useApp, useLoad, useT } from "../ui.jsx";
 
 const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const LEVELS = ["provider", "model", "key"];
+// A user key's own usage: by model, then one model by day.
+const USER_LEVELS = ["model", "day"];
 
 // The [from, to] ISO times of a range choice.
 export function rangeTimes(range, custom, now = Date.now()) {
@@ -30,7 +32,8 @@ export function Usage() {
   const [drill, setDrill] = useState({}); // {provider?, model?}
   const [tick, setTick] = useState(0);
   const [from, to] = useMemo(() => rangeTimes(range, custom), [range, custom.from, custom.to, tick]);
-  const level = LEVELS[Object.keys(drill).length] || "key";
+  const levels = mine ? USER_LEVELS : LEVELS;
+  const level = levels[Math.min(Object.keys(drill).length, levels.length - 1)];
   const filters = { from, to, provider: drill.provider, model: drill.model };
   const span = Date.parse(to) - Date.parse(from);
   const bucket = span <= 2 * 86400e3 ? "hour" : "day";
@@ -47,7 +50,9 @@ export function Usage() {
   }, [series]);
 
   const down = (name) => {
-    if (level === "provider") setDrill({ provider: name });
+    if (mine) {
+      if (level === "model") setDrill({ model: name });
+    } else if (level === "provider") setDrill({ provider: name });
     else if (level === "model") setDrill({ ...drill, model: name });
   };
   const tot = summary && summary.totals;
@@ -79,9 +84,10 @@ export function Usage() {
       </div>
       <nav class="crumbs" aria-label={t("usage.drill")}>
         <button class="linklike" onClick={() => setDrill({})}>
-          {t("usage.all")}
+          {t(mine ? "usage.all_models" : "usage.all")}
         </button>
-        {drill.provider && (
+        {mine && drill.model && <> › {drill.model}</>}
+        {!mine && drill.provider && (
           <>
             {" › "}
             <button class="linklike" onClick={() => setDrill({ provider: drill.provider })}>
@@ -89,7 +95,7 @@ export function Usage() {
             </button>
           </>
         )}
-        {drill.model && <> › {drill.model}</>}
+        {!mine && drill.model && <> › {drill.model}</>}
       </nav>
       <ErrorBox error={err} />
       {tot && (
@@ -122,7 +128,7 @@ export function Usage() {
             {((summary && summary.groups) || []).map((g) => (
               <tr key={g[level] ?? "-"}>
                 <td>
-                  {level !== "key" && g[level] ? (
+                  {level !== "key" && level !== "day" && g[level] ? (
                     <button class="linklike" onClick={() => down(g[level])} aria-label={t("usage.drill") + ": " + g[level]}>
                       {g[level]}
                     </button>
