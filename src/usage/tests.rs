@@ -188,7 +188,10 @@ fn a_row_carries_the_session_and_routing_the_request_path_found() {
     };
     let row = UsageRow::from_record(&rec, client, std::time::Duration::from_millis(5));
     assert_eq!(row.session_id.as_deref(), Some("from-header"));
-    assert_eq!((row.routed_model, row.routed_by, row.scene), (None, None, None));
+    assert_eq!(
+        (row.routed_model, row.routed_by, row.scene),
+        (None, None, None)
+    );
 }
 
 #[test]
