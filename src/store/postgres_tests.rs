@@ -597,3 +597,78 @@ async fn a_row_the_database_refuses_is_set_aside_and_its_batch_stored() {
     assert!(kept.contains("req-bad"), "{kept}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A database the previous release made (migrations 0001 to 0004, a row
+/// in it) is brought to 0005 when the store opens: the old row reads back
+/// with no routing, a new one with it, under the new index.
+#[tokio::test]
+async fn a_database_from_before_the_routing_columns_is_migrated() {
+    let pg = Server::start();
+    let dir = std::env::temp_dir().join(format!(
+        "modelswitch-pg-upgrade-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let here =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations/postgres");
+    for e in std::fs::read_dir(&here).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name.as_str() < "0005" {
+            std::fs::copy(e.path(), dir.join(&name)).unwrap();
+        }
+    }
+    {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&pg.url())
+            .await
+            .unwrap();
+        let before = sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap();
+        assert_eq!(before.iter().count(), 4);
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO usage (ts, request_id, key_name, endpoint, attempts, status, stream, \
+             input_uncached, cache_read, cache_write, output, reasoning, latency_ms, session_id) \
+             VALUES (5, 'req_old', 'k', '/v1/messages', '[]', 200, false, 1, 2, 3, 4, 0, 1.0, 's')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = KeyStore::open_postgres(&pg.url()).unwrap();
+    let old = store
+        .usage_by_request("req_old")
+        .await
+        .unwrap()
+        .unwrap()
+        .row;
+    assert_eq!(old.session_id.as_deref(), Some("s"));
+    assert_eq!(
+        (old.routed_model, old.routed_by, old.scene),
+        (None, None, None)
+    );
+    let mut new = usage_row("req_new", false);
+    new.ts = 6;
+    new.bytes_out = Some(200);
+    new.session_id = Some("s".into());
+    new.routed_model = Some("big".into());
+    new.routed_by = Some("rule#2".into());
+    new.scene = Some("plan".into());
+    assert_eq!(store.insert_usage(vec![new.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .usage_by_request("req_new")
+            .await
+            .unwrap()
+            .unwrap()
+            .row,
+        new
+    );
+    let mut f = crate::store::usage_query::UsageFilter::between(0, 10);
+    f.session = Some("s".into());
+    assert_eq!(store.usage_page(f, None, 10).await.unwrap().rows.len(), 2);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -345,4 +345,79 @@ mod tests {
             let _ = std::fs::remove_dir_all(dir);
         });
     }
+
+    /// A database the previous release made (migrations 0001 to 0004, a
+    /// row in it) opens with 0005 applied: the old row reads back with no
+    /// routing, a new one with it, and one session's rows have an index.
+    #[test]
+    fn a_database_from_before_the_routing_columns_is_migrated() {
+        runtime().block_on(async {
+            let dir = std::env::temp_dir().join(format!(
+                "modelswitch-usage-upgrade-{}-{}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            let old = dir.join("migrations");
+            std::fs::create_dir_all(&old).unwrap();
+            let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/store/migrations/sqlite");
+            for e in std::fs::read_dir(&here).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                if name.as_str() < "0005" {
+                    std::fs::copy(e.path(), old.join(&name)).unwrap();
+                }
+            }
+            let path = dir.join("t.db");
+            {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true);
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .unwrap();
+                let before = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+                assert_eq!(before.iter().count(), 4);
+                before.run(&pool).await.unwrap();
+                sqlx::query(
+                    "INSERT INTO usage (ts, request_id, key_name, endpoint, attempts, status, \
+                     stream, input_uncached, cache_read, cache_write, output, reasoning, \
+                     latency_ms, session_id) \
+                     VALUES (5, 'req_old', 'k', '/v1/messages', '[]', 200, 0, 1, 2, 3, 4, 0, 1.0, 's')",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+            }
+            let db = Sqlite::connect(&path).await.unwrap();
+            let old_row = by_request(&db, "req_old").await.unwrap().unwrap().row;
+            assert_eq!(old_row.session_id.as_deref(), Some("s"));
+            assert_eq!(
+                (old_row.routed_model, old_row.routed_by, old_row.scene),
+                (None, None, None)
+            );
+            let mut new = row(1, 6, "k", "m", "p", 200);
+            new.session_id = Some("s".into());
+            new.routed_model = Some("big".into());
+            new.routed_by = Some("rule#2".into());
+            new.scene = Some("plan".into());
+            db.insert_usage(vec![new.clone()]).await.unwrap();
+            assert_eq!(by_request(&db, "req_1").await.unwrap().unwrap().row, new);
+            let p = sessions(&db, &UsageFilter::between(0, 10), None, 10).await.unwrap();
+            assert_eq!(p.sessions.len(), 1);
+            assert_eq!(p.sessions[0].totals.requests, 2);
+            let index: Option<(String,)> = sqlx::query_as(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'usage_session'",
+            )
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap();
+            assert!(index.is_some());
+            db.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
 }
