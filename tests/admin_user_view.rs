@@ -454,6 +454,24 @@ fn a_user_session_cannot_widen_its_filter_or_reach_other_endpoints() {
         let r = alice.call(method, path, Some(&body));
         assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
     }
+    // Made a viewer, the key's session still sees only its own rows: a
+    // new login is needed for the wider view.
+    let up = with_key(
+        addr,
+        "PATCH",
+        "/api/keys/alice",
+        KEY,
+        Some(&json!({"roles": ["user", "viewer"]})),
+    );
+    assert_eq!(up.status, 200, "{}", up.text());
+    assert_eq!(alice.get("/api/keys").status, 403);
+    assert_eq!(alice.ok("/api/session")["role"], "user");
+    let r = alice.get(&format!("/api/usage/sessions?{}&key=bob", s.window));
+    assert_eq!(r.status, 403, "{}", r.text());
+    let (wider, v) = log_in(addr, &s.alice_key);
+    assert_eq!(v["role"], "viewer");
+    assert_eq!(wider.get("/api/keys").status, 200);
+
     // Disabling the key ends the session.
     let off = with_key(
         addr,

@@ -605,10 +605,17 @@ fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, Lapsed
                 )));
             }
             let mut roles = ui_roles(&entry.roles);
-            // A session that logged in to see the whole gateway ends when
-            // its key is demoted to a user key, rather than living on with
-            // another view: its holder logs in again to get that one.
-            if row.role != Role::User.name() {
+            if row.role == Role::User.name() {
+                // A session that logged in to its own view keeps to it,
+                // even when its key is later made a viewer or an admin:
+                // nothing widens it but a new login.
+                if !roles.is_empty() {
+                    roles = vec![Role::User];
+                }
+            } else {
+                // One that logged in to see the whole gateway ends when its
+                // key is demoted to a user key, rather than living on with
+                // another view: its holder logs in again to get that one.
                 roles.retain(|r| *r != Role::User);
             }
             if roles.is_empty() {
