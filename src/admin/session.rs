@@ -1,5 +1,8 @@
-//! UI sessions: login with an admin or viewer key or the admin password,
-//! a server-side session in an HttpOnly cookie, CSRF on every change.
+//! UI sessions: login with an admin, viewer or user key or the admin
+//! password, a server-side session in an HttpOnly cookie, CSRF on every
+//! change. A user key's session reads only its own data: the handlers it
+//! reaches filter by its name (`usage`, `conversations`), every other one
+//! asks for the admin or viewer role.
 //!
 //! The cookie holds 32 random bytes (hex); the store keeps only their
 //! SHA-256, so a copy of the database is no cookie. The CSRF token is
@@ -10,7 +13,7 @@
 //! Sessions live in the store, read on every UI request, so a revocation
 //! is seen by every replica at once. A key session also re-checks its key
 //! on every request: a key revoked, disabled, expired or stripped of its
-//! admin and viewer roles ends its sessions' use at once, and so does a
+//! admin, viewer and user roles ends its sessions' use at once, and so does a
 //! key rotated under the same name (a fingerprint of the key is stored
 //! with each key session and compared).
 //!
@@ -601,11 +604,28 @@ fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, Lapsed
                     "the key of this session is disabled or has expired",
                 )));
             }
-            let roles = ui_roles(&entry.roles);
+            let mut roles = ui_roles(&entry.roles);
+            if row.role == Role::User.name() {
+                // A session that logged in to its own view keeps to it,
+                // even when its key is later made a viewer or an admin:
+                // nothing widens it but a new login.
+                if !roles.is_empty() {
+                    roles = vec![Role::User];
+                }
+            } else {
+                // One that logged in to see the whole gateway ends when its
+                // key is demoted to a user key, rather than living on with
+                // another view: its holder logs in again to get that one.
+                roles.retain(|r| *r != Role::User);
+            }
             if roles.is_empty() {
                 return Err(Lapsed::Ended(ApiError::new(
                     ErrorKind::Authentication,
-                    "the key of this session no longer has the admin or viewer role",
+                    if row.role == Role::User.name() {
+                        "the key of this session no longer has a role that may log in"
+                    } else {
+                        "the key of this session no longer has the admin or viewer role"
+                    },
                 )));
             }
             Ok(roles)
@@ -614,24 +634,28 @@ fn roles_now(live: &Live, row: &UiSession, now: i64) -> Result<Vec<Role>, Lapsed
     }
 }
 
-/// What of a key's roles counts in the admin plane.
+/// What of a key's roles counts in the admin plane. A `user` key's
+/// session carries `User` alone: the handlers hold it to its own rows.
 fn ui_roles(roles: &[Role]) -> Vec<Role> {
     roles
         .iter()
         .copied()
-        .filter(|r| matches!(r, Role::Admin | Role::Viewer))
+        .filter(|r| matches!(r, Role::Admin | Role::Viewer | Role::User))
         .collect()
 }
 
 fn effective_role(roles: &[Role]) -> Role {
     if roles.contains(&Role::Admin) {
         Role::Admin
-    } else {
+    } else if roles.contains(&Role::Viewer) {
         Role::Viewer
+    } else {
+        Role::User
     }
 }
 
-/// A key login: any key the gateway serves, with the admin or viewer role.
+/// A key login: any key the gateway serves, with the admin, viewer or
+/// user role.
 fn admit_key(live: &Live, key: &str) -> Result<Who, Refusal> {
     let entry = live.keys.find(key).ok_or(Refusal::Wrong(wrong()))?;
     if entry.usable(unix_now()).is_err() {
@@ -644,7 +668,7 @@ fn admit_key(live: &Live, key: &str) -> Result<Who, Refusal> {
         [] => {
             return Err(Refusal::Other(ApiError::new(
                 ErrorKind::PermissionDenied,
-                "a user key cannot log in to the admin UI",
+                "this key has no role that may log in to the admin UI",
             )))
         }
         roles => effective_role(roles),

@@ -92,11 +92,15 @@ fn ipv6_clients_count_by_their_64_prefix() {
 }
 
 #[test]
-fn roles_in_the_admin_plane_are_admin_and_viewer() {
-    assert_eq!(ui_roles(&[Role::User]), []);
-    assert_eq!(ui_roles(&[Role::User, Role::Viewer]), [Role::Viewer]);
+fn roles_in_the_admin_plane_are_admin_viewer_and_user() {
+    assert_eq!(ui_roles(&[Role::User]), [Role::User]);
+    assert_eq!(
+        ui_roles(&[Role::User, Role::Viewer]),
+        [Role::User, Role::Viewer]
+    );
     assert_eq!(effective_role(&[Role::Viewer, Role::Admin]), Role::Admin);
-    assert_eq!(effective_role(&[Role::Viewer]), Role::Viewer);
+    assert_eq!(effective_role(&[Role::User, Role::Viewer]), Role::Viewer);
+    assert_eq!(effective_role(&[Role::User]), Role::User);
 }
 
 #[test]

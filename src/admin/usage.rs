@@ -1,6 +1,7 @@
 //! The admin API's usage read side (`/api/usage…`): totals over a time
 //! range grouped for drill-down, the call history a page at a time, one
-//! request's row, and a CSV export streamed page by page.
+//! request's row, the agent sessions (`/api/usage/sessions[/{id}]`) and a
+//! CSV export streamed page by page.
 //!
 //! Admin and viewer keys read every row; a `user` key reads its own rows
 //! only — its key filter is forced to itself, and asking for another key
@@ -10,8 +11,8 @@
 use crate::record::RequestRecord;
 use crate::state::Live;
 use crate::store::usage_query::{
-    Cursor, GroupBy, GroupValue, StatusFilter, StoredUsage, Summary, SummaryQuery, Totals,
-    UsageFilter, DEFAULT_PAGE, MAX_PAGE,
+    Cursor, GroupBy, GroupValue, SessionCursor, SessionTotals, StatusFilter, StoredUsage, Summary,
+    SummaryQuery, Totals, UsageFilter, DEFAULT_PAGE, MAX_PAGE,
 };
 use crate::store::{KeyStore, StoreError};
 use crate::usage::UsageRow;
@@ -26,7 +27,10 @@ const DEFAULT_RANGE_MS: i64 = 24 * 3_600_000;
 /// Rows per page of an export: one store request and one chunk each.
 const EXPORT_PAGE: u32 = 1_000;
 
-const FILTERS: [&str; 6] = ["from", "to", "key", "model", "provider", "status"];
+const FILTERS: [&str; 7] = [
+    "from", "to", "key", "model", "provider", "status", "session",
+];
+const PAGING: [&str; 2] = ["limit", "cursor"];
 
 /// Whose rows the caller may read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +52,8 @@ fn scope(caller: &crate::admin::auth::Caller) -> Result<Scope, ApiError> {
     }
 }
 
-/// `/api/usage`, `/api/usage/requests[/{request_id}]`, `/api/usage/export`.
+/// `/api/usage`, `/api/usage/requests[/{request_id}]`,
+/// `/api/usage/sessions[/{session_id}]`, `/api/usage/export`.
 /// `store` is none unless usage rows are recorded.
 pub async fn usage(
     plane: &crate::admin::AdminPlane,
@@ -89,8 +94,34 @@ pub async fn usage(
             super::send_json(session, rec, 200, &v).await
         }
         [requests] if requests == "requests" => {
-            let p = Params::parse(&query, &[&FILTERS[..], &["limit", "cursor"]].concat())?;
-            let v = history(store, &p, &scope, now).await?;
+            let p = Params::parse(&query, &[&FILTERS[..], &PAGING[..]].concat())?;
+            let filter = filter(&p, &scope, now)?;
+            let v = history(store, &p, filter).await?;
+            super::send_json(session, rec, 200, &v).await
+        }
+        [sessions] if sessions == "sessions" => {
+            let p = Params::parse(&query, &[&FILTERS[..], &PAGING[..]].concat())?;
+            let v = session_list(store, &p, &scope, now).await?;
+            super::send_json(session, rec, 200, &v).await
+        }
+        [sessions, id] if sessions == "sessions" => {
+            let p = Params::parse(&query, &["from", "to", "key", "limit", "cursor"])?;
+            let mut filter = filter(&p, &scope, now)?;
+            // A session's requests from its start, unless a range is asked.
+            if p.get("from").is_none() {
+                filter.from_ms = 0;
+            }
+            filter.session = Some(id.clone());
+            let mut v = history(store, &p, filter).await?;
+            // Another key's session is as absent as a missing one.
+            let empty = v["data"].as_array().is_none_or(Vec::is_empty);
+            if empty && p.get("cursor").is_none() {
+                return Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("no requests of session '{id}'"),
+                ));
+            }
+            v["session_id"] = json!(id);
             super::send_json(session, rec, 200, &v).await
         }
         [requests, id] if requests == "requests" => {
@@ -143,11 +174,59 @@ async fn summary(
     ))
 }
 
-/// `GET /api/usage/requests`: one page of the history, newest first.
-async fn history(store: &KeyStore, p: &Params, scope: &Scope, now: i64) -> Result<Value, ApiError> {
+/// `GET /api/usage/sessions`: one page of agent sessions, newest last
+/// use first, each with its tokens, cost and cache-hit ratio.
+async fn session_list(
+    store: &KeyStore,
+    p: &Params,
+    scope: &Scope,
+    now: i64,
+) -> Result<Value, ApiError> {
     let filter = filter(p, scope, now)?;
-    let limit = match p.get("limit") {
-        None => DEFAULT_PAGE,
+    let limit = limit(p)?;
+    let after = match p.get("cursor") {
+        None => None,
+        Some(c) => Some(SessionCursor::decode(c).ok_or_else(|| {
+            bad(
+                "cursor",
+                "not a cursor this API gave out (next_cursor)".into(),
+            )
+        })?),
+    };
+    let page = store
+        .usage_sessions(filter.clone(), after, limit)
+        .await
+        .map_err(store_error)?;
+    let data: Vec<Value> = page.sessions.iter().map(session_json).collect();
+    Ok(json!({
+        "object": "list",
+        "from": rfc3339_ms(filter.from_ms),
+        "to": rfc3339_ms(filter.to_ms),
+        // What was applied: a user key sees its key here.
+        "filters": { "key": filter.key },
+        "data": data,
+        "has_more": page.next.is_some(),
+        "next_cursor": page.next.map(|c| c.encode()),
+    }))
+}
+
+fn session_json(s: &SessionTotals) -> Value {
+    let mut m = Map::new();
+    m.insert("session_id".into(), json!(s.session));
+    m.insert("key".into(), json!(s.key));
+    m.insert("first_seen".into(), json!(rfc3339_ms(s.first_ms)));
+    m.insert("last_seen".into(), json!(rfc3339_ms(s.last_ms)));
+    // Unix ms as well, as a row's `ts` beside its `time`.
+    m.insert("first_ts".into(), json!(s.first_ms));
+    m.insert("last_ts".into(), json!(s.last_ms));
+    totals_json(&s.totals, &mut m);
+    m.insert("cache_hit_ratio".into(), json!(s.cache_hit_ratio()));
+    Value::Object(m)
+}
+
+fn limit(p: &Params) -> Result<u32, ApiError> {
+    match p.get("limit") {
+        None => Ok(DEFAULT_PAGE),
         Some(v) => v
             .parse::<u32>()
             .ok()
@@ -157,8 +236,13 @@ async fn history(store: &KeyStore, p: &Params, scope: &Scope, now: i64) -> Resul
                     "limit",
                     format!("must be a whole number from 1 to {MAX_PAGE}"),
                 )
-            })?,
-    };
+            }),
+    }
+}
+
+/// `GET /api/usage/requests`: one page of the history, newest first.
+async fn history(store: &KeyStore, p: &Params, filter: UsageFilter) -> Result<Value, ApiError> {
+    let limit = limit(p)?;
     let after = match p.get("cursor") {
         None => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
@@ -286,6 +370,7 @@ fn filter(p: &Params, scope: &Scope, now_ms: i64) -> Result<UsageFilter, ApiErro
     }
     f.model = p.get("model").map(str::to_owned);
     f.provider = p.get("provider").map(str::to_owned);
+    f.session = p.get("session").map(str::to_owned);
     f.status = p
         .get("status")
         .map(|s| {
@@ -421,7 +506,7 @@ fn row_json(row: &UsageRow) -> Value {
 const CSV_HEADER: &str = "time,ts,request_id,key_name,dialect,endpoint,model,provider,\
 upstream_model,status,stream,input_uncached,cache_read,cache_write,output,reasoning,cost,\
 currency,latency_ms,ttfb_ms,overhead_ms,bytes_in,bytes_out,client_addr,user_agent,\
-session_id,error,attempts\r\n";
+session_id,error,attempts,routed_model,routed_by,scene\r\n";
 
 /// One text cell: quoted when it holds a comma, a quote or a line break
 /// (quotes doubled). A cell a spreadsheet would run as a formula (`=`,
@@ -493,6 +578,12 @@ fn csv_row(out: &mut String, r: &UsageRow) {
     text(out, r.session_id.as_deref());
     text(out, r.error.as_deref());
     csv_text(out, &r.attempts);
+    for s in [&r.routed_model, &r.routed_by, &r.scene] {
+        out.push(',');
+        if let Some(s) = s {
+            csv_text(out, s);
+        }
+    }
     out.push_str("\r\n");
 }
 
@@ -765,6 +856,9 @@ mod tests {
             client_addr: None,
             user_agent: None,
             session_id: None,
+            routed_model: None,
+            routed_by: None,
+            scene: None,
             error: None,
         }
     }

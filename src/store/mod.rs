@@ -166,6 +166,12 @@ enum Request {
         u32,
         Reply<usage_query::Page>,
     ),
+    UsageSessions(
+        usage_query::UsageFilter,
+        Option<usage_query::SessionCursor>,
+        u32,
+        Reply<usage_query::SessionPage>,
+    ),
     /// The row of one request, by its id.
     UsageOne(String, Reply<Option<usage_query::StoredUsage>>),
     SessionCreate(UiSession, Reply<()>),
@@ -320,6 +326,17 @@ impl KeyStore {
         limit: u32,
     ) -> Result<usage_query::Page, StoreError> {
         self.ask(|r| Request::UsagePage(filter, after, limit, r))
+            .await
+    }
+
+    /// Up to `limit` agent sessions after `after`, newest last use first.
+    pub async fn usage_sessions(
+        &self,
+        filter: usage_query::UsageFilter,
+        after: Option<usage_query::SessionCursor>,
+        limit: u32,
+    ) -> Result<usage_query::SessionPage, StoreError> {
+        self.ask(|r| Request::UsageSessions(filter, after, limit, r))
             .await
     }
 
@@ -484,6 +501,9 @@ async fn answer(db: &Db, request: Request) {
         }
         Request::UsagePage(f, after, limit, r) => {
             drop(r.send(on!(db, d => usage_query::page(d, &f, after, limit).await)))
+        }
+        Request::UsageSessions(f, after, limit, r) => {
+            drop(r.send(on!(db, d => usage_query::sessions(d, &f, after.as_ref(), limit).await)))
         }
         Request::UsageOne(id, r) => {
             drop(r.send(on!(db, d => usage_query::by_request(d, &id).await)))

@@ -38,12 +38,14 @@ const STATEMENT_TIMEOUT: &str = "30s";
 const INSERT_USAGE: &str = "INSERT INTO usage (ts, request_id, key_name, dialect, \
      endpoint, model, provider, upstream_model, attempts, status, stream, input_uncached, \
      cache_read, cache_write, output, reasoning, cost_nanos, currency, latency_ms, ttfb_ms, \
-     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) \
+     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error, \
+     routed_model, routed_by, scene) \
      SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::boolean[], \
      $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], \
      $17::bigint[], $18::text[], $19::float8[], $20::float8[], $21::float8[], \
-     $22::bigint[], $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[]) \
+     $22::bigint[], $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[], \
+     $28::text[], $29::text[], $30::text[]) \
      ON CONFLICT (request_id) DO NOTHING";
 
 const LIST: &str =
@@ -284,6 +286,9 @@ impl Postgres {
             .bind(c.user_agent)
             .bind(c.session_id)
             .bind(c.error)
+            .bind(c.routed_model)
+            .bind(c.routed_by)
+            .bind(c.scene)
             .execute(&self.pool)
             .await
             .map(|done| done.rows_affected())
@@ -458,6 +463,9 @@ struct UsageColumns {
     user_agent: Vec<Option<String>>,
     session_id: Vec<Option<String>>,
     error: Vec<Option<String>>,
+    routed_model: Vec<Option<String>>,
+    routed_by: Vec<Option<String>>,
+    scene: Vec<Option<String>>,
 }
 
 impl UsageColumns {
@@ -491,6 +499,9 @@ impl UsageColumns {
             c.user_agent.push(row.user_agent);
             c.session_id.push(row.session_id);
             c.error.push(row.error);
+            c.routed_model.push(row.routed_model);
+            c.routed_by.push(row.routed_by);
+            c.scene.push(row.scene);
         }
         c
     }

@@ -49,6 +49,9 @@ fn usage_row(id: &str, stream: bool) -> UsageRow {
         client_addr: Some("127.0.0.1:1".into()),
         user_agent: Some("t".into()),
         session_id: None,
+        routed_model: None,
+        routed_by: None,
+        scene: None,
         error: None,
     }
 }
@@ -390,6 +393,11 @@ async fn usage_reads_answer_exactly_as_on_sqlite() {
             r.input_uncached = 10 + u64::try_from(i).unwrap();
             r.reasoning = u64::try_from(i % 4).unwrap();
             r.bytes_out = Some(200);
+            // Sessions across keys; some rows without one.
+            r.session_id = (i % 6 != 5).then(|| format!("s{}", i % 4));
+            r.routed_model = (i % 2 == 0).then(|| "m1".into());
+            r.routed_by = (i % 2 == 0).then(|| if i % 4 == 0 { "scene" } else { "alias" }.into());
+            r.scene = (i % 4 == 0).then(|| "code".into());
             (r.cost_nanos, r.currency) = match i % 3 {
                 0 => (None, None),
                 1 => (Some(1_000 * i), Some("USD".into())),
@@ -458,6 +466,50 @@ async fn usage_reads_answer_exactly_as_on_sqlite() {
             assert_eq!(seen, 40);
         }
     }
+    // Agent sessions, a page of 3 at a time: the same sessions, sums and
+    // cursors on both.
+    for filter in [&all, &narrow] {
+        let (mut after_pg, mut after_sqlite, mut seen) = (None, None, 0);
+        loop {
+            let got = on_pg
+                .usage_sessions(filter.clone(), after_pg.clone(), 3)
+                .await
+                .unwrap();
+            let want = on_sqlite
+                .usage_sessions(filter.clone(), after_sqlite.clone(), 3)
+                .await
+                .unwrap();
+            assert_eq!(got, want);
+            seen += got.sessions.len();
+            match (got.next, want.next) {
+                (Some(a), Some(b)) => (after_pg, after_sqlite) = (Some(a), Some(b)),
+                _ => break,
+            }
+        }
+        if filter == &all {
+            // Four ids under three keys: every (id, key) pair that occurs.
+            let pairs: std::collections::HashSet<_> = rows
+                .iter()
+                .filter_map(|r| r.session_id.clone().map(|s| (s, r.key_name.clone())))
+                .collect();
+            assert_eq!(seen, pairs.len());
+        }
+    }
+    let mut one_session = all.clone();
+    one_session.session = Some("s0".into());
+    let page = on_pg
+        .usage_page(one_session.clone(), None, 500)
+        .await
+        .unwrap();
+    assert!(!page.rows.is_empty());
+    assert!(page
+        .rows
+        .iter()
+        .all(|r| r.row.session_id.as_deref() == Some("s0")));
+    assert_eq!(
+        page,
+        on_sqlite.usage_page(one_session, None, 500).await.unwrap()
+    );
     let one = on_pg.usage_by_request("req_004").await.unwrap().unwrap();
     assert_eq!(one.row, rows[4]);
     assert_eq!(
@@ -544,4 +596,79 @@ async fn a_row_the_database_refuses_is_set_aside_and_its_batch_stored() {
     assert_eq!(kept.lines().count(), 1);
     assert!(kept.contains("req-bad"), "{kept}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A database the previous release made (migrations 0001 to 0004, a row
+/// in it) is brought to 0005 when the store opens: the old row reads back
+/// with no routing, a new one with it, under the new index.
+#[tokio::test]
+async fn a_database_from_before_the_routing_columns_is_migrated() {
+    let pg = Server::start();
+    let dir = std::env::temp_dir().join(format!(
+        "modelswitch-pg-upgrade-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let here =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations/postgres");
+    for e in std::fs::read_dir(&here).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name.as_str() < "0005" {
+            std::fs::copy(e.path(), dir.join(&name)).unwrap();
+        }
+    }
+    {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&pg.url())
+            .await
+            .unwrap();
+        let before = sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap();
+        assert_eq!(before.iter().count(), 4);
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO usage (ts, request_id, key_name, endpoint, attempts, status, stream, \
+             input_uncached, cache_read, cache_write, output, reasoning, latency_ms, session_id) \
+             VALUES (5, 'req_old', 'k', '/v1/messages', '[]', 200, false, 1, 2, 3, 4, 0, 1.0, 's')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = KeyStore::open_postgres(&pg.url()).unwrap();
+    let old = store
+        .usage_by_request("req_old")
+        .await
+        .unwrap()
+        .unwrap()
+        .row;
+    assert_eq!(old.session_id.as_deref(), Some("s"));
+    assert_eq!(
+        (old.routed_model, old.routed_by, old.scene),
+        (None, None, None)
+    );
+    let mut new = usage_row("req_new", false);
+    new.ts = 6;
+    new.bytes_out = Some(200);
+    new.session_id = Some("s".into());
+    new.routed_model = Some("big".into());
+    new.routed_by = Some("rule#2".into());
+    new.scene = Some("plan".into());
+    assert_eq!(store.insert_usage(vec![new.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .usage_by_request("req_new")
+            .await
+            .unwrap()
+            .unwrap()
+            .row,
+        new
+    );
+    let mut f = crate::store::usage_query::UsageFilter::between(0, 10);
+    f.session = Some("s".into());
+    assert_eq!(store.usage_page(f, None, 10).await.unwrap().rows.len(), 2);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -22,9 +22,10 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const INSERT_USAGE: &str = "INSERT OR IGNORE INTO usage (ts, request_id, key_name, dialect, \
      endpoint, model, provider, upstream_model, attempts, status, stream, input_uncached, \
      cache_read, cache_write, output, reasoning, cost_nanos, currency, latency_ms, ttfb_ms, \
-     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error) \
+     overhead_ms, bytes_in, bytes_out, client_addr, user_agent, session_id, error, \
+     routed_model, routed_by, scene) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
 
 const LIST: &str =
     "SELECT name, hash, prefix, spec, created_at, updated_at FROM keys ORDER BY name";
@@ -475,6 +476,9 @@ fn insert_rows(conn: &mut rusqlite::Connection, rows: &[UsageRow]) -> rusqlite::
                 row.user_agent,
                 row.session_id,
                 row.error,
+                row.routed_model,
+                row.routed_by,
+                row.scene,
             ])?;
         }
     }

@@ -94,6 +94,9 @@ mod tests {
             client_addr: Some("127.0.0.1:5".into()),
             user_agent: Some("ua, \"quoted\"".into()),
             session_id: None,
+            routed_model: None,
+            routed_by: None,
+            scene: None,
             error: (status >= 400).then(|| "boom".into()),
         }
     }
@@ -237,6 +240,182 @@ mod tests {
             let one = by_request(&db, "req_4").await.unwrap().unwrap();
             assert_eq!(one.row, rows[4]);
             assert!(by_request(&db, "req_x").await.unwrap().is_none());
+            db.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
+
+    #[test]
+    fn sessions_sum_per_id_and_key_newest_first_with_costs_per_currency() {
+        runtime().block_on(async {
+            let (db, dir) = open().await;
+            let base = 1_764_720_000_000;
+            let mut rows = Vec::new();
+            // s1 of a: rows 0..3 (USD, one unpriced); s2 of a: rows 3..5
+            // (USD and CNY); s1 of b: row 5; row 6 without a session.
+            for (i, (key, session)) in [
+                ("a", Some("s1")),
+                ("a", Some("s1")),
+                ("a", Some("s1")),
+                ("a", Some("s2")),
+                ("a", Some("s2")),
+                ("b", Some("s1")),
+                ("a", None),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let mut r = row(i, base + i as i64 * 1000, key, "m", "p", 200);
+                r.session_id = session.map(str::to_owned);
+                r.cost_nanos = Some(100 * (i as i64 + 1));
+                r.currency = Some(if i == 4 { "CNY" } else { "USD" }.into());
+                if i == 2 {
+                    (r.cost_nanos, r.currency) = (None, None);
+                }
+                r.routed_model = Some("big".into());
+                r.routed_by = Some("scene".into());
+                r.scene = Some("code".into());
+                rows.push(r);
+            }
+            db.insert_usage(rows.clone()).await.unwrap();
+            let all = UsageFilter::between(base, base + 60_000);
+            let p = sessions(&db, &all, None, 10).await.unwrap();
+            let got: Vec<(&str, Option<&str>, u64)> = p
+                .sessions
+                .iter()
+                .map(|s| (s.session.as_str(), s.key.as_deref(), s.totals.requests))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("s1", Some("b"), 1),
+                    ("s2", Some("a"), 2),
+                    ("s1", Some("a"), 3)
+                ]
+            );
+            let a1 = &p.sessions[2];
+            assert_eq!((a1.first_ms, a1.last_ms), (base, base + 2000));
+            assert_eq!(a1.totals.input_uncached, 10 + 11 + 12);
+            assert_eq!((a1.totals.cache_read, a1.totals.cache_write), (9, 3));
+            assert_eq!(
+                a1.totals.cost_nanos,
+                std::collections::BTreeMap::from([("USD".into(), 300)])
+            );
+            assert_eq!(a1.totals.unpriced, 1);
+            assert_eq!(a1.cache_hit_ratio(), Some(9.0 / (33.0 + 9.0 + 3.0)));
+            let a2 = &p.sessions[1];
+            assert_eq!(
+                a2.totals.cost_nanos,
+                std::collections::BTreeMap::from([("CNY".into(), 500), ("USD".into(), 400)])
+            );
+            assert!(p.next.is_none());
+
+            // Pages of one: the same order, each once.
+            let mut after = None;
+            let mut walked = Vec::new();
+            loop {
+                let p = sessions(&db, &all, after.as_ref(), 1).await.unwrap();
+                walked.extend(
+                    p.sessions
+                        .iter()
+                        .map(|s| (s.session.clone(), s.key.clone())),
+                );
+                match p.next {
+                    Some(c) => after = Some(SessionCursor::decode(&c.encode()).unwrap()),
+                    None => break,
+                }
+            }
+            let want: Vec<_> = got
+                .iter()
+                .map(|(s, k, _)| ((*s).to_owned(), k.map(str::to_owned)))
+                .collect();
+            assert_eq!(walked, want);
+
+            // A key's own sessions; one session's rows, routing and all.
+            let mut mine = all.clone();
+            mine.key = Some("b".into());
+            let p = sessions(&db, &mine, None, 10).await.unwrap();
+            assert_eq!(p.sessions.len(), 1);
+            mine.session = Some("s1".into());
+            let page = page(&db, &mine, None, 10).await.unwrap();
+            assert_eq!(page.rows.len(), 1);
+            assert_eq!(page.rows[0].row, rows[5]);
+            assert_eq!(page.rows[0].row.scene.as_deref(), Some("code"));
+            db.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
+
+    /// A database the previous release made (migrations 0001 to 0004, a
+    /// row in it) opens with 0005 applied: the old row reads back with no
+    /// routing, a new one with it, and one session's rows have an index.
+    #[test]
+    fn a_database_from_before_the_routing_columns_is_migrated() {
+        runtime().block_on(async {
+            let dir = std::env::temp_dir().join(format!(
+                "modelswitch-usage-upgrade-{}-{}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            let old = dir.join("migrations");
+            std::fs::create_dir_all(&old).unwrap();
+            let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/store/migrations/sqlite");
+            for e in std::fs::read_dir(&here).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                if name.as_str() < "0005" {
+                    std::fs::copy(e.path(), old.join(&name)).unwrap();
+                }
+            }
+            let path = dir.join("t.db");
+            {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true);
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .unwrap();
+                let before = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+                assert_eq!(before.iter().count(), 4);
+                before.run(&pool).await.unwrap();
+                sqlx::query(
+                    "INSERT INTO usage (ts, request_id, key_name, endpoint, attempts, status, \
+                     stream, input_uncached, cache_read, cache_write, output, reasoning, \
+                     latency_ms, session_id) \
+                     VALUES (5, 'req_old', 'k', '/v1/messages', '[]', 200, 0, 1, 2, 3, 4, 0, 1.0, 's')",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+            }
+            let db = Sqlite::connect(&path).await.unwrap();
+            let old_row = by_request(&db, "req_old").await.unwrap().unwrap().row;
+            assert_eq!(old_row.session_id.as_deref(), Some("s"));
+            assert_eq!(
+                (old_row.routed_model, old_row.routed_by, old_row.scene),
+                (None, None, None)
+            );
+            let mut new = row(1, 6, "k", "m", "p", 200);
+            new.session_id = Some("s".into());
+            new.routed_model = Some("big".into());
+            new.routed_by = Some("rule#2".into());
+            new.scene = Some("plan".into());
+            db.insert_usage(vec![new.clone()]).await.unwrap();
+            assert_eq!(by_request(&db, "req_1").await.unwrap().unwrap().row, new);
+            let p = sessions(&db, &UsageFilter::between(0, 10), None, 10).await.unwrap();
+            assert_eq!(p.sessions.len(), 1);
+            assert_eq!(p.sessions[0].totals.requests, 2);
+            let index: Option<(String,)> = sqlx::query_as(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'usage_session'",
+            )
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap();
+            assert!(index.is_some());
             db.close().await;
             let _ = std::fs::remove_dir_all(dir);
         });

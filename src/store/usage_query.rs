@@ -74,6 +74,8 @@ pub struct UsageFilter {
     /// The provider that served it.
     pub provider: Option<String>,
     pub status: Option<StatusFilter>,
+    /// The agent session (`session_id`).
+    pub session: Option<String>,
 }
 
 impl UsageFilter {
@@ -85,6 +87,7 @@ impl UsageFilter {
             model: None,
             provider: None,
             status: None,
+            session: None,
         }
     }
 }
@@ -187,6 +190,7 @@ impl Sql {
             ("key_name", &f.key),
             ("model", &f.model),
             ("provider", &f.provider),
+            ("session_id", &f.session),
         ] {
             if let Some(v) = value {
                 let p = self.bind(Bind::Text(v.clone()));
@@ -265,7 +269,7 @@ const ROW_COLUMNS: &str = "CAST(id AS BIGINT), CAST(ts AS BIGINT), request_id, k
      CAST(cost_nanos AS BIGINT), currency, CAST(latency_ms AS DOUBLE PRECISION), \
      CAST(ttfb_ms AS DOUBLE PRECISION), CAST(overhead_ms AS DOUBLE PRECISION), \
      CAST(bytes_in AS BIGINT), CAST(bytes_out AS BIGINT), client_addr, user_agent, \
-     session_id, error";
+     session_id, error, routed_model, routed_by, scene";
 
 /// Up to `limit` rows of `filter` after `after`, newest first; ties in
 /// `ts` broken by `id`, so the order is total and a cursor exact.
@@ -285,6 +289,136 @@ pub fn request_sql(request_id: &str) -> Sql {
     let p = sql.bind(Bind::Text(request_id.to_owned()));
     sql.push(&p);
     sql
+}
+
+/// Per agent session (and key: two keys that send one session id are two
+/// sessions), newest last use first: `session_id, key_name`, the first
+/// and last `ts`, then the token sums. Costs come apart, per currency
+/// ([`session_costs_sql`]). Rows without a session are left out.
+pub fn sessions_sql(filter: &UsageFilter, after: Option<&SessionCursor>, limit: u32) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "SELECT session_id, key_name, CAST(MIN(ts) AS BIGINT), CAST(MAX(ts) AS BIGINT), \
+         {SESSION_SUMS} FROM usage"
+    ));
+    sql.filter(filter, None);
+    sql.push(" AND session_id IS NOT NULL GROUP BY session_id, key_name");
+    if let Some(c) = after {
+        let last = sql.bind(Bind::Int(c.last_ms));
+        let id = sql.bind(Bind::Text(c.session.clone()));
+        let key = sql.bind(Bind::Text(c.key.clone()));
+        sql.push(&format!(
+            " HAVING (MAX(ts) < {last} OR (MAX(ts) = {last} AND (session_id < {id} \
+             OR (session_id = {id} AND COALESCE(key_name, '') < {key}))))"
+        ));
+    }
+    let limit = sql.bind(Bind::Int(i64::from(limit)));
+    sql.push(&format!(
+        " ORDER BY MAX(ts) DESC, session_id DESC, COALESCE(key_name, '') DESC LIMIT {limit}"
+    ));
+    sql
+}
+
+const SESSION_SUMS: &str = "CAST(COUNT(*) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN status < 200 OR status >= 400 OR error IS NOT NULL \
+     THEN 1 ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(input_uncached), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(cache_read), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(cache_write), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(output), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(reasoning), 0) AS BIGINT)";
+
+/// The priced rows' cost per session, key and currency, for the sessions
+/// of one page (`ids`, at most a page's worth).
+pub fn session_costs_sql(filter: &UsageFilter, ids: &[String]) -> Sql {
+    let mut sql = Sql::new(
+        "SELECT session_id, key_name, currency, CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT), \
+         CAST(COUNT(cost_nanos) AS BIGINT) FROM usage",
+    );
+    sql.filter(filter, None);
+    let list: Vec<String> = ids
+        .iter()
+        .map(|id| sql.bind(Bind::Text(id.clone())))
+        .collect();
+    sql.push(&format!(
+        " AND session_id IN ({}) AND cost_nanos IS NOT NULL GROUP BY 1, 2, 3",
+        list.join(", ")
+    ));
+    sql
+}
+
+/// One agent session's totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTotals {
+    pub session: String,
+    pub key: Option<String>,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub totals: Totals,
+}
+
+impl SessionTotals {
+    /// Cache reads over every input token (uncached, cache reads, cache
+    /// writes); none without input.
+    pub fn cache_hit_ratio(&self) -> Option<f64> {
+        let t = &self.totals;
+        let all = t
+            .input_uncached
+            .saturating_add(t.cache_read)
+            .saturating_add(t.cache_write);
+        (all > 0).then(|| t.cache_read as f64 / all as f64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionTotals>,
+    pub next: Option<SessionCursor>,
+}
+
+/// Where a page of sessions ended: the last one's last use, id and key.
+/// Opaque to clients: hex, so it needs no escaping in a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub last_ms: i64,
+    pub session: String,
+    /// The key's name, empty for none (as the query orders it).
+    pub key: String,
+}
+
+impl SessionCursor {
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            filters::auth::hex(&self.last_ms.to_be_bytes()),
+            filters::auth::hex(self.session.as_bytes()),
+            filters::auth::hex(self.key.as_bytes())
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.split('.');
+        let (ts, session, key) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || ts.len() != 16 {
+            return None;
+        }
+        let ts = unhex(ts)?;
+        let ts: [u8; 8] = ts.try_into().ok()?;
+        Some(Self {
+            last_ms: i64::from_be_bytes(ts),
+            session: String::from_utf8(unhex(session)?).ok()?,
+            key: String::from_utf8(unhex(key)?).ok()?,
+        })
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 1024 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Where a page ended: the last row's `(ts, id)`. Opaque to clients: 32
@@ -555,6 +689,78 @@ pub(crate) async fn page<R: UsageReader>(
     Ok(Page { rows: out, next })
 }
 
+/// Up to `limit` sessions of `filter` after `after`, newest last use
+/// first, each with its costs per currency.
+pub(crate) async fn sessions<R: UsageReader>(
+    db: &R,
+    filter: &UsageFilter,
+    after: Option<&SessionCursor>,
+    limit: u32,
+) -> Result<SessionPage, StoreError> {
+    let limit = limit.max(1);
+    let rows = db.fetch(&sessions_sql(filter, after, limit + 1)).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let n = |i: usize| -> Result<u64, StoreError> {
+            Ok(u64::try_from(r.int(i)?.unwrap_or(0)).unwrap_or(0))
+        };
+        let requests = n(4)?;
+        out.push(SessionTotals {
+            session: r.text(0)?.unwrap_or_default(),
+            key: r.text(1)?,
+            first_ms: r.int(2)?.unwrap_or(0),
+            last_ms: r.int(3)?.unwrap_or(0),
+            totals: Totals {
+                requests,
+                errors: n(5)?,
+                input_uncached: n(6)?,
+                cache_read: n(7)?,
+                cache_write: n(8)?,
+                output: n(9)?,
+                reasoning: n(10)?,
+                cost_nanos: BTreeMap::new(),
+                // Less the priced ones, below.
+                unpriced: requests,
+            },
+        });
+    }
+    let more = out.len() > limit as usize;
+    out.truncate(limit as usize);
+    if !out.is_empty() {
+        let mut ids: Vec<String> = out.iter().map(|s| s.session.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        for r in db.fetch(&session_costs_sql(filter, &ids)).await? {
+            let (id, key, currency) = (r.text(0)?, r.text(1)?, r.text(2)?);
+            let nanos = r.int(3)?.unwrap_or(0);
+            let priced = u64::try_from(r.int(4)?.unwrap_or(0)).unwrap_or(0);
+            let found = out
+                .iter_mut()
+                .find(|s| Some(&s.session) == id.as_ref() && s.key == key);
+            if let Some(s) = found {
+                s.totals.unpriced = s.totals.unpriced.saturating_sub(priced);
+                if let Some(c) = currency {
+                    let sum = s.totals.cost_nanos.entry(c).or_default();
+                    *sum = sum.saturating_add(nanos);
+                }
+            }
+        }
+    }
+    let next = if more {
+        out.last().map(|s| SessionCursor {
+            last_ms: s.last_ms,
+            session: s.session.clone(),
+            key: s.key.clone().unwrap_or_default(),
+        })
+    } else {
+        None
+    };
+    Ok(SessionPage {
+        sessions: out,
+        next,
+    })
+}
+
 /// The row of request `request_id`, if stored.
 pub(crate) async fn by_request<R: UsageReader>(
     db: &R,
@@ -599,6 +805,9 @@ fn read_row<C: ReadColumns>(r: &C) -> Result<StoredUsage, StoreError> {
         user_agent: r.text(25)?,
         session_id: r.text(26)?,
         error: r.text(27)?,
+        routed_model: r.text(28)?,
+        routed_by: r.text(29)?,
+        scene: r.text(30)?,
     };
     Ok(StoredUsage {
         cursor: Cursor { ts, id },
@@ -646,6 +855,16 @@ mod tests {
             extent_sql(&f),
             page_sql(&f, Some(cursor), 10),
             request_sql("req_1"),
+            sessions_sql(
+                &f,
+                Some(&SessionCursor {
+                    last_ms: 1_500,
+                    session: "s' --".into(),
+                    key: "k".into(),
+                }),
+                10,
+            ),
+            session_costs_sql(&f, &["a".into(), "b".into()]),
         ] {
             assert!(!sql.text.contains("OR 1=1"), "{}", sql.text);
             assert!(!sql.text.contains('?'), "{}", sql.text);
@@ -737,6 +956,43 @@ mod tests {
         for bad in ["", "zz", &"g".repeat(32), &"0".repeat(31), &"0".repeat(33)] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn session_cursors_round_trip_and_refuse_garbage() {
+        for c in [
+            SessionCursor {
+                last_ms: 1_764_750_000_123,
+                session: "abc-123".into(),
+                key: "alice".into(),
+            },
+            SessionCursor {
+                last_ms: i64::MIN,
+                session: "x".into(),
+                key: String::new(),
+            },
+        ] {
+            let s = c.encode();
+            assert!(s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.'));
+            assert_eq!(SessionCursor::decode(&s), Some(c));
+        }
+        for bad in [
+            "",
+            "zz",
+            "00.00.00",
+            &format!("{}.zz.00", "0".repeat(16)),
+            "0000000000000000.61",
+        ] {
+            assert_eq!(SessionCursor::decode(bad), None, "{bad}");
+        }
+        let none = SessionTotals {
+            session: "s".into(),
+            key: None,
+            first_ms: 0,
+            last_ms: 0,
+            totals: Totals::default(),
+        };
+        assert_eq!(none.cache_hit_ratio(), None);
     }
 
     fn ms(s: &str) -> i64 {

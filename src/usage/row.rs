@@ -46,6 +46,15 @@ pub struct UsageRow {
     /// The agent's session (`x-claude-code-session-id`, Codex's `session-id`).
     pub session_id: Option<String>,
     pub error: Option<String>,
+    /// The configured model the request was routed to, when routing chose
+    /// it (an alias, a rule, the classifier); what chose it; the
+    /// classifier's scene. Absent from spill lines written before them.
+    #[serde(default)]
+    pub routed_model: Option<String>,
+    #[serde(default)]
+    pub routed_by: Option<String>,
+    #[serde(default)]
+    pub scene: Option<String>,
 }
 
 /// What the row needs from the client's request, apart from the record.
@@ -56,6 +65,8 @@ pub struct Client {
     pub bytes_out: Option<u64>,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// The agent session when the request path found none
+    /// (`rec.client.session` wins).
     pub session_id: Option<String>,
 }
 
@@ -82,7 +93,21 @@ impl UsageRow {
             bytes_out: Some(session.body_bytes_sent() as u64),
             client_addr: session.client_addr().map(|a| a.to_string()),
             user_agent: header("user-agent"),
-            session_id: header("x-claude-code-session-id").or_else(|| header("session-id")),
+            // Rows have carried the `session-id` spelling since issue 12;
+            // the request path reads `session_id` and the others. Bounded
+            // and charset-checked the same way.
+            session_id: rec
+                .client
+                .session
+                .is_none()
+                .then(|| {
+                    filters::session::session_id(
+                        Some("session-id"),
+                        |name| req.headers.get(name).and_then(|v| v.to_str().ok()),
+                        None,
+                    )
+                })
+                .flatten(),
         };
         Self::from_record(rec, client, rec.started.elapsed())
     }
@@ -132,10 +157,24 @@ impl UsageRow {
             bytes_out: client.bytes_out,
             client_addr: client.client_addr,
             user_agent: client.user_agent.map(no_nul),
-            session_id: client.session_id.map(no_nul),
+            // Found by the request path (`filters::session`), bounded and
+            // charset-checked there.
+            session_id: rec
+                .client
+                .session
+                .as_deref()
+                .map(str::to_owned)
+                .or(client.session_id),
             error: rec.result.error.clone().map(no_nul),
+            routed_model: text(rec.client.routed.model.as_ref()),
+            routed_by: text(rec.client.routed.by.as_ref()),
+            scene: text(rec.client.routed.scene.as_ref()),
         }
     }
+}
+
+fn text(s: Option<&std::sync::Arc<str>>) -> Option<String> {
+    s.map(|s| no_nul(s.to_string()))
 }
 
 /// Client text without NUL characters: PostgreSQL cannot store them in a

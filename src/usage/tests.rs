@@ -46,6 +46,9 @@ fn row(id: &str) -> UsageRow {
         client_addr: Some("127.0.0.1:1".into()),
         user_agent: Some("t".into()),
         session_id: None,
+        routed_model: None,
+        routed_by: None,
+        scene: None,
         error: None,
     }
 }
@@ -152,4 +155,52 @@ fn at_exit_a_writer_stuck_in_the_store_loses_no_queued_row() {
 fn client_text_loses_its_nul_characters() {
     assert_eq!(super::row::no_nul("a\0b\0".into()), "ab");
     assert_eq!(super::row::no_nul("plain".into()), "plain");
+}
+
+#[test]
+fn a_row_carries_the_session_and_routing_the_request_path_found() {
+    use std::sync::Arc;
+    let mut rec = crate::record::RequestRecord::new("req_r".into());
+    rec.client.key_name = Some("k".into());
+    rec.client.session = Some(Arc::from("sess-1"));
+    rec.client.routed = crate::record::Routed {
+        model: Some(Arc::from("big")),
+        by: Some(Arc::from("scene")),
+        scene: Some(Arc::from("co\0de")),
+    };
+    let client = super::row::Client {
+        session_id: Some("from-header".into()),
+        ..Default::default()
+    };
+    let row = UsageRow::from_record(&rec, client, std::time::Duration::from_millis(5));
+    // The request path's session wins over the row's own header read.
+    assert_eq!(row.session_id.as_deref(), Some("sess-1"));
+    assert_eq!(row.routed_model.as_deref(), Some("big"));
+    assert_eq!(row.routed_by.as_deref(), Some("scene"));
+    // No NUL reaches a text column (PostgreSQL refuses them).
+    assert_eq!(row.scene.as_deref(), Some("code"));
+
+    rec.client.session = None;
+    rec.client.routed = crate::record::Routed::default();
+    let client = super::row::Client {
+        session_id: Some("from-header".into()),
+        ..Default::default()
+    };
+    let row = UsageRow::from_record(&rec, client, std::time::Duration::from_millis(5));
+    assert_eq!(row.session_id.as_deref(), Some("from-header"));
+    assert_eq!(
+        (row.routed_model, row.routed_by, row.scene),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn a_spill_line_written_before_the_routing_columns_still_reads() {
+    let mut v = serde_json::to_value(row("req_old")).unwrap();
+    let m = v.as_object_mut().unwrap();
+    for f in ["routed_model", "routed_by", "scene"] {
+        assert!(m.remove(f).is_some(), "{f}");
+    }
+    let back: UsageRow = serde_json::from_value(v).unwrap();
+    assert_eq!(back, row("req_old"));
 }

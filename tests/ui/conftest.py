@@ -32,6 +32,8 @@ MODELS = {
     "order": [("openai", "mock;tag=first"), ("openai", "mock;tag=second")],
     "think": [("openai", "mock;reasoning=5;calls=1")],
     "claude": [("anthropic", "mock")],
+    # cache reads and writes in every answer, priced (the Sessions page)
+    "cached": [("anthropic", "mock;cached=30;cache_write=10")],
 }
 
 CHROMIUM_ARGS = [
@@ -88,6 +90,16 @@ def _config(tmp, mock_port, port):
         ("ui-user", USER_KEY, '["user"]'),
     ]:
         lines += ["", "[[api_keys]]", f'key = "{key}"', f'name = "{name}"', f"roles = {roles}"]
+    lines += [
+        "",
+        "[[prices]]",
+        'model = "mock;cached=*"',
+        'currency = "USD"',
+        "input = 1",
+        "output = 2",
+        'cache_read = "0.5"',
+        "cache_write = 4",
+    ]
     for name, chain in MODELS.items():
         targets = ", ".join(f"{{ provider = {json.dumps(p)}, model = {json.dumps(m)} }}" for p, m in chain)
         lines += ["", "[[models]]", f"name = {json.dumps(name)}", f"targets = [{targets}]"]

@@ -1,16 +1,20 @@
 """The admin web UI in headless Chromium against a real gateway and the
 mock upstream: login, keys, requests, usage, conversations, models, config,
-language and the viewer role. Each test screenshots the pages it visits."""
+language, the viewer role and a user key's own view (usage, requests,
+agent sessions). Each test screenshots the pages it visits."""
 
+import json
+import math
 import re
 import subprocess
 import time
+import urllib.request
 
 from openai import AuthenticationError, OpenAI
 
 from conftest import BIN, ADMIN_KEY, USER_KEY, VIEWER_KEY, login, shot, until
 
-PAGES = ["providers", "models", "keys", "usage", "requests", "logs", "conversations", "config"]
+PAGES = ["providers", "models", "keys", "usage", "requests", "sessions", "logs", "conversations", "config"]
 
 
 def client(stack, key=USER_KEY):
@@ -48,10 +52,6 @@ def test_a_wrong_key_is_refused_and_an_admin_key_logs_in(stack, page):
     page.locator("#login-submit").click()
     page.locator("#login-error").wait_for()
     shot(page, "login-refused")
-    # a user key cannot log in either (403)
-    page.locator("#login-secret").fill(USER_KEY)
-    page.locator("#login-submit").click()
-    page.get_by_text("admin or viewer role").wait_for()
     page.locator("#login-secret").fill(ADMIN_KEY)
     page.locator("#login-submit").click()
     page.locator("#logout").wait_for()
@@ -424,3 +424,157 @@ def test_state_changes_need_the_csrf_token(stack, page):
              body: JSON.stringify({name: 'no-csrf'})}).then(r => r.status)"""
     )
     assert status == 403
+
+
+def agent_message(stack, key, session, model="cached"):
+    """An Anthropic request in agent session `session`: its request id
+    and usage."""
+    body = {"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hello"}]}
+    req = urllib.request.Request(
+        stack.gateway + "/v1/messages",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "x-api-key": key,
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+            "x-claude-code-session-id": session,
+        },
+    )
+    with urllib.request.urlopen(req, timeout=15) as r:
+        return r.headers["x-request-id"], json.loads(r.read())["usage"]
+
+
+def test_a_user_key_sees_only_its_own_usage_requests_and_sessions(stack, page):
+    code, made = stack.api("POST", "/api/keys", ADMIN_KEY, {"name": "ui-dev", "roles": ["user"]})
+    assert code == 201, made
+    secret = made["key"]
+    sent = [agent_message(stack, secret, "dev-session-1") for _ in range(2)]
+    told = [u for _, u in sent]
+    # another key's session, which this view must never show
+    other_id, _ = agent_message(stack, USER_KEY, "someone-elses-session")
+    read = sum(u["cache_read_input_tokens"] for u in told)
+    every = sum(u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"] for u in told)
+    assert 0 < read < every
+    ratio = f"{math.floor(read / every * 1000 + 0.5) / 10:.1f}%"
+
+    login(page, stack.gateway, secret)
+    # its home is its usage; the menu holds its three pages only
+    page.get_by_role("heading", name="My usage").wait_for()
+    assert page.locator("nav#nav a").all_inner_texts() == ["My usage", "My requests", "My sessions"]
+    assert "user" in page.locator(".who").inner_text()
+    page.locator("#usage-totals").wait_for()
+    # by model, then one model by day
+    groups = page.locator("#usage-groups")
+    assert groups.locator("th").first.inner_text() == "Model"
+    until(lambda: groups.get_by_role("button", name="Drill down: cached").count() == 1)
+    shot(page, "user-usage")
+    assert not unlabelled(page), unlabelled(page)
+    groups.get_by_role("button", name="Drill down: cached").click()
+    until(lambda: groups.locator("th").first.inner_text() == "Day")
+    groups.locator("tbody tr").first.wait_for()
+    shot(page, "user-usage-model-by-day")
+
+    # its sessions, with cost and cache-hit ratio (rows land a moment
+    # after the requests: reload until they are there)
+    page.locator('nav a[href="/ui/sessions"]').click()
+    page.get_by_role("heading", name="My sessions").wait_for()
+    row = page.locator('#sessions-table tr[data-session="dev-session-1"]')
+
+    def shown():
+        if row.count() and row.locator("td.num").first.inner_text() == "2":
+            return True
+        page.get_by_role("button", name="Reload").click()
+        page.wait_for_timeout(300)
+        return False
+
+    until(shown)
+    assert row.locator('[data-col="cache-hit"]').inner_text() == ratio
+    assert "USD" in row.locator('[data-col="cost"]').inner_text()
+    assert page.locator('#sessions-table tr[data-session="someone-elses-session"]').count() == 0
+    # no key column or filter for a user key
+    assert page.locator("#sess-key").count() == 0
+    shot(page, "user-sessions")
+    assert not unlabelled(page), unlabelled(page)
+
+    # a session opens to its requests
+    row.get_by_role("link").click()
+    page.wait_for_url("**/ui/sessions/dev-session-1")
+    page.locator("#session-requests tbody tr").nth(1).wait_for()
+    assert page.locator("#session-requests tbody tr").count() == 2
+    shot(page, "user-session-requests")
+    # and a request to its details, session and all
+    page.locator("#session-requests a[data-request]").first.click()
+    page.locator("#request-detail").wait_for()
+    page.locator("#session-link").wait_for()
+    assert page.get_by_role("heading", name="My requests").is_visible()
+    shot(page, "user-request-detail")
+    # its logged conversation opens too, with no key filter to widen
+    page.locator("#conversation-link").click()
+    page.locator("#replay details.msg").first.wait_for()
+    shot(page, "user-conversation")
+    page.get_by_role("button", name="Back").click()
+    page.locator("#conversations-table").wait_for()
+    assert page.locator("#conv-key").count() == 0
+    page.locator('nav a[href="/ui/requests"]').click()
+    page.locator("#requests-table").wait_for()
+
+    # its requests only (its own login is one of them too)
+    def ids():
+        return page.eval_on_selector_all("#requests-table a[data-request]", "els => els.map((e) => e.dataset.request)")
+
+    until(lambda: {i for i, _ in sent} <= set(ids()))
+    assert other_id not in ids()
+    assert page.locator("#rq-key").count() == 0
+
+    # the rest of the admin plane is closed to it, in the UI and the API
+    goto(page, stack, "/ui/keys")
+    page.get_by_role("heading", name="Page not found").wait_for()
+    statuses = page.evaluate(
+        """async () => Promise.all(['/api/keys', '/api/providers', '/api/config', '/api/logs', '/api/stats',
+             '/api/usage/sessions?key=ui-user'].map(async (p) => (await fetch(p)).status))"""
+    )
+    assert statuses == [403] * 6, statuses
+
+    # the same view in Chinese
+    page.locator("#lang").select_option("zh")
+    page.get_by_role("link", name="我的会话").wait_for()
+    assert page.locator("nav#nav a").all_inner_texts() == ["我的用量", "我的请求", "我的会话"]
+    goto(page, stack, "/ui/sessions")
+    page.get_by_role("heading", name="我的会话").wait_for()
+    page.locator('#sessions-table tr[data-session="dev-session-1"]').wait_for()
+    shot(page, "user-sessions-zh")
+    page.locator("#lang").select_option("en")
+
+    assert not page.js_errors, page.js_errors
+    assert not page.console_errors, page.console_errors
+    assert not page.foreign_requests, page.foreign_requests
+
+
+def test_an_admin_sees_every_keys_sessions_and_filters_by_key(stack, page):
+    agent_message(stack, USER_KEY, "admin-view-session")
+    login(page, stack.gateway)
+    page.locator('nav a[href="/ui/sessions"]').click()
+    page.get_by_role("heading", name="Sessions").wait_for()
+    row = page.locator('#sessions-table tr[data-session="admin-view-session"]')
+
+    def shown():
+        if row.count():
+            return True
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_timeout(300)
+        return False
+
+    until(shown)
+    assert "ui-user" in row.inner_text()
+    page.locator("#sess-key").fill("nobody-has-this-key")
+    page.get_by_role("button", name="Filter").click()
+    until(lambda: page.locator("#sessions-table tbody tr").count() == 0)
+    page.locator("#sess-key").fill("ui-user")
+    page.get_by_role("button", name="Filter").click()
+    row.wait_for()
+    row.get_by_role("link").click()
+    page.locator("#session-requests tbody tr").first.wait_for()
+    shot(page, "sessions-admin")
+    assert not unlabelled(page), unlabelled(page)
+    assert not page.js_errors, page.js_errors

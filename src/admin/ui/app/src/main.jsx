@@ -15,6 +15,7 @@ import { Usage } from "./pages/usage.jsx";
 import { Requests } from "./pages/requests.jsx";
 import { Logs } from "./pages/logs.jsx";
 import { Conversations } from "./pages/conversations.jsx";
+import { Sessions } from "./pages/sessions.jsx";
 import { Config } from "./pages/config.jsx";
 
 const PAGES = [
@@ -24,10 +25,26 @@ const PAGES = [
   ["keys", "nav.keys", Keys],
   ["usage", "nav.usage", Usage],
   ["requests", "nav.requests", Requests],
+  ["sessions", "nav.sessions", Sessions],
   ["logs", "nav.logs", Logs],
   ["conversations", "nav.conversations", Conversations],
   ["config", "nav.config", Config],
 ];
+
+// A user key's own view: its usage, requests and sessions (the server
+// holds every call to its own rows). The first is its home page;
+// conversations open from a request's details, outside the menu.
+const USER_PAGES = [
+  ["usage", "nav.my_usage", Usage],
+  ["requests", "nav.my_requests", Requests],
+  ["sessions", "nav.my_sessions", Sessions],
+];
+const USER_HIDDEN = [["conversations", "nav.conversations", Conversations]];
+
+// The pages a role may open, and the ones its menu lists.
+export function pagesFor(role) {
+  return role === "user" ? [USER_PAGES, [...USER_PAGES, ...USER_HIDDEN]] : [PAGES, PAGES];
+}
 
 // "/ui/requests/req_1" -> ["requests", "req_1"]
 export function route(pathname) {
@@ -88,13 +105,16 @@ function App() {
   };
 
   const ctx = { lang, setLang, session, t };
-  const [page, sub] = route(path);
-  const found = PAGES.find(([p]) => p === page);
+  const [menuPages, pages] = pagesFor(session && session.role);
+  const [routed, sub] = route(path);
+  // A user key has no dashboard: its home is its usage.
+  const page = routed === "" && session && session.role === "user" ? "usage" : routed;
+  const found = pages.find(([p]) => p === page);
   const Page = found ? found[2] : null;
   useEffect(() => {
     document.title = (found ? t(found[1]) : t("notfound")) + " · ModelSwitch";
     setMenu(false);
-  }, [path, lang]);
+  }, [path, lang, session]);
   if (session === undefined) return <div class="loading">…</div>;
   if (!session) {
     return (
@@ -119,7 +139,7 @@ function App() {
           ModelSwitch
         </Link>
         <nav id="nav" class={menu ? "open" : ""} aria-label={t("menu")}>
-          {PAGES.map(([p, label]) => (
+          {menuPages.map(([p, label]) => (
             <Link key={p} href={"/ui/" + p} aria-current={p === page ? "page" : undefined}>
               {t(label)}
             </Link>
@@ -150,7 +170,7 @@ function App() {
         ) : (
           <section>
             <h1>{t("notfound")}</h1>
-            <button onClick={() => navigate("/ui/")}>{t("nav.dashboard")}</button>
+            <button onClick={() => navigate("/ui/")}>{t(session.role === "user" ? "nav.my_usage" : "nav.dashboard")}</button>
           </section>
         )}
       </main>

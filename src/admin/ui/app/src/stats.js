@@ -71,3 +71,10 @@ export function timeTicks(locale, splits, spanS) {
   const f = new Intl.DateTimeFormat(locale, opts);
   return splits.map((v) => f.format(new Date(v * 1000)));
 }
+
+// A share in [0, 1] as a percentage with one decimal ("62.5%"); "–" for
+// none (a session with no input tokens has no cache-hit ratio).
+export function ratioText(r) {
+  if (r === null || r === undefined || !Number.isFinite(r)) return "–";
+  return (Math.round(r * 1000) / 10).toFixed(1) + "%";
+}

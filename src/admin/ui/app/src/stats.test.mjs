@@ -1,7 +1,7 @@
 // node --test src/admin/ui/app/src/stats.test.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rates, quantile, baseline, timeTicks } from "./stats.js";
+import { rates, quantile, baseline, timeTicks, ratioText } from "./stats.js";
 
 const snap = (t, req, err, tok, counts) => ({
   time_ms: t, requests: req, errors: err, input_tokens: tok, output_tokens: 0,
@@ -43,4 +43,13 @@ test("time ticks are dates over days, 24-hour clock times otherwise", () => {
   assert.match(day, /^0?3\/12$/);
   assert.match(timeTicks("en-GB", [t], 3600)[0], /^\d\d:04$/);
   assert.match(timeTicks("en-GB", [t], 60)[0], /^\d\d:04:05$/);
+});
+
+test("a cache-hit ratio reads as a percentage, none as a dash", () => {
+  assert.equal(ratioText(0.625), "62.5%");
+  assert.equal(ratioText(1), "100.0%");
+  assert.equal(ratioText(0), "0.0%");
+  assert.equal(ratioText(30 / 56), "53.6%");
+  assert.equal(ratioText(null), "–");
+  assert.equal(ratioText(undefined), "–");
 });

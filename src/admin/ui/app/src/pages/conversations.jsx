@@ -1,9 +1,12 @@
 import { useState } from "preact/hooks";
 import { api, enc, qs } from "../api.js";
-import { ErrorBox, Link, fmtTime, navigate, useLoad, useT } from "../ui.jsx";
+import { ErrorBox, Link, fmtTime, navigate, useApp, useLoad, useT } from "../ui.jsx";
 
 export function Conversations({ sub }) {
   const t = useT();
+  const { session } = useApp();
+  // A user key reads its own conversations only: no key to filter by.
+  const mine = session && session.role === "user";
   const [key, setKey] = useState("");
   const [applied, setApplied] = useState("");
   const [data, error, reload] = useLoad(
@@ -24,9 +27,13 @@ export function Conversations({ sub }) {
           else setApplied(key);
         }}
       >
-        <label for="conv-key">{t("col.key")}</label>
-        <input id="conv-key" value={key} onInput={(e) => setKey(e.currentTarget.value)} />
-        <button type="submit">{t("filter")}</button>
+        {!mine && (
+          <>
+            <label for="conv-key">{t("col.key")}</label>
+            <input id="conv-key" value={key} onInput={(e) => setKey(e.currentTarget.value)} />
+          </>
+        )}
+        <button type="submit">{t(mine ? "reload" : "filter")}</button>
       </form>
       <ErrorBox error={error} />
       {data && data.partial && <p class="muted">{t("conv.partial")}</p>}

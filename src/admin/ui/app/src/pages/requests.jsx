@@ -1,11 +1,14 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, enc, qs } from "../api.js";
-import { ErrorBox, Link, fmtTime, navigate, useLoad, useT } from "../ui.jsx";
+import { ErrorBox, Link, fmtTime, navigate, useApp, useLoad, useT } from "../ui.jsx";
 
 const PAGE = 50;
 
 export function Requests({ sub }) {
   const t = useT();
+  const { session } = useApp();
+  // A user key reads its own rows only: no key to filter by or show.
+  const mine = session && session.role === "user";
   const [f, setF] = useState({ key: "", model: "", provider: "", status: "" });
   const [applied, setApplied] = useState(f);
   const [rows, setRows] = useState([]);
@@ -37,7 +40,7 @@ export function Requests({ sub }) {
   );
   return (
     <section>
-      <h1>{t("nav.requests")}</h1>
+      <h1>{t(mine ? "nav.my_requests" : "nav.requests")}</h1>
       <form
         class="row wrap toolbar"
         onSubmit={(e) => {
@@ -46,7 +49,7 @@ export function Requests({ sub }) {
           setN(n + 1);
         }}
       >
-        {field("key", t("col.key"))}
+        {!mine && field("key", t("col.key"))}
         {field("model", t("col.model"))}
         {field("provider", t("col.provider"))}
         {field("status", t("col.status"), "429, 5xx, error")}
@@ -61,7 +64,7 @@ export function Requests({ sub }) {
             <thead>
               <tr>
                 <th>{t("col.time")}</th>
-                <th>{t("col.key")}</th>
+                {!mine && <th>{t("col.key")}</th>}
                 <th>{t("col.model")}</th>
                 <th>{t("col.provider")}</th>
                 <th class="num">{t("col.status")}</th>
@@ -77,7 +80,7 @@ export function Requests({ sub }) {
                       {fmtTime(r.time)}
                     </Link>
                   </td>
-                  <td>{r.key_name || "–"}</td>
+                  {!mine && <td>{r.key_name || "–"}</td>}
                   <td>{r.model || "–"}</td>
                   <td>{r.provider || "–"}</td>
                   <td class={"num " + (r.status >= 400 ? "bad-text" : "")}>{r.status}</td>
@@ -136,7 +139,16 @@ function RequestDetail({ id }) {
             {row(t("col.output"), `${r.output} (${t("req.reasoning")} ${r.reasoning})`)}
             {row(t("col.cost"), r.cost !== null ? `${r.cost} ${r.currency || ""}` : null)}
             {row(t("req.client"), [r.client_addr, r.user_agent].filter(Boolean).join(" · "))}
-            {row(t("req.session"), r.session_id)}
+            {row(
+              t("req.session"),
+              r.session_id && (
+                <Link href={"/ui/sessions/" + enc(r.session_id) + (r.key_name ? "?key=" + enc(r.key_name) : "")} id="session-link">
+                  {r.session_id}
+                </Link>
+              ),
+            )}
+            {row(t("req.routed"), r.routed_model && `${r.routed_model}${r.routed_by ? ` (${r.routed_by})` : ""}`)}
+            {row(t("req.scene"), r.scene)}
             {row(t("col.error"), r.error)}
           </dl>
           <h3>{t("req.attempts")}</h3>

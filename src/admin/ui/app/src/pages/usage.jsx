@@ -1,10 +1,12 @@
 import { useMemo, useState } from "preact/hooks";
 import { api, qs } from "../api.js";
 import { Chart } from "../chart.jsx";
-import { ErrorBox, useLoad, useT } from "../ui.jsx";
+import { ErrorBox, useApp, useLoad, useT } from "../ui.jsx";
 
 const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const LEVELS = ["provider", "model", "key"];
+// A user key's own usage: by model, then one model by day.
+const USER_LEVELS = ["model", "day"];
 
 // The [from, to] ISO times of a range choice.
 export function rangeTimes(range, custom, now = Date.now()) {
@@ -23,12 +25,15 @@ export function costText(cost) {
 
 export function Usage() {
   const t = useT();
+  const { session } = useApp();
+  const mine = session && session.role === "user";
   const [range, setRange] = useState("24h");
   const [custom, setCustom] = useState({ from: "", to: "" });
   const [drill, setDrill] = useState({}); // {provider?, model?}
   const [tick, setTick] = useState(0);
   const [from, to] = useMemo(() => rangeTimes(range, custom), [range, custom.from, custom.to, tick]);
-  const level = LEVELS[Object.keys(drill).length] || "key";
+  const levels = mine ? USER_LEVELS : LEVELS;
+  const level = levels[Math.min(Object.keys(drill).length, levels.length - 1)];
   const filters = { from, to, provider: drill.provider, model: drill.model };
   const span = Date.parse(to) - Date.parse(from);
   const bucket = span <= 2 * 86400e3 ? "hour" : "day";
@@ -45,13 +50,15 @@ export function Usage() {
   }, [series]);
 
   const down = (name) => {
-    if (level === "provider") setDrill({ provider: name });
+    if (mine) {
+      if (level === "model") setDrill({ model: name });
+    } else if (level === "provider") setDrill({ provider: name });
     else if (level === "model") setDrill({ ...drill, model: name });
   };
   const tot = summary && summary.totals;
   return (
     <section>
-      <h1>{t("nav.usage")}</h1>
+      <h1>{t(mine ? "nav.my_usage" : "nav.usage")}</h1>
       <div class="row wrap toolbar">
         <span id="range-label">{t("usage.range")}</span>
         <div role="group" aria-labelledby="range-label" class="seg">
@@ -77,9 +84,10 @@ export function Usage() {
       </div>
       <nav class="crumbs" aria-label={t("usage.drill")}>
         <button class="linklike" onClick={() => setDrill({})}>
-          {t("usage.all")}
+          {t(mine ? "usage.all_models" : "usage.all")}
         </button>
-        {drill.provider && (
+        {mine && drill.model && <> › {drill.model}</>}
+        {!mine && drill.provider && (
           <>
             {" › "}
             <button class="linklike" onClick={() => setDrill({ provider: drill.provider })}>
@@ -87,7 +95,7 @@ export function Usage() {
             </button>
           </>
         )}
-        {drill.model && <> › {drill.model}</>}
+        {!mine && drill.model && <> › {drill.model}</>}
       </nav>
       <ErrorBox error={err} />
       {tot && (
@@ -120,7 +128,7 @@ export function Usage() {
             {((summary && summary.groups) || []).map((g) => (
               <tr key={g[level] ?? "-"}>
                 <td>
-                  {level !== "key" && g[level] ? (
+                  {level !== "key" && level !== "day" && g[level] ? (
                     <button class="linklike" onClick={() => down(g[level])} aria-label={t("usage.drill") + ": " + g[level]}>
                       {g[level]}
                     </button>
