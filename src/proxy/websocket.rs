@@ -149,8 +149,14 @@ enum Refusal {
 fn check_upgrade(session: &Session) -> Result<String, Refusal> {
     let req = session.req_header();
     let header = |name: &str| req.headers.get(name).map(|v| v.as_bytes());
-    let is_upgrade = header("upgrade").is_some_and(|v| wire::has_token(v, "websocket"))
-        && header("connection").is_some_and(|v| wire::has_token(v, "upgrade"));
+    // Tokens may be spread over repeated header lines.
+    let lists = |name: &str, token: &str| {
+        req.headers
+            .get_all(name)
+            .iter()
+            .any(|v| wire::has_token(v.as_bytes(), token))
+    };
+    let is_upgrade = lists("upgrade", "websocket") && lists("connection", "upgrade");
     if !is_upgrade || session.as_downstream().stream().is_none() {
         let mut e = ApiError::invalid(
             "this path takes POST, or GET upgraded to a WebSocket (Upgrade: websocket)",
