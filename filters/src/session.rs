@@ -85,7 +85,10 @@ mod tests {
             session_id(Some("x-team-session"), headers(&h), None).as_deref(),
             Some("team-1")
         );
-        assert_eq!(session_id(None, headers(&h), None).as_deref(), Some("cc-1"));
+        assert_eq!(
+            session_id(None, headers(&h), None).as_deref(),
+            Some("cc-1")
+        );
         assert_eq!(
             session_id(None, headers(&h[1..]), None).as_deref(),
             Some("codex-1")
@@ -124,10 +127,7 @@ mod tests {
             assert_eq!(session_id(None, headers(&h), None), None, "{bad:?}");
         }
         // A bad header does not hide a good one behind it.
-        let h = [
-            ("x-claude-code-session-id", "bad id"),
-            ("session_id", "ok-1"),
-        ];
+        let h = [("x-claude-code-session-id", "bad id"), ("session_id", "ok-1")];
         assert_eq!(session_id(None, headers(&h), None).as_deref(), Some("ok-1"));
     }
 }
