@@ -79,7 +79,7 @@ pub async fn serve(
     rec.client.key_name = Some(key.name.clone());
     let accept = match check_upgrade(session) {
         Ok(accept) => accept,
-        Err(Refusal::Error(e)) => return Err(e),
+        Err(Refusal::Error(e)) => return Err(*e),
         Err(Refusal::Upgrade { header, value, e }) => {
             refuse(session, rec, &e, header, value).await;
             return Ok(());
@@ -135,12 +135,12 @@ pub async fn serve(
 
 enum Refusal {
     /// Answered as any error is.
-    Error(ApiError),
+    Error(Box<ApiError>),
     /// 426, with the header that says what would do.
     Upgrade {
         header: &'static str,
         value: &'static str,
-        e: ApiError,
+        e: Box<ApiError>,
     },
 }
 
@@ -165,13 +165,13 @@ fn check_upgrade(session: &Session) -> Result<String, Refusal> {
         return Err(Refusal::Upgrade {
             header: "upgrade",
             value: "websocket",
-            e,
+            e: Box::new(e),
         });
     }
     if req.version != http::Version::HTTP_11 {
-        return Err(Refusal::Error(ApiError::invalid(
+        return Err(Refusal::Error(Box::new(ApiError::invalid(
             "a WebSocket upgrade needs HTTP/1.1",
-        )));
+        ))));
     }
     if header("sec-websocket-version") != Some(b"13") {
         let mut e = ApiError::invalid("Sec-WebSocket-Version: 13 is required");
@@ -179,7 +179,7 @@ fn check_upgrade(session: &Session) -> Result<String, Refusal> {
         return Err(Refusal::Upgrade {
             header: "sec-websocket-version",
             value: "13",
-            e,
+            e: Box::new(e),
         });
     }
     // A 16-byte nonce in base64 is 24 characters ending in "==".
@@ -187,16 +187,16 @@ fn check_upgrade(session: &Session) -> Result<String, Refusal> {
         .map(<[u8]>::trim_ascii)
         .filter(|k| k.len() == 24 && k.ends_with(b"==") && !k.contains(&b' '))
         .ok_or_else(|| {
-            Refusal::Error(ApiError::invalid(
+            Refusal::Error(Box::new(ApiError::invalid(
                 "Sec-WebSocket-Key: a base64 16-byte nonce is required",
-            ))
+            )))
         })?;
     let has_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
         || header("content-length").is_some_and(|v| v != b"0");
     if has_body {
-        return Err(Refusal::Error(ApiError::invalid(
+        return Err(Refusal::Error(Box::new(ApiError::invalid(
             "a WebSocket upgrade has no body",
-        )));
+        ))));
     }
     Ok(tokio_tungstenite::tungstenite::handshake::derive_accept_key(key))
 }
