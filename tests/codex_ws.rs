@@ -5,8 +5,10 @@
 //! (`generate: false`) continued with an empty delta, auth before the
 //! upgrade, 426 for a plain GET, `error` frames (the socket stays) for an
 //! unknown model, a malformed frame and a second request while one runs,
-//! ping/pong, a binary frame closed with 1003, and a client closing
-//! mid-stream cancelling the upstream call.
+//! ping/pong, a binary frame closed with 1003, a client closing
+//! mid-stream cancelling the upstream call, an idle socket closed after
+//! `client_idle_timeout`, and a shutdown closing sockets with 1001 once
+//! their response has ended.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -394,4 +396,76 @@ async fn one_response_at_a_time_and_a_close_cancels_it() {
     drop(ws);
     let cancelled = wait_until(WAIT, || aborted() == Some(1));
     assert!(cancelled, "{}", mock_stats(m.addr));
+}
+
+/// The next close frame's code (other frames skipped).
+async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_socket_closes() {
+    let m = mock();
+    let gw = gateway(&config(m.addr, &[], "client_idle_timeout = \"1s\""));
+    let mut ws = connect(gw.addr, KEY).await;
+    let started = std::time::Instant::now();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Normal));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_closes_sockets_with_1001_after_their_response() {
+    let m = mock();
+    let mut gw = gateway(&config(
+        m.addr,
+        &[("ws-short", &[("openai", "mock;chunks=20;delay_ms=50")])],
+        "shutdown_grace = \"10s\"",
+    ));
+    let mut idle = connect(gw.addr, KEY).await;
+    let mut busy = connect(gw.addr, KEY).await;
+    send(
+        &mut busy,
+        json!({"type": "response.create", "model": "ws-short", "input": "finish me"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut busy).await["type"], "response.created");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The idle socket goes at once; the busy one finishes its response.
+    assert_eq!(close_code(&mut idle).await, Some(CloseCode::Away));
+    let rest = response(&mut busy).await;
+    assert_eq!(
+        rest.last().unwrap()["type"],
+        "response.completed",
+        "{rest:?}"
+    );
+    assert_eq!(close_code(&mut busy).await, Some(CloseCode::Away));
+    assert!(
+        wait_until(WAIT, || gw.try_wait().is_some()),
+        "the gateway exits"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_body_limit_closes_with_1009() {
+    let m = mock();
+    let gw = gateway(&config(m.addr, &[], "max_request_body_bytes = 4096"));
+    let mut ws = connect(gw.addr, KEY).await;
+    let big = json!({"type": "response.create", "model": "oa", "input": "x".repeat(8192)});
+    // The same cap as a POST body.
+    ws.send(Message::text(big.to_string())).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
 }

@@ -53,6 +53,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -379,8 +380,7 @@ impl Socket<'_> {
                         }
                         Some(Err(e)) => {
                             running = None;
-                            self.fail(&e).await;
-                            break "protocol error";
+                            break self.fail(&e).await;
                         }
                         None => break "client left",
                     }
@@ -576,14 +576,17 @@ impl Socket<'_> {
 
     /// A protocol error: the close code RFC 6455 gives it, when the
     /// socket can still say it.
-    async fn fail(&mut self, e: &WsError) {
-        let code = match e {
-            WsError::Capacity(_) => CloseCode::Size,
-            WsError::Utf8(_) => CloseCode::Invalid,
-            WsError::Protocol(_) => CloseCode::Protocol,
-            _ => return,
+    async fn fail(&mut self, e: &WsError) -> Ended {
+        let (code, why) = match e {
+            // Gone without a close frame (a process that exited).
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return "client left",
+            WsError::Capacity(_) => (CloseCode::Size, "message too large"),
+            WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8"),
+            WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+            _ => return "connection error",
         };
-        self.close(code, "protocol error").await;
+        self.close(code, why).await;
+        why
     }
 
     /// Sends a close frame and waits a little for the client's.
