@@ -469,3 +469,24 @@ async fn a_message_over_the_body_limit_closes_with_1009() {
     ws.send(Message::text(big.to_string())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragmented_message_is_one_frame_of_the_protocol() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let m = mock();
+    let gw = gateway(&config(m.addr, &[], ""));
+    let mut ws = connect(gw.addr, KEY).await;
+    let text = json!({"type": "response.create", "model": "oa", "input": "in pieces"}).to_string();
+    let (a, b) = text.split_at(text.len() / 2);
+    let first = Frame::message(a.as_bytes().to_vec(), OpCode::Data(Data::Text), false);
+    let rest = Frame::message(b.as_bytes().to_vec(), OpCode::Data(Data::Continue), true);
+    ws.send(Message::Frame(first)).await.unwrap();
+    // A ping between the fragments is answered and does not split them.
+    ws.send(Message::Ping(b"mid".to_vec().into())).await.unwrap();
+    ws.send(Message::Frame(rest)).await.unwrap();
+    let events = response(&mut ws).await;
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed", "{events:?}");
+    assert!(done["response"]["output"].to_string().contains("in pieces"), "{done}");
+}

@@ -158,7 +158,14 @@ fn check_upgrade(session: &Session) -> Result<String, Refusal> {
             .any(|v| wire::has_token(v.as_bytes(), token))
     };
     let is_upgrade = lists("upgrade", "websocket") && lists("connection", "upgrade");
-    if !is_upgrade || session.as_downstream().stream().is_none() {
+    if session.as_downstream().stream().is_none() {
+        // HTTP/2 has no Upgrade (and no connection-specific headers to
+        // say so with); Codex opens its socket over HTTP/1.1.
+        let mut e = ApiError::invalid("a WebSocket upgrade needs HTTP/1.1");
+        e.status = Some(426);
+        return Err(Refusal::Error(Box::new(e)));
+    }
+    if !is_upgrade {
         let mut e = ApiError::invalid(
             "this path takes POST, or GET upgraded to a WebSocket (Upgrade: websocket)",
         );
@@ -231,6 +238,9 @@ async fn refuse(
 /// (for the upgrade's own log line and usage row). `None` if the session
 /// is not HTTP/1 or the head could not be read back.
 async fn take_stream(session: &mut Session, digest: Option<Arc<SocketDigest>>) -> Option<Stream> {
+    if !matches!(*session.downstream_session, ServerSession::H1(_)) {
+        return None;
+    }
     let head = head_bytes(session.req_header());
     let (ours, mut theirs) = tokio::io::duplex(head.len() + 16);
     theirs.write_all(&head).await.ok()?;
@@ -243,9 +253,6 @@ async fn take_stream(session: &mut Session, digest: Option<Arc<SocketDigest>>) -
         return None;
     }
     stand_in.set_keepalive(None);
-    if !matches!(*session.downstream_session, ServerSession::H1(_)) {
-        return None;
-    }
     let real = std::mem::replace(&mut session.downstream_session, Box::new(stand_in));
     match *real {
         ServerSession::H1(h1) => Some(h1.into_inner()),
@@ -314,7 +321,8 @@ struct Running {
     events: mpsc::Receiver<Relayed>,
     /// Reads the answer back; aborting it closes the in-memory
     /// connection, which the request path takes as the client leaving.
-    relay: tokio::task::JoinHandle<()>,
+    /// Taken (left to finish) once the response has ended.
+    relay: Option<tokio::task::JoinHandle<()>>,
     /// The request's whole input, kept with its answer.
     input: Vec<Value>,
     /// Output items seen so far, should the final event not list them.
@@ -324,7 +332,9 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.relay.abort();
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
     }
 }
 
@@ -393,6 +403,17 @@ impl Socket<'_> {
                             }
                             if !self.send(text).await {
                                 break "write failed";
+                            }
+                            // Ended: the next response.create may come at
+                            // once. The request path still finishes its
+                            // answer and its record; the relay reads it out.
+                            if let Some(mut r) = running.take_if(|r| r.ended) {
+                                drop(r.relay.take());
+                                idle_at = Instant::now() + self.idle;
+                                if draining {
+                                    self.close(CloseCode::Away, "the gateway is shutting down").await;
+                                    break "shutdown";
+                                }
                             }
                         }
                         None => {
@@ -488,7 +509,7 @@ impl Socket<'_> {
             Some((events, relay)) => {
                 *running = Some(Running {
                     events,
-                    relay,
+                    relay: Some(relay),
                     input,
                     items: Vec::new(),
                     ended: false,
@@ -685,13 +706,9 @@ async fn relay(
                 continue;
             }
             let kind = wire::classify_event(data);
-            if tx
-                .send(Relayed::Frame(data.to_owned(), kind))
-                .await
-                .is_err()
-            {
-                return;
-            }
+            // Past the response's end no one listens; the answer is still
+            // read to its end, so the request path finishes undisturbed.
+            let _ = tx.send(Relayed::Frame(data.to_owned(), kind)).await;
         }
         if !matches!(chunk, Ok(Some(_))) {
             return;

@@ -294,7 +294,7 @@ pub fn warmup_events(id: &str, body: &Map<String, Value>, created_at: u64) -> [S
 pub fn forwarded_header(name: &str, value: &[u8]) -> bool {
     let name = name.to_ascii_lowercase();
     if name == "openai-beta" {
-        return memchr_find(value, BETA.as_bytes()).is_none();
+        return find_ignore_case(value, BETA.as_bytes()).is_none();
     }
     !(name.starts_with("sec-websocket-")
         || matches!(
@@ -308,12 +308,13 @@ pub fn forwarded_header(name: &str, value: &[u8]) -> bool {
                 | "content-length"
                 | "content-type"
                 | "accept"
+                | "accept-encoding"
                 | "expect"
                 | "proxy-connection"
         ))
 }
 
-fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+fn find_ignore_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len().max(1))
         .position(|w| w.eq_ignore_ascii_case(needle))
 }
