@@ -310,11 +310,9 @@ impl Template {
     }
 }
 
-/// What the relay of one response hands the socket.
-enum Relayed {
-    /// A frame to send, and what it means.
-    Frame(String, EventKind),
-}
+/// What the relay of one response hands the socket: a frame to send, and
+/// what it means.
+struct Relayed(String, EventKind);
 
 /// The response being answered.
 struct Running {
@@ -397,7 +395,7 @@ impl Socket<'_> {
                 }
                 relayed = next_event(&mut running) => {
                     match relayed {
-                        Some(Relayed::Frame(text, kind)) => {
+                        Some(Relayed(text, kind)) => {
                             if let Some(r) = running.as_mut() {
                                 self.note(r, kind);
                             }
@@ -665,9 +663,7 @@ async fn relay(
     };
     if sent.await.is_err() {
         let e = ApiError::new(ErrorKind::Api, "the request path gave no answer");
-        let _ = tx
-            .send(Relayed::Frame(error_frame(&e), EventKind::Error))
-            .await;
+        let _ = tx.send(Relayed(error_frame(&e), EventKind::Error)).await;
         return;
     }
     let status = http.get_status().map_or(502, |s| s.as_u16());
@@ -688,7 +684,7 @@ async fn relay(
             status
         };
         let frame = wire::error_frame(status, &answer);
-        let _ = tx.send(Relayed::Frame(frame, EventKind::Error)).await;
+        let _ = tx.send(Relayed(frame, EventKind::Error)).await;
         return;
     }
     let mut decoder = filters::wire::sse::SseDecoder::with_limit(max_event_bytes);
@@ -708,7 +704,7 @@ async fn relay(
             let kind = wire::classify_event(data);
             // Past the response's end no one listens; the answer is still
             // read to its end, so the request path finishes undisturbed.
-            let _ = tx.send(Relayed::Frame(data.to_owned(), kind)).await;
+            let _ = tx.send(Relayed(data.to_owned(), kind)).await;
         }
         if !matches!(chunk, Ok(Some(_))) {
             return;
