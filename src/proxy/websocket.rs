@@ -790,3 +790,70 @@ impl GetSocketDigest for Pipe {
         self.digest.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upgrade_request() -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/openai/v1/responses?x=1", None).unwrap();
+        for (n, v) in [
+            ("host", "gw:8000"),
+            ("authorization", "Bearer sk-k"),
+            ("session_id", "s-1"),
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+            ("openai-beta", "responses_websockets=2026-02-06"),
+            ("accept-encoding", "gzip"),
+        ] {
+            req.append_header(n, v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn a_frame_becomes_the_post_the_client_would_send() {
+        let t = Template::of(&upgrade_request());
+        let post = t.request(42).unwrap();
+        assert_eq!(post.method, http::Method::POST);
+        assert_eq!(post.uri, "/openai/v1/responses?x=1");
+        let h = |n: &str| post.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(h("authorization").as_deref(), Some("Bearer sk-k"));
+        assert_eq!(h("session_id").as_deref(), Some("s-1"));
+        assert_eq!(h("host").as_deref(), Some("gw:8000"));
+        assert_eq!(h("content-length").as_deref(), Some("42"));
+        assert_eq!(h("accept").as_deref(), Some("text/event-stream"));
+        assert_eq!(h("content-type").as_deref(), Some("application/json"));
+        for gone in [
+            "upgrade",
+            "connection",
+            "sec-websocket-key",
+            "sec-websocket-version",
+            "openai-beta",
+            "accept-encoding",
+        ] {
+            assert_eq!(h(gone), None, "{gone}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_stand_in_session_reads_the_same_head() {
+        let req = upgrade_request();
+        let head = head_bytes(&req);
+        let (ours, mut theirs) = tokio::io::duplex(head.len() + 16);
+        theirs.write_all(&head).await.unwrap();
+        drop(theirs);
+        let mut s = ServerSession::new_http1(Box::new(Pipe {
+            inner: ours,
+            digest: None,
+        }));
+        assert!(s.read_request().await.unwrap());
+        let back = s.req_header();
+        assert_eq!(back.method, req.method);
+        assert_eq!(back.uri, req.uri);
+        assert_eq!(back.headers.len(), req.headers.len());
+        assert_eq!(back.headers.get("session_id").unwrap(), "s-1");
+    }
+}
