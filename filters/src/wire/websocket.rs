@@ -15,6 +15,11 @@
 //! error is `{"type":"error","status":N,"error":{"type","code","message"}}`
 //! (Codex reads `status`, alias `status_code`, and maps it to an HTTP
 //! error). A `426` to the upgrade makes Codex fall back to SSE for good.
+//! Codex offers `permessage-deflate`; a 101 that names no extension (as
+//! ours) leaves the frames uncompressed. The 101's optional headers it
+//! reads (`x-reasoning-included`, `x-models-etag`, `openai-model`,
+//! `x-codex-turn-state`) are not needed. The pinned CLI (0.171.0) is run
+//! against this in `tests/cli/test_cli.py`.
 //!
 //! Two things the WebSocket mode does that the POST does not:
 //! - a warm-up `response.create` with `"generate": false` before the first
