@@ -416,11 +416,17 @@ async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_socket_closes() {
     let m = mock();
-    let gw = gateway(&config(m.addr, &[], "client_idle_timeout = \"1s\""));
+    // The head deadline is long past by then: it bounds the upgrade's
+    // head, not the socket.
+    let gw = gateway(&config(
+        m.addr,
+        &[],
+        "client_idle_timeout = \"2s\"\nclient_header_timeout = \"1s\"",
+    ));
     let mut ws = connect(gw.addr, KEY).await;
     let started = std::time::Instant::now();
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Normal));
-    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(started.elapsed() >= Duration::from_millis(1900));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
