@@ -488,11 +488,16 @@ async fn a_fragmented_message_is_one_frame_of_the_protocol() {
     let first = Frame::message(a.as_bytes().to_vec(), OpCode::Data(Data::Text), false);
     let rest = Frame::message(b.as_bytes().to_vec(), OpCode::Data(Data::Continue), true);
     ws.send(Message::Frame(first)).await.unwrap();
-    // A ping between the fragments is answered and does not split them.
-    ws.send(Message::Ping(b"mid".to_vec().into())).await.unwrap();
+    // A control frame may come between fragments (RFC 6455 §5.4).
+    ws.send(Message::Ping(b"mid".to_vec().into()))
+        .await
+        .unwrap();
     ws.send(Message::Frame(rest)).await.unwrap();
     let events = response(&mut ws).await;
     let done = events.last().unwrap();
     assert_eq!(done["type"], "response.completed", "{events:?}");
-    assert!(done["response"]["output"].to_string().contains("in pieces"), "{done}");
+    assert!(
+        done["response"]["output"].to_string().contains("in pieces"),
+        "{done}"
+    );
 }
