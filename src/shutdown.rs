@@ -97,6 +97,19 @@ impl Drain {
         }
     }
 
+    /// Resolves once a shutdown has begun (never, before a signal): for
+    /// long-lived connections that close themselves between requests
+    /// (the Responses WebSocket).
+    pub async fn begun(&self) {
+        loop {
+            let signalled = self.signal.notified();
+            if self.deadline.get().is_some() {
+                return;
+            }
+            signalled.await;
+        }
+    }
+
     fn begin(self: &Arc<Self>, grace: Duration) {
         let deadline = Instant::now() + grace;
         if self.deadline.set(deadline).is_err() {

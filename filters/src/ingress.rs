@@ -28,6 +28,10 @@ pub enum Endpoint {
     /// `POST /v1/models/{model}/test`: a tiny request down the model's
     /// chain, each target reported (see [`model_test_name`]).
     ModelTest,
+    /// `GET` on the paths `POST` Responses are served on: the Responses
+    /// WebSocket transport (Codex `supports_websockets`), the upgrade
+    /// checked by the handler (a plain `GET` gets 426).
+    ResponsesSocket,
     /// `GET`/`DELETE /v1/responses/{id}`: a response the gateway kept.
     StoredResponse,
     /// `GET /api/upstream-keys/stats`, `/v1/api-keys/stats`: per-key
@@ -274,6 +278,9 @@ pub fn classify(method: &str, path: &str) -> Endpoint {
         _ => return Endpoint::NotFound,
     };
     match (want_post, is_post, is_get) {
+        (true, false, true) if endpoint == Endpoint::Generate(Dialect::OpenAiResponses) => {
+            Endpoint::ResponsesSocket
+        }
         (true, true, _) | (false, _, true) => endpoint,
         _ => Endpoint::MethodNotAllowed,
     }
@@ -334,6 +341,14 @@ mod tests {
             Endpoint::MethodNotAllowed
         );
         assert_eq!(classify("POST", "/v2/whatever"), Endpoint::NotFound);
+        // The Responses WebSocket: GET where the POST is served.
+        for p in ["/v1/responses", "/openai/v1/responses", "/responses?x=1"] {
+            assert_eq!(classify("GET", p), Endpoint::ResponsesSocket, "{p}");
+        }
+        assert_eq!(
+            classify("DELETE", "/v1/responses"),
+            Endpoint::MethodNotAllowed
+        );
         assert_eq!(classify("GET", "/api/logs"), Endpoint::AdminLogs);
         assert_eq!(
             classify("GET", "/api/conversations?key=a"),

@@ -11,6 +11,7 @@ mod embeddings;
 mod endpoints;
 mod generate;
 mod route;
+mod websocket;
 
 use crate::downstream::respond_error;
 use crate::record::RequestRecord;
@@ -166,6 +167,9 @@ impl ProxyHttp for Gateway {
             Endpoint::Model => endpoints::model(session, rec, &live, hint).await,
             Endpoint::ModelTest => {
                 Box::pin(endpoints::model_test(&self.upstream, session, rec, &live)).await
+            }
+            Endpoint::ResponsesSocket => {
+                Box::pin(websocket::serve(self, session, rec, &live)).await
             }
             Endpoint::StoredResponse => {
                 let store = self.conversations;

@@ -1,7 +1,8 @@
 """The agent CLIs themselves, installed from npm under target/cli by
 `make test-cli`: Claude Code (`claude -p … --output-format json`) and Codex
-(`codex exec --json`, a `model_providers` entry with `wire_api = "responses"`)
-each complete a two-turn task through ModelSwitch, routed to each upstream
+(`codex exec --json`, a `model_providers` entry with `wire_api = "responses"`,
+over SSE and, with `supports_websockets = true`, over the Responses
+WebSocket) each complete a two-turn task through ModelSwitch, routed to each upstream
 dialect. The mock's first answer is a call to the shell tool the CLI offers
 (`Bash` for Claude Code, `exec_command`/`shell` for Codex) running
 `echo modelswitch-$((6*7))`; its second answer quotes the tool result it was
@@ -11,6 +12,8 @@ Loopback only; every run is bounded."""
 import json
 import os
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -138,7 +141,7 @@ def test_claude_code_at_the_seed_claude_code_base_url(stack, tmp_path):
     claude_two_turn_task(stack, tmp_path, prefix, f"{stack.gateway}/api/v1/claude-code")
 
 
-def codex_config(stack, prefix):
+def codex_config(stack, prefix, transport="sse"):
     return "\n".join([
         f'model = "{prefix}-shell"',
         'model_provider = "modelswitch"',
@@ -156,6 +159,9 @@ def codex_config(stack, prefix):
         'env_key = "MODELSWITCH_API_KEY"',
         "request_max_retries = 0",
         "stream_max_retries = 0",
+        # The Responses WebSocket transport: `GET /v1/responses` upgraded,
+        # one `response.create` frame per turn on the same socket.
+        *(["supports_websockets = true"] if transport == "websocket" else []),
         "",
         "[analytics]",
         "enabled = false",
@@ -163,21 +169,46 @@ def codex_config(stack, prefix):
     ])
 
 
+def upgrades(stack):
+    """WebSocket upgrades the gateway has answered (and seen end): its
+    requests metric with status 101, logged when a socket closes."""
+    with urllib.request.urlopen(f"{stack.gateway}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("modelswitch_requests_total{") and 'status="101"' in line)
+
+
+@pytest.mark.parametrize("transport", ["sse", "websocket"])
 @pytest.mark.parametrize("upstream", list(UPSTREAMS))
-def test_codex_exec_two_turn_shell_task(stack, tmp_path, upstream):
+def test_codex_exec_two_turn_shell_task(stack, tmp_path, upstream, transport):
     prefix = UPSTREAMS[upstream]
     codex = need("codex")
     home, work, codex_home = tmp_path / "home", tmp_path / "work", tmp_path / "codex"
     for d in (home, work, codex_home):
         d.mkdir()
-    (codex_home / "config.toml").write_text(codex_config(stack, prefix))
+    (codex_home / "config.toml").write_text(codex_config(stack, prefix, transport))
     env = base_env(home)
     env.update({"CODEX_HOME": str(codex_home), "MODELSWITCH_API_KEY": KEY})
+    # Codex says on stderr which transport it opened (and any fallback).
+    env["RUST_LOG"] = "codex_api=info,codex_core=warn"
     model = upstream_model(prefix)
     before = requests_for(stack, model)
+    upgraded = upgrades(stack)
     p = run([codex, "exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", TASK],
             env, work)
     assert p.returncode == 0, f"exit {p.returncode}\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}"
+    if transport == "websocket":
+        # The socket was really used: Codex connected (no fallback to SSE)
+        # and the gateway answered one upgrade for the whole task.
+        assert "successfully connected to Responses WebSocket" in p.stderr, p.stderr[-3000:]
+        assert "fallback" not in p.stderr.lower(), p.stderr[-3000:]
+        deadline = time.time() + 10
+        while upgrades(stack) == upgraded and time.time() < deadline:
+            time.sleep(0.1)
+        assert upgrades(stack) == upgraded + 1
+    else:
+        assert "Responses WebSocket" not in p.stderr, p.stderr[-3000:]
+        assert upgrades(stack) == upgraded
     events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
     kinds = [e["type"] for e in events]
     assert "turn.completed" in kinds and "turn.failed" not in kinds, kinds
