@@ -690,8 +690,21 @@ fn the_classifier_picks_scenes_caches_per_session_and_times_out() {
         attempts(&r)
     );
     assert_eq!(seen(m.addr, "up-classifier"), classified + 1);
-    // Another session is classified on its own.
+    // Another session is classified on its own, and so is the same id
+    // sent by another key.
     let r = said(gw.addr, "reasoning: other session", Some("sess-2"));
+    assert!(
+        attempts(&r).starts_with("route=m-reason"),
+        "{}",
+        attempts(&r)
+    );
+    let r = chat(
+        gw.addr,
+        USER_KEY,
+        "auto",
+        json!({"messages": [{"role": "user", "content": "reasoning: not yours"}]}),
+        &[("X-Claude-Code-Session-Id", "sess-1")],
+    );
     assert!(
         attempts(&r).starts_with("route=m-reason"),
         "{}",

@@ -195,6 +195,7 @@ pub(super) fn routing(
     };
     Routing {
         rules_count_tokens: rules.iter().any(|r| r.when.counts_tokens()),
+        any_varies: routes.values().any(|r| r.varies),
         names,
         rules,
         classifier,

@@ -186,6 +186,10 @@ pub struct Route {
     pub priority: i64,
     /// The model's own capabilities (targets may differ: `Target`).
     pub capabilities: filters::routing::Capabilities,
+    /// Some target cannot take everything: a request's needs are read.
+    pub varies: bool,
+    /// Some target has a context window: the input is estimated.
+    pub has_window: bool,
     /// Budget for the whole request: every attempt and the stream.
     pub total_timeout: Duration,
     pub targets: Vec<Target>,
@@ -394,6 +398,8 @@ pub struct Routing {
     pub rules: Vec<filters::routing::rules::Rule>,
     /// Some rule reads the input's size.
     pub rules_count_tokens: bool,
+    /// Some model's targets differ in what they take (`Route::varies`).
+    pub any_varies: bool,
     pub classifier: Option<Classifier>,
     pub affinity: Affinity,
     /// Globs of requested names that are background chores.

@@ -1194,6 +1194,12 @@ fn models(
             m.name.clone(),
             Arc::new(Route {
                 name: Arc::from(m.name.as_str()),
+                varies: targets
+                    .iter()
+                    .any(|t| t.capabilities != filters::routing::Capabilities::default()),
+                has_window: targets
+                    .iter()
+                    .any(|t| t.capabilities.context_window.is_some()),
                 aliases: m.aliases.clone(),
                 tags: m.tags.clone(),
                 priority: m.priority,

@@ -211,12 +211,7 @@ pub async fn run(
             "no target of model '{}' can take this request ({}): {}",
             req.model,
             lack.label(),
-            match lack {
-                filters::routing::Lack::Vision => "it holds images",
-                filters::routing::Lack::Tools => "it offers tools",
-                filters::routing::Lack::Context => "its input is longer than every context window",
-                filters::routing::Lack::Reasoning => "it asks for reasoning",
-            }
+            lack.why()
         )));
     }
     if failures.is_empty() {

@@ -120,7 +120,6 @@ fn attempt_labels_equal_their_display() {
         AttemptOutcome::Lacks(filters::routing::Lack::Vision),
         AttemptOutcome::Lacks(filters::routing::Lack::Tools),
         AttemptOutcome::Lacks(filters::routing::Lack::Context),
-        AttemptOutcome::Lacks(filters::routing::Lack::Reasoning),
     ];
     let kinds = [
         FailureKind::Connect,

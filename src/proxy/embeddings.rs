@@ -69,7 +69,7 @@ pub async fn embeddings(
     let asked = decode(dialect, session.req_header().uri.path(), &body)?;
     let model = asked.req.model.clone();
     rec.client.model = Some(model.clone());
-    let chosen = super::route::by_name(live, &model)
+    let chosen = super::route::exact(live, &model)
         .ok_or_else(|| super::route::not_found(&live.config, &key, &model))?;
     super::route::allowed(&key, &model, &chosen)?;
     rec.client.routed = chosen.routed;

@@ -169,13 +169,14 @@ fn listed<'a>(live: &'a Live, key: &filters::auth::ClientKey) -> Vec<(&'a str, &
             continue;
         };
         let own = (!filters::glob::is_glob(name)).then_some(name.as_str());
+        if !super::route::may_use(key, route) {
+            continue;
+        }
         for n in own
             .into_iter()
             .chain(route.aliases.iter().map(String::as_str))
         {
-            if key.allows_model(n) || key.allows_model(name) {
-                out.push((n, &**route));
-            }
+            out.push((n, &**route));
         }
     }
     out
@@ -233,7 +234,7 @@ pub async fn model(
         .names
         .exact(&id)
         .and_then(|n| live.config.routes.get(n))
-        .filter(|r| key.allows_model(&id) || key.allows_model(&r.name));
+        .filter(|r| super::route::may_use(&key, r));
     let Some(route) = found else {
         return Err(ApiError::new(
             ErrorKind::NotFound,
@@ -331,7 +332,7 @@ pub async fn count_tokens(
         Some(req.model.clone())
     };
     let route = model.and_then(|m| {
-        let chosen = super::route::by_name(live, &m)?;
+        let chosen = super::route::by_name(live, &m, Some(&key))?;
         super::route::allowed(&key, &m, &chosen).ok()?;
         Some(chosen.route)
     });

@@ -16,7 +16,7 @@ use filters::error::{ApiError, ErrorKind};
 use filters::routing::facts::BodyFacts;
 use filters::routing::names::Found;
 use filters::routing::rules::{Facts, Use};
-use filters::routing::{Capabilities, Needs};
+use filters::routing::Needs;
 use filters::Dialect;
 use std::sync::Arc;
 
@@ -26,6 +26,36 @@ pub struct Chosen {
     pub name: Arc<str>,
     pub route: Arc<Route>,
     pub routed: Routed,
+    /// The requested name alone may authorise it: the model's own name, an
+    /// alias, or an admin's rule. A glob, the default, a `tags:` query or
+    /// the classifier (which the prompt steers) must be allowed by the
+    /// model's own names.
+    pub trusted: bool,
+}
+
+impl Chosen {
+    fn new(
+        route: &Arc<Route>,
+        by: Option<Arc<str>>,
+        scene: Option<Arc<str>>,
+        trusted: bool,
+    ) -> Self {
+        Self {
+            name: route.name.clone(),
+            routed: Routed {
+                model: by.is_some().then(|| route.name.clone()),
+                by,
+                scene,
+            },
+            route: route.clone(),
+            trusted,
+        }
+    }
+}
+
+/// The key may use `route` by one of its own names (its name, an alias).
+pub fn may_use(key: &ClientKey, route: &Route) -> bool {
+    key.allows_model(&route.name) || route.aliases.iter().any(|a| key.allows_model(a))
 }
 
 /// What a generation request is, for rules and capabilities.
@@ -41,18 +71,10 @@ pub struct Asked<'a> {
     pub session: Option<&'a str>,
 }
 
-/// Whether the body must be read for facts: some rule reads them.
+/// Whether the body must be read for facts: some rule reads them, or
+/// some model's targets differ in what they take.
 pub fn wants_facts(snap: &Snapshot) -> bool {
-    !snap.routing.rules.is_empty()
-}
-
-/// Whether `route`'s targets differ in what they can take, so a request's
-/// needs must be known.
-fn wants_needs(route: &Route) -> bool {
-    route
-        .targets
-        .iter()
-        .any(|t| t.capabilities != Capabilities::default())
+    !snap.routing.rules.is_empty() || snap.routing.any_varies
 }
 
 /// A generation request's model: rules, the classifier, then its name.
@@ -92,7 +114,11 @@ pub async fn decide(
         };
         if let Some(rule) = filters::routing::rules::first(&routing.rules, &facts, &header) {
             let by: Arc<str> = Arc::from(rule.name.as_str());
-            chosen = Some(used(live, &rule.use_, by).ok_or_else(|| unusable(&rule.name))?);
+            let picked = used(live, &rule.use_, by, None).ok_or_else(|| unusable(&rule.name))?;
+            chosen = Some(Chosen {
+                trusted: true,
+                ..picked
+            });
         }
     }
     if chosen.is_none() {
@@ -101,29 +127,24 @@ pub async fn decide(
             .as_ref()
             .filter(|c| classifies(snap, c, asked.requested))
         {
-            chosen = Some(classified(upstream, live, rec, c, asked).await?);
+            chosen = Some(Box::pin(classified(upstream, live, rec, c, asked)).await?);
         }
     }
     let chosen = match chosen {
         Some(c) => c,
-        None => by_name(live, asked.requested)
+        None => by_name(live, asked.requested, Some(asked.key))
             .ok_or_else(|| not_found(snap, asked.key, asked.requested))?,
     };
     allowed(asked.key, asked.requested, &chosen)?;
-    let needs = if wants_needs(&chosen.route) {
+    let needs = if chosen.route.varies {
         let facts = asked
             .facts
             .unwrap_or_else(|| body_facts(asked.dialect, asked.body));
-        let windows = chosen
-            .route
-            .targets
-            .iter()
-            .any(|t| t.capabilities.context_window.is_some());
         Needs {
             images: facts.has_images,
             tools: facts.has_tools,
             thinking: facts.thinking,
-            input_tokens: if windows { count() } else { 0 },
+            input_tokens: if chosen.route.has_window { count() } else { 0 },
         }
     } else {
         Needs::default()
@@ -142,83 +163,83 @@ fn estimate(body: &[u8]) -> u64 {
     filters::limits::estimate::typical_input_tokens(body)
 }
 
-/// A name alone (embeddings, token counts, `/v1/models/{id}`,
-/// `/route/invoke`): exact, alias, `tags:`, glob, default.
-pub fn by_name(live: &Live, requested: &str) -> Option<Chosen> {
+/// A name alone (token counts, `/route/invoke`, generation without a rule
+/// or classifier): the model's own name, `tags:` (among models `key` may
+/// use), an alias, a glob, the default.
+pub fn by_name(live: &Live, requested: &str, key: Option<&ClientKey>) -> Option<Chosen> {
     let snap = &live.config;
-    if let Some(list) = requested.strip_prefix("tags:") {
-        let tags = filters::routing::tags::parse(list)?;
-        return used(live, &Use::Tags(tags), Arc::from("tags"));
-    }
     // The common case: a configured model's own name, one lookup.
     if let Some(route) = snap.routes.get(requested) {
-        return Some(Chosen {
-            name: route.name.clone(),
-            route: route.clone(),
-            routed: Routed::default(),
-        });
+        return Some(Chosen::new(route, None, None, true));
+    }
+    if let Some(list) = requested.strip_prefix("tags:") {
+        let tags = filters::routing::tags::parse(list)?;
+        return used(live, &Use::Tags(tags), Arc::from("tags"), key);
     }
     let (name, found) = snap.routing.names.resolve(requested)?;
-    let route = snap.routes.get(name)?.clone();
-    Some(Chosen {
-        name: route.name.clone(),
-        routed: Routed {
-            model: Some(route.name.clone()),
-            by: (found != Found::Exact).then(|| Arc::from(found.label())),
-            scene: None,
-        },
+    let route = snap.routes.get(name)?;
+    let trusted = matches!(found, Found::Exact | Found::Alias);
+    Some(Chosen::new(
         route,
-    })
+        Some(Arc::from(found.label())),
+        None,
+        trusted,
+    ))
+}
+
+/// A model's own name or alias only (embeddings: a glob, the default or a
+/// tags query would send an embedding call to a chat model).
+pub fn exact(live: &Live, requested: &str) -> Option<Chosen> {
+    let snap = &live.config;
+    let name = snap.routing.names.exact(requested)?;
+    let route = snap.routes.get(name)?;
+    let by = (*route.name != *requested).then(|| Arc::from(Found::Alias.label()));
+    Some(Chosen::new(route, by, None, true))
 }
 
 /// The model a rule or the classifier names (checked at load: a model's
-/// own name), or the best match of a `tags:` query.
-fn used(live: &Live, u: &Use, by: Arc<str>) -> Option<Chosen> {
+/// own name), or the best match of a `tags:` query among the models `key`
+/// may use (`None`: an admin's rule, any model).
+fn used(live: &Live, u: &Use, by: Arc<str>, key: Option<&ClientKey>) -> Option<Chosen> {
     let snap = &live.config;
     let name = match u {
         Use::Model(m) => m.as_str(),
         Use::Tags(tags) => filters::routing::tags::select(
             snap.model_names.iter().filter_map(|n| {
                 let r = snap.routes.get(n)?;
-                Some(filters::routing::tags::Tagged {
-                    name: n,
-                    tags: &r.tags,
-                    priority: r.priority,
-                })
+                key.is_none_or(|k| may_use(k, r))
+                    .then_some(filters::routing::tags::Tagged {
+                        name: n,
+                        tags: &r.tags,
+                        priority: r.priority,
+                    })
             }),
             tags,
             |n| snap.routes.get(n).is_some_and(|r| healthy(live, r)),
         )?,
     };
-    let route = snap.routes.get(name)?.clone();
-    Some(Chosen {
-        name: route.name.clone(),
-        routed: Routed {
-            model: Some(route.name.clone()),
-            by: Some(by),
-            scene: None,
-        },
-        route,
-    })
+    let route = snap.routes.get(name)?;
+    Some(Chosen::new(route, Some(by), None, false))
 }
 
-/// Some target of `route` can be tried now: its breaker is not open (a
-/// half-open one waiting for its probe counts as healthy).
+/// Some target of `route` can be tried now.
 fn healthy(live: &Live, route: &Route) -> bool {
-    let now = std::time::Instant::now();
-    route
-        .targets
-        .iter()
-        .any(|t| match live.breaker(t.slot).state() {
-            filters::breaker::BreakerState::Open { until } => until <= now,
-            _ => true,
-        })
+    route.targets.iter().any(|t| target_healthy(live, t))
 }
 
-/// The key may use the name it asked for, or the model it reached (an
-/// allow-list naming `sonnet` allows the model `sonnet` is an alias of).
+/// The target's breaker is not open (a half-open one waiting for its probe
+/// counts as healthy).
+fn target_healthy(live: &Live, target: &crate::config::Target) -> bool {
+    match live.breaker(target.slot).state() {
+        filters::breaker::BreakerState::Open { until } => until <= std::time::Instant::now(),
+        _ => true,
+    }
+}
+
+/// The key may use the name it asked for when that name alone authorises
+/// the model (`Chosen::trusted`), else one of the model's own names.
 pub fn allowed(key: &ClientKey, requested: &str, chosen: &Chosen) -> Result<(), ApiError> {
-    if key.allows_model(requested) || key.allows_model(&chosen.name) {
+    if (chosen.trusted && key.allows_model(requested)) || may_use(key, &chosen.route) {
         return Ok(());
     }
     Err(ApiError::new(
@@ -279,13 +300,31 @@ async fn classified(
     asked: &Asked<'_>,
 ) -> Result<Chosen, ApiError> {
     let snap = &live.config;
-    let cached = asked.session.and_then(|s| live.scenes.get(s));
+    // The prompt steers the scene, so only scenes whose model the key may
+    // use count; a key that may use none of them (nor the default) is
+    // refused before the classifier spends anything on it.
+    let usable = |model: &str| snap.routes.get(model).filter(|r| may_use(asked.key, r));
+    let default = usable(&c.default);
+    if default.is_none() && !c.scenes.iter().any(|s| usable(&s.model).is_some()) {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!("this API key may not use model '{}'", asked.requested),
+        ));
+    }
+    // Per key too: a session id names a conversation only within the key
+    // that sent it, so another key sending the same id changes nothing.
+    let session = asked.session.map(|s| format!("{}\0{s}", asked.key.name));
+    let known = |scene: &Arc<str>| c.scenes.iter().any(|x| *x.name == **scene);
+    // A scene a reload removed is no scene: ask again.
+    let cached = session
+        .as_deref()
+        .and_then(|s| live.scenes.get(s))
+        .filter(known);
     let scene = match cached {
         Some(scene) => Some(scene),
         None => {
             let ask = ask_classifier(upstream, live, &rec.id, c, asked);
-            let answer = tokio::time::timeout(c.timeout, ask).await;
-            let scene = match answer {
+            let scene = match tokio::time::timeout(c.timeout, ask).await {
                 Ok(Ok(scene)) => scene,
                 Ok(Err(why)) => {
                     log::warn!("{} classifier: {why}; the default model serves", rec.id);
@@ -302,42 +341,30 @@ async fn classified(
             };
             // Only real answers are kept: a classifier that failed once is
             // asked again next turn.
-            if let (Some(session), Some(scene)) = (asked.session, &scene) {
+            if let (Some(session), Some(scene)) = (&session, &scene) {
                 live.scenes.insert(session, scene.clone());
             }
             scene
         }
     };
-    let model = scene
-        .as_ref()
-        .and_then(|s| c.scenes.iter().find(|x| *x.name == **s))
-        .map_or(c.default.as_str(), |s| s.model.as_str());
-    let by = if scene.is_some() {
-        "scene"
-    } else {
-        "scene-default"
-    };
-    let route = snap
-        .routes
-        .get(model)
-        .cloned()
-        .or_else(|| snap.routes.get(&c.default).cloned());
-    // Checked at load: every scene's model and the default exist.
-    let route = route.ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::Api,
-            format!("the classifier's model '{model}' is gone"),
-        )
-    })?;
-    Ok(Chosen {
-        name: route.name.clone(),
-        routed: Routed {
-            model: Some(route.name.clone()),
-            by: Some(Arc::from(by)),
-            scene,
-        },
-        route,
-    })
+    let picked = scene.as_ref().and_then(|s| {
+        let scene = c.scenes.iter().find(|x| *x.name == **s)?;
+        usable(&scene.model)
+    });
+    match (picked, default) {
+        (Some(route), _) => Ok(Chosen::new(route, Some(Arc::from("scene")), scene, false)),
+        (None, Some(route)) => Ok(Chosen::new(
+            route,
+            Some(Arc::from("scene-default")),
+            None,
+            false,
+        )),
+        // The scene's model is not this key's, and neither is the default.
+        (None, None) => Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!("this API key may not use model '{}'", asked.requested),
+        )),
+    }
 }
 
 /// One call to the classifier model's targets in order (the first that
@@ -382,7 +409,13 @@ async fn ask_classifier(
     // Its own record: the classifier's attempts are not the request's.
     let mut side = RequestRecord::new(format!("{request_id}-classifier"));
     let mut last = String::from("no target");
-    for target in &route.targets {
+    // A provider the key may not use never sees its prompt; an open
+    // breaker is not waited on.
+    let targets = route
+        .targets
+        .iter()
+        .filter(|t| asked.key.allows_provider(&t.provider.name) && target_healthy(live, t));
+    for target in targets {
         let p = &target.provider;
         let body =
             filters::dialect::encode_request(p.dialect, &req, &target.model, &p.encode, None)

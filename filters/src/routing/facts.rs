@@ -33,41 +33,64 @@ pub fn read(dialect: Dialect, members: &Members<'_>) -> BodyFacts {
 }
 
 /// Image parts in any dialect, in one pass over the conversation for
-/// `image`: Anthropic `"type":"image"` (and `"media_type":"image/…"`),
-/// OpenAI `"image_url"`, Responses `"input_image"`, Gemini
-/// `inlineData`/`fileData` with an image MIME type (`"image/…`), data URLs
-/// (`data:image/`). Text that mentions `"image"` is written `\"image\"`
-/// inside a JSON string, so a quote counts only when no backslash is
-/// before it.
+/// `image`, counted only where it is structure: the value of a `type`
+/// (Anthropic `image`, OpenAI `image_url`, Responses `input_image`), of a
+/// MIME-type member (`media_type`, `mimeType`, `mime_type`: `image/…`,
+/// Gemini's `inlineData`/`fileData`), or a data URL (`data:image/`). A
+/// tool's arguments that mention `"image/logo.png"` are none of these, and
+/// text that says `"image"` is escaped inside its string.
 fn has_images(conversation: &[u8]) -> bool {
     static IMAGE: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(b"image"));
     let j = conversation;
-    let quote_at = |i: usize| j.get(i) == Some(&b'"') && (i == 0 || j[i - 1] != b'\\');
     IMAGE.find_iter(j).any(|at| {
         let after = &j[at + 5..];
-        let opened = at >= 1 && quote_at(at - 1);
-        (opened
-            && (after.starts_with(b"\"")
-                || after.starts_with(b"_url\"")
-                || after.starts_with(b"/")))
-            || (at >= 7
-                && quote_at(at - 7)
-                && j[..at].ends_with(b"input_")
-                && after.starts_with(b"\""))
-            || (j[..at].ends_with(b"data:") && after.starts_with(b"/"))
+        if j[..at].ends_with(b"data:") {
+            return after.starts_with(b"/");
+        }
+        // The value opens with a quote (`"image…` or `"input_image`).
+        let open = if j[..at].ends_with(b"\"input_") {
+            at - 7
+        } else {
+            at.wrapping_sub(1)
+        };
+        if j.get(open) != Some(&b'"') || (open > 0 && j[open - 1] == b'\\') {
+            return false;
+        }
+        let member = member_before(j, open);
+        let typed = member == Some(&b"type"[..])
+            && (after.starts_with(b"\"") || after.starts_with(b"_url\""));
+        let mime = matches!(member, Some(b"media_type" | b"mimeType" | b"mime_type"))
+            && after.starts_with(b"/");
+        typed || mime
     })
 }
 
-/// A web-search tool among `tools`, in one pass for `earch`: Anthropic's
-/// `web_search_*`, a `web_search` function or OpenAI's `web_search`
-/// types, Gemini's `google_search` / `googleSearch`.
+/// The member name a value at `value` belongs to: `"name"`, spaces, `:`,
+/// spaces, then the value.
+fn member_before(json: &[u8], value: usize) -> Option<&[u8]> {
+    let head = json[..value]
+        .trim_ascii_end()
+        .strip_suffix(b":")?
+        .trim_ascii_end();
+    let head = head.strip_suffix(b"\"")?;
+    let start = memchr::memrchr(b'"', head)?;
+    Some(&head[start + 1..])
+}
+
+/// A web-search tool among `tools`, in one pass for `earch`: a tool whose
+/// name or type starts `web_search` (Anthropic's `web_search_20250305`,
+/// OpenAI's `web_search`, `web_search_preview`, a client function so
+/// named), Gemini's `google_search` / `googleSearch`. `brave_web_search`
+/// and descriptions that say "web search" are not one.
 fn offers_web_search(tools: &[u8]) -> bool {
     static EARCH: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(b"earch"));
     EARCH.find_iter(tools).any(|at| {
         let before = &tools[..at];
-        before.ends_with(b"web_s") || before.ends_with(b"google_s") || before.ends_with(b"googleS")
+        before.ends_with(b"\"web_s")
+            || before.ends_with(b"\"google_s")
+            || before.ends_with(b"\"googleS")
     })
 }
 
@@ -97,9 +120,12 @@ fn thinking(dialect: Dialect, members: &Members<'_>) -> bool {
         Dialect::Gemini => {
             let config = sub(members.raw("generationConfig"));
             let thinking = config.as_ref().and_then(|c| sub(c.raw("thinkingConfig")));
+            // A budget other than 0 (-1: dynamic), thoughts asked for, or
+            // a thinking level.
             thinking.is_some_and(|t| {
-                t.raw("thinkingBudget").is_none_or(|b| b != b"0")
+                t.raw("thinkingBudget").is_some_and(|b| b != b"0")
                     || t.raw("includeThoughts") == Some(b"true")
+                    || t.raw("thinkingLevel").is_some()
             })
         }
     }
@@ -137,6 +163,28 @@ mod tests {
                 "messages":[{"role":"user","content":"say \"image\" and \"image/png\""}]}"#,
         );
         assert_eq!(f, BodyFacts::default(), "text about images is not an image");
+        // A tool's arguments naming an image file, a tool called
+        // brave_web_search, a description that says "web search".
+        let f = facts(
+            Dialect::Anthropic,
+            r#"{"model":"m","tools":[{"name":"brave_web_search","description":"a web search"}],
+                "messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"Read",
+                "input":{"file_path":"image/logo.png","kind":"image","image_url":"x"}}]},
+                {"role":"user","content":[{"type":"text","text":"image"}]}]}"#,
+        );
+        assert!(f.has_tools && !f.has_images && !f.web_search, "{f:?}");
+        let f = facts(
+            Dialect::Gemini,
+            r#"{"contents":[{"parts":[{"text":"hi"}]}],
+                "generationConfig":{"thinkingConfig":{"includeThoughts":false}}}"#,
+        );
+        assert!(!f.thinking, "no budget and no thoughts asked for");
+        let f = facts(
+            Dialect::OpenAiResponses,
+            r#"{"model":"m","tools":[{"type":"web_search_preview"}],
+                "input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}"#,
+        );
+        assert!(f.web_search && f.has_images, "{f:?}");
     }
 
     #[test]

@@ -48,12 +48,12 @@ pub struct Needs {
 }
 
 /// Why a target cannot take a request: shown as `=lacks-vision` etc.
+/// (Reasoning is never a lack: see `Capabilities::lacks`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lack {
     Vision,
     Tools,
     Context,
-    Reasoning,
 }
 
 impl Lack {
@@ -62,7 +62,15 @@ impl Lack {
             Self::Vision => "lacks-vision",
             Self::Tools => "lacks-tools",
             Self::Context => "lacks-context",
-            Self::Reasoning => "lacks-reasoning",
+        }
+    }
+
+    /// What about the request needs it, for the client's error.
+    pub fn why(self) -> &'static str {
+        match self {
+            Self::Vision => "it holds images",
+            Self::Tools => "it offers tools",
+            Self::Context => "its input is longer than every context window",
         }
     }
 }
