@@ -165,9 +165,26 @@ impl ReplicaPool {
     }
 
     pub fn select(&self) -> Option<Chosen> {
-        let addr = match self.balance {
-            Balance::RoundRobin => self.lb.select(b"", 256).and_then(|b| std_addr(&b.addr))?,
-            Balance::LeastInFlight => {
+        self.select_preferring(None)
+    }
+
+    /// `preferred` when it is one of the replicas and healthy (a session's
+    /// replica, whose prompt cache is warm), else the balanced pick. A
+    /// preferred pick leaves the rotation where it was.
+    pub fn select_preferring(&self, preferred: Option<SocketAddr>) -> Option<Chosen> {
+        let sticky = preferred.filter(|want| {
+            let backends = self.lb.backends();
+            backends
+                .get_backend()
+                .iter()
+                .any(|b| std_addr(&b.addr) == Some(*want) && backends.ready(b))
+        });
+        let addr = match (sticky, self.balance) {
+            (Some(addr), _) => addr,
+            (None, Balance::RoundRobin) => {
+                self.lb.select(b"", 256).and_then(|b| std_addr(&b.addr))?
+            }
+            (None, Balance::LeastInFlight) => {
                 let backends = self.lb.backends();
                 let healthy: Vec<SocketAddr> = backends
                     .get_backend()
@@ -257,6 +274,29 @@ mod tests {
         assert_eq!(counts[&7001], 300);
         assert_eq!(counts[&7002], 100);
         assert!(pool.any_healthy());
+    }
+
+    #[test]
+    fn a_preferred_replica_is_chosen_without_moving_the_rotation() {
+        for balance in [Balance::RoundRobin, Balance::LeastInFlight] {
+            let pool =
+                ReplicaPool::build(&specs(&[(7001, 1), (7002, 1)], balance), false, &[]).unwrap();
+            let want: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+            let held: Vec<Chosen> = (0..3)
+                .map(|_| pool.select_preferring(Some(want)).unwrap())
+                .collect();
+            assert!(held.iter().all(|c| c.addr == want), "{balance:?}");
+            assert_eq!(
+                pool.select().unwrap().addr.port(),
+                7001,
+                "{balance:?}: the balanced pick is untouched"
+            );
+            let elsewhere: SocketAddr = "127.0.0.1:7999".parse().unwrap();
+            assert!(
+                pool.select_preferring(Some(elsewhere)).is_some(),
+                "not a replica"
+            );
+        }
     }
 
     #[test]
