@@ -214,13 +214,15 @@ pub(super) async fn attempt(
     target: &Target,
     forced: bool,
 ) -> Result<Tried, ApiError> {
+    // Marked before the try: a served answer writes the attempts header.
     let first_attempt = rec.attempts.len();
-    let tried = attempt_target(upstream, session, rec, route, attempts, target, forced).await;
-    if rec.sticky.is_none()
-        && rec.attempts.len() > first_attempt
-        && attempts.sticky_for(target).is_some()
-    {
+    let marks = rec.sticky.is_none() && attempts.sticky_for(target).is_some();
+    if marks {
         rec.sticky = Some(first_attempt);
+    }
+    let tried = attempt_target(upstream, session, rec, route, attempts, target, forced).await;
+    if marks && rec.attempts.len() == first_attempt {
+        rec.sticky = None;
     }
     if let Some(hold) = attempts.hold.take() {
         match &tried {
