@@ -347,6 +347,18 @@ mod tests {
     }
 
     #[test]
+    fn the_affinity_table_survives_reloads_unless_its_bound_or_ttl_change() {
+        let r = Registry::default();
+        let first = bind(&r, BASE);
+        let edited = bind(&r, &BASE.replace("name = \"c\"", "name = \"renamed\""));
+        assert!(Arc::ptr_eq(&first.affinity, &edited.affinity));
+        let header = format!("{BASE}\n[routing.affinity]\nheader = \"x-team-session\"\n");
+        assert!(Arc::ptr_eq(&first.affinity, &bind(&r, &header).affinity));
+        let shorter = format!("{BASE}\n[routing.affinity]\nttl = \"10m\"\n");
+        assert!(!Arc::ptr_eq(&first.affinity, &bind(&r, &shorter).affinity));
+    }
+
+    #[test]
     fn removed_targets_are_forgotten() {
         let r = Registry::default();
         let now = Instant::now();

@@ -164,14 +164,10 @@ impl ReplicaPool {
         backends.get_backend().iter().any(|b| backends.ready(b))
     }
 
-    pub fn select(&self) -> Option<Chosen> {
-        self.select_preferring(None)
-    }
-
     /// `preferred` when it is one of the replicas and healthy (a session's
     /// replica, whose prompt cache is warm), else the balanced pick. A
     /// preferred pick leaves the rotation where it was.
-    pub fn select_preferring(&self, preferred: Option<SocketAddr>) -> Option<Chosen> {
+    pub fn select(&self, preferred: Option<SocketAddr>) -> Option<Chosen> {
         let sticky = preferred.filter(|want| {
             let backends = self.lb.backends();
             backends
@@ -255,7 +251,7 @@ mod tests {
     async fn builds_inside_a_runtime_too() {
         let pool =
             ReplicaPool::build(&specs(&[(7001, 1)], Balance::RoundRobin), false, &[]).unwrap();
-        assert_eq!(pool.select().unwrap().addr.port(), 7001);
+        assert_eq!(pool.select(None).unwrap().addr.port(), 7001);
     }
 
     #[test]
@@ -268,7 +264,7 @@ mod tests {
         .unwrap();
         let mut counts: HashMap<u16, usize> = HashMap::new();
         for _ in 0..400 {
-            let c = pool.select().unwrap();
+            let c = pool.select(None).unwrap();
             *counts.entry(c.addr.port()).or_default() += 1;
         }
         assert_eq!(counts[&7001], 300);
@@ -282,20 +278,15 @@ mod tests {
             let pool =
                 ReplicaPool::build(&specs(&[(7001, 1), (7002, 1)], balance), false, &[]).unwrap();
             let want: SocketAddr = "127.0.0.1:7002".parse().unwrap();
-            let held: Vec<Chosen> = (0..3)
-                .map(|_| pool.select_preferring(Some(want)).unwrap())
-                .collect();
+            let held: Vec<Chosen> = (0..3).map(|_| pool.select(Some(want)).unwrap()).collect();
             assert!(held.iter().all(|c| c.addr == want), "{balance:?}");
             assert_eq!(
-                pool.select().unwrap().addr.port(),
+                pool.select(None).unwrap().addr.port(),
                 7001,
                 "{balance:?}: the balanced pick is untouched"
             );
             let elsewhere: SocketAddr = "127.0.0.1:7999".parse().unwrap();
-            assert!(
-                pool.select_preferring(Some(elsewhere)).is_some(),
-                "not a replica"
-            );
+            assert!(pool.select(Some(elsewhere)).is_some(), "not a replica");
         }
     }
 
@@ -307,15 +298,15 @@ mod tests {
             &[],
         )
         .unwrap();
-        let busy = pool.select().unwrap();
+        let busy = pool.select(None).unwrap();
         for _ in 0..5 {
-            let c = pool.select().unwrap();
+            let c = pool.select(None).unwrap();
             assert_ne!(c.addr, busy.addr, "the busy replica is avoided");
             assert_eq!(c.host_header, format!("127.0.0.1:{}", c.addr.port()));
         }
         drop(busy);
-        let a = pool.select().unwrap().addr;
-        let b = pool.select().unwrap().addr;
+        let a = pool.select(None).unwrap().addr;
+        let b = pool.select(None).unwrap().addr;
         assert_ne!(a, b, "idle ties rotate");
     }
 }

@@ -158,7 +158,7 @@ impl UpstreamClient {
         let (addr, host, host_header, inflight): (_, Cow<str>, Cow<str>, _) = match replicas {
             Some(pool) => {
                 let c = pool
-                    .select_preferring(replica)
+                    .select(replica)
                     .ok_or_else(|| Failure::Connect("no healthy replica".into()))?;
                 (c.addr, c.host.into(), c.host_header.into(), Some(c.guard))
             }
