@@ -181,7 +181,8 @@ pub fn record(live: &Live, route: &Route, session: &str, sticky: Sticky) {
     let id = table.id(&route.name, session);
     let value = live.limiter.is_shared().then(|| sticky.encode());
     let share = table.record(id, sticky, now());
-    let Some(value) = value.filter(|_| share) else {
+    // Not while Redis rests after a failure: no task for nothing.
+    let Some(value) = value.filter(|_| share && live.limiter.shared_redis().is_some()) else {
         return;
     };
     let limiter = live.limiter.clone();
