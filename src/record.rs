@@ -18,6 +18,8 @@ pub struct RequestRecord {
     pub started: Instant,
     pub client: ClientSide,
     pub attempts: Vec<Attempt>,
+    /// The attempt that tried the session's sticky target (affinity).
+    pub sticky: Option<usize>,
     pub result: Outcome,
     /// Counts the request for graceful shutdown until the record drops.
     pub in_flight: Option<InFlight>,
@@ -159,6 +161,7 @@ impl RequestRecord {
             started: Instant::now(),
             client: ClientSide::default(),
             attempts: Vec::new(),
+            sticky: None,
             result: Outcome::default(),
             in_flight: None,
             holds: Vec::new(),
@@ -245,6 +248,9 @@ impl RequestRecord {
             if let Some(k) = a.key {
                 write!(out, " key#{k}")?;
             }
+            if self.sticky == Some(i) {
+                out.write_str(" sticky")?;
+            }
         }
         Ok(())
     }
@@ -294,6 +300,11 @@ mod tests {
         assert_eq!(
             r.attempts_header(),
             "a/m=circuit-open, a/m=503 key#1, a/m=ok key#0"
+        );
+        r.sticky = Some(1);
+        assert_eq!(
+            r.attempts_header(),
+            "a/m=circuit-open, a/m=503 key#1 sticky, a/m=ok key#0"
         );
         assert_eq!(r.served_by().and_then(|a| a.key), Some(0));
     }

@@ -177,8 +177,24 @@ impl KeyPool {
 
     /// The next usable key for `model`, round-robin.
     pub fn pick(&mut self, now: Instant, model: &str) -> Pick {
+        self.pick_preferring(now, model, None)
+    }
+
+    /// `preferred` when it is usable for `model` (a session's key, so the
+    /// provider's prompt cache keeps hitting), else the round-robin pick.
+    /// A preferred pick leaves the rotation where it was.
+    pub fn pick_preferring(&mut self, now: Instant, model: &str, preferred: Option<usize>) -> Pick {
         if self.slots.is_empty() {
             return Pick::NoKey;
+        }
+        if let Some(i) = preferred {
+            if self
+                .slots
+                .get(i)
+                .is_some_and(|s| !s.disabled && s.cooling_until(model, now).is_none())
+            {
+                return Pick::Key(i);
+            }
         }
         let n = self.slots.len();
         for step in 0..n {
@@ -325,6 +341,48 @@ fn httpdate_to_system_time(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preferred_key_is_picked_while_usable_without_moving_the_rotation() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let m = "gpt-x";
+        let mut p = KeyPool::new(3, Duration::from_secs(30));
+        assert_eq!(p.pick_preferring(t0, m, Some(2)), Pick::Key(2));
+        assert_eq!(p.pick_preferring(t0, m, Some(2)), Pick::Key(2));
+        assert_eq!(p.pick(t0, m), Pick::Key(0), "the rotation did not move");
+        assert_eq!(
+            p.pick_preferring(t0, m, Some(7)),
+            Pick::Key(1),
+            "no such key"
+        );
+        let limited = KeyOutcome::RateLimited {
+            retry_after: Some(Duration::from_secs(10)),
+        };
+        p.record(2, m, t0, wall, limited);
+        assert_eq!(
+            p.pick_preferring(t0, m, Some(2)),
+            Pick::Key(0),
+            "a resting key is not forced"
+        );
+        assert_eq!(
+            p.pick_preferring(t0, "other", Some(2)),
+            Pick::Key(2),
+            "rests are per model"
+        );
+        p.record(1, m, t0, wall, KeyOutcome::Rejected(401));
+        assert_eq!(
+            p.pick_preferring(t0, m, Some(1)),
+            Pick::Key(0),
+            "nor a disabled one"
+        );
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(
+            p.pick_preferring(later, m, Some(2)),
+            Pick::Key(2),
+            "back after its rest"
+        );
+    }
 
     #[test]
     fn rotates_cools_down_per_model_and_disables() {

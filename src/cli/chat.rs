@@ -191,6 +191,7 @@ async fn one(
         key,
         headers: &headers,
         body,
+        replica: None,
     };
     let mut call = upstream
         .send(

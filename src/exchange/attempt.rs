@@ -59,9 +59,33 @@ pub(super) struct Attempts<'a> {
     pub provider_refused: Option<crate::limits::Refused>,
     /// A target was skipped: the key may not use its provider.
     pub not_allowed: bool,
+    /// Where the session was last served (affinity), when its target is
+    /// in this chain.
+    pub sticky: Option<crate::state::affinity::Sticky>,
+    /// The replica that took the last call.
+    pub served_replica: Option<std::net::SocketAddr>,
 }
 
 impl Attempts<'_> {
+    /// The session's sticky place when `target` is it.
+    fn sticky_for(&self, target: &Target) -> Option<&crate::state::affinity::Sticky> {
+        self.sticky.as_ref().filter(|s| s.is(target))
+    }
+
+    /// `target` (with `key`) served the request: the session's next place.
+    fn remember(&self, route: &Route, target: &Target, key: Option<usize>) {
+        let Some(session) = self.req.session else {
+            return;
+        };
+        let sticky = crate::state::affinity::Sticky {
+            provider: target.provider.name.clone(),
+            model: target.model.clone(),
+            replica: self.served_replica,
+            key,
+        };
+        crate::state::affinity::record(self.live, route, session, sticky);
+    }
+
     /// The body for `target`. Same dialect: the client's bytes with the
     /// model replaced — unless reasoning history carries a signature we
     /// minted, which must never reach Anthropic (a full decode drops it).
@@ -190,7 +214,16 @@ pub(super) async fn attempt(
     target: &Target,
     forced: bool,
 ) -> Result<Tried, ApiError> {
+    // Marked before the try: a served answer writes the attempts header.
+    let first_attempt = rec.attempts.len();
+    let marks = rec.sticky.is_none() && attempts.sticky_for(target).is_some();
+    if marks {
+        rec.sticky = Some(first_attempt);
+    }
     let tried = attempt_target(upstream, session, rec, route, attempts, target, forced).await;
+    if marks && rec.attempts.len() == first_attempt {
+        rec.sticky = None;
+    }
     if let Some(hold) = attempts.hold.take() {
         match &tried {
             // Settled with the request's usage when it ends (the
@@ -288,6 +321,9 @@ async fn attempt_target(
     // A key that is rate limited or rejected hands over to the next key of
     // the same target; any other failure moves on to the next target.
     let mut key_failure: Option<Failure> = None;
+    // The session's key, on the first pick only: after its failure the
+    // next key is the pool's choice.
+    let mut preferred_key = attempts.sticky_for(target).and_then(|s| s.key);
     for _ in 0..provider.keys.len().max(1) {
         let now = now();
         if now >= attempts.total_deadline {
@@ -296,7 +332,9 @@ async fn attempt_target(
                 key_failure.unwrap_or(Failure::Timeout(Phase::Total)),
             ));
         }
-        let picked = state.key_pool().pick(now, &target.model);
+        let picked = state
+            .key_pool()
+            .pick_preferring(now, &target.model, preferred_key.take());
         let key = match picked {
             Pick::NoKey => None,
             Pick::Key(i) => Some(i),
@@ -367,6 +405,7 @@ async fn attempt_target(
             Tried::Served(_) => {
                 let index = record(AttemptOutcome::Ok);
                 rec.result.served_by = Some(index);
+                attempts.remember(route, target, key);
                 return Ok(outcome);
             }
             Tried::Failed(f) => {
@@ -429,6 +468,10 @@ async fn call(
         key,
         headers: &headers,
         body: prepared.body.clone(),
+        replica: attempts
+            .sticky_for(target)
+            .and_then(|s| s.replica)
+            .filter(|_| state.replicas.is_some()),
     };
     let replicas = state.replicas.as_deref();
     let send = Box::pin(upstream.send(provider, replicas, &target.timeouts, outgoing, deadline));
@@ -441,6 +484,7 @@ async fn call(
             Tried::Failed(call.into_failure(deadline).await)
         }
         Some(Ok(call)) => {
+            attempts.served_replica = call.replica;
             timing.to_status = Some(now.elapsed());
             let req = attempts.req;
             let answer = Answer {

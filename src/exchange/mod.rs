@@ -88,6 +88,9 @@ pub struct ClientRequest<'a> {
     pub allowed_providers: Option<&'a [String]>,
     /// What a provider's limit and budget reserve for this request.
     pub reserve: crate::limits::Reserve,
+    /// The session it belongs to, when affinity is on: its sticky target
+    /// goes first, and what serves it becomes its sticky target.
+    pub session: Option<&'a str>,
 }
 
 /// How reasoning reaches an OpenAI Chat client when the model does not
@@ -156,11 +159,18 @@ pub async fn run(
         hold: None,
         provider_refused: None,
         not_allowed: false,
+        sticky: None,
+        served_replica: None,
+    };
+    // Affinity: the session's sticky target first (no session: nothing to pay).
+    let first = match req.session {
+        Some(s) => Box::pin(sticky_position(live, route, s, &mut attempts)).await,
+        None => None,
     };
     let mut failures: Vec<(Arc<str>, Failure)> = Vec::new();
     let mut skipped: Vec<(&Target, Option<Instant>, bool)> = Vec::new();
     let mut lacked: Option<filters::routing::Lack> = None;
-    for target in &route.targets {
+    for target in crate::state::affinity::ordered(&route.targets, first) {
         if let Some(lack) = target.capabilities.lacks(&req.needs, target.tool_emulation) {
             rec.attempts.push(crate::record::Attempt::untried(
                 target,
@@ -259,6 +269,20 @@ pub async fn run(
         return Err(e);
     }
     Err(final_error(&failures, &rec.id))
+}
+
+/// Where the session's sticky target is in the chain (if it still is), kept
+/// in `attempts` so its replica and key are preferred too.
+async fn sticky_position(
+    live: &Live,
+    route: &Route,
+    session: &str,
+    attempts: &mut Attempts<'_>,
+) -> Option<usize> {
+    let sticky = crate::state::affinity::lookup(live, route, session).await?;
+    let at = sticky.position(route)?;
+    attempts.sticky = Some(sticky);
+    Some(at)
 }
 
 /// The most meaningful failure: a rate limit (its `Retry-After` tells the

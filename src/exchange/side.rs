@@ -46,6 +46,7 @@ pub async fn call_once(
         key,
         headers: &headers,
         body,
+        replica: None,
     };
     let replicas = state.replicas.as_deref();
     let result = async {

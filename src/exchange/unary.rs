@@ -106,8 +106,19 @@ pub(super) fn target_headers(rec: &RequestRecord, target: &Target) -> Vec<(&'sta
         "x-modelswitch-target",
         format!("{}/{}", target.provider.name, target.model),
     )];
-    if !rec.attempts.is_empty() || rec.client.routed.by.is_some() {
-        extra.push(("x-modelswitch-attempts", rec.attempts_header()));
+    // The answering target is recorded after its answer is written: when
+    // it is the session's sticky one, the header says so in its place.
+    let sticky_now = rec.sticky == Some(rec.attempts.len());
+    if !rec.attempts.is_empty() || rec.client.routed.by.is_some() || sticky_now {
+        let mut h = rec.attempts_header();
+        if sticky_now {
+            let sep = if h.is_empty() { "" } else { ", " };
+            h.push_str(&format!(
+                "{sep}{}/{}=ok sticky",
+                target.provider.name, target.model
+            ));
+        }
+        extra.push(("x-modelswitch-attempts", h));
     }
     extra.extend(rec.limit_headers.iter().cloned());
     extra

@@ -185,6 +185,14 @@ impl Limiter {
         self.remote.is_some()
     }
 
+    /// The shared Redis, for state kept beside the limits (session
+    /// affinity); `None` with the memory backend or while Redis rests
+    /// after a failed round trip.
+    pub fn shared_redis(&self) -> Option<&redis::RedisLimiter> {
+        let remote = self.remote.as_ref()?;
+        remote.up(self.now_ms()).then_some(&remote.redis)
+    }
+
     fn now_ms(&self) -> u64 {
         match &self.time {
             TimeSource::System => std::time::SystemTime::now()

@@ -262,6 +262,52 @@ impl RedisLimiter {
         Ok(statuses(subject.limits, &Counts::from_reply(&reply), clock))
     }
 
+    /// `GET key`, bounded by `bound` (and the backend's timeout); for
+    /// state shared beside the limits (session affinity).
+    pub async fn get_string(
+        &self,
+        key: &str,
+        bound: Duration,
+    ) -> Result<Option<String>, BackendError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        self.query("get", &cmd, bound).await
+    }
+
+    /// `SET key value EX ttl` (at least a second), bounded by the
+    /// backend's timeout.
+    pub async fn set_string(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value).arg("EX").arg(ttl.as_secs().max(1));
+        let _: () = self.query("set", &cmd, self.timeout).await?;
+        Ok(())
+    }
+
+    /// One command, its connection included, within `bound.min(timeout)`.
+    async fn query<T: FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Cmd,
+        bound: Duration,
+    ) -> Result<T, BackendError> {
+        let bound = bound.min(self.timeout);
+        let call = async {
+            let mut connection = self.connection().await?;
+            cmd.query_async(&mut connection)
+                .await
+                .map_err(|e| self.error(what, &e.to_string()))
+        };
+        match tokio::time::timeout(bound, call).await {
+            Ok(r) => r,
+            Err(_) => Err(self.error(what, &format!("no answer within {} ms", bound.as_millis()))),
+        }
+    }
+
     /// Runs a script within the timeout, on the shared connection.
     async fn run<T: FromRedisValue>(
         &self,

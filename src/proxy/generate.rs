@@ -212,6 +212,12 @@ pub async fn generate(
     let local_previous = previous_response_id
         .as_deref()
         .is_some_and(|p| conversations.contains(p, &key.name, std::time::Instant::now()));
+    // Its own handle: the record is lent to the exchange mutably.
+    let affinity_session = rec
+        .client
+        .session
+        .clone()
+        .filter(|_| snap.routing.affinity.enabled);
     let request = ClientRequest {
         reasoning: exchange::openai_reasoning(route.openai_reasoning, head),
         json_array,
@@ -236,6 +242,7 @@ pub async fn generate(
         max_event_bytes: snap.downstream.max_event_bytes,
         drain,
         write_timeout: snap.downstream.client_write_timeout,
+        session: affinity_session.as_deref(),
     };
     let mut payload = Payload::new(body, rewritable);
     if dialect.model_in_path() {

@@ -9,6 +9,7 @@
 //! same target at the same instant. The registry's own lock is taken only
 //! when a config is published.
 
+pub mod affinity;
 pub mod health;
 pub mod keys;
 pub mod replicas;
@@ -36,6 +37,8 @@ pub struct Live {
     targets: Vec<Arc<TargetState>>,
     /// Limiter counters of the models that have limits, by name.
     models: HashMap<String, Counted>,
+    /// Where each session was last served; kept across reloads.
+    pub affinity: Arc<affinity::Table>,
 }
 
 /// Limiter counters, kept by name across reloads.
@@ -123,6 +126,7 @@ struct Known {
     targets: HashMap<(String, Arc<str>), Arc<TargetState>>,
     /// Limiter counters of models with limits, by model name.
     models: HashMap<String, Counted>,
+    affinity: Option<Arc<affinity::Table>>,
 }
 
 #[derive(Default)]
@@ -184,6 +188,14 @@ impl Registry {
                 next.models.insert(name.clone(), c);
             }
         }
+        // A changed bound or TTL starts an empty table: affinity only
+        // orders a chain, so losing it costs a cache miss or two.
+        let affinity = known
+            .affinity
+            .clone()
+            .filter(|t| t.fits(&config.routing.affinity))
+            .unwrap_or_else(|| Arc::new(affinity::Table::new(&config.routing.affinity)));
+        next.affinity = Some(affinity.clone());
         let models = next.models.clone();
         *known = next;
         self.keys.set_config(&config.keys);
@@ -195,6 +207,7 @@ impl Registry {
             providers,
             targets,
             models,
+            affinity,
         })
     }
 }
@@ -331,6 +344,18 @@ mod tests {
         let live = bind(&r, &moved);
         assert!(!is_open(&live, now), "a repointed provider starts closed");
         assert!(key0_resting(&live, now), "same keys keep their pool");
+    }
+
+    #[test]
+    fn the_affinity_table_survives_reloads_unless_its_bound_or_ttl_change() {
+        let r = Registry::default();
+        let first = bind(&r, BASE);
+        let edited = bind(&r, &BASE.replace("name = \"c\"", "name = \"renamed\""));
+        assert!(Arc::ptr_eq(&first.affinity, &edited.affinity));
+        let header = format!("{BASE}\n[routing.affinity]\nheader = \"x-team-session\"\n");
+        assert!(Arc::ptr_eq(&first.affinity, &bind(&r, &header).affinity));
+        let shorter = format!("{BASE}\n[routing.affinity]\nttl = \"10m\"\n");
+        assert!(!Arc::ptr_eq(&first.affinity, &bind(&r, &shorter).affinity));
     }
 
     #[test]

@@ -164,10 +164,23 @@ impl ReplicaPool {
         backends.get_backend().iter().any(|b| backends.ready(b))
     }
 
-    pub fn select(&self) -> Option<Chosen> {
-        let addr = match self.balance {
-            Balance::RoundRobin => self.lb.select(b"", 256).and_then(|b| std_addr(&b.addr))?,
-            Balance::LeastInFlight => {
+    /// `preferred` when it is one of the replicas and healthy (a session's
+    /// replica, whose prompt cache is warm), else the balanced pick. A
+    /// preferred pick leaves the rotation where it was.
+    pub fn select(&self, preferred: Option<SocketAddr>) -> Option<Chosen> {
+        let sticky = preferred.filter(|want| {
+            let backends = self.lb.backends();
+            backends
+                .get_backend()
+                .iter()
+                .any(|b| std_addr(&b.addr) == Some(*want) && backends.ready(b))
+        });
+        let addr = match (sticky, self.balance) {
+            (Some(addr), _) => addr,
+            (None, Balance::RoundRobin) => {
+                self.lb.select(b"", 256).and_then(|b| std_addr(&b.addr))?
+            }
+            (None, Balance::LeastInFlight) => {
                 let backends = self.lb.backends();
                 let healthy: Vec<SocketAddr> = backends
                     .get_backend()
@@ -238,7 +251,7 @@ mod tests {
     async fn builds_inside_a_runtime_too() {
         let pool =
             ReplicaPool::build(&specs(&[(7001, 1)], Balance::RoundRobin), false, &[]).unwrap();
-        assert_eq!(pool.select().unwrap().addr.port(), 7001);
+        assert_eq!(pool.select(None).unwrap().addr.port(), 7001);
     }
 
     #[test]
@@ -251,12 +264,30 @@ mod tests {
         .unwrap();
         let mut counts: HashMap<u16, usize> = HashMap::new();
         for _ in 0..400 {
-            let c = pool.select().unwrap();
+            let c = pool.select(None).unwrap();
             *counts.entry(c.addr.port()).or_default() += 1;
         }
         assert_eq!(counts[&7001], 300);
         assert_eq!(counts[&7002], 100);
         assert!(pool.any_healthy());
+    }
+
+    #[test]
+    fn a_preferred_replica_is_chosen_without_moving_the_rotation() {
+        for balance in [Balance::RoundRobin, Balance::LeastInFlight] {
+            let pool =
+                ReplicaPool::build(&specs(&[(7001, 1), (7002, 1)], balance), false, &[]).unwrap();
+            let want: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+            let held: Vec<Chosen> = (0..3).map(|_| pool.select(Some(want)).unwrap()).collect();
+            assert!(held.iter().all(|c| c.addr == want), "{balance:?}");
+            assert_eq!(
+                pool.select(None).unwrap().addr.port(),
+                7001,
+                "{balance:?}: the balanced pick is untouched"
+            );
+            let elsewhere: SocketAddr = "127.0.0.1:7999".parse().unwrap();
+            assert!(pool.select(Some(elsewhere)).is_some(), "not a replica");
+        }
     }
 
     #[test]
@@ -267,15 +298,15 @@ mod tests {
             &[],
         )
         .unwrap();
-        let busy = pool.select().unwrap();
+        let busy = pool.select(None).unwrap();
         for _ in 0..5 {
-            let c = pool.select().unwrap();
+            let c = pool.select(None).unwrap();
             assert_ne!(c.addr, busy.addr, "the busy replica is avoided");
             assert_eq!(c.host_header, format!("127.0.0.1:{}", c.addr.port()));
         }
         drop(busy);
-        let a = pool.select().unwrap().addr;
-        let b = pool.select().unwrap().addr;
+        let a = pool.select(None).unwrap().addr;
+        let b = pool.select(None).unwrap().addr;
         assert_ne!(a, b, "idle ties rotate");
     }
 }

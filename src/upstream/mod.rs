@@ -71,6 +71,8 @@ pub struct Outgoing<'a> {
     /// The request's own headers; they follow the credentials.
     pub headers: &'a [(HeaderName, HeaderValue)],
     pub body: Bytes,
+    /// The replica to use when it is healthy (session affinity).
+    pub replica: Option<SocketAddr>,
 }
 
 /// One in-flight upstream exchange.
@@ -82,6 +84,8 @@ pub struct UpstreamCall {
     pub retry_after: Option<String>,
     /// Counts this call against its replica until it ends.
     _inflight: Option<InFlight>,
+    /// The replica that took the call, for a provider with replicas.
+    pub replica: Option<SocketAddr>,
 }
 
 /// Where a response body comes from.
@@ -149,11 +153,12 @@ impl UpstreamClient {
             key,
             headers,
             body,
+            replica,
         } = request;
         let (addr, host, host_header, inflight): (_, Cow<str>, Cow<str>, _) = match replicas {
             Some(pool) => {
                 let c = pool
-                    .select()
+                    .select(replica)
                     .ok_or_else(|| Failure::Connect("no healthy replica".into()))?;
                 (c.addr, c.host.into(), c.host_header.into(), Some(c.guard))
             }
@@ -163,6 +168,7 @@ impl UpstreamClient {
                 (addr, host, provider.host_header.as_str().into(), None)
             }
         };
+        let chosen = replicas.map(|_| addr);
         // An empty SNI would disable certificate verification.
         let sni = if provider.tls { &*host } else { "" };
         let pool_key = {
@@ -208,6 +214,7 @@ impl UpstreamClient {
                         body: Body::Http2(answer.body),
                         pool_key,
                         _inflight: inflight,
+                        replica: chosen,
                     })
                 }
                 // Declined on TLS: this connection carries the request as HTTP/1.1.
@@ -262,6 +269,7 @@ impl UpstreamClient {
             body: Body::Http1(response),
             pool_key,
             _inflight: inflight,
+            replica: chosen,
         })
     }
 
