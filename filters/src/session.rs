@@ -6,7 +6,8 @@
 //! Where clients say it, in the order read:
 //! - a header the config names (`[routing.affinity] header`);
 //! - `X-Claude-Code-Session-Id` (Claude Code since 2.x);
-//! - `session_id` (Codex, on every Responses call of a conversation);
+//! - `session_id` (Codex, on every Responses call of a conversation), and
+//!   `session-id`;
 //! - Anthropic `metadata.user_id`: a JSON string `{"session_id": …}` in
 //!   current Claude Code, `user_<hash>_account_<uuid>_session_<uuid>` in
 //!   older ones (the part after `_session_`).
@@ -15,16 +16,18 @@
 /// gateway trusts (it would be a key in the affinity table and Redis).
 pub const MAX_LEN: usize = 128;
 
-/// The headers read, after the configured one.
-pub const HEADERS: [&str; 2] = ["x-claude-code-session-id", "session_id"];
+/// The headers read, after the configured one: Claude Code's, Codex's,
+/// and `session-id` (what usage rows read before routing did).
+pub const HEADERS: [&str; 3] = ["x-claude-code-session-id", "session_id", "session-id"];
 
 /// The session id, if the request names one in a form kept.
 /// `header(name)` reads a request header by lower-case name;
-/// `metadata_user_id` is Anthropic's `metadata.user_id` when present.
+/// `metadata_user_id` reads Anthropic's `metadata.user_id`, only when no
+/// header names the session (it parses a member of the body).
 pub fn session_id<'a>(
     configured: Option<&str>,
     header: impl Fn(&str) -> Option<&'a str>,
-    metadata_user_id: Option<&str>,
+    metadata_user_id: impl FnOnce() -> Option<String>,
 ) -> Option<String> {
     let from_headers = configured
         .into_iter()
@@ -33,7 +36,7 @@ pub fn session_id<'a>(
     if let Some(v) = from_headers {
         return Some(v.to_owned());
     }
-    metadata_user_id.and_then(from_user_id)
+    metadata_user_id().as_deref().and_then(from_user_id)
 }
 
 /// The session in Anthropic's `metadata.user_id`.
@@ -82,12 +85,15 @@ mod tests {
             ("x-team-session", "team-1"),
         ];
         assert_eq!(
-            session_id(Some("x-team-session"), headers(&h), None).as_deref(),
+            session_id(Some("x-team-session"), headers(&h), || None).as_deref(),
             Some("team-1")
         );
-        assert_eq!(session_id(None, headers(&h), None).as_deref(), Some("cc-1"));
         assert_eq!(
-            session_id(None, headers(&h[1..]), None).as_deref(),
+            session_id(None, headers(&h), || None).as_deref(),
+            Some("cc-1")
+        );
+        assert_eq!(
+            session_id(None, headers(&h[1..]), || None).as_deref(),
             Some("codex-1")
         );
     }
@@ -106,7 +112,7 @@ mod tests {
         );
         assert_eq!(from_user_id("plain-user"), None);
         assert_eq!(
-            session_id(None, headers(&[]), Some(old)).as_deref(),
+            session_id(None, headers(&[]), || Some(old.to_owned())).as_deref(),
             Some("9b2f0c1e-1111-2222-3333-444455556666")
         );
         assert_eq!(
@@ -121,13 +127,16 @@ mod tests {
         let long = "a".repeat(MAX_LEN + 1);
         for bad in ["", "has space", "semi;colon", "new\nline", long.as_str()] {
             let h = [("x-claude-code-session-id", bad)];
-            assert_eq!(session_id(None, headers(&h), None), None, "{bad:?}");
+            assert_eq!(session_id(None, headers(&h), || None), None, "{bad:?}");
         }
         // A bad header does not hide a good one behind it.
         let h = [
             ("x-claude-code-session-id", "bad id"),
             ("session_id", "ok-1"),
         ];
-        assert_eq!(session_id(None, headers(&h), None).as_deref(), Some("ok-1"));
+        assert_eq!(
+            session_id(None, headers(&h), || None).as_deref(),
+            Some("ok-1")
+        );
     }
 }

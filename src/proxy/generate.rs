@@ -130,15 +130,16 @@ pub async fn generate(
         .with_status(400)
         .with_param(field.as_str()));
     }
-    let metadata_user_id = (dialect == Dialect::Anthropic)
-        .then(|| members.raw("metadata"))
-        .flatten()
-        .and_then(filters::session::metadata_user_id);
     let headers = &session.req_header().headers;
     rec.client.session = filters::session::session_id(
         snap.routing.affinity.header.as_deref(),
         |name| headers.get(name).and_then(|v| v.to_str().ok()),
-        metadata_user_id.as_deref(),
+        || {
+            (dialect == Dialect::Anthropic)
+                .then(|| members.raw("metadata"))
+                .flatten()
+                .and_then(filters::session::metadata_user_id)
+        },
     )
     .map(std::sync::Arc::from);
     let asked = filters::dialect::requested_output(dialect, &members);

@@ -93,21 +93,8 @@ impl UsageRow {
             bytes_out: Some(session.body_bytes_sent() as u64),
             client_addr: session.client_addr().map(|a| a.to_string()),
             user_agent: header("user-agent"),
-            // Rows have carried the `session-id` spelling since issue 12;
-            // the request path reads `session_id` and the others. Bounded
-            // and charset-checked the same way.
-            session_id: rec
-                .client
-                .session
-                .is_none()
-                .then(|| {
-                    filters::session::session_id(
-                        Some("session-id"),
-                        |name| req.headers.get(name).and_then(|v| v.to_str().ok()),
-                        None,
-                    )
-                })
-                .flatten(),
+            // The request path reads every spelling (`filters::session`).
+            session_id: None,
         };
         Self::from_record(rec, client, rec.started.elapsed())
     }
