@@ -165,6 +165,11 @@ targets = [{ provider = "oa", model = "up-fallback" }]
 key = "sk-test-sonnet-only"
 name = "sonnet-only"
 allowed_models = ["sonnet"]
+
+[[api_keys]]
+key = "sk-test-gpt-only"
+name = "gpt-only"
+allowed_models = ["gpt-4o*"]
 "#;
     let gw = gateway(&routing_config(
         m.addr,
@@ -202,6 +207,24 @@ allowed_models = ["sonnet"]
     assert_eq!(r.status, 200, "{}", r.text());
     let r = chat(gw.addr, SONNET_ONLY, "claude-haiku-4-5", json!({}), &[]);
     assert_eq!(r.status, 403, "{}", r.text());
+    // tags: among the key's models only.
+    let r = chat(gw.addr, SONNET_ONLY, "tags:coding", json!({}), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(attempts(&r), "route=big by=tags | oa/up-big");
+    // A name that only matches the key's glob does not reach the default.
+    let r = chat(
+        gw.addr,
+        "sk-test-gpt-only",
+        "gpt-4o-anything",
+        json!({}),
+        &[],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        seen(m.addr, "up-fallback"),
+        1,
+        "only the admin's request above"
+    );
 
     // The listing: names and aliases (no glob), with capabilities.
     let auth = format!("Bearer {KEY}");
