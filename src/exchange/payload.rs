@@ -113,6 +113,32 @@ pub struct Target<'a> {
     pub tool_emulation: bool,
 }
 
+/// `req` encoded for `target` (a translated body: never the client's bytes).
+fn encoded(
+    target: &Target<'_>,
+    req: &filters::canonical::Request,
+    tool_emulation: bool,
+) -> Result<Prepared, ApiError> {
+    let value = dialect::encode_request(
+        target.dialect,
+        req,
+        target.model,
+        target.encode,
+        target.max_output_tokens,
+    )?;
+    let body =
+        serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
+    Ok(Prepared {
+        body: Bytes::from(body),
+        pass_through: false,
+        include_usage: req.include_usage,
+        reencodable: true,
+        // A translated stream's encoder writes usage only if asked.
+        usage_injected: false,
+        tool_emulation,
+    })
+}
+
 fn released() -> ApiError {
     ApiError::new(ErrorKind::Api, "the request was already released")
 }
@@ -218,24 +244,7 @@ impl Payload {
             });
         }
         let canonical = self.canonical(client, target.dialect)?;
-        let value = dialect::encode_request(
-            target.dialect,
-            canonical,
-            target.model,
-            target.encode,
-            target.max_output_tokens,
-        )?;
-        let body =
-            serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
-        Ok(Prepared {
-            body: Bytes::from(body),
-            pass_through: false,
-            include_usage: canonical.include_usage,
-            reencodable: true,
-            // A translated stream's encoder writes usage only if asked.
-            usage_injected: false,
-            tool_emulation: false,
-        })
+        encoded(target, canonical, false)
     }
 
     /// A target whose tools are emulated: never the client's bytes (they
@@ -254,23 +263,7 @@ impl Payload {
             copy
         });
         let req = emulated.as_ref().unwrap_or(canonical);
-        let value = dialect::encode_request(
-            target.dialect,
-            req,
-            target.model,
-            target.encode,
-            target.max_output_tokens,
-        )?;
-        let body =
-            serde_json::to_vec(&value).map_err(|e| ApiError::new(ErrorKind::Api, e.to_string()))?;
-        Ok(Prepared {
-            body: Bytes::from(body),
-            pass_through: false,
-            include_usage: req.include_usage,
-            reencodable: true,
-            usage_injected: false,
-            tool_emulation: emulated.is_some(),
-        })
+        encoded(target, req, emulated.is_some())
     }
 
     /// The same-dialect rewrite: whatever the client sent, the upstream
