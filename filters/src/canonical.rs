@@ -336,6 +336,22 @@ impl Response {
     pub fn has_tool_calls(&self) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::ToolCall(_)))
     }
+
+    /// The answer's text parts, joined.
+    pub fn text(&self) -> String {
+        text_of(&self.parts)
+    }
+}
+
+/// The text parts of `parts`, joined (reasoning, calls and media left out).
+pub fn text_of(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 // ------------------------------------------------------------ stream events

@@ -12,27 +12,35 @@
 //!   current Claude Code, `user_<hash>_account_<uuid>_session_<uuid>` in
 //!   older ones (the part after `_session_`).
 
+use http::{HeaderMap, HeaderName};
+
 /// Longest session id kept; a longer one is not a session id this
 /// gateway trusts (it would be a key in the affinity table and Redis).
 pub const MAX_LEN: usize = 128;
 
 /// The headers read, after the configured one: Claude Code's, Codex's,
-/// and `session-id` (what usage rows read before routing did).
-pub const HEADERS: [&str; 3] = ["x-claude-code-session-id", "session_id", "session-id"];
+/// and `session-id` (what usage rows read before routing did). Names
+/// built once: a lookup by `&str` parses the name on every request.
+pub const HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-claude-code-session-id"),
+    HeaderName::from_static("session_id"),
+    HeaderName::from_static("session-id"),
+];
 
 /// The session id, if the request names one in a form kept.
-/// `header(name)` reads a request header by lower-case name;
 /// `metadata_user_id` reads Anthropic's `metadata.user_id`, only when no
 /// header names the session (it parses a member of the body).
-pub fn session_id<'a>(
-    configured: Option<&str>,
-    header: impl Fn(&str) -> Option<&'a str>,
+pub fn session_id(
+    configured: Option<&HeaderName>,
+    headers: &HeaderMap,
     metadata_user_id: impl FnOnce() -> Option<String>,
 ) -> Option<String> {
-    let from_headers = configured
-        .into_iter()
-        .chain(HEADERS)
-        .find_map(|name| header(name).filter(|v| valid(v)));
+    let from_headers = configured.into_iter().chain(&HEADERS).find_map(|name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| valid(v))
+    });
     if let Some(v) = from_headers {
         return Some(v.to_owned());
     }
@@ -73,8 +81,14 @@ fn valid(id: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
-        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            if let Ok(v) = http::HeaderValue::from_str(value) {
+                map.insert(HeaderName::from_static(name), v);
+            }
+        }
+        map
     }
 
     #[test]
@@ -85,15 +99,20 @@ mod tests {
             ("x-team-session", "team-1"),
         ];
         assert_eq!(
-            session_id(Some("x-team-session"), headers(&h), || None).as_deref(),
+            session_id(
+                Some(&HeaderName::from_static("x-team-session")),
+                &headers(&h),
+                || None
+            )
+            .as_deref(),
             Some("team-1")
         );
         assert_eq!(
-            session_id(None, headers(&h), || None).as_deref(),
+            session_id(None, &headers(&h), || None).as_deref(),
             Some("cc-1")
         );
         assert_eq!(
-            session_id(None, headers(&h[1..]), || None).as_deref(),
+            session_id(None, &headers(&h[1..]), || None).as_deref(),
             Some("codex-1")
         );
     }
@@ -112,7 +131,7 @@ mod tests {
         );
         assert_eq!(from_user_id("plain-user"), None);
         assert_eq!(
-            session_id(None, headers(&[]), || Some(old.to_owned())).as_deref(),
+            session_id(None, &headers(&[]), || Some(old.to_owned())).as_deref(),
             Some("9b2f0c1e-1111-2222-3333-444455556666")
         );
         assert_eq!(
@@ -127,7 +146,7 @@ mod tests {
         let long = "a".repeat(MAX_LEN + 1);
         for bad in ["", "has space", "semi;colon", "new\nline", long.as_str()] {
             let h = [("x-claude-code-session-id", bad)];
-            assert_eq!(session_id(None, headers(&h), || None), None, "{bad:?}");
+            assert_eq!(session_id(None, &headers(&h), || None), None, "{bad:?}");
         }
         // A bad header does not hide a good one behind it.
         let h = [
@@ -135,7 +154,7 @@ mod tests {
             ("session_id", "ok-1"),
         ];
         assert_eq!(
-            session_id(None, headers(&h), || None).as_deref(),
+            session_id(None, &headers(&h), || None).as_deref(),
             Some("ok-1")
         );
     }

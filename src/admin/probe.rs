@@ -290,14 +290,10 @@ pub(crate) fn body_for(provider: &Provider, model: &str, message: &str) -> Resul
 }
 
 pub(crate) fn first_text(parts: &[Part]) -> String {
-    let text: String = parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(t.text.as_str()),
-            _ => None,
-        })
-        .collect();
-    text.chars().take(SHOWN_CHARS).collect()
+    filters::canonical::text_of(parts)
+        .chars()
+        .take(SHOWN_CHARS)
+        .collect()
 }
 
 pub(crate) fn status_of(f: &Failure) -> Option<u16> {

@@ -218,14 +218,7 @@ async fn one(
         let answer = filters::dialect::decode_response(provider.dialect, &raw)
             .map_err(|e| e.message.clone())?;
         progress.clear();
-        let text: String = answer
-            .parts
-            .iter()
-            .filter_map(|p| match p {
-                filters::canonical::Part::Text(t) => Some(t.text.as_str()),
-                _ => None,
-            })
-            .collect();
+        let text: String = answer.text();
         let _ = writeln!(stdout, "{text}");
         return Ok(Ok(()));
     }

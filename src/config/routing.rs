@@ -173,13 +173,15 @@ pub(super) fn routing(
         .as_ref()
         .map(|c| classifier_section(c, &model, errs));
     let a = &f.affinity;
-    if let Some(h) = &a.header {
-        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+    let header = a.header.as_ref().and_then(|h| {
+        let name = http::HeaderName::from_bytes(h.as_bytes()).ok();
+        if name.is_none() {
             errs.push(format!(
                 "routing.affinity.header: '{h}' is not a header name"
             ));
         }
-    }
+        name
+    });
     let defaults = Affinity::default();
     let ttl = a.ttl.unwrap_or(defaults.ttl);
     if !(Duration::from_secs(1)..=Duration::from_secs(30 * 86_400)).contains(&ttl) {
@@ -201,7 +203,7 @@ pub(super) fn routing(
         classifier,
         affinity: Affinity {
             enabled: a.enabled.unwrap_or(defaults.enabled),
-            header: a.header.as_ref().map(|h| h.to_ascii_lowercase()),
+            header,
             ttl,
             max_sessions,
         },

@@ -426,8 +426,8 @@ pub struct Classifier {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Affinity {
     pub enabled: bool,
-    /// Lower-case; read before the agent CLIs' own headers.
-    pub header: Option<String>,
+    /// Read before the agent CLIs' own headers.
+    pub header: Option<HeaderName>,
     pub ttl: Duration,
     pub max_sessions: usize,
 }

@@ -130,10 +130,9 @@ pub async fn generate(
         .with_status(400)
         .with_param(field.as_str()));
     }
-    let headers = &session.req_header().headers;
     rec.client.session = filters::session::session_id(
-        snap.routing.affinity.header.as_deref(),
-        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+        snap.routing.affinity.header.as_ref(),
+        &session.req_header().headers,
         || {
             (dialect == Dialect::Anthropic)
                 .then(|| members.raw("metadata"))

@@ -434,14 +434,7 @@ async fn ask_classifier(
             Ok(bytes) => {
                 let resp =
                     filters::dialect::decode_response(p.dialect, &bytes).map_err(|e| e.message)?;
-                let said: String = resp
-                    .parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::Text(t) => Some(t.text.as_str()),
-                        _ => None,
-                    })
-                    .collect();
+                let said: String = resp.text();
                 return Ok(filters::routing::classifier::read_answer(&said, &c.scenes)
                     .map(|s| Arc::from(s.name.as_str())));
             }

@@ -163,14 +163,7 @@ pub fn encode(r: &Response, model: &str) -> Value {
             content.push(json!({"type": "thinking", "thinking": x.text, "signature": sig}));
         }
     }
-    let text: String = r
-        .parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(t.text.as_str()),
-            _ => None,
-        })
-        .collect();
+    let text: String = r.text();
     if !text.is_empty() {
         content.push(json!({"type": "text", "text": text}));
     }
