@@ -523,6 +523,10 @@ fn run(
     if let Some(addr) = &process.admin_listen {
         log::info!("admin plane (UI, admin API, /metrics) on {addr}");
     }
+    // A burst past the open-files limit must not leave every accepted
+    // request without a descriptor for its upstream (upstream/reserve.rs).
+    let reserve = upstream::reserve::fill();
+    log::debug!("{reserve} descriptors held back for upstream connections");
     let signals = shutdown::Signals { drain, grace };
     server.run(RunArgs {
         shutdown_signal: Box::new(signals),

@@ -525,6 +525,23 @@ fn a_connection_the_upstream_closed_while_parked_is_not_reused() {
     assert_eq!(s["connections"].as_u64().unwrap() - 1, 6);
 }
 
+/// A process's open descriptors, and how many of them (past stdio) are
+/// /dev/null: the gateway's reserve and whatever else the process opened
+/// there.
+fn descriptors(pid: u32) -> (u32, u32) {
+    let (mut all, mut held) = (0, 0);
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        all += 1;
+        let fd: u32 = entry.file_name().to_string_lossy().parse().unwrap();
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if fd > 2 && target == std::path::Path::new("/dev/null") {
+            held += 1;
+        }
+    }
+    (all, held)
+}
+
 #[test]
 fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
     let m = mock();
@@ -543,27 +560,40 @@ fn out_of_descriptors_a_request_waits_for_one_instead_of_failing() {
         "first_event_timeout = \"20s\"",
     );
     // What the gateway holds by itself, measured rather than assumed: it
-    // grows with every background service (each has its own runtime).
-    let own = {
+    // grows with every background service (each has its own runtime). The
+    // descriptors it holds back for upstream connections (on /dev/null) are
+    // not its own: they are a share of the limit.
+    let (probe_all, probe_null) = {
         let probe = gateway(&text);
         // A first request makes the usage writer open its connection.
         let r = post_json(probe.addr, "/v1/chat/completions", KEY, &chat("slow"));
         assert_eq!(r.status, 200, "{}", r.text());
         std::thread::sleep(Duration::from_millis(300));
-        std::fs::read_dir(format!("/proc/{}/fd", probe.pid()))
-            .unwrap()
-            .count() as u32
+        descriptors(probe.pid())
     };
-    let gw = gateway_with_open_files(&text, own + 8);
+    // Under a high limit the reserve is its most, 16.
+    let own = probe_all - 16;
+    let limit = own + 8;
+    let gw = gateway_with_open_files(&text, limit);
+    assert_eq!(
+        descriptors(gw.pid()).1 + 16 - probe_null,
+        limit / 16,
+        "the reserve is a 16th of a low limit"
+    );
     let before = mock_stats(m.addr)["by_model"]["slow;chunks=4;delay_ms=100"]
         .as_u64()
         .unwrap_or(0);
+    // All at once: the accept loop may take every free descriptor for
+    // client sockets before any request connects upstream; the reserve is
+    // what keeps them from waiting on each other until the deadline.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(12));
     let clients: Vec<_> = (0..12)
         .map(|_| {
-            let addr = gw.addr;
+            let (addr, start) = (gw.addr, start.clone());
             std::thread::spawn(move || {
                 let mut body = chat("slow");
                 body["stream"] = json!(true);
+                start.wait();
                 post_json(addr, "/v1/chat/completions", KEY, &body)
             })
         })

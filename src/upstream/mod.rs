@@ -9,6 +9,7 @@
 mod h2;
 mod http1;
 mod pool;
+pub mod reserve;
 
 use crate::config::{Provider, Timeouts};
 use crate::state::replicas::{InFlight, ReplicaPool};
@@ -285,15 +286,24 @@ impl UpstreamClient {
     /// accepted request needs one more socket, and the caller's deadline
     /// bounds the wait.
     async fn connect(&self, peer: &HttpPeer) -> pingora::Result<Stream> {
-        let mut pause = Duration::from_millis(10);
+        reserve::refill();
+        let mut waiting = None;
+        let mut pause = Duration::from_millis(5);
         loop {
             match self.transport.new_stream(peer).await {
                 Err(e) if out_of_descriptors(&e) => {
                     warn_out_of_descriptors();
+                    waiting.get_or_insert_with(reserve::Waiting::start);
                     // Parked connections hold descriptors too: give them back.
                     close_idle();
+                    if reserve::release_one() {
+                        continue;
+                    }
+                    // Pingora's accept loop retries once a second when out of
+                    // descriptors: asking more often hands a freed one to a
+                    // request already accepted rather than to a new client.
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(500));
+                    pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 other => return other,
             }
