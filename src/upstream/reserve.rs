@@ -56,7 +56,11 @@ fn open_files_limit() -> Option<u64> {
 
 fn soft_open_files(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Gives one held descriptor back to the process, for a connect that found
@@ -114,7 +118,9 @@ mod tests {
                      Max open files            1024                 524288               files     \n";
         assert_eq!(soft_open_files(table), Some(1024));
         assert_eq!(
-            soft_open_files("Max open files            unlimited            unlimited            files"),
+            soft_open_files(
+                "Max open files            unlimited            unlimited            files"
+            ),
             None
         );
         assert_eq!(soft_open_files("Max processes 10 10 processes"), None);
