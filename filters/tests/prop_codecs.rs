@@ -13,7 +13,7 @@
 use bytes::BytesMut;
 use filters::dialect::{self, EncodeOptions, StreamDecoder, StreamEncoder};
 use filters::error::{ApiError, ErrorKind};
-use filters::openai_chat::request::MidSystem;
+use filters::openai_chat::request::{MidSystem, ReasoningParam};
 use filters::stream::StreamTranscoder;
 use filters::wire::sse::SseEvent;
 use filters::Dialect;
@@ -816,7 +816,16 @@ fn chunks<'a>(bytes: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
 fn options(v: u8) -> EncodeOptions {
     let mut o = EncodeOptions::default();
     o.openai.max_completion_tokens_field = v & 1 == 1;
-    o.openai.reasoning_effort = v & 2 == 2;
+    // Every way of asking for reasoning, and reasoning sent back or not.
+    o.openai.reasoning = [
+        ReasoningParam::None,
+        ReasoningParam::Effort,
+        ReasoningParam::EnableThinking,
+        ReasoningParam::Thinking,
+        ReasoningParam::Reasoning,
+        ReasoningParam::ChatTemplateKwargs,
+    ][usize::from(v >> 5) % 6];
+    o.openai.reasoning_history = v & 2 == 2;
     o.openai.mid_system = match (v >> 2) & 3 {
         0 => MidSystem::Keep,
         1 => MidSystem::DemoteToUser,

@@ -397,10 +397,25 @@ pub(super) enum FileMidSystem {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileProvider {
     pub(super) name: String,
+    /// A known vendor or local server (`config::preset`): fills in what
+    /// is left unset below.
+    pub(super) preset: Option<String>,
+    /// Unset: the preset's (OpenAI Chat without one).
     #[serde(rename = "type")]
-    pub(super) kind: ProviderType,
-    /// One URL, or several replicas of the same service.
-    pub(super) base_url: OneOrMany,
+    pub(super) kind: Option<ProviderType>,
+    /// One URL, or several replicas of the same service; unset: the
+    /// preset's.
+    pub(super) base_url: Option<OneOrMany>,
+    /// `false` takes the provider out of service, kept in the file.
+    pub(super) enabled: Option<bool>,
+    /// The earlier systems' name for `enabled`.
+    pub(super) is_active: Option<bool>,
+    pub(super) display_name: Option<String>,
+    pub(super) description: Option<String>,
+    #[serde(default)]
+    pub(super) tags: Vec<String>,
+    /// How the key is sent, or a token to log in for.
+    pub(super) auth: Option<FileProviderAuth>,
     /// Replica weights for round-robin, in `base_url` order.
     pub(super) weights: Option<Vec<usize>>,
     pub(super) balance: Option<FileBalance>,
@@ -425,6 +440,12 @@ pub(super) struct FileProvider {
     pub(super) headers: HashMap<String, String>,
     pub(super) max_tokens_field: Option<String>,
     pub(super) reasoning_effort: Option<bool>,
+    /// How a request for reasoning is sent to an OpenAI-compatible
+    /// backend: `reasoning_effort`, `enable_thinking`, `thinking`,
+    /// `reasoning`, `chat_template_kwargs` or `none`.
+    pub(super) reasoning_param: Option<String>,
+    /// Earlier turns' reasoning is sent back as `reasoning_content`.
+    pub(super) reasoning_history: Option<bool>,
     pub(super) mid_conversation_system: Option<FileMidSystem>,
     pub(super) default_max_tokens: Option<u64>,
     #[serde(default, with = "humantime_serde")]
@@ -444,6 +465,33 @@ pub(super) struct FileProvider {
     /// The client's `anthropic-beta` header: `forward` (the default),
     /// `drop`, or an allow-list.
     pub(super) anthropic_beta: Option<FileBetaPolicy>,
+}
+
+/// A provider's `auth`: a header and format for its keys, a fixed token,
+/// or a login that yields a token. Which one is read from what is set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileProviderAuth {
+    /// The header the credential goes in (default `Authorization`).
+    pub(super) header: Option<String>,
+    /// The header's value: `{key}` (or `{token}`) is replaced by the
+    /// credential (default `Bearer {key}`).
+    pub(super) format: Option<String>,
+    pub(super) token: Option<String>,
+    pub(super) token_env: Option<String>,
+    pub(super) login_url: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) username_env: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) username_field: Option<String>,
+    pub(super) password_field: Option<String>,
+    pub(super) token_path: Option<String>,
+    pub(super) expires_in_path: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) refresh_before: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -492,6 +540,8 @@ pub(super) enum FileReasoningOutput {
 pub(super) struct FileTarget {
     pub(super) provider: String,
     pub(super) model: String,
+    pub(super) enabled: Option<bool>,
+    pub(super) is_active: Option<bool>,
     /// Where this target differs from its model's.
     pub(super) capabilities: Option<FileCapabilities>,
     pub(super) tool_emulation: Option<bool>,
@@ -501,6 +551,10 @@ pub(super) struct FileTarget {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileModel {
     pub(super) name: String,
+    pub(super) enabled: Option<bool>,
+    pub(super) is_active: Option<bool>,
+    pub(super) display_name: Option<String>,
+    pub(super) description: Option<String>,
     /// Other names (exact) this model answers to.
     #[serde(default)]
     pub(super) aliases: Vec<String>,
@@ -546,6 +600,7 @@ pub(super) struct FileApiKey {
     #[serde(default)]
     pub(super) roles: Vec<String>,
     pub(super) enabled: Option<bool>,
+    pub(super) is_active: Option<bool>,
     /// RFC 3339 (TOML's own datetimes are refused: a string says the zone).
     pub(super) expires_at: Option<String>,
     pub(super) allowed_models: Option<Vec<String>>,

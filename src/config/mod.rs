@@ -5,6 +5,8 @@
 //! `reload` watches the file and publishes each valid change.
 
 mod file;
+pub mod preset;
+mod provider_auth;
 pub mod reload;
 mod routing;
 pub mod secret;

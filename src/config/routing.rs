@@ -73,6 +73,7 @@ pub(super) fn routing(
     f: &FileRouting,
     models: &[FileModel],
     routes: &HashMap<String, Arc<Route>>,
+    disabled: &[String],
     errs: &mut Errors,
 ) -> Routing {
     let (names, conflicts) = Names::build(
@@ -102,6 +103,12 @@ pub(super) fn routing(
     // or the default would hide a typo.
     let model = |at: &str, name: &str, errs: &mut Errors| -> String {
         match names.exact(name) {
+            Some(m) if disabled.iter().any(|d| d == m) => {
+                errs.push(format!(
+                    "{at}: model '{m}' is out of service (enabled = false, or no target in service)"
+                ));
+                m.to_owned()
+            }
             Some(m) => m.to_owned(),
             None => {
                 errs.push(format!("{at}: no model named '{name}' (nor an alias)"));

@@ -54,6 +54,49 @@ pub struct Provider {
     /// What becomes of the client's `anthropic-beta` header on a
     /// same-dialect (pass-through) call.
     pub anthropic_beta: filters::anthropic::beta::BetaPolicy,
+    /// The preset that filled in this provider's defaults (`preset = …`).
+    pub preset: Option<&'static str>,
+    /// What the preset filled in (`modelswitch check --explain`).
+    pub preset_filled: Vec<(&'static str, String)>,
+    /// `enabled = false` (or `is_active = false`): kept in the config and
+    /// the admin views, but no chain calls it.
+    pub enabled: bool,
+    pub display_name: Option<Arc<str>>,
+    pub description: Option<Arc<str>>,
+    /// Labels for people (the UI); routing reads model tags, not these.
+    pub tags: Vec<String>,
+    /// `auth = { login_url, … }`: the credential is a token the gateway
+    /// logs in for (`upstream::login`), not a configured key.
+    pub login: Option<Arc<Login>>,
+}
+
+/// A token-login provider's login: where, as whom, and how the token is
+/// read from the answer and sent on calls.
+#[derive(Debug)]
+pub struct Login {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query of `login_url`.
+    pub path: String,
+    pub host_header: String,
+    pub username: String,
+    pub password: Secret,
+    /// The JSON body's field names for the two (`username`, `password`).
+    pub username_field: String,
+    pub password_field: String,
+    /// Where the token is in the answer (`data.token` → ["data", "token"]).
+    pub token_path: Vec<String>,
+    /// Where a lifetime in seconds is in the answer, if it gives one
+    /// (`expires_in` beside the token or at the top when unset).
+    pub expires_in_path: Option<Vec<String>>,
+    /// How long a token is used when the answer gives no lifetime.
+    pub ttl: Duration,
+    /// A token is renewed this long before it expires.
+    pub refresh_before: Duration,
+    /// How the token is sent: header name and value with `{token}` in it.
+    pub header: HeaderName,
+    pub format: String,
 }
 
 impl Provider {
@@ -199,6 +242,8 @@ pub struct Route {
     pub openai_reasoning: Option<filters::openai_chat::stream::ReasoningOutput>,
     /// Shared by every key (`rpm`, `tpm`, `concurrency`).
     pub limits: filters::limits::Limits,
+    pub display_name: Option<Arc<str>>,
+    pub description: Option<Arc<str>>,
 }
 
 /// Settings read once at startup; a reload that changes them is reported

@@ -95,7 +95,7 @@ mod bounds {
     pub const REDIS_TIMEOUT: Bounds<Duration> = Bounds(ms(10), secs(30));
 }
 
-type Errors = Vec<String>;
+pub(super) type Errors = Vec<String>;
 
 /// The least and the most a setting accepts, both included.
 #[derive(Debug, Clone, Copy)]
@@ -187,8 +187,20 @@ pub(super) fn header_value_problem(value: &str) -> Option<String> {
     })
 }
 
-pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
+pub(super) fn validate(mut f: FileConfig) -> Result<Snapshot, ConfigErrors> {
     let mut errs = Errors::new();
+    // Presets first: what they fill in is then checked as if typed.
+    let filled: Vec<_> = f
+        .providers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| {
+            super::preset::apply(p).unwrap_or_else(|e| {
+                errs.push(format!("providers[{i}].{e}"));
+                None
+            })
+        })
+        .collect();
     let Server {
         process,
         base,
@@ -202,17 +214,21 @@ pub(super) fn validate(f: FileConfig) -> Result<Snapshot, ConfigErrors> {
         if by_name.contains_key(p.name.as_str()) {
             errs.push(format!("{at}.name: provider '{}' is defined twice", p.name));
         }
-        if let Some(provider) = provider(&at, p, providers.len(), &base, &mut errs) {
+        let preset = filled.get(i).cloned().flatten();
+        if let Some(provider) = provider(&at, p, providers.len(), &base, preset, &mut errs) {
             let provider = Arc::new(provider);
             by_name.insert(&p.name, provider.clone());
             providers.push(provider);
         }
     }
-    let (routes, model_names, target_slots) = models(&f.models, &by_name, total_timeout, &mut errs);
-    let routing = super::routing::routing(&f.routing, &f.models, &routes, &mut errs);
-    // An allow-list may name a model or one of its aliases.
+    let (routes, model_names, target_slots, disabled) =
+        models(&f.models, &by_name, total_timeout, &mut errs);
+    let routing = super::routing::routing(&f.routing, &f.models, &routes, &disabled, &mut errs);
+    // An allow-list may name a model or one of its aliases (one out of
+    // service too: it may return).
     let callable: Vec<String> = model_names
         .iter()
+        .chain(&disabled)
         .cloned()
         .chain(f.models.iter().flat_map(|m| m.aliases.iter().cloned()))
         .collect();
@@ -593,7 +609,7 @@ fn tls_section(
 /// cannot be sent as a header value (a stray newline from a secrets file,
 /// a pasted non-breaking space) is refused here, naming where it came
 /// from but never its value, rather than silently never sent.
-fn provider_keys(at: &str, p: &FileProvider, errs: &mut Errors) -> Vec<Secret> {
+fn provider_keys(at: &str, p: &FileProvider, enabled: bool, errs: &mut Errors) -> Vec<Secret> {
     let mut keys = Vec::new();
     let inline = p.api_key.iter().map(|k| (format!("{at}.api_key"), k));
     let list = p
@@ -622,6 +638,8 @@ fn provider_keys(at: &str, p: &FileProvider, errs: &mut Errors) -> Vec<Secret> {
                 Some(problem) => errs.push(format!("{path}: {var}: {problem}")),
                 None => keys.push(Secret::new(v)),
             },
+            // Out of service, a provider may lose its key first.
+            _ if !enabled => {}
             _ => errs.push(format!("{path}: environment variable {var} is not set")),
         }
     }
@@ -696,7 +714,13 @@ fn extra_headers(
 
 /// `base_url` (one or several replicas) → (tls, host, port, prefix) each.
 fn base_urls(at: &str, p: &FileProvider, errs: &mut Errors) -> Vec<(bool, String, u16, String)> {
-    let urls = one_or_many(&p.base_url);
+    let Some(base_url) = &p.base_url else {
+        errs.push(format!(
+            "{at}.base_url: required (or a preset that has one for this type)"
+        ));
+        return Vec::new();
+    };
+    let urls = one_or_many(base_url);
     if urls.is_empty() {
         errs.push(format!("{at}.base_url: at least one URL is required"));
     }
@@ -786,21 +810,40 @@ fn provider(
     p: &FileProvider,
     index: usize,
     base: &Timeouts,
+    preset: Option<(&'static super::preset::Preset, super::preset::Filled)>,
     errs: &mut Errors,
 ) -> Option<Provider> {
     if p.name.trim().is_empty() {
         errs.push(format!("{at}.name: must not be empty"));
     }
-    let keys = provider_keys(at, p, errs);
+    let enabled = switch(at, p.enabled, p.is_active, errs);
+    let keys = provider_keys(at, p, enabled, errs);
     let breaker = breaker(at, p, errs);
     let parsed = base_urls(at, p, errs);
     let headers = extra_headers(at, p, errs);
-    let dialect = match p.kind {
+    let Some(kind) = p.kind else {
+        errs.push(format!(
+            "{at}.type: required (openai, anthropic, gemini or openai-responses), or a preset"
+        ));
+        return None;
+    };
+    let dialect = match kind {
         ProviderType::OpenAi => Dialect::OpenAiChat,
         ProviderType::Anthropic => Dialect::Anthropic,
         ProviderType::Gemini => Dialect::Gemini,
         ProviderType::OpenAiResponses => Dialect::OpenAiResponses,
     };
+    let auth = super::provider_auth::resolve(at, p, dialect, &keys, enabled, errs);
+    let keys = match auth.token.clone() {
+        Some(token) => vec![token],
+        None => keys,
+    };
+    let reasoning = reasoning_param(at, p, dialect, errs);
+    for (j, tag) in p.tags.iter().enumerate() {
+        if tag.trim().is_empty() {
+            errs.push(format!("{at}.tags[{j}]: must not be empty"));
+        }
+    }
     let replicas = replicas(at, p, dialect, &parsed, errs);
     let (tls, host, port, path_prefix) = parsed.first().cloned()?;
     let max_completion_tokens_field = match p.max_tokens_field.as_deref() {
@@ -819,26 +862,22 @@ fn provider(
             "{at}: max_tokens_field applies to type = \"openai\" only"
         ));
     }
-    if !matches!(dialect, Dialect::OpenAiChat | Dialect::OpenAiResponses)
-        && p.reasoning_effort.is_some()
-    {
-        errs.push(format!(
-            "{at}: reasoning_effort applies to type = \"openai\" and \"openai-responses\" only"
-        ));
-    }
+
     let mid = p.mid_conversation_system.unwrap_or(match dialect {
         Dialect::OpenAiChat => FileMidSystem::Keep,
         _ => FileMidSystem::Demote,
     });
     use filters::openai_chat::request::MidSystem;
-    let credentials = if keys.is_empty() {
-        vec![dialect::credential_headers(dialect, None)]
-    } else {
-        keys.iter()
-            .map(|k| dialect::credential_headers(dialect, Some(k.expose())))
-            .collect()
-    };
+    let credentials = auth.credentials;
+    let label = |v: &Option<String>| v.as_deref().map(Arc::from);
     Some(Provider {
+        preset: preset.as_ref().map(|(p, _)| p.name),
+        preset_filled: preset.map(|(_, f)| f).unwrap_or_default(),
+        enabled,
+        display_name: label(&p.display_name),
+        description: label(&p.description),
+        tags: p.tags.clone(),
+        login: auth.login,
         name: Arc::from(p.name.as_str()),
         index,
         dialect,
@@ -860,7 +899,8 @@ fn provider(
         encode: dialect::EncodeOptions {
             openai: filters::openai_chat::request::EncodeOptions {
                 max_completion_tokens_field,
-                reasoning_effort: p.reasoning_effort.unwrap_or(false),
+                reasoning,
+                reasoning_history: p.reasoning_history.unwrap_or(false),
                 mid_system: match mid {
                     FileMidSystem::Keep => MidSystem::Keep,
                     FileMidSystem::Demote => MidSystem::DemoteToUser,
@@ -874,7 +914,11 @@ fn provider(
             },
             // Models served only on /v1/responses are reasoning models.
             responses: filters::openai_responses::request::EncodeOptions {
-                reasoning: p.reasoning_effort.unwrap_or(true),
+                reasoning: if p.reasoning_param.is_some() || p.reasoning_effort.is_some() {
+                    reasoning != filters::openai_chat::request::ReasoningParam::None
+                } else {
+                    true
+                },
             },
             ..Default::default()
         },
@@ -899,6 +943,59 @@ fn provider(
         http2: p.http2,
         anthropic_beta: super::routing::beta_policy(at, p.anthropic_beta.as_ref(), errs),
     })
+}
+
+/// `enabled`, or its other name `is_active` (the earlier systems'): on
+/// unless one says off; both, they must agree.
+fn switch(at: &str, enabled: Option<bool>, is_active: Option<bool>, errs: &mut Errors) -> bool {
+    match (enabled, is_active) {
+        (Some(a), Some(b)) if a != b => {
+            errs.push(format!(
+                "{at}.is_active: disagrees with enabled (they are one switch; keep one)"
+            ));
+            a
+        }
+        (a, b) => a.or(b).unwrap_or(true),
+    }
+}
+
+/// How a request for reasoning is sent: `reasoning_param`, or the older
+/// `reasoning_effort = true`.
+fn reasoning_param(
+    at: &str,
+    p: &FileProvider,
+    dialect: Dialect,
+    errs: &mut Errors,
+) -> filters::openai_chat::request::ReasoningParam {
+    use filters::openai_chat::request::ReasoningParam;
+    if !matches!(dialect, Dialect::OpenAiChat | Dialect::OpenAiResponses)
+        && (p.reasoning_effort.is_some() || p.reasoning_param.is_some())
+    {
+        errs.push(format!(
+            "{at}: reasoning_effort and reasoning_param apply to type = \"openai\" and \"openai-responses\" only"
+        ));
+    }
+    if dialect != Dialect::OpenAiChat && p.reasoning_history.is_some() {
+        errs.push(format!(
+            "{at}.reasoning_history: applies to type = \"openai\" only"
+        ));
+    }
+    match (p.reasoning_param.as_deref(), p.reasoning_effort) {
+        (Some(_), Some(_)) => {
+            errs.push(format!(
+                "{at}.reasoning_effort: set reasoning_param or reasoning_effort, not both"
+            ));
+            ReasoningParam::None
+        }
+        (Some(name), None) => ReasoningParam::named(name).unwrap_or_else(|| {
+            errs.push(format!(
+                "{at}.reasoning_param: '{name}' is not reasoning_effort, enable_thinking, thinking, reasoning, chat_template_kwargs or none"
+            ));
+            ReasoningParam::None
+        }),
+        (None, Some(true)) => ReasoningParam::Effort,
+        (None, _) => ReasoningParam::None,
+    }
 }
 
 /// `limits` of a model or a provider: shared by every key, so only the
@@ -1106,9 +1203,11 @@ fn models(
     by_name: &HashMap<&str, Arc<Provider>>,
     server_total: Duration,
     errs: &mut Errors,
-) -> (HashMap<String, Arc<Route>>, Vec<String>, Slots) {
+) -> (HashMap<String, Arc<Route>>, Vec<String>, Slots, Vec<String>) {
     let mut routes = HashMap::new();
     let mut model_names = Vec::new();
+    let mut disabled = Vec::new();
+    let mut seen = HashSet::new();
     let mut slots: Slots = Vec::new();
     let mut slot_of: HashMap<(usize, String), usize> = HashMap::new();
     for (i, m) in models.iter().enumerate() {
@@ -1116,7 +1215,7 @@ fn models(
         if m.name.trim().is_empty() {
             errs.push(format!("{at}.name: must not be empty"));
         }
-        if routes.contains_key(&m.name) {
+        if !seen.insert(m.name.as_str()) {
             errs.push(format!("{at}.name: model '{}' is defined twice", m.name));
         }
         if m.targets.is_empty() {
@@ -1150,6 +1249,7 @@ fn models(
                 ));
             }
         }
+        let enabled = switch(&at, m.enabled, m.is_active, errs);
         let mut targets = Vec::new();
         for (j, t) in m.targets.iter().enumerate() {
             let Some(p) = by_name.get(t.provider.as_str()) else {
@@ -1159,6 +1259,11 @@ fn models(
                 ));
                 continue;
             };
+            let on = switch(&format!("{at}.targets[{j}]"), t.enabled, t.is_active, errs);
+            // Out of service: kept in the file, never called.
+            if !(on && p.enabled) {
+                continue;
+            }
             let slot = *slot_of
                 .entry((p.index, t.model.clone()))
                 .or_insert_with(|| {
@@ -1189,6 +1294,14 @@ fn models(
                 tool_emulation: t.tool_emulation.unwrap_or(m.tool_emulation),
             });
         }
+        // A model out of service, or with no target in service, is
+        // answered as unknown (and listed nowhere) until one returns.
+        if !enabled || targets.is_empty() {
+            if !m.targets.is_empty() {
+                disabled.push(m.name.clone());
+            }
+            continue;
+        }
         model_names.push(m.name.clone());
         routes.insert(
             m.name.clone(),
@@ -1202,6 +1315,8 @@ fn models(
                     .any(|t| t.capabilities.context_window.is_some()),
                 aliases: m.aliases.clone(),
                 tags: m.tags.clone(),
+                display_name: m.display_name.as_deref().map(Arc::from),
+                description: m.description.as_deref().map(Arc::from),
                 priority: m.priority,
                 capabilities: model_caps,
                 total_timeout,
@@ -1219,7 +1334,7 @@ fn models(
             }),
         );
     }
-    (routes, model_names, slots)
+    (routes, model_names, slots, disabled)
 }
 
 /// `[[api_keys]]`: the clients allowed in, by key. Exact model names
@@ -1265,7 +1380,7 @@ fn api_keys(
             name: k.name.clone(),
             description: k.description.clone(),
             roles: k.roles.clone(),
-            enabled: k.enabled.unwrap_or(true),
+            enabled: switch(&at, k.enabled, k.is_active, errs),
             expires_at: k.expires_at.clone(),
             allowed_models: k.allowed_models.clone(),
             allowed_providers: k.allowed_providers.clone(),

@@ -437,8 +437,11 @@ pub struct EncodeOptions {
     /// Send the limit as `max_completion_tokens` (OpenAI reasoning models
     /// reject `max_tokens`) rather than `max_tokens` (older compatibles).
     pub max_completion_tokens_field: bool,
-    /// Forward `reasoning_effort` (non-reasoning models reject it).
-    pub reasoning_effort: bool,
+    /// How a request for reasoning is put to this backend (non-reasoning
+    /// models reject fields they do not know).
+    pub reasoning: ReasoningParam,
+    /// Earlier turns' reasoning is sent back (`reasoning_content`).
+    pub reasoning_history: bool,
     pub mid_system: MidSystem,
 }
 
@@ -446,9 +449,58 @@ impl Default for EncodeOptions {
     fn default() -> Self {
         Self {
             max_completion_tokens_field: false,
-            reasoning_effort: false,
+            reasoning: ReasoningParam::None,
+            reasoning_history: false,
             mid_system: MidSystem::Keep,
         }
+    }
+}
+
+/// The field an OpenAI-compatible backend reads a request for reasoning
+/// from: each vendor chose its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasoningParam {
+    /// Not sent: the model decides (or reasons by its name).
+    None,
+    /// `reasoning_effort: "low" | "medium" | "high"` (OpenAI, xAI, Groq,
+    /// Ollama).
+    Effort,
+    /// `enable_thinking: true` and `thinking_budget` (Qwen on DashScope,
+    /// SiliconFlow).
+    EnableThinking,
+    /// `thinking: {"type": "enabled"}` (GLM, DeepSeek, Kimi).
+    Thinking,
+    /// `reasoning: {"effort"}` or `{"max_tokens"}` (OpenRouter).
+    Reasoning,
+    /// `chat_template_kwargs: {"enable_thinking": true}` (vLLM, SGLang
+    /// serving Qwen-style templates).
+    ChatTemplateKwargs,
+}
+
+impl ReasoningParam {
+    /// Its config name (`reasoning_param = "…"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Effort => "reasoning_effort",
+            Self::EnableThinking => "enable_thinking",
+            Self::Thinking => "thinking",
+            Self::Reasoning => "reasoning",
+            Self::ChatTemplateKwargs => "chat_template_kwargs",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Self> {
+        [
+            Self::None,
+            Self::Effort,
+            Self::EnableThinking,
+            Self::Thinking,
+            Self::Reasoning,
+            Self::ChatTemplateKwargs,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
     }
 }
 
@@ -545,7 +597,7 @@ fn encode_messages(req: &Request, opts: &EncodeOptions) -> Vec<Value> {
             Role::User => {
                 body_msgs.push(json!({"role": "user", "content": user_content(&m.parts)}))
             }
-            Role::Assistant => body_msgs.push(assistant_json(m)),
+            Role::Assistant => body_msgs.push(assistant_json(m, opts.reasoning_history)),
             Role::Tool => tool_json(m, &mut body_msgs),
         }
     }
@@ -557,7 +609,10 @@ fn encode_messages(req: &Request, opts: &EncodeOptions) -> Vec<Value> {
 }
 
 /// Encodes an assistant message: its text and any tool calls.
-fn assistant_json(m: &Message) -> Value {
+/// `reasoning_history`: the turn's reasoning goes back as
+/// `reasoning_content` (DeepSeek and GLM refuse a tool-call turn without it
+/// while thinking).
+fn assistant_json(m: &Message, reasoning_history: bool) -> Value {
     let text = join_text(&m.parts);
     let calls: Vec<Value> = m
         .parts
@@ -573,6 +628,19 @@ fn assistant_json(m: &Message) -> Value {
     let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
     if !calls.is_empty() {
         msg["tool_calls"] = Value::Array(calls);
+    }
+    if reasoning_history {
+        let reasoning: String = m
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Reasoning(r) if r.redacted.is_none() => Some(r.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !reasoning.is_empty() {
+            msg["reasoning_content"] = Value::String(reasoning);
+        }
     }
     msg
 }
@@ -675,12 +743,44 @@ fn encode_sampling(
             Some(json!(s.stop.iter().take(4).collect::<Vec<_>>())),
         );
     }
-    if opts.reasoning_effort {
-        let effort = req.reasoning.and_then(|r| {
-            r.effort
-                .or_else(|| r.budget_tokens.map(Effort::from_budget))
-        });
-        put(out, "reasoning_effort", effort.map(|e| json!(e.as_str())));
+    encode_reasoning(req.reasoning, opts.reasoning, out);
+}
+
+/// A request for reasoning in the backend's own field; nothing when the
+/// client asked for none.
+fn encode_reasoning(
+    asked: Option<ReasoningConfig>,
+    param: ReasoningParam,
+    out: &mut Map<String, Value>,
+) {
+    let Some(r) = asked else { return };
+    let effort = r
+        .effort
+        .or_else(|| r.budget_tokens.map(Effort::from_budget));
+    match param {
+        ReasoningParam::None => {}
+        ReasoningParam::Effort => put(out, "reasoning_effort", effort.map(|e| json!(e.as_str()))),
+        ReasoningParam::EnableThinking => {
+            out.insert("enable_thinking".into(), json!(true));
+            put(out, "thinking_budget", r.budget_tokens.map(|b| json!(b)));
+        }
+        ReasoningParam::Thinking => {
+            out.insert("thinking".into(), json!({"type": "enabled"}));
+        }
+        ReasoningParam::Reasoning => {
+            let how = match (r.budget_tokens, effort) {
+                (Some(b), _) => json!({"max_tokens": b}),
+                (None, Some(e)) => json!({"effort": e.as_str()}),
+                (None, None) => json!({"enabled": true}),
+            };
+            out.insert("reasoning".into(), how);
+        }
+        ReasoningParam::ChatTemplateKwargs => {
+            out.insert(
+                "chat_template_kwargs".into(),
+                json!({"enable_thinking": true}),
+            );
+        }
     }
 }
 
@@ -829,5 +929,105 @@ mod tests {
         assert_eq!(v["messages"][2], json!({"role": "user", "content": "note"}));
         assert_eq!(v["max_completion_tokens"], 4096);
         assert_eq!(v["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn a_request_for_reasoning_goes_in_each_backends_own_field() {
+        let asked = |extra: Value| {
+            let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            decode_json(body).unwrap()
+        };
+        let high = asked(json!({"reasoning_effort": "high"}));
+        let plain = asked(json!({}));
+        let sent = |req: &Request, reasoning: ReasoningParam| {
+            let opts = EncodeOptions {
+                reasoning,
+                ..Default::default()
+            };
+            let mut v = encode(req, "up", &opts, None);
+            let m = v.as_object_mut().unwrap();
+            for k in ["model", "messages", "stream", "stream_options"] {
+                m.remove(k);
+            }
+            v
+        };
+        assert_eq!(sent(&high, ReasoningParam::None), json!({}));
+        assert_eq!(
+            sent(&high, ReasoningParam::Effort),
+            json!({"reasoning_effort": "high"})
+        );
+        assert_eq!(
+            sent(&high, ReasoningParam::EnableThinking),
+            json!({"enable_thinking": true})
+        );
+        assert_eq!(
+            sent(&high, ReasoningParam::Thinking),
+            json!({"thinking": {"type": "enabled"}})
+        );
+        assert_eq!(
+            sent(&high, ReasoningParam::Reasoning),
+            json!({"reasoning": {"effort": "high"}})
+        );
+        assert_eq!(
+            sent(&high, ReasoningParam::ChatTemplateKwargs),
+            json!({"chat_template_kwargs": {"enable_thinking": true}})
+        );
+        // A budget (Anthropic `thinking.budget_tokens`) is kept where a
+        // field takes one.
+        let mut budget = plain.clone();
+        budget.reasoning = Some(ReasoningConfig {
+            effort: None,
+            budget_tokens: Some(2048),
+        });
+        assert_eq!(
+            sent(&budget, ReasoningParam::EnableThinking),
+            json!({"enable_thinking": true, "thinking_budget": 2048})
+        );
+        assert_eq!(
+            sent(&budget, ReasoningParam::Reasoning),
+            json!({"reasoning": {"max_tokens": 2048}})
+        );
+        // Nothing asked, nothing sent, whatever the field.
+        for p in [
+            "none",
+            "reasoning_effort",
+            "enable_thinking",
+            "thinking",
+            "reasoning",
+            "chat_template_kwargs",
+        ] {
+            let p = ReasoningParam::named(p).unwrap();
+            assert_eq!(p.name(), ReasoningParam::named(p.name()).unwrap().name());
+            assert_eq!(sent(&plain, p), json!({}), "{p:?}");
+        }
+        assert_eq!(ReasoningParam::named("effort"), None);
+    }
+
+    #[test]
+    fn reasoning_goes_back_with_its_turn_only_where_asked() {
+        let req = decode_json(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": null, "reasoning_content": "call the tool",
+                 "tool_calls": [{"id": "c1", "type": "function",
+                                 "function": {"name": "w", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
+            ]
+        }))
+        .unwrap();
+        let with = |reasoning_history| {
+            let opts = EncodeOptions {
+                reasoning_history,
+                ..Default::default()
+            };
+            encode(&req, "up", &opts, None)["messages"][1].clone()
+        };
+        assert_eq!(with(true)["reasoning_content"], "call the tool");
+        assert_eq!(with(true)["tool_calls"][0]["id"], "c1");
+        assert!(with(false).get("reasoning_content").is_none());
     }
 }
