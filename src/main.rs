@@ -62,12 +62,20 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Also print each provider as the gateway will use it: what its
+    /// preset filled in, its URL, dialect, auth (never a secret), quirks.
+    #[arg(long)]
+    explain: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (the default).
     Run,
     /// Validate the config file and exit.
-    Check,
+    Check(CheckArgs),
     /// Send one message through a model's chain, no server needed; the answer streams to stdout.
     Chat(cli::chat::ChatArgs),
     /// List the configured models, or test each of their targets.
@@ -135,7 +143,7 @@ fn config_source(cli: &Cli, create: bool) -> Result<cli::workspace::Source, Exit
     })?;
     // The welcome goes to stdout for `run` and `check` only: other verbs'
     // stdout is their output (`keys list --json`), kept machine-readable.
-    let to_stdout = matches!(cli.command, None | Some(Command::Run | Command::Check));
+    let to_stdout = matches!(cli.command, None | Some(Command::Run | Command::Check(_)));
     if let (cli::workspace::Source::Workspace(layout), true) = (&source, create) {
         let made = cli::workspace::prepare(
             layout,
@@ -230,9 +238,12 @@ fn main() -> ExitCode {
         Command::Install(args) => cli::install::install(&source, args),
         Command::Uninstall(args) => cli::install::uninstall(args),
         Command::Status(args) => cli::status::run(&path, args),
-        Command::Check => match load_live(&path) {
+        Command::Check(args) => match load_live(&path) {
             Ok((live, _)) => {
                 let snapshot = &live.config;
+                if args.explain {
+                    print!("{}", cli::check::explain(snapshot));
+                }
                 println!(
                     "{}: ok ({} providers, {} models, {} api keys, {} prices)",
                     path.display(),

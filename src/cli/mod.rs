@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod check;
 pub mod http;
 pub mod install;
 pub mod keys;

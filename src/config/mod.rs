@@ -13,6 +13,7 @@ pub mod secret;
 mod snapshot;
 mod toml_error;
 mod validate;
+pub(crate) use validate::show_duration;
 
 use file::FileConfig;
 pub use snapshot::*;

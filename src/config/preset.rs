@@ -120,7 +120,7 @@ pub static PRESETS: &[Preset] = &[
         ..openai_compatible(
             "deepseek",
             "DeepSeek",
-            "https://api.deepseek.com/v1",
+            "https://api.deepseek.com",
             "DEEPSEEK_API_KEY",
         )
     },
@@ -170,6 +170,9 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         anthropic: Some("https://api.moonshot.cn/anthropic"),
+        // Kimi's thinking models think unasked and want their reasoning
+        // kept with the turn.
+        reasoning_history: true,
         ..openai_compatible(
             "kimi",
             "Moonshot AI (Kimi), mainland China",
@@ -179,6 +182,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         anthropic: Some("https://api.moonshot.ai/anthropic"),
+        reasoning_history: true,
         ..openai_compatible(
             "kimi-intl",
             "Moonshot AI (Kimi), international",
@@ -202,6 +206,15 @@ pub static PRESETS: &[Preset] = &[
             "MiniMax, international",
             "https://api.minimax.io/v1",
             "MINIMAX_API_KEY",
+        )
+    },
+    Preset {
+        reasoning_param: Some("thinking"),
+        ..openai_compatible(
+            "ark",
+            "Volcengine Ark (Doubao), mainland China",
+            "https://ark.cn-beijing.volces.com/api/v3",
+            "ARK_API_KEY",
         )
     },
     Preset {
@@ -392,6 +405,16 @@ pub(super) fn apply(p: &mut FileProvider) -> Result<Option<(&'static Preset, Fil
         }
     }
     Ok(Some((preset, filled)))
+}
+
+/// A dialect's `type = "…"` name.
+pub fn dialect_type(d: filters::Dialect) -> &'static str {
+    match d {
+        filters::Dialect::OpenAiChat => "openai",
+        filters::Dialect::Anthropic => "anthropic",
+        filters::Dialect::Gemini => "gemini",
+        filters::Dialect::OpenAiResponses => "openai-responses",
+    }
 }
 
 pub(super) fn type_name(kind: ProviderType) -> &'static str {

@@ -100,6 +100,22 @@ pub struct Login {
 }
 
 impl Provider {
+    /// Its (first) base URL as a person would write it.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let default_port = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default_port {
+            format!("{scheme}://{host}{}", self.path_prefix)
+        } else {
+            format!("{scheme}://{host}:{}{}", self.port, self.path_prefix)
+        }
+    }
+
     /// The credential headers for key `index` (none: the keyless set).
     pub fn credentials(&self, index: Option<usize>) -> &[(HeaderName, HeaderValue)] {
         index

@@ -148,7 +148,7 @@ impl<T: Bounded> Bounds<T> {
 
 /// A duration the way the file would spell it: `0s`, `100ms`, `90s`,
 /// `5m`, `24h`.
-pub(super) fn show_duration(d: Duration) -> String {
+pub(crate) fn show_duration(d: Duration) -> String {
     if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{d:?}");
     }

@@ -88,14 +88,12 @@ impl Attempts<'_> {
 
     /// The body for `target`. Same dialect: the client's bytes with the
     /// model replaced — unless reasoning history carries a signature we
-    /// minted, which must never reach Anthropic (a full decode drops it).
+    /// minted, which must never reach Anthropic (a full decode drops it),
+    /// or the bytes would break a quirk of the target's.
     fn prepare(&mut self, target: &Target) -> Result<Prepared, ApiError> {
         let provider = &target.provider;
         // A conversation the gateway keeps must be expanded, whoever serves it.
         let local_previous = self.req.responses.is_some_and(|r| r.local_previous);
-        let pass_through = provider.dialect == self.req.dialect
-            && !self.carries_synthetic_signature
-            && !local_previous;
         let spec = payload::Target {
             dialect: provider.dialect,
             model: &target.model,
@@ -103,6 +101,10 @@ impl Attempts<'_> {
             max_output_tokens: self.req.max_output_tokens,
             tool_emulation: target.tool_emulation && !target.capabilities.tools,
         };
+        let pass_through = provider.dialect == self.req.dialect
+            && !self.carries_synthetic_signature
+            && !local_previous
+            && !self.payload.breaks_quirks(self.req.dialect, &spec);
         self.payload.prepare(self.req.dialect, &spec, pass_through)
     }
 }

@@ -33,6 +33,10 @@ pub struct Rewritable {
     /// ask for (limits and accounting need it).
     stream: bool,
     stream_options: Option<Range<usize>>,
+    /// OpenAI Chat: `reasoning_effort` is set, and where `messages` sit (an
+    /// OpenAI-compatible target may read either differently).
+    reasoning_effort: bool,
+    messages: Option<Range<usize>>,
     /// Nothing the canonical stream cannot carry (OpenAI `n > 1`,
     /// `logprobs`): a same-dialect stream may be re-encoded.
     reencodable: bool,
@@ -59,6 +63,8 @@ impl Rewritable {
                 .is_some_and(|m| m.raw("include_usage") == Some(b"true")),
             stream: members.raw("stream") == Some(b"true"),
             stream_options: members.get("stream_options"),
+            reasoning_effort: members.get("reasoning_effort").is_some(),
+            messages: members.get("messages"),
             reencodable: members.raw("n").is_none_or(|n| n == b"1" || n == b"null")
                 && members.raw("logprobs") != Some(b"true"),
         }
@@ -217,6 +223,37 @@ impl Payload {
         Ok(req)
     }
 
+    /// Whether the client's OpenAI Chat bytes, passed through, would break
+    /// a quirk of an OpenAI-compatible target: the token-limit field it
+    /// reads, the field it reads a request for reasoning from, system
+    /// messages only first. Then they are decoded and encoded for it
+    /// instead (members only that target reads are lost then).
+    pub fn breaks_quirks(&self, client: Dialect, target: &Target<'_>) -> bool {
+        use filters::openai_chat::request::{MidSystem, ReasoningParam};
+        if client != Dialect::OpenAiChat || target.dialect != Dialect::OpenAiChat {
+            return false;
+        }
+        let o = &target.encode.openai;
+        let r = &self.rewritable;
+        let limit = if o.max_completion_tokens_field {
+            r.max_tokens.is_some()
+        } else {
+            r.max_completion_tokens.is_some()
+        };
+        // A backend whose own field is known gets it; one with none keeps
+        // what the client sent.
+        let reasoning = r.reasoning_effort
+            && !matches!(o.reasoning, ReasoningParam::None | ReasoningParam::Effort);
+        let system = o.mid_system != MidSystem::Keep
+            && match (&self.body, &r.messages) {
+                (Some(b), Some(m)) => b
+                    .get(m.clone())
+                    .is_some_and(filters::openai_chat::request::may_have_late_system),
+                _ => false,
+            };
+        limit || reasoning || system
+    }
+
     /// `pass_through`: the client's bytes with only the model (and an
     /// over-cap max-tokens) replaced; else decoded and encoded for the
     /// target's dialect.
@@ -244,6 +281,24 @@ impl Payload {
             });
         }
         let canonical = self.canonical(client, target.dialect)?;
+        // An OpenAI client's own `reasoning_effort` stays what it said to a
+        // backend with no reasoning field of its own, as when passed
+        // through (translated reasoning is not sent there).
+        if client == Dialect::OpenAiChat
+            && target.dialect == Dialect::OpenAiChat
+            && target.encode.openai.reasoning == filters::openai_chat::request::ReasoningParam::None
+        {
+            let mut encode = target.encode.clone();
+            encode.openai.reasoning = filters::openai_chat::request::ReasoningParam::Effort;
+            return encoded(
+                &Target {
+                    encode: &encode,
+                    ..*target
+                },
+                canonical,
+                false,
+            );
+        }
         encoded(target, canonical, false)
     }
 

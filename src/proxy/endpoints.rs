@@ -195,10 +195,23 @@ fn entry_slots(dialect: Dialect, v: &mut Value) -> impl Iterator<Item = &mut Val
         .flatten()
 }
 
-/// A model's capabilities in its listing entry: `capabilities` (and the
-/// tags) for OpenAI and Anthropic clients, Gemini's own token limit.
+/// A model's labels and capabilities in its listing entry: `capabilities`
+/// (and the tags) for OpenAI and Anthropic clients, Gemini's own token
+/// limit.
 fn describe(dialect: Dialect, entry: &mut Value, route: &Route) {
     let c = route.capabilities;
+    // The listing's own label fields where the dialect has them
+    // (Anthropic `display_name`, Gemini `displayName`/`description`).
+    let (label, about) = match dialect {
+        Dialect::Gemini => ("displayName", "description"),
+        _ => ("display_name", "description"),
+    };
+    if let Some(d) = &route.display_name {
+        entry[label] = json!(d);
+    }
+    if let Some(d) = &route.description {
+        entry[about] = json!(d);
+    }
     if dialect == Dialect::Gemini {
         if let Some(w) = c.context_window {
             entry["inputTokenLimit"] = json!(w);

@@ -431,6 +431,27 @@ fn media_url(m: &Media) -> String {
     }
 }
 
+/// Whether a `messages` array (its JSON text) may hold a system message
+/// after the first message, read without decoding it: any `"system"` but
+/// a leading system message's role counts, so text that merely says
+/// `"system"` errs on the side of a re-encode (correct, slower), never
+/// the other way.
+pub fn may_have_late_system(messages: &[u8]) -> bool {
+    let hits = memchr::memmem::find_iter(messages, b"\"system\"")
+        .take(2)
+        .count();
+    let leading = || {
+        crate::wire::json_peek::first_element(messages)
+            .and_then(|r| crate::wire::json_peek::members(&messages[r]).ok())
+            .is_some_and(|m| m.raw("role") == Some(b"\"system\""))
+    };
+    match hits {
+        0 => false,
+        1 => !leading(),
+        _ => true,
+    }
+}
+
 /// What differs between OpenAI-compatible upstreams, from provider config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodeOptions {
@@ -1029,5 +1050,26 @@ mod tests {
         assert_eq!(with(true)["reasoning_content"], "call the tool");
         assert_eq!(with(true)["tool_calls"][0]["id"], "c1");
         assert!(with(false).get("reasoning_content").is_none());
+    }
+
+    #[test]
+    fn a_late_system_message_is_found_without_decoding() {
+        let late = |j: &str| may_have_late_system(j.as_bytes());
+        assert!(!late(r#"[{"role":"user","content":"hi"}]"#));
+        assert!(!late(
+            r#"[{"role": "system", "content": "be brief"}, {"role":"user","content":"hi"}]"#
+        ));
+        assert!(late(
+            r#"[{"role":"user","content":"hi"},{"role":"system","content":"x"}]"#
+        ));
+        assert!(late(
+            r#"[{"role":"system","content":"a"},{"role":"user"},{"role":"system","content":"b"}]"#
+        ));
+        // Words are not roles, but a string that is just "system" is taken
+        // for one: a re-encode, never a late system message passed on.
+        assert!(!late(r#"[{"role":"user","content":"the system is down"}]"#));
+        assert!(!late(r#"[{"role":"user","content":"say \"system\""}]"#));
+        assert!(late(r#"[{"role":"user","content":"system"}]"#));
+        assert!(!late("[]"));
     }
 }

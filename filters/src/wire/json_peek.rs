@@ -167,6 +167,19 @@ pub fn members(json: &[u8]) -> Result<Members<'_>, PeekError> {
     Ok(Members { json, fields })
 }
 
+/// The first element of the array `json` (its byte range), or `None` for
+/// an empty array or anything else.
+pub fn first_element(json: &[u8]) -> Option<Range<usize>> {
+    let mut s = Scanner { b: json, i: 0 };
+    s.ws();
+    s.expect(b'[', "expected an array").ok()?;
+    s.ws();
+    if s.peek() == Some(b']') {
+        return None;
+    }
+    s.value().ok()
+}
+
 /// A key with escapes, quotes included, unescaped as any JSON parser would
 /// (unknown escapes, lone surrogates, raw control characters and invalid
 /// UTF-8 are errors, as in serde_json).
@@ -542,5 +555,16 @@ mod tests {
         assert_eq!(m.str("b").as_deref(), Some("plain"));
         assert_eq!(m.str("c"), None);
         assert_eq!(members(br#"{"a":1}"#).unwrap().str("a"), None);
+    }
+
+    #[test]
+    fn the_first_element_of_an_array() {
+        let text = br#" [ {"role": "system", "content": "[x]"}, {"role": "user"} ]"#;
+        let r = first_element(text).unwrap();
+        assert_eq!(&text[r], br#"{"role": "system", "content": "[x]"}"#);
+        assert_eq!(first_element(b"[]"), None);
+        assert_eq!(first_element(b" [ ] "), None);
+        assert_eq!(first_element(b"{}"), None);
+        assert_eq!(&b"[1,2]"[first_element(b"[1,2]").unwrap()], b"1");
     }
 }
