@@ -8,7 +8,12 @@ CONFIG     ?= conf/modelswitch.toml
 # Dummy credentials so every example config validates without real secrets.
 EXAMPLE_ENV := OPENAI_API_KEY=sk-example ANTHROPIC_API_KEY=sk-example DEEPSEEK_API_KEY=sk-example \
                DASHSCOPE_API_KEY=sk-example ZHIPU_API_KEY=sk-example MOONSHOT_API_KEY=sk-example \
-               OPENROUTER_API_KEY=sk-example SILICONFLOW_API_KEY=sk-example
+               OPENROUTER_API_KEY=sk-example SILICONFLOW_API_KEY=sk-example \
+               ZHIPUAI_API_KEY=sk-example ZAI_API_KEY=sk-example ARK_API_KEY=sk-example \
+               MINIMAX_API_KEY=sk-example GEMINI_API_KEY=sk-example XAI_API_KEY=sk-example \
+               GROQ_API_KEY=sk-example MISTRAL_API_KEY=sk-example TOGETHER_API_KEY=sk-example \
+               FIREWORKS_API_KEY=sk-example INHOUSE_KEY_1=sk-example INHOUSE_KEY_2=sk-example \
+               GATEWAY_B_TOKEN=tok-example CORP_LLM_PASSWORD=pw-example
 
 NODE_DIR   := target/node
 UI_DIR     := target/ui

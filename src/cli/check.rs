@@ -52,9 +52,16 @@ fn provider(p: &Provider) -> String {
             }
             .into(),
         );
-        line("reasoning param", o.reasoning.name().into());
-        line("reasoning history", o.reasoning_history.to_string());
-        line("mid-conversation system", format!("{:?}", o.mid_system));
+        line("reasoning_param", o.reasoning.name().into());
+        line("reasoning_history", o.reasoning_history.to_string());
+        use filters::openai_chat::request::MidSystem;
+        let mid = match o.mid_system {
+            MidSystem::Keep => "keep",
+            MidSystem::DemoteToUser => "demote",
+            MidSystem::MergeIntoLeading => "merge",
+            MidSystem::Drop => "drop",
+        };
+        line("mid_conversation_system", mid.into());
     }
     s.trim_end().to_owned()
 }
