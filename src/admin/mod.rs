@@ -8,7 +8,9 @@ pub mod auth;
 pub mod config_edit;
 pub mod config_health;
 pub mod config_mask;
+pub mod config_models;
 pub mod config_targets;
+pub mod discovery;
 pub mod keys;
 pub mod logs;
 pub mod overview;
@@ -58,6 +60,9 @@ pub async fn api(
         "config" => config_edit::handle(plane, session, rec, live).await,
         "models" if rest.ends_with("/targets") => {
             config_edit::handle(plane, session, rec, live).await
+        }
+        "providers" if rest.trim_end_matches('/').ends_with("/models") => {
+            discovery::handle(plane, session, rec, live).await
         }
         "models" | "providers" | "stats" | "overview" => {
             overview::handle(plane, session, rec, live).await
