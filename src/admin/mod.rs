@@ -61,7 +61,8 @@ pub async fn api(
         "models" if rest.ends_with("/targets") => {
             config_edit::handle(plane, session, rec, live).await
         }
-        "providers" if rest.trim_end_matches('/').ends_with("/models") => {
+        // `/api/providers/{name}/models` (a provider may be named `models`).
+        "providers" if is_provider_models(rest) => {
             discovery::handle(plane, session, rec, live).await
         }
         "models" | "providers" | "stats" | "overview" => {
@@ -69,6 +70,11 @@ pub async fn api(
         }
         _ => Err(no_route(&path)),
     }
+}
+
+fn is_provider_models(rest: &str) -> bool {
+    let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(parts.as_slice(), ["providers", _, "models"])
 }
 
 /// The path after `/api/`, percent-decoded segment by segment (a model
