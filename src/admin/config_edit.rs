@@ -124,7 +124,7 @@ pub enum Refused {
 
 /// The answer to a save: 200 with `extra` beside the etag and the
 /// restart list, or the refusal.
-async fn answer(
+pub(super) async fn answer(
     session: &mut Session,
     rec: &mut RequestRecord,
     saved: Result<Saved, Refused>,

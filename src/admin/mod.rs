@@ -8,7 +8,9 @@ pub mod auth;
 pub mod config_edit;
 pub mod config_health;
 pub mod config_mask;
+pub mod config_models;
 pub mod config_targets;
+pub mod discovery;
 pub mod keys;
 pub mod logs;
 pub mod overview;
@@ -59,11 +61,20 @@ pub async fn api(
         "models" if rest.ends_with("/targets") => {
             config_edit::handle(plane, session, rec, live).await
         }
+        // `/api/providers/{name}/models` (a provider may be named `models`).
+        "providers" if is_provider_models(rest) => {
+            discovery::handle(plane, session, rec, live).await
+        }
         "models" | "providers" | "stats" | "overview" => {
             overview::handle(plane, session, rec, live).await
         }
         _ => Err(no_route(&path)),
     }
+}
+
+fn is_provider_models(rest: &str) -> bool {
+    let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(parts.as_slice(), ["providers", _, "models"])
 }
 
 /// The path after `/api/`, percent-decoded segment by segment (a model

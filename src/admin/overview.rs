@@ -253,6 +253,12 @@ fn provider_view(live: &Live, p: &Provider) -> Value {
         "targets": targets,
         "keys": keys,
         "limits": (!p.limits.is_empty()).then(|| json!(p.limits)),
+        "enabled": p.enabled,
+        "preset": p.preset,
+        "display_name": p.display_name.as_deref(),
+        "description": p.description.as_deref(),
+        "tags": &p.tags,
+        "listing": super::discovery::listing_name(crate::config::preset::listing(p.preset, p.dialect)),
     })
 }
 
@@ -284,6 +290,8 @@ pub fn model_view(live: &Live, name: &str, route: &Route) -> Value {
         "name": name,
         "limits": (!route.limits.is_empty()).then(|| json!(route.limits)),
         "max_output_tokens": route.max_output_tokens,
+        "display_name": route.display_name.as_deref(),
+        "description": route.description.as_deref(),
         "targets": targets,
     })
 }

@@ -24,8 +24,22 @@ pub async fn call_once(
     live: &Live,
     rec: &mut RequestRecord,
     target: &Target,
+    request: (&str, &str),
+    body: Bytes,
+) -> Result<Bytes, Failure> {
+    call_within(upstream, live, rec, target, request, body, MAX_BODY).await
+}
+
+/// [`call_once`] with the answer capped at `max_body` bytes (the admin
+/// plane's model listing wants far less than an embeddings batch).
+pub async fn call_within(
+    upstream: &UpstreamClient,
+    live: &Live,
+    rec: &mut RequestRecord,
+    target: &Target,
     (method, path): (&str, &str),
     body: Bytes,
+    max_body: usize,
 ) -> Result<Bytes, Failure> {
     let provider = &target.provider;
     let state = live.provider(provider);
@@ -56,7 +70,7 @@ pub async fn call_once(
         if !(200..300).contains(&call.status) {
             return Err(call.into_failure(deadline).await);
         }
-        let body = call.read_all(deadline, MAX_BODY).await?;
+        let body = call.read_all(deadline, max_body).await?;
         upstream.release(call);
         Ok(body)
     }

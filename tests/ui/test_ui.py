@@ -578,3 +578,34 @@ def test_an_admin_sees_every_keys_sessions_and_filters_by_key(stack, page):
     shot(page, "sessions-admin")
     assert not unlabelled(page), unlabelled(page)
     assert not page.js_errors, page.js_errors
+
+
+def test_discovered_models_are_added_from_the_providers_page(stack, page):
+    login(page, stack.gateway)
+    goto(page, stack, "/ui/providers")
+    page.get_by_role("button", name="Refresh models openai").click()
+    dialog = page.locator("#discover-dialog")
+    row = dialog.locator("#disc-gpt-4o-mini-row")
+    row.wait_for()
+    # what a chain already sends the provider is marked and not ticked
+    configured = dialog.locator("#disc-mock-row")
+    assert "chat" in configured.inner_text()
+    assert not configured.get_by_role("checkbox").is_checked()
+    assert not unlabelled(page), unlabelled(page)
+    assert dialog.locator("#discover-add").is_disabled()
+    shot(page, "providers-discover")
+    dialog.get_by_role("checkbox", name="Add: gpt-4o-mini").check()
+    dialog.get_by_role("textbox", name="Name in the config: gpt-4o-mini").fill("mini")
+    dialog.get_by_role("button", name="Add selected (1)").click()
+    dialog.locator("#discover-done").wait_for()
+    # listed again: now configured as "mini"
+    until(lambda: "mini" in row.locator("td").last.inner_text())
+    assert 'name = "mini"' in stack.config.read_text()
+    shot(page, "providers-discover-added")
+    page.keyboard.press("Escape")
+    goto(page, stack, "/ui/models")
+    card = page.locator("#model-mini")
+    card.wait_for()
+    assert "gpt-4o-mini" in card.inner_text()
+    assert served_target(stack, "mini") == "openai/gpt-4o-mini"
+    assert not page.js_errors, page.js_errors

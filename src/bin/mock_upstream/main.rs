@@ -5,7 +5,9 @@
 //! without `?alt=sse`), streaming or not, and misbehaves on request. It also
 //! answers `…/embeddings`, `…/messages/count_tokens`,
 //! `…/responses/input_tokens`, Gemini's `:countTokens`, `:embedContent`,
-//! `:batchEmbedContents` and `GET /v1beta/models[/{model}]`. The same port
+//! `:batchEmbedContents` and `GET /v1beta/models/{model}`; the model
+//! listings of OpenAI, Anthropic, Gemini, Ollama and LM Studio, paged and
+//! behind each one's credential header (`listing.rs`). The same port
 //! speaks HTTP/2 with prior knowledge (h2c): each stream is served by the
 //! same handlers, faults included (`h2c.rs`; `--h2-max-streams N`, default
 //! 100, is the SETTINGS_MAX_CONCURRENT_STREAMS it announces).
@@ -114,6 +116,7 @@ mod extras;
 mod gemini;
 mod h2c;
 mod inspect;
+mod listing;
 mod plan;
 mod responses;
 mod text_only;
@@ -436,6 +439,13 @@ async fn respond(
     let query = path.split_once('?').map_or("", |(_, q)| q);
     if let Some(keep_open) = respond_control(sock, method, route, stats).await? {
         return Ok(keep_open);
+    }
+    if let Some((status, v, label)) = listing::answer(method, route, query, hdrs) {
+        if let Ok(mut s) = stats.lock() {
+            s.total += 1;
+            *s.by_endpoint.entry(label.into()).or_default() += 1;
+        }
+        return write_plain(sock, status, &v.to_string(), "").await;
     }
     let Some((endpoint, path_model)) = Endpoint::of(method, route) else {
         return write_plain(

@@ -98,13 +98,16 @@ function ModelCard({ model, providers }) {
   return (
     <article class="card" id={idBase}>
       <div class="row between">
-        <h2>{m.name}</h2>
+        <h2>
+          {m.display_name || m.name} {m.display_name && <span class="mono small">{m.name}</span>}
+        </h2>
         <div class="row">
           <button onClick={() => test()} disabled={ro} aria-label={t("models.test") + " " + m.name}>
             {t("models.test")}
           </button>
         </div>
       </div>
+      {m.description && <p class="muted model-about">{m.description}</p>}
       {tests.chain && (
         <div class="test-chain">
           {tests.chain.map((r, i) => (

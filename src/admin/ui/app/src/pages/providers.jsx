@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, enc } from "../api.js";
 import { Badge, ErrorBox, TestResult, useLoad, useReadOnly, useT } from "../ui.jsx";
+import { Discover } from "./discover.jsx";
 
 export function Providers() {
   const t = useT();
@@ -8,6 +9,7 @@ export function Providers() {
   const [data, error, reload] = useLoad(() => api("/api/providers"), []);
   const [tests, setTests] = useState({});
   const [busy, setBusy] = useState(null);
+  const [discover, setDiscover] = useState(null);
 
   const test = async (name) => {
     setBusy(name);
@@ -33,16 +35,38 @@ export function Providers() {
           <article class="card" key={p.name} id={"provider-" + p.name}>
             <div class="row between">
               <h2>
-                {p.name} <span class="muted">{p.type}</span>
+                {p.display_name || p.name} {p.display_name && <span class="mono small">{p.name}</span>}{" "}
+                <span class="muted">{p.type}</span>
+                {p.preset && (
+                  <span class="badge" title={t("prov.preset")}>
+                    {p.preset}
+                  </span>
+                )}
+                {p.enabled === false && <Badge state="disabled" />}
               </h2>
-              <button
-                onClick={() => test(p.name)}
-                disabled={ro || busy === p.name}
-                aria-label={t("prov.test") + " " + p.name}
-              >
-                {busy === p.name ? t("testing") : t("prov.test")}
-              </button>
+              <div class="row">
+                <button onClick={() => setDiscover(p.name)} aria-label={t("prov.discover") + " " + p.name}>
+                  {t("prov.discover")}
+                </button>
+                <button
+                  onClick={() => test(p.name)}
+                  disabled={ro || busy === p.name}
+                  aria-label={t("prov.test") + " " + p.name}
+                >
+                  {busy === p.name ? t("testing") : t("prov.test")}
+                </button>
+              </div>
             </div>
+            {(p.description || (p.tags && p.tags.length > 0)) && (
+              <p class="prov-about">
+                {p.description && <span class="muted">{p.description}</span>}
+                {(p.tags || []).map((tag) => (
+                  <span class="badge tag" key={tag}>
+                    {tag}
+                  </span>
+                ))}
+              </p>
+            )}
             <TestResult r={tests[p.name]} />
             <div class="grid2">
               <div>
@@ -129,6 +153,7 @@ export function Providers() {
             </div>
           </article>
         ))}
+      <Discover provider={discover} onClose={() => setDiscover(null)} onAdded={reload} />
     </section>
   );
 }
