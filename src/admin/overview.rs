@@ -189,21 +189,6 @@ async fn cost_today(
     }
 }
 
-fn base_url(p: &Provider) -> String {
-    let scheme = if p.tls { "https" } else { "http" };
-    let default_port = if p.tls { 443 } else { 80 };
-    let host = if p.host.contains(':') {
-        format!("[{}]", p.host)
-    } else {
-        p.host.clone()
-    };
-    if p.port == default_port {
-        format!("{scheme}://{host}{}", p.path_prefix)
-    } else {
-        format!("{scheme}://{host}:{}{}", p.port, p.path_prefix)
-    }
-}
-
 fn provider_view(live: &Live, p: &Provider) -> Value {
     let state = live.provider(p);
     let now = crate::exchange::now();
@@ -224,7 +209,7 @@ fn provider_view(live: &Live, p: &Provider) -> Value {
             .iter()
             .map(|s| format!("{}:{}", s.host, s.port))
             .collect(),
-        None => vec![base_url(p)],
+        None => vec![p.base_url()],
     };
     let targets: Vec<Value> = live
         .config
