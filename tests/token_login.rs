@@ -188,6 +188,27 @@ fn a_401_logs_in_again_once_and_a_second_401_is_the_answer() {
 }
 
 #[test]
+fn many_calls_refused_at_once_cause_one_login() {
+    let mock = login_mock();
+    let gw = gateway(&config(mock.addr, "ttl=3600"));
+    assert_eq!(chat(gw.addr, "chat").status, 200);
+    post(mock.addr, "/_mock/login/revoke");
+    let addr = gw.addr;
+    let calls: Vec<_> = (0..16)
+        .map(|_| std::thread::spawn(move || chat(addr, "chat").status))
+        .collect();
+    for c in calls {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    let login = login_stats(mock.addr);
+    // Each refused call dropped tok-1 only if it was still the token: one
+    // new login, whatever the interleaving.
+    assert_eq!(login["logins"], 2, "{login}");
+    assert_eq!(login["calls"]["tok-2"], 16, "{login}");
+    assert!(login["rejected"].as_u64().unwrap() >= 1, "{login}");
+}
+
+#[test]
 fn a_token_near_its_end_is_renewed_before_a_call() {
     let mock = login_mock();
     // A 10 s token (the shortest the gateway uses one for) is renewed
