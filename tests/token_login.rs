@@ -49,6 +49,14 @@ type = "openai"
 base_url = "http://{mock}/v1"
 auth = {{ login_url = "http://{mock}/auth/login", username = "{USER}", password = "{PASSWORD}", token_path = "data.token", header = "X-Token", format = "Token {{token}}" }}
 
+# The same login as `sso`, over HTTP/2: the same token.
+[[providers]]
+name = "sso-h2"
+type = "openai"
+base_url = "http://{mock}/v1"
+http2 = true
+auth = {{ login_url = "http://{mock}/login?{login_query}", username = "{USER}", password = "{PASSWORD}", token_path = "data.token" }}
+
 [[providers]]
 name = "bad"
 type = "openai"
@@ -76,6 +84,10 @@ roles = ["admin"]
 [[models]]
 name = "chat"
 targets = [{{ provider = "sso", model = "mock;login=1" }}]
+
+[[models]]
+name = "chat-h2"
+targets = [{{ provider = "sso-h2", model = "mock;login=1;via=h2" }}]
 
 [[models]]
 name = "chat-x"
@@ -206,6 +218,35 @@ fn many_calls_refused_at_once_cause_one_login() {
     assert_eq!(login["logins"], 2, "{login}");
     assert_eq!(login["calls"]["tok-2"], 16, "{login}");
     assert!(login["rejected"].as_u64().unwrap() >= 1, "{login}");
+}
+
+#[test]
+fn providers_and_reloads_with_the_same_login_share_its_token() {
+    let mock = login_mock();
+    let text = config(mock.addr, "ttl=3600");
+    let gw = live_gateway(&text);
+    assert_eq!(chat(gw.addr(), "chat").status, 200);
+    // Another provider with the same login, spoken to over HTTP/2.
+    let r = chat(gw.addr(), "chat-h2");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let last = &mock_stats(mock.addr)["last"]["mock;login=1;via=h2"];
+    assert_eq!(last["protocol"], "h2");
+    assert_eq!(last["authorization"], "Bearer tok-1");
+    // A reload that keeps the login keeps the token.
+    let mark = gw.log_mark();
+    gw.replace_file(&format!(
+        "{text}\n[[models]]\nname = \"chat-2\"\ntargets = [{{ provider = \"sso\", model = \"mock;login=1\" }}]\n"
+    ));
+    assert!(
+        gw.wait_for_log(mark, "config reloaded", Duration::from_secs(5)),
+        "{}",
+        gw.log_since(mark)
+    );
+    assert_eq!(chat(gw.addr(), "chat-2").status, 200);
+    assert_eq!(chat(gw.addr(), "chat").status, 200);
+    let login = login_stats(mock.addr);
+    assert_eq!(login["logins"], 1, "{login}");
+    assert_eq!(login["calls"]["tok-1"], 4, "{login}");
 }
 
 #[test]
