@@ -80,7 +80,7 @@ pub struct Login {
     /// Path and query of `login_url`.
     pub path: String,
     pub host_header: String,
-    /// A secret too: a `Provider` is printed with `{:?}` in places.
+    /// A secret too: `Provider` derives `Debug`.
     pub username: Secret,
     pub password: Secret,
     /// The JSON body's field names for the two (`username`, `password`).
