@@ -338,6 +338,85 @@ fn seconds(v: &Value) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::secret::Secret;
+
+    /// A login nobody answers (port 9), its own by a random password.
+    fn unanswered() -> Login {
+        Login {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 9,
+            path: "/login".into(),
+            host_header: "127.0.0.1:9".into(),
+            username: Secret::new("unit-user".into()),
+            password: Secret::new(format!("unit-pw-{}", fastrand::u64(..))),
+            username_field: "username".into(),
+            password_field: "password".into(),
+            token_path: path("data.token"),
+            expires_in_path: None,
+            ttl: TTL,
+            refresh_before: Duration::from_secs(60),
+            header: http::header::AUTHORIZATION,
+            format: "Bearer {token}".into(),
+        }
+    }
+
+    fn held(serial: u64, refresh_in: i64, expires_in: u64) -> Token {
+        let now = Instant::now();
+        let refresh_at = if refresh_in >= 0 {
+            now + Duration::from_secs(refresh_in.unsigned_abs())
+        } else {
+            now - Duration::from_secs(refresh_in.unsigned_abs())
+        };
+        Token {
+            value: HeaderValue::from_static("Bearer t"),
+            serial,
+            expires: now + Duration::from_secs(expires_in),
+            refresh_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_used_and_dropped_only_by_the_call_that_saw_it_refused() {
+        let client = UpstreamClient::new(0);
+        let login = unanswered();
+        let soon = || Instant::now() + Duration::from_secs(2);
+        slot(&login).current.store(Some(Arc::new(held(7, 30, 60))));
+        let t = token(&client, &login, Duration::from_secs(1), soon()).await;
+        assert_eq!(t.unwrap().serial, 7);
+        // A call refused with an older token leaves the current one.
+        invalidate(&login, &held(6, 30, 60));
+        assert!(slot(&login).current.load().is_some());
+        invalidate(&login, &held(7, 30, 60));
+        assert!(slot(&login).current.load().is_none());
+        // Now a login is needed, and it fails: named, with no secret in it.
+        let f = token(&client, &login, Duration::from_secs(1), soon())
+            .await
+            .unwrap_err();
+        let Failure::Login(why) = &f else {
+            panic!("{f:?}")
+        };
+        assert!(why.starts_with("login at 127.0.0.1 "), "{why}");
+        assert!(!why.contains(login.password.expose()) && !why.contains("unit-user"));
+        // Within the pause, the same failure without another attempt.
+        let again = token(&client, &login, Duration::from_secs(1), soon()).await;
+        assert_eq!(again.unwrap_err(), f);
+    }
+
+    #[tokio::test]
+    async fn a_token_due_for_renewal_is_still_used_when_the_renewal_fails() {
+        let client = UpstreamClient::new(0);
+        let login = unanswered();
+        let soon = Instant::now() + Duration::from_secs(2);
+        // Past its refresh point, not its end.
+        slot(&login).current.store(Some(Arc::new(held(9, -1, 60))));
+        let t = token(&client, &login, Duration::from_secs(1), soon).await;
+        assert_eq!(t.unwrap().serial, 9);
+        // Past its end: never sent.
+        slot(&login).current.store(Some(Arc::new(held(10, -2, 0))));
+        let f = token(&client, &login, Duration::from_secs(1), soon).await;
+        assert!(matches!(f, Err(Failure::Login(_))), "{f:?}");
+    }
 
     fn path(p: &str) -> Vec<String> {
         p.split('.').map(str::to_owned).collect()

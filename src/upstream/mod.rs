@@ -205,9 +205,12 @@ impl UpstreamClient {
         .await
     }
 
-    /// Reads a small answer to its end so its connection can be reused.
+    /// Reads a small answer to its end so its connection can be reused;
+    /// a slow one is dropped (and its connection closed) within a second,
+    /// leaving the retry its time.
     async fn discard(&self, mut call: UpstreamCall, deadline: Instant) {
-        if call.read_all(deadline, MAX_ERROR_BODY).await.is_ok() {
+        let soon = deadline.min(Instant::now() + Duration::from_secs(1));
+        if call.read_all(soon, MAX_ERROR_BODY).await.is_ok() {
             self.release(call);
         }
     }
