@@ -4,7 +4,9 @@
 //! with SNI) kept in a per-worker idle pool (`pool.rs`), the request
 //! written in one go with an exact `Content-Length`, the response read by
 //! `http1.rs`, and every wait bounded. Providers with `http2 = true` are
-//! spoken to by `h2.rs` instead: many requests on one connection.
+//! spoken to by `h2.rs` instead: many requests on one connection. A
+//! token-login provider's calls carry the token `login.rs` keeps, and a 401
+//! is retried once after a new login.
 
 mod h2;
 mod http1;
@@ -485,8 +487,9 @@ async fn exchange(
 }
 
 /// The request line and headers: the gateway's own first, then each group
-/// in order (credentials, the request's own, the provider's configured
-/// ones); a later header of the same name replaces an earlier one.
+/// in order (credentials, a login's token, the request's own, the
+/// provider's configured ones); a later header of the same name replaces an
+/// earlier one.
 fn request_head(
     method: &str,
     path: &str,
