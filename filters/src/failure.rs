@@ -75,6 +75,10 @@ pub enum Failure {
     Status(u16, ApiError),
     /// A 2xx whose body is not what its dialect promises.
     BadResponse(String),
+    /// A token-login provider's login failed (unreachable, refused, no
+    /// token in its answer): names the login host and what failed, never
+    /// a credential or the answer's body.
+    Login(String),
 }
 
 /// What to try after a failure.
@@ -156,7 +160,8 @@ impl Failure {
     /// The failure without its details: small, `Copy`, a metric label.
     pub fn kind(&self) -> FailureKind {
         match self {
-            Self::Connect(_) => FailureKind::Connect,
+            // A login is the connection's first step: counted as one.
+            Self::Connect(_) | Self::Login(_) => FailureKind::Connect,
             Self::Timeout(phase) => FailureKind::Timeout(*phase),
             Self::Io(_) => FailureKind::Io,
             Self::Status(s, _) => FailureKind::Status(*s),
@@ -180,6 +185,10 @@ impl Failure {
         };
         match self {
             Self::Connect(_) => own(ErrorKind::Api, "is unreachable".into()),
+            Self::Login(_) => own(
+                ErrorKind::Api,
+                "could not log in (token login failed)".into(),
+            ),
             Self::Timeout(phase) => {
                 own(ErrorKind::Timeout, format!("timed out ({})", phase.name()))
             }
@@ -231,6 +240,11 @@ mod tests {
                 Health::Sick,
             ),
             (Failure::Io("reset".into()), Next::NextTarget, Health::Sick),
+            (
+                Failure::Login("login at sso.example answered 401".into()),
+                Next::NextTarget,
+                Health::Sick,
+            ),
             (
                 Failure::BadResponse("not JSON".into()),
                 Next::NextTarget,

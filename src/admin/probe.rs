@@ -312,6 +312,7 @@ pub(crate) fn describe(f: &Failure) -> String {
         Failure::Io(m) => format!("connection failed: {m}"),
         Failure::Status(s, e) => format!("upstream answered {s}: {}", e.message),
         Failure::BadResponse(m) => format!("unreadable answer: {m}"),
+        Failure::Login(m) => format!("login failed: {m}"),
     }
 }
 

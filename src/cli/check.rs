@@ -71,8 +71,7 @@ fn auth(p: &Provider) -> String {
     if let Some(login) = &p.login {
         let scheme = if login.tls { "https" } else { "http" };
         return format!(
-            "login as {} at {scheme}://{}{} (token in {}, ttl {})",
-            login.username,
+            "login at {scheme}://{}{} (token in {}, ttl {})",
             login.host_header,
             login.path,
             login.header,

@@ -6,7 +6,7 @@
 
 mod file;
 pub mod preset;
-mod provider_auth;
+pub(crate) mod provider_auth;
 pub mod reload;
 mod routing;
 pub mod secret;

@@ -287,7 +287,7 @@ fn login(
         host,
         port,
         path,
-        username: username.map(|u| u.expose().to_owned()).unwrap_or_default(),
+        username: username.unwrap_or_else(|| Secret::new(String::new())),
         password: password.unwrap_or_else(|| Secret::new(String::new())),
         username_field: field(&a.username_field, "username"),
         password_field: field(&a.password_field, "password"),

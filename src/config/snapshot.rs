@@ -80,7 +80,8 @@ pub struct Login {
     /// Path and query of `login_url`.
     pub path: String,
     pub host_header: String,
-    pub username: String,
+    /// A secret too: `Provider` derives `Debug`.
+    pub username: Secret,
     pub password: Secret,
     /// The JSON body's field names for the two (`username`, `password`).
     pub username_field: String,

@@ -4,14 +4,17 @@
 //! with SNI) kept in a per-worker idle pool (`pool.rs`), the request
 //! written in one go with an exact `Content-Length`, the response read by
 //! `http1.rs`, and every wait bounded. Providers with `http2 = true` are
-//! spoken to by `h2.rs` instead: many requests on one connection.
+//! spoken to by `h2.rs` instead: many requests on one connection. A
+//! token-login provider's calls carry the token `login.rs` keeps, and a 401
+//! is retried once after a new login.
 
 mod h2;
 mod http1;
+pub mod login;
 mod pool;
 pub mod reserve;
 
-use crate::config::{Provider, Timeouts};
+use crate::config::{Login, Provider, Timeouts};
 use crate::state::replicas::{InFlight, ReplicaPool};
 use bytes::Bytes;
 use filters::error::ApiError;
@@ -63,6 +66,7 @@ thread_local! {
 }
 
 /// What to send to one target.
+#[derive(Clone)]
 pub struct Outgoing<'a> {
     /// `POST` for everything but reading or deleting a stored response.
     pub method: &'a str,
@@ -139,13 +143,88 @@ impl UpstreamClient {
     }
 
     /// Sends one request and waits (within `deadline`) for the status line.
-    /// `replicas`: the provider's replica pool, when it has one.
+    /// `replicas`: the provider's replica pool, when it has one. A
+    /// token-login provider's call carries its token (`login.rs`).
     pub async fn send(
         &self,
         provider: &Provider,
         replicas: Option<&ReplicaPool>,
         timeouts: &Timeouts,
         request: Outgoing<'_>,
+        deadline: Instant,
+    ) -> Result<UpstreamCall, Failure> {
+        if let Some(login) = &provider.login {
+            // Boxed: a plain provider's call future stays as it was.
+            let sent = self.send_logged_in(login, provider, replicas, timeouts, request, deadline);
+            return Box::pin(sent).await;
+        }
+        self.send_with(provider, replicas, timeouts, request, &[], deadline)
+            .await
+    }
+
+    /// A call with the login's token; a 401 drops the token (unless another
+    /// call already replaced it) and the call is made once more with a
+    /// fresh one. A second 401 is the answer.
+    async fn send_logged_in(
+        &self,
+        login: &Login,
+        provider: &Provider,
+        replicas: Option<&ReplicaPool>,
+        timeouts: &Timeouts,
+        request: Outgoing<'_>,
+        deadline: Instant,
+    ) -> Result<UpstreamCall, Failure> {
+        let token = login::token(self, login, timeouts.connect, deadline).await?;
+        let again = request.clone();
+        let call = self
+            .send_with(
+                provider,
+                replicas,
+                timeouts,
+                request,
+                &[token.header(login)],
+                deadline,
+            )
+            .await?;
+        if call.status != 401 {
+            return Ok(call);
+        }
+        log::info!(
+            "upstream {} refused its login token (401): logging in again",
+            provider.name
+        );
+        self.discard(call, deadline).await;
+        login::invalidate(login, &token);
+        let token = login::token(self, login, timeouts.connect, deadline).await?;
+        self.send_with(
+            provider,
+            replicas,
+            timeouts,
+            again,
+            &[token.header(login)],
+            deadline,
+        )
+        .await
+    }
+
+    /// Reads a small answer to its end so its connection can be reused;
+    /// a slow one is dropped (and its connection closed) within a second,
+    /// leaving the retry its time.
+    async fn discard(&self, mut call: UpstreamCall, deadline: Instant) {
+        let soon = deadline.min(Instant::now() + Duration::from_secs(1));
+        if call.read_all(soon, MAX_ERROR_BODY).await.is_ok() {
+            self.release(call);
+        }
+    }
+
+    /// `send` with `extra` headers after the credentials (a login's token).
+    async fn send_with(
+        &self,
+        provider: &Provider,
+        replicas: Option<&ReplicaPool>,
+        timeouts: &Timeouts,
+        request: Outgoing<'_>,
+        extra: &[(HeaderName, HeaderValue)],
         deadline: Instant,
     ) -> Result<UpstreamCall, Failure> {
         let Outgoing {
@@ -177,7 +256,7 @@ impl UpstreamClient {
             (addr, provider.tls, sni).hash(&mut h);
             h.finish()
         };
-        let groups = [provider.credentials(key), headers, &provider.headers];
+        let groups = [provider.credentials(key), extra, headers, &provider.headers];
         let mut fresh = None;
         if provider.http2 && !h2::declined(pool_key) {
             let head = h2::head(
@@ -190,7 +269,7 @@ impl UpstreamClient {
             )
             .map_err(Failure::Connect)?;
             let open = || async {
-                let mut peer = self.peer(addr, provider.tls, sni, timeouts);
+                let mut peer = peer(addr, provider.tls, sni, timeouts.connect);
                 if provider.tls {
                     peer.options.alpn = ALPN::H2H1;
                 }
@@ -241,7 +320,7 @@ impl UpstreamClient {
             let stream = match parked.take().or_else(|| fresh.take()) {
                 Some(s) => s,
                 None => {
-                    let peer = self.peer(addr, provider.tls, sni, timeouts);
+                    let peer = peer(addr, provider.tls, sni, timeouts.connect);
                     let connect = self.connect(&peer);
                     match tokio::time::timeout_at(deadline.into(), connect).await {
                         Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
@@ -274,11 +353,53 @@ impl UpstreamClient {
         })
     }
 
-    fn peer(&self, addr: SocketAddr, tls: bool, sni: &str, timeouts: &Timeouts) -> HttpPeer {
-        let mut peer = HttpPeer::new(addr, tls, sni.to_owned());
-        peer.options.connection_timeout = Some(timeouts.connect);
-        peer.options.total_connection_timeout = Some(timeouts.connect * 2);
-        peer
+    /// One request outside any provider (a token login): HTTP/1.1 on a
+    /// connection of its own, closed after; the status and the body, of at
+    /// most `to.limit` bytes.
+    pub(crate) async fn one_off(
+        &self,
+        to: &OneOff<'_>,
+        deadline: Instant,
+    ) -> Result<(u16, Bytes), Failure> {
+        let addr = self.resolve(to.host, to.port).await?;
+        // An empty SNI would disable certificate verification.
+        let sni = if to.tls { to.host } else { "" };
+        let stream = match tokio::time::timeout_at(
+            deadline.into(),
+            self.connect(&peer(addr, to.tls, sni, to.connect)),
+        )
+        .await
+        {
+            Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
+            Ok(Err(e)) => return Err(Failure::Connect(e.to_string())),
+            Ok(Ok(s)) => s,
+        };
+        let close = [(http::header::CONNECTION, HeaderValue::from_static("close"))];
+        let groups = [to.headers, &close[..]];
+        let mut wire = request_head(to.method, to.path, to.host_header, to.body.len(), &groups);
+        wire.extend_from_slice(to.body);
+        let mut response =
+            match tokio::time::timeout_at(deadline.into(), exchange(stream, &wire, &[])).await {
+                Err(_) => return Err(Failure::Timeout(Phase::FirstByte)),
+                Ok(Err(e)) => return Err(Failure::Io(e.message)),
+                Ok(Ok(r)) => r,
+            };
+        let mut body = bytes::BytesMut::new();
+        loop {
+            match tokio::time::timeout_at(deadline.into(), response.read_body()).await {
+                Err(_) => return Err(Failure::Timeout(Phase::Body)),
+                Ok(Err(e)) => return Err(Failure::Io(e)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) if body.len() + chunk.len() > to.limit => {
+                    return Err(Failure::BadResponse(format!(
+                        "answer over {} bytes",
+                        to.limit
+                    )))
+                }
+                Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            }
+        }
+        Ok((response.head.status, body.freeze()))
     }
 
     /// A new connection. Out of file descriptors, it waits for one to be
@@ -323,6 +444,29 @@ impl UpstreamClient {
     }
 }
 
+/// A one-off request's where and what (`UpstreamClient::one_off`).
+pub(crate) struct OneOff<'a> {
+    pub tls: bool,
+    pub host: &'a str,
+    pub port: u16,
+    pub host_header: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// After the gateway's own (`content-type: application/json`, …).
+    pub headers: &'a [(HeaderName, HeaderValue)],
+    pub body: &'a [u8],
+    pub connect: Duration,
+    /// The most body bytes read.
+    pub limit: usize,
+}
+
+fn peer(addr: SocketAddr, tls: bool, sni: &str, connect: Duration) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, tls, sni.to_owned());
+    peer.options.connection_timeout = Some(connect);
+    peer.options.total_connection_timeout = Some(connect * 2);
+    peer
+}
+
 /// Writes the request (`wire`, then `rest` when the body did not fit in
 /// with the head) and reads the response head.
 async fn exchange(
@@ -343,8 +487,9 @@ async fn exchange(
 }
 
 /// The request line and headers: the gateway's own first, then each group
-/// in order (credentials, the request's own, the provider's configured
-/// ones); a later header of the same name replaces an earlier one.
+/// in order (credentials, a login's token, the request's own, the
+/// provider's configured ones); a later header of the same name replaces an
+/// earlier one.
 fn request_head(
     method: &str,
     path: &str,

@@ -311,6 +311,18 @@ pub fn live_gateway(config_text: &str) -> LiveGateway {
     }
 }
 
+/// A [`LiveGateway`] whose stderr is captured at `RUST_LOG=filter`.
+pub fn live_gateway_logging(config_text: &str, filter: &str) -> LiveGateway {
+    let l = launch(config_text, None, Some(filter));
+    LiveGateway {
+        proc: l.proc,
+        dir: l.dir,
+        path: l.path,
+        log: l.log.expect("stderr captured"),
+        writes: AtomicU64::new(0),
+    }
+}
+
 impl LiveGateway {
     pub fn addr(&self) -> SocketAddr {
         self.proc.addr

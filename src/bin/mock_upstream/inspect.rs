@@ -35,6 +35,7 @@ pub(crate) fn record(
             "authorization": pick("authorization"),
             "x_api_key": pick("x-api-key"),
             "x_goog_api_key": pick("x-goog-api-key"),
+            "x_token": pick("x-token"),
             "query_key": query_key,
             "anthropic_version": pick("anthropic-version"),
             "anthropic_beta": pick("anthropic-beta"),

@@ -111,12 +111,16 @@
 //! `function_call_output`, `reasoning`…), and every `encrypted_content`,
 //! thought signature, Anthropic `signature`, tool call id and tool result
 //! text found in the body, so a test can check what came back untouched.
+//!
+//! A token login (`POST /login`) and the `login=1` option that requires its
+//! token: `login.rs`.
 
 mod extras;
 mod gemini;
 mod h2c;
 mod inspect;
 mod listing;
+mod login;
 mod plan;
 mod responses;
 mod text_only;
@@ -177,10 +181,11 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("mock-upstream [--listen 127.0.0.1:0] [--first-token-ms N] [--chunk-delay-ms N] [--chunks N] [--threads N] [--h2-max-streams N]");
+        println!("mock-upstream [--listen 127.0.0.1:0] [--first-token-ms N] [--chunk-delay-ms N] [--chunks N] [--threads N] [--h2-max-streams N] [--login-user U] [--login-password P]");
         return Ok(());
     }
     let listen = arg(&args, "--listen").unwrap_or_else(|| "127.0.0.1:0".into());
+    login::configure(arg(&args, "--login-user"), arg(&args, "--login-password"));
     let defaults = Defaults {
         first_ms: arg(&args, "--first-token-ms")
             .and_then(|v| v.parse().ok())
@@ -302,7 +307,7 @@ pub(crate) async fn serve(
     }
 }
 
-async fn write_plain(
+pub(crate) async fn write_plain(
     sock: &mut impl Io,
     status: u16,
     body: &str,
@@ -440,6 +445,9 @@ async fn respond(
     if let Some(keep_open) = respond_control(sock, method, route, stats).await? {
         return Ok(keep_open);
     }
+    if let Some(keep_open) = login::respond(sock, method, route, query, hdrs, body).await? {
+        return Ok(keep_open);
+    }
     if let Some((status, v, label)) = listing::answer(method, route, query, hdrs) {
         if let Ok(mut s) = stats.lock() {
             s.total += 1;
@@ -535,6 +543,9 @@ async fn answer(
 ) -> std::io::Result<bool> {
     let opts = a.opts;
     let dialect = endpoint.dialect();
+    if opts.contains_key("login") && !login::admit(a.hdrs) {
+        return write_error(sock, 401, dialect, opts).await;
+    }
     if opts.get("fault").is_some_and(|f| f == "leaky_401") {
         return write_plain(sock, 401, LEAKY_401, "").await;
     }
@@ -635,7 +646,8 @@ async fn respond_control(
                 .map_err(|_| std::io::Error::other("poisoned"))?;
             json!({"total": s.total, "connections": s.connections, "by_model": s.by_model, "last": s.last, "aborted": s.aborted,
                    "by_endpoint": s.by_endpoint, "seen": s.seen, "h2_connections": s.h2_connections,
-                   "h2_streams_peak": s.h2_streams_peak, "by_protocol": s.by_protocol})
+                   "h2_streams_peak": s.h2_streams_peak, "by_protocol": s.by_protocol,
+                   "login": login::stats()})
         };
         return write_plain(sock, 200, &v.to_string(), "").await.map(Some);
     }
@@ -675,6 +687,7 @@ async fn respond_control(
         if let Ok(mut s) = stats.lock() {
             *s = Stats::default();
         }
+        login::reset();
         return write_plain(sock, 200, "{}", "").await.map(Some);
     }
     if method == "GET" && (route == "/health" || route == "/") {
