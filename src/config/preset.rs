@@ -387,8 +387,7 @@ pub(super) fn apply(p: &mut FileProvider) -> Result<Option<(&'static Preset, Fil
     }
     // Another vendor's Anthropic endpoint may refuse a beta it does not
     // know, and Claude Code sends new ones.
-    if kind == ProviderType::Anthropic && preset.name != "anthropic" && p.anthropic_beta.is_none()
-    {
+    if kind == ProviderType::Anthropic && preset.name != "anthropic" && p.anthropic_beta.is_none() {
         filled.push(("anthropic_beta", "drop".to_owned()));
         p.anthropic_beta = Some(FileBetaPolicy::Mode("drop".to_owned()));
     }
@@ -502,21 +501,35 @@ mod tests {
 
     #[test]
     fn a_preset_fills_only_what_is_unset() {
-        let mut p = provider("preset = \"qwen\"\napi_key = \"sk-own\"\nmax_tokens_field = \"max_completion_tokens\"");
+        let mut p = provider(
+            "preset = \"qwen\"\napi_key = \"sk-own\"\nmax_tokens_field = \"max_completion_tokens\"",
+        );
         let (preset, filled) = apply(&mut p).unwrap().unwrap();
         assert_eq!(preset.name, "qwen");
         let fields: Vec<&str> = filled.iter().map(|(f, _)| *f).collect();
-        assert_eq!(fields, ["type", "base_url", "reasoning_param", "mid_conversation_system"]);
+        assert_eq!(
+            fields,
+            [
+                "type",
+                "base_url",
+                "reasoning_param",
+                "mid_conversation_system"
+            ]
+        );
         assert_eq!(p.api_key_env, None, "a key of its own: no variable");
         assert_eq!(p.max_tokens_field.as_deref(), Some("max_completion_tokens"));
-        assert!(matches!(&p.base_url, Some(OneOrMany::One(u)) if u == "https://dashscope.aliyuncs.com/compatible-mode/v1"));
+        assert!(
+            matches!(&p.base_url, Some(OneOrMany::One(u)) if u == "https://dashscope.aliyuncs.com/compatible-mode/v1")
+        );
     }
 
     #[test]
     fn the_dialect_chooses_the_endpoint_and_its_quirks() {
         let mut p = provider("preset = \"kimi\"\ntype = \"anthropic\"");
         let (_, filled) = apply(&mut p).unwrap().unwrap();
-        assert!(matches!(&p.base_url, Some(OneOrMany::One(u)) if u == "https://api.moonshot.cn/anthropic"));
+        assert!(
+            matches!(&p.base_url, Some(OneOrMany::One(u)) if u == "https://api.moonshot.cn/anthropic")
+        );
         assert!(filled.contains(&("anthropic_beta", "drop".to_owned())));
         // OpenAI Chat quirks stay off another dialect.
         assert!(p.reasoning_history.is_none() && p.max_tokens_field.is_none());
@@ -524,9 +537,10 @@ mod tests {
         let (_, filled) = apply(&mut p).unwrap().unwrap();
         assert!(!filled.iter().any(|(f, _)| *f == "anthropic_beta"));
         let mut p = provider("preset = \"xai\"\ntype = \"gemini\"");
-        assert!(apply(&mut p).unwrap_err().starts_with("type: xAI (Grok) has no \"gemini\" endpoint"));
+        assert!(apply(&mut p)
+            .unwrap_err()
+            .starts_with("type: xAI (Grok) has no \"gemini\" endpoint"));
         let mut p = provider("type = \"openai\"\nbase_url = \"http://x/v1\"");
         assert!(apply(&mut p).unwrap().is_none());
     }
-
 }

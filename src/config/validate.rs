@@ -844,7 +844,11 @@ fn provider(
             errs.push(format!("{at}.tags[{j}]: must not be empty"));
         }
     }
-    let replicas = replicas(at, p, dialect, &parsed, errs);
+    let mut replicas = replicas(at, p, dialect, &parsed, errs);
+    // Out of service: nothing calls it, so nothing probes it either.
+    if let Some(r) = replicas.as_mut().filter(|_| !enabled) {
+        r.health = None;
+    }
     let (tls, host, port, path_prefix) = parsed.first().cloned()?;
     let max_completion_tokens_field = match p.max_tokens_field.as_deref() {
         None => host == "api.openai.com",
