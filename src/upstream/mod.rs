@@ -415,8 +415,10 @@ impl UpstreamClient {
                 Err(e) if out_of_descriptors(&e) => {
                     warn_out_of_descriptors();
                     waiting.get_or_insert_with(reserve::Waiting::start);
-                    // Parked connections hold descriptors too: give them back.
+                    // Parked connections hold descriptors too: give them
+                    // back, this worker's now and every other's at once.
                     close_idle();
+                    RELEASE_IDLE.notify_waiters();
                     if reserve::release_one() {
                         continue;
                     }
@@ -577,7 +579,17 @@ fn close_idle() {
     });
 }
 
+/// Wakes every worker's sweep to close all its parked connections: a
+/// connect out of descriptors on one worker must not wait on another's
+/// idle ones.
+static RELEASE_IDLE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 fn park(key: u64, stream: Stream, pool_size: usize) {
+    // A connect somewhere waits for a descriptor: this one is worth more
+    // freed than kept.
+    if reserve::waiting() {
+        return;
+    }
     let first = IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let first = idle.is_none();
@@ -592,15 +604,23 @@ fn park(key: u64, stream: Stream, pool_size: usize) {
 }
 
 /// Closes this worker's expired connections and those the upstream closed,
-/// so an idle gateway does not sit on dead sockets.
+/// so an idle gateway does not sit on dead sockets; and all of them when a
+/// connect somewhere is out of descriptors.
 async fn sweep_idle() {
     let mut tick = tokio::time::interval(POOL_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        let everything = tokio::select! {
+            _ = tick.tick() => false,
+            () = RELEASE_IDLE.notified() => true,
+        };
         IDLE.with(|idle| {
             if let Some(pool) = idle.borrow_mut().as_mut() {
-                pool.sweep(Instant::now(), still_open);
+                if everything {
+                    pool.sweep(Instant::now(), |_| false);
+                } else {
+                    pool.sweep(Instant::now(), still_open);
+                }
             }
         });
     }

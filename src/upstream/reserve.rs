@@ -90,6 +90,11 @@ pub fn refill() {
     SHORT.store(false, Ordering::Relaxed);
 }
 
+/// Some connect is waiting for a descriptor now.
+pub fn waiting() -> bool {
+    WAITING.load(Ordering::Relaxed) > 0
+}
+
 /// Counts a connect as waiting for a descriptor while it lives.
 pub struct Waiting(());
 
