@@ -234,6 +234,28 @@ fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
                 }
             }
         }
+        // `auth`: a fixed token goes where the provider does; a login's
+        // user and password go to its login URL (a changed one must have
+        // them typed again), whose own password is masked as any URL's.
+        if let Some(auth) = p.get("auth").and_then(Item::as_table_like) {
+            leaf(&mut out, auth.get("token"), &owner, "auth.token", Kind::Whole);
+            let login = Owner {
+                dest: Some(format!(
+                    "{}|{}",
+                    owner.dest.as_deref().unwrap_or_default(),
+                    auth.get("login_url")
+                        .and_then(Item::as_str)
+                        .and_then(url_destination)
+                        .unwrap_or_default()
+                )),
+                ..owner
+            };
+            for field in ["username", "password"] {
+                let key = format!("auth.{field}");
+                leaf(&mut out, auth.get(field), &login, &key, Kind::Whole);
+            }
+            leaf(&mut out, auth.get("login_url"), &owner, "auth.login_url", Kind::Url);
+        }
     }
     for (i, identity, k) in elements(root, "api_keys") {
         let at = format!("api_keys[{i}]");
@@ -1067,5 +1089,27 @@ notes = """
     fn a_file_that_does_not_parse_is_not_shown() {
         let e = mask("[server\napi_key = \"sk-SECRET\"").unwrap_err();
         assert!(e.contains("line 1") && !e.contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn a_providers_auth_secrets_are_masked_and_kept_to_their_login() {
+        let text = "[[providers]]\nname = \"corp\"\ntype = \"openai\"\nbase_url = \"https://llm.corp/v1\"\n\
+                    [providers.auth]\nlogin_url = \"https://svc:URLPASS@sso.corp/login\"\nusername = \"USERNAME1\"\n\
+                    password = \"PASSWORD1\"\n\n\
+                    [[providers]]\nname = \"fixed\"\ntype = \"openai\"\nbase_url = \"https://b/v1\"\n\
+                    auth = { token = \"TOKEN1\", header = \"X-Token\" }\n";
+        let m = mask(text).unwrap();
+        for secret in ["URLPASS", "USERNAME1", "PASSWORD1", "TOKEN1"] {
+            assert!(!m.text.contains(secret), "{secret} in {}", m.text);
+        }
+        assert!(m.text.contains("sso.corp/login") && m.text.contains("X-Token"), "{}", m.text);
+        // Saved as read: every secret comes back.
+        let r = restore(&m.text, text).unwrap();
+        assert_eq!(r, text);
+        // Another login host: the user and password must be typed again.
+        let moved = m.text.replace("sso.corp/login", "evil.example/login");
+        let paths = moved_paths(&moved, text);
+        assert!(paths.contains(&"providers[0].auth.username".to_owned()), "{paths:?}");
+        assert!(paths.contains(&"providers[0].auth.password".to_owned()), "{paths:?}");
     }
 }
