@@ -745,3 +745,54 @@ fn a_config_in_the_earlier_systems_shape_parses_and_its_labels_are_listed() {
         "{gemini}"
     );
 }
+
+#[test]
+fn a_provider_without_quirks_chosen_passes_an_openai_clients_body_through() {
+    let m = mock();
+    let gw = gateway(&format!(
+        "[server]\nlisten = \"LISTEN\"\n\n\
+         [[providers]]\nname = \"plain\"\ntype = \"openai\"\nbase_url = \"http://{mock}/v1\"\n\n\
+         [[providers]]\nname = \"stripped\"\ntype = \"openai\"\nbase_url = \"http://{mock}/v1\"\nreasoning_param = \"none\"\n\n\
+         [[providers]]\nname = \"qwen\"\npreset = \"qwen\"\napi_key = \"sk-own-key-1\"\nbase_url = \"http://{mock}/v1\"\n\n\
+         [[models]]\nname = \"plain\"\ntargets = [{{ provider = \"plain\", model = \"up-plain\" }}]\n\n\
+         [[models]]\nname = \"stripped\"\ntargets = [{{ provider = \"stripped\", model = \"up-stripped\" }}]\n\n\
+         [[models]]\nname = \"qwen\"\ntargets = [{{ provider = \"qwen\", model = \"up-qwen\" }}]\n\n{ADMIN}",
+        mock = m.addr
+    ));
+    let body = |model: &str, extra: Value| {
+        let mut b = json!({"model": model, "max_completion_tokens": 50, "reasoning_effort": "low",
+                           "logit_bias": {"42": -100}, "top_k": 5,
+                           "messages": [{"role": "user", "content": "hi"}]});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let sent = |model: &str, extra: Value| {
+        let r = post_json(gw.addr, "/v1/chat/completions", KEY, &body(model, extra));
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        mock_stats(m.addr)["last"][format!("up-{model}")]["body"].clone()
+    };
+    // Nothing chosen: every member as the client sent it.
+    let b = sent("plain", json!({}));
+    assert_eq!(b["max_completion_tokens"], 50, "{b}");
+    assert_eq!(b["reasoning_effort"], "low", "{b}");
+    assert_eq!(b["logit_bias"], json!({"42": -100}), "{b}");
+    assert_eq!(b["top_k"], 5, "{b}");
+    // `reasoning_param = "none"` chosen: the client's effort is not sent
+    // (the body is encoded for the provider, its default limit field too).
+    let b = sent("stripped", json!({}));
+    assert!(b.get("reasoning_effort").is_none(), "{b}");
+    assert_eq!(b["max_tokens"], 50, "{b}");
+    // A preset's choices hold for an OpenAI client's own request...
+    let b = sent("qwen", json!({}));
+    assert_eq!(b["max_tokens"], 50, "{b}");
+    assert!(b.get("max_completion_tokens").is_none(), "{b}");
+    assert_eq!(b["enable_thinking"], true, "{b}");
+    assert!(b.get("reasoning_effort").is_none(), "{b}");
+    // ...unless the body has what a re-encode would lose (n > 1): then it
+    // goes as sent.
+    let b = sent("qwen", json!({"n": 2}));
+    assert_eq!(b["n"], 2, "{b}");
+    assert_eq!(b["max_completion_tokens"], 50, "{b}");
+}

@@ -238,7 +238,13 @@ fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
         // user and password go to its login URL (a changed one must have
         // them typed again), whose own password is masked as any URL's.
         if let Some(auth) = p.get("auth").and_then(Item::as_table_like) {
-            leaf(&mut out, auth.get("token"), &owner, "auth.token", Kind::Whole);
+            leaf(
+                &mut out,
+                auth.get("token"),
+                &owner,
+                "auth.token",
+                Kind::Whole,
+            );
             let login = Owner {
                 dest: Some(format!(
                     "{}|{}",
@@ -254,7 +260,13 @@ fn secrets(doc: &ImDocument<&str>) -> Vec<Secret> {
                 let key = format!("auth.{field}");
                 leaf(&mut out, auth.get(field), &login, &key, Kind::Whole);
             }
-            leaf(&mut out, auth.get("login_url"), &owner, "auth.login_url", Kind::Url);
+            leaf(
+                &mut out,
+                auth.get("login_url"),
+                &owner,
+                "auth.login_url",
+                Kind::Url,
+            );
         }
     }
     for (i, identity, k) in elements(root, "api_keys") {
@@ -1102,14 +1114,24 @@ notes = """
         for secret in ["URLPASS", "USERNAME1", "PASSWORD1", "TOKEN1"] {
             assert!(!m.text.contains(secret), "{secret} in {}", m.text);
         }
-        assert!(m.text.contains("sso.corp/login") && m.text.contains("X-Token"), "{}", m.text);
+        assert!(
+            m.text.contains("sso.corp/login") && m.text.contains("X-Token"),
+            "{}",
+            m.text
+        );
         // Saved as read: every secret comes back.
         let r = restore(&m.text, text).unwrap();
         assert_eq!(r, text);
         // Another login host: the user and password must be typed again.
         let moved = m.text.replace("sso.corp/login", "evil.example/login");
         let paths = moved_paths(&moved, text);
-        assert!(paths.contains(&"providers[0].auth.username".to_owned()), "{paths:?}");
-        assert!(paths.contains(&"providers[0].auth.password".to_owned()), "{paths:?}");
+        assert!(
+            paths.contains(&"providers[0].auth.username".to_owned()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"providers[0].auth.password".to_owned()),
+            "{paths:?}"
+        );
     }
 }

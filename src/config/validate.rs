@@ -905,6 +905,8 @@ fn provider(
                 max_completion_tokens_field,
                 reasoning,
                 reasoning_history: p.reasoning_history.unwrap_or(false),
+                strict_limit_field: p.max_tokens_field.is_some(),
+                strict_reasoning: p.reasoning_param.is_some(),
                 mid_system: match mid {
                     FileMidSystem::Keep => MidSystem::Keep,
                     FileMidSystem::Demote => MidSystem::DemoteToUser,

@@ -235,15 +235,21 @@ impl Payload {
         }
         let o = &target.encode.openai;
         let r = &self.rewritable;
-        let limit = if o.max_completion_tokens_field {
-            r.max_tokens.is_some()
-        } else {
-            r.max_completion_tokens.is_some()
-        };
-        // A backend whose own field is known gets it; one with none keeps
-        // what the client sent.
-        let reasoning = r.reasoning_effort
-            && !matches!(o.reasoning, ReasoningParam::None | ReasoningParam::Effort);
+        // What the canonical request cannot carry (`n > 1`, logprobs) is
+        // worth more than a quirk.
+        if !r.reencodable {
+            return false;
+        }
+        // Only fields the provider's config (or preset) chose: a default
+        // never costs a client its request's other members.
+        let limit = o.strict_limit_field
+            && if o.max_completion_tokens_field {
+                r.max_tokens.is_some()
+            } else {
+                r.max_completion_tokens.is_some()
+            };
+        let reasoning =
+            r.reasoning_effort && o.strict_reasoning && o.reasoning != ReasoningParam::Effort;
         let system = o.mid_system != MidSystem::Keep
             && match (&self.body, &r.messages) {
                 (Some(b), Some(m)) => b
@@ -282,10 +288,12 @@ impl Payload {
         }
         let canonical = self.canonical(client, target.dialect)?;
         // An OpenAI client's own `reasoning_effort` stays what it said to a
-        // backend with no reasoning field of its own, as when passed
-        // through (translated reasoning is not sent there).
+        // backend whose reasoning field nobody chose, as when passed through
+        // (translated reasoning is not sent there; `reasoning_param =
+        // "none"` strips it).
         if client == Dialect::OpenAiChat
             && target.dialect == Dialect::OpenAiChat
+            && !target.encode.openai.strict_reasoning
             && target.encode.openai.reasoning == filters::openai_chat::request::ReasoningParam::None
         {
             let mut encode = target.encode.clone();

@@ -463,6 +463,11 @@ pub struct EncodeOptions {
     pub reasoning: ReasoningParam,
     /// Earlier turns' reasoning is sent back (`reasoning_content`).
     pub reasoning_history: bool,
+    /// The token-limit field and the reasoning field were chosen (by the
+    /// provider's config or its preset), not defaulted: an OpenAI client's
+    /// own request is held to them too, not only a translated one.
+    pub strict_limit_field: bool,
+    pub strict_reasoning: bool,
     pub mid_system: MidSystem,
 }
 
@@ -472,6 +477,8 @@ impl Default for EncodeOptions {
             max_completion_tokens_field: false,
             reasoning: ReasoningParam::None,
             reasoning_history: false,
+            strict_limit_field: false,
+            strict_reasoning: false,
             mid_system: MidSystem::Keep,
         }
     }
@@ -778,28 +785,35 @@ fn encode_reasoning(
     let effort = r
         .effort
         .or_else(|| r.budget_tokens.map(Effort::from_budget));
+    // `reasoning_effort: "none"`, a zero budget: reasoning asked off, in
+    // the field's own words for off.
+    let off = effort == Some(Effort::None) || r.budget_tokens == Some(0);
     match param {
         ReasoningParam::None => {}
         ReasoningParam::Effort => put(out, "reasoning_effort", effort.map(|e| json!(e.as_str()))),
         ReasoningParam::EnableThinking => {
-            out.insert("enable_thinking".into(), json!(true));
-            put(out, "thinking_budget", r.budget_tokens.map(|b| json!(b)));
+            out.insert("enable_thinking".into(), json!(!off));
+            if !off {
+                put(out, "thinking_budget", r.budget_tokens.map(|b| json!(b)));
+            }
         }
         ReasoningParam::Thinking => {
-            out.insert("thinking".into(), json!({"type": "enabled"}));
+            let kind = if off { "disabled" } else { "enabled" };
+            out.insert("thinking".into(), json!({ "type": kind }));
         }
         ReasoningParam::Reasoning => {
-            let how = match (r.budget_tokens, effort) {
-                (Some(b), _) => json!({"max_tokens": b}),
-                (None, Some(e)) => json!({"effort": e.as_str()}),
-                (None, None) => json!({"enabled": true}),
+            let how = match (off, r.budget_tokens, effort) {
+                (true, _, _) => json!({"effort": "none"}),
+                (false, Some(b), _) => json!({"max_tokens": b}),
+                (false, None, Some(e)) => json!({"effort": e.as_str()}),
+                (false, None, None) => json!({"enabled": true}),
             };
             out.insert("reasoning".into(), how);
         }
         ReasoningParam::ChatTemplateKwargs => {
             out.insert(
                 "chat_template_kwargs".into(),
-                json!({"enable_thinking": true}),
+                json!({ "enable_thinking": !off }),
             );
         }
     }
@@ -1010,6 +1024,37 @@ mod tests {
         assert_eq!(
             sent(&budget, ReasoningParam::Reasoning),
             json!({"reasoning": {"max_tokens": 2048}})
+        );
+        // Asked off: each field's own "off".
+        let none = asked(json!({"reasoning_effort": "none"}));
+        assert_eq!(
+            sent(&none, ReasoningParam::EnableThinking),
+            json!({"enable_thinking": false})
+        );
+        assert_eq!(
+            sent(&none, ReasoningParam::Thinking),
+            json!({"thinking": {"type": "disabled"}})
+        );
+        assert_eq!(
+            sent(&none, ReasoningParam::Reasoning),
+            json!({"reasoning": {"effort": "none"}})
+        );
+        assert_eq!(
+            sent(&none, ReasoningParam::ChatTemplateKwargs),
+            json!({"chat_template_kwargs": {"enable_thinking": false}})
+        );
+        assert_eq!(
+            sent(&none, ReasoningParam::Effort),
+            json!({"reasoning_effort": "none"})
+        );
+        let mut zero = plain.clone();
+        zero.reasoning = Some(ReasoningConfig {
+            effort: None,
+            budget_tokens: Some(0),
+        });
+        assert_eq!(
+            sent(&zero, ReasoningParam::EnableThinking),
+            json!({"enable_thinking": false})
         );
         // Nothing asked, nothing sent, whatever the field.
         for p in [
