@@ -626,18 +626,8 @@ fn enabled_false_takes_each_level_out_of_service() {
 }
 
 #[test]
-fn a_switch_said_twice_must_agree_and_rules_must_not_use_a_model_out_of_service() {
+fn a_switch_said_twice_must_agree() {
     let m = mock();
-    let e = check_config(&switches_config(
-        m.addr,
-        "[routing]\nrules = [{ when = { model = \"x-*\" }, use = \"model-off\" }]\n",
-    ))
-    .expect_err("a rule to a disabled model");
-    assert!(
-        e.iter()
-            .any(|l| l.starts_with("routing.rules[0].use: model 'model-off' is out of service")),
-        "{e:?}"
-    );
     let e = check_config(&switches_config(m.addr, "").replace(
         "name = \"model-off\"\nis_active = false",
         "name = \"model-off\"\nis_active = false\nenabled = true",
@@ -648,6 +638,51 @@ fn a_switch_said_twice_must_agree_and_rules_must_not_use_a_model_out_of_service(
             .any(|l| l.starts_with("models[2].is_active: disagrees with enabled")),
         "{e:?}"
     );
+}
+
+#[test]
+fn a_model_out_of_service_shadows_nothing_and_its_rules_are_set_aside() {
+    std::env::remove_var("MODELSWITCH_TEST_UNSET_KEY");
+    let m = mock();
+    // A rule to a model out of service, a disabled glob before a live one,
+    // and the default behind them: the config loads and each request
+    // finds what is in service.
+    let extra = r#"
+[[models]]
+name = "gpt-*"
+enabled = false
+targets = [{ provider = "on", model = "never-glob" }]
+
+[[models]]
+name = "g*"
+targets = [{ provider = "on", model = "live-glob" }]
+
+[routing]
+default_model = "skips-provider"
+rules = [{ when = { model = "skips-target" }, use = "model-off" }]
+"#;
+    let text = switches_config(m.addr, "").replace(
+        "[[api_keys]]\nkey = \"sk-test-admin-key\"",
+        &format!("{extra}\n[[api_keys]]\nkey = \"sk-test-admin-key\""),
+    );
+    let gw = gateway(&text);
+    let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("skips-target"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let h = r
+        .header("x-modelswitch-attempts")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!h.contains("by=rule"), "the rule was set aside: {h}");
+    let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("gpt-4o"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_json(gw.addr, "/v1/chat/completions", KEY, &chat("other"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stats = mock_stats(m.addr);
+    assert_eq!(stats["by_model"]["target-on"], 1, "{stats}");
+    assert_eq!(stats["by_model"]["live-glob"], 1, "{stats}");
+    assert_eq!(stats["by_model"]["via-on"], 1, "the default: {stats}");
+    assert_eq!(stats["by_model"]["never-glob"], Value::Null);
+    assert_eq!(stats["by_model"]["never"], Value::Null);
 }
 
 /// A config as the earlier systems wrote it: `is_active`/`enabled`,

@@ -73,7 +73,8 @@ fn auth(p: &Provider) -> String {
         return format!(
             "login at {scheme}://{}{} (token in {}, ttl {})",
             login.host_header,
-            login.path,
+            // Without its query: it may carry a secret.
+            login.path.split('?').next().unwrap_or_default(),
             login.header,
             crate::config::show_duration(login.ttl)
         );

@@ -229,7 +229,7 @@ fn login(
     let parsed = parse_login_url(url);
     if parsed.is_none() {
         errs.push(format!(
-            "{at}.login_url: '{url}' is not an http(s) URL like https://sso.example.com/api/login"
+            "{at}.login_url: not an http(s) URL like https://sso.example.com/api/login"
         ));
     }
     let username = secret_of(

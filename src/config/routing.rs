@@ -103,12 +103,6 @@ pub(super) fn routing(
     // or the default would hide a typo.
     let model = |at: &str, name: &str, errs: &mut Errors| -> String {
         match names.exact(name) {
-            Some(m) if disabled.iter().any(|d| d == m) => {
-                errs.push(format!(
-                    "{at}: model '{m}' is out of service (enabled = false, or no target in service)"
-                ));
-                m.to_owned()
-            }
             Some(m) => m.to_owned(),
             None => {
                 errs.push(format!("{at}: no model named '{name}' (nor an alias)"));
@@ -157,6 +151,12 @@ pub(super) fn routing(
             header.push((name.to_ascii_lowercase(), glob.clone()));
         }
         header.sort();
+        // A rule to a model out of service is set aside, not an error:
+        // taking a model (or its providers) out of service must not stop
+        // the config loading. Requests go on to the next rule.
+        if matches!(&use_, Use::Model(m) if disabled.contains(m)) {
+            continue;
+        }
         rules.push(Rule {
             name: r.name.clone().unwrap_or_else(|| format!("rule#{}", i + 1)),
             when: When {
@@ -179,6 +179,10 @@ pub(super) fn routing(
         .classifier
         .as_ref()
         .map(|c| classifier_section(c, &model, errs));
+    // Names of models out of service answer nothing (a glob or the
+    // default after them may); scenes that name one fall to the default.
+    let mut names = names;
+    names.retire(disabled);
     let a = &f.affinity;
     let header = a.header.as_ref().and_then(|h| {
         let name = http::HeaderName::from_bytes(h.as_bytes()).ok();

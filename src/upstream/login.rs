@@ -37,8 +37,13 @@ const SHORTEST: Duration = Duration::from_secs(10);
 const LONGEST: Duration = Duration::from_secs(30 * 24 * 3600);
 /// After a failed login, callers get the same failure this long rather
 /// than each trying again (a wrong password must not hammer the login, nor
-/// lock the account).
+/// lock the account); each failure in a row doubles it, up to
+/// `LONGEST_PAUSE`.
 const FAILED_PAUSE: Duration = Duration::from_secs(2);
+const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
+/// The last failed login: when, what, and how long it stands.
+type Failed = Option<(Instant, Failure, Duration)>;
 
 /// A token as sent: its header value, ready.
 #[derive(Clone)]
@@ -69,8 +74,8 @@ impl Token {
 #[derive(Default)]
 struct Slot {
     current: ArcSwapOption<Token>,
-    /// Held while logging in; remembers the last failure for `FAILED_PAUSE`.
-    login: tokio::sync::Mutex<Option<(Instant, Failure)>>,
+    /// Held while logging in; remembers the last failure and its pause.
+    login: tokio::sync::Mutex<Failed>,
 }
 
 static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::new);
@@ -164,11 +169,11 @@ fn fresh(slot: &Slot, now: Instant) -> Option<Token> {
         .map(|t| (*t).clone())
 }
 
-fn recent(flight: &Option<(Instant, Failure)>) -> Option<Failure> {
+fn recent(flight: &Failed) -> Option<Failure> {
     flight
         .as_ref()
-        .filter(|(at, _)| at.elapsed() < FAILED_PAUSE)
-        .map(|(_, f)| f.clone())
+        .filter(|(at, _, pause)| at.elapsed() < *pause)
+        .map(|(_, f, _)| f.clone())
 }
 
 /// Logs in and caches the token; a failure is remembered in `flight`.
@@ -176,7 +181,7 @@ async fn renew(
     client: &UpstreamClient,
     login: &Login,
     slot: &Slot,
-    flight: &mut Option<(Instant, Failure)>,
+    flight: &mut Failed,
     connect: Duration,
     deadline: Instant,
 ) -> Result<Token, Failure> {
@@ -190,7 +195,10 @@ async fn renew(
             if let Failure::Login(why) = &f {
                 log::warn!("{why}");
             }
-            *flight = Some((Instant::now(), f.clone()));
+            let pause = flight
+                .as_ref()
+                .map_or(FAILED_PAUSE, |(_, _, p)| (*p * 2).min(LONGEST_PAUSE));
+            *flight = Some((Instant::now(), f.clone(), pause));
             Err(f)
         }
     }
@@ -376,8 +384,14 @@ mod tests {
         }
     }
 
+    // Held across awaits on purpose: no other test may refill the reserve
+    // meanwhile (one thread, nothing else takes the lock here).
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test]
     async fn a_cached_token_is_used_and_dropped_only_by_the_call_that_saw_it_refused() {
+        let _reserve = crate::upstream::reserve::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let client = UpstreamClient::new(0);
         let login = unanswered();
         let soon = || Instant::now() + Duration::from_secs(2);
@@ -403,8 +417,14 @@ mod tests {
         assert_eq!(again.unwrap_err(), f);
     }
 
+    // Held across awaits on purpose: no other test may refill the reserve
+    // meanwhile (one thread, nothing else takes the lock here).
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test]
     async fn a_token_due_for_renewal_is_still_used_when_the_renewal_fails() {
+        let _reserve = crate::upstream::reserve::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let client = UpstreamClient::new(0);
         let login = unanswered();
         let soon = Instant::now() + Duration::from_secs(2);

@@ -93,6 +93,19 @@ impl Names {
         (n, conflicts)
     }
 
+    /// Takes models out of resolution (out of service): their names and
+    /// aliases resolve no more, a glob of theirs matches nothing, and a
+    /// default among them is no default.
+    pub fn retire(&mut self, models: &[String]) {
+        let gone: Vec<bool> = self.models.iter().map(|m| models.contains(m)).collect();
+        let gone = |i: &usize| gone.get(*i).copied().unwrap_or(false);
+        self.exact.retain(|_, (i, _)| !gone(i));
+        self.globs.retain(|(_, i)| !gone(i));
+        if self.default.as_ref().is_some_and(gone) {
+            self.default = None;
+        }
+    }
+
     /// The configured model `requested` reaches, and how.
     pub fn resolve(&self, requested: &str) -> Option<(&str, Found)> {
         let (i, found) = match self.exact.get(requested) {
@@ -175,5 +188,27 @@ mod tests {
         assert!(has(Some(0), "already a name of 'b'"));
         assert!(has(Some(0), "aliases are exact"));
         assert!(has(None, "'nope'"));
+    }
+
+    #[test]
+    fn a_retired_model_resolves_nothing_and_the_next_one_does() {
+        let aliases = vec!["sonnet".to_owned()];
+        let none: Vec<String> = Vec::new();
+        let (mut n, conflicts) = Names::build(
+            [
+                ("claude-*", none.as_slice()),
+                ("claude-sonnet-4-5", aliases.as_slice()),
+                ("c*", none.as_slice()),
+                ("fallback", none.as_slice()),
+            ],
+            Some("fallback"),
+        );
+        assert!(conflicts.is_empty());
+        n.retire(&["claude-*".to_owned(), "claude-sonnet-4-5".to_owned()]);
+        assert_eq!(n.resolve("claude-opus").map(|r| r.0), Some("c*"));
+        assert_eq!(n.resolve("sonnet").map(|r| r.0), Some("fallback"));
+        assert_eq!(n.exact("claude-sonnet-4-5"), None);
+        n.retire(&["fallback".to_owned(), "c*".to_owned()]);
+        assert_eq!(n.resolve("anything"), None);
     }
 }
