@@ -130,16 +130,9 @@ fn new_table(provider: &str, m: &NewModel) -> Table {
     t
 }
 
-fn target(provider: &str, id: &str) -> InlineTable {
-    let mut it = InlineTable::new();
-    it.insert("provider", provider.into());
-    it.insert("model", id.into());
-    it
-}
-
 fn chain_of(provider: &str, id: &str) -> Array {
     let mut a = Array::new();
-    a.push(target(provider, id));
+    a.push(super::config_targets::target_table(provider, id));
     a
 }
 
@@ -193,7 +186,7 @@ fn append_in_array(a: &mut Array, provider: &str, id: &str) -> Change {
     if there {
         return Change::Unchanged;
     }
-    let mut v = Value::InlineTable(target(provider, id));
+    let mut v = Value::InlineTable(super::config_targets::target_table(provider, id));
     spaced(&mut v, a);
     a.push_formatted(v);
     Change::Appended
@@ -201,22 +194,11 @@ fn append_in_array(a: &mut Array, provider: &str, id: &str) -> Change {
 
 /// `v`'s spacing as the next entry of `a`.
 fn spaced(v: &mut Value, a: &Array) {
-    let prefix = |v: &Value| {
-        v.decor()
-            .prefix()
-            .and_then(|p| p.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let per_line = !a.is_empty() && a.iter().all(|v| prefix(v).contains('\n'));
-    let p = if per_line {
-        // The first entry's indentation, without its comments.
-        let first = a.iter().next().map(prefix).unwrap_or_default();
-        format!("\n{}", first.rsplit('\n').next().unwrap_or_default())
-    } else if a.is_empty() {
-        String::new()
-    } else {
-        " ".to_owned()
+    let entries: Vec<Value> = a.iter().cloned().collect();
+    let p = match super::config_targets::line_indent(&entries) {
+        Some(indent) => indent,
+        None if a.is_empty() => String::new(),
+        None => " ".to_owned(),
     };
     v.decor_mut().set_prefix(p);
     v.decor_mut().set_suffix("");

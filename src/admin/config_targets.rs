@@ -95,11 +95,18 @@ fn take<T>(old: &[T], used: &mut [bool], is: impl Fn(&T) -> bool) -> Option<usiz
     Some(j)
 }
 
-/// An inline array: entries that stay keep their text; one per line
-/// (each prefix starts a line) carries its comments along, else the
-/// spacing stays by position (`[a, b]` reordered is `[b, a]`).
-fn reorder_array(a: &mut Array, targets: &[TargetRef]) {
-    let old: Vec<Value> = a.iter().cloned().collect();
+/// `{ provider = …, model = … }`: one chain entry.
+pub(super) fn target_table(provider: &str, model: &str) -> InlineTable {
+    let mut it = InlineTable::new();
+    it.insert("provider", provider.into());
+    it.insert("model", model.into());
+    it
+}
+
+/// When every entry of an inline array starts its own line: the
+/// indentation a new line takes (the first entry's, without its
+/// comments). `None`: empty, or entries side by side.
+pub(super) fn line_indent(entries: &[Value]) -> Option<String> {
     let prefix = |v: &Value| {
         v.decor()
             .prefix()
@@ -107,15 +114,22 @@ fn reorder_array(a: &mut Array, targets: &[TargetRef]) {
             .unwrap_or_default()
             .to_owned()
     };
-    let per_line = !old.is_empty() && old.iter().all(|v| prefix(v).contains('\n'));
-    // A new line's indentation: the first entry's, without its comments.
-    let indent = old
-        .first()
-        .map(|v| {
-            let p = prefix(v);
-            format!("\n{}", p.rsplit('\n').next().unwrap_or_default())
-        })
-        .unwrap_or_else(|| "\n  ".to_owned());
+    if entries.is_empty() || !entries.iter().all(|v| prefix(v).contains('\n')) {
+        return None;
+    }
+    let first = entries.first().map(prefix).unwrap_or_default();
+    Some(format!(
+        "\n{}",
+        first.rsplit('\n').next().unwrap_or_default()
+    ))
+}
+
+/// An inline array: entries that stay keep their text; one per line
+/// (each prefix starts a line) carries its comments along, else the
+/// spacing stays by position (`[a, b]` reordered is `[b, a]`).
+fn reorder_array(a: &mut Array, targets: &[TargetRef]) {
+    let old: Vec<Value> = a.iter().cloned().collect();
+    let line = line_indent(&old);
     let spacing: Vec<Decor> = old.iter().map(|v| v.decor().clone()).collect();
     let mut used = vec![false; old.len()];
     let mut out = Vec::with_capacity(targets.len());
@@ -131,17 +145,12 @@ fn reorder_array(a: &mut Array, targets: &[TargetRef]) {
         });
         let mut v = match found {
             Some(j) => old[j].clone(),
-            None => {
-                let mut it = InlineTable::new();
-                it.insert("provider", t.provider.as_str().into());
-                it.insert("model", t.model.as_str().into());
-                Value::InlineTable(it)
-            }
+            None => Value::InlineTable(target_table(&t.provider, &t.model)),
         };
-        let decor = match (per_line, found) {
-            (true, Some(_)) => None,
-            (true, None) => Some(Decor::new(indent.as_str(), "")),
-            (false, _) => Some(
+        let decor = match (&line, found) {
+            (Some(_), Some(_)) => None,
+            (Some(indent), None) => Some(Decor::new(indent.as_str(), "")),
+            (None, _) => Some(
                 spacing
                     .get(i)
                     .cloned()
