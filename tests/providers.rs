@@ -374,12 +374,7 @@ fn a_presets_anthropic_endpoint_is_taken_with_type_anthropic() {
 
 /// `modelswitch check [--explain]` on `text`: (success, stdout, stderr).
 fn check(text: &str, explain: bool) -> (bool, String, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "ms-providers-{}-{}",
-        std::process::id(),
-        fastrand()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir();
     let path = dir.join("c.toml");
     std::fs::write(&path, text).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelswitch"));
@@ -397,13 +392,6 @@ fn check(text: &str, explain: bool) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn fastrand() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
 }
 
 const ADMIN: &str =

@@ -164,7 +164,7 @@ fn spawn_gateway(config_text: &str, open_files: Option<u32>) -> Proc {
 }
 
 /// A fresh, empty directory under the system temp dir.
-fn fresh_dir() -> PathBuf {
+pub fn fresh_dir() -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "modelswitch-test-{}-{}-{}",
